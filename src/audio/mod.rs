@@ -1,0 +1,1 @@
+//! Audio plumbing: fixed-frame resampling and WAV helpers.

@@ -1,0 +1,425 @@
+//! The agent's configuration: one TOML file (sample at `sip-config/tingshuo.toml`).
+//!
+//! Every section has defaults, so an absent file means the embedded default: a demo
+//! script, direct SIP calls on `127.0.0.1:5090` and the console on `127.0.0.1:8080`.
+//! Unknown keys, wrong types and missing files are errors that name the key or file
+//! and say how to fix it. Secrets can come from the environment instead of the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Environment variable that overrides the cache directory for models.
+pub const CACHE_ENV: &str = "TINGSHUO_CACHE";
+/// Environment variable that overrides `sip.password` (takes precedence over the file).
+pub const SIP_PASSWORD_ENV: &str = "TINGSHUO_SIP_PASSWORD";
+/// Environment variable that overrides the data directory (records database).
+pub const DATA_ENV: &str = "TINGSHUO_DATA";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} cannot be read: {source}. Check the path given to --config, or omit --config to run the embedded default.")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}\nFix that key (the commented sample at sip-config/tingshuo.toml lists every key with its type).")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: `{key}` {problem}. {fix}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        problem: String,
+        fix: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub agent: AgentConfig,
+    pub console: ConsoleConfig,
+    pub store: StoreConfig,
+    pub models: ModelsConfig,
+    /// Directory the file was loaded from; relative paths in it are resolved against this.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
+    /// Path the file was loaded from (`None` for the embedded default).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// `[sip]`: where the agent listens and where it registers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// Local address for SIP over UDP and TCP, e.g. `127.0.0.1:5090`.
+    pub listen: SocketAddr,
+    /// Registrars to register with, `host:port`; the first is primary, the rest are
+    /// fail-over targets. Empty means direct mode: INVITEs are accepted at `listen`.
+    pub registrars: Vec<String>,
+    /// Extension / user name used in From, Contact and digest auth.
+    pub user: String,
+    /// Digest password (prefer `password_env` or `TINGSHUO_SIP_PASSWORD`).
+    pub password: Option<String>,
+    /// Name of an environment variable holding the digest password.
+    pub password_env: Option<String>,
+    /// Registration lifetime requested from the registrar, seconds.
+    pub register_expires: u32,
+    /// First RTP port of the range used for calls (RTCP is on port + 1).
+    pub rtp_port_min: u16,
+    /// Last RTP port of the range.
+    pub rtp_port_max: u16,
+    /// Source networks allowed to send direct-mode INVITEs (CIDR). Default: loopback.
+    pub allowed_sources: Vec<String>,
+    /// Calls above this count are refused with 486/503.
+    pub max_calls: usize,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5090)),
+            registrars: Vec::new(),
+            user: "bot".to_string(),
+            password: None,
+            password_env: None,
+            register_expires: 300,
+            rtp_port_min: 40000,
+            rtp_port_max: 40999,
+            allowed_sources: vec!["127.0.0.0/8".to_string(), "::1/128".to_string()],
+            max_calls: 8,
+        }
+    }
+}
+
+/// `[agent]`: which call script runs and with which variables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Path of the call script (Markdown 话术 document). Absent: the embedded demo script.
+    pub script: Option<PathBuf>,
+    /// Values for `{{placeholders}}` in the script.
+    pub vars: BTreeMap<String, String>,
+    /// Per-DID / per-user script mapping: called user part → script path.
+    pub scripts_by_user: BTreeMap<String, PathBuf>,
+    /// Record calls as stereo WAV (caller left, agent right).
+    pub record_audio: bool,
+}
+
+/// `[console]`: the operator console.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `[store]`: where call records live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite database path. Default: `$TINGSHUO_DATA/records.db`, else
+    /// `~/.local/share/tingshuo/records.db`.
+    pub path: Option<PathBuf>,
+}
+
+/// `[models]`: where provisioned model files are cached.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Cache directory. Default: `$TINGSHUO_CACHE`, else `~/.cache/tingshuo`.
+    pub dir: Option<PathBuf>,
+}
+
+fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+}
+
+/// The model cache directory when no config says otherwise.
+pub fn default_cache_dir() -> PathBuf {
+    match std::env::var_os(CACHE_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => home_dir().join(".cache").join("tingshuo"),
+    }
+}
+
+/// The records database path when no config says otherwise.
+pub fn default_store_path() -> PathBuf {
+    match std::env::var_os(DATA_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("records.db"),
+        _ => home_dir()
+            .join(".local")
+            .join("share")
+            .join("tingshuo")
+            .join("records.db"),
+    }
+}
+
+impl Config {
+    /// The embedded default used when no `--config` is given.
+    pub fn embedded_default() -> Self {
+        Self::default()
+    }
+
+    /// Loads `path`, or the embedded default when `path` is `None`.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None => Ok(Self::embedded_default()),
+        }
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Self::parse(&text, path)?;
+        cfg.base_dir = path.parent().map(Path::to_path_buf);
+        cfg.source = Some(path.to_path_buf());
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        match (&self.base_dir, p.is_relative()) {
+            (Some(base), true) => base.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    fn validate(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String, fix: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            problem,
+            fix: fix.to_string(),
+        };
+        if let Some(script) = self.agent.script.clone() {
+            let resolved = self.resolve(&script);
+            if !resolved.is_file() {
+                return Err(invalid(
+                    "agent.script",
+                    format!("names {} which does not exist", resolved.display()),
+                    "Give the path of a call script (relative paths are resolved against the config file's directory), or remove the key to use the embedded demo script.",
+                ));
+            }
+            self.agent.script = Some(resolved);
+        }
+        let mapped: Vec<(String, PathBuf)> = self
+            .agent
+            .scripts_by_user
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (user, script) in mapped {
+            let resolved = self.resolve(&script);
+            if !resolved.is_file() {
+                return Err(invalid(
+                    "agent.scripts_by_user",
+                    format!(
+                        "maps user {user:?} to {} which does not exist",
+                        resolved.display()
+                    ),
+                    "Point every entry at an existing call script.",
+                ));
+            }
+            self.agent.scripts_by_user.insert(user, resolved);
+        }
+        if let Some(dir) = self.models.dir.clone() {
+            self.models.dir = Some(self.resolve(&dir));
+        }
+        if let Some(db) = self.store.path.clone() {
+            self.store.path = Some(self.resolve(&db));
+        }
+        for (i, r) in self.sip.registrars.iter().enumerate() {
+            if parse_host_port(r).is_none() {
+                return Err(invalid(
+                    "sip.registrars",
+                    format!("entry {i} ({r:?}) is not host:port"),
+                    "Write each registrar as \"host:port\", e.g. \"127.0.0.1:5060\".",
+                ));
+            }
+        }
+        if self.sip.user.trim().is_empty() {
+            return Err(invalid(
+                "sip.user",
+                "is empty".into(),
+                "Set it to the agent's extension, e.g. user = \"bot\".",
+            ));
+        }
+        if let Some(var) = &self.sip.password_env {
+            if std::env::var_os(var).is_none() && std::env::var_os(SIP_PASSWORD_ENV).is_none() {
+                return Err(invalid(
+                    "sip.password_env",
+                    format!("names the environment variable {var} which is not set"),
+                    "Export it before starting tingshuo, or set sip.password instead.",
+                ));
+            }
+        }
+        if !self.sip.registrars.is_empty() && self.sip_password().is_none() {
+            return Err(invalid(
+                "sip.password",
+                "is missing while registrars are configured".into(),
+                "Set sip.password, sip.password_env, or the TINGSHUO_SIP_PASSWORD environment variable.",
+            ));
+        }
+        if self.sip.rtp_port_min >= self.sip.rtp_port_max || self.sip.rtp_port_min % 2 != 0 {
+            return Err(invalid(
+                "sip.rtp_port_min",
+                format!(
+                    "({}..{}) is not an even start below the end of the range",
+                    self.sip.rtp_port_min, self.sip.rtp_port_max
+                ),
+                "Use an even rtp_port_min lower than rtp_port_max, e.g. 40000 and 40999.",
+            ));
+        }
+        if self.sip.max_calls == 0 {
+            return Err(invalid(
+                "sip.max_calls",
+                "is 0".into(),
+                "Allow at least one call.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The SIP digest password: `TINGSHUO_SIP_PASSWORD`, then `password_env`, then `password`.
+    pub fn sip_password(&self) -> Option<String> {
+        if let Ok(p) = std::env::var(SIP_PASSWORD_ENV) {
+            if !p.is_empty() {
+                return Some(p);
+            }
+        }
+        if let Some(var) = &self.sip.password_env {
+            if let Ok(p) = std::env::var(var) {
+                return Some(p);
+            }
+        }
+        self.sip.password.clone()
+    }
+
+    /// Model cache directory in force.
+    pub fn models_dir(&self) -> PathBuf {
+        self.models.dir.clone().unwrap_or_else(default_cache_dir)
+    }
+
+    /// Records database path in force.
+    pub fn store_path(&self) -> PathBuf {
+        self.store.path.clone().unwrap_or_else(default_store_path)
+    }
+}
+
+/// Splits `host:port` (IPv6 hosts in brackets). Returns `None` when malformed.
+pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let s = s.trim();
+    let s = s.strip_prefix("sip:").unwrap_or(s);
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        (h, after.strip_prefix(':')?)
+    } else {
+        s.rsplit_once(':')?
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return None;
+    }
+    let port: u16 = port.parse().ok()?;
+    (port != 0).then(|| (host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        let cfg = Config::parse("", Path::new("x.toml")).expect("empty config parses");
+        assert_eq!(cfg.sip.listen, SocketAddr::from(([127, 0, 0, 1], 5090)));
+        assert_eq!(cfg.console.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert!(cfg.sip.registrars.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse(
+            "[sip]\nlisten = \"127.0.0.1:5090\"\nlistne = 1\n",
+            Path::new("a.toml"),
+        )
+        .expect_err("unknown key must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("listne"), "{msg}");
+        assert!(msg.contains("a.toml"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::parse(
+            "[sip]\nregistrars = \"127.0.0.1:5060\"\n",
+            Path::new("b.toml"),
+        )
+        .expect_err("wrong type must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("registrars"), "{msg}");
+    }
+
+    #[test]
+    fn host_port_parsing() {
+        assert_eq!(
+            parse_host_port("127.0.0.1:5060"),
+            Some(("127.0.0.1".into(), 5060))
+        );
+        assert_eq!(parse_host_port("[::1]:5060"), Some(("::1".into(), 5060)));
+        assert_eq!(
+            parse_host_port("pbx.example:5080"),
+            Some(("pbx.example".into(), 5080))
+        );
+        assert_eq!(parse_host_port("nohost"), None);
+        assert_eq!(parse_host_port(":5060"), None);
+        assert_eq!(parse_host_port("h:0"), None);
+    }
+
+    #[test]
+    fn missing_script_names_key_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[agent]\nscript = \"nope.md\"\n").expect("write");
+        let err = Config::load(&path).expect_err("missing script must fail");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("agent.script") && msg.contains("nope.md"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn registrars_need_a_password() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[sip]\nregistrars = [\"127.0.0.1:5060\"]\n").expect("write");
+        let err = Config::load(&path).expect_err("no password must fail");
+        assert!(err.to_string().contains("sip.password"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Script dialogue core: loads 话术 documents and runs them as deterministic conversations.

@@ -1,0 +1,38 @@
+//! tingshuo (听说): a real-time, on-device Mandarin speech agent for SIP telephony.
+//!
+//! One module per concern; the README's pipeline picture shows how they connect:
+//!
+//! ```text
+//!  SIP (sip) ──▶ call (call) ──▶ RTP in (rtp) ─▶ G.711 decode (codec) ─▶ 8→16 kHz (audio)
+//!                                 ─▶ VAD/endpointer (vad) ─▶ Whisper ASR pool (asr)
+//!                                 ─▶ script dialogue (dialogue) ─▶ TTS / pre-synthesized PCM (tts)
+//!                                 ─▶ 24→8 kHz (audio) ─▶ G.711 encode (codec) ─▶ RTP out (rtp)
+//!  records (store) · operator console (console) · config (config) · model files (models)
+//! ```
+
+pub mod asr;
+pub mod audio;
+pub mod call;
+pub mod codec;
+pub mod config;
+pub mod console;
+pub mod dialogue;
+pub mod logging;
+pub mod models;
+pub mod rtp;
+pub mod sip;
+pub mod store;
+pub mod tts;
+pub mod vad;
+
+/// Error returned by a CLI entry point whose feature has not landed yet.
+///
+/// The CLI contract is fixed before the features exist; a subcommand that cannot
+/// do its job yet says so plainly and exits non-zero instead of pretending.
+#[derive(Debug, thiserror::Error)]
+#[error("`tingshuo {command}` is not available yet: it lands with issue #{issue} ({what})")]
+pub struct NotYetAvailable {
+    pub command: &'static str,
+    pub issue: u32,
+    pub what: &'static str,
+}

@@ -1,0 +1,237 @@
+//! The `tingshuo` command line. Names and flags here are a contract other tools call.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Result};
+use clap::{Args, Parser, Subcommand};
+use tingshuo::config::Config;
+use tingshuo::NotYetAvailable;
+
+#[derive(Parser)]
+#[command(
+    name = "tingshuo",
+    version,
+    about = "听说 tingshuo: a local Mandarin speech agent for SIP telephony",
+    long_about = "听说 tingshuo answers and places SIP calls and talks with callers in Mandarin \
+                  from a call script, with local Whisper recognition and ONNX speech synthesis."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Provision or inspect the speech models (cached in ~/.cache/tingshuo).
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Register (if registrars are configured) and answer calls with the configured script.
+    Serve(ConfigArg),
+    /// Place one outbound call.
+    Dial {
+        /// SIP URI or extension to call.
+        target: String,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Script variable, KEY=VALUE (repeatable).
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+    },
+    /// Call every row of a CSV (target + script variables).
+    Campaign {
+        /// CSV file: a `target` column plus one column per script variable.
+        csv: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Synthesize Mandarin text to a WAV file.
+    Say {
+        /// Text to speak.
+        text: String,
+        /// Output WAV path.
+        #[arg(short = 'o', long = "output", value_name = "OUT.wav")]
+        output: PathBuf,
+        /// Output sample rate.
+        #[arg(long, default_value_t = 24000, value_parser = parse_rate)]
+        rate: u32,
+    },
+    /// Transcribe a WAV file (any rate, any channel count).
+    Transcribe {
+        /// Input WAV path.
+        input: PathBuf,
+        /// Print JSON with text, segments and timings.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parse a call script and print its structure and warnings.
+    CheckScript {
+        /// Call script (Markdown 话术 document).
+        path: PathBuf,
+    },
+    /// Talk to a script in text mode: one callee utterance per stdin line.
+    Chat {
+        #[arg(long)]
+        script: PathBuf,
+        /// Script variable, KEY=VALUE (repeatable).
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        vars: Vec<String>,
+        /// One JSON object per agent line, the call record last.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run seeded simulated callees built from the script's callee half.
+    Simulate {
+        #[arg(long)]
+        script: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        calls: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Browse call records.
+    Records {
+        #[command(subcommand)]
+        action: RecordsAction,
+    },
+    /// Run a script on the local microphone and speaker.
+    Talk {
+        /// Call script; default: the configured or embedded one.
+        #[arg(long)]
+        script: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Operator console administration.
+    Console {
+        #[command(subcommand)]
+        action: ConsoleAction,
+    },
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// Config file (TOML); without it the embedded default runs.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Download, verify and convert every model into the cache (idempotent).
+    Fetch(ConfigArg),
+    /// Show which model files are present and verified.
+    Status(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum RecordsAction {
+    /// List recent calls.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show one call with its turns.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsoleAction {
+    /// Add an operator account (Argon2 hash) to the config file.
+    AddOperator {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn parse_rate(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(r @ (8000 | 16000 | 24000)) => Ok(r),
+        _ => Err(format!("{s} is not one of 8000, 16000, 24000")),
+    }
+}
+
+/// Splits `KEY=VALUE` pairs given with `--var`.
+#[allow(dead_code)]
+fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>> {
+    vars.iter()
+        .map(|v| {
+            v.split_once('=')
+                .filter(|(k, _)| !k.trim().is_empty())
+                .map(|(k, val)| (k.trim().to_string(), val.to_string()))
+                .ok_or_else(|| anyhow!("--var {v:?} is not KEY=VALUE, e.g. --var name=张伟"))
+        })
+        .collect()
+}
+
+fn not_yet(command: &'static str, issue: u32, what: &'static str) -> Result<()> {
+    Err(NotYetAvailable {
+        command,
+        issue,
+        what,
+    }
+    .into())
+}
+
+fn load_config(arg: &ConfigArg) -> Result<Config> {
+    Ok(Config::load_or_default(arg.config.as_deref())?)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Models { action } => match action {
+            ModelsAction::Fetch(c) => {
+                let _cfg = load_config(&c)?;
+                not_yet("models fetch", 3, "model provisioning")
+            }
+            ModelsAction::Status(c) => {
+                let _cfg = load_config(&c)?;
+                not_yet("models status", 3, "model provisioning")
+            }
+        },
+        Command::Serve(c) => {
+            let _cfg = load_config(&c)?;
+            not_yet("serve", 7, "calls end to end")
+        }
+        Command::Dial { config, .. } => {
+            let _cfg = load_config(&config)?;
+            not_yet("dial", 7, "calls end to end")
+        }
+        Command::Campaign { config, .. } => {
+            let _cfg = load_config(&config)?;
+            not_yet("campaign", 7, "calls end to end")
+        }
+        Command::Say { .. } => not_yet("say", 5, "speech engine"),
+        Command::Transcribe { .. } => not_yet("transcribe", 5, "speech engine"),
+        Command::CheckScript { .. } => not_yet("check-script", 6, "script dialogue core"),
+        Command::Chat { .. } => not_yet("chat", 6, "script dialogue core"),
+        Command::Simulate { .. } => not_yet("simulate", 6, "script dialogue core"),
+        Command::Records { .. } => not_yet("records", 6, "call records"),
+        Command::Talk { .. } => not_yet("talk", 7, "local audio mode"),
+        Command::Console { .. } => not_yet("console", 9, "operator console"),
+    }
+}
+
+fn main() -> ExitCode {
+    tingshuo::logging::init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

