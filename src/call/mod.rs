@@ -5,4 +5,5 @@
 //! [`timing`] records when each stage of a turn happened.
 
 pub mod barge_in;
+pub mod health;
 pub mod timing;
