@@ -165,7 +165,6 @@ fn parse_rate(s: &str) -> Result<u32, String> {
 }
 
 /// Splits `KEY=VALUE` pairs given with `--var`.
-#[allow(dead_code)]
 fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>> {
     vars.iter()
         .map(|v| {
@@ -219,10 +218,44 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Say { .. } => not_yet("say", 5, "speech engine"),
         Command::Transcribe { .. } => not_yet("transcribe", 5, "speech engine"),
-        Command::CheckScript { .. } => not_yet("check-script", 6, "script dialogue core"),
-        Command::Chat { .. } => not_yet("chat", 6, "script dialogue core"),
-        Command::Simulate { .. } => not_yet("simulate", 6, "script dialogue core"),
-        Command::Records { .. } => not_yet("records", 6, "call records"),
+        Command::CheckScript { path } => {
+            let mut out = std::io::stdout().lock();
+            tingshuo::dialogue::cli::check_script(&path, &mut out)?;
+            Ok(())
+        }
+        Command::Chat { script, vars, json } => {
+            let vars = parse_vars(&vars)?;
+            let store = tingshuo::config::default_store_path();
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            let mut out = std::io::stdout().lock();
+            tingshuo::dialogue::cli::chat(&script, &vars, json, &store, &mut input, &mut out)?;
+            Ok(())
+        }
+        Command::Simulate {
+            script,
+            calls,
+            seed,
+            json,
+        } => {
+            let mut out = std::io::stdout().lock();
+            tingshuo::dialogue::cli::simulate(&script, calls, seed, json, &mut out)?;
+            Ok(())
+        }
+        Command::Records { action } => {
+            let mut out = std::io::stdout().lock();
+            match action {
+                RecordsAction::List { json, config } => {
+                    let cfg = load_config(&config)?;
+                    tingshuo::dialogue::cli::records_list(&cfg.store_path(), json, &mut out)?;
+                }
+                RecordsAction::Show { id, json, config } => {
+                    let cfg = load_config(&config)?;
+                    tingshuo::dialogue::cli::records_show(&cfg.store_path(), &id, json, &mut out)?;
+                }
+            }
+            Ok(())
+        }
         Command::Talk { .. } => not_yet("talk", 7, "local audio mode"),
         Command::Console { .. } => not_yet("console", 9, "operator console"),
     }

@@ -1,0 +1,1144 @@
+//! The conversation engine: a pure state machine over a script's steps.
+//!
+//! Input: an utterance (with its ASR confidence) or a silence, plus the current
+//! time. Output: actions (lines to say with their step and barge-in flag, fields
+//! to record, a callback to schedule, hang up with an outcome). It owns no clock,
+//! socket or thread, so the same engine serves text chat, the simulator and the
+//! phone pipeline, and every turn is reproducible.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, FixedOffset};
+use serde::Serialize;
+
+use super::intent::{classify, is_short, Classified, Intent};
+use super::kb::KnowledgeBase;
+use super::script::{Script, StepKind};
+use super::timeparse::{parse_callback_time, speak_time};
+use super::DialogueError;
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    CallbackScheduled,
+    Declined,
+    NoResponse,
+    DoNotCall,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::CallbackScheduled => "callback_scheduled",
+            Outcome::Declined => "declined",
+            Outcome::NoResponse => "no_response",
+            Outcome::DoNotCall => "do_not_call",
+            Outcome::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Outcome::Completed,
+            Outcome::CallbackScheduled,
+            Outcome::Declined,
+            Outcome::NoResponse,
+            Outcome::DoNotCall,
+            Outcome::Failed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Speak a line. `fixed` lines come from [`Conversation::all_fixed_lines`]
+    /// and can be pre-synthesized; `interruptible` false forbids barge-in.
+    Say {
+        text: String,
+        step: Option<String>,
+        interruptible: bool,
+        fixed: bool,
+    },
+    /// Store a collected field (appended to earlier values of the same key).
+    RecordField { key: String, value: String },
+    /// Schedule a callback.
+    ScheduleCallback { at: DateTime<FixedOffset> },
+    /// End the call.
+    HangUp { outcome: Outcome },
+}
+
+/// The result of one turn.
+#[derive(Debug, Clone)]
+pub struct TurnResult {
+    pub intent: Intent,
+    pub actions: Vec<Action>,
+    /// The step the agent is at after this turn ("opening", "1", … or "closing").
+    pub step: String,
+    /// Knowledge-base entry used, with its confidence.
+    pub kb: Option<(usize, f32)>,
+}
+
+impl TurnResult {
+    /// The lines to say, in order.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.actions.iter().filter_map(|a| match a {
+            Action::Say { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+    }
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.actions.iter().find_map(|a| match a {
+            Action::HangUp { outcome } => Some(*outcome),
+            _ => None,
+        })
+    }
+}
+
+/// A line known before the call, for TTS pre-synthesis.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FixedLine {
+    pub step: Option<String>,
+    pub text: String,
+    pub interruptible: bool,
+}
+
+/// The summary written as the final record of a call.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallSummary {
+    pub outcome: Option<Outcome>,
+    pub fields: BTreeMap<String, String>,
+    pub callback_at: Option<String>,
+    pub steps: Vec<String>,
+}
+
+// Built-in lines (fixed, pre-synthesizable).
+const REPEAT_PREFIX: &str = "好的，我再说一遍。";
+const REPHRASE_PREFIX: &str = "我换个说法。";
+const SILENCE_1: &str = "喂，您好，请问您还在听吗？";
+const SILENCE_2: &str = "您好，能听到我说话吗？如果现在不方便，我可以换个时间再打给您。";
+const SILENCE_CLOSE: &str = "可能是信号不太好，我稍后再联系您，祝您生活愉快，再见。";
+const HOSTILE: &str = "非常抱歉打扰到您。我们会把您的号码加入免打扰名单，以后不会再来电。再见。";
+const WRONG_PERSON: &str = "不好意思，可能是我们的记录有误，打扰您了，再见。";
+const DECLINE: &str = "好的，理解，不再占用您的时间。后续如有需要可以随时联系我们，再见。";
+const ASK_TIME: &str = "好的，那您看什么时间方便？我准时再打给您。";
+const HOLDING: &str = "这个问题我暂时没法给您准确答复，我先记录下来，核实后尽快回复您。";
+const STEER_BACK: &str = "这个我不太方便回答，咱们先说回正题。";
+const ASK_EMAIL: &str = "好的，请问资料发到哪个邮箱？您可以直接报一下邮箱地址。";
+const EMAIL_AGAIN: &str = "抱歉，麻烦您再说一遍邮箱地址。";
+const EMAIL_OK: &str = "好的，邮箱已经登记，资料稍后发给您。";
+const EMAIL_REGISTERED: &str = "好的，资料会发到您登记的邮箱，请注意查收。";
+const SPECIAL_ACK: &str = "好的，您说的情况我已经记录下来，会安排专人跟进。";
+const FEEDBACK_ACK: &str = "好的，您的意见我已经完整记录。";
+const NOTED: &str = "好的，我记下了。";
+const CONTINUE: &str = "那我接着往下说。";
+const ANY_MORE: &str = "请问还有其他问题吗？";
+const LOW_CONFIDENCE: &str = "不好意思，刚才没听清楚，您能再说一遍吗？";
+const IDENTITY: &str = "我是智能语音助手，受委托为您服务，通话内容会如实记录并由工作人员跟进。";
+const EARLY_BYE: &str = "好的，不打扰您了，后续有任何问题可以随时联系我们，再见。";
+
+const BUILTIN: &[&str] = &[
+    REPEAT_PREFIX,
+    REPHRASE_PREFIX,
+    SILENCE_1,
+    SILENCE_2,
+    SILENCE_CLOSE,
+    HOSTILE,
+    WRONG_PERSON,
+    DECLINE,
+    ASK_TIME,
+    HOLDING,
+    STEER_BACK,
+    ASK_EMAIL,
+    EMAIL_AGAIN,
+    EMAIL_OK,
+    EMAIL_REGISTERED,
+    SPECIAL_ACK,
+    FEEDBACK_ACK,
+    NOTED,
+    CONTINUE,
+    ANY_MORE,
+    LOW_CONFIDENCE,
+    IDENTITY,
+    EARLY_BYE,
+];
+
+/// ASR confidence under which free-form content is asked again.
+const MIN_CONFIDENCE: f32 = 0.35;
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    NotStarted,
+    /// Waiting for the reply to the opening question.
+    Opening,
+    Step(usize),
+    AwaitCallbackTime {
+        tries: u32,
+    },
+    AwaitEmail {
+        tries: u32,
+    },
+    ConfirmEmail {
+        email: String,
+    },
+    Ended,
+}
+
+/// A running conversation.
+pub struct Conversation {
+    script: Script,
+    kb: KnowledgeBase,
+    vars: BTreeMap<String, String>,
+    state: State,
+    /// Where to resume after a detour (callback question, e-mail capture).
+    resume_at: usize,
+    opening_kind: StepKind,
+    skip_first_step: bool,
+    last_lines: Vec<Action>,
+    repeats: u32,
+    silences: u32,
+    reprompts: u32,
+    resume_state: Option<State>,
+    heard_anything: bool,
+    answered: u32,
+    docs_requested: bool,
+    fields: BTreeMap<String, String>,
+    path: Vec<String>,
+    outcome: Option<Outcome>,
+    callback_at: Option<DateTime<FixedOffset>>,
+    started: DateTime<FixedOffset>,
+}
+
+fn question_sentence(text: &str) -> String {
+    let sentences: Vec<String> = split_sentences(text);
+    sentences
+        .iter()
+        .rev()
+        .find(|s| s.contains('？') || s.contains('?') || s.contains('吗'))
+        .cloned()
+        .unwrap_or_else(|| {
+            sentences
+                .last()
+                .cloned()
+                .unwrap_or_else(|| text.to_string())
+        })
+}
+
+fn split_sentences(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        cur.push(c);
+        if matches!(c, '。' | '？' | '！' | '?' | '!' | '；') {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A shorter rewording of a line for the second repeat request: its first
+/// sentence plus its question, which carry the point.
+fn rephrase(text: &str) -> String {
+    let s = split_sentences(text);
+    if s.len() <= 2 {
+        return text.to_string();
+    }
+    let q = question_sentence(text);
+    if s[0] == q {
+        q
+    } else if s.last().is_some_and(|l| *l == q) || s.contains(&q) {
+        format!("{}{}", s[0], q)
+    } else {
+        format!("{}{}", s[0], s[1])
+    }
+}
+
+fn is_question_kind(k: StepKind) -> bool {
+    k != StepKind::Statement
+}
+
+impl Conversation {
+    /// Starts a conversation on `script` with campaign `vars` at time `now`.
+    pub fn new(
+        script: &Script,
+        vars: &BTreeMap<String, String>,
+        now: DateTime<FixedOffset>,
+    ) -> Result<Self, DialogueError> {
+        let script = script.with_vars(vars)?;
+        let kb = KnowledgeBase::new(&script.kb);
+        let op = &script.opening;
+        let asks = op.contains('？') || op.contains('?') || op.contains('吗');
+        let opening_kind = if !asks {
+            StepKind::Statement
+        } else if op.contains("有什么可以帮")
+            || op.contains("有什么能帮")
+            || op.contains("什么问题")
+        {
+            StepKind::AnyQuestions
+        } else if op.contains("方便") || op.contains("打扰") || op.contains("时间") {
+            StepKind::Convenience
+        } else {
+            StepKind::Confirm
+        };
+        let first = &script.steps[0];
+        let skip_first_step = op == &first.text()
+            || (opening_kind == StepKind::Convenience && first.kind == StepKind::Convenience)
+            || (opening_kind == StepKind::AnyQuestions && first.kind == StepKind::AnyQuestions);
+        Ok(Self {
+            script,
+            kb,
+            vars: vars.clone(),
+            state: State::NotStarted,
+            resume_at: 0,
+            opening_kind,
+            skip_first_step,
+            last_lines: Vec::new(),
+            repeats: 0,
+            silences: 0,
+            reprompts: 0,
+            resume_state: None,
+            heard_anything: false,
+            answered: 0,
+            docs_requested: false,
+            fields: BTreeMap::new(),
+            path: Vec::new(),
+            outcome: None,
+            callback_at: None,
+            started: now,
+        })
+    }
+
+    pub fn script(&self) -> &Script {
+        &self.script
+    }
+    pub fn knowledge_base(&self) -> &KnowledgeBase {
+        &self.kb
+    }
+    pub fn is_ended(&self) -> bool {
+        self.state == State::Ended
+    }
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome
+    }
+    pub fn fields(&self) -> &BTreeMap<String, String> {
+        &self.fields
+    }
+    pub fn callback_at(&self) -> Option<DateTime<FixedOffset>> {
+        self.callback_at
+    }
+    pub fn started(&self) -> DateTime<FixedOffset> {
+        self.started
+    }
+    /// Steps visited, in order ("opening", "1", "2", …, "closing").
+    pub fn step_path(&self) -> &[String] {
+        &self.path
+    }
+
+    /// The step id the agent is at now.
+    pub fn current_step(&self) -> String {
+        match &self.state {
+            State::NotStarted => "start".into(),
+            State::Opening => "opening".into(),
+            State::Step(i) => self.script.steps[*i].id(),
+            State::AwaitCallbackTime { .. } => "callback".into(),
+            State::AwaitEmail { .. } | State::ConfirmEmail { .. } => "email".into(),
+            State::Ended => "closing".into(),
+        }
+    }
+
+    /// What the agent's last prompt expects (used by the simulator and drivers).
+    pub fn expecting(&self) -> Expecting {
+        match &self.state {
+            State::Opening => Expecting::Step(self.opening_kind),
+            State::Step(i) => Expecting::Step(self.script.steps[*i].kind),
+            State::AwaitCallbackTime { .. } => Expecting::CallbackTime,
+            State::AwaitEmail { .. } => Expecting::Email,
+            State::ConfirmEmail { .. } => Expecting::EmailConfirmation,
+            State::NotStarted | State::Ended => Expecting::Nothing,
+        }
+    }
+
+    /// Every line that can be said without knowing the callee's words.
+    pub fn all_fixed_lines(&self) -> Vec<FixedLine> {
+        let mut out: Vec<FixedLine> = Vec::new();
+        let mut push = |step: Option<String>, text: &str, interruptible: bool| {
+            if !text.is_empty() && !out.iter().any(|l| l.text == text) {
+                out.push(FixedLine {
+                    step,
+                    text: text.to_string(),
+                    interruptible,
+                });
+            }
+        };
+        push(Some("opening".into()), &self.script.opening, true);
+        push(
+            Some("opening".into()),
+            &question_sentence(&self.script.opening),
+            true,
+        );
+        for s in &self.script.steps {
+            for l in &s.lines {
+                push(Some(s.id()), l, s.interruptible);
+            }
+            push(Some(s.id()), &rephrase(&s.text()), s.interruptible);
+            push(Some(s.id()), &question_sentence(&s.text()), s.interruptible);
+            for c in &s.conditionals {
+                push(Some(s.id()), &c.line, s.interruptible);
+            }
+        }
+        for q in &self.script.kb {
+            push(None, &q.answer, true);
+        }
+        for c in &self.script.closing {
+            push(Some("closing".into()), c, true);
+        }
+        for b in BUILTIN {
+            push(None, b, true);
+        }
+        out
+    }
+
+    fn say(&self, text: &str, step: Option<usize>, fixed: bool) -> Action {
+        let (id, interruptible) = match step {
+            Some(i) => (
+                Some(self.script.steps[i].id()),
+                self.script.steps[i].interruptible,
+            ),
+            None => (Some(self.current_step()), true),
+        };
+        Action::Say {
+            text: text.to_string(),
+            step: id,
+            interruptible,
+            fixed,
+        }
+    }
+
+    fn builtin(&self, text: &str) -> Action {
+        Action::Say {
+            text: text.to_string(),
+            step: None,
+            interruptible: true,
+            fixed: true,
+        }
+    }
+
+    fn record(&mut self, key: &str, value: &str, actions: &mut Vec<Action>) {
+        let v = value.trim();
+        if v.is_empty() {
+            return;
+        }
+        let entry = self.fields.entry(key.to_string()).or_default();
+        if entry.is_empty() {
+            *entry = v.to_string();
+        } else if !entry.split('；').any(|x| x == v) {
+            entry.push('；');
+            entry.push_str(v);
+        }
+        actions.push(Action::RecordField {
+            key: key.to_string(),
+            value: v.to_string(),
+        });
+    }
+
+    fn finish(&mut self, outcome: Outcome, actions: &mut Vec<Action>) {
+        self.outcome = Some(outcome);
+        self.state = State::Ended;
+        self.path.push("closing".into());
+        actions.push(Action::HangUp { outcome });
+    }
+
+    fn result(
+        &mut self,
+        intent: Intent,
+        actions: Vec<Action>,
+        kb: Option<(usize, f32)>,
+    ) -> TurnResult {
+        let says: Vec<Action> = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Say { .. }))
+            .cloned()
+            .collect();
+        if !says.is_empty() {
+            self.last_lines = says;
+        }
+        TurnResult {
+            intent,
+            actions,
+            step: self.current_step(),
+            kb,
+        }
+    }
+
+    /// The first turn: the opening line.
+    pub fn opening(&mut self, _now: DateTime<FixedOffset>) -> TurnResult {
+        let mut actions = Vec::new();
+        if self.state != State::NotStarted {
+            return self.result(Intent::Silence, actions, None);
+        }
+        self.path.push("opening".into());
+        let first_interruptible = self.script.steps[0].interruptible;
+        actions.push(Action::Say {
+            text: self.script.opening.clone(),
+            step: Some("opening".into()),
+            interruptible: first_interruptible || !self.skip_first_step,
+            fixed: true,
+        });
+        if self.opening_kind == StepKind::Statement {
+            if self.skip_first_step {
+                self.enter_step(1, &mut actions);
+            } else {
+                self.enter_step(0, &mut actions);
+            }
+        } else {
+            self.state = State::Opening;
+        }
+        self.result(Intent::Silence, actions, None)
+    }
+
+    /// Says step `i` (or the closing when past the end).
+    fn enter_step(&mut self, i: usize, actions: &mut Vec<Action>) {
+        if i >= self.script.steps.len() {
+            self.close(actions);
+            return;
+        }
+        self.state = State::Step(i);
+        self.path.push(self.script.steps[i].id());
+        self.repeats = 0;
+        for l in self.script.steps[i].lines.clone() {
+            actions.push(self.say(&l, Some(i), true));
+        }
+        // A final statement (thanks / promises) flows straight into the closing.
+        if i + 1 == self.script.steps.len() && self.script.steps[i].kind == StepKind::Statement {
+            self.close(actions);
+        }
+    }
+
+    fn close(&mut self, actions: &mut Vec<Action>) {
+        let mut lines: Vec<String> = self.script.closing.clone();
+        if !self.docs_requested && lines.len() >= 2 {
+            let keep: Vec<String> = lines
+                .iter()
+                .filter(|l| {
+                    !["文档", "资料", "材料", "发送"]
+                        .iter()
+                        .any(|k| l.contains(k))
+                })
+                .cloned()
+                .collect();
+            if !keep.is_empty() {
+                lines = keep;
+            }
+        }
+        for l in lines {
+            actions.push(Action::Say {
+                text: l,
+                step: Some("closing".into()),
+                interruptible: true,
+                fixed: true,
+            });
+        }
+        self.finish(Outcome::Completed, actions);
+    }
+
+    fn advance(&mut self, actions: &mut Vec<Action>) {
+        match self.state {
+            State::Opening => {
+                let next = usize::from(self.skip_first_step);
+                self.enter_step(next, actions);
+            }
+            State::Step(i) => self.enter_step(i + 1, actions),
+            _ => {
+                let at = self.resume_at;
+                self.enter_step(at, actions);
+            }
+        }
+    }
+
+    fn current_kind(&self) -> StepKind {
+        match self.state {
+            State::Opening => self.opening_kind,
+            State::Step(i) => self.script.steps[i].kind,
+            _ => StepKind::Statement,
+        }
+    }
+
+    fn current_text(&self) -> String {
+        match self.state {
+            State::Opening => self.script.opening.clone(),
+            State::Step(i) => self.script.steps[i].text(),
+            _ => String::new(),
+        }
+    }
+
+    fn step_index(&self) -> Option<usize> {
+        match self.state {
+            State::Step(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// After a detour (answer, note), go back to where we were: ask the step's
+    /// question again, or move on after a statement.
+    fn resume(&mut self, actions: &mut Vec<Action>) {
+        match self.current_kind() {
+            StepKind::Statement => {
+                actions.push(self.builtin(CONTINUE));
+                self.advance(actions);
+            }
+            StepKind::AnyQuestions => actions.push(self.builtin(ANY_MORE)),
+            _ => {
+                let q = question_sentence(&self.current_text());
+                let idx = self.step_index();
+                actions.push(self.say(&q, idx, true));
+            }
+        }
+    }
+
+    /// The callee said something.
+    pub fn on_utterance(
+        &mut self,
+        text: &str,
+        confidence: f32,
+        now: DateTime<FixedOffset>,
+    ) -> TurnResult {
+        if matches!(self.state, State::Ended | State::NotStarted) {
+            return self.result(Intent::Silence, Vec::new(), None);
+        }
+        let c = classify(text, now);
+        if c.intent == Intent::Silence {
+            return self.on_silence(now);
+        }
+        self.silences = 0;
+        self.reprompts = 0;
+        self.heard_anything = true;
+        let mut actions = Vec::new();
+        let mut kb_hit = None;
+
+        // Universal intents first.
+        match c.intent {
+            Intent::Hostile => {
+                actions.push(self.builtin(HOSTILE));
+                self.record("do_not_call", "true", &mut actions);
+                self.record("reason", &c.text, &mut actions);
+                self.finish(Outcome::DoNotCall, &mut actions);
+                return self.result(c.intent, actions, None);
+            }
+            Intent::WrongPerson => {
+                actions.push(self.builtin(WRONG_PERSON));
+                self.record("reason", "wrong_person", &mut actions);
+                self.finish(Outcome::Declined, &mut actions);
+                return self.result(c.intent, actions, None);
+            }
+            Intent::Repeat => {
+                self.repeats += 1;
+                let lines = self.last_lines.clone();
+                if self.repeats >= 2 {
+                    actions.push(self.builtin(REPHRASE_PREFIX));
+                    let text = match self.state {
+                        State::Opening | State::Step(_) => rephrase(&self.current_text()),
+                        _ => lines
+                            .iter()
+                            .filter_map(|a| match a {
+                                Action::Say { text, .. } => Some(text.clone()),
+                                _ => None,
+                            })
+                            .collect::<Vec<_>>()
+                            .join(""),
+                    };
+                    let idx = self.step_index();
+                    actions.push(self.say(&text, idx, true));
+                } else {
+                    actions.push(self.builtin(REPEAT_PREFIX));
+                    actions.extend(lines.into_iter().filter(|a| !matches!(a, Action::Say { text, .. } if text == REPEAT_PREFIX || text == REPHRASE_PREFIX)));
+                }
+                let r = self.repeats;
+                let res = self.result(c.intent, actions, None);
+                self.repeats = r;
+                return res;
+            }
+            _ => {}
+        }
+        self.repeats = 0;
+
+        let state = self.state.clone();
+        match state {
+            State::AwaitCallbackTime { tries } => {
+                self.on_callback_reply(&c, tries, now, &mut actions)
+            }
+            State::AwaitEmail { tries } => self.on_email_reply(&c, tries, &mut actions),
+            State::ConfirmEmail { email } => self.on_email_confirm(&c, &email, &mut actions),
+            State::Opening | State::Step(_) => {
+                kb_hit = self.on_step_reply(&c, confidence, now, &mut actions);
+            }
+            State::NotStarted | State::Ended => {}
+        }
+        self.result(c.intent, actions, kb_hit)
+    }
+
+    fn schedule(
+        &mut self,
+        at: DateTime<FixedOffset>,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) {
+        self.callback_at = Some(at);
+        self.record("callback_at", &at.to_rfc3339(), actions);
+        actions.push(Action::ScheduleCallback { at });
+        let line = format!(
+            "好的，那我{}再打给您。感谢您的接听，再见。",
+            speak_time(at, now)
+        );
+        actions.push(Action::Say {
+            text: line,
+            step: Some("callback".into()),
+            interruptible: true,
+            fixed: false,
+        });
+        self.finish(Outcome::CallbackScheduled, actions);
+    }
+
+    fn offer_callback(
+        &mut self,
+        c: &Classified,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) {
+        if let Some(t) = c.callback.filter(|t| t.exact && t.at > now) {
+            self.schedule(t.at, now, actions);
+            return;
+        }
+        let offer = match self.state {
+            State::Step(i) => self.script.steps[i]
+                .conditional(&["方便", "忙", "没空", "时间"])
+                .map(str::to_string),
+            State::Opening => self.script.steps[0]
+                .conditional(&["方便", "忙", "没空", "时间"])
+                .map(str::to_string),
+            _ => None,
+        };
+        if let State::Step(i) = self.state {
+            self.resume_at = i;
+        }
+        match offer {
+            Some(o) => actions.push(self.say(&o, self.step_index(), true)),
+            None => actions.push(self.builtin(ASK_TIME)),
+        }
+        self.state = State::AwaitCallbackTime { tries: 0 };
+    }
+
+    fn on_callback_reply(
+        &mut self,
+        c: &Classified,
+        tries: u32,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) {
+        let t = c.callback.or_else(|| parse_callback_time(&c.text, now));
+        match (c.intent, t) {
+            (Intent::Decline | Intent::Negative, None)
+                if c.text.contains("不用") || c.intent == Intent::Decline =>
+            {
+                actions.push(self.builtin(DECLINE));
+                self.finish(Outcome::Declined, actions);
+            }
+            (_, Some(t)) if t.at > now => self.schedule(t.at, now, actions),
+            (Intent::Agree, _) | (Intent::Statement, _) | (Intent::Goodbye, _)
+                if tries >= 1 || c.intent != Intent::Statement =>
+            {
+                // "随便 / 都行": next working slot tomorrow morning.
+                let at = parse_callback_time("明天上午十点", now)
+                    .map(|x| x.at)
+                    .unwrap_or(now + Duration::days(1));
+                self.schedule(at, now, actions);
+            }
+            _ => {
+                actions.push(self.builtin(ASK_TIME));
+                self.state = State::AwaitCallbackTime { tries: tries + 1 };
+            }
+        }
+    }
+
+    fn known_email(&self) -> Option<String> {
+        self.fields
+            .get("email")
+            .cloned()
+            .or_else(|| self.vars.get("email").cloned())
+            .or_else(|| self.vars.get("邮箱").cloned())
+    }
+
+    fn start_email(&mut self, c: &Classified, actions: &mut Vec<Action>) {
+        self.docs_requested = true;
+        self.record("documents_requested", &c.text, actions);
+        if let State::Step(i) = self.state {
+            self.resume_at = i;
+        }
+        self.resume_state = Some(self.state.clone());
+        if let Some(e) = c.email.clone() {
+            self.confirm_email(e, actions);
+        } else if c.text.contains("登记")
+            || c.text.contains("老邮箱")
+            || c.text.contains("原来的")
+            || c.text.contains("之前的")
+        {
+            let e = self.known_email().unwrap_or_else(|| "登记邮箱".into());
+            self.record("email", &e, actions);
+            actions.push(self.builtin(EMAIL_REGISTERED));
+            self.back_from_detour(actions);
+        } else if let Some(e) = self.known_email() {
+            self.confirm_email(e, actions);
+        } else {
+            actions.push(self.builtin(ASK_EMAIL));
+            self.state = State::AwaitEmail { tries: 0 };
+        }
+    }
+
+    fn confirm_email(&mut self, email: String, actions: &mut Vec<Action>) {
+        actions.push(Action::Say {
+            text: format!("我跟您核对一下，邮箱是 {email}，对吗？"),
+            step: Some("email".into()),
+            interruptible: true,
+            fixed: false,
+        });
+        self.state = State::ConfirmEmail { email };
+    }
+
+    fn on_email_reply(&mut self, c: &Classified, tries: u32, actions: &mut Vec<Action>) {
+        if let Some(e) = c.email.clone() {
+            self.confirm_email(e, actions);
+        } else if c.text.contains("登记")
+            || c.text.contains("原来")
+            || c.text.contains("之前")
+            || tries >= 1
+        {
+            let e = self.known_email().unwrap_or_else(|| "登记邮箱".into());
+            self.record("email", &e, actions);
+            actions.push(self.builtin(EMAIL_REGISTERED));
+            self.back_from_detour(actions);
+        } else {
+            actions.push(self.builtin(EMAIL_AGAIN));
+            self.state = State::AwaitEmail { tries: tries + 1 };
+        }
+    }
+
+    fn on_email_confirm(&mut self, c: &Classified, email: &str, actions: &mut Vec<Action>) {
+        if let Some(e) = c.email.clone().filter(|e| e != email) {
+            self.confirm_email(e, actions);
+            return;
+        }
+        match c.intent {
+            Intent::Negative => {
+                actions.push(self.builtin(EMAIL_AGAIN));
+                self.state = State::AwaitEmail { tries: 0 };
+            }
+            _ => {
+                self.record("email", email, actions);
+                actions.push(self.builtin(EMAIL_OK));
+                self.back_from_detour(actions);
+            }
+        }
+    }
+
+    /// Returns from an e-mail detour to the step it interrupted.
+    fn back_from_detour(&mut self, actions: &mut Vec<Action>) {
+        self.state = self
+            .resume_state
+            .take()
+            .unwrap_or(State::Step(self.resume_at));
+        self.resume(actions);
+    }
+
+    fn answer_question(
+        &mut self,
+        c: &Classified,
+        actions: &mut Vec<Action>,
+    ) -> Option<(usize, f32)> {
+        if c.intent == Intent::AskIdentity {
+            actions.push(self.builtin(IDENTITY));
+            return None;
+        }
+        match self
+            .kb
+            .answer(&c.text)
+            .map(|(h, e)| (h, e.answer.clone(), e.question.clone()))
+        {
+            Some((hit, a, q)) => {
+                actions.push(self.say(&a, None, true));
+                self.answered += 1;
+                self.record("questions_answered", &q, actions);
+                Some((hit.index, hit.confidence))
+            }
+            None => {
+                actions.push(self.builtin(HOLDING));
+                self.record("open_questions", &c.text, actions);
+                None
+            }
+        }
+    }
+
+    fn progress(&self) -> f32 {
+        let done = self.step_index().map(|i| i + 1).unwrap_or(0);
+        done as f32 / self.script.steps.len() as f32
+    }
+
+    fn on_step_reply(
+        &mut self,
+        c: &Classified,
+        confidence: f32,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) -> Option<(usize, f32)> {
+        let kind = self.current_kind();
+        let title = match self.state {
+            State::Step(i) => self.script.steps[i].title.clone(),
+            _ => "opening".into(),
+        };
+        let mut intent = c.intent;
+        // Low ASR confidence on content we would act on: ask again.
+        if confidence < MIN_CONFIDENCE
+            && matches!(
+                intent,
+                Intent::Statement | Intent::OffTopic | Intent::Question | Intent::Decline
+            )
+        {
+            actions.push(self.builtin(LOW_CONFIDENCE));
+            return None;
+        }
+        // Context: a "no" to "is now a good time?" is not convenient / a refusal.
+        if kind == StepKind::Convenience && intent == Intent::Negative {
+            let t = &c.text;
+            intent = if t.contains("不是") && !t.contains("方便") {
+                Intent::WrongPerson
+            } else if t.contains("不用") || t.contains("不需要") || t.contains("不要") {
+                Intent::Decline
+            } else {
+                Intent::NotConvenient
+            };
+        }
+        // Free text where the step asks for it is recorded verbatim.
+        let wants_text = matches!(
+            kind,
+            StepKind::Feedback | StepKind::SpecialNeed | StepKind::Info
+        );
+        if wants_text
+            && matches!(
+                intent,
+                Intent::Statement | Intent::SpecialNeed | Intent::OffTopic
+            )
+            || (wants_text && intent == Intent::Agree && !is_short(&c.text))
+        {
+            let key = match kind {
+                StepKind::Feedback => "feedback".to_string(),
+                StepKind::SpecialNeed => "special_need".to_string(),
+                _ => title.clone(),
+            };
+            self.record(&key, &c.text, actions);
+            let ack = if kind == StepKind::Feedback {
+                FEEDBACK_ACK
+            } else if kind == StepKind::SpecialNeed {
+                SPECIAL_ACK
+            } else {
+                NOTED
+            };
+            actions.push(self.builtin(ack));
+            self.advance(actions);
+            return None;
+        }
+        match intent {
+            Intent::WrongPerson => {
+                actions.push(self.builtin(WRONG_PERSON));
+                self.record("reason", "wrong_person", actions);
+                self.finish(Outcome::Declined, actions);
+                None
+            }
+            Intent::NotConvenient => {
+                self.offer_callback(c, now, actions);
+                None
+            }
+            Intent::Decline => {
+                actions.push(self.builtin(DECLINE));
+                self.record("reason", &c.text, actions);
+                self.finish(Outcome::Declined, actions);
+                None
+            }
+            Intent::DocsRequest => {
+                self.start_email(c, actions);
+                None
+            }
+            Intent::Question | Intent::AskIdentity => {
+                // Before the content starts, "什么事？/哪位？" is answered by the steps.
+                if matches!(kind, StepKind::Convenience)
+                    && self.kb.answer(&c.text).is_none()
+                    && c.intent != Intent::AskIdentity
+                {
+                    self.advance(actions);
+                    return None;
+                }
+                let hit = self.answer_question(c, actions);
+                self.resume(actions);
+                hit
+            }
+            Intent::SpecialNeed => {
+                self.record("special_need", &c.text, actions);
+                actions.push(self.builtin(SPECIAL_ACK));
+                if is_question_kind(kind) && kind != StepKind::AnyQuestions {
+                    self.resume(actions);
+                } else {
+                    self.advance(actions);
+                }
+                None
+            }
+            Intent::Goodbye => {
+                if self.answered > 0 || self.progress() >= 0.6 || kind == StepKind::AnyQuestions {
+                    self.close(actions);
+                } else {
+                    actions.push(self.builtin(EARLY_BYE));
+                    self.finish(Outcome::Declined, actions);
+                }
+                None
+            }
+            Intent::OffTopic => {
+                actions.push(self.builtin(STEER_BACK));
+                let q = if kind == StepKind::Statement {
+                    self.current_text()
+                } else {
+                    question_sentence(&self.current_text())
+                };
+                let idx = self.step_index();
+                actions.push(self.say(&q, idx, true));
+                None
+            }
+            Intent::Negative => {
+                match kind {
+                    StepKind::Feedback => self.record("feedback", "无", actions),
+                    StepKind::SpecialNeed => self.record("special_need", "无", actions),
+                    StepKind::Confirm => self.record(&format!("confirm:{title}"), "否", actions),
+                    _ => {}
+                }
+                self.advance(actions);
+                None
+            }
+            Intent::Agree => {
+                if kind == StepKind::Confirm {
+                    self.record(&format!("confirm:{title}"), "是", actions);
+                }
+                if kind == StepKind::AnyQuestions
+                    && matches!(self.state, State::Opening)
+                    && self.answered == 0
+                {
+                    actions.push(self.builtin(ANY_MORE));
+                } else {
+                    self.advance(actions);
+                }
+                None
+            }
+            Intent::Statement => {
+                // Maybe a question without question words.
+                if let Some((hit, _)) = self
+                    .kb
+                    .answer(&c.text)
+                    .filter(|(h, _)| h.confidence >= 0.5 || kind == StepKind::AnyQuestions)
+                {
+                    let _ = hit;
+                    let h = self.answer_question(c, actions);
+                    self.resume(actions);
+                    return h;
+                }
+                if kind == StepKind::AnyQuestions {
+                    let h = self.answer_question(c, actions);
+                    self.resume(actions);
+                    return h;
+                }
+                if !is_short(&c.text) {
+                    self.record("remarks", &c.text, actions);
+                    actions.push(self.builtin(NOTED));
+                }
+                self.advance(actions);
+                None
+            }
+            Intent::Hostile | Intent::Repeat | Intent::Silence => None,
+        }
+    }
+
+    /// The callee said nothing until the silence timeout.
+    pub fn on_silence(&mut self, _now: DateTime<FixedOffset>) -> TurnResult {
+        let mut actions = Vec::new();
+        if matches!(self.state, State::Ended | State::NotStarted) {
+            return self.result(Intent::Silence, actions, None);
+        }
+        self.silences += 1;
+        let statement =
+            matches!(self.state, State::Step(_)) && self.current_kind() == StepKind::Statement;
+        if statement && self.silences == 1 {
+            // Silence after information means listening: go on.
+            self.advance(&mut actions);
+        } else if self.reprompts < 2 {
+            self.reprompts += 1;
+            if self.reprompts == 1 {
+                actions.push(self.builtin(SILENCE_1));
+                if is_question_kind(self.current_kind())
+                    && matches!(self.state, State::Step(_) | State::Opening)
+                {
+                    let q = question_sentence(&self.current_text());
+                    let idx = self.step_index();
+                    actions.push(self.say(&q, idx, true));
+                }
+            } else {
+                actions.push(self.builtin(SILENCE_2));
+            }
+        } else {
+            actions.push(self.builtin(SILENCE_CLOSE));
+            self.finish(Outcome::NoResponse, &mut actions);
+        }
+        self.result(Intent::Silence, actions, None)
+    }
+
+    /// The callee hung up (or the input ended) before the agent closed.
+    pub fn on_hangup(&mut self, _now: DateTime<FixedOffset>) -> Option<Outcome> {
+        if self.state == State::Ended {
+            return self.outcome;
+        }
+        let outcome = if self.callback_at.is_some() {
+            Outcome::CallbackScheduled
+        } else if !self.heard_anything {
+            Outcome::NoResponse
+        } else if self.answered > 0 || self.progress() >= 0.8 {
+            Outcome::Completed
+        } else {
+            Outcome::Declined
+        };
+        self.fields.insert("ended_by".into(), "callee".into());
+        self.outcome = Some(outcome);
+        self.state = State::Ended;
+        Some(outcome)
+    }
+
+    /// The summary for the final record line.
+    pub fn summary(&self) -> CallSummary {
+        CallSummary {
+            outcome: self.outcome,
+            fields: self.fields.clone(),
+            callback_at: self.callback_at.map(|t| t.to_rfc3339()),
+            steps: self.path.clone(),
+        }
+    }
+}
+
+/// What the agent's last prompt expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expecting {
+    Nothing,
+    Step(StepKind),
+    CallbackTime,
+    Email,
+    EmailConfirmation,
+}

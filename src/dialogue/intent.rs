@@ -1,0 +1,563 @@
+//! Reply classifier for Mandarin callee utterances after ASR.
+//!
+//! Keyword families matched on characters and, for words of two or more
+//! characters, on folded pinyin (so 油箱/邮箱, 在说/再说, 不方变/不方便 match),
+//! with punctuation ignored. Families are checked in priority order: a hostile
+//! remark wins over anything else, a repeat request over a question, a question
+//! over a bare "嗯". The engine interprets the result in the context of the step.
+
+use std::sync::OnceLock;
+
+use chrono::{DateTime, FixedOffset};
+use serde::Serialize;
+
+use super::text::{extract_email, normalize, Keywords, Phonetic};
+use super::timeparse::{parse_callback_time, CallbackTime};
+
+/// What a callee utterance means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    /// Yes / go on / I'm listening.
+    Agree,
+    /// "No" as an answer (没有, 不用了): not a refusal of the call.
+    Negative,
+    /// Refuses the call or its purpose.
+    Decline,
+    /// Busy now; wants a callback (maybe with a time).
+    NotConvenient,
+    /// Asks to repeat.
+    Repeat,
+    /// Asks a question.
+    Question,
+    /// Asks whether they are talking to a machine.
+    AskIdentity,
+    /// Wants documents / e-mail.
+    DocsRequest,
+    /// Mentions a special need (night shift, key task).
+    SpecialNeed,
+    /// Hostile or "don't call again".
+    Hostile,
+    /// Wrong person / wrong number.
+    WrongPerson,
+    /// Ends the call.
+    Goodbye,
+    /// Small talk unrelated to the call.
+    OffTopic,
+    /// Anything else: free-form content.
+    Statement,
+    /// Nothing was said.
+    Silence,
+}
+
+impl Intent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Agree => "agree",
+            Intent::Negative => "negative",
+            Intent::Decline => "decline",
+            Intent::NotConvenient => "not_convenient",
+            Intent::Repeat => "repeat",
+            Intent::Question => "question",
+            Intent::AskIdentity => "ask_identity",
+            Intent::DocsRequest => "docs_request",
+            Intent::SpecialNeed => "special_need",
+            Intent::Hostile => "hostile",
+            Intent::WrongPerson => "wrong_person",
+            Intent::Goodbye => "goodbye",
+            Intent::OffTopic => "off_topic",
+            Intent::Statement => "statement",
+            Intent::Silence => "silence",
+        }
+    }
+}
+
+/// A classified utterance with the slots found in it.
+#[derive(Debug, Clone)]
+pub struct Classified {
+    pub intent: Intent,
+    pub text: String,
+    pub email: Option<String>,
+    pub callback: Option<CallbackTime>,
+    /// Mentions documents even when another intent won.
+    pub wants_docs: bool,
+    /// Sounds like a question (markers or wh-words).
+    pub question_like: bool,
+    /// Contains a "no" word (没有, 不用, 不是).
+    pub negative_word: Option<String>,
+}
+
+struct Families {
+    hostile: Keywords,
+    wrong: Keywords,
+    repeat: Keywords,
+    busy: Keywords,
+    callback_verbs: Keywords,
+    decline: Keywords,
+    docs: Keywords,
+    identity: Keywords,
+    question: Keywords,
+    not_question: Keywords,
+    special: Keywords,
+    goodbye: Keywords,
+    negative: Keywords,
+    agree: Keywords,
+    off_topic: Keywords,
+}
+
+fn families() -> &'static Families {
+    static F: OnceLock<Families> = OnceLock::new();
+    F.get_or_init(|| Families {
+        hostile: Keywords::new(&[
+            "别再打",
+            "不要再打",
+            "别打了",
+            "不要打了",
+            "再打我就",
+            "以后别打",
+            "以后不要打",
+            "再也别打",
+            "别再给我打",
+            "不要再给我打",
+            "骗子",
+            "滚",
+            "神经病",
+            "烦死了",
+            "烦不烦",
+            "投诉你们",
+            "投诉你",
+            "拉黑",
+            "有病",
+            "骚扰",
+            "别再联系",
+            "不要再联系",
+            "删掉我的号码",
+            "删了我的号码",
+            "去死",
+            "闭嘴",
+            "他妈",
+            "妈的",
+            "有完没完",
+        ]),
+        wrong: Keywords::new(&[
+            "打错了",
+            "打错电话",
+            "找错人",
+            "不是本人",
+            "没有这个人",
+            "没这个人",
+            "不认识这个人",
+            "你找谁",
+            "我不是她",
+            "我不是他",
+        ]),
+        repeat: Keywords::new(&[
+            "再说一遍",
+            "再说一次",
+            "再讲一遍",
+            "再讲一次",
+            "重复一下",
+            "重复一遍",
+            "重说",
+            "没听清",
+            "没听见",
+            "没听到",
+            "听不清",
+            "没听明白",
+            "没听懂",
+            "听不懂",
+            "说慢点",
+            "慢一点说",
+            "走神",
+            "刚才说什么",
+            "刚才说啥",
+            "你说什么",
+            "你说啥",
+            "您说什么",
+            "再来一遍",
+            "没太听清",
+            "信号不好",
+            "声音太小",
+            "听不太清",
+            "什么意思",
+        ]),
+        busy: Keywords::new(&[
+            "不方便",
+            "不太方便",
+            "在开会",
+            "开会呢",
+            "正在开会",
+            "要开会",
+            "没空",
+            "没时间",
+            "很忙",
+            "太忙",
+            "忙着",
+            "在忙",
+            "正忙",
+            "有点忙",
+            "挺忙",
+            "在开车",
+            "开车呢",
+            "晚点再打",
+            "晚点打",
+            "晚点再说",
+            "待会再打",
+            "待会打",
+            "等会再打",
+            "等会打",
+            "过会再打",
+            "回头再说",
+            "回头再打",
+            "改天再打",
+            "改天再说",
+            "下次再说",
+            "稍后再打",
+            "现在不行",
+            "现在不方便",
+            "手上有事",
+            "在外面",
+            "在路上",
+            "在上课",
+            "在吃饭",
+            "不是很方便",
+            "一会再打",
+            "一会儿再打",
+            "晚些再打",
+            "换个时间",
+        ]),
+        callback_verbs: Keywords::new(&[
+            "再打",
+            "打过来",
+            "打给我",
+            "回电",
+            "回拨",
+            "再联系",
+            "联系我",
+            "再说吧",
+            "再聊",
+            "打来",
+        ]),
+        decline: Keywords::new(&[
+            "不需要",
+            "没兴趣",
+            "不感兴趣",
+            "不想听",
+            "别说了",
+            "不用说了",
+            "不用讲了",
+            "不听了",
+            "我拒绝",
+            "不用打",
+            "挂了吧",
+            "我挂了",
+            "不想了解",
+            "跟我没关系",
+            "和我没关系",
+            "不用通知",
+            "不想参加",
+            "不考虑",
+            "不打算",
+        ]),
+        docs: Keywords::new(&[
+            "发我",
+            "发给我",
+            "发一份",
+            "发到",
+            "发个",
+            "发过来",
+            "邮箱",
+            "邮件",
+            "书面",
+            "资料发",
+            "文档发",
+            "电子版",
+            "传给我",
+            "寄给我",
+            "email",
+            "艾特",
+            "@",
+        ]),
+        identity: Keywords::new(&[
+            "机器人",
+            "真人",
+            "人工智能",
+            "是不是ai",
+            "你是ai",
+            "是人吗",
+            "录音吗",
+            "自动语音",
+        ]),
+        question: Keywords::new(&[
+            "怎么",
+            "什么",
+            "哪些",
+            "哪个",
+            "哪里",
+            "哪儿",
+            "哪天",
+            "多久",
+            "多长",
+            "多少",
+            "几点",
+            "几个",
+            "几天",
+            "为什么",
+            "为啥",
+            "是不是",
+            "会不会",
+            "能不能",
+            "可不可以",
+            "有没有",
+            "要不要",
+            "是否",
+            "如何",
+            "想知道",
+            "想问",
+            "请问",
+            "问一下",
+            "问下",
+            "咨询",
+            "有个问题",
+            "个问题",
+            "谁来",
+            "谁负责",
+            "咋",
+            "啥时候",
+            "干嘛",
+            "吗",
+            "么",
+        ]),
+        not_question: Keywords::new(&[
+            "没什么",
+            "没有什么",
+            "什么都",
+            "不知道",
+            "没啥",
+            "没多少",
+            "没问题",
+            "怎么都行",
+            "什么时候都行",
+            "都可以",
+        ]),
+        special: Keywords::new(&[
+            "夜班",
+            "晚班",
+            "值夜",
+            "通宵",
+            "关键任务",
+            "关键业务",
+            "核心业务",
+            "不能停",
+            "不能断",
+            "不能中断",
+            "特殊要求",
+            "特殊需求",
+            "割接",
+            "值守",
+            "轮班",
+            "倒班",
+            "三班倒",
+            "行动不便",
+            "老人在家",
+            "家里有老人",
+            "听力不好",
+            "需要保障",
+            "要求",
+            "希望你们",
+            "最好",
+            "麻烦你们",
+            "得安排",
+            "有人在",
+        ]),
+        goodbye: Keywords::new(&[
+            "再见",
+            "拜拜",
+            "先这样",
+            "就这样吧",
+            "就这样",
+            "挂了",
+            "没别的事",
+            "那先这样",
+        ]),
+        negative: Keywords::new(&[
+            "没有",
+            "没了",
+            "没什么",
+            "不用了",
+            "不用",
+            "暂时没有",
+            "都清楚",
+            "没别的",
+            "没其他",
+            "没啥",
+            "不是",
+            "不对",
+            "不行",
+            "不可以",
+            "不同意",
+            "不要",
+            "不了",
+            "都挺清楚",
+            "没意见",
+            "没有意见",
+            "没补充",
+            "不需要了",
+            "不太需要",
+        ]),
+        agree: Keywords::new(&[
+            "嗯",
+            "恩",
+            "摁",
+            "好",
+            "行",
+            "可以",
+            "没问题",
+            "收到",
+            "明白",
+            "清楚",
+            "知道了",
+            "了解",
+            "您说",
+            "你说",
+            "请讲",
+            "说吧",
+            "讲吧",
+            "对",
+            "是的",
+            "是我",
+            "ok",
+            "okay",
+            "继续",
+            "方便",
+            "听着",
+            "在听",
+            "好嘞",
+            "中",
+            "成",
+            "嗯嗯",
+            "对的",
+            "没错",
+            "是",
+            "说下",
+            "讲讲",
+            "简单说",
+            "接着说",
+            "往下说",
+            "同意",
+            "哦",
+            "噢",
+            "喔",
+            "知道",
+            "懂了",
+            "谢谢",
+        ]),
+        off_topic: Keywords::new(&[
+            "天气",
+            "吃饭了吗",
+            "吃了吗",
+            "股票",
+            "彩票",
+            "足球",
+            "篮球",
+            "电影",
+            "唱歌",
+            "唱首歌",
+            "讲个笑话",
+            "笑话",
+            "你多大",
+            "你几岁",
+            "结婚",
+            "打游戏",
+            "放假",
+            "你家在哪",
+            "你长得",
+            "约会",
+            "哈哈哈",
+        ]),
+    })
+}
+
+/// Classifies `text` (one callee utterance) at time `now`.
+pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
+    let norm = normalize(text);
+    let f = families();
+    let ph = Phonetic::new(&norm);
+    let email = extract_email(text);
+    let callback = parse_callback_time(text, now);
+    let wants_docs = f.docs.any_in(&ph) || email.is_some();
+    let raw_q = text.contains('？') || text.contains('?');
+    let question_like = (raw_q || f.question.any_in(&ph)) && !f.not_question.any_in(&ph)
+        || (raw_q && !norm.is_empty());
+    let negative_word = f.negative.first_in(&ph).map(str::to_string);
+    let mut c = Classified {
+        intent: Intent::Statement,
+        text: text.trim().to_string(),
+        email,
+        callback,
+        wants_docs,
+        question_like,
+        negative_word,
+    };
+    c.intent = if norm.is_empty() {
+        Intent::Silence
+    } else if f.hostile.any_in(&ph) {
+        Intent::Hostile
+    } else if f.wrong.any_in(&ph) {
+        Intent::WrongPerson
+    } else if f.repeat.any_in(&ph) {
+        Intent::Repeat
+    } else if f.busy.any_in(&ph)
+        || (c.callback.is_some() && f.callback_verbs.any_in(&ph) && !c.question_like)
+    {
+        Intent::NotConvenient
+    } else if f.decline.any_in(&ph) {
+        Intent::Decline
+    } else if wants_docs {
+        Intent::DocsRequest
+    } else if f.identity.any_in(&ph) {
+        Intent::AskIdentity
+    } else if c.question_like {
+        Intent::Question
+    } else if f.off_topic.any_in(&ph) {
+        Intent::OffTopic
+    } else if f.special.any_in(&ph) {
+        Intent::SpecialNeed
+    } else if f.goodbye.any_in(&ph) {
+        Intent::Goodbye
+    } else if c.negative_word.is_some() {
+        Intent::Negative
+    } else if f.agree.any_in(&ph) {
+        Intent::Agree
+    } else {
+        Intent::Statement
+    };
+    c
+}
+
+/// True when the utterance carries little beyond an acknowledgement.
+pub fn is_short(text: &str) -> bool {
+    normalize(text).chars().count() <= 6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2026-11-25T10:20:00+08:00").unwrap()
+    }
+
+    #[test]
+    fn priorities() {
+        let i = |s: &str| classify(s, now()).intent;
+        assert_eq!(i("嗯你说"), Intent::Agree);
+        assert_eq!(i("嗯，能先说下费用吗"), Intent::Question);
+        assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
+        assert_eq!(i("别再打了烦死了"), Intent::Hostile);
+        assert_eq!(i("我在开会晚点再打"), Intent::NotConvenient);
+        assert_eq!(i("明天上午十点再打给我吧"), Intent::NotConvenient);
+        assert_eq!(i("没有了都挺清楚的"), Intent::Negative);
+        assert_eq!(i(""), Intent::Silence);
+    }
+}

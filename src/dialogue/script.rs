@@ -1,0 +1,1251 @@
+//! Tolerant loader for 话术 call-script documents (Markdown).
+//!
+//! The format is the one our users write: an agent half (role, core task, what
+//! we know of the callee, numbered steps with lines, Q&A knowledge base, opening,
+//! end conditions and closing lines) and a callee half (role, background,
+//! concerns, behaviours, reply examples, end conditions). Real documents vary in
+//! heading levels, quote styles, bold or plain labels and numbering, so the
+//! loader recognises sections by keywords, not exact text, fills sensible
+//! defaults with a warning when something is missing, and only fails when there
+//! are no steps at all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use chrono::NaiveDate;
+use regex::Regex;
+use serde::Serialize;
+
+use super::text::{extract_speech, has_quote, strip_markup, strip_parens};
+use super::DialogueError;
+
+/// What a step expects from the callee after its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// Information; any acknowledgement moves on.
+    Statement,
+    /// Identity / "is now a good time?"; 不方便 leads to a callback offer.
+    Convenience,
+    /// A yes/no confirmation.
+    Confirm,
+    /// Asks for opinions; the reply is recorded verbatim.
+    Feedback,
+    /// Asks about special needs (night shifts, key tasks); recorded verbatim.
+    SpecialNeed,
+    /// "Any other questions?"; questions are answered and asked again.
+    AnyQuestions,
+    /// Asks for a piece of information (order number, address); recorded verbatim.
+    Info,
+}
+
+/// A line said only under a condition, e.g. 若对方不方便：“…”.
+#[derive(Debug, Clone, Serialize)]
+pub struct Conditional {
+    pub condition: String,
+    pub line: String,
+}
+
+/// One numbered step of the flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// 1-based number as written (or position when unnumbered).
+    pub number: usize,
+    pub title: String,
+    /// Lines said in order when the step starts.
+    pub lines: Vec<String>,
+    pub conditionals: Vec<Conditional>,
+    pub kind: StepKind,
+    /// False for steps marked 不可打断 / 法律声明: barge-in must not cut them.
+    pub interruptible: bool,
+    /// Source line of the step title (1-based).
+    pub source_line: usize,
+}
+
+impl Step {
+    /// Stable id used in records and actions: the step number.
+    pub fn id(&self) -> String {
+        self.number.to_string()
+    }
+    /// The main line: all unconditional lines joined.
+    pub fn text(&self) -> String {
+        self.lines.join("")
+    }
+    /// The conditional line whose condition mentions any of `keys`.
+    pub fn conditional(&self, keys: &[&str]) -> Option<&str> {
+        self.conditionals
+            .iter()
+            .find(|c| keys.iter().any(|k| c.condition.contains(k)))
+            .map(|c| c.line.as_str())
+    }
+}
+
+/// One Q&A knowledge-base entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct QaEntry {
+    pub question: String,
+    pub answer: String,
+    pub source_line: usize,
+}
+
+/// The callee half: what the simulator builds its persona from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Persona {
+    pub role: String,
+    pub background: Vec<String>,
+    pub concerns: Vec<String>,
+    pub behaviours: Vec<String>,
+    pub good_examples: Vec<String>,
+    pub bad_examples: Vec<String>,
+    pub end_conditions: Vec<String>,
+}
+
+impl Persona {
+    pub fn is_empty(&self) -> bool {
+        self.role.is_empty()
+            && self.background.is_empty()
+            && self.concerns.is_empty()
+            && self.behaviours.is_empty()
+            && self.good_examples.is_empty()
+    }
+}
+
+/// A parsed call script.
+#[derive(Debug, Clone, Serialize)]
+pub struct Script {
+    pub source: String,
+    pub role: String,
+    pub task: String,
+    pub profile: Vec<String>,
+    pub callee_name: Option<String>,
+    /// Polite form of address, e.g. 刘老师 / 张先生.
+    pub honorific: Option<String>,
+    pub opening: String,
+    pub steps: Vec<Step>,
+    pub kb: Vec<QaEntry>,
+    pub end_conditions: Vec<String>,
+    pub closing: Vec<String>,
+    pub persona: Persona,
+    /// Dates written in the document (2025年1月1日 or 2025-01-01).
+    pub dates: Vec<NaiveDate>,
+    /// `{{name}}` placeholders used in lines.
+    pub placeholders: BTreeSet<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Default closing line when the document has none.
+const DEFAULT_CLOSING: &str = "感谢您的接听，祝您生活愉快，再见。";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Role,
+    Task,
+    Profile,
+    Steps,
+    Kb,
+    Opening,
+    End,
+    Closing,
+    EndConditions,
+    PRole,
+    PBackground,
+    PConcerns,
+    PBehaviours,
+    PExamples,
+    PEnd,
+    Unknown,
+}
+
+struct Heading {
+    line: usize,
+    level: usize,
+    text: String,
+}
+
+fn re(pat: &'static str, cell: &'static OnceLock<Regex>) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(pat).unwrap_or_else(|e| panic!("static regex {pat}: {e}")))
+}
+
+fn heading_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"^\s{0,3}(#{1,6})\s*(.*?)\s*#*\s*$", &C)
+}
+fn step_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^(?:\d{1,2}\s*[\.、\)）．]|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
+        &C,
+    )
+}
+fn bullet_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"^\s*(?:[-*+•·]|\d{1,2}[\.、\)）])\s+(.*)$", &C)
+}
+fn q_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"^(?i:q|问题|问|提问)\s*\d*\s*[:：、.]\s*(.*)$", &C)
+}
+fn a_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"^(?i:a|答复|回答|答)\s*\d*\s*[:：、.]\s*(.*)$", &C)
+}
+fn placeholder_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"\{\{\s*([^{}]+?)\s*\}\}", &C)
+}
+fn date_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"(\d{4})\s*(?:年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?|[-/.](\d{1,2})[-/.](\d{1,2}))",
+        &C,
+    )
+}
+fn condition_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^[（(]?\s*((?:若|如果|如|假如|假设|当|万一|如遇|遇到|对方|客户|用户)[^“「『\x22：:]{0,30}?)\s*[)）]?\s*[:：]\s*(.*)$",
+        &C,
+    )
+}
+
+/// Normalises a heading or label for keyword classification.
+fn clean_heading(s: &str) -> String {
+    let s = strip_parens(&strip_markup(s));
+    let s = s.trim_start_matches(|c: char| {
+        c.is_ascii_digit() || "一二三四五六七八九十、.．)） ".contains(c)
+    });
+    s.trim_end_matches(['：', ':', ' ']).to_string()
+}
+
+fn classify_heading(text: &str, callee_half: bool) -> Section {
+    let t = clean_heading(text);
+    let has = |ks: &[&str]| ks.iter().any(|k| t.contains(k));
+    if callee_half {
+        if has(&[
+            "回复风格",
+            "示例",
+            "说话风格",
+            "语言风格",
+            "话术风格",
+            "教材",
+        ]) {
+            Section::PExamples
+        } else if has(&["结束"]) {
+            Section::PEnd
+        } else if has(&["关切", "关注", "顾虑", "诉求", "痛点", "担心", "疑虑"]) {
+            Section::PConcerns
+        } else if has(&["行为", "表现", "习惯", "反应"]) {
+            Section::PBehaviours
+        } else if has(&["背景", "经历", "情境", "信息"]) {
+            Section::PBackground
+        } else if has(&["角色", "身份", "人设"]) {
+            Section::PRole
+        } else {
+            Section::Unknown
+        }
+    } else if has(&["开场"]) {
+        Section::Opening
+    } else if has(&["结束语", "结束话术", "结语", "收尾语"]) && has(&["条件"]) {
+        Section::End
+    } else if has(&["结束语", "结束话术", "结语", "收尾语", "告别"]) {
+        Section::Closing
+    } else if has(&["结束条件"]) {
+        Section::EndConditions
+    } else if has(&["结束", "收尾"]) {
+        Section::End
+    } else if has(&[
+        "问答",
+        "知识库",
+        "faq",
+        "FAQ",
+        "常见问题",
+        "Q&A",
+        "QA",
+        "常见疑问",
+    ]) {
+        Section::Kb
+    } else if has(&[
+        "画像",
+        "客户信息",
+        "掌握",
+        "客户资料",
+        "对方信息",
+        "已知信息",
+        "用户信息",
+    ]) {
+        Section::Profile
+    } else if has(&["流程", "话术", "步骤", "环节"]) {
+        Section::Steps
+    } else if has(&["任务", "目标", "目的"]) {
+        Section::Task
+    } else if has(&["角色", "身份", "人设"]) {
+        Section::Role
+    } else {
+        Section::Unknown
+    }
+}
+
+const AGENT_HALF: &[&str] = &[
+    "拨打方",
+    "坐席",
+    "客服方",
+    "外呼方",
+    "主叫",
+    "我方",
+    "AI",
+    "机器人",
+    "客服",
+];
+const CALLEE_HALF: &[&str] = &[
+    "接听方",
+    "被叫",
+    "客户方",
+    "来电方",
+    "来电用户",
+    "来电客户",
+    "对方",
+    "用户方",
+    "客户侧",
+    "来电人",
+];
+
+/// Markers that make a step non-interruptible.
+const NON_INTERRUPTIBLE: &[&str] = &[
+    "不可打断",
+    "不能打断",
+    "禁止打断",
+    "法律声明",
+    "免责声明",
+    "合规声明",
+    "必须完整播报",
+];
+
+fn strip_markers(s: &str) -> String {
+    let mut out = s.to_string();
+    for m in NON_INTERRUPTIBLE.iter().filter(|m| m.contains("打断")) {
+        for wrap in [
+            format!("（{m}）"),
+            format!("({m})"),
+            format!("【{m}】"),
+            format!("[{m}]"),
+        ] {
+            out = out.replace(&wrap, "");
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Guesses what a step expects from its title and its lines.
+fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind {
+    let asks =
+        text.contains('？') || text.contains('?') || text.contains("吗") || text.contains("请问");
+    let t_has = |ks: &[&str]| ks.iter().any(|k| title.contains(k));
+    let x_has = |ks: &[&str]| ks.iter().any(|k| text.contains(k));
+    if t_has(&["反馈", "意见", "建议", "评价", "满意"]) && asks {
+        return StepKind::Feedback;
+    }
+    if t_has(&[
+        "特殊需求",
+        "需求采集",
+        "采集",
+        "特殊要求",
+        "风险点",
+        "特殊情况",
+        "注意事项",
+    ]) && asks
+    {
+        return StepKind::SpecialNeed;
+    }
+    if t_has(&["方便", "身份确认", "身份核实", "确认身份"])
+        || conditionals
+            .iter()
+            .any(|c| c.condition.contains("方便") || c.condition.contains("忙"))
+    {
+        return StepKind::Convenience;
+    }
+    if !asks {
+        return StepKind::Statement;
+    }
+    if x_has(&[
+        "有什么可以帮",
+        "有什么能帮",
+        "什么问题",
+        "还有什么问题",
+        "还有其他问题",
+        "还有别的问题",
+        "有什么疑问",
+        "还有什么疑问",
+        "其他问题",
+    ]) {
+        return StepKind::AnyQuestions;
+    }
+    if x_has(&["意见", "建议", "未覆盖", "反馈", "评价", "满意"]) {
+        return StepKind::Feedback;
+    }
+    if x_has(&["特殊需求", "特殊要求", "夜班", "关键任务"]) {
+        return StepKind::SpecialNeed;
+    }
+    if t_has(&[
+        "核实", "登记", "信息", "收集", "记录", "订单", "地址", "号码",
+    ]) || x_has(&[
+        "请告诉我",
+        "请提供",
+        "请您说一下",
+        "报一下",
+        "是多少",
+        "哪里",
+        "地址是",
+    ]) {
+        return StepKind::Info;
+    }
+    if x_has(&["方便"]) {
+        return StepKind::Convenience;
+    }
+    StepKind::Confirm
+}
+
+/// Splits a compound surname off a Chinese name.
+fn surname(name: &str) -> String {
+    const COMPOUND: &[&str] = &[
+        "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "慕容", "令狐", "夏侯", "尉迟", "长孙",
+        "公孙", "宇文", "司徒", "端木", "独孤", "南宫", "西门",
+    ];
+    COMPOUND
+        .iter()
+        .find(|c| name.starts_with(**c))
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| name.chars().take(1).collect())
+}
+
+struct Parser {
+    lines: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Script {
+    /// Loads and parses a script file.
+    pub fn load(path: &Path) -> Result<Self, DialogueError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DialogueError::ScriptRead {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a script document; `source` names it in messages.
+    pub fn parse(text: &str, source: &str) -> Result<Self, DialogueError> {
+        let mut p = Parser {
+            lines: text.lines().map(|l| l.trim_end().to_string()).collect(),
+            warnings: Vec::new(),
+        };
+        p.parse(source)
+    }
+
+    /// A copy with `{{placeholders}}` filled from `vars`. Name-like keys fall back
+    /// to the callee name from the profile; anything else left is an error that
+    /// names the missing variable.
+    pub fn with_vars(&self, vars: &BTreeMap<String, String>) -> Result<Self, DialogueError> {
+        let mut values = vars.clone();
+        if let Some(name) = &self.callee_name {
+            for k in ["name", "姓名", "客户姓名", "callee"] {
+                values.entry(k.to_string()).or_insert_with(|| name.clone());
+            }
+        }
+        if let Some(h) = &self.honorific {
+            for k in ["honorific", "称呼", "尊称"] {
+                values.entry(k.to_string()).or_insert_with(|| h.clone());
+            }
+        }
+        let missing: Vec<String> = self
+            .placeholders
+            .iter()
+            .filter(|p| !values.contains_key(*p))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(DialogueError::MissingVars {
+                source_name: self.source.clone(),
+                names: missing,
+            });
+        }
+        let fill = |s: &str| -> String {
+            placeholder_re()
+                .replace_all(s, |c: &regex::Captures<'_>| {
+                    values.get(c[1].trim()).cloned().unwrap_or_default()
+                })
+                .into_owned()
+        };
+        let mut out = self.clone();
+        out.opening = fill(&out.opening);
+        for s in &mut out.steps {
+            s.title = fill(&s.title);
+            s.lines = s.lines.iter().map(|l| fill(l)).collect();
+            for c in &mut s.conditionals {
+                c.line = fill(&c.line);
+            }
+        }
+        for q in &mut out.kb {
+            q.question = fill(&q.question);
+            q.answer = fill(&q.answer);
+        }
+        out.closing = out.closing.iter().map(|l| fill(l)).collect();
+        if let Some(n) = values.get("name").or_else(|| values.get("姓名")) {
+            if out.callee_name.is_none() {
+                out.callee_name = Some(n.clone());
+            }
+        }
+        out.placeholders.clear();
+        Ok(out)
+    }
+
+    /// The structure as printed by `check-script`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = fmt::write(&mut s, format_args!("{self}"));
+        s
+    }
+}
+
+impl fmt::Display for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "script: {}", self.source)?;
+        writeln!(f, "role: {}", short(&self.role, 60))?;
+        writeln!(f, "task: {}", short(&self.task, 60))?;
+        match (&self.callee_name, &self.honorific) {
+            (Some(n), Some(h)) => writeln!(f, "callee: {n} (address as {h})")?,
+            (Some(n), None) => writeln!(f, "callee: {n}")?,
+            _ => writeln!(f, "callee: (not named: campaign variables)")?,
+        }
+        if !self.dates.is_empty() {
+            let d: Vec<String> = self.dates.iter().map(|d| d.to_string()).collect();
+            writeln!(f, "dates: {}", d.join(", "))?;
+        }
+        if !self.placeholders.is_empty() {
+            let p: Vec<&str> = self.placeholders.iter().map(String::as_str).collect();
+            writeln!(f, "placeholders: {}", p.join(", "))?;
+        }
+        writeln!(f, "opening: {}", short(&self.opening, 60))?;
+        writeln!(f, "steps: {}", self.steps.len())?;
+        for s in &self.steps {
+            let flag = if s.interruptible {
+                ""
+            } else {
+                " [不可打断]"
+            };
+            writeln!(
+                f,
+                "  {}. {} ({:?}{}, line {})",
+                s.number, s.title, s.kind, flag, s.source_line
+            )?;
+            for l in &s.lines {
+                writeln!(f, "       say: {}", short(l, 50))?;
+            }
+            for c in &s.conditionals {
+                writeln!(f, "       if {}: {}", c.condition, short(&c.line, 40))?;
+            }
+        }
+        writeln!(f, "knowledge base: {} entries", self.kb.len())?;
+        for q in &self.kb {
+            writeln!(f, "  Q: {}", short(&q.question, 50))?;
+        }
+        writeln!(f, "end conditions: {}", self.end_conditions.len())?;
+        writeln!(f, "closing lines: {}", self.closing.len())?;
+        for c in &self.closing {
+            writeln!(f, "  {}", short(c, 60))?;
+        }
+        writeln!(
+            f,
+            "callee persona: {} concerns, {} behaviours, {} good / {} bad reply examples",
+            self.persona.concerns.len(),
+            self.persona.behaviours.len(),
+            self.persona.good_examples.len(),
+            self.persona.bad_examples.len()
+        )?;
+        if self.warnings.is_empty() {
+            writeln!(f, "warnings: none")
+        } else {
+            writeln!(f, "warnings: {}", self.warnings.len())?;
+            for w in &self.warnings {
+                writeln!(f, "  warning: {w}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn short(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Content of one bullet/numbered item: text without the bullet marker.
+fn item_text(line: &str) -> String {
+    match bullet_re().captures(line) {
+        Some(c) => c[1].trim().to_string(),
+        None => line.trim().to_string(),
+    }
+}
+
+impl Parser {
+    fn parse(&mut self, source: &str) -> Result<Script, DialogueError> {
+        let headings: Vec<Heading> = self
+            .lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                heading_re().captures(l).map(|c| Heading {
+                    line: i,
+                    level: c[1].len(),
+                    text: c[2].to_string(),
+                })
+            })
+            .collect();
+        let callee_start = self.find_callee_half(&headings);
+
+        // Sections: each heading owns the lines up to the next heading; headings
+        // nested under a steps section that are not sections themselves are steps.
+        let mut sections: Vec<(Section, usize, Vec<usize>)> = Vec::new();
+        let mut steps_level: Option<usize> = None;
+        for (hi, h) in headings.iter().enumerate() {
+            let callee = callee_start.is_some_and(|(line, _)| h.line >= line);
+            let end = headings
+                .get(hi + 1)
+                .map(|n| n.line)
+                .unwrap_or(self.lines.len());
+            let body: Vec<usize> = (h.line + 1..end).collect();
+            if callee_start.is_some_and(|(line, _)| h.line == line) {
+                steps_level = None;
+                continue;
+            }
+            let mut kind = classify_heading(&h.text, callee);
+            if let Some(lv) = steps_level {
+                if h.level > lv && (kind == Section::Unknown || kind == Section::Steps) && !callee {
+                    // A step written as a sub-heading: feed it as a numbered item.
+                    if let Some(last) = sections.iter_mut().rev().find(|s| s.0 == Section::Steps) {
+                        last.2.push(usize::MAX - h.line);
+                        last.2.extend(body);
+                    }
+                    continue;
+                }
+                if h.level <= lv {
+                    steps_level = None;
+                }
+            }
+            if kind == Section::Steps {
+                steps_level = Some(h.level);
+            }
+            if kind == Section::Unknown && body.iter().all(|&i| self.lines[i].trim().is_empty()) {
+                // A half or group heading with no own text.
+                continue;
+            }
+            if kind == Section::Unknown {
+                // A heading like "## 电话拨打方" followed directly by text: ignore quietly
+                // only when it is a half heading.
+                let t = clean_heading(&h.text);
+                if AGENT_HALF.iter().any(|k| t.contains(k)) {
+                    continue;
+                }
+                self.warnings.push(format!(
+                    "line {}: section \"{}\" is not recognised and was ignored (known: 角色, 核心任务, 客户画像, 分步流程和话术, 问答知识库, 开场白, 结束条件与结束语)",
+                    h.line + 1,
+                    clean_heading(&h.text)
+                ));
+                kind = Section::Unknown;
+            }
+            sections.push((kind, h.line, body));
+        }
+
+        let mut script = Script {
+            source: source.to_string(),
+            role: String::new(),
+            task: String::new(),
+            profile: Vec::new(),
+            callee_name: None,
+            honorific: None,
+            opening: String::new(),
+            steps: Vec::new(),
+            kb: Vec::new(),
+            end_conditions: Vec::new(),
+            closing: Vec::new(),
+            persona: Persona::default(),
+            dates: Vec::new(),
+            placeholders: BTreeSet::new(),
+            warnings: Vec::new(),
+        };
+        let mut steps_heading_line = None;
+        for (kind, hline, body) in &sections {
+            match kind {
+                Section::Role => script.role = self.paragraph(body),
+                Section::Task => script.task = self.paragraph(body),
+                Section::Profile => script.profile = self.items(body),
+                Section::Steps => {
+                    steps_heading_line.get_or_insert(*hline);
+                    let mut steps = self.parse_steps(body, script.steps.len());
+                    script.steps.append(&mut steps);
+                }
+                Section::Kb => {
+                    let mut kb = self.parse_kb(body);
+                    script.kb.append(&mut kb);
+                }
+                Section::Opening => script.opening = self.speech(body),
+                Section::End => {
+                    let (c, l) = self.parse_end(body);
+                    script.end_conditions.extend(c);
+                    script.closing.extend(l);
+                }
+                Section::Closing => {
+                    let (_, l) = self.parse_end_as(body, true);
+                    script.closing.extend(l);
+                }
+                Section::EndConditions => {
+                    let (c, l) = self.parse_end(body);
+                    script.end_conditions.extend(c);
+                    script.closing.extend(l);
+                }
+                Section::PRole => script.persona.role = self.paragraph(body),
+                Section::PBackground => script.persona.background = self.items(body),
+                Section::PConcerns => script.persona.concerns = self.items(body),
+                Section::PBehaviours => script.persona.behaviours = self.items(body),
+                Section::PExamples => {
+                    let (good, bad) = self.parse_examples(body);
+                    script.persona.good_examples = good;
+                    script.persona.bad_examples = bad;
+                }
+                Section::PEnd => script.persona.end_conditions = self.items(body),
+                Section::Unknown => {}
+            }
+        }
+
+        // No headings at all or no steps section: look for numbered items anywhere.
+        if script.steps.is_empty() {
+            let all: Vec<usize> = (0..self.lines.len())
+                .filter(|&i| callee_start.is_none_or(|(l, _)| i < l))
+                .filter(|&i| {
+                    !sections
+                        .iter()
+                        .any(|s| s.0 == Section::Kb && s.2.contains(&i))
+                })
+                .collect();
+            if steps_heading_line.is_none() {
+                script.steps = self.parse_steps(&all, 0);
+                if !script.steps.is_empty() {
+                    self.warnings.push("no steps section heading (e.g. \"### 分步流程和话术\"): numbered items were taken as steps".into());
+                }
+            }
+        }
+        if script.steps.is_empty() {
+            let (line, what) = match steps_heading_line {
+                Some(l) => (l + 1, "the steps section has no numbered steps"),
+                None => (1, "no steps section found"),
+            };
+            return Err(DialogueError::NoSteps {
+                source_name: source.to_string(),
+                line,
+                what: what.to_string(),
+            });
+        }
+
+        // Defaults and warnings.
+        if script.role.is_empty() {
+            self.warnings
+                .push("no role section (### 角色): the agent has no self-description".into());
+        }
+        if script.task.is_empty() {
+            self.warnings
+                .push("no core task section (### 核心任务)".into());
+        }
+        if script.opening.is_empty() {
+            self.warnings
+                .push("no opening line (### 开场白): the first step's line opens the call".into());
+        }
+        if script.kb.is_empty() {
+            self.warnings.push(
+                "no Q&A knowledge base (### 问答知识库): every question gets the holding answer"
+                    .into(),
+            );
+        }
+        if script.closing.is_empty() {
+            self.warnings.push(format!(
+                "no closing lines (结束语): using \"{DEFAULT_CLOSING}\""
+            ));
+            script.closing.push(DEFAULT_CLOSING.to_string());
+        }
+        if script.end_conditions.is_empty() {
+            self.warnings
+                .push("no end conditions (结束条件): the call ends after the last step".into());
+        }
+        if script.persona.is_empty() {
+            self.warnings
+                .push("no callee half (## 电话接听方): simulate uses a generic persona".into());
+        }
+
+        // Callee name and honorific from the profile.
+        self.find_callee(&mut script);
+
+        // Dates and placeholders anywhere in the document.
+        let whole = self.lines.join("\n");
+        let mut dates = BTreeSet::new();
+        for c in date_re().captures_iter(&whole) {
+            let y: i32 = c[1].parse().unwrap_or(0);
+            let (m, d) = match (c.get(2), c.get(3), c.get(4), c.get(5)) {
+                (Some(m), Some(d), _, _) | (_, _, Some(m), Some(d)) => (
+                    m.as_str().parse().unwrap_or(0),
+                    d.as_str().parse().unwrap_or(0),
+                ),
+                _ => (0, 0),
+            };
+            if let Some(date) = NaiveDate::from_ymd_opt(y, m, d) {
+                dates.insert(date);
+            }
+        }
+        script.dates = dates.into_iter().collect();
+        for c in placeholder_re().captures_iter(&whole) {
+            script.placeholders.insert(c[1].trim().to_string());
+        }
+        if script.opening.is_empty() {
+            script.opening = script.steps[0].text();
+        }
+        script.warnings = std::mem::take(&mut self.warnings);
+        Ok(script)
+    }
+
+    fn find_callee_half(&self, headings: &[Heading]) -> Option<(usize, usize)> {
+        let mut levels: BTreeMap<usize, usize> = BTreeMap::new();
+        for h in headings {
+            *levels.entry(h.level).or_default() += 1;
+        }
+        let level = levels.iter().find(|(_, n)| **n >= 2).map(|(l, _)| *l)?;
+        let top: Vec<&Heading> = headings.iter().filter(|h| h.level == level).collect();
+        for h in &top {
+            let t = clean_heading(&h.text);
+            if AGENT_HALF.iter().any(|k| t.contains(k)) {
+                continue;
+            }
+            if CALLEE_HALF.iter().any(|k| t.contains(k)) {
+                return Some((h.line, level));
+            }
+        }
+        // Positional fallback: exactly two top sections, the second of which has
+        // persona-like sub-sections.
+        if top.len() == 2 {
+            let second = top[1];
+            let persona_like = headings
+                .iter()
+                .filter(|h| h.line > second.line && h.level > level)
+                .any(|h| {
+                    let t = clean_heading(&h.text);
+                    ["背景", "行为", "回复风格", "关切", "关注"]
+                        .iter()
+                        .any(|k| t.contains(k))
+                });
+            if persona_like {
+                return Some((second.line, level));
+            }
+        }
+        None
+    }
+
+    fn paragraph(&self, body: &[usize]) -> String {
+        body.iter()
+            .map(|&i| item_text(&self.lines[i]))
+            .map(|l| strip_markup(&l))
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn items(&self, body: &[usize]) -> Vec<String> {
+        body.iter()
+            .map(|&i| strip_markup(&item_text(&self.lines[i])))
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    fn speech(&self, body: &[usize]) -> String {
+        let texts: Vec<String> = body
+            .iter()
+            .map(|&i| self.lines[i].trim())
+            .filter(|l| !l.is_empty())
+            .map(|l| extract_speech(&item_text(l)))
+            .filter(|l| !l.is_empty())
+            .collect();
+        texts.join("")
+    }
+
+    fn parse_steps(&mut self, body: &[usize], offset: usize) -> Vec<Step> {
+        let mut steps: Vec<Step> = Vec::new();
+        let mut title_indent = usize::MAX;
+        for &raw in body {
+            // Sub-heading steps are encoded as usize::MAX - line.
+            let (line_no, text, forced) = if raw > self.lines.len() {
+                let l = usize::MAX - raw;
+                let t = heading_re()
+                    .captures(&self.lines[l])
+                    .map(|c| c[2].to_string())
+                    .unwrap_or_default();
+                (l, t, true)
+            } else {
+                (raw, self.lines[raw].clone(), false)
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            let indent = text.len() - text.trim_start().len();
+            let trimmed = strip_markup(text.trim());
+            let step_match = if forced {
+                Some(
+                    step_re()
+                        .captures(&trimmed)
+                        .map(|c| c[1].to_string())
+                        .unwrap_or_else(|| trimmed.clone()),
+                )
+            } else if indent <= title_indent.min(3) {
+                step_re().captures(&trimmed).map(|c| c[1].to_string())
+            } else {
+                None
+            };
+            if let Some(rest) = step_match {
+                if !forced {
+                    title_indent = title_indent.min(indent);
+                }
+                let (title, inline) = split_title(&rest);
+                let non_int = NON_INTERRUPTIBLE.iter().any(|m| rest.contains(m));
+                let mut step = Step {
+                    number: offset + steps.len() + 1,
+                    title: strip_markers(&clean_heading(&title)),
+                    lines: Vec::new(),
+                    conditionals: Vec::new(),
+                    kind: StepKind::Statement,
+                    interruptible: !non_int,
+                    source_line: line_no + 1,
+                };
+                if let Some(l) = inline {
+                    push_line(&mut step, &l);
+                }
+                steps.push(step);
+                continue;
+            }
+            let Some(step) = steps.last_mut() else {
+                continue;
+            };
+            let content = item_text(&trimmed);
+            if NON_INTERRUPTIBLE.iter().any(|m| content.contains(m)) {
+                step.interruptible = false;
+            }
+            push_line(step, &content);
+        }
+        for s in &mut steps {
+            if s.lines.is_empty() {
+                if let Some(c) = s.conditionals.first().cloned() {
+                    self.warnings.push(format!(
+                        "line {}: step {} \"{}\" has only conditional lines; the first one is used as its line",
+                        s.source_line, s.number, s.title
+                    ));
+                    s.lines.push(c.line);
+                } else {
+                    self.warnings.push(format!(
+                        "line {}: step {} \"{}\" has no line to say and is skipped",
+                        s.source_line, s.number, s.title
+                    ));
+                }
+            }
+            s.kind = step_kind(&s.title, &s.text(), &s.conditionals);
+        }
+        steps.retain(|s| !s.lines.is_empty());
+        for (i, s) in steps.iter_mut().enumerate() {
+            s.number = offset + i + 1;
+        }
+        steps
+    }
+
+    fn parse_kb(&mut self, body: &[usize]) -> Vec<QaEntry> {
+        let mut out: Vec<QaEntry> = Vec::new();
+        let mut pending: Option<(String, usize)> = None;
+        let mut answer: Option<String> = None;
+        let flush = |out: &mut Vec<QaEntry>,
+                     pending: &mut Option<(String, usize)>,
+                     answer: &mut Option<String>,
+                     warnings: &mut Vec<String>| {
+            if let Some((q, line)) = pending.take() {
+                match answer.take() {
+                    Some(a) if !a.is_empty() => out.push(QaEntry {
+                        question: q,
+                        answer: a,
+                        source_line: line,
+                    }),
+                    _ => warnings.push(format!(
+                        "line {line}: question \"{q}\" has no answer (A: …) and was dropped"
+                    )),
+                }
+            }
+        };
+        for &i in body {
+            let t = strip_markup(&item_text(&strip_markup(&self.lines[i])));
+            if t.is_empty() {
+                continue;
+            }
+            if let Some(c) = q_re().captures(&t) {
+                flush(&mut out, &mut pending, &mut answer, &mut self.warnings);
+                let rest = c[1].to_string();
+                // "问：… 答：…" on one line.
+                let (q, a) = match rest
+                    .find("答：")
+                    .or_else(|| rest.find("A:"))
+                    .or_else(|| rest.find("A："))
+                {
+                    Some(pos) => (rest[..pos].to_string(), Some(rest[pos..].to_string())),
+                    None => (rest, None),
+                };
+                pending = Some((extract_speech(&q), i + 1));
+                if let Some(a) = a {
+                    if let Some(c) = a_re().captures(&a) {
+                        answer = Some(extract_speech(&c[1]));
+                    }
+                }
+            } else if let Some(c) = a_re().captures(&t) {
+                answer = Some(extract_speech(&c[1]));
+            } else if let Some(a) = answer.as_mut() {
+                a.push_str(&extract_speech(&t));
+            }
+        }
+        flush(&mut out, &mut pending, &mut answer, &mut self.warnings);
+        out
+    }
+
+    /// End section: 结束条件 items and 结束语 lines, labelled or not.
+    fn parse_end(&self, body: &[usize]) -> (Vec<String>, Vec<String>) {
+        self.parse_end_as(body, false)
+    }
+
+    fn parse_end_as(&self, body: &[usize], closing_default: bool) -> (Vec<String>, Vec<String>) {
+        #[derive(PartialEq)]
+        enum Mode {
+            Auto,
+            Cond,
+            Close,
+        }
+        let mut mode = if closing_default {
+            Mode::Close
+        } else {
+            Mode::Auto
+        };
+        let (mut conds, mut closing) = (Vec::new(), Vec::new());
+        for &i in body {
+            let raw = strip_markup(&self.lines[i]);
+            if raw.is_empty() {
+                continue;
+            }
+            let label = clean_heading(&raw);
+            let (label_part, rest) = match raw.find(['：', ':']) {
+                Some(p) if !has_quote(&raw[..p]) => {
+                    let colon_len = raw[p..].chars().next().map(char::len_utf8).unwrap_or(1);
+                    (
+                        clean_heading(&raw[..p]),
+                        raw[p + colon_len..].trim().to_string(),
+                    )
+                }
+                _ => (label.clone(), String::new()),
+            };
+            let is_label = !raw.starts_with(['-', '*', '+', '•']) || rest.is_empty();
+            if is_label
+                && (label_part.contains("结束语")
+                    || label_part.contains("结束话术")
+                    || label_part.contains("结语")
+                    || label_part.contains("收尾语"))
+            {
+                mode = Mode::Close;
+                if !rest.is_empty() {
+                    closing.push(extract_speech(&rest));
+                }
+                continue;
+            }
+            if is_label && label_part.contains("结束条件") {
+                mode = Mode::Cond;
+                if !rest.is_empty() {
+                    conds.push(extract_speech(&rest));
+                }
+                continue;
+            }
+            let item = item_text(&raw);
+            match mode {
+                Mode::Close => closing.push(extract_speech(&item)),
+                Mode::Cond => conds.push(strip_markup(&item)),
+                Mode::Auto => {
+                    if has_quote(&item) {
+                        closing.push(extract_speech(&item));
+                    } else {
+                        conds.push(strip_markup(&item));
+                    }
+                }
+            }
+        }
+        conds.retain(|c: &String| !c.is_empty());
+        closing.retain(|c: &String| !c.is_empty());
+        (conds, closing)
+    }
+
+    fn parse_examples(&self, body: &[usize]) -> (Vec<String>, Vec<String>) {
+        let mut bad_mode = false;
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for &i in body {
+            let raw = strip_markup(&self.lines[i]);
+            if raw.is_empty() {
+                continue;
+            }
+            let item = item_text(&raw);
+            if !has_quote(&item) {
+                if item.contains("反面")
+                    || item.contains("不要")
+                    || item.contains("错误")
+                    || item.contains("避免")
+                {
+                    bad_mode = true;
+                    continue;
+                }
+                if item.contains("正面")
+                    || item.contains("模仿")
+                    || item.contains("推荐")
+                    || item.contains("正确")
+                {
+                    bad_mode = false;
+                    continue;
+                }
+            }
+            let s = extract_speech(&item);
+            if s.is_empty() {
+                continue;
+            }
+            if bad_mode {
+                bad.push(s);
+            } else {
+                good.push(s);
+            }
+        }
+        (good, bad)
+    }
+
+    fn find_callee(&self, script: &mut Script) {
+        static NAME: OnceLock<Regex> = OnceLock::new();
+        let name_re = re(
+            r"(?:姓名|名字|称呼|客户|联系人)\s*[:：]\s*([\p{Han}]{2,4})",
+            &NAME,
+        );
+        let mut name = None;
+        let mut gender = None;
+        for l in &script.profile {
+            if let Some(c) = name_re.captures(l) {
+                name = Some(c[1].to_string());
+                if l.contains('女') {
+                    gender = Some('女');
+                } else if l.contains('男') {
+                    gender = Some('男');
+                }
+                break;
+            }
+        }
+        if name.is_none() {
+            // "刘蕾，女，35岁，…" as the persona role.
+            static ROLE: OnceLock<Regex> = OnceLock::new();
+            let role_re = re(r"^([\p{Han}]{2,4})[，,、]\s*(男|女)", &ROLE);
+            if let Some(c) = role_re.captures(&script.persona.role) {
+                name = Some(c[1].to_string());
+                gender = c[2].chars().next();
+            }
+        }
+        let Some(name) = name else {
+            return;
+        };
+        let sn = surname(&name);
+        let all_lines: Vec<&str> = std::iter::once(script.opening.as_str())
+            .chain(
+                script
+                    .steps
+                    .iter()
+                    .flat_map(|s| s.lines.iter().map(String::as_str)),
+            )
+            .chain(script.closing.iter().map(String::as_str))
+            .collect();
+        let mut title = None;
+        for t in [
+            "老师", "总", "经理", "主任", "先生", "女士", "小姐", "医生", "律师", "师傅",
+        ] {
+            let full = format!("{name}{t}");
+            let short = format!("{sn}{t}");
+            if all_lines
+                .iter()
+                .any(|l| l.contains(&full) || l.contains(&short))
+            {
+                title = Some(t);
+                break;
+            }
+        }
+        let title = title.or(match gender {
+            Some('女') => Some("女士"),
+            Some('男') => Some("先生"),
+            _ => None,
+        });
+        script.honorific = Some(match title {
+            Some(t) => format!("{sn}{t}"),
+            None => name.clone(),
+        });
+        script.callee_name = Some(name);
+    }
+}
+
+/// Splits "**标题**：“台词”" into the title and an inline line.
+fn split_title(rest: &str) -> (String, Option<String>) {
+    let r = rest.trim();
+    if let Some(q) = r.find(['“', '「', '"', '『']) {
+        let title = r[..q]
+            .trim_end_matches(['：', ':', ' ', '-', '—'])
+            .to_string();
+        let line = r[q..].to_string();
+        return (title, Some(line));
+    }
+    (r.to_string(), None)
+}
+
+fn push_line(step: &mut Step, content: &str) {
+    let content = content.trim();
+    if content.is_empty() {
+        return;
+    }
+    if let Some(c) = condition_re().captures(content) {
+        let cond = strip_markup(&c[1]);
+        let line = strip_markers(&extract_speech(&c[2]));
+        if !line.is_empty() {
+            step.conditionals.push(Conditional {
+                condition: cond,
+                line,
+            });
+            return;
+        }
+    }
+    // Labels such as "话术：" before a quote.
+    let body = if has_quote(content) {
+        content.to_string()
+    } else {
+        match content.find(['：', ':']) {
+            Some(p)
+                if p <= 12
+                    && ["话术", "台词", "示例", "说", "要点"]
+                        .iter()
+                        .any(|k| content[..p].contains(k)) =>
+            {
+                content[p..].trim_start_matches(['：', ':']).to_string()
+            }
+            _ => content.to_string(),
+        }
+    };
+    let line = strip_markers(&extract_speech(&body));
+    if !line.is_empty() {
+        step.lines.push(line);
+    }
+}

@@ -1,0 +1,372 @@
+//! Text helpers shared by the script loader, the classifier and the KB retriever:
+//! quote stripping, utterance normalisation, homophone-tolerant (pinyin) keyword
+//! matching, Chinese numerals and spoken e-mail addresses.
+//!
+//! ASR output for Mandarin often has the right sound but the wrong character
+//! (油箱 for 邮箱, 在说 for 再说) and no punctuation, so keywords are matched both
+//! on characters and on toneless, accent-folded pinyin.
+
+use std::sync::OnceLock;
+
+use pinyin::ToPinyinMulti;
+use regex::Regex;
+
+/// Opening and closing quote characters accepted around spoken lines.
+const OPEN_QUOTES: &[char] = &['“', '「', '『', '"', '‘', '《'];
+const CLOSE_QUOTES: &[char] = &['”', '」', '』', '"', '’', '》'];
+
+/// Returns the spoken text inside the first opening and the last closing quote,
+/// or the trimmed text when it has no quotes. Markdown bold markers are removed.
+pub fn extract_speech(s: &str) -> String {
+    let s = strip_markup(s);
+    let open = s.find(|c| OPEN_QUOTES.contains(&c) && c != '《');
+    let Some(start) = open else {
+        return s.trim().to_string();
+    };
+    let after = &s[start..];
+    let first_len = after.chars().next().map(char::len_utf8).unwrap_or(0);
+    let inner = &after[first_len..];
+    let end = inner.rfind(|c| CLOSE_QUOTES.contains(&c) && c != '》');
+    let body = match end {
+        Some(e) => &inner[..e],
+        None => inner,
+    };
+    let cleaned: String = body
+        .chars()
+        .filter(|c| !matches!(c, '“' | '”' | '「' | '」' | '『' | '』' | '"'))
+        .collect();
+    cleaned.trim().to_string()
+}
+
+/// True when `s` contains a quoted segment.
+pub fn has_quote(s: &str) -> bool {
+    s.chars()
+        .any(|c| matches!(c, '“' | '「' | '『' | '"' | '”' | '」'))
+}
+
+/// Removes Markdown emphasis, code ticks and surrounding whitespace.
+pub fn strip_markup(s: &str) -> String {
+    s.replace("**", "")
+        .replace("__", "")
+        .replace('`', "")
+        .trim()
+        .to_string()
+}
+
+/// Removes parenthesised asides （…） (…) 【…】 [..] from a heading or title.
+pub fn strip_parens(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut depth = 0usize;
+    for c in s.chars() {
+        match c {
+            '（' | '(' | '【' | '[' => depth += 1,
+            '）' | ')' | '】' | ']' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Full-width to half-width for ASCII letters, digits and a few symbols.
+fn to_halfwidth(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{3000}' => ' ',
+        _ => c,
+    }
+}
+
+/// True for CJK unified ideographs.
+pub fn is_han(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+}
+
+/// Utterance normalisation: half-width, lower case, punctuation and spaces
+/// removed (ASR punctuation is unreliable anyway), 〇/○ as 零.
+pub fn normalize(s: &str) -> String {
+    s.chars()
+        .map(to_halfwidth)
+        .flat_map(char::to_lowercase)
+        .filter(|c| c.is_alphanumeric() || *c == '@' || *c == '.')
+        .map(|c| if c == '〇' || c == '○' { '零' } else { c })
+        .collect()
+}
+
+/// Folds accent-confusable pinyin (zh/z, ch/c, sh/s, n/l, -ng/-n) so that
+/// near-homophones from regional accents or ASR still match.
+fn fold_syllable(s: &str) -> String {
+    let mut t = s.to_string();
+    for (a, b) in [("zh", "z"), ("ch", "c"), ("sh", "s")] {
+        if t.starts_with(a) {
+            t = format!("{b}{}", &t[a.len()..]);
+        }
+    }
+    if t.starts_with('l') {
+        t.replace_range(0..1, "n");
+    }
+    if t.ends_with("ng") && t.len() > 2 {
+        t.pop();
+    }
+    t
+}
+
+/// One position of a phonetic string: all readings of a character, folded.
+#[derive(Debug, Clone)]
+pub struct PhoneticChar {
+    pub ch: char,
+    pub readings: Vec<String>,
+}
+
+/// Characters of a normalised text with their folded pinyin readings.
+#[derive(Debug, Clone)]
+pub struct Phonetic {
+    pub text: String,
+    pub chars: Vec<PhoneticChar>,
+}
+
+impl Phonetic {
+    pub fn new(normalized: &str) -> Self {
+        let chars = normalized
+            .chars()
+            .map(|c| {
+                let mut readings: Vec<String> = Vec::new();
+                if let Some(multi) = c.to_pinyin_multi() {
+                    for p in multi {
+                        let f = fold_syllable(p.plain());
+                        if !readings.contains(&f) {
+                            readings.push(f);
+                        }
+                    }
+                }
+                PhoneticChar { ch: c, readings }
+            })
+            .collect();
+        Self {
+            text: normalized.to_string(),
+            chars,
+        }
+    }
+
+    /// True when `kw` occurs in the text, by characters, or (for keywords of two
+    /// or more characters) by sound.
+    pub fn contains(&self, kw: &Phonetic) -> bool {
+        self.find(kw).is_some()
+    }
+
+    /// Character index of the first occurrence of `kw` (characters or sound).
+    pub fn find(&self, kw: &Phonetic) -> Option<usize> {
+        if let Some(byte) = self.text.find(&kw.text) {
+            return Some(self.text[..byte].chars().count());
+        }
+        let n = kw.chars.len();
+        if n < 2 || n > self.chars.len() {
+            return None;
+        }
+        (0..=self.chars.len() - n).find(|&i| {
+            kw.chars.iter().enumerate().all(|(j, k)| {
+                let c = &self.chars[i + j];
+                c.ch == k.ch
+                    || (!k.readings.is_empty() && c.readings.iter().any(|r| k.readings.contains(r)))
+            })
+        })
+    }
+}
+
+/// A keyword list compiled once to phonetic form.
+#[derive(Debug, Clone)]
+pub struct Keywords(Vec<Phonetic>);
+
+impl Keywords {
+    pub fn new(words: &[&str]) -> Self {
+        Self(words.iter().map(|w| Phonetic::new(&normalize(w))).collect())
+    }
+    /// The first keyword found in `text`, if any.
+    pub fn first_in(&self, text: &Phonetic) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|k| text.contains(k))
+            .map(|k| k.text.as_str())
+    }
+    pub fn any_in(&self, text: &Phonetic) -> bool {
+        self.first_in(text).is_some()
+    }
+}
+
+/// Value of one Chinese or Arabic digit character.
+fn digit_value(c: char) -> Option<u32> {
+    match c {
+        '零' | '〇' | '0' => Some(0),
+        '一' | '幺' | '1' => Some(1),
+        '二' | '两' | '俩' | '2' => Some(2),
+        '三' | '仨' | '3' => Some(3),
+        '四' | '4' => Some(4),
+        '五' | '5' => Some(5),
+        '六' | '6' => Some(6),
+        '七' | '7' => Some(7),
+        '八' | '8' => Some(8),
+        '九' | '9' => Some(9),
+        _ => None,
+    }
+}
+
+/// Parses a number written in Arabic digits or Chinese numerals up to 99
+/// (三, 十二, 二十三, 15, 两). Returns the value and the characters consumed.
+pub fn parse_number(chars: &[char]) -> Option<(u32, usize)> {
+    if chars.is_empty() {
+        return None;
+    }
+    if chars[0].is_ascii_digit() {
+        let n = chars.iter().take_while(|c| c.is_ascii_digit()).count();
+        let s: String = chars[..n].iter().collect();
+        return s.parse().ok().map(|v| (v, n));
+    }
+    let mut i = 0;
+    let mut value = 0u32;
+    let mut tens_seen = false;
+    if let Some(d) = digit_value(chars[0]) {
+        value = d;
+        i = 1;
+    }
+    if i < chars.len() && chars[i] == '十' {
+        value = if i == 0 { 10 } else { value * 10 };
+        i += 1;
+        tens_seen = true;
+        if i < chars.len() {
+            if let Some(d) = digit_value(chars[i]) {
+                if d > 0 {
+                    value += d;
+                    i += 1;
+                }
+            }
+        }
+    } else if i == 0 && chars[0] == '十' {
+        value = 10;
+        i = 1;
+        tens_seen = true;
+    }
+    if i == 0 {
+        return None;
+    }
+    let _ = tens_seen;
+    Some((value, i))
+}
+
+fn email_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}")
+            .unwrap_or_else(|e| panic!("static e-mail regex is valid: {e}"))
+    })
+}
+
+fn spoken_at_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"(?i)(^|[^a-z])at([^a-z]|$)")
+            .unwrap_or_else(|e| panic!("static at regex is valid: {e}"))
+    })
+}
+
+/// Finds an e-mail address in an utterance, written (`a@b.com`) or spoken
+/// (`call at xbench dot com`, `liulei 艾特 taishan 点 com`, digits in Chinese).
+pub fn extract_email(utterance: &str) -> Option<String> {
+    let mut s: String = utterance
+        .chars()
+        .map(to_halfwidth)
+        .flat_map(char::to_lowercase)
+        .collect();
+    for at in ["艾特", "爱特", "at符号", "圈a", "小老鼠", "＠"] {
+        s = s.replace(at, " @ ");
+    }
+    s = spoken_at_re().replace_all(&s, "$1@$2").into_owned();
+    for dot in ["点儿", "点", "dot", "。"] {
+        s = s.replace(dot, ".");
+    }
+    for (from, to) in [
+        ("下划线", "_"),
+        ("underscore", "_"),
+        ("中划线", "-"),
+        ("横杠", "-"),
+        ("杠", "-"),
+    ] {
+        s = s.replace(from, to);
+    }
+    let s: String = s
+        .chars()
+        .map(|c| match digit_value(c) {
+            Some(d) if !c.is_ascii_digit() => char::from_digit(d, 10).unwrap_or(c),
+            _ => c,
+        })
+        .filter(|c| !c.is_whitespace() && *c != ',' && *c != '，')
+        .collect();
+    // Keep only the ASCII run around the '@' so Chinese words next to it drop out.
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@._%+-".contains(c) {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    email_re()
+        .find(&cleaned)
+        .map(|m| m.as_str().trim_end_matches('.').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speech_is_taken_from_any_quote_style() {
+        assert_eq!(extract_speech("- “您好，请问”"), "您好，请问");
+        assert_eq!(extract_speech("「好的」"), "好的");
+        assert_eq!(extract_speech("\"可以\""), "可以");
+        assert_eq!(extract_speech("若对方忙：“那我晚点打”"), "那我晚点打");
+        assert_eq!(extract_speech("没有引号的句子"), "没有引号的句子");
+    }
+
+    #[test]
+    fn homophones_match_by_sound() {
+        let kw = Keywords::new(&["邮箱", "再说一遍"]);
+        assert!(kw.any_in(&Phonetic::new(&normalize("发我油箱吧"))));
+        assert!(kw.any_in(&Phonetic::new(&normalize("你在说一遍"))));
+        assert!(!kw.any_in(&Phonetic::new(&normalize("好的没问题"))));
+    }
+
+    #[test]
+    fn numbers_parse() {
+        let p = |s: &str| parse_number(&s.chars().collect::<Vec<_>>()).map(|x| x.0);
+        assert_eq!(p("三点"), Some(3));
+        assert_eq!(p("十二"), Some(12));
+        assert_eq!(p("二十三"), Some(23));
+        assert_eq!(p("十"), Some(10));
+        assert_eq!(p("15分"), Some(15));
+        assert_eq!(p("两个"), Some(2));
+        assert_eq!(p("好"), None);
+    }
+
+    #[test]
+    fn spoken_emails_are_recognised() {
+        assert_eq!(
+            extract_email("发到call at xbench dot com").as_deref(),
+            Some("call@xbench.com")
+        );
+        assert_eq!(
+            extract_email("邮箱是liulei艾特taishan点com").as_deref(),
+            Some("liulei@taishan.com")
+        );
+        assert_eq!(
+            extract_email("我的邮箱 zhang.wei@example.cn 谢谢").as_deref(),
+            Some("zhang.wei@example.cn")
+        );
+        assert_eq!(
+            extract_email("一二三四五艾特qq点com").as_deref(),
+            Some("12345@qq.com")
+        );
+        assert_eq!(extract_email("发我邮箱吧"), None);
+    }
+}
