@@ -103,7 +103,21 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// SIGTERM first (Kamailio's main process then stops its children; SIGKILL would
+    /// orphan them with the sockets still open), SIGKILL if it lingers.
     pub fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
