@@ -23,8 +23,16 @@ async fn incoming(agent: &mut SipHandle, caller: &str) -> String {
     })
     .await
     {
-        SipEvent::Call(CallEvent::IncomingCall { call_id, from, remote, .. }) => {
-            assert!(from.contains(caller), "From names the caller {caller}: {from}");
+        SipEvent::Call(CallEvent::IncomingCall {
+            call_id,
+            from,
+            remote,
+            ..
+        }) => {
+            assert!(
+                from.contains(caller),
+                "From names the caller {caller}: {from}"
+            );
             assert!(remote.rtp_addr.is_some(), "baresip offers an RTP address");
             call_id
         }
@@ -33,9 +41,12 @@ async fn incoming(agent: &mut SipHandle, caller: &str) -> String {
 }
 
 async fn ended(agent: &mut SipHandle, call: &str) -> EndReason {
-    match wait_event(agent, Duration::from_secs(10), "Ended", |e| {
-        matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call)
-    })
+    match wait_event(
+        agent,
+        Duration::from_secs(10),
+        "Ended",
+        |e| matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call),
+    )
     .await
     {
         SipEvent::Call(CallEvent::Ended { reason, .. }) => reason,
@@ -64,7 +75,10 @@ async fn baresip_calls_agent_agent_answers_and_hangs_up() {
     assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
     let call = incoming(&mut agent, "1001").await;
     agent
-        .send(Command::Answer { call_id: call.clone(), media: LocalMedia::new(media_addr) })
+        .send(Command::Answer {
+            call_id: call.clone(),
+            media: LocalMedia::new(media_addr),
+        })
         .expect("answer");
     let ev = wait_event(&mut agent, Duration::from_secs(5), "Answered", |e| {
         matches!(e, SipEvent::Call(CallEvent::Answered { .. }))
@@ -72,7 +86,9 @@ async fn baresip_calls_agent_agent_answers_and_hangs_up() {
     .await;
     let setup = t0.elapsed();
     eprintln!("call set-up (dial command -> 200 OK sent, through kamailio with 407): {setup:?}");
-    let SipEvent::Call(CallEvent::Answered { negotiated, .. }) = ev else { unreachable!() };
+    let SipEvent::Call(CallEvent::Answered { negotiated, .. }) = ev else {
+        unreachable!()
+    };
     assert_eq!(negotiated.codec, sip::Codec::Pcmu);
     // baresip sends RTP to our media address once it got the 200 and ACKed.
     let m = _media.try_clone().expect("clone");
@@ -82,14 +98,28 @@ async fn baresip_calls_agent_agent_answers_and_hangs_up() {
         m.recv_from(&mut b).map(|(n, _)| n).unwrap_or(0)
     })
     .await;
-    assert!(got_rtp >= 12 + 160, "baresip streams 20 ms PCMU packets to the answered address");
+    assert!(
+        got_rtp >= 12 + 160,
+        "baresip streams 20 ms PCMU packets to the answered address"
+    );
     let p = phone.clone();
-    assert!(!blocking(move || phone_idle(&p)).await, "baresip shows the call");
-    agent.send(Command::Hangup { call_id: call.clone() }).expect("hangup");
+    assert!(
+        !blocking(move || phone_idle(&p)).await,
+        "baresip shows the call"
+    );
+    agent
+        .send(Command::Hangup {
+            call_id: call.clone(),
+        })
+        .expect("hangup");
     assert_eq!(ended(&mut agent, &call).await, EndReason::LocalHangup);
     let p = phone.clone();
     let idle = blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await;
-    assert!(idle, "baresip ended the call after our BYE; log:\n{}", phone.proc.log_text());
+    assert!(
+        idle,
+        "baresip ended the call after our BYE; log:\n{}",
+        phone.proc.log_text()
+    );
     agent.shutdown().await;
 }
 
@@ -106,7 +136,10 @@ async fn baresip_hangs_up_after_answer() {
     blocking(move || p.ctrl("dial", "bot")).await;
     let call = incoming(&mut agent, "1002").await;
     agent
-        .send(Command::Answer { call_id: call.clone(), media: LocalMedia::new(media_addr) })
+        .send(Command::Answer {
+            call_id: call.clone(),
+            media: LocalMedia::new(media_addr),
+        })
         .expect("answer");
     wait_event(&mut agent, Duration::from_secs(5), "Answered", |e| {
         matches!(e, SipEvent::Call(CallEvent::Answered { .. }))
@@ -136,6 +169,10 @@ async fn baresip_cancels_before_answer() {
     assert_eq!(ended(&mut agent, &call).await, EndReason::Cancelled);
     let p = phone.clone();
     let idle = blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await;
-    assert!(idle, "baresip saw its call terminated (487); log:\n{}", phone.proc.log_text());
+    assert!(
+        idle,
+        "baresip saw its call terminated (487); log:\n{}",
+        phone.proc.log_text()
+    );
     agent.shutdown().await;
 }

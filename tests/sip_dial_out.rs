@@ -32,9 +32,12 @@ fn dial(agent: &SipHandle, target: &str, media: std::net::SocketAddr, ring: Dura
 }
 
 async fn outcome(agent: &mut SipHandle, call: &str, timeout: Duration) -> EndReason {
-    match wait_event(agent, timeout, "Ended", |e| {
-        matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call)
-    })
+    match wait_event(
+        agent,
+        timeout,
+        "Ended",
+        |e| matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call),
+    )
     .await
     {
         SipEvent::Call(CallEvent::Ended { reason, .. }) => reason,
@@ -52,7 +55,8 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
     let mut agent = agent_on(&kam).await;
-    let phone = Arc::new(blocking(move || Baresip::start("1001", kport, "auto", &tone(20.0, 300.0))).await);
+    let phone =
+        Arc::new(blocking(move || Baresip::start("1001", kport, "auto", &tone(20.0, 300.0))).await);
     let (_m, media) = media_socket();
 
     // 1: answered (through the 407 challenge), then we hang up.
@@ -61,13 +65,29 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
         matches!(e, SipEvent::Call(CallEvent::Answered { .. }))
     })
     .await;
-    let SipEvent::Call(CallEvent::Answered { call_id, negotiated }) = ev else { unreachable!() };
+    let SipEvent::Call(CallEvent::Answered {
+        call_id,
+        negotiated,
+    }) = ev
+    else {
+        unreachable!()
+    };
     assert_eq!(call_id, call);
     assert!(negotiated.remote.rtp_addr.is_some());
     let p = phone.clone();
-    assert!(!blocking(move || phone_idle(&p)).await, "baresip is in the call");
-    agent.send(Command::Hangup { call_id: call.clone() }).expect("hangup");
-    assert_eq!(outcome(&mut agent, &call, Duration::from_secs(5)).await, EndReason::LocalHangup);
+    assert!(
+        !blocking(move || phone_idle(&p)).await,
+        "baresip is in the call"
+    );
+    agent
+        .send(Command::Hangup {
+            call_id: call.clone(),
+        })
+        .expect("hangup");
+    assert_eq!(
+        outcome(&mut agent, &call, Duration::from_secs(5)).await,
+        EndReason::LocalHangup
+    );
     let p = phone.clone();
     assert!(
         blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await,
@@ -83,7 +103,10 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let p = phone.clone();
     blocking(move || p.ctrl("hangup", "")).await;
-    assert_eq!(outcome(&mut agent, &call, Duration::from_secs(5)).await, EndReason::RemoteHangup);
+    assert_eq!(
+        outcome(&mut agent, &call, Duration::from_secs(5)).await,
+        EndReason::RemoteHangup
+    );
     agent.shutdown().await;
 }
 
@@ -92,12 +115,17 @@ async fn busy_not_found_and_no_answer_are_distinct() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
     let mut agent = agent_on(&kam).await;
-    let phone = Arc::new(blocking(move || Baresip::start("1002", kport, "manual", &tone(5.0, 300.0))).await);
+    let phone = Arc::new(
+        blocking(move || Baresip::start("1002", kport, "manual", &tone(5.0, 300.0))).await,
+    );
     let (_m, media) = media_socket();
 
     // Not registered: Kamailio answers 404.
     let call = dial(&agent, "1004", media, Duration::from_secs(20));
-    assert_eq!(outcome(&mut agent, &call, Duration::from_secs(10)).await, EndReason::NotFound);
+    assert_eq!(
+        outcome(&mut agent, &call, Duration::from_secs(10)).await,
+        EndReason::NotFound
+    );
 
     // Rings, the phone's user rejects: 486 Busy Here.
     let call = dial(&agent, "1002", media, Duration::from_secs(20));
@@ -107,11 +135,17 @@ async fn busy_not_found_and_no_answer_are_distinct() {
     .await;
     let p = phone.clone();
     blocking(move || p.ctrl("hangup", "")).await;
-    assert_eq!(outcome(&mut agent, &call, Duration::from_secs(10)).await, EndReason::Busy);
+    assert_eq!(
+        outcome(&mut agent, &call, Duration::from_secs(10)).await,
+        EndReason::Busy
+    );
 
     // Rings until our ringing timeout: we CANCEL and report NoAnswer.
     let call = dial(&agent, "1002", media, Duration::from_secs(2));
-    assert_eq!(outcome(&mut agent, &call, Duration::from_secs(10)).await, EndReason::NoAnswer);
+    assert_eq!(
+        outcome(&mut agent, &call, Duration::from_secs(10)).await,
+        EndReason::NoAnswer
+    );
     let p = phone.clone();
     assert!(
         blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await,

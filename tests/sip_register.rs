@@ -20,10 +20,15 @@ async fn registers_with_digest_and_unregisters_on_shutdown() {
     assert!(matches!(ev, SipEvent::Registered { expires, .. } if expires > 0 && expires <= 60));
     // Kamailio now routes requests for "bot" to the agent, which answers OPTIONS.
     let code = blocking(move || sip_ping(kport, "bot")).await;
-    assert_eq!(code, Some(200), "kamailio should relay to the registered agent");
+    assert_eq!(
+        code,
+        Some(200),
+        "kamailio should relay to the registered agent"
+    );
     let rest = agent.shutdown().await;
     assert!(
-        rest.iter().any(|e| matches!(e, SipEvent::Unregistered { .. })),
+        rest.iter()
+            .any(|e| matches!(e, SipEvent::Unregistered { .. })),
         "shutdown must un-REGISTER; events: {rest:?}"
     );
     let code = blocking(move || sip_ping(kport, "bot")).await;
@@ -37,11 +42,16 @@ async fn wrong_password_is_reported() {
     let mut cfg = agent_config(&[kam.addr()]);
     cfg.sip.password = Some("wrong".into());
     let mut agent = sip::start(&cfg).await.expect("agent starts");
-    let ev = wait_event(&mut agent, Duration::from_secs(10), "RegistrationFailed", |e| {
-        matches!(e, SipEvent::RegistrationFailed { .. })
-    })
+    let ev = wait_event(
+        &mut agent,
+        Duration::from_secs(10),
+        "RegistrationFailed",
+        |e| matches!(e, SipEvent::RegistrationFailed { .. }),
+    )
     .await;
-    let SipEvent::RegistrationFailed { reason, .. } = ev else { unreachable!() };
+    let SipEvent::RegistrationFailed { reason, .. } = ev else {
+        unreachable!()
+    };
     assert!(reason.contains("credentials"), "{reason}");
     agent.shutdown().await;
 }

@@ -36,7 +36,10 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
         while let Some(e) = events.recv().await {
             match e {
                 SipEvent::Call(CallEvent::IncomingCall { call_id, .. }) => {
-                    let _ = cmds.send(Command::Answer { call_id, media: LocalMedia::new(media) });
+                    let _ = cmds.send(Command::Answer {
+                        call_id,
+                        media: LocalMedia::new(media),
+                    });
                 }
                 SipEvent::Call(CallEvent::Answered { .. }) => answered += 1,
                 SipEvent::Call(CallEvent::Ended { .. }) => {
@@ -60,8 +63,17 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
         Proc::new("sipp")
             .args(["-sn", "uac", &target.to_string()])
             .args(["-i", "127.0.0.1", "-p", &sipp_port.to_string()])
-            .args(["-s", "bot", "-m", "200", "-l", "10", "-r", "100", "-d", "200"])
-            .args(["-timeout", "90s", "-timeout_error", "-nostdin", "-trace_stat", "-stf"])
+            .args([
+                "-s", "bot", "-m", "200", "-l", "10", "-r", "100", "-d", "200",
+            ])
+            .args([
+                "-timeout",
+                "90s",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_stat",
+                "-stf",
+            ])
             .arg(d.join("stat.csv"))
             .args(["-trace_err", "-error_file"])
             .arg(d.join("err.log"))
@@ -94,11 +106,21 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
         out.status.success(),
         "sipp reported failed calls (exit {:?});\nstdout tail: {}\nerrors: {errors}",
         out.status.code(),
-        String::from_utf8_lossy(&out.stdout).chars().rev().take(3000).collect::<String>().chars().rev().collect::<String>()
+        String::from_utf8_lossy(&out.stdout)
+            .chars()
+            .rev()
+            .take(3000)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
     );
     assert_eq!(field("SuccessfulCall(C)"), "200");
     let retrans: u64 = field("Retransmissions(C)").parse().unwrap_or(0);
-    assert!(retrans < 20, "retransmission storm: {retrans} retransmissions for 200 calls");
+    assert!(
+        retrans < 20,
+        "retransmission storm: {retrans} retransmissions for 200 calls"
+    );
     let (answered, ended, rss, cmds) = tokio::time::timeout(Duration::from_secs(20), answerer)
         .await
         .expect("agent saw every call end")
@@ -106,7 +128,10 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
     assert_eq!((answered, ended), (200, 200));
     eprintln!("test-process RSS (KiB) after 50/100/150/200 calls: {rss:?}");
     if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
-        assert!(*last < first + 8 * 1024, "RSS grew by more than 8 MiB over 150 calls: {rss:?}");
+        assert!(
+            *last < first + 8 * 1024,
+            "RSS grew by more than 8 MiB over 150 calls: {rss:?}"
+        );
     }
     let _ = cmds.send(Command::Shutdown);
     let _ = task.await;

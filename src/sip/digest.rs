@@ -206,7 +206,9 @@ mod tests {
         assert!(!c.qop_auth);
         let mut d = DigestState::new("bot", "passbot");
         d.challenge(c);
-        let v = d.authorize("REGISTER", "sip:127.0.0.1").expect("authorizes");
+        let v = d
+            .authorize("REGISTER", "sip:127.0.0.1")
+            .expect("authorizes");
         let ha1 = md5_hex("bot:r:passbot");
         let ha2 = md5_hex("REGISTER:sip:127.0.0.1");
         assert!(v.contains(&md5_hex(&format!("{ha1}:n:{ha2}"))));

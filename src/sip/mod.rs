@@ -53,7 +53,9 @@ pub enum Action {
         transport: Transport,
     },
     /// Call [`UserAgent::on_tick`] no later than this.
-    SetTimer { at: Instant },
+    SetTimer {
+        at: Instant,
+    },
     Event(SipEvent),
 }
 
@@ -86,7 +88,9 @@ pub enum CallEvent {
         remote_sdp: String,
     },
     /// Outgoing call: the far end is ringing (180).
-    Ringing { call_id: String },
+    Ringing {
+        call_id: String,
+    },
     /// Outgoing call: 183 with SDP (early media to play/record before answer).
     EarlyMedia {
         call_id: String,
@@ -104,8 +108,14 @@ pub enum CallEvent {
         hold: bool,
     },
     /// A DTMF digit signalled by SIP INFO (application/dtmf-relay or dtmf).
-    DtmfInfo { call_id: String, digit: char },
-    Ended { call_id: String, reason: EndReason },
+    DtmfInfo {
+        call_id: String,
+        digit: char,
+    },
+    Ended {
+        call_id: String,
+        reason: EndReason,
+    },
 }
 
 /// Why a call ended; outcomes a caller needs to tell apart are distinct variants.

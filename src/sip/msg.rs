@@ -284,7 +284,11 @@ pub fn bad_request_for(raw: &RawMessage, reason: &str) -> Option<Vec<u8>> {
     if raw.header("Via").is_none() || have < 5 {
         return None;
     }
-    let _ = write!(out, "Warning: 399 tingshuo \"{}\"\r\n", reason.replace('"', "'"));
+    let _ = write!(
+        out,
+        "Warning: 399 tingshuo \"{}\"\r\n",
+        reason.replace('"', "'")
+    );
     out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
 }
@@ -503,7 +507,12 @@ pub fn stamp_via(req: &mut Request, source: SocketAddr) {
             let mut params: Vec<String> = top.split(';').map(|s| s.to_string()).collect();
             let mut has_received = false;
             for p in params.iter_mut().skip(1) {
-                let key = p.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+                let key = p
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
                 if key == "rport" {
                     *p = format!("rport={}", source.port());
                 } else if key == "received" {
@@ -549,7 +558,8 @@ pub fn to_bytes(msg: &SipMessage) -> Vec<u8> {
     let len = msg.body().len();
     msg.headers_mut()
         .retain(|h| !name_value(h).0.eq_ignore_ascii_case("Content-Length"));
-    msg.headers_mut().push(hdr("Content-Length", len.to_string()));
+    msg.headers_mut()
+        .push(hdr("Content-Length", len.to_string()));
     msg.to_string().into_bytes()
 }
 
@@ -735,7 +745,10 @@ l: 4\r\n\r\nv=0\ntrailing";
             uri_host_port("sip:bot@127.0.0.1:5090;transport=udp"),
             Some(("127.0.0.1".into(), 5090))
         );
-        assert_eq!(uri_host_port("sip:127.0.0.1"), Some(("127.0.0.1".into(), 5060)));
+        assert_eq!(
+            uri_host_port("sip:127.0.0.1"),
+            Some(("127.0.0.1".into(), 5060))
+        );
         assert_eq!(
             addr_uri("\"A, B\" <sip:a@b;lr>;tag=x"),
             "sip:a@b;lr".to_string()

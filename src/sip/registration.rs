@@ -182,10 +182,7 @@ impl Registration {
         if let Some(exp) = expires {
             headers.push(msg::hdr("Contact", contact));
             headers.push(msg::hdr("Expires", exp.to_string()));
-            headers.push(msg::hdr(
-                "Allow",
-                "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO",
-            ));
+            headers.push(msg::hdr("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"));
             if slot.digest.has_challenge() {
                 if let Some(auth) = slot.digest.authorize("REGISTER", &uri) {
                     headers.push(msg::hdr("Authorization", auth));
@@ -268,10 +265,15 @@ impl Registration {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.refresh_at, self.keepalive_at, self.probe_at, self.retry_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.refresh_at,
+            self.keepalive_at,
+            self.probe_at,
+            self.retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn fail_over(&mut self, from: usize, reason: String, now: Instant, out: &mut RegOutput) {
@@ -348,7 +350,8 @@ impl Registration {
         match kind {
             RegKind::Keepalive => {
                 self.keepalive_in_flight = false;
-                if idx == self.active && self.keepalive_failed && self.state == RegState::Registered {
+                if idx == self.active && self.keepalive_failed && self.state == RegState::Registered
+                {
                     // Answering again after silence: it may have lost our binding.
                     tracing::info!(registrar = %self.slots[idx].addr, "registrar answers again; re-registering");
                     self.keepalive_failed = false;
@@ -357,7 +360,9 @@ impl Registration {
             }
             RegKind::Probe => {
                 self.probe_in_flight = false;
-                if self.active != 0 && matches!(self.state, RegState::Registered | RegState::Registering) {
+                if self.active != 0
+                    && matches!(self.state, RegState::Registered | RegState::Registering)
+                {
                     tracing::info!(primary = %self.slots[0].addr, "primary registrar is back; returning to it");
                     self.leave_behind = Some(self.active);
                     self.active = 0;
@@ -368,11 +373,9 @@ impl Registration {
                 }
             }
             RegKind::Unregister => {
-                if code == 401 || code == 407 {
-                    if self.answer_challenge(idx, resp) {
-                        self.unregister(idx, &mut out);
-                        return out;
-                    }
+                if (code == 401 || code == 407) && self.answer_challenge(idx, resp) {
+                    self.unregister(idx, &mut out);
+                    return out;
                 }
                 if self.state == RegState::ShuttingDown && idx == self.active {
                     self.state = RegState::Done;
@@ -388,11 +391,12 @@ impl Registration {
                 match code {
                     200..=299 => {
                         self.slots[idx].auth_tries = 0;
-                        let granted = granted_expires(resp, self.cfg.expires, &self.cfg.local)
-                            .max(1);
+                        let granted =
+                            granted_expires(resp, self.cfg.expires, &self.cfg.local).max(1);
                         self.state = RegState::Registered;
                         self.keepalive_failed = false;
-                        let refresh = Duration::from_millis(u64::from(granted) * 750).max(Duration::from_secs(1));
+                        let refresh = Duration::from_millis(u64::from(granted) * 750)
+                            .max(Duration::from_secs(1));
                         self.refresh_at = Some(now + refresh);
                         self.keepalive_at = Some(now + self.cfg.keepalive);
                         self.retry_at = None;
@@ -413,7 +417,12 @@ impl Registration {
                         if self.answer_challenge(idx, resp) {
                             self.register(idx, &mut out);
                         } else {
-                            self.failed(idx, "credentials rejected (check sip.user and sip.password)".into(), now, &mut out);
+                            self.failed(
+                                idx,
+                                "credentials rejected (check sip.user and sip.password)".into(),
+                                now,
+                                &mut out,
+                            );
                         }
                     }
                     423 => {
@@ -558,16 +567,33 @@ mod tests {
         let r1 = &out.requests[0].request;
         assert_eq!(r1.method, Method::Register);
         assert!(msg::header_value(&r1.headers, "Authorization").is_none());
-        let out = reg.on_response(0, RegKind::Register, &reply(r1, 401, &[("WWW-Authenticate", CHALLENGE)]), t0);
+        let out = reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(r1, 401, &[("WWW-Authenticate", CHALLENGE)]),
+            t0,
+        );
         let r2 = out.requests[0].request.clone();
         let auth = msg::header_value(&r2.headers, "Authorization").expect("answers the challenge");
         assert!(auth.contains("nc=00000001") && auth.contains("uri=\"sip:127.0.0.1:5060\""));
         assert_eq!(msg::cseq(&r2.headers).map(|c| c.0), Some(2));
         assert_eq!(msg::call_id(&r2.headers), msg::call_id(&r1.headers));
-        let out = reg.on_response(0, RegKind::Register, &reply(&r2, 200, &[("Contact", "<sip:bot@127.0.0.1:5090>;expires=60")]), t0);
+        let out = reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(
+                &r2,
+                200,
+                &[("Contact", "<sip:bot@127.0.0.1:5090>;expires=60")],
+            ),
+            t0,
+        );
         assert_eq!(
             out.events,
-            vec![SipEvent::Registered { registrar: "127.0.0.1:5060".parse().expect("addr"), expires: 60 }]
+            vec![SipEvent::Registered {
+                registrar: "127.0.0.1:5060".parse().expect("addr"),
+                expires: 60
+            }]
         );
         assert!(reg.is_registered());
         // Refresh at 3/4 of the granted 60 s, keepalive before that.
@@ -576,8 +602,13 @@ mod tests {
         assert_eq!(out.requests[0].kind, RegKind::Keepalive);
         assert_eq!(out.requests[0].request.method, Method::Options);
         let out = reg.poll(t0 + Duration::from_secs(45));
-        let refresh = out.requests.iter().find(|r| r.kind == RegKind::Register).expect("refresh");
-        let auth = msg::header_value(&refresh.request.headers, "Authorization").expect("reuses nonce");
+        let refresh = out
+            .requests
+            .iter()
+            .find(|r| r.kind == RegKind::Register)
+            .expect("refresh");
+        let auth =
+            msg::header_value(&refresh.request.headers, "Authorization").expect("reuses nonce");
         assert!(auth.contains("nc=00000002"));
     }
 
@@ -587,10 +618,20 @@ mod tests {
         let mut reg = Registration::new(cfg(1));
         let mut req = reg.start(t0).requests[0].request.clone();
         for _ in 0..2 {
-            let out = reg.on_response(0, RegKind::Register, &reply(&req, 401, &[("WWW-Authenticate", CHALLENGE)]), t0);
+            let out = reg.on_response(
+                0,
+                RegKind::Register,
+                &reply(&req, 401, &[("WWW-Authenticate", CHALLENGE)]),
+                t0,
+            );
             req = out.requests[0].request.clone();
         }
-        let out = reg.on_response(0, RegKind::Register, &reply(&req, 401, &[("WWW-Authenticate", CHALLENGE)]), t0);
+        let out = reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(&req, 401, &[("WWW-Authenticate", CHALLENGE)]),
+            t0,
+        );
         assert!(out.requests.is_empty());
         assert!(matches!(out.events[0], SipEvent::RegistrationFailed { .. }));
         assert_eq!(reg.next_deadline(), Some(t0 + Duration::from_secs(30)));
@@ -601,7 +642,12 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registration::new(cfg(2));
         let r = reg.start(t0).requests[0].request.clone();
-        reg.on_response(0, RegKind::Register, &reply(&r, 200, &[("Expires", "300")]), t0);
+        reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(&r, 200, &[("Expires", "300")]),
+            t0,
+        );
         let t1 = t0 + Duration::from_secs(10);
         let ka = reg.poll(t1);
         assert_eq!(ka.requests[0].kind, RegKind::Keepalive);
@@ -609,22 +655,49 @@ mod tests {
         let out = reg.on_timeout(0, RegKind::Keepalive, t2);
         assert_eq!(reg.active(), 1);
         let r2 = out.requests[0].request.clone();
-        assert_eq!(out.requests[0].dest, "127.0.0.1:5061".parse().expect("addr"));
-        assert!(t2 - t0 < Duration::from_secs(30), "fail-over within 30 s of the last good answer");
-        let out = reg.on_response(1, RegKind::Register, &reply(&r2, 200, &[("Expires", "300")]), t2);
+        assert_eq!(
+            out.requests[0].dest,
+            "127.0.0.1:5061".parse().expect("addr")
+        );
+        assert!(
+            t2 - t0 < Duration::from_secs(30),
+            "fail-over within 30 s of the last good answer"
+        );
+        let out = reg.on_response(
+            1,
+            RegKind::Register,
+            &reply(&r2, 200, &[("Expires", "300")]),
+            t2,
+        );
         assert!(matches!(out.events[0], SipEvent::Registered { .. }));
         // The primary is probed; once it answers we go back and leave the secondary.
         let t3 = t2 + Duration::from_secs(10);
         let out = reg.poll(t3);
-        let probe = out.requests.iter().find(|r| r.kind == RegKind::Probe).expect("probe");
+        let probe = out
+            .requests
+            .iter()
+            .find(|r| r.kind == RegKind::Probe)
+            .expect("probe");
         assert_eq!(probe.idx, 0);
         let out = reg.on_response(0, RegKind::Probe, &reply(&probe.request, 200, &[]), t3);
         assert_eq!(reg.active(), 0);
         let back = out.requests[0].request.clone();
-        let out = reg.on_response(0, RegKind::Register, &reply(&back, 200, &[("Expires", "300")]), t3);
-        let unreg = out.requests.iter().find(|r| r.kind == RegKind::Unregister).expect("leaves secondary");
+        let out = reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(&back, 200, &[("Expires", "300")]),
+            t3,
+        );
+        let unreg = out
+            .requests
+            .iter()
+            .find(|r| r.kind == RegKind::Unregister)
+            .expect("leaves secondary");
         assert_eq!(unreg.idx, 1);
-        assert_eq!(msg::header_value(&unreg.request.headers, "Expires").as_deref(), Some("0"));
+        assert_eq!(
+            msg::header_value(&unreg.request.headers, "Expires").as_deref(),
+            Some("0")
+        );
     }
 
     #[test]
@@ -632,12 +705,22 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registration::new(cfg(1));
         let r = reg.start(t0).requests[0].request.clone();
-        reg.on_response(0, RegKind::Register, &reply(&r, 200, &[("Expires", "300")]), t0);
+        reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(&r, 200, &[("Expires", "300")]),
+            t0,
+        );
         let out = reg.on_timeout(0, RegKind::Keepalive, t0 + Duration::from_secs(14));
         // Only one registrar: it retries the same one.
         let again = out.requests[0].request.clone();
         assert_eq!(out.requests[0].idx, 0);
-        let out = reg.on_response(0, RegKind::Register, &reply(&again, 200, &[("Expires", "300")]), t0 + Duration::from_secs(15));
+        let out = reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(&again, 200, &[("Expires", "300")]),
+            t0 + Duration::from_secs(15),
+        );
         assert!(matches!(out.events[0], SipEvent::Registered { .. }));
     }
 
@@ -646,11 +729,19 @@ mod tests {
         let t0 = Instant::now();
         let mut reg = Registration::new(cfg(1));
         let r = reg.start(t0).requests[0].request.clone();
-        reg.on_response(0, RegKind::Register, &reply(&r, 200, &[("Expires", "300")]), t0);
+        reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(&r, 200, &[("Expires", "300")]),
+            t0,
+        );
         let out = reg.shutdown(t0);
         let u = &out.requests[0];
         assert_eq!(u.kind, RegKind::Unregister);
-        assert_eq!(msg::header_value(&u.request.headers, "Expires").as_deref(), Some("0"));
+        assert_eq!(
+            msg::header_value(&u.request.headers, "Expires").as_deref(),
+            Some("0")
+        );
         assert!(!reg.is_done());
         let out = reg.on_response(0, RegKind::Unregister, &reply(&u.request, 200, &[]), t0);
         assert!(matches!(out.events[0], SipEvent::Unregistered { .. }));

@@ -119,8 +119,7 @@ pub struct Payload {
 impl RemoteMedia {
     /// The far end put us on hold (it will not send, or sends nothing at all).
     pub fn is_hold(&self) -> bool {
-        self.zero_connection
-            || matches!(self.direction, Direction::SendOnly | Direction::Inactive)
+        self.zero_connection || matches!(self.direction, Direction::SendOnly | Direction::Inactive)
     }
 
     /// Payload type of telephone-event/8000, if offered.
@@ -296,7 +295,11 @@ pub fn negotiate(remote: &RemoteMedia, local: &LocalMedia) -> Result<Negotiated,
     let chosen = remote
         .payloads
         .iter()
-        .find_map(|p| p.codec.filter(|c| local.codecs.contains(c)).map(|c| (c, p.pt)))
+        .find_map(|p| {
+            p.codec
+                .filter(|c| local.codecs.contains(c))
+                .map(|c| (c, p.pt))
+        })
         .ok_or_else(|| SdpError::NoCommonCodec(remote.payloads.iter().map(|p| p.pt).collect()))?;
     let direction = if remote.zero_connection {
         Direction::Inactive
@@ -306,9 +309,7 @@ pub fn negotiate(remote: &RemoteMedia, local: &LocalMedia) -> Result<Negotiated,
     Ok(Negotiated {
         codec: chosen.0,
         pt: chosen.1,
-        telephone_event_pt: local
-            .telephone_event_pt
-            .and(remote.telephone_event_pt()),
+        telephone_event_pt: local.telephone_event_pt.and(remote.telephone_event_pt()),
         remote: remote.clone(),
         direction,
     })
@@ -349,7 +350,10 @@ pub fn build_offer(local: &LocalMedia, version: u64, direction: Direction) -> St
         );
     }
     if let Some(te) = local.telephone_event_pt {
-        let _ = write!(out, "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
+        let _ = write!(
+            out,
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
+        );
     }
     let _ = write!(out, "a=ptime:20\r\na={}\r\n", direction.attr());
     out
@@ -372,7 +376,10 @@ pub fn build_answer(neg: &Negotiated, local: &LocalMedia, version: u64) -> Strin
         neg.codec.encoding_name()
     );
     if let Some(te) = neg.telephone_event_pt {
-        let _ = write!(out, "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n");
+        let _ = write!(
+            out,
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
+        );
     }
     let _ = write!(out, "a=ptime:20\r\na={}\r\n", neg.direction.attr());
     out
@@ -419,7 +426,8 @@ mod tests {
 
     #[test]
     fn no_common_codec_is_an_error() {
-        let sdp = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 9 18\r\na=rtpmap:9 G722/8000\r\n";
+        let sdp =
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 9 18\r\na=rtpmap:9 G722/8000\r\n";
         let err = negotiate(&parse(sdp.as_bytes()).expect("parses"), &local())
             .expect_err("no common codec");
         assert_eq!(err, SdpError::NoCommonCodec(vec![9, 18]));

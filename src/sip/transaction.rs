@@ -189,7 +189,11 @@ impl ClientTx {
                     } else {
                         Duration::from_secs(32)
                     };
-                    vec![deliver, TxAction::Send(ack), TxAction::SetTimer(Timer::D, d)]
+                    vec![
+                        deliver,
+                        TxAction::Send(ack),
+                        TxAction::SetTimer(Timer::D, d),
+                    ]
                 }
             }
             (true, ClientState::Completed) if code >= 300 => {
@@ -223,7 +227,8 @@ impl ClientTx {
                     TxAction::SetTimer(Timer::A, self.interval),
                 ]
             }
-            (Timer::B, ClientState::Calling) | (Timer::F, ClientState::Trying | ClientState::Proceeding) => {
+            (Timer::B, ClientState::Calling)
+            | (Timer::F, ClientState::Trying | ClientState::Proceeding) => {
                 self.state = ClientState::Terminated;
                 vec![TxAction::Timeout, TxAction::Terminated]
             }
@@ -450,11 +455,20 @@ mod tests {
     #[test]
     fn invite_client_acks_non_2xx_on_the_same_branch() {
         let req = invite();
-        let (mut tx, _) = ClientTx::start(req.clone(), dest(), Transport::Udp, TimerValues::default(), None);
+        let (mut tx, _) = ClientTx::start(
+            req.clone(),
+            dest(),
+            Transport::Udp,
+            TimerValues::default(),
+            None,
+        );
         let a = tx.on_response(&resp(&req, 180));
         assert!(matches!(a[0], TxAction::Deliver(_)));
         assert_eq!(tx.state, ClientState::Proceeding);
-        assert!(tx.on_timer(Timer::A).is_empty(), "no retransmission once proceeding");
+        assert!(
+            tx.on_timer(Timer::A).is_empty(),
+            "no retransmission once proceeding"
+        );
         let a = tx.on_response(&resp(&req, 407));
         assert_eq!(tx.state, ClientState::Completed);
         let ack = a
@@ -479,7 +493,13 @@ mod tests {
     #[test]
     fn invite_client_2xx_terminates_and_delivers() {
         let req = invite();
-        let (mut tx, _) = ClientTx::start(req.clone(), dest(), Transport::Udp, TimerValues::default(), None);
+        let (mut tx, _) = ClientTx::start(
+            req.clone(),
+            dest(),
+            Transport::Udp,
+            TimerValues::default(),
+            None,
+        );
         let a = tx.on_response(&resp(&req, 200));
         assert!(matches!(a[0], TxAction::Deliver(_)));
         assert_eq!(a[1], TxAction::Terminated);
@@ -489,7 +509,13 @@ mod tests {
     fn non_invite_client_e_caps_at_t2_and_k() {
         let t = TimerValues::default();
         let req = options();
-        let (mut tx, a) = ClientTx::start(req.clone(), dest(), Transport::Udp, t, Some(Duration::from_secs(4)));
+        let (mut tx, a) = ClientTx::start(
+            req.clone(),
+            dest(),
+            Transport::Udp,
+            t,
+            Some(Duration::from_secs(4)),
+        );
         assert!(a.contains(&TxAction::SetTimer(Timer::F, Duration::from_secs(4))));
         let mut last = Duration::ZERO;
         for _ in 0..6 {
@@ -508,8 +534,16 @@ mod tests {
 
     #[test]
     fn non_invite_client_over_tcp_does_not_retransmit() {
-        let (_, a) = ClientTx::start(options(), dest(), Transport::Tcp, TimerValues::default(), None);
-        assert!(!a.iter().any(|x| matches!(x, TxAction::SetTimer(Timer::E, _))));
+        let (_, a) = ClientTx::start(
+            options(),
+            dest(),
+            Transport::Tcp,
+            TimerValues::default(),
+            None,
+        );
+        assert!(!a
+            .iter()
+            .any(|x| matches!(x, TxAction::SetTimer(Timer::E, _))));
     }
 
     #[test]
@@ -518,7 +552,10 @@ mod tests {
         let mut tx = ServerTx::new(true, dest(), Transport::Udp, t);
         let a = tx.respond(180, b"180".to_vec());
         assert_eq!(a, vec![TxAction::Send(b"180".to_vec())]);
-        assert_eq!(tx.on_retransmission(), vec![TxAction::Send(b"180".to_vec())]);
+        assert_eq!(
+            tx.on_retransmission(),
+            vec![TxAction::Send(b"180".to_vec())]
+        );
         let a = tx.respond(200, b"200".to_vec());
         assert!(a.contains(&TxAction::SetTimer(Timer::G, t.t1)));
         assert!(a.contains(&TxAction::SetTimer(Timer::L, t.t1 * 64)));
@@ -528,7 +565,9 @@ mod tests {
         for _ in 0..5 {
             tx.on_timer(Timer::G);
         }
-        assert!(tx.on_timer(Timer::G).contains(&TxAction::SetTimer(Timer::G, t.t2)));
+        assert!(tx
+            .on_timer(Timer::G)
+            .contains(&TxAction::SetTimer(Timer::G, t.t2)));
         assert_eq!(tx.on_ack(), vec![TxAction::Terminated]);
         assert!(tx.on_timer(Timer::G).is_empty());
     }
@@ -539,9 +578,15 @@ mod tests {
         let mut tx = ServerTx::new(true, dest(), Transport::Udp, t);
         let a = tx.respond(487, b"487".to_vec());
         assert!(a.contains(&TxAction::SetTimer(Timer::H, t.t1 * 64)));
-        assert_eq!(tx.on_retransmission(), vec![TxAction::Send(b"487".to_vec())]);
+        assert_eq!(
+            tx.on_retransmission(),
+            vec![TxAction::Send(b"487".to_vec())]
+        );
         assert_eq!(tx.on_ack(), vec![TxAction::SetTimer(Timer::I, t.t4)]);
-        assert!(tx.on_timer(Timer::G).is_empty(), "confirmed: no more retransmissions");
+        assert!(
+            tx.on_timer(Timer::G).is_empty(),
+            "confirmed: no more retransmissions"
+        );
         assert_eq!(tx.on_timer(Timer::I), vec![TxAction::Terminated]);
     }
 
@@ -549,10 +594,16 @@ mod tests {
     fn invite_server_without_ack_times_out() {
         let mut tx = ServerTx::new(true, dest(), Transport::Udp, TimerValues::default());
         tx.respond(486, b"486".to_vec());
-        assert_eq!(tx.on_timer(Timer::H), vec![TxAction::Timeout, TxAction::Terminated]);
+        assert_eq!(
+            tx.on_timer(Timer::H),
+            vec![TxAction::Timeout, TxAction::Terminated]
+        );
         let mut tx = ServerTx::new(true, dest(), Transport::Udp, TimerValues::default());
         tx.respond(200, b"200".to_vec());
-        assert_eq!(tx.on_timer(Timer::L), vec![TxAction::Timeout, TxAction::Terminated]);
+        assert_eq!(
+            tx.on_timer(Timer::L),
+            vec![TxAction::Timeout, TxAction::Terminated]
+        );
     }
 
     #[test]
@@ -563,7 +614,10 @@ mod tests {
         let a = tx.respond(200, b"ok".to_vec());
         assert!(a.contains(&TxAction::SetTimer(Timer::J, t.t1 * 64)));
         assert_eq!(tx.on_retransmission(), vec![TxAction::Send(b"ok".to_vec())]);
-        assert!(tx.respond(500, b"x".to_vec()).is_empty(), "only one final response");
+        assert!(
+            tx.respond(500, b"x".to_vec()).is_empty(),
+            "only one final response"
+        );
         assert_eq!(tx.on_timer(Timer::J), vec![TxAction::Terminated]);
     }
 }

@@ -18,7 +18,9 @@ use super::digest::{parse_challenge, DigestState};
 use super::msg::{self, hdr};
 use super::registration::{RegConfig, RegKind, RegOutput, Registration};
 use super::sdp::{self, Direction, LocalMedia, RemoteMedia};
-use super::transaction::{key as tx_key, ClientTx, ServerState, ServerTx, Timer, TimerValues, TxAction};
+use super::transaction::{
+    key as tx_key, ClientTx, ServerState, ServerTx, Timer, TimerValues, TxAction,
+};
 use super::{Action, CallEvent, Command, EndReason, SipEvent, Transport};
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
@@ -42,14 +44,24 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(i)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(n) & mask == u32::from(i) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(i)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(n) & mask == u128::from(i) & mask
             }
-            (IpAddr::V4(_), IpAddr::V6(i)) => i.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            (IpAddr::V4(_), IpAddr::V6(i)) => i
+                .to_ipv4_mapped()
+                .is_some_and(|v4| self.contains(IpAddr::V4(v4))),
             _ => false,
         }
     }
@@ -267,7 +279,10 @@ impl UserAgent {
 
     /// Number of calls not yet ended.
     pub fn active_calls(&self) -> usize {
-        self.calls.values().filter(|c| c.state != CallState::Ended).count()
+        self.calls
+            .values()
+            .filter(|c| c.state != CallState::Ended)
+            .count()
     }
 
     /// Transactions currently held (for load tests and leak checks).
@@ -375,7 +390,13 @@ impl UserAgent {
             || self.cfg.registrars.iter().any(|r| r.ip() == ip)
     }
 
-    fn on_request(&mut self, mut req: Request, source: SocketAddr, transport: Transport, now: Instant) {
+    fn on_request(
+        &mut self,
+        mut req: Request,
+        source: SocketAddr,
+        transport: Transport,
+        now: Instant,
+    ) {
         msg::stamp_via(&mut req, source);
         let branch = msg::top_branch(&req.headers).unwrap_or_else(|| {
             // RFC 2543 peer without a branch: Call-ID + CSeq number identify it.
@@ -491,7 +512,9 @@ impl UserAgent {
         for a in actions {
             match a {
                 TxAction::Send(b) => self.send(b, dest, transport),
-                TxAction::SetTimer(t, d) => self.schedule(now + d, TimerTarget::Server(key.to_string(), t)),
+                TxAction::SetTimer(t, d) => {
+                    self.schedule(now + d, TimerTarget::Server(key.to_string(), t))
+                }
                 TxAction::Timeout => {
                     if let Some(cid) = &call_id {
                         let waiting = self
@@ -512,7 +535,14 @@ impl UserAgent {
         }
     }
 
-    fn on_invite(&mut self, key: &str, req: Request, source: SocketAddr, transport: Transport, now: Instant) {
+    fn on_invite(
+        &mut self,
+        key: &str,
+        req: Request,
+        source: SocketAddr,
+        transport: Transport,
+        now: Instant,
+    ) {
         let call_id = msg::call_id(&req.headers).unwrap_or_default();
         let to_tag = msg::token(10);
         let reject = |this: &mut Self, code: u16, why: &str| {
@@ -532,7 +562,11 @@ impl UserAgent {
             return reject(self, 486, "sip.max_calls reached");
         }
         if req.body.is_empty() {
-            return reject(self, 488, "INVITE without SDP offer (late offer unsupported)");
+            return reject(
+                self,
+                488,
+                "INVITE without SDP offer (late offer unsupported)",
+            );
         }
         let remote = match sdp::parse(&req.body) {
             Ok(r) => r,
@@ -598,7 +632,8 @@ impl UserAgent {
         let call = self.calls.get(&cid)?;
         let to = msg::to_tag(&req.headers)?;
         let from = msg::from_tag(&req.headers);
-        (call.state != CallState::Ended && to == call.local_tag && from == call.remote_tag).then_some(cid)
+        (call.state != CallState::Ended && to == call.local_tag && from == call.remote_tag)
+            .then_some(cid)
     }
 
     fn on_reinvite(&mut self, key: &str, req: &Request, now: Instant) {
@@ -609,7 +644,9 @@ impl UserAgent {
         if let Some(e) = self.servers.get_mut(key) {
             e.call_id = Some(cid.clone());
         }
-        let Some(call) = self.calls.get_mut(&cid) else { return };
+        let Some(call) = self.calls.get_mut(&cid) else {
+            return;
+        };
         let cseq = msg::cseq(&req.headers).map(|c| c.0).unwrap_or(0);
         if cseq <= call.remote_cseq {
             self.reply(key, req, 500, None, Vec::new(), None, now);
@@ -709,7 +746,9 @@ impl UserAgent {
             return;
         };
         self.reply(&ckey, req, 200, None, Vec::new(), None, now);
-        let Some(call) = self.calls.get(&cid) else { return };
+        let Some(call) = self.calls.get(&cid) else {
+            return;
+        };
         if call.state != CallState::Ringing {
             return;
         }
@@ -744,7 +783,10 @@ impl UserAgent {
         self.reply(key, req, 200, None, Vec::new(), None, now);
         let ctype = msg::header_value(&req.headers, "Content-Type").unwrap_or_default();
         if let Some(digit) = dtmf_from_info(&ctype, &req.body) {
-            self.event(CallEvent::DtmfInfo { call_id: cid, digit });
+            self.event(CallEvent::DtmfInfo {
+                call_id: cid,
+                digit,
+            });
         }
     }
 
@@ -768,7 +810,9 @@ impl UserAgent {
 
     fn on_response(&mut self, resp: Response, now: Instant) {
         let branch = msg::top_branch(&resp.headers).unwrap_or_default();
-        let Some((_, method)) = msg::cseq(&resp.headers) else { return };
+        let Some((_, method)) = msg::cseq(&resp.headers) else {
+            return;
+        };
         let key = tx_key(&branch, &method);
         if let Some(entry) = self.clients.get_mut(&key) {
             let actions = entry.tx.on_response(&resp);
@@ -791,7 +835,15 @@ impl UserAgent {
         tracing::debug!(%key, "response matches no transaction; ignored");
     }
 
-    fn start_client(&mut self, req: Request, dest: SocketAddr, transport: Transport, timeout: Option<Duration>, owner: Owner, now: Instant) -> String {
+    fn start_client(
+        &mut self,
+        req: Request,
+        dest: SocketAddr,
+        transport: Transport,
+        timeout: Option<Duration>,
+        owner: Owner,
+        now: Instant,
+    ) -> String {
         let (tx, actions) = ClientTx::start(req, dest, transport, self.cfg.timers, timeout);
         let key = tx.key();
         self.clients.insert(key.clone(), ClientEntry { tx, owner });
@@ -800,14 +852,18 @@ impl UserAgent {
     }
 
     fn run_client(&mut self, key: &str, actions: Vec<TxAction>, now: Instant) {
-        let Some(entry) = self.clients.get(key) else { return };
+        let Some(entry) = self.clients.get(key) else {
+            return;
+        };
         let (dest, transport, owner) = (entry.tx.dest, entry.tx.transport, entry.owner.clone());
         let mut deliver = Vec::new();
         let mut timeout = false;
         for a in actions {
             match a {
                 TxAction::Send(b) => self.send(b, dest, transport),
-                TxAction::SetTimer(t, d) => self.schedule(now + d, TimerTarget::Client(key.to_string(), t)),
+                TxAction::SetTimer(t, d) => {
+                    self.schedule(now + d, TimerTarget::Client(key.to_string(), t))
+                }
                 TxAction::Deliver(r) => deliver.push(*r),
                 TxAction::Timeout => timeout = true,
                 TxAction::Terminated => {
@@ -853,32 +909,48 @@ impl UserAgent {
             self.out.push(Action::Event(e));
         }
         for r in out.requests {
-            self.start_client(r.request, r.dest, Transport::Udp, r.timeout, Owner::Reg(r.idx, r.kind), now);
+            self.start_client(
+                r.request,
+                r.dest,
+                Transport::Udp,
+                r.timeout,
+                Owner::Reg(r.idx, r.kind),
+                now,
+            );
         }
     }
 
     fn uac_response(&mut self, cid: &str, resp: Response, now: Instant) {
         let code = msg::status(&resp);
-        let Some(call) = self.calls.get_mut(cid) else { return };
+        let Some(call) = self.calls.get_mut(cid) else {
+            return;
+        };
         if code < 200 {
             if code > 100 {
                 call.provisional_seen = true;
             }
             let send_cancel = call.cancel_pending && call.provisional_seen;
             let early = if code == 183 && !resp.body.is_empty() {
-                call.local_media
-                    .as_ref()
-                    .and_then(|l| sdp::parse(&resp.body).and_then(|r| sdp::negotiate(&r, l)).ok())
+                call.local_media.as_ref().and_then(|l| {
+                    sdp::parse(&resp.body)
+                        .and_then(|r| sdp::negotiate(&r, l))
+                        .ok()
+                })
             } else {
                 None
             };
             if send_cancel {
                 self.send_cancel(cid, now);
             } else if code == 180 {
-                self.event(CallEvent::Ringing { call_id: cid.to_string() });
+                self.event(CallEvent::Ringing {
+                    call_id: cid.to_string(),
+                });
             }
             if let Some(n) = early {
-                self.event(CallEvent::EarlyMedia { call_id: cid.to_string(), negotiated: n });
+                self.event(CallEvent::EarlyMedia {
+                    call_id: cid.to_string(),
+                    negotiated: n,
+                });
             }
             return;
         }
@@ -886,13 +958,22 @@ impl UserAgent {
             self.uac_answered(cid, &resp, now);
             return;
         }
-        if (code == 401 || code == 407) && call.state == CallState::Calling && !call.cancel_pending {
-            let header = if code == 407 { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+        if (code == 401 || code == 407) && call.state == CallState::Calling && !call.cancel_pending
+        {
+            let header = if code == 407 {
+                "Proxy-Authenticate"
+            } else {
+                "WWW-Authenticate"
+            };
             let ch = msg::header_value(&resp.headers, header).and_then(|v| parse_challenge(&v));
             call.auth_tries += 1;
             if let (Some(ch), true) = (ch, call.auth_tries <= 2) {
                 call.digest.challenge(ch);
-                let authz = if code == 407 { "Proxy-Authorization" } else { "Authorization" };
+                let authz = if code == 407 {
+                    "Proxy-Authorization"
+                } else {
+                    "Authorization"
+                };
                 self.send_invite(cid, Some(authz), now);
                 return;
             }
@@ -909,7 +990,9 @@ impl UserAgent {
         let local_contact = self.contact(Transport::Udp);
         let ua = self.cfg.user_agent.clone();
         let local = self.cfg.local;
-        let Some(call) = self.calls.get_mut(cid) else { return };
+        let Some(call) = self.calls.get_mut(cid) else {
+            return;
+        };
         call.remote_tag = msg::to_tag(&resp.headers);
         if let Some(c) = msg::header_value(&resp.headers, "Contact") {
             call.remote_target = msg::addr_uri(&c);
@@ -917,10 +1000,11 @@ impl UserAgent {
         let mut rr = msg::header_list(&resp.headers, "Record-Route");
         rr.reverse();
         call.route_set = rr;
-        let neg = call
-            .local_media
-            .as_ref()
-            .and_then(|l| sdp::parse(&resp.body).and_then(|r| sdp::negotiate(&r, l)).ok());
+        let neg = call.local_media.as_ref().and_then(|l| {
+            sdp::parse(&resp.body)
+                .and_then(|r| sdp::negotiate(&r, l))
+                .ok()
+        });
         let was_cancelled = call.cancel_pending || call.state == CallState::Ended;
         call.state = CallState::Confirmed;
         // ACK for the 2xx: a new transaction, sent along the route set.
@@ -936,7 +1020,10 @@ impl UserAgent {
                 if let Some(c) = self.calls.get_mut(cid) {
                     c.remote_media = Some(n.remote.clone());
                 }
-                self.event(CallEvent::Answered { call_id: cid.to_string(), negotiated: n });
+                self.event(CallEvent::Answered {
+                    call_id: cid.to_string(),
+                    negotiated: n,
+                });
             }
             (false, None) => {
                 tracing::warn!(call_id = %cid, "200 OK without a usable SDP answer; hanging up");
@@ -961,9 +1048,12 @@ impl UserAgent {
             Command::Answer { call_id, media } => self.answer(&call_id, media, now),
             Command::Reject { call_id, code } => self.reject(&call_id, code, now),
             Command::Hangup { call_id } => self.hangup(&call_id, EndReason::LocalHangup, now),
-            Command::PlaceCall { call_id, target, media, ring_timeout } => {
-                self.place_call(call_id, &target, media, ring_timeout, now)
-            }
+            Command::PlaceCall {
+                call_id,
+                target,
+                media,
+                ring_timeout,
+            } => self.place_call(call_id, &target, media, ring_timeout, now),
             Command::Shutdown => self.shutdown(now),
         }
         self.finish()
@@ -978,7 +1068,9 @@ impl UserAgent {
             tracing::warn!(call_id = %cid, "answer for a call that is not ringing; ignored");
             return;
         }
-        let Some(remote) = call.remote_media.clone() else { return };
+        let Some(remote) = call.remote_media.clone() else {
+            return;
+        };
         let key = call.invite_key.clone();
         let invite = call.invite.clone();
         let tag = call.local_tag.clone();
@@ -996,7 +1088,10 @@ impl UserAgent {
                 ];
                 self.reply(&key, &invite, 200, Some(&tag), extra, Some(body), now);
                 tracing::info!(call_id = %cid, codec = ?neg.codec, "answered");
-                self.event(CallEvent::Answered { call_id: cid.to_string(), negotiated: neg });
+                self.event(CallEvent::Answered {
+                    call_id: cid.to_string(),
+                    negotiated: neg,
+                });
             }
             Err(e) => {
                 tracing::info!(call_id = %cid, error = %e, "answer media does not fit the offer; 488");
@@ -1007,22 +1102,42 @@ impl UserAgent {
     }
 
     fn reject(&mut self, cid: &str, code: u16, now: Instant) {
-        let Some(call) = self.calls.get(cid) else { return };
+        let Some(call) = self.calls.get(cid) else {
+            return;
+        };
         if call.role != Role::Uas || call.state != CallState::Ringing {
             return;
         }
-        let code = if (300..700).contains(&code) { code } else { 603 };
-        let (key, invite, tag) = (call.invite_key.clone(), call.invite.clone(), call.local_tag.clone());
+        let code = if (300..700).contains(&code) {
+            code
+        } else {
+            603
+        };
+        let (key, invite, tag) = (
+            call.invite_key.clone(),
+            call.invite.clone(),
+            call.local_tag.clone(),
+        );
         self.reply(&key, &invite, code, Some(&tag), Vec::new(), None, now);
         self.end(cid, EndReason::Rejected(code), now);
     }
 
     fn hangup(&mut self, cid: &str, reason: EndReason, now: Instant) {
-        let Some(call) = self.calls.get_mut(cid) else { return };
+        let Some(call) = self.calls.get_mut(cid) else {
+            return;
+        };
         match (call.role, call.state) {
             (Role::Uas, CallState::Ringing) => {
-                let (key, invite, tag) = (call.invite_key.clone(), call.invite.clone(), call.local_tag.clone());
-                let code = if reason == EndReason::Shutdown { 503 } else { 480 };
+                let (key, invite, tag) = (
+                    call.invite_key.clone(),
+                    call.invite.clone(),
+                    call.local_tag.clone(),
+                );
+                let code = if reason == EndReason::Shutdown {
+                    503
+                } else {
+                    480
+                };
                 self.reply(&key, &invite, code, Some(&tag), Vec::new(), None, now);
                 self.end(cid, reason, now);
             }
@@ -1042,7 +1157,9 @@ impl UserAgent {
         let local_contact = self.contact(Transport::Udp);
         let ua = self.cfg.user_agent.clone();
         let local = self.cfg.local;
-        let Some(call) = self.calls.get_mut(cid) else { return };
+        let Some(call) = self.calls.get_mut(cid) else {
+            return;
+        };
         call.local_cseq += 1;
         let cseq = call.local_cseq;
         let (req, dest) = dialog_request(call, Method::Bye, cseq, local, &local_contact, &ua);
@@ -1052,7 +1169,9 @@ impl UserAgent {
     }
 
     fn send_cancel(&mut self, cid: &str, now: Instant) {
-        let Some(call) = self.calls.get_mut(cid) else { return };
+        let Some(call) = self.calls.get_mut(cid) else {
+            return;
+        };
         call.cancel_pending = false;
         let inv = &call.invite;
         let mut headers = Vec::new();
@@ -1079,13 +1198,30 @@ impl UserAgent {
         };
         let dest = call.peer;
         let transport = call.transport;
-        self.start_client(req, dest, transport, None, Owner::Cancel(cid.to_string()), now);
+        self.start_client(
+            req,
+            dest,
+            transport,
+            None,
+            Owner::Cancel(cid.to_string()),
+            now,
+        );
     }
 
-    fn place_call(&mut self, cid: String, target: &str, media: LocalMedia, ring_timeout: Duration, now: Instant) {
+    fn place_call(
+        &mut self,
+        cid: String,
+        target: &str,
+        media: LocalMedia,
+        ring_timeout: Duration,
+        now: Instant,
+    ) {
         if self.shutting_down || self.calls.contains_key(&cid) {
             tracing::warn!(call_id = %cid, "place call refused (shutting down or duplicate Call-ID)");
-            self.event(CallEvent::Ended { call_id: cid, reason: EndReason::Failed(503) });
+            self.event(CallEvent::Ended {
+                call_id: cid,
+                reason: EndReason::Failed(503),
+            });
             return;
         }
         let proxy = self.reg.active_addr();
@@ -1094,17 +1230,25 @@ impl UserAgent {
             Some(d) => d,
             None => {
                 tracing::warn!(call_id = %cid, %uri, "cannot route call: no registrar and target host is not an IP");
-                self.event(CallEvent::Ended { call_id: cid, reason: EndReason::Failed(400) });
+                self.event(CallEvent::Ended {
+                    call_id: cid,
+                    reason: EndReason::Failed(400),
+                });
                 return;
             }
         };
-        let domain = proxy.map(|p| p.ip().to_string()).unwrap_or_else(|| self.cfg.local.ip().to_string());
+        let domain = proxy
+            .map(|p| p.ip().to_string())
+            .unwrap_or_else(|| self.cfg.local.ip().to_string());
         let local_uri = format!("<sip:{}@{}>", self.cfg.user, domain);
         let placeholder = match msg::request(Method::Invite, &uri, Vec::new(), Vec::new()) {
             Some(r) => r,
             None => {
                 tracing::warn!(call_id = %cid, %uri, "dial target is not a valid SIP URI");
-                self.event(CallEvent::Ended { call_id: cid, reason: EndReason::Failed(400) });
+                self.event(CallEvent::Ended {
+                    call_id: cid,
+                    reason: EndReason::Failed(400),
+                });
                 return;
             }
         };
@@ -1146,12 +1290,19 @@ impl UserAgent {
         let contact = self.contact(Transport::Udp);
         let local = self.cfg.local;
         let ua = self.cfg.user_agent.clone();
-        let Some(call) = self.calls.get_mut(cid) else { return };
-        let Some(media) = call.local_media.clone() else { return };
+        let Some(call) = self.calls.get_mut(cid) else {
+            return;
+        };
+        let Some(media) = call.local_media.clone() else {
+            return;
+        };
         call.local_cseq += 1;
         let uri = call.remote_target.clone();
         let mut headers = vec![
-            hdr("Via", format!("SIP/2.0/UDP {local};branch={};rport", msg::new_branch())),
+            hdr(
+                "Via",
+                format!("SIP/2.0/UDP {local};branch={};rport", msg::new_branch()),
+            ),
             hdr("Max-Forwards", "70"),
             hdr("From", format!("{};tag={}", call.local_uri, call.local_tag)),
             hdr("To", call.remote_uri.clone()),
@@ -1168,11 +1319,20 @@ impl UserAgent {
             }
         }
         let body = sdp::build_offer(&media, call.sdp_version, Direction::SendRecv).into_bytes();
-        let Some(req) = msg::request(Method::Invite, &uri, headers, body) else { return };
+        let Some(req) = msg::request(Method::Invite, &uri, headers, body) else {
+            return;
+        };
         call.invite = req.clone();
         let dest = call.peer;
         let transport = call.transport;
-        let key = self.start_client(req, dest, transport, None, Owner::Invite(cid.to_string()), now);
+        let key = self.start_client(
+            req,
+            dest,
+            transport,
+            None,
+            Owner::Invite(cid.to_string()),
+            now,
+        );
         if let Some(c) = self.calls.get_mut(cid) {
             c.invite_key = key;
         }
@@ -1189,7 +1349,11 @@ impl UserAgent {
         for cid in ids {
             self.hangup(&cid, EndReason::Shutdown, now);
             // Outgoing calls still ringing end now; the CANCEL goes out regardless.
-            if self.calls.get(&cid).is_some_and(|c| c.state == CallState::Calling) {
+            if self
+                .calls
+                .get(&cid)
+                .is_some_and(|c| c.state == CallState::Calling)
+            {
                 if self.calls.get(&cid).is_some_and(|c| c.cancel_pending) {
                     // No provisional yet: send the CANCEL anyway, we are leaving.
                     self.send_cancel(&cid, now);
@@ -1210,7 +1374,9 @@ impl UserAgent {
                 break;
             }
             self.timers.pop();
-            let Some(target) = self.timer_targets.remove(&id) else { continue };
+            let Some(target) = self.timer_targets.remove(&id) else {
+                continue;
+            };
             match target {
                 TimerTarget::Client(key, t) => {
                     if let Some(e) = self.clients.get_mut(&key) {
@@ -1225,7 +1391,11 @@ impl UserAgent {
                     }
                 }
                 TimerTarget::Ring(cid) => {
-                    if self.calls.get(&cid).is_some_and(|c| c.state == CallState::Calling) {
+                    if self
+                        .calls
+                        .get(&cid)
+                        .is_some_and(|c| c.state == CallState::Calling)
+                    {
                         tracing::info!(call_id = %cid, "ringing timeout; cancelling");
                         self.hangup(&cid, EndReason::NoAnswer, now);
                     }
@@ -1236,8 +1406,10 @@ impl UserAgent {
         self.apply_reg(out, now);
         // Forget ended calls once late retransmissions can no longer arrive (64·T1).
         let linger = self.cfg.timers.t1 * 64;
-        self.calls
-            .retain(|_, c| c.ended_at.is_none_or(|t| now.saturating_duration_since(t) < linger));
+        self.calls.retain(|_, c| {
+            c.ended_at
+                .is_none_or(|t| now.saturating_duration_since(t) < linger)
+        });
         self.buckets
             .retain(|_, b| now.saturating_duration_since(b.last) < Duration::from_secs(60));
         self.finish()
@@ -1255,7 +1427,10 @@ fn dialog_request(
 ) -> (Request, SocketAddr) {
     let tr = call.transport.via_name();
     let mut headers = vec![
-        hdr("Via", format!("SIP/2.0/{tr} {local};branch={};rport", msg::new_branch())),
+        hdr(
+            "Via",
+            format!("SIP/2.0/{tr} {local};branch={};rport", msg::new_branch()),
+        ),
         hdr("Max-Forwards", "70"),
     ];
     let remote_tag = call
@@ -1283,7 +1458,14 @@ fn dialog_request(
         .or_else(|| msg::uri_socket_addr(&call.remote_target))
         .unwrap_or(call.peer);
     let req = msg::request(method, &call.remote_target, headers.clone(), Vec::new())
-        .or_else(|| msg::request(method, &call.remote_uri.replace(['<', '>'], ""), headers, Vec::new()))
+        .or_else(|| {
+            msg::request(
+                method,
+                &call.remote_uri.replace(['<', '>'], ""),
+                headers,
+                Vec::new(),
+            )
+        })
         .unwrap_or_else(|| call.invite.clone());
     (req, dest)
 }
@@ -1297,12 +1479,20 @@ fn strip_tag(v: &str) -> String {
 
 /// Where to answer a request rsip rejected (same rules as for parsed ones).
 fn via_dest_raw(raw: &msg::RawMessage, source: SocketAddr) -> SocketAddr {
-    let Some(via) = raw.header("Via") else { return source };
+    let Some(via) = raw.header("Via") else {
+        return source;
+    };
     let top = msg::split_list(via).into_iter().next().unwrap_or_default();
     if msg::has_param(&top, "rport") {
         return source;
     }
-    let sent_by = top.split_whitespace().nth(1).unwrap_or("").split(';').next().unwrap_or("");
+    let sent_by = top
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("");
     msg::uri_host_port(&format!("sip:{sent_by}"))
         .and_then(|(h, p)| h.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, p)))
         .unwrap_or(source)
@@ -1315,7 +1505,9 @@ fn dtmf_from_info(ctype: &str, body: &[u8]) -> Option<char> {
     let raw = if ctype.contains("dtmf-relay") {
         text.lines().find_map(|l| {
             let (k, v) = l.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("Signal").then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case("Signal")
+                .then(|| v.trim().to_string())
         })?
     } else if ctype.contains("application/dtmf") {
         text.trim().to_string()

@@ -28,7 +28,9 @@ pub fn require(program: &str, package: &str) {
 /// A port free on 127.0.0.1 for both UDP and TCP (and, with `span`, the next ports too).
 pub fn free_port_span(span: u16) -> u16 {
     for _ in 0..200 {
-        let Ok(u) = UdpSocket::bind("127.0.0.1:0") else { continue };
+        let Ok(u) = UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
         let Ok(a) = u.local_addr() else { continue };
         let base = a.port();
         if base.checked_add(span).is_none() || base < 20000 {
@@ -59,7 +61,8 @@ fn repo_file(rel: &str) -> PathBuf {
 pub fn sip_ping(port: u16, user: &str) -> Option<u16> {
     let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
     let me = sock.local_addr().ok()?;
-    sock.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .ok()?;
     let call_id = format!("ping-{}-{}", std::process::id(), me.port());
     let req = format!(
         "OPTIONS sip:{user}@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id};rport\r\n\
@@ -177,7 +180,11 @@ impl Kamailio {
             // Registrar itself answers OPTIONS with no user part.
             sip_ping_registrar(port).is_some()
         });
-        assert!(up, "kamailio on port {port} did not come up; log:\n{}", k.proc.log_text());
+        assert!(
+            up,
+            "kamailio on port {port} did not come up; log:\n{}",
+            k.proc.log_text()
+        );
         k
     }
 
@@ -190,7 +197,8 @@ impl Kamailio {
 pub fn sip_ping_registrar(port: u16) -> Option<u16> {
     let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
     let me = sock.local_addr().ok()?;
-    sock.set_read_timeout(Some(Duration::from_millis(300))).ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .ok()?;
     let req = format!(
         "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{};rport\r\n\
 Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: regping-{}\r\n\
@@ -303,9 +311,8 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
             Err(e) => return format!("connect failed: {e}"),
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let json = format!(
-            "{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t1\"}}"
-        );
+        let json =
+            format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t1\"}}");
         let _ = s.write_all(format!("{}:{},", json.len(), json).as_bytes());
         let mut buf = vec![0u8; 8192];
         let mut out = String::new();
