@@ -530,9 +530,14 @@ impl JitterBuffer {
         }
         // Drift correction: a buffer persistently deeper than the target loses a frame.
         // The deeper it is, the faster it is trimmed (a 200 ms excess drains in about a second).
-        let excess = self.highest_frame.saturating_sub(self.next_frame) + 1 - self.target_frames();
+        let depth = if self.highest_frame >= self.next_frame {
+            self.highest_frame - self.next_frame + 1
+        } else {
+            0
+        };
+        let excess = depth - self.target_frames();
         if excess > EXCESS_FRAMES {
-            self.excess_run += excess as u32;
+            self.excess_run = self.excess_run.saturating_add(excess.min(1000) as u32);
             if self.excess_run >= EXCESS_BUDGET {
                 self.excess_run = 0;
                 let idx = self.next_frame.rem_euclid(self.slots.len() as i64) as usize;
@@ -938,6 +943,17 @@ mod tests {
         assert_eq!(rb.fraction_lost, (4 * 256 / 9) as u8);
         s.push(9, 9 * 160, code(0), 180);
         assert_eq!(s.jb.report_block().unwrap().fraction_lost, 0);
+    }
+
+    #[test]
+    fn only_telephone_events_never_overflow_depth() {
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let t0 = Instant::now();
+        for i in 0..20u16 {
+            let at = t0 + FRAME_DURATION * i as u32;
+            jb.push_parts(101, i, 0, 1, i == 0, &[1, 0, 0, 160], at);
+            assert_eq!(jb.pop_frame(at).kind, FrameKind::Silence);
+        }
     }
 
     #[test]
