@@ -1,2 +1,186 @@
 //! SIP user agent: sans-IO transactions, dialogs, registration and digest auth on rsip types,
 //! with a thin tokio driver at the edge.
+//!
+//! Layers, bottom up:
+//! - [`msg`]: tolerant parsing (compact headers, folding, rport) and building on rsip types;
+//! - [`transaction`]: RFC 3261 client/server transactions with timers A–L;
+//! - [`digest`]: MD5 digest (`qop=auth`) for 401/407;
+//! - [`registration`]: REGISTER/refresh/un-REGISTER, OPTIONS keepalive, registrar fail-over;
+//! - [`ua`]: the user-agent core managing many calls (UAS and UAC dialogs);
+//! - [`sdp`]: offer/answer for PCMU/PCMA/telephone-event;
+//! - [`driver`]: UDP/TCP sockets and timers in tokio, feeding the core.
+//!
+//! The core is fed `(bytes, source, transport, now)`, commands and timer ticks, and returns
+//! [`Action`]s; nothing below [`driver`] touches a socket or a clock.
+
+pub mod digest;
+pub mod driver;
+pub mod msg;
+pub mod registration;
+pub mod sdp;
+pub mod transaction;
+pub mod ua;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub use driver::{start, SipHandle};
+pub use sdp::{Codec, Direction, LocalMedia, Negotiated, RemoteMedia};
+pub use ua::{UaConfig, UserAgent};
+
+/// Transport a message came in on or must go out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// What the sans-IO core asks the driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Send {
+        bytes: Vec<u8>,
+        dest: SocketAddr,
+        transport: Transport,
+    },
+    /// Call [`UserAgent::on_tick`] no later than this.
+    SetTimer {
+        at: Instant,
+    },
+    Event(SipEvent),
+}
+
+/// Events for the layer above (the call layer, tests, the CLI).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SipEvent {
+    Registered {
+        registrar: SocketAddr,
+        expires: u32,
+    },
+    RegistrationFailed {
+        registrar: SocketAddr,
+        reason: String,
+    },
+    Unregistered {
+        registrar: SocketAddr,
+    },
+    Call(CallEvent),
+}
+
+/// Per-call events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEvent {
+    /// A new INVITE was accepted for ringing; answer or reject it with a [`Command`].
+    IncomingCall {
+        call_id: String,
+        from: String,
+        to: String,
+        remote: RemoteMedia,
+        remote_sdp: String,
+    },
+    /// Outgoing call: the far end is ringing (180).
+    Ringing {
+        call_id: String,
+    },
+    /// Outgoing call: 183 with SDP (early media to play/record before answer).
+    EarlyMedia {
+        call_id: String,
+        negotiated: Negotiated,
+    },
+    /// The call is up (UAS: ACK received; UAC: 200 received and ACKed).
+    Answered {
+        call_id: String,
+        negotiated: Negotiated,
+    },
+    /// Re-INVITE: hold/resume or a new codec/address.
+    MediaUpdate {
+        call_id: String,
+        negotiated: Negotiated,
+        hold: bool,
+    },
+    /// A DTMF digit signalled by SIP INFO (application/dtmf-relay or dtmf).
+    DtmfInfo {
+        call_id: String,
+        digit: char,
+    },
+    Ended {
+        call_id: String,
+        reason: EndReason,
+    },
+}
+
+/// Why a call ended; outcomes a caller needs to tell apart are distinct variants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    LocalHangup,
+    RemoteHangup,
+    /// The caller cancelled before answer (we sent 487).
+    Cancelled,
+    /// We rejected it (command or policy) with this code.
+    Rejected(u16),
+    /// Outgoing: 486 Busy Here / 600 Busy Everywhere.
+    Busy,
+    /// Outgoing: 603 Decline.
+    Declined,
+    /// Outgoing: 404 Not Found / 604.
+    NotFound,
+    /// Outgoing: the ringing timeout expired and we cancelled.
+    NoAnswer,
+    /// Outgoing: another final failure code.
+    Failed(u16),
+    /// No common codec (488).
+    NotAcceptable,
+    /// The peer stopped answering (transaction timeout or no ACK).
+    Timeout,
+    /// We are shutting down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// Maps an outgoing call's final failure response.
+    pub fn from_status(code: u16) -> Self {
+        match code {
+            486 | 600 => EndReason::Busy,
+            603 => EndReason::Declined,
+            404 | 604 => EndReason::NotFound,
+            487 => EndReason::Cancelled,
+            488 | 606 => EndReason::NotAcceptable,
+            408 => EndReason::Timeout,
+            c => EndReason::Failed(c),
+        }
+    }
+}
+
+/// Commands from the layer above.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Answer an incoming call with our media (address and codec preferences).
+    Answer { call_id: String, media: LocalMedia },
+    /// Reject an incoming call that was not answered yet.
+    Reject { call_id: String, code: u16 },
+    /// Hang up any call: BYE when established, CANCEL/reject before.
+    Hangup { call_id: String },
+    /// Place a call: `target` is a user (`1001`, dialled via the registrar) or a SIP URI.
+    PlaceCall {
+        call_id: String,
+        target: String,
+        media: LocalMedia,
+        ring_timeout: Duration,
+    },
+    /// Hang up every call and un-REGISTER.
+    Shutdown,
+}
+
+/// A fresh Call-ID for [`Command::PlaceCall`].
+pub fn new_call_id() -> String {
+    format!("{}@tingshuo", msg::token(20))
+}

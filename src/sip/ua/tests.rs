@@ -1,0 +1,698 @@
+//! UA core tests: whole call flows fed as bytes, no network.
+
+use super::*;
+use crate::sip::sdp::Codec;
+use rsip::message::HasHeaders;
+
+const PEER: &str = "127.0.0.1:5071";
+const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 50710 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+fn peer() -> SocketAddr {
+    PEER.parse().expect("addr")
+}
+
+fn ua() -> UserAgent {
+    UserAgent::new(UaConfig::direct("127.0.0.1:5090".parse().expect("addr")))
+}
+
+fn media() -> LocalMedia {
+    LocalMedia::new("127.0.0.1:40000".parse().expect("addr"))
+}
+
+fn sent(actions: &[Action]) -> Vec<(SipMessage, SocketAddr)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { bytes, dest, .. } => {
+                Some((msg::parse(bytes).expect("we send valid SIP"), *dest))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn codes(actions: &[Action]) -> Vec<u16> {
+    sent(actions)
+        .into_iter()
+        .filter_map(|(m, _)| match m {
+            SipMessage::Response(r) => Some(msg::status(&r)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn call_events(actions: &[Action]) -> Vec<CallEvent> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(SipEvent::Call(c)) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn invite(call_id: &str, branch: &str, body: &str) -> String {
+    format!(
+        "INVITE sip:bot@127.0.0.1:5090 SIP/2.0\r\nv: SIP/2.0/UDP {PEER};branch={branch};rport\r\nf: <sip:1001@127.0.0.1>;tag=ft\r\nt: <sip:bot@127.0.0.1>\r\ni: {call_id}\r\nCSeq: 1 INVITE\r\nm: <sip:1001@{PEER}>\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\nc: application/sdp\r\nl: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn in_dialog(method: &str, call_id: &str, to_tag: &str, cseq: u32, branch: &str) -> String {
+    format!(
+        "{method} sip:bot@127.0.0.1:5090 SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch={branch};rport\r\nFrom: <sip:1001@127.0.0.1>;tag=ft\r\nTo: <sip:bot@127.0.0.1>;tag={to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Runs an incoming call up to the 180 and returns (ua, our To tag).
+fn ringing(call_id: &str) -> (UserAgent, String, Instant) {
+    let mut ua = ua();
+    let now = Instant::now();
+    let a = ua.on_message(
+        invite(call_id, "z9hG4bKinv", OFFER).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+    let ring = sent(&a).into_iter().nth(1).expect("180").0;
+    assert!(
+        msg::header_value(ring.headers(), "Contact").is_some(),
+        "180 has a Contact"
+    );
+    let tag = msg::to_tag(ring.headers()).expect("To tag on 180");
+    match &call_events(&a)[..] {
+        [CallEvent::IncomingCall {
+            call_id: c, remote, ..
+        }] => {
+            assert_eq!(c, call_id);
+            assert_eq!(
+                remote.rtp_addr,
+                Some("127.0.0.1:50710".parse().expect("addr"))
+            );
+        }
+        e => panic!("expected IncomingCall, got {e:?}"),
+    }
+    (ua, tag, now)
+}
+
+#[test]
+fn uas_answers_retransmits_200_until_ack_then_remote_bye() {
+    let (mut ua, tag, now) = ringing("c1");
+    let a = ua.command(
+        Command::Answer {
+            call_id: "c1".into(),
+            media: media(),
+        },
+        now,
+    );
+    assert_eq!(codes(&a), vec![200]);
+    let ok = sent(&a).remove(0).0;
+    let sdp = sdp::parse(ok.body()).expect("200 carries SDP");
+    assert_eq!(sdp.rtp_addr, Some("127.0.0.1:40000".parse().expect("addr")));
+    assert_eq!(sdp.payloads[0].codec, Some(Codec::Pcmu));
+    assert!(matches!(call_events(&a)[..], [CallEvent::Answered { .. }]));
+    // No ACK yet: the 200 is retransmitted at T1, then 2·T1.
+    let a = ua.on_tick(now + Duration::from_millis(500));
+    assert_eq!(codes(&a), vec![200]);
+    let a = ua.on_tick(now + Duration::from_millis(1500));
+    assert_eq!(codes(&a), vec![200]);
+    let ack = in_dialog("ACK", "c1", &tag, 1, "z9hG4bKack");
+    ua.on_message(
+        ack.as_bytes(),
+        peer(),
+        Transport::Udp,
+        now + Duration::from_millis(1600),
+    );
+    let a = ua.on_tick(now + Duration::from_secs(10));
+    assert!(codes(&a).is_empty(), "no more 200s after the ACK");
+    // The caller hangs up.
+    let bye = in_dialog("BYE", "c1", &tag, 2, "z9hG4bKbye");
+    let a = ua.on_message(
+        bye.as_bytes(),
+        peer(),
+        Transport::Udp,
+        now + Duration::from_secs(11),
+    );
+    assert_eq!(codes(&a), vec![200]);
+    assert_eq!(
+        call_events(&a),
+        vec![CallEvent::Ended {
+            call_id: "c1".into(),
+            reason: EndReason::RemoteHangup
+        }]
+    );
+    // A retransmitted BYE gets the same 200 (absorbed by the transaction), no new event.
+    let a = ua.on_message(
+        bye.as_bytes(),
+        peer(),
+        Transport::Udp,
+        now + Duration::from_secs(11),
+    );
+    assert_eq!(codes(&a), vec![200]);
+    assert!(call_events(&a).is_empty());
+    // After the linger time the call is forgotten: BYE now is 481.
+    ua.on_tick(now + Duration::from_secs(60));
+    let bye2 = in_dialog("BYE", "c1", &tag, 3, "z9hG4bKbye2");
+    let a = ua.on_message(
+        bye2.as_bytes(),
+        peer(),
+        Transport::Udp,
+        now + Duration::from_secs(61),
+    );
+    assert_eq!(codes(&a), vec![481]);
+    assert_eq!(ua.active_calls(), 0);
+}
+
+#[test]
+fn uas_local_bye_goes_through_the_route_set() {
+    let (mut ua, tag, now) = ringing("c2");
+    ua.command(
+        Command::Answer {
+            call_id: "c2".into(),
+            media: media(),
+        },
+        now,
+    );
+    let ack = in_dialog("ACK", "c2", &tag, 1, "z9hG4bKack");
+    ua.on_message(ack.as_bytes(), peer(), Transport::Udp, now);
+    let a = ua.command(
+        Command::Hangup {
+            call_id: "c2".into(),
+        },
+        now,
+    );
+    let (bye, dest) = sent(&a).remove(0);
+    let SipMessage::Request(bye) = bye else {
+        panic!("BYE expected")
+    };
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(
+        dest,
+        "127.0.0.1:5060".parse().expect("addr"),
+        "first Route hop"
+    );
+    assert_eq!(
+        bye.uri.to_string(),
+        format!("sip:1001@{PEER}"),
+        "remote target"
+    );
+    assert_eq!(
+        msg::header_values(&bye.headers, "Route"),
+        vec!["<sip:127.0.0.1:5060;lr>".to_string()]
+    );
+    assert_eq!(msg::from_tag(&bye.headers), Some(tag));
+    assert_eq!(msg::to_tag(&bye.headers).as_deref(), Some("ft"));
+    assert_eq!(
+        call_events(&a),
+        vec![CallEvent::Ended {
+            call_id: "c2".into(),
+            reason: EndReason::LocalHangup
+        }]
+    );
+}
+
+#[test]
+fn cancel_before_answer_gives_487() {
+    let (mut ua, _tag, now) = ringing("c3");
+    let cancel = format!(
+        "CANCEL sip:bot@127.0.0.1:5090 SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bKinv;rport\r\nFrom: <sip:1001@127.0.0.1>;tag=ft\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: c3\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    );
+    let a = ua.on_message(cancel.as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![200, 487]);
+    assert_eq!(
+        call_events(&a),
+        vec![CallEvent::Ended {
+            call_id: "c3".into(),
+            reason: EndReason::Cancelled
+        }]
+    );
+    // The 487 is retransmitted until the ACK (same branch as the INVITE).
+    let a = ua.on_tick(now + Duration::from_millis(500));
+    assert_eq!(codes(&a), vec![487]);
+    let ack = in_dialog("ACK", "c3", "x", 1, "z9hG4bKinv");
+    ua.on_message(
+        ack.as_bytes(),
+        peer(),
+        Transport::Udp,
+        now + Duration::from_millis(600),
+    );
+    assert!(codes(&ua.on_tick(now + Duration::from_secs(3))).is_empty());
+    // CANCEL for an unknown transaction: 481.
+    let stray = cancel.replace("z9hG4bKinv", "z9hG4bKnone");
+    let a = ua.on_message(stray.as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![481]);
+}
+
+#[test]
+fn reject_and_no_common_codec() {
+    let (mut ua, _tag, now) = ringing("c4");
+    let a = ua.command(
+        Command::Reject {
+            call_id: "c4".into(),
+            code: 486,
+        },
+        now,
+    );
+    assert_eq!(codes(&a), vec![486]);
+    assert_eq!(
+        call_events(&a),
+        vec![CallEvent::Ended {
+            call_id: "c4".into(),
+            reason: EndReason::Rejected(486)
+        }]
+    );
+    let g722 = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 9");
+    let a = ua.on_message(
+        invite("c5", "z9hG4bK5", &g722).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 488]);
+    assert!(call_events(&a).is_empty());
+}
+
+#[test]
+fn reinvite_hold_and_resume() {
+    let (mut ua, tag, now) = ringing("c6");
+    ua.command(
+        Command::Answer {
+            call_id: "c6".into(),
+            media: media(),
+        },
+        now,
+    );
+    let hold_sdp = OFFER.replace("a=sendrecv", "a=sendonly");
+    let reinvite = invite("c6", "z9hG4bKre", &hold_sdp)
+        .replace(
+            "t: <sip:bot@127.0.0.1>",
+            &format!("t: <sip:bot@127.0.0.1>;tag={tag}"),
+        )
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE");
+    let a = ua.on_message(reinvite.as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![100, 200]);
+    let ok = sent(&a).remove(1).0;
+    let ans = sdp::parse(ok.body()).expect("SDP answer");
+    assert_eq!(ans.direction, Direction::RecvOnly);
+    assert!(matches!(
+        &call_events(&a)[..],
+        [CallEvent::MediaUpdate { hold: true, .. }]
+    ));
+    let resume = reinvite
+        .replace("a=sendonly", "a=sendrecv")
+        .replace("CSeq: 2", "CSeq: 3")
+        .replace("z9hG4bKre", "z9hG4bKre2");
+    let a = ua.on_message(resume.as_bytes(), peer(), Transport::Udp, now);
+    assert!(matches!(
+        &call_events(&a)[..],
+        [CallEvent::MediaUpdate { hold: false, .. }]
+    ));
+    // A re-INVITE for an unknown dialog is 481.
+    let unknown = reinvite
+        .replace("i: c6", "i: nope")
+        .replace("z9hG4bKre", "z9hG4bKre3");
+    assert_eq!(
+        codes(&ua.on_message(unknown.as_bytes(), peer(), Transport::Udp, now)),
+        vec![100, 481]
+    );
+}
+
+#[test]
+fn options_info_dtmf_and_unknown_methods() {
+    let (mut ua, tag, now) = ringing("c7");
+    ua.command(
+        Command::Answer {
+            call_id: "c7".into(),
+            media: media(),
+        },
+        now,
+    );
+    let opt = in_dialog("OPTIONS", "other", "", 1, "z9hG4bKo").replace(";tag=\r\n", "\r\n");
+    let a = ua.on_message(opt.as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![200]);
+    let info = in_dialog("INFO", "c7", &tag, 2, "z9hG4bKi").replace(
+        "Content-Length: 0\r\n\r\n",
+        "Content-Type: application/dtmf-relay\r\nContent-Length: 24\r\n\r\nSignal=5\r\nDuration=160\r\n",
+    );
+    let a = ua.on_message(info.as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![200]);
+    assert_eq!(
+        call_events(&a),
+        vec![CallEvent::DtmfInfo {
+            call_id: "c7".into(),
+            digit: '5'
+        }]
+    );
+    let sub = in_dialog("SUBSCRIBE", "c8", "", 1, "z9hG4bKs").replace(";tag=\r\n", "\r\n");
+    assert_eq!(
+        codes(&ua.on_message(sub.as_bytes(), peer(), Transport::Udp, now)),
+        vec![405]
+    );
+}
+
+#[test]
+fn direct_mode_refuses_sources_outside_allowed_list_and_limits_calls() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.max_calls = 1;
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let stranger: SocketAddr = "10.9.9.9:5060".parse().expect("addr");
+    let a = ua.on_message(
+        invite("s1", "z9hG4bKs1", OFFER).as_bytes(),
+        stranger,
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 403]);
+    let a = ua.on_message(
+        invite("s2", "z9hG4bKs2", OFFER).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+    let a = ua.on_message(
+        invite("s3", "z9hG4bKs3", OFFER).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 486], "max_calls reached");
+}
+
+#[test]
+fn malformed_requests_get_400_and_garbage_is_dropped() {
+    let mut ua = ua();
+    let now = Instant::now();
+    let bad = "INVITE :::: SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKb;rport\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: bad\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let a = ua.on_message(bad.as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![400]);
+    for junk in [
+        &b"\x00\xff\xfe garbage"[..],
+        b"SIP/2.0 200 OK\r\n\r\n",
+        b"\r\n\r\n",
+        b"INVITE sip:a SIP/2.0\r\nl: 99999\r\n\r\n",
+    ] {
+        let a = ua.on_message(junk, peer(), Transport::Udp, now);
+        assert!(sent(&a).is_empty(), "no answer to {junk:?}");
+    }
+}
+
+#[test]
+fn rate_limit_drops_a_flood_from_one_source() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.rate_per_source = 10;
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let mut answered = 0;
+    for i in 0..100 {
+        let opt = in_dialog("OPTIONS", &format!("f{i}"), "", 1, &format!("z9hG4bKf{i}"))
+            .replace(";tag=\r\n", "\r\n");
+        answered += codes(&ua.on_message(opt.as_bytes(), peer(), Transport::Udp, now)).len();
+    }
+    assert_eq!(answered, 20, "burst of twice the rate, then silence");
+    let later = now + Duration::from_secs(1);
+    let opt = in_dialog("OPTIONS", "late", "", 1, "z9hG4bKlate").replace(";tag=\r\n", "\r\n");
+    assert_eq!(
+        codes(&ua.on_message(opt.as_bytes(), peer(), Transport::Udp, later)),
+        vec![200]
+    );
+}
+
+fn responder(req: &Request, code: u16, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut r = msg::response_to(req, code, Some("callee"));
+    for (n, v) in extra {
+        r.headers.push(hdr(n, *v));
+    }
+    r.body = body.as_bytes().to_vec();
+    msg::to_bytes(&r.into())
+}
+
+fn registrar_ua() -> UserAgent {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.registrars = vec!["127.0.0.1:5060".parse().expect("addr")];
+    cfg.password = Some("passbot".into());
+    UserAgent::new(cfg)
+}
+
+fn last_request(actions: &[Action]) -> Request {
+    sent(actions)
+        .into_iter()
+        .rev()
+        .find_map(|(m, _)| match m {
+            SipMessage::Request(r) => Some(r),
+            _ => None,
+        })
+        .expect("a request was sent")
+}
+
+#[test]
+fn uac_handles_407_then_answer_and_acks() {
+    let mut ua = registrar_ua();
+    let now = Instant::now();
+    let a = ua.command(
+        Command::PlaceCall {
+            call_id: "out1".into(),
+            target: "1001".into(),
+            media: media(),
+            ring_timeout: Duration::from_secs(30),
+        },
+        now,
+    );
+    let inv = last_request(&a);
+    assert_eq!(inv.uri.to_string(), "sip:1001@127.0.0.1:5060");
+    let reg = registrar();
+    let challenge = responder(
+        &inv,
+        407,
+        &[(
+            "Proxy-Authenticate",
+            "Digest realm=\"127.0.0.1\", nonce=\"n1\", qop=\"auth\"",
+        )],
+        "",
+    );
+    let a = ua.on_message(&challenge, reg, Transport::Udp, now);
+    let msgs = sent(&a);
+    assert_eq!(msgs.len(), 2, "ACK for the 407 and the new INVITE");
+    let SipMessage::Request(ack) = &msgs[0].0 else {
+        panic!()
+    };
+    assert_eq!(ack.method, Method::Ack);
+    assert_eq!(
+        msg::top_branch(&ack.headers),
+        msg::top_branch(&inv.headers),
+        "ACK reuses the INVITE branch"
+    );
+    let SipMessage::Request(inv2) = &msgs[1].0 else {
+        panic!()
+    };
+    assert_eq!(msg::cseq(&inv2.headers), Some((2, "INVITE".into())));
+    assert_eq!(msg::call_id(&inv2.headers), msg::call_id(&inv.headers));
+    assert_eq!(msg::from_tag(&inv2.headers), msg::from_tag(&inv.headers));
+    assert_ne!(
+        msg::top_branch(&inv2.headers),
+        msg::top_branch(&inv.headers)
+    );
+    assert!(msg::header_value(&inv2.headers, "Proxy-Authorization")
+        .is_some_and(|v| v.contains("nc=00000001")));
+    let ring = responder(inv2, 180, &[], "");
+    assert_eq!(
+        call_events(&ua.on_message(&ring, reg, Transport::Udp, now)),
+        vec![CallEvent::Ringing {
+            call_id: "out1".into()
+        }]
+    );
+    let answer = OFFER.replace("50710", "50720");
+    let ok = responder(
+        inv2,
+        200,
+        &[
+            ("Contact", "<sip:1001@127.0.0.1:5071>"),
+            ("Record-Route", "<sip:127.0.0.1:5060;lr>"),
+            ("Content-Type", "application/sdp"),
+        ],
+        &answer,
+    );
+    let a = ua.on_message(&ok, reg, Transport::Udp, now);
+    let (ack, dest) = sent(&a).remove(0);
+    let SipMessage::Request(ack) = ack else {
+        panic!()
+    };
+    assert_eq!(ack.method, Method::Ack);
+    assert_eq!(dest, reg, "ACK follows the route set");
+    assert_eq!(ack.uri.to_string(), "sip:1001@127.0.0.1:5071");
+    assert_eq!(msg::cseq(&ack.headers), Some((2, "ACK".into())));
+    match &call_events(&a)[..] {
+        [CallEvent::Answered { negotiated, .. }] => {
+            assert_eq!(
+                negotiated.remote.rtp_addr,
+                Some("127.0.0.1:50720".parse().expect("addr"))
+            )
+        }
+        e => panic!("{e:?}"),
+    }
+    // A retransmitted 200 is ACKed again.
+    let a = ua.on_message(&ok, reg, Transport::Udp, now);
+    assert!(matches!(&sent(&a)[..], [(SipMessage::Request(r), _)] if r.method == Method::Ack));
+}
+
+fn registrar() -> SocketAddr {
+    "127.0.0.1:5060".parse().expect("addr")
+}
+
+#[test]
+fn uac_outcomes_are_distinct() {
+    for (code, reason) in [
+        (486, EndReason::Busy),
+        (603, EndReason::Declined),
+        (404, EndReason::NotFound),
+        (500, EndReason::Failed(500)),
+    ] {
+        let mut ua = registrar_ua();
+        let now = Instant::now();
+        let a = ua.command(
+            Command::PlaceCall {
+                call_id: "o".into(),
+                target: "1002".into(),
+                media: media(),
+                ring_timeout: Duration::from_secs(30),
+            },
+            now,
+        );
+        let inv = last_request(&a);
+        let a = ua.on_message(
+            &responder(&inv, code, &[], ""),
+            registrar(),
+            Transport::Udp,
+            now,
+        );
+        assert_eq!(
+            call_events(&a),
+            vec![CallEvent::Ended {
+                call_id: "o".into(),
+                reason
+            }]
+        );
+        assert!(matches!(&sent(&a)[..], [(SipMessage::Request(r), _)] if r.method == Method::Ack));
+    }
+}
+
+#[test]
+fn uac_ring_timeout_cancels() {
+    let mut ua = registrar_ua();
+    let now = Instant::now();
+    let a = ua.command(
+        Command::PlaceCall {
+            call_id: "rt".into(),
+            target: "1003".into(),
+            media: media(),
+            ring_timeout: Duration::from_secs(5),
+        },
+        now,
+    );
+    let inv = last_request(&a);
+    ua.on_message(
+        &responder(&inv, 180, &[], ""),
+        registrar(),
+        Transport::Udp,
+        now,
+    );
+    let a = ua.on_tick(now + Duration::from_secs(5));
+    let cancel = last_request(&a);
+    assert_eq!(cancel.method, Method::Cancel);
+    assert_eq!(
+        msg::top_branch(&cancel.headers),
+        msg::top_branch(&inv.headers)
+    );
+    let a = ua.on_message(
+        &responder(&inv, 487, &[], ""),
+        registrar(),
+        Transport::Udp,
+        now + Duration::from_secs(5),
+    );
+    assert_eq!(
+        call_events(&a),
+        vec![CallEvent::Ended {
+            call_id: "rt".into(),
+            reason: EndReason::NoAnswer
+        }]
+    );
+}
+
+#[test]
+fn uac_invite_timeout_is_reported() {
+    let mut ua = registrar_ua();
+    let now = Instant::now();
+    ua.command(
+        Command::PlaceCall {
+            call_id: "to".into(),
+            target: "1004".into(),
+            media: media(),
+            ring_timeout: Duration::from_secs(60),
+        },
+        now,
+    );
+    let mut t = now;
+    let mut ended = Vec::new();
+    while t < now + Duration::from_secs(40) {
+        t += Duration::from_millis(250);
+        ended.extend(call_events(&ua.on_tick(t)));
+    }
+    assert_eq!(
+        ended,
+        vec![CallEvent::Ended {
+            call_id: "to".into(),
+            reason: EndReason::Timeout
+        }]
+    );
+}
+
+#[test]
+fn shutdown_hangs_up_and_unregisters() {
+    let mut ua = registrar_ua();
+    let now = Instant::now();
+    let a = ua.start(now);
+    let reg_req = last_request(&a);
+    let a = ua.on_message(
+        &responder(&reg_req, 200, &[("Expires", "300")], ""),
+        registrar(),
+        Transport::Udp,
+        now,
+    );
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Event(SipEvent::Registered { .. }))));
+    let a = ua.command(Command::Shutdown, now);
+    let unreg = last_request(&a);
+    assert_eq!(
+        msg::header_value(&unreg.headers, "Expires").as_deref(),
+        Some("0")
+    );
+    assert!(!ua.is_shutdown_complete());
+    let a = ua.on_message(
+        &responder(&unreg, 200, &[], ""),
+        registrar(),
+        Transport::Udp,
+        now,
+    );
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Event(SipEvent::Unregistered { .. }))));
+    assert!(ua.is_shutdown_complete());
+}
+
+#[test]
+fn cidr_matching() {
+    let c = Cidr::parse("10.1.0.0/16").expect("cidr");
+    assert!(c.contains("10.1.2.3".parse().expect("ip")));
+    assert!(!c.contains("10.2.0.1".parse().expect("ip")));
+    assert!(Cidr::parse("::1/128")
+        .expect("cidr")
+        .contains("::1".parse().expect("ip")));
+    assert!(Cidr::parse("0.0.0.0/0")
+        .expect("cidr")
+        .contains("8.8.8.8".parse().expect("ip")));
+    assert!(Cidr::parse("10.0.0.0/33").is_none());
+    assert!(Cidr::parse("nope").is_none());
+}

@@ -1,0 +1,320 @@
+//! Two media sessions on loopback: audio both ways (symmetric RTP), DTMF, barge-in flush,
+//! STUN/garbage on the RTP port, RTCP. Prints the measured send jitter; asserts no timing.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tingshuo::codec::G711;
+use tingshuo::rtp::session::{MediaConfig, MediaSession, PortAllocator};
+use tingshuo::rtp::FRAME_SAMPLES;
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A linear chirp 300 → 3000 Hz: correlates with itself at exactly one lag.
+fn chirp(seconds: f64, amplitude: f64) -> Vec<i16> {
+    let n = (seconds * 8000.0) as usize;
+    let (f0, f1) = (300.0, 3000.0);
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            let phase = 2.0 * std::f64::consts::PI * (f0 * t + (f1 - f0) * t * t / (2.0 * seconds));
+            (amplitude * phase.sin()) as i16
+        })
+        .collect()
+}
+
+fn tone(seconds: f64, hz: f64, amplitude: f64) -> Vec<i16> {
+    let n = (seconds * 8000.0) as usize;
+    (0..n)
+        .map(|i| (amplitude * (2.0 * std::f64::consts::PI * hz * i as f64 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+fn queue_all(session: &MediaSession, pcm: &[i16]) {
+    let q = session.playback();
+    for chunk in pcm.chunks(FRAME_SAMPLES) {
+        let mut f = [0i16; FRAME_SAMPLES];
+        f[..chunk.len()].copy_from_slice(chunk);
+        q.push_timeout(&f, Duration::from_secs(2))
+            .expect("playback queue accepts the frame");
+    }
+}
+
+/// Best normalised cross-correlation of `sent` within `heard[from..from + span + sent.len()]`.
+fn best_correlation_in(sent: &[i16], heard: &[i16], from: usize, span: usize) -> (f64, usize) {
+    let energy = |s: &[i16]| s.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
+    let es = energy(sent);
+    let mut best = (0.0, 0);
+    let last = (from + span).min(heard.len().saturating_sub(sent.len()));
+    for lag in from..=last {
+        let w = &heard[lag..lag + sent.len()];
+        let dot: f64 = sent.iter().zip(w).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let eh = energy(w);
+        if eh > 0.0 {
+            let c = dot / (es * eh).sqrt();
+            if c > best.0 {
+                best = (c, lag);
+            }
+        }
+    }
+    best
+}
+
+/// Fraction of 200 ms chunks of `sent` found in order in `heard` with correlation > 0.9,
+/// and the whole-signal correlation at the first chunk's lag (for the report). Chunks
+/// tolerate the time shifts a loaded CI machine causes (a stalled thread makes the
+/// jitter buffer conceal and re-align).
+fn match_audio(sent: &[i16], heard: &[i16]) -> (f64, usize, f64) {
+    let chunk = 1600;
+    let n = sent.len() / chunk;
+    let (mut good, mut start, mut span) = (0, 0, 4000);
+    let mut first_lag = None;
+    for i in 0..n {
+        let part = &sent[i * chunk..(i + 1) * chunk];
+        let (c, at) = best_correlation_in(part, heard, start, span);
+        if c > 0.9 {
+            good += 1;
+            first_lag.get_or_insert(at.saturating_sub(i * chunk));
+            start = at + chunk / 2;
+            span = chunk;
+        } else {
+            span += chunk;
+        }
+    }
+    let lag = first_lag.unwrap_or(0);
+    let whole = best_correlation_in(sent, heard, lag, 0).0;
+    (whole, lag, good as f64 / n as f64)
+}
+
+fn config(remote: Option<SocketAddr>) -> MediaConfig {
+    let mut c = MediaConfig::new(LO, remote, G711::Pcma);
+    c.dtmf_payload_type = Some(101);
+    c.rtcp_interval = Duration::from_millis(500);
+    c.tap_outbound = true;
+    c
+}
+
+#[test]
+fn two_sessions_exchange_audio_and_measure_send_jitter() {
+    let ports: Arc<PortAllocator> = PortAllocator::new(47300, 47319).unwrap();
+    // B does not know A's address (as when answering without usable SDP): it learns it
+    // from A's packets (symmetric RTP).
+    let b = MediaSession::start(&ports, config(None)).unwrap();
+    let a = MediaSession::start(&ports, config(Some(b.local_rtp()))).unwrap();
+    assert_eq!(a.local_rtp().port() % 2, 0);
+
+    // Collect both directions concurrently (each inbound channel holds only 1 s).
+    let collector = |s: &MediaSession| {
+        let rx = s.inbound();
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_millis(3600);
+            let mut frames = Vec::new();
+            while let Some(left) = end.checked_duration_since(Instant::now()) {
+                if let Ok(f) = rx.recv_timeout(left) {
+                    frames.push(f);
+                }
+            }
+            frames
+        })
+    };
+    let a_rx = collector(&a);
+    let b_rx = collector(&b);
+
+    let a_says = chirp(3.0, 12000.0);
+    let b_says = tone(2.0, 700.0, 9000.0);
+    queue_all(&a, &a_says);
+    // Hostile/odd traffic on B's RTP port: STUN, garbage, and valid RTP from a stranger.
+    let stranger = UdpSocket::bind((LO, 0)).unwrap();
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    stun.extend_from_slice(&[9; 12]);
+    std::thread::sleep(Duration::from_millis(200));
+    stranger.send_to(&stun, b.local_rtp()).unwrap();
+    stranger
+        .send_to(b"\x16\xfe\xfd garbage", b.local_rtp())
+        .unwrap();
+    stranger
+        .send_to(
+            &[0x80, 8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5, 0xD5, 0xD5],
+            b.local_rtp(),
+        )
+        .unwrap();
+    // B answers once it has heard A.
+    queue_all(&b, &b_says);
+
+    let b_frames = b_rx.join().unwrap();
+    let a_frames = a_rx.join().unwrap();
+    let (sa, sb) = (a.stats(), b.stats());
+    let local_a = a.local_rtp();
+    let ra = a.stop();
+    let rb = b.stop();
+    assert_eq!(ports.in_use(), 0, "ports returned");
+
+    let heard_by_b: Vec<i16> = b_frames.iter().flat_map(|f| f.samples).collect();
+    let (corr_b, lag_b, chunks_b) = match_audio(&a_says, &heard_by_b);
+    assert!(
+        chunks_b >= 0.8,
+        "B heard A's chirp: {:.0}% of 200 ms chunks match (whole-signal correlation {corr_b:.3})",
+        chunks_b * 100.0
+    );
+
+    let heard_by_a: Vec<i16> = a_frames.iter().flat_map(|f| f.samples).collect();
+    let (corr_a, _, chunks_a) = match_audio(&b_says[..8000], &heard_by_a);
+    assert!(
+        chunks_a >= 0.8,
+        "A heard B's tone: {:.0}% of chunks match (correlation {corr_a:.3})",
+        chunks_a * 100.0
+    );
+
+    assert_eq!(sb.stun_dropped, 1, "{sb:?}");
+    assert_eq!(sb.garbage_dropped, 1, "{sb:?}");
+    assert_eq!(sb.foreign_dropped, 1, "{sb:?}");
+    assert_eq!(
+        sb.remote,
+        Some(local_a),
+        "B latched onto A's source address"
+    );
+    assert_eq!(sb.jitter.lost, 0);
+    assert!(
+        sb.jitter.received >= 150,
+        "all of A's packets arrived: {sb:?}"
+    );
+    assert!(sb.rtcp_received >= 2, "{sb:?}");
+    assert!(
+        sa.rtt.is_some(),
+        "A computed a round-trip time from B's reports: {sa:?}"
+    );
+    eprintln!(
+        "A→B chirp correlation {corr_b:.4} at lag {lag_b} samples ({} ms end-to-end incl. \
+         jitter buffer); B→A tone correlation {corr_a:.4}",
+        lag_b / 8
+    );
+    for (name, r) in [("A", &ra), ("B", &rb)] {
+        eprintln!(
+            "{name}: {} ticks, send lateness p50 {:?} p99 {:?} max {:?}; processing per 20 ms \
+             frame mean {:?} max {:?}; rx jitter {:.3} ms; rtt {:?}",
+            r.ticks,
+            r.send_lateness_p50,
+            r.send_lateness_p99,
+            r.send_lateness_max,
+            r.tick_mean,
+            r.tick_max,
+            r.stats.jitter.jitter_ms,
+            r.stats.rtt,
+        );
+    }
+}
+
+#[test]
+fn dtmf_digits_arrive_once_and_in_order() {
+    let ports = PortAllocator::new(47320, 47329).unwrap();
+    let b = MediaSession::start(&ports, config(None)).unwrap();
+    let a = MediaSession::start(&ports, config(Some(b.local_rtp()))).unwrap();
+    for d in "19#*0A".chars() {
+        a.send_dtmf(d, Duration::from_millis(60)).unwrap();
+    }
+    assert!(a.send_dtmf('x', Duration::from_millis(60)).is_err());
+    let rx = b.dtmf_events();
+    let mut got = String::new();
+    let end = Instant::now() + Duration::from_secs(3);
+    while got.len() < 6 && Instant::now() < end {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            got.push(ev.digit);
+        }
+    }
+    // Wait for trailing repeated end packets to be sure none is reported twice.
+    std::thread::sleep(Duration::from_millis(200));
+    got.extend(rx.try_iter().map(|e| e.digit));
+    assert_eq!(got, "19#*0A");
+    assert_eq!(a.stats().dtmf_sent, 6);
+    assert_eq!(b.stats().dtmf_received, 6);
+    assert_eq!(
+        b.stats().jitter.lost,
+        0,
+        "event packets count in the sequence space"
+    );
+}
+
+#[test]
+fn flush_silences_the_very_next_packet() {
+    let ports = PortAllocator::new(47330, 47339).unwrap();
+    let b = MediaSession::start(&ports, config(None)).unwrap();
+    let a = MediaSession::start(&ports, config(Some(b.local_rtp()))).unwrap();
+    let tap = a.outbound_tap().unwrap();
+    let b_in = b.inbound();
+    let b_collector = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        while let Ok(f) = b_in.recv_timeout(Duration::from_millis(300)) {
+            v.push(f);
+            if v.len() >= 75 {
+                break;
+            }
+        }
+        v
+    });
+    let tap_collector = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        while let Ok(f) = tap.recv_timeout(Duration::from_millis(300)) {
+            v.push(f);
+            if v.len() >= 75 {
+                break;
+            }
+        }
+        v
+    });
+    queue_all(&a, &tone(4.0, 500.0, 10000.0));
+    std::thread::sleep(Duration::from_millis(600));
+    let flushed_at = Instant::now();
+    a.playback().flush();
+    // Something new queued after the flush (the agent's reply to the barge-in) does play.
+    let reply = tone(0.2, 900.0, 8000.0);
+    std::thread::sleep(Duration::from_millis(300));
+    let replied_at = Instant::now();
+    queue_all(&a, &reply);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let sent = tap_collector.join().unwrap();
+    let before = sent
+        .iter()
+        .filter(|f| f.at < flushed_at && f.speech)
+        .count();
+    assert!(
+        before >= 20,
+        "the long line was playing before the flush ({before} frames)"
+    );
+    let between: Vec<_> = sent
+        .iter()
+        .filter(|f| f.at > flushed_at && f.at < replied_at)
+        .collect();
+    assert!(!between.is_empty());
+    assert!(
+        between.iter().all(|f| !f.speech),
+        "every packet after the flush is silence"
+    );
+    let after = sent
+        .iter()
+        .filter(|f| f.at > replied_at && f.speech)
+        .count();
+    assert_eq!(after, 10, "the 200 ms reply queued after the flush is sent");
+    assert!(a.stats().flushed_frames > 100);
+    // B heard silence within a few frames of the flush (jitter buffer delay).
+    let b_frames = b_collector.join().unwrap();
+    let window: Vec<_> = b_frames
+        .iter()
+        .filter(|f| {
+            f.at > flushed_at + Duration::from_millis(100)
+                && f.at < replied_at + Duration::from_millis(40)
+        })
+        .collect();
+    assert!(window.len() >= 8, "{} frames in the window", window.len());
+    assert!(
+        window
+            .iter()
+            .all(|f| f.samples.iter().all(|&s| s.abs() < 50)),
+        "the peer hears silence after the flush"
+    );
+    let heard_before = b_frames
+        .iter()
+        .filter(|f| f.at < flushed_at && f.samples.iter().any(|&s| s.abs() > 5000))
+        .count();
+    assert!(heard_before > 0, "the peer heard the line before the flush");
+}

@@ -1,0 +1,178 @@
+//! baresip, registered on Kamailio, calls the agent: answer, hang-ups both ways, CANCEL.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+use tingshuo::sip::{self, CallEvent, Command, EndReason, LocalMedia, SipEvent, SipHandle};
+
+async fn agent_on(kam: &Kamailio) -> SipHandle {
+    let cfg = agent_config(&[kam.addr()]);
+    let mut agent = sip::start(&cfg).await.expect("agent starts");
+    wait_event(&mut agent, Duration::from_secs(10), "Registered", |e| {
+        matches!(e, SipEvent::Registered { .. })
+    })
+    .await;
+    agent
+}
+
+async fn incoming(agent: &mut SipHandle, caller: &str) -> String {
+    match wait_event(agent, Duration::from_secs(10), "IncomingCall", |e| {
+        matches!(e, SipEvent::Call(CallEvent::IncomingCall { .. }))
+    })
+    .await
+    {
+        SipEvent::Call(CallEvent::IncomingCall {
+            call_id,
+            from,
+            remote,
+            ..
+        }) => {
+            assert!(
+                from.contains(caller),
+                "From names the caller {caller}: {from}"
+            );
+            assert!(remote.rtp_addr.is_some(), "baresip offers an RTP address");
+            call_id
+        }
+        _ => unreachable!(),
+    }
+}
+
+async fn ended(agent: &mut SipHandle, call: &str) -> EndReason {
+    match wait_event(
+        agent,
+        Duration::from_secs(10),
+        "Ended",
+        |e| matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call),
+    )
+    .await
+    {
+        SipEvent::Call(CallEvent::Ended { reason, .. }) => reason,
+        _ => unreachable!(),
+    }
+}
+
+/// True once baresip reports no active call.
+fn phone_idle(phone: &Baresip) -> bool {
+    let out = phone.ctrl("listcalls", "");
+    out.contains("\"ok\":true") && !out.contains("sip:")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_agent_agent_answers_and_hangs_up() {
+    let kam = blocking(Kamailio::start).await;
+    let kport = kam.port;
+    let mut agent = agent_on(&kam).await;
+    let phone = std::sync::Arc::new(
+        blocking(move || Baresip::start("1001", kport, "auto", &tone(20.0, 440.0))).await,
+    );
+    let (_media, media_addr) = media_socket();
+    let t0 = Instant::now();
+    let p = phone.clone();
+    let reply = blocking(move || p.ctrl("dial", "bot")).await;
+    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    let call = incoming(&mut agent, "1001").await;
+    agent
+        .send(Command::Answer {
+            call_id: call.clone(),
+            media: LocalMedia::new(media_addr),
+        })
+        .expect("answer");
+    let ev = wait_event(&mut agent, Duration::from_secs(5), "Answered", |e| {
+        matches!(e, SipEvent::Call(CallEvent::Answered { .. }))
+    })
+    .await;
+    let setup = t0.elapsed();
+    eprintln!("call set-up (dial command -> 200 OK sent, through kamailio with 407): {setup:?}");
+    let SipEvent::Call(CallEvent::Answered { negotiated, .. }) = ev else {
+        unreachable!()
+    };
+    assert_eq!(negotiated.codec, sip::Codec::Pcmu);
+    // baresip sends RTP to our media address once it got the 200 and ACKed.
+    let m = _media.try_clone().expect("clone");
+    let got_rtp = blocking(move || {
+        m.set_read_timeout(Some(Duration::from_secs(3))).ok();
+        let mut b = [0u8; 2048];
+        m.recv_from(&mut b).map(|(n, _)| n).unwrap_or(0)
+    })
+    .await;
+    assert!(
+        got_rtp >= 12 + 160,
+        "baresip streams 20 ms PCMU packets to the answered address"
+    );
+    let p = phone.clone();
+    assert!(
+        !blocking(move || phone_idle(&p)).await,
+        "baresip shows the call"
+    );
+    agent
+        .send(Command::Hangup {
+            call_id: call.clone(),
+        })
+        .expect("hangup");
+    assert_eq!(ended(&mut agent, &call).await, EndReason::LocalHangup);
+    let p = phone.clone();
+    let idle = blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await;
+    assert!(
+        idle,
+        "baresip ended the call after our BYE; log:\n{}",
+        phone.proc.log_text()
+    );
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_hangs_up_after_answer() {
+    let kam = blocking(Kamailio::start).await;
+    let kport = kam.port;
+    let mut agent = agent_on(&kam).await;
+    let phone = std::sync::Arc::new(
+        blocking(move || Baresip::start("1002", kport, "auto", &tone(20.0, 440.0))).await,
+    );
+    let (_media, media_addr) = media_socket();
+    let p = phone.clone();
+    blocking(move || p.ctrl("dial", "bot")).await;
+    let call = incoming(&mut agent, "1002").await;
+    agent
+        .send(Command::Answer {
+            call_id: call.clone(),
+            media: LocalMedia::new(media_addr),
+        })
+        .expect("answer");
+    wait_event(&mut agent, Duration::from_secs(5), "Answered", |e| {
+        matches!(e, SipEvent::Call(CallEvent::Answered { .. }))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = phone.clone();
+    blocking(move || p.ctrl("hangup", "")).await;
+    assert_eq!(ended(&mut agent, &call).await, EndReason::RemoteHangup);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_cancels_before_answer() {
+    let kam = blocking(Kamailio::start).await;
+    let kport = kam.port;
+    let mut agent = agent_on(&kam).await;
+    let phone = std::sync::Arc::new(
+        blocking(move || Baresip::start("1003", kport, "auto", &tone(20.0, 440.0))).await,
+    );
+    let p = phone.clone();
+    blocking(move || p.ctrl("dial", "bot")).await;
+    let call = incoming(&mut agent, "1003").await;
+    // Not answering: the phone gives up, which sends CANCEL; we answer 487.
+    let p = phone.clone();
+    blocking(move || p.ctrl("hangup", "")).await;
+    assert_eq!(ended(&mut agent, &call).await, EndReason::Cancelled);
+    let p = phone.clone();
+    let idle = blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await;
+    assert!(
+        idle,
+        "baresip saw its call terminated (487); log:\n{}",
+        phone.proc.log_text()
+    );
+    agent.shutdown().await;
+}

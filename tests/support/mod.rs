@@ -1,0 +1,401 @@
+//! Shared helpers for integration tests against real SIP peers on loopback.
+//!
+//! Every peer runs in its own temp dir on its own free ports, so test files (and tests
+//! within a file) run in parallel. Missing programs make the test FAIL with a message
+//! saying what to install: CI installs them, and a silently skipped interop test would
+//! hide exactly the regressions these tests exist for.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Fails the test when `program` is not on PATH.
+pub fn require(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    let found = found || Path::new("/usr/sbin").join(program).is_file();
+    assert!(
+        found,
+        "`{program}` is not installed but this interop test needs it. Install it with \
+         `apt-get install -y {package}` (see /work/shared/notes/sip-peers.md) and run the test again."
+    );
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP (and, with `span`, the next ports too).
+pub fn free_port_span(span: u16) -> u16 {
+    for _ in 0..200 {
+        let Ok(u) = UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(a) = u.local_addr() else { continue };
+        let base = a.port();
+        if base.checked_add(span).is_none() || base < 20000 {
+            continue;
+        }
+        drop(u);
+        let ok = (0..span.max(1)).all(|i| {
+            UdpSocket::bind(("127.0.0.1", base + i)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+        });
+        if ok {
+            return base;
+        }
+    }
+    panic!("no free port range on 127.0.0.1");
+}
+
+pub fn free_port() -> u16 {
+    free_port_span(1)
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Sends an out-of-dialog OPTIONS to `user` at the Kamailio on `port` and returns the
+/// final status: 200 when the user is registered (Kamailio relays it), 404 when not.
+pub fn sip_ping(port: u16, user: &str) -> Option<u16> {
+    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+    let me = sock.local_addr().ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .ok()?;
+    let call_id = format!("ping-{}-{}", std::process::id(), me.port());
+    let req = format!(
+        "OPTIONS sip:{user}@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        sock.send_to(req.as_bytes(), ("127.0.0.1", port)).ok()?;
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let code: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+                if code >= 200 {
+                    return Some(code);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A child process killed (by its own pid) when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// SIGTERM first (Kamailio's main process then stops its children; SIGKILL would
+    /// orphan them with the sockets still open), SIGKILL if it lingers.
+    pub fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Kamailio registrar/proxy from sip-config/kamailio-test.cfg on its own port.
+pub struct Kamailio {
+    pub port: u16,
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+impl Kamailio {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        require("kamailio", "kamailio");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = std::fs::read_to_string(repo_file("sip-config/kamailio-test.cfg"))
+            .expect("sip-config/kamailio-test.cfg is in the repository");
+        let cfg = cfg.replace("127.0.0.1:5060", &format!("127.0.0.1:{port}"));
+        let cfg_path = dir.path().join("kamailio.cfg");
+        std::fs::write(&cfg_path, cfg).expect("write kamailio.cfg");
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).expect("run dir");
+        let log = dir.path().join("kamailio.log");
+        let logf = std::fs::File::create(&log).expect("log file");
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(&cfg_path)
+            .args(["-DD", "-E", "-Y"])
+            .arg(&run)
+            .args(["-m", "32", "-M", "8"])
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("log"))
+            .stderr(logf)
+            .spawn()
+            .expect("kamailio starts");
+        let k = Self {
+            port,
+            proc: Proc { child, log },
+            dir,
+        };
+        let up = wait_until(Duration::from_secs(10), || {
+            // Registrar itself answers OPTIONS with no user part.
+            sip_ping_registrar(port).is_some()
+        });
+        assert!(
+            up,
+            "kamailio on port {port} did not come up; log:\n{}",
+            k.proc.log_text()
+        );
+        k
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// OPTIONS to the registrar itself (no user part): 200 when it runs.
+pub fn sip_ping_registrar(port: u16) -> Option<u16> {
+    let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+    let me = sock.local_addr().ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .ok()?;
+    let req = format!(
+        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: regping-{}\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        me.port(),
+        me.port()
+    );
+    sock.send_to(req.as_bytes(), ("127.0.0.1", port)).ok()?;
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Writes an 8 kHz mono 16-bit WAV (baresip's aufile source needs exactly that).
+pub fn write_wav(path: &Path, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for s in samples {
+        w.write_sample(*s).expect("write sample");
+    }
+    w.finalize().expect("finalize wav");
+}
+
+/// A tone of `secs` seconds at `hz`.
+pub fn tone(secs: f32, hz: f32) -> Vec<i16> {
+    let n = (secs * 8000.0) as usize;
+    (0..n)
+        .map(|i| ((i as f32 / 8000.0 * hz * std::f32::consts::TAU).sin() * 8000.0) as i16)
+        .collect()
+}
+
+/// A headless baresip phone registered on a Kamailio, controlled over ctrl_tcp.
+pub struct Baresip {
+    pub user: String,
+    pub sip_port: u16,
+    pub ctrl_port: u16,
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+impl Baresip {
+    /// `answermode`: "auto" (answers at once) or "manual".
+    pub fn start(user: &str, kamailio_port: u16, answermode: &str, source: &[i16]) -> Self {
+        require("baresip", "baresip-core");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let base = free_port_span(16);
+        let (sip_port, cons_port, ctrl_port, rtp) = (base, base + 2, base + 3, base + 4);
+        let src = d.join("source.wav");
+        write_wav(&src, source);
+        let config = format!(
+            "poll_method\t\tepoll\nsip_listen\t\t127.0.0.1:{sip_port}\nnet_interface\t\t127.0.0.1\n\
+audio_player\t\taufile,{heard}\naudio_source\t\taufile,{src}\naudio_alert\t\taufile,/dev/null\n\
+ausrc_srate\t\t8000\nauplay_srate\t\t8000\naudio_channels\t\t1\nrtp_ports\t\t{rtp}-{rtp_end}\n\
+module_path\t\t/usr/lib/baresip/modules\nmodule\t\t\tcons.so\ncons_listen\t\t127.0.0.1:{cons_port}\n\
+module\t\t\tg711.so\nmodule\t\t\taufile.so\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n\
+module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\tsndfile.so\nsnd_path\t\t{dir}\n",
+            heard = d.join("heard.wav").display(),
+            src = src.display(),
+            rtp_end = rtp + 11,
+            dir = d.display(),
+        );
+        std::fs::write(d.join("config"), config).expect("write config");
+        let account = format!(
+            "<sip:{user}@127.0.0.1:{kamailio_port};transport=udp>;auth_pass=pass{user};answermode={answermode};ptime=20;audio_codecs=PCMU/8000/1,PCMA/8000/1;regint=60\n"
+        );
+        std::fs::write(d.join("accounts"), account).expect("write accounts");
+        let log = d.join("baresip.log");
+        let logf = std::fs::File::create(&log).expect("log");
+        let child = Command::new("baresip")
+            .arg("-4")
+            .arg("-f")
+            .arg(d)
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("log"))
+            .stderr(logf)
+            .spawn()
+            .expect("baresip starts");
+        let b = Self {
+            user: user.to_string(),
+            sip_port,
+            ctrl_port,
+            proc: Proc { child, log },
+            dir,
+        };
+        let registered = wait_until(Duration::from_secs(10), || {
+            sip_ping(kamailio_port, user) == Some(200)
+        });
+        assert!(
+            registered,
+            "baresip {user} did not register on kamailio:{kamailio_port}; log:\n{}",
+            b.proc.log_text()
+        );
+        b
+    }
+
+    /// Sends a ctrl_tcp command (JSON in a netstring) and returns the raw reply.
+    pub fn ctrl(&self, command: &str, params: &str) -> String {
+        let mut s = match TcpStream::connect(("127.0.0.1", self.ctrl_port)) {
+            Ok(s) => s,
+            Err(e) => return format!("connect failed: {e}"),
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let json =
+            format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t1\"}}");
+        let _ = s.write_all(format!("{}:{},", json.len(), json).as_bytes());
+        let mut buf = vec![0u8; 8192];
+        let mut out = String::new();
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    out.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if out.contains("\"response\":true") && out.ends_with(',') {
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The sndfile recordings baresip wrote: (heard = decoded from the far end, sent).
+    pub fn dumps(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+        let mut dec = None;
+        let mut enc = None;
+        if let Ok(rd) = std::fs::read_dir(self.dir.path()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with("dump") && name.ends_with("-dec.wav") {
+                    dec = Some(e.path());
+                }
+                if name.starts_with("dump") && name.ends_with("-enc.wav") {
+                    enc = Some(e.path());
+                }
+            }
+        }
+        (dec, enc)
+    }
+}
+
+/// Address of a UDP socket pair bound for media (RTP on an even port, RTCP on +1).
+pub fn media_socket() -> (UdpSocket, SocketAddr) {
+    for _ in 0..100 {
+        let port = free_port_span(2);
+        if port % 2 != 0 {
+            continue;
+        }
+        if let Ok(s) = UdpSocket::bind(("127.0.0.1", port)) {
+            let addr = s.local_addr().expect("addr");
+            return (s, addr);
+        }
+    }
+    panic!("no even media port free");
+}
+
+/// Waits for the first event matching `pred`, failing with the events seen otherwise.
+pub async fn wait_event(
+    h: &mut tingshuo::sip::SipHandle,
+    timeout: Duration,
+    what: &str,
+    mut pred: impl FnMut(&tingshuo::sip::SipEvent) -> bool,
+) -> tingshuo::sip::SipEvent {
+    let mut seen = Vec::new();
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(end, h.next_event()).await {
+            Ok(Some(e)) if pred(&e) => return e,
+            Ok(Some(e)) => seen.push(e),
+            Ok(None) => panic!("agent stopped while waiting for {what}; events: {seen:#?}"),
+            Err(_) => panic!("timed out after {timeout:?} waiting for {what}; events: {seen:#?}"),
+        }
+    }
+}
+
+/// Runs blocking test code (std sockets, child processes) off the async workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+/// Agent config for tests: free port, registrars, bot/passbot.
+pub fn agent_config(registrars: &[String]) -> tingshuo::config::Config {
+    let regs: Vec<String> = registrars.iter().map(|r| format!("\"{r}\"")).collect();
+    let text = format!(
+        "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [{}]\nuser = \"bot\"\npassword = \"passbot\"\nregister_expires = 60\n",
+        free_port(),
+        regs.join(", ")
+    );
+    tingshuo::config::Config::parse(&text, Path::new("test.toml")).expect("test config parses")
+}
