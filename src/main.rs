@@ -215,7 +215,17 @@ fn run(cli: Cli) -> Result<()> {
             not_yet("campaign", 7, "calls end to end")
         }
         Command::Say { .. } => not_yet("say", 5, "speech engine"),
-        Command::Transcribe { .. } => not_yet("transcribe", 5, "speech engine"),
+        Command::Transcribe { input, json } => {
+            let paths = tingshuo::models::ModelPaths::default_cache();
+            let cfg = tingshuo::asr::AsrConfig::default();
+            let t = tingshuo::asr::file::transcribe_file(&input, &paths, cfg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            } else {
+                println!("{}", t.text);
+            }
+            Ok(())
+        }
         Command::CheckScript { .. } => not_yet("check-script", 6, "script dialogue core"),
         Command::Chat { .. } => not_yet("chat", 6, "script dialogue core"),
         Command::Simulate { .. } => not_yet("simulate", 6, "script dialogue core"),

@@ -175,3 +175,19 @@ pub fn read_wav(path: &std::path::Path) -> (Vec<f32>, u32) {
         .collect();
     (mono, spec.sample_rate)
 }
+
+/// Mandarin speech from espeak-ng (a robotic, different voice), resampled to `rate`.
+/// espeak-ng must be installed (`apt-get install espeak-ng`); CI installs it.
+pub fn espeak(text: &str, rate: u32) -> Vec<f32> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("espeak.wav");
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "cmn", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .unwrap_or_else(|e| panic!("espeak-ng is needed for this test ({e}); install it: apt-get install espeak-ng"));
+    assert!(status.success(), "espeak-ng failed");
+    let a = tingshuo::audio::read_wav(&wav).expect("espeak wav");
+    tingshuo::audio::resample(&a.samples, a.rate, rate).expect("resample")
+}
