@@ -20,10 +20,10 @@ pub const DATA_ENV: &str = "TINGSHUO_DATA";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config file {path} cannot be read: {source}. Check the path given to --config, or omit --config to run the embedded default.")]
+    #[error("config file {path} cannot be read: {error}. Check the path given to --config, or omit --config to run the embedded default.")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config file {path} is not valid: {message}\nFix that key (the commented sample at sip-config/tingshuo.toml lists every key with its type).")]
     Parse { path: PathBuf, message: String },
@@ -185,9 +185,9 @@ impl Config {
 
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mut cfg = Self::parse(&text, path)?;
         cfg.base_dir = path.parent().map(Path::to_path_buf);
@@ -421,5 +421,21 @@ mod tests {
         std::fs::write(&path, "[sip]\nregistrars = [\"127.0.0.1:5060\"]\n").expect("write");
         let err = Config::load(&path).expect_err("no password must fail");
         assert!(err.to_string().contains("sip.password"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    /// The commented sample in sip-config/ must stay loadable: users copy it.
+    #[test]
+    fn shipped_sample_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-config/tingshuo.toml");
+        let text = std::fs::read_to_string(&path).expect("sample exists");
+        let cfg = Config::parse(&text, &path).expect("sample parses");
+        assert_eq!(cfg.sip.user, "bot");
+        assert_eq!(cfg.sip.registrars, vec!["127.0.0.1:5060".to_string()]);
+        assert_eq!(cfg.sip.password.as_deref(), Some("passbot"));
     }
 }
