@@ -63,6 +63,14 @@ impl PinyinDict {
                 phrases.insert(word, syls);
             }
         }
+        // Known mistakes in the phrase table that matter on the phone.
+        for (word, readings) in PHRASE_FIXES {
+            let syls: Vec<Syl> = readings
+                .split(' ')
+                .filter_map(|p| Syl::from_numbered(p, Source::Phrase))
+                .collect();
+            phrases.insert((*word).to_string(), syls);
+        }
         let mut chars = HashMap::with_capacity(raw_chars.len());
         for (cp, readings) in raw_chars {
             let Some(c) = cp.parse::<u32>().ok().and_then(char::from_u32) else {
@@ -136,6 +144,13 @@ impl PinyinDict {
         self.chars.get(&c).cloned()
     }
 }
+
+/// Corrections to pypinyin's phrase table (its 还款 is hái kuǎn).
+const PHRASE_FIXES: &[(&str, &str)] = &[
+    ("还款", "huan2 kuan3"),
+    ("还款日", "huan2 kuan3 ri4"),
+    ("还上", "huan2 shang4"),
+];
 
 /// Context rules for frequent polyphones when no phrase decides.
 /// Returns toneless pinyin and tone.

@@ -32,7 +32,7 @@ pub fn apply(words: &mut [Vec<Unit>]) {
         let next_tone = next.map(|x| x.1);
         let (w, i) = positions[k];
         let new_tone = match (ch, source) {
-            (Some('不'), Source::Char) if tone != 5 => Some(if next_tone == Some(4) { 2 } else { 4 }),
+            (Some('不'), Source::Char | Source::Phrase) if tone != 5 => Some(if next_tone == Some(4) { 2 } else { 4 }),
             (Some('一'), Source::Char) => {
                 let ordinal = prev_char.is_some_and(|p| NUMBER_CHARS.contains(p) || "第期周拜".contains(p))
                     || next_char.is_some_and(|c| NUMBER_CHARS.contains(c) || "月号日".contains(c))
