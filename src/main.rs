@@ -214,7 +214,19 @@ fn run(cli: Cli) -> Result<()> {
             let _cfg = load_config(&config)?;
             not_yet("campaign", 7, "calls end to end")
         }
-        Command::Say { .. } => not_yet("say", 5, "speech engine"),
+        Command::Say { text, output, rate } => {
+            let paths = tingshuo::models::ModelPaths::default_cache();
+            let r = tingshuo::tts::cli::say(&paths, &text, &output, rate)?;
+            eprintln!(
+                "wrote {} ({:.2} s at {} Hz, {} clause(s), synthesis {} ms)",
+                output.display(),
+                r.seconds,
+                r.rate,
+                r.clauses,
+                r.synthesis_ms
+            );
+            Ok(())
+        }
         Command::Transcribe { input, json } => {
             let paths = tingshuo::models::ModelPaths::default_cache();
             let cfg = tingshuo::asr::AsrConfig::default();

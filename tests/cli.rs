@@ -59,7 +59,10 @@ fn subcommand_flags_are_accepted_by_the_parser() {
             .stdout,
     )
     .into_owned();
-    assert!(help.contains("--var") && help.contains("--config"), "{help}");
+    assert!(
+        help.contains("--var") && help.contains("--config"),
+        "{help}"
+    );
     let help = String::from_utf8_lossy(
         &tingshuo()
             .args(["say", "--help"])
@@ -82,13 +85,19 @@ fn say_rejects_an_unsupported_rate() {
 fn broken_config_names_the_key_and_the_fix() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[sip]\nlisten = \"127.0.0.1:5090\"\nregistars = [\"x:5060\"]\n")
-        .expect("write");
+    std::fs::write(
+        &path,
+        "[sip]\nlisten = \"127.0.0.1:5090\"\nregistars = [\"x:5060\"]\n",
+    )
+    .expect("write");
     let (ok, _, stderr) = run(&["serve", "--config", path.to_str().expect("utf8 path")]);
     assert!(!ok, "a broken config must fail");
     assert!(stderr.contains("bad.toml"), "names the file: {stderr}");
     assert!(stderr.contains("registars"), "names the key: {stderr}");
-    assert!(stderr.contains("sip-config/tingshuo.toml"), "points to the fix: {stderr}");
+    assert!(
+        stderr.contains("sip-config/tingshuo.toml"),
+        "points to the fix: {stderr}"
+    );
 }
 
 #[test]

@@ -21,7 +21,10 @@ pub const DATA_ENV: &str = "TINGSHUO_DATA";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {path} cannot be read: {error}. Check the path given to --config, or omit --config to run the embedded default.")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}\nFix that key (the commented sample at sip-config/tingshuo.toml lists every key with its type).")]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}: `{key}` {problem}. {fix}")]

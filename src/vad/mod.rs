@@ -18,8 +18,6 @@ pub use endpoint::{EndReason, EndpointConfig, EndpointEvent, Endpointer};
 pub use silero::{SileroModel, SileroVad, VadRate};
 pub use turn::TurnDetector;
 
-use std::sync::OnceLock;
-
 use crate::models::ModelPaths;
 
 /// Errors from the VAD.
@@ -37,26 +35,14 @@ pub enum VadError {
     Config(String),
 }
 
-static ORT_ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-
 /// The process-wide ONNX Runtime environment (ort allows exactly one per process).
 ///
-/// Loads the provisioned library through [`crate::models::ensure_ort`] first. Every
-/// module that creates ort sessions (VAD, TTS) must take the environment from here,
-/// because a second `ort::init().build()` fails.
+/// The TTS module owns the one-per-process instance (`tts::engine::ort_environment`);
+/// the VAD takes the same one so both can run in one process. (It belongs in
+/// `models` next to `ensure_ort`; until it moves there, this delegates.)
 pub fn ort_environment(paths: &ModelPaths) -> Result<ort::environment::Environment, VadError> {
-    crate::models::ensure_ort(paths)?;
-    ORT_ENV
-        .get_or_init(|| {
-            ort::init()
-                .with_name("tingshuo")
-                .with_telemetry(false)
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|message| VadError::Load {
-            path: "ONNX Runtime environment".to_string(),
-            message,
-        })
+    crate::tts::engine::ort_environment(paths).map_err(|e| VadError::Load {
+        path: "ONNX Runtime environment".to_string(),
+        message: e.to_string(),
+    })
 }
