@@ -216,8 +216,30 @@ fn run(cli: Cli) -> Result<()> {
             let _cfg = load_config(&config)?;
             not_yet("campaign", 7, "calls end to end")
         }
-        Command::Say { .. } => not_yet("say", 5, "speech engine"),
-        Command::Transcribe { .. } => not_yet("transcribe", 5, "speech engine"),
+        Command::Say { text, output, rate } => {
+            let paths = tingshuo::models::ModelPaths::default_cache();
+            let r = tingshuo::tts::cli::say(&paths, &text, &output, rate)?;
+            eprintln!(
+                "wrote {} ({:.2} s at {} Hz, {} clause(s), synthesis {} ms)",
+                output.display(),
+                r.seconds,
+                r.rate,
+                r.clauses,
+                r.synthesis_ms
+            );
+            Ok(())
+        }
+        Command::Transcribe { input, json } => {
+            let paths = tingshuo::models::ModelPaths::default_cache();
+            let cfg = tingshuo::asr::AsrConfig::default();
+            let t = tingshuo::asr::file::transcribe_file(&input, &paths, cfg)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            } else {
+                println!("{}", t.text);
+            }
+            Ok(())
+        }
         Command::CheckScript { path } => {
             let mut out = std::io::stdout().lock();
             tingshuo::dialogue::cli::check_script(&path, &mut out)?;

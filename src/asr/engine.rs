@@ -1,0 +1,377 @@
+//! One Whisper recogniser: the shared model, a per-worker state, and the guards
+//! that keep silence and noise from turning into text.
+//!
+//! Short telephone turns are far shorter than Whisper's 30 s window, so the encoder
+//! runs on only `audio_ctx` positions (50 per second of audio) sized to each clip:
+//! a 2 s turn costs a fraction of the full window. Below the model's safe minimum
+//! the decoder loops, so the size never drops under it.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+
+use super::text;
+use super::AsrError;
+use crate::models::ModelPaths;
+use crate::vad::{SileroModel, SileroVad, VadRate};
+
+/// Samples per encoder position at 16 kHz (10 ms mel hop × stride 2).
+pub const SAMPLES_PER_CTX: usize = 320;
+/// Whisper's full window in encoder positions (30 s).
+pub const FULL_AUDIO_CTX: u32 = 1500;
+
+/// Recogniser settings (shared by all workers of a pool).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsrConfig {
+    /// Worker threads in the pool (each holds one Whisper state).
+    pub workers: usize,
+    /// CPU threads each worker gives whisper.cpp.
+    pub threads_per_worker: usize,
+    /// Jobs waiting beyond this are refused (the caller hears "please repeat").
+    pub queue_capacity: usize,
+    /// 1 = greedy decoding; more = beam search of that width.
+    pub beam_size: usize,
+    /// Initial prompt; keeps the output in simplified Mandarin.
+    pub prompt: String,
+    /// Encoder positions added to each clip's own length.
+    pub audio_ctx_margin: u32,
+    /// Never size the encoder below this (shorter windows make the decoder loop).
+    pub min_audio_ctx: u32,
+    /// A segment whose no-speech probability is above this *and* whose average
+    /// log-probability is below `logprob_threshold` is dropped (Whisper's own rule).
+    pub no_speech_threshold: f32,
+    pub logprob_threshold: f32,
+    /// A segment this unlikely is dropped whatever its no-speech probability.
+    pub min_avg_logprob: f32,
+    /// Clips with less voiced audio than this (per Silero) are not decoded at all.
+    pub min_voiced_ms: u32,
+    /// Clips quieter than this are not decoded at all.
+    pub min_rms_dbfs: f32,
+}
+
+impl Default for AsrConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            threads_per_worker: 2,
+            queue_capacity: 16,
+            beam_size: 1,
+            prompt: "以下是普通话的句子。".to_string(),
+            audio_ctx_margin: 32,
+            min_audio_ctx: 160,
+            no_speech_threshold: 0.6,
+            logprob_threshold: -1.0,
+            min_avg_logprob: -1.5,
+            min_voiced_ms: 96,
+            min_rms_dbfs: -55.0,
+        }
+    }
+}
+
+impl AsrConfig {
+    /// Encoder positions for a clip of `samples` at 16 kHz.
+    pub fn audio_ctx_for(&self, samples: usize) -> u32 {
+        let need = samples.div_ceil(SAMPLES_PER_CTX) as u32 + self.audio_ctx_margin;
+        need.max(self.min_audio_ctx).min(FULL_AUDIO_CTX)
+    }
+
+    /// The prompt with optional hot words (names, product terms) appended, which
+    /// biases Whisper towards spelling them as the script does.
+    pub fn prompt_with(&self, hot_words: &[String]) -> String {
+        let words: Vec<&str> = hot_words
+            .iter()
+            .map(|w| w.trim())
+            .filter(|w| !w.is_empty())
+            .collect();
+        if words.is_empty() {
+            self.prompt.clone()
+        } else {
+            format!("{}相关词语：{}。", self.prompt, words.join("、"))
+        }
+    }
+}
+
+/// Why a clip produced no text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// Quieter than `min_rms_dbfs`.
+    TooQuiet,
+    /// Silero found less than `min_voiced_ms` of speech.
+    NoVoice,
+    /// Whisper itself said no speech, or was too unsure.
+    NoSpeech,
+    /// Only Whisper's silence phrases (字幕…, 谢谢观看…) were left.
+    SilencePhrase,
+    /// The job was cancelled (superseded speculative job).
+    Cancelled,
+}
+
+/// One decoded segment with the numbers the guards used.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Segment {
+    pub text: String,
+    pub no_speech_prob: f32,
+    pub avg_logprob: f32,
+    /// Whether the guards dropped it.
+    pub dropped: bool,
+}
+
+/// The result of one clip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Transcript {
+    /// Final text, simplified Chinese; empty when nothing was said.
+    pub text: String,
+    pub segments: Vec<Segment>,
+    /// Set when `text` is empty because a guard fired.
+    pub rejected: Option<Rejection>,
+    /// A decoding loop was found and collapsed.
+    pub repetition: bool,
+    /// Encoder positions used.
+    pub audio_ctx: u32,
+    /// Audio length in milliseconds.
+    pub audio_ms: u32,
+    /// Time spent in this recogniser (guards + Whisper), milliseconds.
+    pub infer_ms: f64,
+}
+
+/// Abort callback for whisper.cpp: true once the job's cancel flag is set.
+unsafe extern "C" fn abort_trampoline(user_data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `user_data` is `Arc::as_ptr` of an `AtomicBool` alive for the whole call.
+    unsafe { (*(user_data as *const AtomicBool)).load(Ordering::Relaxed) }
+}
+
+/// The Whisper model, loaded once and shared by every worker.
+#[derive(Clone)]
+pub struct WhisperModel {
+    ctx: Arc<WhisperContext>,
+}
+
+impl WhisperModel {
+    /// Loads `whisper/ggml-base.bin` from the model cache.
+    pub fn load(paths: &ModelPaths) -> Result<Self, AsrError> {
+        let path = paths.require("Whisper base (ggml)", &paths.whisper_ggml)?;
+        Self::load_file(path)
+    }
+
+    pub fn load_file(path: &Path) -> Result<Self, AsrError> {
+        whisper_rs::install_logging_hooks();
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|e| AsrError::Load {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        if !ctx.is_multilingual() {
+            return Err(AsrError::Load {
+                path: path.display().to_string(),
+                message: "the model is English-only; Mandarin needs the multilingual base model".into(),
+            });
+        }
+        Ok(Self { ctx: Arc::new(ctx) })
+    }
+}
+
+/// One worker's recogniser: a Whisper state plus an optional Silero gate.
+pub struct Recognizer {
+    state: WhisperState,
+    cfg: AsrConfig,
+    gate: Option<SileroVad>,
+    /// End-of-text token; ids from here up are special tokens.
+    eot: i32,
+}
+
+impl Recognizer {
+    /// A recogniser on `model`; `gate` (recommended) lets it refuse clips without speech.
+    pub fn new(model: &WhisperModel, cfg: AsrConfig, gate: Option<&SileroModel>) -> Result<Self, AsrError> {
+        let state = model
+            .ctx
+            .create_state()
+            .map_err(|e| AsrError::Whisper(format!("cannot create a Whisper state: {e}")))?;
+        let gate = match gate {
+            Some(m) => Some(m.new_vad(VadRate::Hz16000)?),
+            None => None,
+        };
+        Ok(Self {
+            state,
+            cfg,
+            gate,
+            eot: model.ctx.token_eot(),
+        })
+    }
+
+    pub fn config(&self) -> &AsrConfig {
+        &self.cfg
+    }
+
+    /// Transcribes 16 kHz mono f32 audio. `cancel` aborts decoding when set.
+    pub fn transcribe(
+        &mut self,
+        samples: &[f32],
+        hot_words: &[String],
+        cancel: Option<&Arc<AtomicBool>>,
+    ) -> Result<Transcript, AsrError> {
+        let t0 = Instant::now();
+        let audio_ctx = self.cfg.audio_ctx_for(samples.len());
+        let audio_ms = (samples.len() / 16) as u32;
+        let mut out = Transcript {
+            text: String::new(),
+            segments: Vec::new(),
+            rejected: None,
+            repetition: false,
+            audio_ctx,
+            audio_ms,
+            infer_ms: 0.0,
+        };
+        let finish = |mut t: Transcript, why: Option<Rejection>| {
+            t.rejected = why;
+            t.infer_ms = t0.elapsed().as_secs_f64() * 1e3;
+            Ok(t)
+        };
+        if crate::audio::rms_dbfs(samples) < self.cfg.min_rms_dbfs {
+            return finish(out, Some(Rejection::TooQuiet));
+        }
+        if let Some(vad) = &mut self.gate {
+            vad.reset();
+            let mut voiced = 0u32;
+            vad.push(samples, |p| {
+                if p >= 0.5 {
+                    voiced += 32;
+                }
+            })?;
+            if voiced < self.cfg.min_voiced_ms {
+                return finish(out, Some(Rejection::NoVoice));
+            }
+        }
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return finish(out, Some(Rejection::Cancelled));
+        }
+
+        let strategy = if self.cfg.beam_size <= 1 {
+            SamplingStrategy::Greedy { best_of: 1 }
+        } else {
+            SamplingStrategy::BeamSearch {
+                beam_size: self.cfg.beam_size as i32,
+                patience: -1.0,
+            }
+        };
+        let mut params = FullParams::new(strategy);
+        params.set_n_threads(self.cfg.threads_per_worker.max(1) as i32);
+        params.set_language(Some("zh"));
+        params.set_translate(false);
+        params.set_no_context(true);
+        params.set_no_timestamps(true);
+        params.set_single_segment(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        params.set_temperature(0.0);
+        // No temperature fallback: a second decode doubles latency, and the guards
+        // below reject what a fallback would have tried to rescue.
+        params.set_temperature_inc(0.0);
+        params.set_audio_ctx(audio_ctx as i32);
+        // Short turns never need long outputs; this also bounds a decoding loop.
+        params.set_max_tokens(((audio_ms / 1000 + 1) * 12).min(224) as i32);
+        let prompt = self.cfg.prompt_with(hot_words);
+        params.set_initial_prompt(&prompt);
+        if let Some(c) = cancel {
+            // whisper-rs 0.16's `set_abort_callback_safe` hands whisper.cpp a pointer of
+            // the wrong type (every encode aborts), so the callback is set by hand.
+            // SAFETY: the pointer is to the AtomicBool inside `cancel`, which the caller
+            // keeps alive until `full` below returns; the trampoline only reads it.
+            unsafe {
+                params.set_abort_callback(Some(abort_trampoline));
+                params.set_abort_callback_user_data(Arc::as_ptr(c) as *mut std::ffi::c_void);
+            }
+        }
+
+        // Whisper wants at least 1 s of input; pad short clips with silence.
+        let padded;
+        let input = if samples.len() < 16_000 {
+            padded = [samples, &vec![0.0; 16_000 - samples.len()]].concat();
+            &padded[..]
+        } else {
+            samples
+        };
+        let res = self.state.full(params, input);
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return finish(out, Some(Rejection::Cancelled));
+        }
+        res.map_err(|e| AsrError::Whisper(e.to_string()))?;
+
+        let mut kept = String::new();
+        for seg in self.state.as_iter() {
+            let raw = seg.to_str_lossy().map(|s| s.into_owned()).unwrap_or_default();
+            let no_speech_prob = seg.no_speech_probability();
+            let (mut sum, mut n) = (0f32, 0usize);
+            for i in 0..seg.n_tokens() {
+                if let Some(tok) = seg.get_token(i) {
+                    let d = tok.token_data();
+                    // Text tokens only: special tokens (>= EOT) carry no content.
+                    if d.id < self.eot {
+                        sum += d.plog;
+                        n += 1;
+                    }
+                }
+            }
+            let avg_logprob = if n > 0 { sum / n as f32 } else { f32::NEG_INFINITY };
+            let dropped = (no_speech_prob > self.cfg.no_speech_threshold
+                && avg_logprob < self.cfg.logprob_threshold)
+                || avg_logprob < self.cfg.min_avg_logprob;
+            if !dropped {
+                kept.push_str(raw.trim());
+            }
+            out.segments.push(Segment {
+                text: raw.trim().to_string(),
+                no_speech_prob,
+                avg_logprob,
+                dropped,
+            });
+        }
+        let simplified = text::to_simplified(&kept);
+        let (collapsed, rep) = text::collapse_repetitions(&simplified, 3);
+        out.repetition = rep;
+        let (clean, hit) = text::strip_silence_phrases(&collapsed);
+        if !text::has_content(&clean) {
+            let why = if hit {
+                Rejection::SilencePhrase
+            } else {
+                Rejection::NoSpeech
+            };
+            return finish(out, Some(why));
+        }
+        out.text = clean;
+        finish(out, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audio_ctx_follows_clip_length_with_floor_and_cap() {
+        let c = AsrConfig::default();
+        // 1 s = 50 positions + margin 32 = 82 < floor.
+        assert_eq!(c.audio_ctx_for(16_000), c.min_audio_ctx);
+        // 5 s = 250 + 32.
+        assert_eq!(c.audio_ctx_for(80_000), 282);
+        // Partial positions round up.
+        assert_eq!(c.audio_ctx_for(80_001), 283);
+        assert_eq!(c.audio_ctx_for(16_000 * 60), FULL_AUDIO_CTX);
+    }
+
+    #[test]
+    fn hot_words_extend_the_prompt() {
+        let c = AsrConfig::default();
+        assert_eq!(c.prompt_with(&[]), c.prompt);
+        let p = c.prompt_with(&["捷讯通信".to_string(), " ".to_string(), "宽带".to_string()]);
+        assert!(p.starts_with(&c.prompt));
+        assert!(p.ends_with("捷讯通信、宽带。"));
+    }
+}

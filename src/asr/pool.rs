@@ -1,0 +1,184 @@
+//! The shared recognition pool: worker threads (not tokio tasks: whisper.cpp blocks
+//! for hundreds of milliseconds) behind one bounded crossbeam queue, serving every
+//! call. Each worker owns a Whisper state; the model weights are shared.
+//!
+//! Submitting never blocks the caller: a full queue is an error the call handles
+//! (ask the caller to repeat) instead of a stall on the audio path. Every result
+//! reports its queue wait separately from its inference time, so load shows up as
+//! queueing and not as "slow ASR". Speculative jobs (started at a tentative end)
+//! are cancelled through their token when the caller resumes speaking.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use super::engine::{AsrConfig, Recognizer, Rejection, Transcript, WhisperModel};
+use super::AsrError;
+use crate::vad::SileroModel;
+
+/// One clip to recognise.
+#[derive(Debug, Clone)]
+pub struct AsrJob {
+    /// Caller's id, echoed in the outcome (e.g. call id × turn number).
+    pub id: u64,
+    /// 16 kHz mono f32 audio.
+    pub samples: Vec<f32>,
+    /// Per-script hot words for the prompt (may be empty).
+    pub hot_words: Arc<[String]>,
+}
+
+/// What comes back for every submitted job, cancelled ones included.
+#[derive(Debug)]
+pub struct AsrOutcome {
+    pub id: u64,
+    pub result: Result<Transcript, AsrError>,
+    /// Time between submit and a worker taking the job.
+    pub queue_ms: f64,
+    /// Time the worker spent on it.
+    pub infer_ms: f64,
+    /// Which worker ran it.
+    pub worker: usize,
+}
+
+impl AsrOutcome {
+    /// True if the job was cancelled before or during decoding.
+    pub fn cancelled(&self) -> bool {
+        matches!(&self.result, Ok(t) if t.rejected == Some(Rejection::Cancelled))
+    }
+}
+
+/// Cancels a submitted job (a speculative result superseded by `SpeechResumed`).
+#[derive(Debug, Clone)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A submitted job: its cancel token and the channel its outcome arrives on.
+#[derive(Debug)]
+pub struct JobHandle {
+    pub id: u64,
+    pub token: CancelToken,
+    pub outcome: Receiver<AsrOutcome>,
+}
+
+impl JobHandle {
+    pub fn cancel(&self) {
+        self.token.cancel();
+    }
+
+    /// Blocks until the outcome arrives (not for the audio path: use `outcome` in a select).
+    pub fn wait(&self) -> Result<AsrOutcome, AsrError> {
+        self.outcome.recv().map_err(|_| AsrError::PoolClosed)
+    }
+}
+
+struct Envelope {
+    job: AsrJob,
+    cancel: Arc<AtomicBool>,
+    submitted: Instant,
+    reply: Sender<AsrOutcome>,
+}
+
+/// The worker pool. Dropping it lets queued jobs finish, then joins the workers.
+pub struct AsrPool {
+    tx: Option<Sender<Envelope>>,
+    rx: Receiver<Envelope>,
+    workers: Vec<JoinHandle<()>>,
+    cfg: AsrConfig,
+}
+
+impl AsrPool {
+    /// Starts `cfg.workers` workers on `model`, each with its own Whisper state and
+    /// (if `gate` is given) its own Silero state for the voice gate.
+    pub fn new(model: &WhisperModel, gate: Option<&SileroModel>, cfg: AsrConfig) -> Result<Self, AsrError> {
+        let (tx, rx) = crossbeam_channel::bounded::<Envelope>(cfg.queue_capacity.max(1));
+        let mut workers = Vec::new();
+        for w in 0..cfg.workers.max(1) {
+            let mut rec = Recognizer::new(model, cfg.clone(), gate)?;
+            let rx = rx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("asr-{w}"))
+                .spawn(move || worker_loop(w, &mut rec, rx))
+                .map_err(|e| AsrError::Whisper(format!("cannot start ASR worker thread: {e}")))?;
+            workers.push(handle);
+        }
+        Ok(Self {
+            tx: Some(tx),
+            rx,
+            workers,
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &AsrConfig {
+        &self.cfg
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// Queues a job; its outcome arrives on the returned handle. Never blocks.
+    pub fn submit(&self, job: AsrJob) -> Result<JobHandle, AsrError> {
+        let (reply, outcome) = crossbeam_channel::bounded(1);
+        let id = job.id;
+        let token = self.submit_with(job, reply)?;
+        Ok(JobHandle { id, token, outcome })
+    }
+
+    /// Queues a job whose outcome goes to `reply` (e.g. one channel per call).
+    pub fn submit_with(&self, job: AsrJob, reply: Sender<AsrOutcome>) -> Result<CancelToken, AsrError> {
+        let tx = self.tx.as_ref().ok_or(AsrError::PoolClosed)?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let env = Envelope {
+            job,
+            cancel: Arc::clone(&cancel),
+            submitted: Instant::now(),
+            reply,
+        };
+        match tx.try_send(env) {
+            Ok(()) => Ok(CancelToken(cancel)),
+            Err(TrySendError::Full(_)) => Err(AsrError::QueueFull {
+                capacity: self.cfg.queue_capacity,
+            }),
+            Err(TrySendError::Disconnected(_)) => Err(AsrError::PoolClosed),
+        }
+    }
+}
+
+impl Drop for AsrPool {
+    fn drop(&mut self) {
+        self.tx.take();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker_loop(worker: usize, rec: &mut Recognizer, rx: Receiver<Envelope>) {
+    while let Ok(env) = rx.recv() {
+        let started = Instant::now();
+        let queue_ms = started.duration_since(env.submitted).as_secs_f64() * 1e3;
+        let result = rec.transcribe(&env.job.samples, &env.job.hot_words, Some(&env.cancel));
+        let infer_ms = started.elapsed().as_secs_f64() * 1e3;
+        // The submitter may have gone away (call ended): nothing to do then.
+        let _ = env.reply.send(AsrOutcome {
+            id: env.job.id,
+            result,
+            queue_ms,
+            infer_ms,
+            worker,
+        });
+    }
+}

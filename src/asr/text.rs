@@ -1,0 +1,339 @@
+//! Text clean-up after Whisper, and the normalisation used to score it (CER).
+//!
+//! Whisper base slips into traditional characters, invents its well-known
+//! "subtitle" phrases on silence, and can loop on a token; these functions undo
+//! each of those. [`normalize_for_cer`] makes reference and hypothesis comparable
+//! (no punctuation, numbers spelled one way) so CER measures recognition only.
+
+/// Phrases Whisper emits on silence or noise (learned from subtitled video). Only
+/// phrases that a caller would practically never say: plain 谢谢 or 订阅 stay.
+const SILENCE_PHRASES: &[&str] = &[
+    "字幕由amaraorg社区提供",
+    "amaraorg",
+    "字幕志愿者",
+    "中文字幕",
+    "字幕by",
+    "字幕制作",
+    "字幕",
+    "请不吝点赞订阅转发打赏支持明镜与点点栏目",
+    "请不吝点赞",
+    "点赞订阅",
+    "订阅转发",
+    "转发打赏",
+    "打赏支持",
+    "明镜与点点",
+    "明镜需要您的支持",
+    "欢迎订阅",
+    "请订阅",
+    "谢谢观看",
+    "感谢观看",
+    "谢谢收看",
+    "感谢收看",
+    "感谢您的观看",
+    "谢谢大家收看",
+    "我们下期再见",
+    "下期再见",
+    "优优独播剧场",
+    "yoyotelevisionseriesexclusive",
+    "本节目",
+    "索兰娅",
+];
+
+/// Simplified Chinese for any traditional characters (phrase-aware where the
+/// `fast2s` table knows the context, e.g. 乾 in 乾隆 vs 干).
+pub fn to_simplified(s: &str) -> String {
+    fast2s::convert(s)
+}
+
+/// Removes Whisper's silence phrases; returns the rest (possibly empty) and whether
+/// anything was removed. Matching ignores case, spaces and punctuation.
+pub fn strip_silence_phrases(s: &str) -> (String, bool) {
+    let mut out: String = s.to_string();
+    let mut hit = false;
+    // Compare on a squeezed lowercase copy, but cut from the original so punctuation
+    // between real words survives.
+    loop {
+        let (squeezed, map) = squeeze(&out);
+        let found = SILENCE_PHRASES
+            .iter()
+            .find_map(|p| squeezed.find(p).map(|at| (at, p.len())));
+        let Some((at, len)) = found else { break };
+        hit = true;
+        let start = map[at];
+        let end = map[at + len - 1] + out[map[at + len - 1]..].chars().next().map_or(1, char::len_utf8);
+        out.replace_range(start..end, "");
+    }
+    if hit && !has_content(&out) {
+        out.clear();
+    }
+    (out.trim().to_string(), hit)
+}
+
+/// Lowercased string without whitespace/punctuation, and for each byte of it the
+/// byte offset of the source character.
+fn squeeze(s: &str) -> (String, Vec<usize>) {
+    let mut out = String::with_capacity(s.len());
+    let mut map = Vec::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        if is_punct_or_space(c) {
+            continue;
+        }
+        for lc in c.to_lowercase() {
+            let before = out.len();
+            out.push(lc);
+            map.extend(std::iter::repeat_n(i, out.len() - before));
+        }
+    }
+    (out, map)
+}
+
+/// True for whitespace, ASCII and CJK punctuation and symbols.
+pub fn is_punct_or_space(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_ascii_punctuation()
+        || matches!(c as u32, 0x3000..=0x303F | 0xFF00..=0xFF0F | 0xFF1A..=0xFF20 | 0xFF3B..=0xFF40 | 0xFF5B..=0xFF65 | 0x2000..=0x206F)
+        || matches!(c, '·' | '…' | '—' | '～' | '「' | '」' | '『' | '』' | '《' | '》' | '〈' | '〉')
+}
+
+/// True if `s` has at least one letter, digit or CJK character.
+pub fn has_content(s: &str) -> bool {
+    s.chars().any(|c| !is_punct_or_space(c))
+}
+
+/// Collapses a unit of 1–8 characters repeated more than `max_repeats` times in a
+/// row (Whisper's decoding loops) down to `max_repeats`. Returns the text and
+/// whether a loop was found.
+pub fn collapse_repetitions(s: &str, max_repeats: usize) -> (String, bool) {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out: Vec<char> = Vec::with_capacity(chars.len());
+    let mut i = 0;
+    let mut found = false;
+    'outer: while i < chars.len() {
+        for unit in 1..=8usize {
+            if i + unit * (max_repeats + 1) > chars.len() {
+                break;
+            }
+            let pat = &chars[i..i + unit];
+            let mut reps = 1;
+            while i + unit * (reps + 1) <= chars.len() && &chars[i + unit * reps..i + unit * (reps + 1)] == pat {
+                reps += 1;
+            }
+            if reps > max_repeats {
+                found = true;
+                for _ in 0..max_repeats {
+                    out.extend_from_slice(pat);
+                }
+                i += unit * reps;
+                continue 'outer;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    (out.into_iter().collect(), found)
+}
+
+const DIGITS: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
+
+/// Normalises text for character error rate: simplified characters, no punctuation
+/// or spaces, lowercase Latin, and every number in one spelling (Chinese numerals:
+/// years and long digit strings digit by digit, other integers as cardinals,
+/// `%` as 百分之, `9:30` as 九点三十), with 两→二, 幺→一, 〇→零.
+pub fn normalize_for_cer(s: &str) -> String {
+    let s = to_simplified(s);
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            let run: String = chars[start..i].iter().collect();
+            let next = chars.get(i).copied();
+            // Percent: 50% → 百分之五十.
+            if next == Some('%') || next == Some('％') {
+                out.push_str("百分之");
+                out.push_str(&cardinal_or_digits(&run));
+                i += 1;
+                continue;
+            }
+            // Clock time: 9:30 → 九点三十, 9:00 → 九点.
+            if next == Some(':') || next == Some('：') {
+                let mstart = i + 1;
+                let mut j = mstart;
+                while j < chars.len() && chars[j].is_ascii_digit() {
+                    j += 1;
+                }
+                if j > mstart {
+                    let minutes: String = chars[mstart..j].iter().collect();
+                    out.push_str(&cardinal_or_digits(&run));
+                    out.push('点');
+                    if minutes.trim_start_matches('0').is_empty() {
+                        // 9:00 is just 九点
+                    } else {
+                        out.push_str(&cardinal_or_digits(minutes.trim_start_matches('0')));
+                    }
+                    i = j;
+                    continue;
+                }
+            }
+            // Decimal: 3.5 → 三点五.
+            if next == Some('.') && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
+                out.push_str(&cardinal_or_digits(&run));
+                out.push('点');
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    out.push(DIGITS[chars[i] as usize - '0' as usize]);
+                    i += 1;
+                }
+                continue;
+            }
+            if next == Some('年') {
+                out.extend(run.chars().map(|d| DIGITS[d as usize - '0' as usize]));
+            } else {
+                out.push_str(&cardinal_or_digits(&run));
+            }
+            continue;
+        }
+        i += 1;
+        if is_punct_or_space(c) {
+            continue;
+        }
+        match c {
+            '两' => out.push('二'),
+            '幺' => out.push('一'),
+            '〇' => out.push('零'),
+            c if c.is_ascii_alphabetic() => out.push(c.to_ascii_lowercase()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cardinal reading for short numbers, digit by digit for long ones or leading zeros.
+fn cardinal_or_digits(run: &str) -> String {
+    if run.len() >= 5 || (run.len() > 1 && run.starts_with('0')) {
+        return run.chars().map(|d| DIGITS[d as usize - '0' as usize]).collect();
+    }
+    let n: u32 = run.parse().unwrap_or(0);
+    cardinal(n)
+}
+
+/// Chinese cardinal for 0..=9999 (十五, 一百零五, 两千 is written 二千).
+fn cardinal(n: u32) -> String {
+    if n == 0 {
+        return "零".to_string();
+    }
+    let units = ['千', '百', '十'];
+    let parts = [n / 1000 % 10, n / 100 % 10, n / 10 % 10];
+    let mut out = String::new();
+    let mut zero = false;
+    for (k, &d) in parts.iter().enumerate() {
+        if d == 0 {
+            if !out.is_empty() {
+                zero = true;
+            }
+            continue;
+        }
+        if zero {
+            out.push('零');
+            zero = false;
+        }
+        // 十五 not 一十五 when the number starts with ten.
+        if !(k == 2 && d == 1 && out.is_empty()) {
+            out.push(DIGITS[d as usize]);
+        }
+        out.push(units[k]);
+    }
+    let d = n % 10;
+    if d != 0 {
+        if zero {
+            out.push('零');
+        }
+        out.push(DIGITS[d as usize]);
+    }
+    out
+}
+
+/// Levenshtein distance between two character sequences.
+pub fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// Character errors and reference length after [`normalize_for_cer`] of both.
+pub fn char_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
+    let r: Vec<char> = normalize_for_cer(reference).chars().collect();
+    let h: Vec<char> = normalize_for_cer(hypothesis).chars().collect();
+    (edit_distance(&r, &h), r.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traditional_becomes_simplified() {
+        assert_eq!(to_simplified("請問您還需要什麼服務嗎"), "请问您还需要什么服务吗");
+        assert_eq!(to_simplified("已经是简体"), "已经是简体");
+    }
+
+    #[test]
+    fn silence_phrases_are_removed_but_real_words_stay() {
+        assert_eq!(strip_silence_phrases("字幕由Amara.org社区提供").0, "");
+        assert_eq!(strip_silence_phrases("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目").0, "");
+        assert_eq!(strip_silence_phrases("谢谢观看！").0, "");
+        let (t, hit) = strip_silence_phrases("好的，谢谢观看");
+        assert!(hit);
+        assert_eq!(t, "好的，");
+        assert_eq!(strip_silence_phrases("好的，谢谢。"), ("好的，谢谢。".to_string(), false));
+        assert_eq!(strip_silence_phrases("我想取消订阅").0, "我想取消订阅");
+    }
+
+    #[test]
+    fn loops_are_collapsed() {
+        assert_eq!(collapse_repetitions("我我我我我我我我", 2), ("我我".to_string(), true));
+        assert_eq!(
+            collapse_repetitions("好的好的好的好的好的好的", 2),
+            ("好的好的".to_string(), true)
+        );
+        assert_eq!(collapse_repetitions("对对对，没问题", 3), ("对对对，没问题".to_string(), false));
+    }
+
+    #[test]
+    fn numbers_normalise_one_way() {
+        assert_eq!(normalize_for_cer("下午3点"), "下午三点");
+        assert_eq!(normalize_for_cer("15分钟"), normalize_for_cer("十五分钟"));
+        assert_eq!(normalize_for_cer("105"), "一百零五");
+        assert_eq!(normalize_for_cer("2000"), "二千");
+        assert_eq!(normalize_for_cer("两千"), "二千");
+        assert_eq!(normalize_for_cer("2025年"), "二零二五年");
+        assert_eq!(normalize_for_cer("13800138000"), "一三八零零一三八零零零");
+        assert_eq!(normalize_for_cer("幺三八"), "一三八");
+        assert_eq!(normalize_for_cer("9:30"), "九点三十");
+        assert_eq!(normalize_for_cer("0:00"), "零点");
+        assert_eq!(normalize_for_cer("50%"), "百分之五十");
+        assert_eq!(normalize_for_cer("好的，谢谢！ OK"), "好的谢谢ok");
+        assert_eq!(normalize_for_cer("3.5"), "三点五");
+    }
+
+    #[test]
+    fn cer_counts_edits() {
+        assert_eq!(char_errors("今天下午三点", "今天下午3点"), (0, 6));
+        assert_eq!(char_errors("今天下午三点", "今天上午三点"), (1, 6));
+        assert_eq!(char_errors("好的", ""), (2, 2));
+        assert_eq!(char_errors("好的", "好的啊"), (1, 2));
+    }
+}

@@ -1,0 +1,144 @@
+//! Per-call turn detector: Silero VAD + endpointer + the current turn's audio.
+//!
+//! The pipeline pushes 20 ms frames; when an event says "recognise now" it reads
+//! [`TurnDetector::turn_audio`]: the turn from its start minus a pre-roll (Silero
+//! reacts a chunk or two late, and Whisper misses clipped onsets) up to the end of
+//! speech plus a short tail. The buffer is allocated once for the longest turn.
+
+use super::endpoint::{EndpointConfig, EndpointEvent, Endpointer};
+use super::silero::{SileroModel, SileroVad, VadRate};
+use super::VadError;
+
+/// Audio kept before the detected start of speech.
+const PREROLL_MS: u64 = 256;
+/// Audio kept after the last voiced chunk when a turn is handed to ASR.
+const TAIL_MS: u64 = 160;
+
+/// One call's VAD, endpointer and turn buffer.
+pub struct TurnDetector {
+    vad: SileroVad,
+    ep: Endpointer,
+    /// Recent audio; `buf[0]` is stream sample `buf_start`.
+    buf: Vec<f32>,
+    buf_start: u64,
+    /// Samples pushed so far.
+    total: u64,
+    /// Current turn: start and (once a pause was seen) speech end, stream ms.
+    turn: Option<(u64, Option<u64>)>,
+    samples_per_ms: u64,
+}
+
+impl TurnDetector {
+    /// A detector at `rate_hz` (8000 or 16000) sharing `model`.
+    pub fn new(model: &SileroModel, rate_hz: u32, cfg: EndpointConfig) -> Result<Self, VadError> {
+        let rate = VadRate::from_hz(rate_hz)?;
+        let ep = Endpointer::new(cfg)?;
+        let samples_per_ms = u64::from(rate.hz() / 1000);
+        let c = ep.config();
+        let cap_ms = PREROLL_MS + u64::from(c.max_turn_ms) + u64::from(c.hangover_ms) + 1000;
+        Ok(Self {
+            vad: model.new_vad(rate)?,
+            ep,
+            buf: Vec::with_capacity((cap_ms * samples_per_ms) as usize),
+            buf_start: 0,
+            total: 0,
+            turn: None,
+            samples_per_ms,
+        })
+    }
+
+    pub fn endpointer(&self) -> &Endpointer {
+        &self.ep
+    }
+
+    /// Probability of the most recent 32 ms chunk.
+    pub fn last_probability(&self) -> f32 {
+        self.vad.last_probability()
+    }
+
+    /// Feeds one frame (at most 32 ms, e.g. 20 ms) and returns the event it caused, if any.
+    ///
+    /// After `SpeechEnd` the finished turn stays readable through [`Self::turn_audio`]
+    /// until the next call of this method.
+    pub fn push_frame(&mut self, frame: &[f32]) -> Result<Option<EndpointEvent>, VadError> {
+        if frame.len() > self.vad.rate().chunk() {
+            return Err(VadError::Config(format!(
+                "frame of {} samples is longer than one 32 ms VAD chunk ({}); feed 10-30 ms frames",
+                frame.len(),
+                self.vad.rate().chunk()
+            )));
+        }
+        if !self.ep.in_speech() {
+            self.turn = None;
+        }
+        self.make_room(frame.len());
+        self.buf.extend_from_slice(frame);
+        self.total += frame.len() as u64;
+        let mut prob = None;
+        self.vad.push(frame, |p| prob = Some(p))?;
+        let Some(p) = prob else { return Ok(None) };
+        let event = self.ep.push(p, self.vad.rate().chunk_ms());
+        match event {
+            Some(EndpointEvent::SpeechStart { start_ms }) => self.turn = Some((start_ms, None)),
+            Some(EndpointEvent::SpeechResumed { .. }) => {
+                if let Some((_, end)) = &mut self.turn {
+                    *end = None;
+                }
+            }
+            Some(EndpointEvent::TentativeEnd {
+                start_ms,
+                speech_end_ms,
+                ..
+            })
+            | Some(EndpointEvent::SpeechEnd {
+                start_ms,
+                speech_end_ms,
+                ..
+            }) => self.turn = Some((start_ms, Some(speech_end_ms))),
+            None => {}
+        }
+        Ok(event)
+    }
+
+    /// Audio of the current or just-ended turn: pre-roll + speech + a short tail (all
+    /// audio so far while the caller is still talking). Empty when there is no turn.
+    pub fn turn_audio(&self) -> &[f32] {
+        let Some((start_ms, end_ms)) = self.turn else {
+            return &[];
+        };
+        let from = (start_ms.saturating_sub(PREROLL_MS) * self.samples_per_ms).max(self.buf_start);
+        let to = match end_ms {
+            Some(end) => ((end + TAIL_MS) * self.samples_per_ms).min(self.total),
+            None => self.total,
+        };
+        let a = (from - self.buf_start) as usize;
+        let b = (to.max(from) - self.buf_start) as usize;
+        &self.buf[a.min(self.buf.len())..b.min(self.buf.len())]
+    }
+
+    /// Forgets the current turn (e.g. the agent barged in or the call ended).
+    pub fn drop_turn(&mut self) {
+        self.ep.reset();
+        self.turn = None;
+    }
+
+    /// Keeps the buffer within its capacity without reallocating: when idle only the
+    /// pre-roll is needed; during a turn the oldest audio goes only if it must.
+    fn make_room(&mut self, incoming: usize) {
+        let mut drop_to = if self.ep.in_speech() {
+            self.buf_start
+        } else {
+            self.total.saturating_sub(PREROLL_MS * self.samples_per_ms)
+        }
+        .max(self.buf_start);
+        let overflow = (self.buf.len() + incoming).saturating_sub(self.buf.capacity());
+        drop_to = drop_to.max(self.buf_start + overflow as u64);
+        // Shift only when it frees a good share (or must), so copies stay rare.
+        let n = (drop_to - self.buf_start) as usize;
+        if n > 0 && (n >= self.buf.capacity() / 4 || overflow > 0) {
+            self.buf.copy_within(n.., 0);
+            self.buf.truncate(self.buf.len() - n);
+            self.buf_start += n as u64;
+        }
+    }
+}

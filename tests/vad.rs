@@ -1,0 +1,100 @@
+//! Silero VAD and the turn detector on synthesized audio (needs the provisioned
+//! Silero model and ONNX Runtime: `tingshuo models fetch`).
+
+mod asr_support;
+
+use asr_support::*;
+use tingshuo::vad::{EndpointConfig, EndpointEvent, SileroModel, TurnDetector, VadRate};
+
+fn model() -> SileroModel {
+    SileroModel::load(&paths()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Max probability over all chunks of `audio`.
+fn probs(model: &SileroModel, rate: u32, audio: &[f32]) -> Vec<f32> {
+    let mut vad = model.new_vad(VadRate::from_hz(rate).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for frame in audio.chunks((rate / 50) as usize) {
+        vad.push(frame, |p| out.push(p)).unwrap();
+    }
+    out
+}
+
+fn events(model: &SileroModel, rate: u32, audio: &[f32]) -> Vec<EndpointEvent> {
+    let mut det = TurnDetector::new(model, rate, EndpointConfig::default()).unwrap();
+    audio
+        .chunks((rate / 50) as usize)
+        .filter_map(|f| det.push_frame(f).unwrap())
+        .collect()
+}
+
+fn with_silence(rate: u32, speech: &[f32]) -> Vec<f32> {
+    let pad = vec![0.0; rate as usize];
+    [pad.as_slice(), speech, pad.as_slice(), pad.as_slice()].concat()
+}
+
+#[test]
+fn silence_and_line_noise_are_not_speech() {
+    let m = model();
+    for rate in [8000, 16000] {
+        let silence = vec![0.0f32; rate as usize * 3];
+        let p = probs(&m, rate, &silence);
+        assert_eq!(p.len(), 3000 / 32);
+        assert!(p.iter().all(|&p| p < 0.1), "silence at {rate}: {p:?}");
+        for (name, noise) in [
+            ("white", white_noise(rate, 3.0, -45.0, 7)),
+            ("pink", pink_noise(rate, 3.0, -45.0, 9)),
+            ("dtmf", dtmf(rate, "13579#0*")),
+        ] {
+            let ev = events(&m, rate, &noise);
+            assert!(ev.is_empty(), "{name} noise at {rate} Hz gave {ev:?}");
+        }
+    }
+}
+
+#[test]
+fn synthesized_speech_is_detected_with_start_and_end() {
+    let m = model();
+    for rate in [8000, 16000] {
+        let speech = espeak("您好，我想查询一下上个月的账单。", rate);
+        let audio = with_silence(rate, &speech);
+        let p = probs(&m, rate, &audio);
+        let voiced = p.iter().filter(|&&p| p >= 0.5).count();
+        assert!(voiced * 32 >= 1000, "only {voiced} voiced chunks at {rate} Hz: {p:?}");
+        let ev = events(&m, rate, &audio);
+        let start = ev.iter().find_map(|e| match e {
+            EndpointEvent::SpeechStart { start_ms } => Some(*start_ms),
+            _ => None,
+        });
+        let start = start.unwrap_or_else(|| panic!("no SpeechStart at {rate}: {ev:?}"));
+        assert!((900..=1300).contains(&start), "start at {start} ms");
+        assert!(
+            matches!(ev.last(), Some(EndpointEvent::SpeechEnd { speech_end_ms, .. }) if *speech_end_ms > 2500),
+            "{ev:?}"
+        );
+    }
+}
+
+#[test]
+fn turn_audio_covers_the_speech_with_preroll() {
+    let m = model();
+    let rate = 16000;
+    let speech = espeak("好的，明天下午三点可以。", rate);
+    let audio = with_silence(rate, &speech);
+    let mut det = TurnDetector::new(&m, rate, EndpointConfig::default()).unwrap();
+    let mut got = None;
+    for f in audio.chunks(320) {
+        if let Some(EndpointEvent::SpeechEnd { .. }) = det.push_frame(f).unwrap() {
+            got = Some(det.turn_audio().to_vec());
+        }
+    }
+    let turn = got.expect("turn ended");
+    let secs = turn.len() as f32 / rate as f32;
+    let speech_secs = speech.len() as f32 / rate as f32;
+    assert!(
+        secs > speech_secs - 0.3 && secs < speech_secs + 0.8,
+        "turn {secs:.2} s vs speech {speech_secs:.2} s"
+    );
+    // It holds the loud part, not just silence.
+    assert!(rms(&turn) > db_to_amp(-30.0));
+}
