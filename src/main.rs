@@ -221,7 +221,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Simulate { .. } => not_yet("simulate", 6, "script dialogue core"),
         Command::Records { .. } => not_yet("records", 6, "call records"),
         Command::Talk { .. } => not_yet("talk", 7, "local audio mode"),
-        Command::Console { .. } => not_yet("console", 9, "operator console"),
+        Command::Console { action } => match action {
+            ConsoleAction::AddOperator { name, config } => {
+                let cfg = load_config(&config)?;
+                println!("{}", tingshuo::console::add_operator(&cfg, &name)?);
+                Ok(())
+            }
+        },
     }
 }
 
