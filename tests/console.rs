@@ -16,7 +16,8 @@ use tingshuo::console::server::ROUTES;
 use tingshuo::console::{AuthPolicy, CallEnd, OperatorAction, Speaker, TranscriptLine};
 
 fn concrete(path: &str, call: &str) -> String {
-    path.replace("{id}", call).replace("{peer}", "0123456789abcdef")
+    path.replace("{id}", call)
+        .replace("{peer}", "0123456789abcdef")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,13 +30,25 @@ async fn every_protected_endpoint_refuses_without_auth() {
         let body = (*method == "POST").then_some(("application/json", &offer[..]));
         let r = http(tc.addr, method, &p, &[], body).await;
         if *needs_auth {
-            assert_eq!(r.status, 401, "{method} {p} without a session: {}", r.text());
+            assert_eq!(
+                r.status,
+                401,
+                "{method} {p} without a session: {}",
+                r.text()
+            );
         } else {
             assert_ne!(r.status, 401, "{method} {p} is public");
         }
     }
     // A forged or stale cookie is no session either.
-    let r = http(tc.addr, "GET", "/api/calls", &[("Cookie", "ts_session=deadbeef")], None).await;
+    let r = http(
+        tc.addr,
+        "GET",
+        "/api/calls",
+        &[("Cookie", "ts_session=deadbeef")],
+        None,
+    )
+    .await;
     assert_eq!(r.status, 401);
     // The app page sends strangers to the login form.
     let r = http(tc.addr, "GET", "/", &[], None).await;
@@ -49,7 +62,14 @@ async fn every_protected_endpoint_refuses_without_auth() {
             continue;
         }
         let p = concrete(path, &call.id);
-        let r = http(tc.addr, method, &p, &[("Cookie", &cookie)], Some(("application/json", offer))).await;
+        let r = http(
+            tc.addr,
+            method,
+            &p,
+            &[("Cookie", &cookie)],
+            Some(("application/json", offer)),
+        )
+        .await;
         assert_eq!(r.status, 403, "{method} {p} without CSRF: {}", r.text());
         let r = http(
             tc.addr,
@@ -145,11 +165,18 @@ async fn login_is_rate_limited_per_ip() {
     })
     .await;
     for _ in 0..3 {
-        assert_eq!(try_login(tc.addr, OPERATOR, "wrong-password").await.status, 303);
+        assert_eq!(
+            try_login(tc.addr, OPERATOR, "wrong-password").await.status,
+            303
+        );
     }
     let r = try_login(tc.addr, OPERATOR, PASSWORD).await;
     assert_eq!(r.status, 429, "even the right password waits: {}", r.text());
-    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().expect("secs");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("secs");
     assert!(retry > 0 && retry <= 600);
     tc.server.shutdown().await;
 }
@@ -185,7 +212,13 @@ async fn sse_streams_snapshot_and_transcript_lines() {
         outcome: "completed".into(),
         ..CallEnd::default()
     });
-    read_until(&mut s, &mut seen, "\"type\":\"call_ended\"", Duration::from_secs(5)).await;
+    read_until(
+        &mut s,
+        &mut seen,
+        "\"type\":\"call_ended\"",
+        Duration::from_secs(5),
+    )
+    .await;
     call.end(CallEnd::default()).await;
     tc.server.shutdown().await;
 }
@@ -228,13 +261,22 @@ async fn history_lists_finished_calls_and_serves_the_recording() {
     assert_eq!(list[0]["id"], "call-hist");
     assert_eq!(list[0]["outcome"], "completed");
     assert_eq!(list[0]["turns"], 1);
-    let d = http(tc.addr, "GET", "/api/history/call-hist", &[("Cookie", &cookie)], None)
-        .await
-        .json();
+    let d = http(
+        tc.addr,
+        "GET",
+        "/api/history/call-hist",
+        &[("Cookie", &cookie)],
+        None,
+    )
+    .await
+    .json();
     assert_eq!(d["fields"]["visit_day"], "下周三下午");
     assert_eq!(d["turn_latencies_ms"][0], 612.0);
     assert_eq!(d["transcript"].as_array().map(Vec::len), Some(2));
-    assert!(d.get("recording").is_none(), "the file path stays on the server");
+    assert!(
+        d.get("recording").is_none(),
+        "the file path stays on the server"
+    );
     let rec = http(
         tc.addr,
         "GET",
@@ -246,7 +288,14 @@ async fn history_lists_finished_calls_and_serves_the_recording() {
     assert_eq!(rec.status, 200);
     assert_eq!(rec.header("content-type"), Some("audio/wav"));
     assert_eq!(rec.body, std::fs::read(&wav).expect("read wav"));
-    let missing = http(tc.addr, "GET", "/api/history/nope", &[("Cookie", &cookie)], None).await;
+    let missing = http(
+        tc.addr,
+        "GET",
+        "/api/history/nope",
+        &[("Cookie", &cookie)],
+        None,
+    )
+    .await;
     assert_eq!(missing.status, 404);
     tc.server.shutdown().await;
 }
@@ -258,36 +307,63 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut samples = BTreeMap::new();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.last(), Some(&"# EOF"), "exposition must end with # EOF");
+    assert_eq!(
+        lines.last(),
+        Some(&"# EOF"),
+        "exposition must end with # EOF"
+    );
     for line in &lines[..lines.len() - 1] {
         if let Some(rest) = line.strip_prefix("# ") {
             let mut parts = rest.splitn(3, ' ');
             let kind = parts.next().expect("comment kind");
             let name = parts.next().expect("metric name");
-            assert!(matches!(kind, "HELP" | "TYPE" | "UNIT"), "unknown comment: {line}");
+            assert!(
+                matches!(kind, "HELP" | "TYPE" | "UNIT"),
+                "unknown comment: {line}"
+            );
             if kind == "TYPE" {
                 let t = parts.next().expect("type").to_string();
                 assert!(
-                    ["counter", "gauge", "histogram", "summary", "unknown", "info", "stateset"]
-                        .contains(&t.as_str()),
+                    [
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "summary",
+                        "unknown",
+                        "info",
+                        "stateset"
+                    ]
+                    .contains(&t.as_str()),
                     "{line}"
                 );
                 types.insert(name.to_string(), t);
             }
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample: {line}"));
-        let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line}"));
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample: {line}"));
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
         let name = series.split('{').next().expect("name");
         assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name {name}"
         );
         if let Some(labels) = series.split_once('{').map(|(_, l)| l) {
-            let labels = labels.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels: {line}"));
+            let labels = labels
+                .strip_suffix('}')
+                .unwrap_or_else(|| panic!("unclosed labels: {line}"));
             for kv in labels.split(',').filter(|s| !s.is_empty()) {
-                let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("bad label {kv}"));
-                assert!(!k.is_empty() && v.starts_with('"') && v.ends_with('"'), "bad label {kv}");
+                let (k, v) = kv
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("bad label {kv}"));
+                assert!(
+                    !k.is_empty() && v.starts_with('"') && v.ends_with('"'),
+                    "bad label {kv}"
+                );
             }
         }
         let family = types
@@ -296,7 +372,10 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
             .max_by_key(|f| f.len())
             .unwrap_or_else(|| panic!("sample {name} has no # TYPE"));
         if types[family] == "counter" {
-            assert!(name.ends_with("_total") || name.ends_with("_created"), "{name}");
+            assert!(
+                name.ends_with("_total") || name.ends_with("_created"),
+                "{name}"
+            );
         }
         samples.insert(series.to_string(), v);
     }
@@ -309,8 +388,19 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
             .iter()
             .filter(|(k, _)| k.starts_with(&format!("{family}_bucket{{")))
             .map(|(k, v)| {
-                let le = k.split("le=\"").nth(1).and_then(|r| r.split('"').next()).expect("le");
-                (if le == "+Inf" { f64::INFINITY } else { le.parse().expect("le number") }, *v)
+                let le = k
+                    .split("le=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .expect("le");
+                (
+                    if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().expect("le number")
+                    },
+                    *v,
+                )
             })
             .collect();
         les.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -318,8 +408,16 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
             assert!(*c >= last, "{family} buckets not cumulative");
             last = *c;
         }
-        assert_eq!(les.last().map(|l| l.0), Some(f64::INFINITY), "{family} lacks +Inf");
-        assert_eq!(Some(&last), samples.get(&format!("{family}_count")), "{family} +Inf != count");
+        assert_eq!(
+            les.last().map(|l| l.0),
+            Some(f64::INFINITY),
+            "{family} lacks +Inf"
+        );
+        assert_eq!(
+            Some(&last),
+            samples.get(&format!("{family}_count")),
+            "{family} +Inf != count"
+        );
     }
     samples
 }
@@ -344,7 +442,10 @@ async fn metrics_health_and_readiness_are_public_and_well_formed() {
 
     let r = http(tc.addr, "GET", "/metrics", &[], None).await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or("").contains("openmetrics-text"));
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .contains("openmetrics-text"));
     let s = parse_exposition(&r.text());
     assert_eq!(s["tingshuo_active_calls"], 1.0);
     assert_eq!(s["tingshuo_calls_answered_total"], 2.0);
@@ -354,14 +455,23 @@ async fn metrics_health_and_readiness_are_public_and_well_formed() {
     assert_eq!(s["tingshuo_alert_level"], 3.0);
     assert_eq!(s["tingshuo_asr_queue_depth"], 2.0);
     assert_eq!(s["tingshuo_asr_seconds"], 0.18);
-    assert_eq!(s["tingshuo_registration_up{registrar=\"127.0.0.1:5060\"}"], 1.0);
-    assert_eq!(s["tingshuo_registration_up{registrar=\"127.0.0.1:5062\"}"], 0.0);
+    assert_eq!(
+        s["tingshuo_registration_up{registrar=\"127.0.0.1:5060\"}"],
+        1.0
+    );
+    assert_eq!(
+        s["tingshuo_registration_up{registrar=\"127.0.0.1:5062\"}"],
+        0.0
+    );
     assert_eq!(s["tingshuo_emergency_mode"], 1.0);
     assert_eq!(s["tingshuo_turn_latency_seconds_count"], 1.0);
     assert_eq!(s["tingshuo_turn_latency_seconds_bucket{le=\"0.6\"}"], 0.0);
     assert_eq!(s["tingshuo_turn_latency_seconds_bucket{le=\"0.8\"}"], 1.0);
 
-    assert_eq!(http(tc.addr, "GET", "/healthz", &[], None).await.status, 200);
+    assert_eq!(
+        http(tc.addr, "GET", "/healthz", &[], None).await.status,
+        200
+    );
     let r = http(tc.addr, "GET", "/readyz", &[], None).await;
     assert_eq!(r.status, 503, "not ready until the call layer says so");
     tc.hub.set_ready(Ok(()));
@@ -383,7 +493,9 @@ mod rtc_client {
     use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
     use webrtc::track::track_local::TrackLocal;
 
-    pub async fn peer(mic: Option<Arc<TrackLocalStaticSample>>) -> (Arc<RTCPeerConnection>, String) {
+    pub async fn peer(
+        mic: Option<Arc<TrackLocalStaticSample>>,
+    ) -> (Arc<RTCPeerConnection>, String) {
         let api = build_api().expect("api");
         let pc = Arc::new(
             api.new_peer_connection(Default::default())
@@ -471,7 +583,11 @@ async fn listen_in_delivers_the_call_audio_to_several_operators() {
                 });
             })
         }));
-        peers.push((pc, rx, answer["peer_id"].as_str().expect("peer id").to_string()));
+        peers.push((
+            pc,
+            rx,
+            answer["peer_id"].as_str().expect("peer id").to_string(),
+        ));
     }
     assert_eq!(tc.hub.live_calls()[0].listeners, 2);
 
@@ -568,7 +684,10 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
             operator: OPERATOR.into()
         })
     );
-    assert_eq!(tc.hub.live_calls()[0].taken_over_by.as_deref(), Some(OPERATOR));
+    assert_eq!(
+        tc.hub.live_calls()[0].taken_over_by.as_deref(),
+        Some(OPERATOR)
+    );
 
     // The "microphone": a 300 Hz tone in 20 ms PCMU samples.
     let speaking = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -622,7 +741,14 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
     .await;
     assert_eq!(r.status, 409, "{}", r.text());
 
-    let r = http(tc.addr, "POST", "/api/calls/call-take/handback", &auth, None).await;
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-take/handback",
+        &auth,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         call.control.actions.recv().await,
@@ -640,7 +766,10 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
     );
     let audit = std::fs::read_to_string(tc.audit_path()).expect("audit");
     for action in ["take_over", "hand_back", "hang_up"] {
-        assert!(audit.contains(&format!("\"action\":\"{action}\"")), "{action} in {audit}");
+        assert!(
+            audit.contains(&format!("\"action\":\"{action}\"")),
+            "{action} in {audit}"
+        );
     }
     let _ = pc.close().await;
     call.end(CallEnd::default()).await;

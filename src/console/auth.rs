@@ -485,7 +485,9 @@ mod tests {
         let (token, s) = store.create("alice", t0);
         assert_eq!(s.csrf.len(), 64);
         assert_ne!(s.csrf, token);
-        let got = store.get(&token, t0 + Duration::from_secs(50)).expect("live");
+        let got = store
+            .get(&token, t0 + Duration::from_secs(50))
+            .expect("live");
         assert_eq!(got.operator, "alice");
         // Use extended it: 50 + 50 s is still within 60 s of the last use.
         assert!(store.get(&token, t0 + Duration::from_secs(100)).is_some());
@@ -510,7 +512,8 @@ mod tests {
         let b: IpAddr = "127.0.0.2".parse().expect("ip");
         let t0 = Instant::now();
         for i in 0..3 {
-            rl.check(a, t0 + Duration::from_secs(i)).expect("within budget");
+            rl.check(a, t0 + Duration::from_secs(i))
+                .expect("within budget");
         }
         let retry = rl
             .check(a, t0 + Duration::from_secs(10))
@@ -518,10 +521,12 @@ mod tests {
         assert_eq!(retry, Duration::from_secs(50));
         rl.check(b, t0 + Duration::from_secs(10))
             .expect("other ip unaffected");
-        rl.check(a, t0 + Duration::from_secs(61)).expect("window slid");
+        rl.check(a, t0 + Duration::from_secs(61))
+            .expect("window slid");
         rl.reset(a);
         for _ in 0..3 {
-            rl.check(a, t0 + Duration::from_secs(62)).expect("after reset");
+            rl.check(a, t0 + Duration::from_secs(62))
+                .expect("after reset");
         }
     }
 
@@ -532,10 +537,12 @@ mod tests {
         let ip: IpAddr = "127.0.0.1".parse().expect("ip");
         {
             let log = AuditLog::open(path.clone()).expect("open");
-            log.record("alice", "listen", Some("c1"), ip).expect("write");
+            log.record("alice", "listen", Some("c1"), ip)
+                .expect("write");
         }
         let log = AuditLog::open(path.clone()).expect("reopen");
-        log.record("alice", "hang_up", Some("c1"), ip).expect("write");
+        log.record("alice", "hang_up", Some("c1"), ip)
+            .expect("write");
         let entries: Vec<AuditEntry> = std::fs::read_to_string(&path)
             .expect("read")
             .lines()

@@ -207,7 +207,9 @@ pub enum HubError {
     AlreadyTakenOver { call: String, operator: String },
     #[error("call {0} is not taken over by you; take it over first")]
     NotTakenOver(String),
-    #[error("call {0} is not reading operator requests (its queue is full or it is ending); try again")]
+    #[error(
+        "call {0} is not reading operator requests (its queue is full or it is ending); try again"
+    )]
     CallBusy(String),
 }
 
@@ -466,7 +468,8 @@ impl CallPublisher {
     /// The script moved to another step.
     pub fn step(&self, step: &str) {
         let step = step.to_string();
-        self.hub.update(&self.id, |c| c.view.step = Some(step.clone()));
+        self.hub
+            .update(&self.id, |c| c.view.step = Some(step.clone()));
         self.hub.emit(HubEvent::Step {
             call_id: self.id.clone(),
             step,
@@ -551,7 +554,10 @@ mod tests {
         let mut events = hub.subscribe_events();
         let (publisher, _control) = hub.start_call(info("c1"));
         publisher.step("greeting");
-        publisher.transcript(TranscriptLine::new(Speaker::Agent, "您好，这里是物业服务中心。"));
+        publisher.transcript(TranscriptLine::new(
+            Speaker::Agent,
+            "您好，这里是物业服务中心。",
+        ));
         publisher.turn_latency(Duration::from_millis(420));
         let live = hub.live_calls();
         assert_eq!(live.len(), 1);
@@ -600,7 +606,8 @@ mod tests {
         let take = |op: &str| OperatorAction::TakeOver {
             operator: op.into(),
         };
-        hub.send_action("c3", take("alice")).expect("first take-over");
+        hub.send_action("c3", take("alice"))
+            .expect("first take-over");
         assert_eq!(
             hub.send_action("c3", take("bob")),
             Err(HubError::AlreadyTakenOver {

@@ -64,11 +64,7 @@ impl ConsoleMetrics {
         let tts_queue = Gauge::default();
         let registration = Family::<Labels, Gauge>::default();
         let emergency = Gauge::default();
-        registry.register(
-            "active_calls",
-            "Calls in progress",
-            active_calls.clone(),
-        );
+        registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("calls_answered", "Calls answered", answered.clone());
         registry.register(
             "calls_failed",

@@ -156,8 +156,8 @@ pub fn add_operator(cfg: &Config, name: &str) -> Result<String, ConsoleError> {
         _ if std::io::stdin().is_terminal() => {
             let first = rpassword::prompt_password(format!("Password for operator {name}: "))
                 .map_err(ConsoleError::Prompt)?;
-            let again =
-                rpassword::prompt_password("Repeat the password: ").map_err(ConsoleError::Prompt)?;
+            let again = rpassword::prompt_password("Repeat the password: ")
+                .map_err(ConsoleError::Prompt)?;
             if first != again {
                 return Err(ConsoleError::Mismatch);
             }

@@ -51,7 +51,9 @@ pub enum RtcError {
     BadOffer(String),
     #[error("call {0} is not active")]
     NoSuchCall(String),
-    #[error("gathering ICE candidates timed out; check that the host has a usable network interface")]
+    #[error(
+        "gathering ICE candidates timed out; check that the host has a usable network interface"
+    )]
     GatherTimeout,
 }
 
@@ -310,7 +312,6 @@ impl RtcManager {
             }
         }
     }
-
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -358,15 +359,17 @@ async fn feed_track(
 }
 
 /// Decodes the operator's PCMU microphone packets into 20 ms frames for the call.
+///
+/// Only payload type 0 is decoded: it is the one codec negotiated, and anything else
+/// (comfort noise, DTMF events) is not speech to forward.
 async fn forward_microphone(remote: Arc<TrackRemote>, tx: mpsc::Sender<Frame>) {
-    let mime = remote.codec().capability.mime_type;
-    if !mime.eq_ignore_ascii_case(MIME_TYPE_PCMU) {
-        tracing::warn!(%mime, "operator microphone is not PCMU; ignoring it");
-        return;
-    }
+    let pcmu = G711::Pcmu.payload_type();
     let mut frame = [0i16; FRAME_SAMPLES];
     let mut filled = 0usize;
     while let Ok((packet, _)) = remote.read_rtp().await {
+        if packet.header.payload_type != pcmu {
+            continue;
+        }
         for &b in packet.payload.iter() {
             frame[filled] = G711::Pcmu.decode_sample(b);
             filled += 1;

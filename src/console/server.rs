@@ -112,7 +112,10 @@ async fn security_headers(mut res: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     res
@@ -130,11 +133,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": message.into() })),
-    )
-        .into_response()
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
 /// A request with a valid session.
@@ -194,7 +193,11 @@ async fn healthz() -> &'static str {
 async fn readyz(State(st): State<St>) -> Response {
     match st.hub.readiness() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -269,7 +272,9 @@ async fn login(
 ) -> Response {
     let ip = peer.ip();
     if let Err(retry) = st.limiter.check(ip, Instant::now()) {
-        let _ = st.audit.record(&form.username, "login_rate_limited", None, ip);
+        let _ = st
+            .audit
+            .record(&form.username, "login_rate_limited", None, ip);
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [
@@ -281,8 +286,7 @@ async fn login(
             .into_response();
     }
     let cookie_token = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
-    if cookie_token.is_empty() || !constant_time_eq(cookie_token.as_bytes(), form.csrf.as_bytes())
-    {
+    if cookie_token.is_empty() || !constant_time_eq(cookie_token.as_bytes(), form.csrf.as_bytes()) {
         return error(
             StatusCode::FORBIDDEN,
             "login form token missing or stale: open /login again",
@@ -324,7 +328,11 @@ async fn login(
     }
 }
 
-async fn logout(State(st): State<St>, CsrfOperator(op): CsrfOperator, headers: HeaderMap) -> Response {
+async fn logout(
+    State(st): State<St>,
+    CsrfOperator(op): CsrfOperator,
+    headers: HeaderMap,
+) -> Response {
     if let Some(t) = cookie(&headers, SESSION_COOKIE) {
         st.sessions.remove(t);
     }
@@ -414,11 +422,7 @@ async fn history_list(
     }
 }
 
-async fn history_detail(
-    State(st): State<St>,
-    _op: Operator,
-    Path(id): Path<String>,
-) -> Response {
+async fn history_detail(State(st): State<St>, _op: Operator, Path(id): Path<String>) -> Response {
     let h = st.history.clone();
     match tokio::task::spawn_blocking(move || h.detail(&id)).await {
         Ok(Ok(Some(d))) => Json(d).into_response(),
@@ -472,11 +476,13 @@ fn rtc_error(e: RtcError) -> Response {
     error(status, e.to_string())
 }
 
-fn audit_or_refuse(st: &AppState, op: &Operator, action: &str, call: &str) -> Result<(), Response> {
-    // An action that cannot be audited is not carried out.
+/// Records the action; `Some(response)` refuses it, since an action that cannot be
+/// audited is not carried out.
+fn audit_refusal(st: &AppState, op: &Operator, action: &str, call: &str) -> Option<Response> {
     st.audit
         .record(&op.name, action, Some(call), op.ip)
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        .err()
+        .map(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn listen(
@@ -488,10 +494,14 @@ async fn listen(
     if !st.hub.is_active(&id) {
         return error(StatusCode::NOT_FOUND, "call is not active");
     }
-    if let Err(r) = audit_or_refuse(&st, &op, "listen", &id) {
+    if let Some(r) = audit_refusal(&st, &op, "listen", &id) {
         return r;
     }
-    match st.rtc.answer(&id, &op.name, body.sdp, PeerRole::Listen).await {
+    match st
+        .rtc
+        .answer(&id, &op.name, body.sdp, PeerRole::Listen)
+        .await
+    {
         Ok(a) => {
             let _ = st.hub.send_action(
                 &id,
@@ -511,7 +521,7 @@ async fn take_over(
     Path(id): Path<String>,
     Json(body): Json<OfferBody>,
 ) -> Response {
-    if let Err(r) = audit_or_refuse(&st, &op, "take_over", &id) {
+    if let Some(r) = audit_refusal(&st, &op, "take_over", &id) {
         return r;
     }
     let take = OperatorAction::TakeOver {
@@ -520,7 +530,11 @@ async fn take_over(
     if let Err(e) = st.hub.send_action(&id, take) {
         return hub_error(e);
     }
-    match st.rtc.answer(&id, &op.name, body.sdp, PeerRole::TakeOver).await {
+    match st
+        .rtc
+        .answer(&id, &op.name, body.sdp, PeerRole::TakeOver)
+        .await
+    {
         Ok(a) => Json(a).into_response(),
         Err(e) => {
             // The microphone path failed: give the call back to the agent.
@@ -540,7 +554,7 @@ async fn hand_back(
     CsrfOperator(op): CsrfOperator,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = audit_or_refuse(&st, &op, "hand_back", &id) {
+    if let Some(r) = audit_refusal(&st, &op, "hand_back", &id) {
         return r;
     }
     match st.hub.send_action(
@@ -559,7 +573,7 @@ async fn hang_up(
     CsrfOperator(op): CsrfOperator,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = audit_or_refuse(&st, &op, "hang_up", &id) {
+    if let Some(r) = audit_refusal(&st, &op, "hang_up", &id) {
         return r;
     }
     match st.hub.send_action(
@@ -583,7 +597,10 @@ async fn close_peer(
             st.rtc.close(&peer).await;
             Json(serde_json::json!({ "ok": true })).into_response()
         }
-        Some(_) => error(StatusCode::FORBIDDEN, "that listen-in belongs to another operator"),
+        Some(_) => error(
+            StatusCode::FORBIDDEN,
+            "that listen-in belongs to another operator",
+        ),
         None => error(StatusCode::NOT_FOUND, "no such listen-in"),
     }
 }

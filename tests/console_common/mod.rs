@@ -44,9 +44,16 @@ impl TestConsole {
             history: hub.memory_history(),
             policy,
         };
-        let server = ConsoleServer::start(opts, hub.clone()).await.expect("start console");
+        let server = ConsoleServer::start(opts, hub.clone())
+            .await
+            .expect("start console");
         let addr = server.local_addr();
-        Self { server, hub, addr, dir }
+        Self {
+            server,
+            hub,
+            addr,
+            dir,
+        }
     }
 
     pub fn audit_path(&self) -> PathBuf {
@@ -201,7 +208,10 @@ fn request_bytes(
     }
     let mut bytes = Vec::new();
     if let Some((ct, b)) = body {
-        req.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", b.len()));
+        req.push_str(&format!(
+            "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
         req.push_str("\r\n");
         bytes.extend_from_slice(req.as_bytes());
         bytes.extend_from_slice(b);
@@ -212,7 +222,9 @@ fn request_bytes(
     bytes
 }
 
-fn parse_head(raw: &[u8]) -> Option<(u16, Vec<(String, String)>, usize)> {
+type Head = (u16, Vec<(String, String)>, usize);
+
+fn parse_head(raw: &[u8]) -> Option<Head> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
@@ -259,11 +271,10 @@ pub async fn http(
 /// Opens a streaming GET and returns the socket after the response head.
 pub async fn open_stream(addr: SocketAddr, path: &str, cookie: &str) -> (u16, TcpStream, Vec<u8>) {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    let c = format!("{}", cookie);
     s.write_all(&request_bytes(
         "GET",
         path,
-        &[("Cookie", &c), ("Accept", "text/event-stream")],
+        &[("Cookie", cookie), ("Accept", "text/event-stream")],
         None,
     ))
     .await
@@ -304,13 +315,11 @@ pub async fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, needle: &str, tim
 
 /// The value of a cookie set by a response.
 pub fn set_cookie(resp: &Resp, name: &str) -> Option<String> {
-    resp.headers_named("set-cookie")
-        .into_iter()
-        .find_map(|c| {
-            let (kv, _) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = kv.split_once('=')?;
-            (k.trim() == name).then(|| v.trim().to_string())
-        })
+    resp.headers_named("set-cookie").into_iter().find_map(|c| {
+        let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().to_string())
+    })
 }
 
 /// Logs in through the form like a browser; returns the `Cookie` header value and the CSRF token.
