@@ -67,7 +67,8 @@ pub struct SyntheticCall {
     pub id: String,
     pub control: CallControl,
     pub tone_on: Arc<AtomicBool>,
-    /// When the tone was last switched on (for latency measurement).
+    /// Publishes a transcript line on the call, as the call layer would.
+    pub lines: tokio::sync::mpsc::UnboundedSender<TranscriptLine>,
     pub stop: Option<oneshot::Sender<CallEnd>>,
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -103,6 +104,7 @@ pub fn start_synthetic_call(hub: &ConsoleHub, id: &str, tone: bool) -> Synthetic
     publisher.step("确认时间 confirm");
     let tone_on = Arc::new(AtomicBool::new(tone));
     let (stop, mut stopped) = oneshot::channel::<CallEnd>();
+    let (lines, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<TranscriptLine>();
     let on = tone_on.clone();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -114,6 +116,7 @@ pub fn start_synthetic_call(hub: &ConsoleHub, id: &str, tone: bool) -> Synthetic
                     publisher.end(end.unwrap_or_default());
                     return;
                 }
+                Some(line) = lines_rx.recv() => publisher.transcript(line),
                 _ = tick.tick() => {
                     let (caller, agent) = if on.load(Ordering::Relaxed) {
                         (tone_frame(&mut pc, 440.0, 8000.0), tone_frame(&mut pa, 660.0, 3000.0))
@@ -129,6 +132,7 @@ pub fn start_synthetic_call(hub: &ConsoleHub, id: &str, tone: bool) -> Synthetic
         id: id.to_string(),
         control,
         tone_on,
+        lines,
         stop: Some(stop),
         task,
     }
