@@ -17,9 +17,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use tingshuo::console::{
-    AuthPolicy, CallEnd, CallInfo, OperatorAction, Speaker, TranscriptLine,
-};
+use tingshuo::console::{AuthPolicy, CallEnd, CallInfo, OperatorAction, Speaker, TranscriptLine};
 
 const CALLER: &str = "13912345678";
 
@@ -37,7 +35,10 @@ fn prerequisites(root: &Path) -> Result<PathBuf, String> {
             chromium.display()
         ));
     }
-    if !root.join("tests/browser/node_modules/playwright-core").is_dir() {
+    if !root
+        .join("tests/browser/node_modules/playwright-core")
+        .is_dir()
+    {
         return Err("playwright-core is not installed: run `npm ci --prefix tests/browser`".into());
     }
     Ok(chromium)
@@ -74,11 +75,36 @@ fn finished_call(tc: &TestConsole) {
         started_at: chrono::Utc::now() - chrono::Duration::minutes(12),
     });
     for (speaker, text, intent, field) in [
-        (Speaker::Agent, "您好，这里是燃气公司，想和您约一下上门安检的时间。", None, None),
-        (Speaker::Caller, "好的，周五上午可以吗？", Some("propose_time"), Some(("visit_day", "周五上午"))),
-        (Speaker::Agent, "可以，周五上午九点到十二点之间师傅上门，请问您的地址是？", None, None),
-        (Speaker::Caller, "幸福路十八号三单元四零二。", Some("give_address"), Some(("address", "幸福路十八号三单元四零二"))),
-        (Speaker::Agent, "好的，已为您登记，感谢接听，再见。", None, None),
+        (
+            Speaker::Agent,
+            "您好，这里是燃气公司，想和您约一下上门安检的时间。",
+            None,
+            None,
+        ),
+        (
+            Speaker::Caller,
+            "好的，周五上午可以吗？",
+            Some("propose_time"),
+            Some(("visit_day", "周五上午")),
+        ),
+        (
+            Speaker::Agent,
+            "可以，周五上午九点到十二点之间师傅上门，请问您的地址是？",
+            None,
+            None,
+        ),
+        (
+            Speaker::Caller,
+            "幸福路十八号三单元四零二。",
+            Some("give_address"),
+            Some(("address", "幸福路十八号三单元四零二")),
+        ),
+        (
+            Speaker::Agent,
+            "好的，已为您登记，感谢接听，再见。",
+            None,
+            None,
+        ),
     ] {
         let mut line = TranscriptLine::new(speaker, text);
         if let Some(i) = intent {
@@ -202,7 +228,10 @@ async fn operator_console_in_headless_chromium() {
         .and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("no result line from node:\n{stdout}\n{stderr}"));
     eprintln!("browser result: {result}");
-    assert!(out.status.success() && result["ok"] == true, "browser test failed: {result}");
+    assert!(
+        out.status.success() && result["ok"] == true,
+        "browser test failed: {result}"
+    );
     assert!(result["listen"]["bytesReceived"].as_f64().unwrap_or(0.0) > 0.0);
     assert!(result["listen"]["audioLevel"].as_f64().unwrap_or(0.0) > 0.0);
     assert_eq!(result["listen"]["codec"], "audio/PCMU");
@@ -222,15 +251,28 @@ async fn operator_console_in_headless_chromium() {
             OperatorAction::HangUp { .. } => "hang_up",
         })
         .collect();
-    assert_eq!(kinds, ["listen", "take_over", "hand_back", "listen", "hang_up"]);
+    assert_eq!(
+        kinds,
+        ["listen", "take_over", "hand_back", "listen", "hang_up"]
+    );
     assert!(
         loud_frames >= 5,
         "the fake microphone's beeps reach the call while taken over ({loud_frames} loud frames)"
     );
     eprintln!("operator audio frames with sound while taken over: {loud_frames}");
     let audit = std::fs::read_to_string(tc.audit_path()).expect("audit");
-    for action in ["login", "listen", "take_over", "hand_back", "hang_up", "recording"] {
-        assert!(audit.contains(&format!("\"action\":\"{action}\"")), "{action} missing in {audit}");
+    for action in [
+        "login",
+        "listen",
+        "take_over",
+        "hand_back",
+        "hang_up",
+        "recording",
+    ] {
+        assert!(
+            audit.contains(&format!("\"action\":\"{action}\"")),
+            "{action} missing in {audit}"
+        );
     }
     tc.server.shutdown().await;
 }

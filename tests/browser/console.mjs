@@ -3,6 +3,7 @@
 // bytes received and an audio level > 0), take over with the fake microphone,
 // hand back, hang up, then open the history. Prints one JSON line with the results.
 //
+// Screenshots: console-live.png, console-takeover.png, console-history.png.
 // Env: CONSOLE_URL, CONSOLE_USER, CONSOLE_PASSWORD, CALLER (number shown for the live call),
 //      SCREENSHOT_DIR (where console-live.png and console-history.png go),
 //      TAKEOVER_MS (how long to hold the take-over, default 3000).
@@ -95,6 +96,9 @@ try {
   await page.waitForFunction(() => window.tingshuo.takeover && window.tingshuo.takeover.pc.connectionState === 'connected');
   await page.locator('#btn-handback').waitFor({ state: 'visible' });
   step('taken over; the fake microphone talks to the call');
+  // The call layer marks the operator's turns in the transcript.
+  await page.locator('#transcript li.operator').first().waitFor();
+  await page.screenshot({ path: join(shots, 'console-takeover.png') });
   await page.waitForTimeout(holdMs);
   result.takeover = await page.evaluate(async () => {
     let out = {};

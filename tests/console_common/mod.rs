@@ -69,6 +69,8 @@ pub struct SyntheticCall {
     pub tone_on: Arc<AtomicBool>,
     /// Publishes a transcript line on the call, as the call layer would.
     pub lines: tokio::sync::mpsc::UnboundedSender<TranscriptLine>,
+    /// When the first frame with the tone was published after `tone_on` was set.
+    pub tone_started: Arc<std::sync::Mutex<Option<Instant>>>,
     pub stop: Option<oneshot::Sender<CallEnd>>,
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -106,6 +108,8 @@ pub fn start_synthetic_call(hub: &ConsoleHub, id: &str, tone: bool) -> Synthetic
     let (stop, mut stopped) = oneshot::channel::<CallEnd>();
     let (lines, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<TranscriptLine>();
     let on = tone_on.clone();
+    let tone_started = Arc::new(std::sync::Mutex::new(None));
+    let started = tone_started.clone();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -118,12 +122,17 @@ pub fn start_synthetic_call(hub: &ConsoleHub, id: &str, tone: bool) -> Synthetic
                 }
                 Some(line) = lines_rx.recv() => publisher.transcript(line),
                 _ = tick.tick() => {
-                    let (caller, agent) = if on.load(Ordering::Relaxed) {
+                    let tone = on.load(Ordering::Relaxed);
+                    let (caller, agent) = if tone {
                         (tone_frame(&mut pc, 440.0, 8000.0), tone_frame(&mut pa, 660.0, 3000.0))
                     } else {
                         ([0; FRAME_SAMPLES], [0; FRAME_SAMPLES])
                     };
-                    publisher.audio(&CallAudioFrame { caller, agent, captured: Instant::now() });
+                    let now = Instant::now();
+                    publisher.audio(&CallAudioFrame { caller, agent, captured: now });
+                    if tone {
+                        started.lock().expect("lock").get_or_insert(now);
+                    }
                 }
             }
         }
@@ -133,6 +142,7 @@ pub fn start_synthetic_call(hub: &ConsoleHub, id: &str, tone: bool) -> Synthetic
         control,
         tone_on,
         lines,
+        tone_started,
         stop: Some(stop),
         task,
     }

@@ -237,6 +237,13 @@ async function loadHistory() {
   if (list.length && !$('hist-view').dataset.id) showRecord(list[0].id);
 }
 
+// Width set through the CSSOM: the CSP forbids inline style attributes.
+function bar(ms, max) {
+  const b = el('span', { class: ms > 1000 ? 'b slow' : 'b' });
+  b.style.width = `${Math.round(240 * ms / max)}px`;
+  return b;
+}
+
 async function showRecord(id) {
   const d = await api(`/api/history/${encodeURIComponent(id)}`);
   $('hist-view').dataset.id = id;
@@ -255,7 +262,7 @@ async function showRecord(id) {
   $('hist-fields').replaceChildren(...(f.length ? f.map(([k, v]) => el('span', { class: 'field' }, `${k} = ${v}`)) : [el('span', { class: 'empty' }, '无 · none')]));
   const max = Math.max(1000, ...d.turn_latencies_ms);
   $('hist-latency').replaceChildren(...d.turn_latencies_ms.map((ms, i) => el('div', { class: 'bar' },
-    el('span', {}, `#${i + 1}`), el('span', { class: ms > 1000 ? 'b slow' : 'b', style: `width:${Math.round(240 * ms / max)}px` }), `${Math.round(ms)} ms`)));
+    el('span', {}, `#${i + 1}`), bar(ms, max), `${Math.round(ms)} ms`)));
   $('hist-transcript').replaceChildren(...d.transcript.map(transcriptItem));
 }
 
