@@ -279,7 +279,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Talk { .. } => not_yet("talk", 7, "local audio mode"),
-        Command::Console { .. } => not_yet("console", 9, "operator console"),
+        Command::Console { action } => match action {
+            ConsoleAction::AddOperator { name, config } => {
+                let cfg = load_config(&config)?;
+                println!("{}", tingshuo::console::add_operator(&cfg, &name)?);
+                Ok(())
+            }
+        },
     }
 }
 

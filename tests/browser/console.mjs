@@ -1,0 +1,143 @@
+// Headless Chromium drives the operator console like an operator would:
+// log in, see the live call and its transcript, listen in (WebRTC stats must show
+// bytes received and an audio level > 0), take over with the fake microphone,
+// hand back, hang up, then open the history. Prints one JSON line with the results.
+//
+// Screenshots: console-live.png, console-takeover.png, console-history.png.
+// Env: CONSOLE_URL, CONSOLE_USER, CONSOLE_PASSWORD, CALLER (number shown for the live call),
+//      SCREENSHOT_DIR (where console-live.png and console-history.png go),
+//      TAKEOVER_MS (how long to hold the take-over, default 3000).
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const need = (k) => {
+  const v = process.env[k];
+  if (!v) { console.error(`missing env ${k}`); process.exit(2); }
+  return v;
+};
+const url = need('CONSOLE_URL');
+const user = need('CONSOLE_USER');
+const password = need('CONSOLE_PASSWORD');
+const caller = need('CALLER');
+const shots = need('SCREENSHOT_DIR');
+const holdMs = Number(process.env.TAKEOVER_MS || 3000);
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const profile = mkdtempSync(join(tmpdir(), 'tingshuo-chromium-'));
+const t0 = Date.now();
+const step = (what) => console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}`);
+const result = {};
+let ctx;
+try {
+  ctx = await chromium.launchPersistentContext(profile, {
+    executablePath,
+    headless: true,
+    viewport: { width: 1440, height: 860 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.setDefaultTimeout(15000);
+  page.on('dialog', (d) => d.accept());
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+
+  step('open console');
+  await page.goto(url + '/');
+  if (!page.url().endsWith('/login')) throw new Error(`expected the login page, got ${page.url()}`);
+  await page.fill('#username', user);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL(url + '/'), page.click('#login')]);
+  step('logged in');
+
+  const row = page.locator('#calls tbody tr', { hasText: caller });
+  await row.waitFor();
+  await row.click();
+  await page.locator('#transcript li', { hasText: '下周三下午' }).waitFor();
+  const before = await page.locator('#transcript li').count();
+  await page.waitForFunction((n) => document.querySelectorAll('#transcript li').length > n, before);
+  result.transcript_lines = await page.locator('#transcript li').count();
+  step(`transcript streams (${result.transcript_lines} lines)`);
+
+  await page.click('#btn-listen');
+  await page.waitForFunction(() => window.tingshuo.listen && window.tingshuo.listen.pc.connectionState === 'connected');
+  const tConnected = Date.now();
+  step('listen-in connected');
+  // Poll the receiver's stats until audio has arrived and has a level (15 s at most).
+  let stats = null;
+  for (let i = 0; i < 75; i++) {
+    const s = await page.evaluate(() => window.tingshuo.audioStats());
+    if (s && s.bytesReceived > 0 && s.audioLevel > 0) { stats = s; break; }
+    await page.waitForTimeout(200);
+  }
+  if (!stats) throw new Error(`no audio with a level within 15 s: ${JSON.stringify(await page.evaluate(() => window.tingshuo.audioStats()))}`);
+  result.listen = {
+    bytesReceived: stats.bytesReceived,
+    packetsReceived: stats.packetsReceived,
+    audioLevel: stats.audioLevel,
+    codec: await page.evaluate(async () => {
+      let mime = '';
+      (await window.tingshuo.listen.pc.getStats()).forEach((r) => { if (r.type === 'codec') mime = r.mimeType; });
+      return mime;
+    }),
+    ms_to_audio_after_connect: Date.now() - tConnected,
+    jitterBufferDelayMs: stats.jitterBufferEmittedCount ? (1000 * stats.jitterBufferDelay / stats.jitterBufferEmittedCount) : null,
+  };
+  step(`audio arrives: ${JSON.stringify(result.listen)}`);
+  await page.locator('#calls tbody tr', { hasText: '🎧 1' }).waitFor();
+  await page.screenshot({ path: join(shots, 'console-live.png') });
+
+  await page.click('#btn-takeover');
+  await page.waitForFunction(() => window.tingshuo.takeover && window.tingshuo.takeover.pc.connectionState === 'connected');
+  await page.locator('#btn-handback').waitFor({ state: 'visible' });
+  step('taken over; the fake microphone talks to the call');
+  // The call layer marks the operator's turns in the transcript.
+  await page.locator('#transcript li.operator').first().waitFor();
+  await page.screenshot({ path: join(shots, 'console-takeover.png') });
+  await page.waitForTimeout(holdMs);
+  result.takeover = await page.evaluate(async () => {
+    let out = {};
+    (await window.tingshuo.takeover.pc.getStats()).forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'audio') out = { bytesSent: r.bytesSent, packetsSent: r.packetsSent };
+    });
+    return out;
+  });
+  await page.click('#btn-handback');
+  await page.waitForFunction(() => !window.tingshuo.takeover && window.tingshuo.listen);
+  step('handed back, listening again');
+
+  await page.click('#btn-hangup');
+  await row.waitFor({ state: 'detached', timeout: 10000 });
+  step('hung up: the call left the live view');
+
+  await page.click('#tab-history');
+  await page.locator('#hist tbody tr', { hasText: caller }).first().click();
+  await page.locator('#hist-transcript li').first().waitFor();
+  result.history_rows = await page.locator('#hist tbody tr').count();
+  // Show the finished call with a recording for the screenshot.
+  await page.locator('#hist tbody tr', { hasText: 'completed' }).first().click();
+  await page.locator('#hist-latency .bar').first().waitFor();
+  result.recording_ok = await page.evaluate(async () => {
+    const a = document.getElementById('hist-audio');
+    const r = await fetch(a.src);
+    const b = new Uint8Array(await r.arrayBuffer());
+    return r.ok && String.fromCharCode(...b.slice(0, 4)) === 'RIFF';
+  });
+  await page.screenshot({ path: join(shots, 'console-history.png') });
+  step('history shown');
+  result.ok = true;
+} catch (e) {
+  result.ok = false;
+  result.error = String(e && e.stack || e);
+} finally {
+  if (ctx) await ctx.close().catch(() => {});
+  rmSync(profile, { recursive: true, force: true });
+}
+result.seconds = (Date.now() - t0) / 1000;
+console.log(JSON.stringify(result));
+process.exit(result.ok ? 0 : 1);
