@@ -1,9 +1,43 @@
 //! Calls end to end: the per-call real-time pipeline joining SIP/RTP, speech and dialogue.
 //!
-//! Pieces that do not depend on the network live here as sans-IO logic:
-//! [`barge_in`] decides when the caller talks over the agent (echo-aware) and
-//! [`timing`] records when each stage of a turn happened.
+//! * [`agent`]: `tingshuo serve`, the SIP agent and one thread per call;
+//! * [`session`]: one call's loop (VAD, endpointing, ASR, dialogue, playback, barge-in);
+//! * [`engines`]: the speech models shared by every call;
+//! * [`records`]: the call-record writer thread;
+//! * [`barge_in`], [`timing`], [`health`]: sans-IO pieces (echo-aware barge-in, turn
+//!   timing, answer rate and alert level).
 
+pub mod agent;
 pub mod barge_in;
+pub mod engines;
 pub mod health;
+pub mod records;
+pub mod session;
 pub mod timing;
+
+/// Why a call (or the agent) could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Models(#[from] crate::models::ModelsError),
+    #[error(transparent)]
+    Vad(#[from] crate::vad::VadError),
+    #[error(transparent)]
+    Asr(#[from] crate::asr::AsrError),
+    #[error(transparent)]
+    Tts(#[from] crate::tts::TtsError),
+    #[error(transparent)]
+    Dialogue(#[from] crate::dialogue::DialogueError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
+    #[error(transparent)]
+    Rtp(#[from] crate::rtp::RtpError),
+    #[error(transparent)]
+    Sip(#[from] crate::sip::driver::SipError),
+    #[error("call record: {0}")]
+    Record(String),
+    #[error("internal thread: {0}")]
+    Thread(String),
+}

@@ -1,0 +1,136 @@
+//! The speech engines every call shares, loaded once per process: the Silero model
+//! (each call gets its own VAD state), the Whisper worker pool, the TTS worker with its
+//! phrase cache, and the 8 kHz copies of known lines ready to be sent.
+//!
+//! Known lines (every fixed line of the loaded scripts) are synthesized and converted
+//! to 8 kHz when the script loads, so a reply starts playing without waiting for TTS.
+//! Dynamic text goes to a render thread; the call's real-time loop never waits on it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::asr::{AsrConfig, AsrPool, WhisperModel};
+use crate::audio::{self, FRAME_8K};
+use crate::models::ModelPaths;
+use crate::tts::{ModelConfig, PhraseCache, TtsWorker, VoiceParams};
+use crate::vad::SileroModel;
+
+use super::CallError;
+
+/// One line of agent audio at 8 kHz, padded to whole 20 ms frames.
+pub type Line8k = Arc<[i16]>;
+
+/// A dynamic line to render off the real-time path.
+pub struct RenderRequest {
+    pub text: String,
+    pub reply: Sender<(String, Result<Line8k, CallError>)>,
+}
+
+/// Shared speech resources.
+pub struct SpeechEngines {
+    pub paths: ModelPaths,
+    pub vad: SileroModel,
+    pub asr: AsrPool,
+    pub phrases: Arc<PhraseCache>,
+    pub voice: VoiceParams,
+    lines: Mutex<HashMap<String, Line8k>>,
+    render_tx: Sender<RenderRequest>,
+}
+
+impl SpeechEngines {
+    /// Loads every model. A missing file is an error naming `tingshuo models fetch`.
+    pub fn load(paths: &ModelPaths, asr_cfg: AsrConfig) -> Result<Arc<Self>, CallError> {
+        let vad = SileroModel::load(paths)?;
+        let whisper = WhisperModel::load(paths)?;
+        let asr = AsrPool::new(&whisper, Some(&vad), asr_cfg)?;
+        let tts = Arc::new(TtsWorker::spawn(paths, ModelConfig::baker(paths))?);
+        let phrases = Arc::new(PhraseCache::new(
+            tts.clone(),
+            Some(paths.cache.join("phrases")),
+        )?);
+        let (render_tx, render_rx) = crossbeam_channel::unbounded::<RenderRequest>();
+        let engines = Arc::new(Self {
+            paths: paths.clone(),
+            vad,
+            asr,
+            phrases,
+            voice: VoiceParams::default(),
+            lines: Mutex::new(HashMap::new()),
+            render_tx,
+        });
+        let weak = Arc::downgrade(&engines);
+        std::thread::Builder::new()
+            .name("tts-render".into())
+            .spawn(move || render_loop(weak, render_rx))
+            .map_err(|e| CallError::Thread(e.to_string()))?;
+        Ok(engines)
+    }
+
+    /// The 8 kHz audio of `text` if it was prepared already (never blocks on TTS).
+    pub fn ready_line(&self, text: &str) -> Option<Line8k> {
+        self.lines_lock().get(text.trim()).cloned()
+    }
+
+    /// Synthesizes (or takes from the phrase cache) and converts to 8 kHz. Blocking:
+    /// for start-up, call set-up and the render thread, never the frame loop.
+    pub fn prepare_line(&self, text: &str) -> Result<Line8k, CallError> {
+        if let Some(l) = self.ready_line(text) {
+            return Ok(l);
+        }
+        let pcm = self.phrases.get_or_synthesize(text, &self.voice)?;
+        let pcm8 = audio::resample(&pcm, self.phrases.sample_rate(), 8000)?;
+        let frames = pcm8.len().div_ceil(FRAME_8K).max(1);
+        let mut out = vec![0i16; frames * FRAME_8K];
+        for (o, s) in out.iter_mut().zip(&pcm8) {
+            *o = audio::f32_to_i16(*s);
+        }
+        let line: Line8k = out.into();
+        self.lines_lock()
+            .insert(text.trim().to_string(), line.clone());
+        Ok(line)
+    }
+
+    /// Prepares many lines (script load); returns how many failed, logging each.
+    pub fn prepare_lines<'a>(&self, lines: impl IntoIterator<Item = &'a str>) -> usize {
+        let mut failed = 0;
+        for text in lines {
+            if let Err(e) = self.prepare_line(text) {
+                tracing::warn!(line = text, error = %e, "could not pre-synthesize a script line");
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    /// Queues `text` for rendering; the result arrives on `reply`.
+    pub fn render_async(
+        &self,
+        text: &str,
+        reply: Sender<(String, Result<Line8k, CallError>)>,
+    ) -> Result<(), CallError> {
+        self.render_tx
+            .send(RenderRequest {
+                text: text.to_string(),
+                reply,
+            })
+            .map_err(|_| CallError::Thread("the TTS render thread has stopped".into()))
+    }
+
+    fn lines_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Line8k>> {
+        // A panic while holding this lock cannot leave the map half-updated
+        // (single insert), so a poisoned lock is still usable.
+        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn render_loop(engines: std::sync::Weak<SpeechEngines>, rx: Receiver<RenderRequest>) {
+    for req in rx {
+        let Some(engines) = engines.upgrade() else {
+            return;
+        };
+        let result = engines.prepare_line(&req.text);
+        let _ = req.reply.send((req.text, result));
+    }
+}

@@ -1,0 +1,649 @@
+//! One call's real-time loop: hears the caller, decides, and speaks.
+//!
+//! ```text
+//!  MediaSession thread (src/rtp)            this loop (one std thread per call)
+//!  RTP in → jitter → G.711 decode ──frames──▶ 8→16 kHz → Silero VAD + endpointer
+//!                                            │   tentative end → speculative ASR job ─┐
+//!                                            │   speech end → confirm or resubmit     │ ASR pool
+//!                                            │◀──────────── transcript ───────────────┘ (worker threads)
+//!                                            ▼
+//!                                     dialogue (Conversation) → lines to say
+//!                                            │ known lines: 8 kHz PCM ready in memory
+//!                                            │ dynamic lines: render thread (TTS)
+//!  RTP out ← G.711 encode ← 20 ms pacer ◀──frames── playback queue (flushed on barge-in)
+//! ```
+//!
+//! The loop owns every per-call buffer (allocated at set-up); per frame it only copies
+//! into them. It never waits on inference: ASR results and rendered lines arrive on
+//! channels it polls between frames. Turn timings are stamped here and written to the
+//! record with the turn.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, FixedOffset};
+use crossbeam_channel::{select, Receiver, Sender};
+
+use crate::asr::{AsrJob, AsrOutcome, CancelToken};
+use crate::audio::{FrameResampler, FRAME_8K};
+use crate::dialogue::{Action, Conversation, Outcome, Script};
+use crate::rtp::session::{InboundFrame, OutboundFrame, PlaybackQueue};
+use crate::rtp::DtmfEvent;
+use crate::vad::{EndpointConfig, EndpointEvent, TurnDetector};
+
+use super::barge_in::{BargeInConfig, BargeInDetector, FrameVerdict};
+use super::engines::{Line8k, SpeechEngines};
+use super::records::RecordWriter;
+use super::timing::TurnTiming;
+use super::CallError;
+
+/// Which side placed the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// Tuning of a call's turn-taking.
+#[derive(Debug, Clone)]
+pub struct CallTuning {
+    pub endpoint: EndpointConfig,
+    pub barge_in: BargeInConfig,
+    /// Caller silence after the agent finished speaking before a re-prompt.
+    pub silence_timeout: Duration,
+    /// Longest call before the agent closes it.
+    pub max_call: Duration,
+}
+
+impl Default for CallTuning {
+    fn default() -> Self {
+        Self {
+            endpoint: EndpointConfig::default(),
+            barge_in: BargeInConfig::default(),
+            silence_timeout: Duration::from_secs(7),
+            max_call: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Everything a call needs from set-up.
+pub struct CallSetup {
+    pub call_id: String,
+    pub peer: String,
+    pub direction: Direction,
+    pub script: Arc<Script>,
+    pub vars: BTreeMap<String, String>,
+    pub tuning: CallTuning,
+}
+
+/// The media side of a call, from the RTP session.
+pub struct CallMedia {
+    pub inbound: Receiver<InboundFrame>,
+    pub sent: Receiver<OutboundFrame>,
+    pub playback: PlaybackQueue,
+    pub dtmf: Receiver<DtmfEvent>,
+}
+
+/// Signals from the SIP side into a running call.
+#[derive(Debug, Clone)]
+pub enum CallSignal {
+    /// The caller hung up (or the call failed): stop now.
+    RemoteHangup,
+}
+
+/// What the call asks of the SIP side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallRequest {
+    /// Send BYE: the script reached its end.
+    Hangup { call_id: String },
+}
+
+/// How a call went, for logs, campaigns and tests.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    pub call_id: String,
+    pub record_id: Option<i64>,
+    pub outcome: Outcome,
+    pub turns: usize,
+    pub barge_ins: usize,
+    pub latencies: Vec<Duration>,
+}
+
+fn now_local() -> DateTime<FixedOffset> {
+    chrono::Local::now().fixed_offset()
+}
+
+/// A line waiting to be spoken.
+struct QueuedLine {
+    text: String,
+    interruptible: bool,
+    audio: Option<Line8k>,
+}
+
+/// The line being fed to the playback queue.
+struct Playing {
+    text: String,
+    interruptible: bool,
+    audio: Line8k,
+    next_frame: usize,
+}
+
+/// A submitted ASR job for the current turn.
+struct AsrInFlight {
+    id: u64,
+    speech_end_ms: u64,
+    cancel: CancelToken,
+    result: Option<AsrOutcome>,
+    /// Confirmed by `SpeechEnd`: its text is the turn's text.
+    final_: bool,
+}
+
+/// A turn whose record waits for the first reply packet's time.
+struct PendingTurn {
+    write: crate::store::TurnWrite,
+    timing: TurnTiming,
+}
+
+struct CallLoop<'a> {
+    setup: &'a CallSetup,
+    engines: &'a SpeechEngines,
+    records: &'a RecordWriter,
+    record_id: Option<i64>,
+    conv: Conversation,
+    playback: PlaybackQueue,
+    lines: VecDeque<QueuedLine>,
+    playing: Option<Playing>,
+    render_tx: Sender<(String, Result<Line8k, CallError>)>,
+    asr_tx: Sender<AsrOutcome>,
+    asr: Option<AsrInFlight>,
+    next_job: u64,
+    timing: TurnTiming,
+    pending_turn: Option<PendingTurn>,
+    awaiting_first_rtp: bool,
+    hangup_after_playback: Option<Outcome>,
+    last_activity: Instant,
+    report: CallReport,
+    hot_words: Arc<[String]>,
+}
+
+/// Runs a call to its end. Blocking: call it on the call's own thread.
+pub fn run_call(
+    setup: CallSetup,
+    media: CallMedia,
+    engines: Arc<SpeechEngines>,
+    records: RecordWriter,
+    signals: Receiver<CallSignal>,
+    requests: Sender<CallRequest>,
+) -> Result<CallReport, CallError> {
+    let started = Instant::now();
+    let conv = Conversation::new(&setup.script, &setup.vars, now_local())?;
+    let record_id = records
+        .start_call(
+            &setup.script.title,
+            setup.direction.as_str(),
+            Some(&setup.peer),
+            &setup.vars,
+            &now_local().to_rfc3339(),
+        )
+        .map_err(|e| tracing::error!(error = %e, "call record could not be created"))
+        .ok();
+    let mut resampler = FrameResampler::new(8000, 16000)?;
+    let mut turn = TurnDetector::new(&engines.vad, 16000, setup.tuning.endpoint.clone())?;
+    let mut barge = BargeInDetector::new(setup.tuning.barge_in);
+    let (render_tx, render_rx) = crossbeam_channel::unbounded();
+    let (asr_tx, asr_rx) = crossbeam_channel::bounded(8);
+    let mut frame8 = [0.0f32; FRAME_8K];
+    let mut sent8 = [0.0f32; FRAME_8K];
+
+    let mut lp = CallLoop {
+        setup: &setup,
+        engines: &engines,
+        records: &records,
+        record_id,
+        conv,
+        playback: media.playback.clone(),
+        lines: VecDeque::new(),
+        playing: None,
+        render_tx,
+        asr_tx,
+        asr: None,
+        next_job: 1,
+        timing: TurnTiming::default(),
+        pending_turn: None,
+        awaiting_first_rtp: false,
+        hangup_after_playback: None,
+        last_activity: Instant::now(),
+        report: CallReport {
+            call_id: setup.call_id.clone(),
+            record_id,
+            outcome: Outcome::Failed,
+            turns: 0,
+            barge_ins: 0,
+            latencies: Vec::new(),
+        },
+        hot_words: Arc::from(Vec::<String>::new()),
+    };
+    let opening = lp.conv.opening(now_local());
+    lp.apply(opening.actions, None, None);
+    // The greeting is the turn the callee answers to; its record is written now.
+    let mut remote_hangup = false;
+
+    loop {
+        select! {
+            recv(media.inbound) -> frame => {
+                let Ok(frame) = frame else { remote_hangup = true; break };
+                // Outbound tap: what was really sent, for echo reference and timing.
+                while let Ok(sent) = media.sent.try_recv() {
+                    for (d, s) in sent8.iter_mut().zip(sent.samples.iter()) {
+                        *d = *s as f32 / 32768.0;
+                    }
+                    barge.on_sent(&sent8);
+                    if sent.speech && lp.awaiting_first_rtp {
+                        lp.awaiting_first_rtp = false;
+                        lp.first_reply_sent(sent.at);
+                    }
+                }
+                for (d, s) in frame8.iter_mut().zip(frame.samples.iter()) {
+                    *d = *s as f32 / 32768.0;
+                }
+                let frame16 = resampler.process_i16(&frame.samples)?;
+                let event = turn.push_frame(frame16)?;
+                let prob = turn.last_probability();
+                lp.feed_playback();
+                let speaking = lp.agent_speaking();
+                let verdict = barge.on_received(&frame8, prob, speaking);
+                if verdict == FrameVerdict::BargeIn && lp.barge_in(frame.at) {
+                    barge.reset();
+                }
+                if !speaking {
+                    barge.reset();
+                }
+                if let Some(ev) = event {
+                    // While the agent talks, only a confirmed barge-in opens a turn: the
+                    // endpointer otherwise reacts to the agent's own echo.
+                    if !speaking || lp.playing.is_none() {
+                        lp.on_endpoint(ev, frame.at, &turn);
+                    } else if matches!(ev, EndpointEvent::SpeechEnd { .. }) {
+                        turn.drop_turn();
+                    }
+                }
+                lp.check_timers(started);
+                if lp.finished() {
+                    break;
+                }
+            }
+            recv(asr_rx) -> outcome => {
+                if let Ok(outcome) = outcome {
+                    lp.on_asr(outcome);
+                }
+            }
+            recv(render_rx) -> rendered => {
+                if let Ok((text, result)) = rendered {
+                    lp.on_rendered(&text, result);
+                }
+            }
+            recv(media.dtmf) -> digit => {
+                if let Ok(d) = digit {
+                    tracing::info!(digit = %d.digit, "DTMF received");
+                    lp.last_activity = Instant::now();
+                }
+            }
+            recv(signals) -> sig => {
+                match sig {
+                    Ok(CallSignal::RemoteHangup) | Err(_) => { remote_hangup = true; break; }
+                }
+            }
+            default(Duration::from_millis(200)) => {
+                // No media for 200 ms: the session stalled or the peer stopped sending.
+                lp.check_timers(started);
+                if lp.finished() {
+                    break;
+                }
+            }
+        }
+    }
+
+    lp.flush_pending_turn();
+    let outcome = if remote_hangup {
+        lp.conv.on_hangup(now_local()).unwrap_or(Outcome::NoResponse)
+    } else {
+        let _ = requests.send(CallRequest::Hangup {
+            call_id: setup.call_id.clone(),
+        });
+        lp.hangup_after_playback
+            .or_else(|| lp.conv.outcome())
+            .unwrap_or(Outcome::Completed)
+    };
+    if let Some(a) = &lp.asr {
+        a.cancel.cancel();
+    }
+    if let Some(id) = record_id {
+        records.end_call(id, outcome.as_str(), &now_local().to_rfc3339());
+    }
+    lp.report.outcome = outcome;
+    Ok(lp.report)
+}
+
+impl CallLoop<'_> {
+    fn agent_speaking(&self) -> bool {
+        self.playing.is_some() || !self.lines.is_empty() || !self.playback.is_empty()
+    }
+
+    fn finished(&self) -> bool {
+        self.hangup_after_playback.is_some() && !self.agent_speaking()
+    }
+
+    /// Applies the dialogue's actions; `caller` is the utterance that caused them.
+    fn apply(&mut self, actions: Vec<Action>, caller: Option<(&str, f32)>, intent: Option<String>) {
+        let mut write = crate::store::TurnWrite {
+            at: now_local().to_rfc3339(),
+            ..Default::default()
+        };
+        if let Some((text, confidence)) = caller {
+            write.lines.push(crate::store::TurnLine {
+                speaker: "caller".into(),
+                text: text.to_string(),
+                asr_confidence: Some(confidence as f64),
+                intent: intent.clone(),
+                ..Default::default()
+            });
+        }
+        for action in actions {
+            match action {
+                Action::Say {
+                    text,
+                    step,
+                    interruptible,
+                    ..
+                } => {
+                    write.lines.push(crate::store::TurnLine {
+                        speaker: "agent".into(),
+                        text: text.clone(),
+                        step: step.clone(),
+                        interruptible,
+                        ..Default::default()
+                    });
+                    self.say(text, interruptible);
+                }
+                Action::RecordField { key, value } => write.fields.push((key, value)),
+                Action::ScheduleCallback { at } => write.callback_due = Some(at.to_rfc3339()),
+                Action::HangUp { outcome } => self.hangup_after_playback = Some(outcome),
+            }
+        }
+        write.steps = self.conv.step_path().to_vec();
+        self.timing.t_reply_chosen = Some(Instant::now());
+        self.awaiting_first_rtp = write.lines.iter().any(|l| l.speaker == "agent");
+        self.flush_pending_turn();
+        self.pending_turn = Some(PendingTurn {
+            write,
+            timing: self.timing,
+        });
+        if !self.awaiting_first_rtp {
+            self.flush_pending_turn();
+        }
+        self.report.turns += 1;
+    }
+
+    fn say(&mut self, text: String, interruptible: bool) {
+        let audio = self.engines.ready_line(&text);
+        if audio.is_none() {
+            if let Err(e) = self.engines.render_async(&text, self.render_tx.clone()) {
+                tracing::error!(error = %e, "cannot render a line");
+            }
+        }
+        self.lines.push_back(QueuedLine {
+            text,
+            interruptible,
+            audio,
+        });
+        self.feed_playback();
+    }
+
+    fn on_rendered(&mut self, text: &str, result: Result<Line8k, CallError>) {
+        match result {
+            Ok(audio) => {
+                for l in self.lines.iter_mut().filter(|l| l.text == text && l.audio.is_none()) {
+                    l.audio = Some(audio.clone());
+                }
+            }
+            Err(e) => {
+                tracing::error!(line = text, error = %e, "TTS failed; the line is skipped");
+                self.lines.retain(|l| l.text != text || l.audio.is_some());
+            }
+        }
+        self.feed_playback();
+    }
+
+    /// Moves audio into the playback queue as far as it has room; never blocks.
+    fn feed_playback(&mut self) {
+        loop {
+            if self.playing.is_none() {
+                match self.lines.front() {
+                    Some(l) if l.audio.is_some() => {
+                        if let Some(l) = self.lines.pop_front() {
+                            if let Some(audio) = l.audio {
+                                self.playing = Some(Playing {
+                                    text: l.text,
+                                    interruptible: l.interruptible,
+                                    audio,
+                                    next_frame: 0,
+                                });
+                            }
+                        }
+                    }
+                    _ => return,
+                }
+            }
+            let Some(p) = self.playing.as_mut() else { return };
+            let frames = p.audio.len() / FRAME_8K;
+            while p.next_frame < frames {
+                let start = p.next_frame * FRAME_8K;
+                let mut frame = [0i16; FRAME_8K];
+                frame.copy_from_slice(&p.audio[start..start + FRAME_8K]);
+                if self.playback.push(&frame).is_err() {
+                    return;
+                }
+                p.next_frame += 1;
+            }
+            self.playing = None;
+            self.last_activity = Instant::now();
+        }
+    }
+
+    /// Stops the agent's line for a caller who started talking. Returns false when the
+    /// line may not be interrupted.
+    fn barge_in(&mut self, at: Instant) -> bool {
+        let interruptible = self
+            .playing
+            .as_ref()
+            .map(|p| p.interruptible)
+            .unwrap_or(true);
+        if !interruptible {
+            return false;
+        }
+        self.playback.flush();
+        if let Some(p) = self.playing.take() {
+            tracing::info!(line = %p.text, "caller barged in; playback stopped");
+        }
+        // Lines queued behind the interrupted one are dropped too: the caller's
+        // new turn decides what comes next.
+        self.lines.clear();
+        self.report.barge_ins += 1;
+        self.last_activity = at;
+        true
+    }
+
+    fn on_endpoint(&mut self, ev: EndpointEvent, at: Instant, turn: &TurnDetector) {
+        self.last_activity = at;
+        match ev {
+            EndpointEvent::SpeechStart { .. } => {
+                self.flush_pending_turn();
+                self.timing = TurnTiming::default();
+            }
+            EndpointEvent::TentativeEnd { speech_end_ms, .. } => {
+                self.submit(turn.turn_audio(), speech_end_ms, false);
+            }
+            EndpointEvent::SpeechResumed { .. } => {
+                if let Some(a) = self.asr.take() {
+                    a.cancel.cancel();
+                }
+            }
+            EndpointEvent::SpeechEnd {
+                speech_end_ms,
+                at_ms,
+                ..
+            } => {
+                let lag = Duration::from_millis(at_ms.saturating_sub(speech_end_ms));
+                self.timing.t_speech_end = Some(at.checked_sub(lag).unwrap_or(at));
+                self.timing.t_endpoint = Some(at);
+                let reuse = matches!(&self.asr, Some(a) if a.speech_end_ms == speech_end_ms);
+                if reuse {
+                    let ready = self.asr.as_mut().and_then(|a| {
+                        a.final_ = true;
+                        a.result.take()
+                    });
+                    if let Some(outcome) = ready {
+                        self.on_final(outcome);
+                    }
+                } else {
+                    if let Some(a) = self.asr.take() {
+                        a.cancel.cancel();
+                    }
+                    self.submit(turn.turn_audio(), speech_end_ms, true);
+                }
+            }
+        }
+    }
+
+    fn submit(&mut self, audio: &[f32], speech_end_ms: u64, final_: bool) {
+        if audio.is_empty() {
+            return;
+        }
+        if let Some(a) = self.asr.take() {
+            a.cancel.cancel();
+        }
+        let id = self.next_job;
+        self.next_job += 1;
+        let job = AsrJob {
+            id,
+            samples: audio.to_vec(),
+            hot_words: self.hot_words.clone(),
+        };
+        match self.engines.asr.submit_with(job, self.asr_tx.clone()) {
+            Ok(cancel) => {
+                self.asr = Some(AsrInFlight {
+                    id,
+                    speech_end_ms,
+                    cancel,
+                    result: None,
+                    final_,
+                })
+            }
+            Err(e) => tracing::error!(error = %e, "ASR queue refused the turn"),
+        }
+    }
+
+    fn on_asr(&mut self, outcome: AsrOutcome) {
+        let Some(a) = self.asr.as_mut() else { return };
+        if a.id != outcome.id || outcome.cancelled() {
+            return;
+        }
+        if a.final_ {
+            self.asr = None;
+            self.on_final(outcome);
+        } else {
+            a.result = Some(outcome);
+        }
+    }
+
+    fn on_final(&mut self, outcome: AsrOutcome) {
+        self.asr = None;
+        self.timing.t_asr_done = Some(Instant::now());
+        self.timing.asr_queue_wait = Some(Duration::from_secs_f64(outcome.queue_ms / 1000.0));
+        let transcript = match outcome.result {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "recognition failed");
+                return;
+            }
+        };
+        let text = transcript.text.trim().to_string();
+        if text.is_empty() {
+            tracing::debug!(rejected = ?transcript.rejected, "turn had no words");
+            return;
+        }
+        let kept: Vec<_> = transcript.segments.iter().filter(|s| !s.dropped).collect();
+        let confidence = if kept.is_empty() {
+            0.0
+        } else {
+            (kept.iter().map(|s| s.avg_logprob).sum::<f32>() / kept.len() as f32).exp()
+        };
+        tracing::info!(text = %text, confidence, "caller said");
+        let result = self.conv.on_utterance(&text, confidence, now_local());
+        let intent = format!("{:?}", result.intent);
+        self.apply(result.actions, Some((&text, confidence)), Some(intent));
+    }
+
+    fn first_reply_sent(&mut self, at: Instant) {
+        if let Some(p) = self.pending_turn.as_mut() {
+            p.timing.t_first_reply_rtp = Some(at);
+            if let Some(lat) = p.timing.latency() {
+                self.report.latencies.push(lat);
+                tracing::info!(latency_ms = lat.as_millis() as u64, "turn latency");
+            }
+        }
+        self.flush_pending_turn();
+    }
+
+    fn flush_pending_turn(&mut self) {
+        let Some(mut p) = self.pending_turn.take() else { return };
+        let Some(id) = self.record_id else { return };
+        p.write.timing = to_epoch(&p.timing);
+        self.records.write_turn(id, p.write);
+    }
+
+    fn check_timers(&mut self, started: Instant) {
+        let now = Instant::now();
+        if self.hangup_after_playback.is_some() {
+            return;
+        }
+        if now.duration_since(started) > self.setup.tuning.max_call {
+            tracing::warn!("call reached its maximum length; closing");
+            self.hangup_after_playback = Some(Outcome::Completed);
+            return;
+        }
+        let idle = !self.agent_speaking() && self.asr.is_none();
+        if idle && now.duration_since(self.last_activity) > self.setup.tuning.silence_timeout {
+            self.last_activity = now;
+            self.timing = TurnTiming::default();
+            let result = self.conv.on_silence(now_local());
+            self.apply(result.actions, None, Some("silence".into()));
+        }
+    }
+}
+
+/// Converts monotonic stamps to wall-clock epoch milliseconds for the record.
+fn to_epoch(t: &TurnTiming) -> crate::store::TurnTiming {
+    let now_i = Instant::now();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let conv = |i: Option<Instant>| {
+        i.map(|i| now_ms - now_i.saturating_duration_since(i).as_millis() as i64)
+    };
+    crate::store::TurnTiming {
+        t_speech_end: conv(t.t_speech_end),
+        t_endpoint: conv(t.t_endpoint),
+        t_asr_done: conv(t.t_asr_done),
+        t_reply_chosen: conv(t.t_reply_chosen),
+        t_first_reply_rtp: conv(t.t_first_reply_rtp),
+    }
+}
