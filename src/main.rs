@@ -205,8 +205,10 @@ fn run(cli: Cli) -> Result<()> {
             }
         },
         Command::Serve(c) => {
-            let _cfg = load_config(&c)?;
-            not_yet("serve", 7, "calls end to end")
+            let cfg = load_config(&c)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(tingshuo::call::agent::serve(cfg))?;
+            Ok(())
         }
         Command::Dial { config, .. } => {
             let _cfg = load_config(&config)?;

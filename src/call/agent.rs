@@ -57,7 +57,7 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
     let paths = ModelPaths::in_cache(&config.models_dir());
     let script = Arc::new(load_script(&config)?);
     let vars = config.agent.vars.clone();
-    tracing::info!(script = %script.title, "loading speech models");
+    tracing::info!(script = %script.source, "loading speech models");
     let engines = {
         let paths = paths.clone();
         tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, AsrConfig::default()))

@@ -189,7 +189,7 @@ pub fn run_call(
     let conv = Conversation::new(&setup.script, &setup.vars, now_local())?;
     let record_id = records
         .start_call(
-            &setup.script.title,
+            &setup.script.source,
             setup.direction.as_str(),
             Some(&setup.peer),
             &setup.vars,
@@ -351,7 +351,7 @@ impl CallLoop<'_> {
         };
         if let Some((text, confidence)) = caller {
             write.lines.push(crate::store::TurnLine {
-                speaker: "caller".into(),
+                speaker: "callee".into(),
                 text: text.to_string(),
                 asr_confidence: Some(confidence as f64),
                 intent: intent.clone(),
