@@ -296,7 +296,22 @@ struct Fetcher<'a> {
     summary: FetchSummary,
 }
 
-/// Removes temporaries a killed run left behind (only our own `.tmp-` names).
+/// The process id a temporary name was made by (`.tmp-what-PID`, `.tmp-name.PID.partial`).
+fn owner_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".partial").unwrap_or(name);
+    let (_, pid) = stem.rsplit_once(['.', '-'])?;
+    pid.parse().ok()
+}
+
+/// Whether another live process may still be using a temporary (a concurrent fetch).
+fn owned_by_live_process(name: &str) -> bool {
+    owner_pid(name).is_some_and(|pid| {
+        pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
+    })
+}
+
+/// Removes temporaries a killed run left behind (only our own `.tmp-` names, and
+/// not those of a fetch still running).
 fn remove_stale(cache: &Path, manifest: &Manifest) {
     let mut dirs = vec![cache.to_path_buf(), cache.join("wheels")];
     for f in &manifest.files {
@@ -311,7 +326,8 @@ fn remove_stale(cache: &Path, manifest: &Manifest) {
             continue;
         };
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TMP_PREFIX) && !owned_by_live_process(&name) {
                 let p = e.path();
                 let _ = if p.is_dir() {
                     fs::remove_dir_all(&p)
@@ -816,12 +832,27 @@ mod tests {
         let m = Manifest::embedded().unwrap();
         let whisper = dir.path().join("whisper");
         fs::create_dir_all(whisper.join("keep")).unwrap();
-        fs::create_dir_all(dir.path().join(".tmp-venv-1/bin")).unwrap();
-        fs::write(whisper.join(".tmp-ggml-base.bin.7.partial"), b"half").unwrap();
+        // Pids far above any pid_max: their processes cannot be alive.
+        fs::create_dir_all(dir.path().join(".tmp-venv-999999999/bin")).unwrap();
+        fs::write(
+            whisper.join(".tmp-ggml-base.bin.999999998.partial"),
+            b"half",
+        )
+        .unwrap();
+        // A live process's temporary (pid 1 always exists) stays.
+        fs::write(whisper.join(".tmp-ggml-base.bin.1.partial"), b"busy").unwrap();
         fs::write(whisper.join("ggml-base.bin"), b"x").unwrap();
         remove_stale(dir.path(), &m);
-        assert!(!dir.path().join(".tmp-venv-1").exists());
-        assert!(!whisper.join(".tmp-ggml-base.bin.7.partial").exists());
+        assert!(!dir.path().join(".tmp-venv-999999999").exists());
+        assert!(!whisper
+            .join(".tmp-ggml-base.bin.999999998.partial")
+            .exists());
+        assert!(whisper.join(".tmp-ggml-base.bin.1.partial").exists());
+        assert_eq!(owner_pid(".tmp-download-pypinyin-42"), Some(42));
+        assert_eq!(
+            owner_pid(".tmp-fastspeech2.onnx.sha256.42.partial"),
+            Some(42)
+        );
         assert!(whisper.join("ggml-base.bin").exists());
         assert!(whisper.join("keep").exists());
     }
