@@ -17,7 +17,13 @@
 //! $CACHE/onnxruntime/libonnxruntime.so  ONNX Runtime for `ort` (load-dynamic)
 //! $CACHE/pinyin/phrases_dict.json     pypinyin phrase pinyin (MIT)
 //! $CACHE/pinyin/pinyin_dict.json      pypinyin single-character pinyin (MIT)
+//! $CACHE/tts/*.onnx.sha256            checksum of this machine's tf2onnx output
+//! $CACHE/.tmp-*                       temporaries of a running fetch (never final names)
 //! ```
+//!
+//! `tingshuo models fetch` ([`fetch`]) provisions, `tingshuo models status`
+//! ([`print_status`]) reports. Sessions take the one process-wide ONNX Runtime
+//! environment from [`ort_environment`].
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
