@@ -117,6 +117,104 @@ fn fetch_without_python_says_what_to_install_and_leaves_nothing_partial() {
     assert!(!dir.path().join("onnxruntime/libonnxruntime.so").exists());
 }
 
+/// Python with pip, which provisioning needs; CI installs it.
+fn require_pip() {
+    let ok = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "python3 with pip is needed: apt-get install -y python3 python3-pip python3-venv"
+    );
+}
+
+fn no_leftovers(cache: &Path) {
+    let mut left = Vec::new();
+    for dir in [cache.to_path_buf(), cache.join("wheels")] {
+        if let Ok(entries) = fs::read_dir(&dir) {
+            left.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+                p.to_string_lossy().contains(".tmp-") || p.extension().is_some_and(|e| e == "whl")
+            }));
+        }
+    }
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn fetch_without_registry_access_fails_clearly() {
+    require_pip();
+    let dir = tempfile::tempdir().unwrap();
+    let out = tingshuo(dir.path(), &["models", "fetch"])
+        .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+        .env("PIP_RETRIES", "0")
+        .env("PIP_TIMEOUT", "2")
+        .env("PIP_NO_CACHE_DIR", "1")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("pip could not fetch onnxruntime==1.31.1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("registry") && stderr.contains("tingshuo models fetch"),
+        "{stderr}"
+    );
+    no_leftovers(dir.path());
+}
+
+/// A syntactically valid wheel with the pinned name but the wrong content.
+fn fake_wheel(path: &Path) {
+    let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    let info = "onnxruntime-1.31.1.dist-info";
+    for (name, body) in [
+        (format!("{info}/METADATA"), "Metadata-Version: 2.1\nName: onnxruntime\nVersion: 1.31.1\n"),
+        (format!("{info}/WHEEL"), "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp311-cp311-manylinux_2_28_x86_64\n"),
+        (format!("{info}/RECORD"), ""),
+        ("onnxruntime/capi/libonnxruntime.so.1.31.1".to_string(), "not a library"),
+    ] {
+        zip.start_file(name, opts).unwrap();
+        std::io::Write::write_all(&mut zip, body.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn corrupt_download_is_rejected_and_removed() {
+    require_pip();
+    let dir = tempfile::tempdir().unwrap();
+    let links = tempfile::tempdir().unwrap();
+    fake_wheel(
+        &links
+            .path()
+            .join("onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl"),
+    );
+    let out = tingshuo(dir.path(), &["models", "fetch"])
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", links.path())
+        .env("PIP_NO_CACHE_DIR", "1")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("checksum mismatch for"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "expected sha256 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("corrupt file was removed"), "{stderr}");
+    no_leftovers(dir.path());
+    assert!(!dir.path().join("onnxruntime/libonnxruntime.so").exists());
+}
+
 #[test]
 fn second_fetch_on_the_real_cache_is_a_no_op() {
     let paths = real_cache();

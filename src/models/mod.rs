@@ -17,7 +17,13 @@
 //! $CACHE/onnxruntime/libonnxruntime.so  ONNX Runtime for `ort` (load-dynamic)
 //! $CACHE/pinyin/phrases_dict.json     pypinyin phrase pinyin (MIT)
 //! $CACHE/pinyin/pinyin_dict.json      pypinyin single-character pinyin (MIT)
+//! $CACHE/tts/*.onnx.sha256            checksum of this machine's tf2onnx output
+//! $CACHE/.tmp-*                       temporaries of a running fetch (never final names)
 //! ```
+//!
+//! `tingshuo models fetch` ([`fetch`]) provisions, `tingshuo models status`
+//! ([`print_status`]) reports. Sessions take the one process-wide ONNX Runtime
+//! environment from [`ort_environment`].
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -150,20 +156,38 @@ impl ModelPaths {
 
 static ORT_INIT: OnceLock<Result<(), String>> = OnceLock::new();
 
+/// The ONNX Runtime library in force: `ORT_DYLIB_PATH` when set, else the cache's.
+pub fn ort_library(paths: &ModelPaths) -> PathBuf {
+    std::env::var_os("ORT_DYLIB_PATH")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths.onnxruntime.clone())
+}
+
+/// Fails with the fix when `lib` is not a file (checked before anything is cached,
+/// so a later call after `tingshuo models fetch` can still succeed).
+fn require_ort_file(lib: &Path) -> Result<(), ModelsError> {
+    if lib.is_file() {
+        Ok(())
+    } else {
+        Err(ModelsError::OrtLoad {
+            path: lib.to_path_buf(),
+            message: "the file does not exist".to_string(),
+        })
+    }
+}
+
 /// Loads the ONNX Runtime shared library for `ort` once per process.
 ///
 /// `ORT_DYLIB_PATH` wins when set; otherwise the provisioned library in the cache.
+/// Sessions additionally need [`ort_environment`].
 pub fn ensure_ort(paths: &ModelPaths) -> Result<(), ModelsError> {
-    let lib = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| paths.onnxruntime.clone());
+    let lib = ort_library(paths);
+    if ORT_INIT.get().is_none() {
+        require_ort_file(&lib)?;
+    }
     let result = ORT_INIT.get_or_init(|| {
-        if !lib.is_file() {
-            return Err(format!("{} does not exist", lib.display()));
-        }
         let lib_for_catch = lib.clone();
-        // Loading the library is all that is needed: the first session creates the
-        // default environment on top of it.
         std::panic::catch_unwind(move || {
             ort::init_from(&lib_for_catch)
                 .map(|_environment_builder| ())
@@ -198,4 +222,28 @@ pub fn ort_environment(paths: &ModelPaths) -> Result<ort::environment::Environme
             path: paths.onnxruntime.clone(),
             message: format!("creating the ONNX Runtime environment failed: {message}"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_ort_library_names_the_fetch_command() {
+        let dir = std::env::temp_dir().join("tingshuo-no-such-cache");
+        let paths = ModelPaths::in_cache(&dir);
+        let err = require_ort_file(&paths.onnxruntime)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tingshuo models fetch"), "{err}");
+        assert!(
+            err.contains("libonnxruntime.so") && err.contains("does not exist"),
+            "{err}"
+        );
+        let missing = paths
+            .require("Silero VAD", &paths.silero_vad)
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("Silero VAD") && missing.contains("tingshuo models fetch"));
+    }
 }

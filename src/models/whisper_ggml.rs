@@ -501,7 +501,7 @@ fn fused_attention(
     ct2_prefix: &str,
     ggml_prefix: &str,
     parts: usize,
-    out: &mut Vec<GgmlTensor>,
+    out: &mut dyn Emit,
 ) -> Result<(), ConvertError> {
     let names: &[&str] = if parts == 3 {
         &["query", "key", "value"]
@@ -523,12 +523,7 @@ fn fused_attention(
     Ok(())
 }
 
-fn linear(
-    vars: &Vars,
-    ct2: &str,
-    ggml: &str,
-    out: &mut Vec<GgmlTensor>,
-) -> Result<(), ConvertError> {
+fn linear(vars: &Vars, ct2: &str, ggml: &str, out: &mut dyn Emit) -> Result<(), ConvertError> {
     out.push(whole(
         vars,
         &format!("{ct2}/weight"),
@@ -544,12 +539,7 @@ fn linear(
     Ok(())
 }
 
-fn layer_norm(
-    vars: &Vars,
-    ct2: &str,
-    ggml: &str,
-    out: &mut Vec<GgmlTensor>,
-) -> Result<(), ConvertError> {
+fn layer_norm(vars: &Vars, ct2: &str, ggml: &str, out: &mut dyn Emit) -> Result<(), ConvertError> {
     out.push(whole(
         vars,
         &format!("{ct2}/gamma"),
@@ -602,8 +592,7 @@ fn hparams_of(vars: &Vars) -> Result<Hparams, ConvertError> {
 }
 
 /// All tensors in whisper.cpp naming, in a deterministic order.
-fn ggml_tensors(vars: &Vars, hp: &Hparams) -> Result<Vec<GgmlTensor>, ConvertError> {
-    let mut t = Vec::new();
+fn ggml_tensors(vars: &Vars, hp: &Hparams, t: &mut dyn Emit) -> Result<(), ConvertError> {
     t.push(whole(
         vars,
         "encoder/position_encodings/encodings",
@@ -634,41 +623,31 @@ fn ggml_tensors(vars: &Vars, hp: &Hparams) -> Result<Vec<GgmlTensor>, ConvertErr
             vars,
             &format!("{c}/self_attention/layer_norm"),
             &format!("{g}.attn_ln"),
-            &mut t,
+            t,
         )?;
         fused_attention(
             vars,
             &format!("{c}/self_attention/linear_0"),
             &format!("{g}.attn"),
             3,
-            &mut t,
+            t,
         )?;
         linear(
             vars,
             &format!("{c}/self_attention/linear_1"),
             &format!("{g}.attn.out"),
-            &mut t,
+            t,
         )?;
         layer_norm(
             vars,
             &format!("{c}/ffn/layer_norm"),
             &format!("{g}.mlp_ln"),
-            &mut t,
+            t,
         )?;
-        linear(
-            vars,
-            &format!("{c}/ffn/linear_0"),
-            &format!("{g}.mlp.0"),
-            &mut t,
-        )?;
-        linear(
-            vars,
-            &format!("{c}/ffn/linear_1"),
-            &format!("{g}.mlp.2"),
-            &mut t,
-        )?;
+        linear(vars, &format!("{c}/ffn/linear_0"), &format!("{g}.mlp.0"), t)?;
+        linear(vars, &format!("{c}/ffn/linear_1"), &format!("{g}.mlp.2"), t)?;
     }
-    layer_norm(vars, "encoder/layer_norm", "encoder.ln_post", &mut t)?;
+    layer_norm(vars, "encoder/layer_norm", "encoder.ln_post", t)?;
 
     t.push(whole(
         vars,
@@ -689,67 +668,91 @@ fn ggml_tensors(vars: &Vars, hp: &Hparams) -> Result<Vec<GgmlTensor>, ConvertErr
             vars,
             &format!("{c}/self_attention/layer_norm"),
             &format!("{g}.attn_ln"),
-            &mut t,
+            t,
         )?;
         fused_attention(
             vars,
             &format!("{c}/self_attention/linear_0"),
             &format!("{g}.attn"),
             3,
-            &mut t,
+            t,
         )?;
         linear(
             vars,
             &format!("{c}/self_attention/linear_1"),
             &format!("{g}.attn.out"),
-            &mut t,
+            t,
         )?;
         layer_norm(
             vars,
             &format!("{c}/attention/layer_norm"),
             &format!("{g}.cross_attn_ln"),
-            &mut t,
+            t,
         )?;
         linear(
             vars,
             &format!("{c}/attention/linear_0"),
             &format!("{g}.cross_attn.query"),
-            &mut t,
+            t,
         )?;
         fused_attention(
             vars,
             &format!("{c}/attention/linear_1"),
             &format!("{g}.cross_attn"),
             2,
-            &mut t,
+            t,
         )?;
         linear(
             vars,
             &format!("{c}/attention/linear_2"),
             &format!("{g}.cross_attn.out"),
-            &mut t,
+            t,
         )?;
         layer_norm(
             vars,
             &format!("{c}/ffn/layer_norm"),
             &format!("{g}.mlp_ln"),
-            &mut t,
+            t,
         )?;
-        linear(
-            vars,
-            &format!("{c}/ffn/linear_0"),
-            &format!("{g}.mlp.0"),
-            &mut t,
-        )?;
-        linear(
-            vars,
-            &format!("{c}/ffn/linear_1"),
-            &format!("{g}.mlp.2"),
-            &mut t,
-        )?;
+        linear(vars, &format!("{c}/ffn/linear_0"), &format!("{g}.mlp.0"), t)?;
+        linear(vars, &format!("{c}/ffn/linear_1"), &format!("{g}.mlp.2"), t)?;
     }
-    layer_norm(vars, "decoder/layer_norm", "decoder.ln", &mut t)?;
-    Ok(t)
+    layer_norm(vars, "decoder/layer_norm", "decoder.ln", t)?;
+    Ok(())
+}
+
+/// Receives converted tensors in file order.
+trait Emit {
+    fn push(&mut self, tensor: GgmlTensor);
+}
+
+/// Writes each tensor as soon as it is converted (no whole-model copy in memory).
+struct Sink<'w, W: Write> {
+    out: &'w mut W,
+    count: usize,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Sink<'_, W> {
+    fn write(&mut self, t: &GgmlTensor) -> std::io::Result<()> {
+        put_i32(self.out, t.shape.len() as u32)?;
+        put_i32(self.out, t.name.len() as u32)?;
+        put_i32(self.out, u32::from(t.f16))?;
+        for &d in t.shape.iter().rev() {
+            put_i32(self.out, d as u32)?;
+        }
+        self.out.write_all(t.name.as_bytes())?;
+        self.out.write_all(&t.data)
+    }
+}
+
+impl<W: Write> Emit for Sink<'_, W> {
+    fn push(&mut self, tensor: GgmlTensor) {
+        if self.error.is_none() {
+            self.error = self.write(&tensor).err();
+            self.count += 1;
+        }
+    }
 }
 
 fn put_i32(out: &mut impl Write, v: u32) -> std::io::Result<()> {
@@ -778,7 +781,6 @@ pub fn convert(
     let vars = index(&model);
     let hp = hparams_of(&vars)?;
     let tokens = decode_vocabulary(vocabulary)?;
-    let tensors = ggml_tensors(&vars, &hp)?;
     let mut counter = CountingWriter { inner: out, n: 0 };
     let w = &mut counter;
 
@@ -811,20 +813,20 @@ pub fn convert(
         w.write_all(t)?;
     }
 
-    for t in &tensors {
-        put_i32(w, t.shape.len() as u32)?;
-        put_i32(w, t.name.len() as u32)?;
-        put_i32(w, u32::from(t.f16))?;
-        for &d in t.shape.iter().rev() {
-            put_i32(w, d as u32)?;
-        }
-        w.write_all(t.name.as_bytes())?;
-        w.write_all(&t.data)?;
+    let mut sink = Sink {
+        out: &mut *w,
+        count: 0,
+        error: None,
+    };
+    ggml_tensors(&vars, &hp, &mut sink)?;
+    if let Some(e) = sink.error {
+        return Err(e.into());
     }
+    let tensors = sink.count;
     w.flush()?;
     Ok(ConvertSummary {
         hparams: hp,
-        tensors: tensors.len(),
+        tensors,
         vocabulary: tokens.len(),
         bytes: counter.n,
     })
