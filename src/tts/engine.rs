@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -123,23 +123,10 @@ fn pause_seconds(end: ClauseEnd) -> f32 {
     }
 }
 
-static ORT_ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
-
-/// The process-wide ONNX Runtime environment (ort allows one per process).
+/// The process-wide ONNX Runtime environment (ort allows one per process), shared
+/// with every other module through [`crate::models::ort_environment`].
 pub fn ort_environment(paths: &ModelPaths) -> Result<Environment, TtsError> {
-    crate::models::ensure_ort(paths)?;
-    ORT_ENV
-        .get_or_init(|| {
-            ort::init()
-                .with_name("tingshuo")
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(|message| TtsError::Ort {
-            stage: "creating the ONNX Runtime environment",
-            message,
-        })
+    Ok(crate::models::ort_environment(paths)?)
 }
 
 fn ort_err<E: std::fmt::Display>(stage: &'static str) -> impl FnOnce(E) -> TtsError {

@@ -1,0 +1,170 @@
+//! A whole phone call, black box: baresip registered on Kamailio calls the agent
+//! (`tingshuo serve`), plays a WAV of callee utterances with pauses synthesized by our
+//! own TTS, and hangs up. The call record must show the script's step path, the
+//! collected contact number and the outcome; what baresip heard, transcribed by our
+//! ASR, must contain the opening line.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+fn tingshuo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tingshuo"))
+}
+
+/// Synthesizes `text` at 8 kHz with `tingshuo say` and returns the samples.
+fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
+    let out = dir.join(format!("{name}.wav"));
+    let status = tingshuo()
+        .args(["say", text, "-o"])
+        .arg(&out)
+        .args(["--rate", "8000"])
+        .status()
+        .expect("run tingshuo say");
+    assert!(status.success(), "tingshuo say failed for {text:?}");
+    hound::WavReader::open(&out)
+        .expect("read synthesized wav")
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect()
+}
+
+fn silence(secs: f32) -> Vec<i16> {
+    vec![0; (secs * 8000.0) as usize]
+}
+
+fn records(config: &Path, args: &[&str]) -> serde_json::Value {
+    let out = tingshuo()
+        .arg("records")
+        .args(args)
+        .arg("--json")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run tingshuo records");
+    assert!(
+        out.status.success(),
+        "records {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("records --json prints JSON")
+}
+
+struct Agent {
+    proc: Proc,
+    config: PathBuf,
+}
+
+fn start_agent(dir: &Path, kamailio: &Kamailio) -> Agent {
+    let config = dir.join("tingshuo.toml");
+    let rtp = (free_port_span(21) + 1) & !1;
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
+rtp_port_min = {}\nrtp_port_max = {}\n[store]\npath = \"{}\"\n",
+            free_port(),
+            kamailio.addr(),
+            rtp,
+            rtp + 19,
+            dir.join("records.db").display()
+        ),
+    )
+    .expect("write config");
+    let log = dir.join("agent.log");
+    let logf = std::fs::File::create(&log).expect("log");
+    let child = tingshuo()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().expect("log"))
+        .stderr(logf)
+        .spawn()
+        .expect("start tingshuo serve");
+    let agent = Agent {
+        proc: Proc { child, log },
+        config,
+    };
+    // Model loading and line pre-synthesis come before registration.
+    let registered = wait_until(Duration::from_secs(180), || {
+        sip_ping(kamailio.port, "bot") == Some(200)
+    });
+    assert!(
+        registered,
+        "the agent did not register on Kamailio; log:\n{}",
+        agent.proc.log_text()
+    );
+    agent
+}
+
+#[test]
+fn inbound_call_runs_the_script_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let agent = start_agent(dir.path(), &kam);
+
+    // The callee's side of the conversation, with pauses for the agent's lines.
+    let mut callee = silence(8.0);
+    callee.extend(say(dir.path(), "q", "家里突然断网了，怎么办？"));
+    callee.extend(silence(17.0));
+    callee.extend(say(dir.path(), "no", "没有了"));
+    callee.extend(silence(7.0));
+    callee.extend(say(dir.path(), "phone", "我的手机号是一三八零零一二三四五六"));
+    callee.extend(silence(9.0));
+    callee.extend(say(dir.path(), "ok", "满意"));
+    callee.extend(silence(9.0));
+
+    let phone = Baresip::start("1001", kam.port, "auto", &callee);
+    let reply = phone.ctrl("dial", "bot");
+    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+
+    // The call ends when the script closes (agent BYE) or the callee's file ends.
+    let ended = wait_until(Duration::from_secs(120), || {
+        let list = records(&agent.config, &["list"]);
+        list.as_array()
+            .and_then(|calls| calls.first())
+            .map(|c| !c["outcome"].is_null())
+            .unwrap_or(false)
+    });
+    assert!(ended, "the call did not end; agent log:\n{}", agent.proc.log_text());
+    let list = records(&agent.config, &["list"]);
+    let id = list[0]["id"].to_string();
+    let detail = records(&agent.config, &["show", &id]);
+    let text = detail.to_string();
+    assert_eq!(
+        detail["outcome"], "completed",
+        "outcome; record: {text}\nagent log:\n{}",
+        agent.proc.log_text()
+    );
+    let steps: Vec<String> = detail["steps"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    for step in ["2", "3"] {
+        assert!(steps.iter().any(|s| s == step), "step {step} in path {steps:?}: {text}");
+    }
+    assert!(
+        text.contains("一三八零零一二三四五六") || text.contains("13800123456"),
+        "the contact number was collected: {text}"
+    );
+
+    // What the phone heard contains the opening line.
+    let (heard, _) = phone.dumps();
+    let heard = heard.expect("baresip wrote what it heard");
+    let out = tingshuo()
+        .arg("transcribe")
+        .arg(&heard)
+        .output()
+        .expect("transcribe");
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        transcript.contains("星河") || transcript.contains("宽带"),
+        "opening line heard by the caller: {transcript}"
+    );
+}
