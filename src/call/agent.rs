@@ -66,7 +66,11 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
     };
     // Every fixed line is synthesized now, so replies never wait for TTS.
     let probe = Conversation::new(&script, &vars, chrono::Local::now().fixed_offset())?;
-    let fixed: Vec<String> = probe.all_fixed_lines().into_iter().map(|l| l.text).collect();
+    let fixed: Vec<String> = probe
+        .all_fixed_lines()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
     let failed = {
         let engines = engines.clone();
         tokio::task::spawn_blocking(move || engines.prepare_lines(fixed.iter().map(String::as_str)))
@@ -224,7 +228,9 @@ impl Ctx {
                 call_id,
                 negotiated,
             } => {
-                let Some(call) = calls.get_mut(&call_id) else { return };
+                let Some(call) = calls.get_mut(&call_id) else {
+                    return;
+                };
                 let _span = crate::logging::call_span(&call_id).entered();
                 self.start_call_thread(&call_id, call, &negotiated);
             }
@@ -253,7 +259,9 @@ impl Ctx {
     }
 
     fn start_call_thread(&self, call_id: &str, call: &mut LiveCall, negotiated: &Negotiated) {
-        let Some(media) = call.media.as_ref() else { return };
+        let Some(media) = call.media.as_ref() else {
+            return;
+        };
         apply_negotiated(media, negotiated);
         let Some(sent) = media.outbound_tap() else {
             tracing::error!("media session has no outbound tap; cannot run the call");

@@ -315,7 +315,9 @@ pub fn run_call(
 
     lp.flush_pending_turn();
     let outcome = if remote_hangup {
-        lp.conv.on_hangup(now_local()).unwrap_or(Outcome::NoResponse)
+        lp.conv
+            .on_hangup(now_local())
+            .unwrap_or(Outcome::NoResponse)
     } else {
         let _ = requests.send(CallRequest::Hangup {
             call_id: setup.call_id.clone(),
@@ -412,7 +414,11 @@ impl CallLoop<'_> {
     fn on_rendered(&mut self, text: &str, result: Result<Line8k, CallError>) {
         match result {
             Ok(audio) => {
-                for l in self.lines.iter_mut().filter(|l| l.text == text && l.audio.is_none()) {
+                for l in self
+                    .lines
+                    .iter_mut()
+                    .filter(|l| l.text == text && l.audio.is_none())
+                {
                     l.audio = Some(audio.clone());
                 }
             }
@@ -444,7 +450,9 @@ impl CallLoop<'_> {
                     _ => return,
                 }
             }
-            let Some(p) = self.playing.as_mut() else { return };
+            let Some(p) = self.playing.as_mut() else {
+                return;
+            };
             let frames = p.audio.len() / FRAME_8K;
             while p.next_frame < frames {
                 let start = p.next_frame * FRAME_8K;
@@ -606,7 +614,9 @@ impl CallLoop<'_> {
     }
 
     fn flush_pending_turn(&mut self) {
-        let Some(mut p) = self.pending_turn.take() else { return };
+        let Some(mut p) = self.pending_turn.take() else {
+            return;
+        };
         let Some(id) = self.record_id else { return };
         p.write.timing = to_epoch(&p.timing);
         self.records.write_turn(id, p.write);
