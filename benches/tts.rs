@@ -89,7 +89,9 @@ fn main() {
     let voice = VoiceParams::default();
     let line = SENTENCES[1].1;
     let t = Instant::now();
-    cache.get_or_synthesize(line, &voice).unwrap_or_else(|e| panic!("{e}"));
+    cache
+        .get_or_synthesize(line, &voice)
+        .unwrap_or_else(|e| panic!("{e}"));
     let cold_ms = t.elapsed().as_secs_f64() * 1000.0;
     let mut hits = Vec::new();
     for _ in 0..1000 {

@@ -122,7 +122,11 @@ fn symbol_sequence_matches_the_baker_layout() {
     assert!(c.phones.contains(&"#1".to_string()), "{:?}", c.phones);
     // Erhua: 儿 joins the syllable before it.
     let c = &FRONTEND.analyze("一点儿")[0];
-    assert!(c.phones.join(" ").ends_with("d ian3 er5 sil eos"), "{:?}", c.phones);
+    assert!(
+        c.phones.join(" ").ends_with("d ian3 er5 sil eos"),
+        "{:?}",
+        c.phones
+    );
 }
 
 #[test]
@@ -141,7 +145,10 @@ fn clauses_split_at_punctuation_with_pause_kinds() {
     let texts: Vec<&str> = clauses.iter().map(|c| c.text.as_str()).collect();
     assert_eq!(texts, ["您好", "这里是客服中心", "请问有什么可以帮您"]);
     let ends: Vec<ClauseEnd> = clauses.iter().map(|c| c.end).collect();
-    assert_eq!(ends, [ClauseEnd::Comma, ClauseEnd::Sentence, ClauseEnd::Sentence]);
+    assert_eq!(
+        ends,
+        [ClauseEnd::Comma, ClauseEnd::Sentence, ClauseEnd::Sentence]
+    );
     // Only punctuation or symbols: nothing to say.
     assert!(FRONTEND.analyze("……！？").is_empty());
 }
@@ -150,14 +157,31 @@ fn clauses_split_at_punctuation_with_pause_kinds() {
 fn every_corpus_sentence_maps_to_known_symbols() {
     let corpus = include_str!("data/corpus.txt");
     let mut n = 0;
-    for line in corpus.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in corpus
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let clauses = FRONTEND.analyze(line);
         assert!(!clauses.is_empty(), "{line}");
         for c in &clauses {
-            assert_eq!(c.ids.len(), c.phones.len(), "unknown symbol in {line}: {:?}", c.phones);
+            assert_eq!(
+                c.ids.len(),
+                c.phones.len(),
+                "unknown symbol in {line}: {:?}",
+                c.phones
+            );
             // Every hanzi got a syllable.
-            let hanzi = c.text.chars().filter(|ch| ('\u{4e00}'..='\u{9fff}').contains(ch)).count();
-            assert!(c.pinyin.len() >= hanzi, "{line}: {} syllables for {hanzi} hanzi", c.pinyin.len());
+            let hanzi = c
+                .text
+                .chars()
+                .filter(|ch| ('\u{4e00}'..='\u{9fff}').contains(ch))
+                .count();
+            assert!(
+                c.pinyin.len() >= hanzi,
+                "{line}: {} syllables for {hanzi} hanzi",
+                c.pinyin.len()
+            );
         }
         n += 1;
     }

@@ -185,7 +185,10 @@ impl PhraseCache {
 fn read_wav(path: &Path, rate: u32) -> Option<Pcm> {
     let reader = hound::WavReader::open(path).ok()?;
     let spec = reader.spec();
-    if spec.sample_rate != rate || spec.channels != 1 || spec.sample_format != hound::SampleFormat::Float {
+    if spec.sample_rate != rate
+        || spec.channels != 1
+        || spec.sample_format != hound::SampleFormat::Float
+    {
         return None;
     }
     let samples: Result<Vec<f32>, _> = reader.into_samples::<f32>().collect();
@@ -267,15 +270,15 @@ mod tests {
         assert_eq!(cache.stats().memory_hits, 1);
 
         // A different voice is a different entry.
-        let faster = VoiceParams {
-            speed: 1.2,
-            ..v
-        };
-        cache.get_or_synthesize("您好", &faster).expect("other voice");
+        let faster = VoiceParams { speed: 1.2, ..v };
+        cache
+            .get_or_synthesize("您好", &faster)
+            .expect("other voice");
         assert_eq!(synth.calls.load(Ordering::Relaxed), 2);
 
         // A fresh cache on the same directory serves from disk.
-        let cache2 = PhraseCache::new(synth.clone(), Some(dir.path().to_path_buf())).expect("cache");
+        let cache2 =
+            PhraseCache::new(synth.clone(), Some(dir.path().to_path_buf())).expect("cache");
         let c = cache2.get("您好", &v).expect("from disk");
         assert_eq!(c, a);
         assert_eq!(cache2.stats().disk_hits, 1);
@@ -289,7 +292,11 @@ mod tests {
         });
         let cache = Arc::new(PhraseCache::new(synth.clone(), None).expect("cache"));
         let v = VoiceParams::default();
-        let lines = vec!["第一句".to_string(), "第二句".to_string(), "第一句".to_string()];
+        let lines = vec![
+            "第一句".to_string(),
+            "第二句".to_string(),
+            "第一句".to_string(),
+        ];
         let report = cache
             .presynthesize(lines, v)
             .expect("thread")

@@ -314,7 +314,11 @@ impl TtsEngine {
     }
 
     /// Renders one analysed clause.
-    pub fn render_clause(&mut self, clause: &Clause, voice: &VoiceParams) -> Result<Vec<f32>, TtsError> {
+    pub fn render_clause(
+        &mut self,
+        clause: &Clause,
+        voice: &VoiceParams,
+    ) -> Result<Vec<f32>, TtsError> {
         self.render_ids(&clause.ids, voice)
     }
 
@@ -425,7 +429,8 @@ impl TtsWorker {
                 for job in rx {
                     match job {
                         Job::Speak { text, voice, reply } => {
-                            let result = engine.stream(&text, &voice, |c| reply.send(Ok(c)).is_ok());
+                            let result =
+                                engine.stream(&text, &voice, |c| reply.send(Ok(c)).is_ok());
                             if let Err(e) = result {
                                 let _ = reply.send(Err(e));
                             }

@@ -25,10 +25,15 @@ pub enum TtsError {
     #[error("cannot use {path}: {message}. Run `tingshuo models fetch` to (re)provision the model files.")]
     Data { path: PathBuf, message: String },
     #[error("ONNX Runtime failed while {stage}: {message}. Check that the TTS model files match the configured model pair (input/output names) and run `tingshuo models fetch` if they are damaged.")]
-    Ort { stage: &'static str, message: String },
+    Ort {
+        stage: &'static str,
+        message: String,
+    },
     #[error("nothing to say: {0:?} has no readable Chinese text, numbers or letters")]
     NothingToSay(String),
-    #[error("the TTS worker thread has stopped (an earlier error or a panic); create a new TtsWorker")]
+    #[error(
+        "the TTS worker thread has stopped (an earlier error or a panic); create a new TtsWorker"
+    )]
     WorkerGone,
     #[error("TTS cache I/O at {path}: {message}. Check the cache directory's permissions and free space.")]
     Cache { path: PathBuf, message: String },

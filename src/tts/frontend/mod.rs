@@ -111,14 +111,12 @@ impl SymbolTable {
             "n" | "ng" | "m" | "hm" | "hng" => "en",
             b => b,
         };
-        self.split
-            .get(base)
-            .map(|(i, f)| (i.as_str(), f.as_str()))
+        self.split.get(base).map(|(i, f)| (i.as_str(), f.as_str()))
     }
 }
 
 /// Particles that attach to the word before them (no prosodic boundary).
-const CLITICS: &str = "的了吗呢吧啊呀嘛着过们地得么哦";
+const CLITICS: &str = "的了吗呢吧啊呀嘛着过们地得么哦儿";
 
 /// The front-end: segmenter, pinyin tables and symbol table.
 pub struct Frontend {
@@ -174,7 +172,11 @@ impl Frontend {
                     // Keep the digits' characters for 一-sandhi context.
                     let chars: Vec<char> = r.text.chars().collect();
                     let units = if chars.len() == units.len() {
-                        chars.into_iter().map(Some).zip(units.into_iter().map(|u| u.1)).collect()
+                        chars
+                            .into_iter()
+                            .map(Some)
+                            .zip(units.into_iter().map(|u| u.1))
+                            .collect()
                     } else {
                         units
                     };
@@ -270,7 +272,9 @@ fn split_clauses(pieces: Vec<Piece>) -> Vec<(Vec<Piece>, ClauseEnd)> {
                 for c in t.chars() {
                     let end = match c {
                         '、' => Some(ClauseEnd::List),
-                        '，' | ',' | '；' | ';' | '：' | ':' | '\n' | '…' => Some(ClauseEnd::Comma),
+                        '，' | ',' | '；' | ';' | '：' | ':' | '\n' | '…' => {
+                            Some(ClauseEnd::Comma)
+                        }
                         '。' | '！' | '？' | '!' | '?' | '.' => Some(ClauseEnd::Sentence),
                         _ => None,
                     };

@@ -47,7 +47,10 @@ pub fn normalize(input: &str) -> Vec<Piece> {
         let mut cands: Vec<(usize, usize, Captures)> = RULES
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.re.captures_at(&s, pos).map(|c| (c.get(0).map_or(0, |m| m.start()), i, c)))
+            .filter_map(|(i, r)| {
+                r.re.captures_at(&s, pos)
+                    .map(|c| (c.get(0).map_or(0, |m| m.start()), i, c))
+            })
             .collect();
         if cands.is_empty() {
             push_text(&mut out, &s[pos..]);
@@ -71,7 +74,11 @@ pub fn normalize(input: &str) -> Vec<Piece> {
                 }
                 // `end` is relative to the match start when a rule consumes less than it matched.
                 let consumed = start + end;
-                pos = if consumed > pos { consumed } else { next_char(&s, pos) };
+                pos = if consumed > pos {
+                    consumed
+                } else {
+                    next_char(&s, pos)
+                };
                 done = true;
                 break;
             }
@@ -432,7 +439,10 @@ fn minutes_or_seconds(v: u32, digits: &str) -> Vec<Piece> {
 
 fn hour(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let h: u32 = c.get(1).parse().ok()?;
-    if h > 24 || c.prev_char().is_some_and(|p| p.is_ascii_digit() || p == '.') {
+    if h > 24
+        || c.prev_char()
+            .is_some_and(|p| p.is_ascii_digit() || p == '.')
+    {
         return None;
     }
     Some((
@@ -533,16 +543,37 @@ fn decimal(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
 
 /// Words after which a number is an identifier read digit by digit.
 const ID_KEYWORDS: &[&str] = &[
-    "号码", "电话", "手机", "单号", "编号", "工号", "尾号", "验证码", "账号", "帐号", "卡号",
-    "分机", "房间", "密码", "代码", "邮编", "身份证", "车牌", "航班", "车次", "QQ", "qq", "转",
+    "号码",
+    "电话",
+    "手机",
+    "单号",
+    "编号",
+    "工号",
+    "尾号",
+    "验证码",
+    "账号",
+    "帐号",
+    "卡号",
+    "分机",
+    "房间",
+    "密码",
+    "代码",
+    "邮编",
+    "身份证",
+    "车牌",
+    "航班",
+    "车次",
+    "QQ",
+    "qq",
+    "转",
 ];
 
 /// Measure words and units after which the count 2 is 两 and a long number is an amount.
 const MEASURES: &[&str] = &[
-    "个", "位", "次", "天", "件", "张", "种", "条", "台", "份", "本", "小时", "分钟", "秒钟",
-    "周", "年", "岁", "斤", "公斤", "块", "米", "公里", "家", "间", "遍", "趟", "杯", "瓶",
-    "辆", "名", "人", "样", "层", "项", "笔", "部", "倍", "口", "只", "双", "对", "套", "把",
-    "节", "门", "页", "句", "元", "毛", "星期", "礼拜", "万", "亿", "千", "百", "期", "户", "栋",
+    "个", "位", "次", "天", "件", "张", "种", "条", "台", "份", "本", "小时", "分钟", "秒钟", "周",
+    "年", "岁", "斤", "公斤", "块", "米", "公里", "家", "间", "遍", "趟", "杯", "瓶", "辆", "名",
+    "人", "样", "层", "项", "笔", "部", "倍", "口", "只", "双", "对", "套", "把", "节", "门", "页",
+    "句", "元", "毛", "星期", "礼拜", "万", "亿", "千", "百", "期", "户", "栋",
 ];
 
 fn integer(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
@@ -638,7 +669,13 @@ mod tests {
         normalize(s)
             .iter()
             .filter_map(|p| match p {
-                Piece::Said(r) => Some(r.syls.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")),
+                Piece::Said(r) => Some(
+                    r.syls
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
                 Piece::Text(_) => None,
             })
             .collect()

@@ -122,7 +122,7 @@ impl PinyinDict {
             let p = if i > 0 { Some(chars[i - 1]) } else { prev };
             let n = chars.get(i + 1).copied().or(next);
             let single_word = chars.len() == 1;
-            if let Some(s) = self.char_reading(c, p, n, single_word) {
+            if let Some(s) = self.char_reading(c, p, n, single_word, i == 0) {
                 out.push((c, s));
             }
             i += 1;
@@ -137,8 +137,9 @@ impl PinyinDict {
         prev: Option<char>,
         next: Option<char>,
         single_word: bool,
+        word_initial: bool,
     ) -> Option<Syl> {
-        if let Some((base, tone)) = polyphone_rule(c, prev, next, single_word) {
+        if let Some((base, tone)) = polyphone_rule(c, prev, next, single_word, word_initial) {
             return Some(Syl::new(base, tone, Source::Char));
         }
         self.chars.get(&c).cloned()
@@ -150,6 +151,12 @@ const PHRASE_FIXES: &[(&str, &str)] = &[
     ("还款", "huan2 kuan3"),
     ("还款日", "huan2 kuan3 ri4"),
     ("还上", "huan2 shang4"),
+    // Erhua words: 儿 is the -r suffix (Baker labels it er5), not ér.
+    ("这儿", "zhe4 er5"),
+    ("那儿", "na4 er5"),
+    ("哪儿", "na3 er5"),
+    ("一点儿", "yi4 dian3 er5"),
+    ("一会儿", "yi2 hui4 er5"),
 ];
 
 /// Context rules for frequent polyphones when no phrase decides.
@@ -159,6 +166,7 @@ fn polyphone_rule(
     prev: Option<char>,
     next: Option<char>,
     single_word: bool,
+    word_initial: bool,
 ) -> Option<(&'static str, u8)> {
     let next_in = |set: &str| next.is_some_and(|n| set.contains(n));
     let prev_in = |set: &str| prev.is_some_and(|p| set.contains(p));
@@ -166,6 +174,8 @@ fn polyphone_rule(
     Some(match c {
         // Particles: neutral tone unless a phrase (了解, 的确, 得到) said otherwise.
         '了' => ("le", 5),
+        // A lone 儿 after a word is the erhua suffix (一点儿 cut as 一点/儿).
+        '儿' if (single_word || !word_initial) && prev_hanzi => ("er", 5),
         '的' => ("de", 5),
         '着' => ("zhe", 5),
         '过' if single_word && prev_hanzi && !next_in("来去了") => ("guo", 5),
