@@ -86,6 +86,7 @@ fn tone_sandhi_as_the_corpus_labels_it() {
     assert_eq!(py("不是"), "bu2 shi4");
     assert_eq!(py("不用"), "bu2 yong4");
     assert_eq!(py("不好"), "bu4 hao3");
+    assert_eq!(py("能不能"), "neng2 bu5 neng2");
     // 一: yí before a fourth tone, yì before others, yī as a number.
     assert_eq!(py("一下"), "yi2 xia4");
     assert_eq!(py("一天"), "yi4 tian1");
@@ -186,4 +187,26 @@ fn every_corpus_sentence_maps_to_known_symbols() {
         n += 1;
     }
     assert!(n >= 40, "corpus has {n} sentences");
+}
+
+#[test]
+#[ignore = "prints the corpus analysis for manual review"]
+fn dump_corpus_pinyin() {
+    let extra = "尊敬的业主您好，因管道检修，本小区将于2025年1月1日凌晨0点到4点停水，请拨打400-810-1234。\n\
+                 您预约的时间是下午2:30，地点在3号楼302室。\n请发邮件到 wang.li2024@163.com，谢谢！\n\
+                 验证码是0371，有效期<10分钟，折扣8.5折，涨幅12.5%。";
+    for line in include_str!("data/corpus.txt")
+        .lines()
+        .chain(extra.lines())
+        .filter(|l| !l.starts_with('#'))
+    {
+        for c in FRONTEND.analyze(line) {
+            println!(
+                "{} | {} | {}",
+                c.text,
+                c.pinyin.join(" "),
+                c.phones.join(" ")
+            );
+        }
+    }
 }

@@ -158,6 +158,10 @@ fn open_session(env: &Environment, path: &Path, threads: usize) -> Result<Sessio
         .map_err(ort_err("setting intra-op threads"))?
         .with_inter_threads(1)
         .map_err(ort_err("setting inter-op threads"))?
+        // Spinning worker threads steal the cores the call path needs; short TTS runs
+        // gain little from it.
+        .with_intra_op_spinning(false)
+        .map_err(ort_err("disabling intra-op spinning"))?
         .commit_from_file(path)
         .map_err(|e| TtsError::Data {
             path: path.to_path_buf(),

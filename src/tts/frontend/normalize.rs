@@ -583,7 +583,13 @@ fn integer(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
         .trim_end_matches(|ch: char| ch.is_whitespace() || "是为:：#".contains(ch));
     let keyword = ID_KEYWORDS.iter().any(|k| before.ends_with(k));
     let measure = MEASURES.iter().any(|m| c.after.starts_with(m));
-    let reading = if keyword || (s.len() > 1 && s.starts_with('0')) || (s.len() >= 7 && !measure) {
+    // Room numbers are read digit by digit: 302室 → 三零二室.
+    let room = c.after.starts_with('室') || c.after.starts_with("号房");
+    let reading = if keyword
+        || (s.len() > 1 && s.starts_with('0'))
+        || (s.len() >= 7 && !measure)
+        || (room && s.len() >= 3)
+    {
         numbers::digits(s, true)
     } else if c.prev_char() == Some('第') {
         numbers::cardinal_er(s)
@@ -720,6 +726,7 @@ mod tests {
         assert_eq!(n("2000元"), "两千元");
         assert_eq!(n("12345"), "一万二千三百四十五");
         assert_eq!(n("105人"), "一百零五人");
+        assert_eq!(n("3号楼302室"), "三号楼三零二室");
     }
 
     #[test]
