@@ -111,6 +111,9 @@ pub struct ClauseAudio {
     /// Silence to play after this clause, in samples (0 after the last).
     pub pause_samples: usize,
     pub last: bool,
+    /// Time spent in the acoustic model and in the vocoder for this clause.
+    pub acoustic_ms: f32,
+    pub vocoder_ms: f32,
 }
 
 /// Pause after a clause, in seconds (about 0.2 s between clauses).
@@ -200,6 +203,8 @@ pub struct TtsEngine {
     cfg: ModelConfig,
     model_id: String,
     clauses_rendered: Arc<AtomicU64>,
+    /// (acoustic ms, vocoder ms) of the last render.
+    last_timing: (f32, f32),
 }
 
 impl TtsEngine {
@@ -231,6 +236,7 @@ impl TtsEngine {
             cfg,
             model_id,
             clauses_rendered: Arc::new(AtomicU64::new(0)),
+            last_timing: (0.0, 0.0),
         })
     }
 
@@ -255,6 +261,7 @@ impl TtsEngine {
     /// Renders one clause's ids to samples.
     pub fn render_ids(&mut self, ids: &[i32], voice: &VoiceParams) -> Result<Vec<f32>, TtsError> {
         self.clauses_rendered.fetch_add(1, Ordering::Relaxed);
+        let t0 = std::time::Instant::now();
         let cfg = &self.cfg;
         let scalar = |v: f32| Tensor::from_array(([1usize], vec![v]));
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(5);
@@ -299,6 +306,7 @@ impl TtsEngine {
         let mel_t = Tensor::from_array(([dims[0], dims[1], dims[2]], mel.to_vec()))
             .map_err(ort_err("building the vocoder input"))?;
         drop(outputs);
+        let t1 = std::time::Instant::now();
         let vin: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
             vec![(Cow::from(cfg.vocoder_input.as_str()), mel_t.into())];
         let outputs = self
@@ -314,7 +322,12 @@ impl TtsEngine {
         let (_, samples) = wav
             .try_extract_tensor::<f32>()
             .map_err(ort_err("reading the waveform"))?;
-        Ok(samples.to_vec())
+        let samples = samples.to_vec();
+        self.last_timing = (
+            (t1 - t0).as_secs_f32() * 1000.0,
+            t1.elapsed().as_secs_f32() * 1000.0,
+        );
+        Ok(samples)
     }
 
     /// Renders one analysed clause.
@@ -353,6 +366,8 @@ impl TtsEngine {
                 samples,
                 pause_samples: pause,
                 last,
+                acoustic_ms: self.last_timing.0,
+                vocoder_ms: self.last_timing.1,
             });
             if !go_on {
                 break;

@@ -240,3 +240,61 @@ fn polyphone_rule(
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny table in pypinyin's format (the full one is tested in tests/tts_frontend.rs).
+    fn dict() -> PinyinDict {
+        let phrases: HashMap<String, Vec<Vec<String>>> =
+            [("银行", vec!["yín", "háng"]), ("还款", vec!["hái", "kuǎn"])]
+                .into_iter()
+                .map(|(w, r)| {
+                    (
+                        w.to_string(),
+                        r.into_iter().map(|p| vec![p.to_string()]).collect(),
+                    )
+                })
+                .collect();
+        let chars: HashMap<String, String> = [
+            ('银', "yín"),
+            ('行', "xíng,háng"),
+            ('卡', "kǎ,qiǎ"),
+            ('还', "hái,huán"),
+            ('钱', "qián"),
+            ('了', "le,liǎo"),
+            ('重', "zhòng,chóng"),
+            ('新', "xīn"),
+        ]
+        .into_iter()
+        .map(|(c, r)| ((c as u32).to_string(), r.to_string()))
+        .collect();
+        PinyinDict::from_tables(phrases, chars)
+    }
+
+    fn read(d: &PinyinDict, w: &str) -> String {
+        d.word(w, None, None)
+            .iter()
+            .map(|(_, s)| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn longest_phrase_then_characters() {
+        let d = dict();
+        assert_eq!(read(&d, "银行卡"), "yin2 hang2 ka3");
+        // The correction table overrides pypinyin's 还款.
+        assert_eq!(read(&d, "还款"), "huan2 kuan3");
+    }
+
+    #[test]
+    fn rule_table_decides_lone_polyphones() {
+        let d = dict();
+        assert_eq!(read(&d, "还钱"), "huan2 qian2");
+        assert_eq!(read(&d, "重新"), "chong2 xin1");
+        assert_eq!(read(&d, "了"), "le5");
+        assert_eq!(read(&d, "行"), "xing2");
+    }
+}
