@@ -104,6 +104,8 @@ fn normalised_text_reaches_pinyin() {
     assert_eq!(py("凌晨0点到4点"), "ling2 chen2 ling2 dian3 dao4 si4 dian3");
     assert_eq!(py("<10分钟"), "xiao3 yu2 shi2 fen1 zhong1");
     assert_eq!(py("2个"), "liang3 ge4");
+    assert_eq!(py("1天"), "yi4 tian1");
+    assert_eq!(py("1次"), "yi2 ci4");
     assert_eq!(py("1:00"), "yi1 dian3");
     assert_eq!(py("a@b.cn"), "ei1 ai4 te4 bi4 dian3 xi1 en1");
 }

@@ -195,7 +195,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             unit,
         ),
         rule(r"(\d+)\.(\d+)", decimal),
-        rule(r"\d+", integer),
+        rule(r"\d{1,3}(?:,\d{3})+|\d+", integer),
         rule(r"[\-~～—–]+\s*", dash),
         rule(r"<=|>=|≤|≥|<|>|=|\+|×|÷|@|#|\*|&", symbol),
         rule(r"[A-Za-z]+", letters),
@@ -577,7 +577,13 @@ const MEASURES: &[&str] = &[
 ];
 
 fn integer(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
-    let s = c.get(0);
+    let grouped = c.get(0);
+    if grouped.contains(',') {
+        // Thousands separators: always an amount.
+        let digits: String = grouped.chars().filter(char::is_ascii_digit).collect();
+        return Some((vec![Piece::Said(numbers::cardinal(&digits))], c.len()));
+    }
+    let s = grouped;
     let before = c
         .before
         .trim_end_matches(|ch: char| ch.is_whitespace() || "是为:：#".contains(ch));
@@ -593,6 +599,10 @@ fn integer(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
         numbers::digits(s, true)
     } else if c.prev_char() == Some('第') {
         numbers::cardinal_er(s)
+    } else if s == "1" && measure {
+        // A count of one before a measure word takes 一's tone sandhi (一天 yì, 一个 yí),
+        // so it goes on as text for the sandhi stage.
+        return Some((vec![text("一")], c.len()));
     } else if s.trim_start_matches('0') == "2" && measure {
         numbers::liang()
     } else if s.trim_start_matches('0') == "2" {
@@ -727,6 +737,8 @@ mod tests {
         assert_eq!(n("12345"), "一万二千三百四十五");
         assert_eq!(n("105人"), "一百零五人");
         assert_eq!(n("3号楼302室"), "三号楼三零二室");
+        assert_eq!(n("1,280元"), "一千二百八十元");
+        assert_eq!(n("1天"), "一天");
     }
 
     #[test]
