@@ -594,6 +594,7 @@ fn integer(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let reading = if keyword
         || (s.len() > 1 && s.starts_with('0'))
         || (s.len() >= 7 && !measure)
+        || s.len() > 16
         || (room && s.len() >= 3)
     {
         numbers::digits(s, true)
@@ -788,6 +789,15 @@ mod tests {
         assert_eq!(n("5kg"), "五公斤");
         assert_eq!(n("100GB"), "一百G");
         assert_eq!(n("ok"), "OK");
+    }
+
+    proptest::proptest! {
+        /// Any input normalises without panicking and leaves no digit unread.
+        #[test]
+        fn never_panics_and_reads_every_digit(input in "[0-9a-zA-Z@.:%<>=+\\-~/¥，。 天个号点月年日元0-9]{0,40}") {
+            let out = normalize_to_string(&input);
+            proptest::prop_assert!(!out.chars().any(|c| c.is_ascii_digit()), "{input:?} -> {out:?}");
+        }
     }
 
     #[test]
