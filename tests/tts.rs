@@ -188,3 +188,32 @@ fn text_without_anything_to_say_is_an_error() {
         .expect_err("nothing to say");
     assert!(err.to_string().contains("nothing to say"), "{err}");
 }
+
+#[test]
+#[ignore = "prints a prosody-mark comparison for manual review"]
+fn compare_prosody_marks() {
+    use tingshuo::tts::frontend::{Frontend, Prosody};
+    use tingshuo::tts::TtsEngine;
+    let paths = ModelPaths::default_cache();
+    for prosody in [Prosody::WordBoundaries, Prosody::Flat] {
+        let mut fe = Frontend::load(&paths).expect("frontend");
+        fe.prosody = prosody;
+        let mut e = TtsEngine::with_frontend(&paths, ModelConfig::baker(&paths), Arc::new(fe))
+            .expect("engine");
+        for text in [
+            "我们明天上午九点过来检修",
+            "请问您方便接听电话吗",
+            "这张银行卡还能用吗",
+        ] {
+            let a = e.synthesize(text, &VoiceParams::default()).expect("synth");
+            let dir = std::env::temp_dir()
+                .join(format!("prosody-{prosody:?}-{}.wav", text.chars().count()));
+            tingshuo::audio::write_wav(&dir, &a, 24000).expect("wav");
+            println!(
+                "{prosody:?} {text}: {:.3} s -> {}",
+                a.len() as f32 / 24000.0,
+                dir.display()
+            );
+        }
+    }
+}

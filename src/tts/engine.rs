@@ -46,6 +46,10 @@ pub struct ModelConfig {
     pub sample_rate: u32,
     /// ONNX Runtime intra-op threads per session.
     pub threads: usize,
+    /// Trim the silence the model renders for `sil` at clause edges (up to ~0.2 s),
+    /// keeping a short margin, so the first sound plays sooner and pauses between
+    /// clauses are the configured length.
+    pub trim_silence: bool,
 }
 
 impl ModelConfig {
@@ -66,6 +70,7 @@ impl ModelConfig {
             speaker_id: 0,
             sample_rate: 24_000,
             threads: 1,
+            trim_silence: true,
         }
     }
 }
@@ -124,6 +129,33 @@ fn pause_seconds(end: ClauseEnd) -> f32 {
         ClauseEnd::Sentence => 0.3,
         ClauseEnd::End => 0.0,
     }
+}
+
+/// Cuts leading/trailing silence: 10 ms windows quieter than 30 dB below the loudest
+/// window are silence; 30 ms are kept before the first sound and 60 ms after the last
+/// (quiet onsets such as s/f stay intact).
+fn trim_edges(mut samples: Vec<f32>, rate: u32) -> Vec<f32> {
+    let win = (rate / 100).max(1) as usize;
+    let rms: Vec<f32> = samples
+        .chunks(win)
+        .map(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt())
+        .collect();
+    let loudest = rms.iter().fold(0.0f32, |m, &v| m.max(v));
+    if loudest <= 0.0 {
+        return samples;
+    }
+    let threshold = loudest * 0.0316;
+    let (Some(first), Some(last)) = (
+        rms.iter().position(|&v| v > threshold),
+        rms.iter().rposition(|&v| v > threshold),
+    ) else {
+        return samples;
+    };
+    let start = (first * win).saturating_sub(3 * win);
+    let end = ((last + 1) * win + 6 * win).min(samples.len());
+    samples.truncate(end);
+    samples.drain(..start);
+    samples
 }
 
 static ORT_ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
@@ -330,13 +362,18 @@ impl TtsEngine {
         Ok(samples)
     }
 
-    /// Renders one analysed clause.
+    /// Renders one analysed clause (edge silence trimmed when configured).
     pub fn render_clause(
         &mut self,
         clause: &Clause,
         voice: &VoiceParams,
     ) -> Result<Vec<f32>, TtsError> {
-        self.render_ids(&clause.ids, voice)
+        let samples = self.render_ids(&clause.ids, voice)?;
+        Ok(if self.cfg.trim_silence {
+            trim_edges(samples, self.cfg.sample_rate)
+        } else {
+            samples
+        })
     }
 
     /// Renders `text` clause by clause, handing each to `sink` as soon as it is ready.
@@ -531,5 +568,24 @@ impl Drop for TtsWorker {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_the_sound_and_a_margin() {
+        let rate = 24_000;
+        let mut x = vec![0.0f32; 4800]; // 200 ms silence
+        x.extend((0..2400).map(|i| (i as f32 * 0.1).sin() * 0.5)); // 100 ms tone
+        x.extend(vec![0.0f32; 4800]);
+        let y = trim_edges(x, rate);
+        // 30 ms + 100 ms + 60 ms.
+        assert_eq!(y.len(), 720 + 2400 + 1440);
+        assert!(y[720..720 + 2400].iter().any(|v| v.abs() > 0.4));
+        // All silence stays as it is.
+        assert_eq!(trim_edges(vec![0.0; 100], rate).len(), 100);
     }
 }
