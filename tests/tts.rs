@@ -155,6 +155,24 @@ fn cached_line_is_served_without_a_synthesis_call() {
 }
 
 #[test]
+fn dynamic_text_streams_its_first_clause_before_the_rest() {
+    let w = WORKER.clone();
+    let cache = PhraseCache::new(w, None).expect("cache");
+    let text = "您的预约时间是下午2:30，地点在3号楼302室，请提前十分钟到达。";
+    let Ok(tingshuo::tts::Speech::Streaming(mut s)) = cache.speak(text, &VoiceParams::default())
+    else {
+        panic!("uncached text must stream");
+    };
+    let first = s.next().expect("a clause").expect("rendered");
+    assert_eq!(first.index, 0);
+    assert!(!first.last, "three clauses expected");
+    assert_eq!(first.text, "您的预约时间是下午两点三十分");
+    let rest: Vec<_> = s.collect::<Result<_, _>>().expect("rest");
+    assert_eq!(rest.len(), 2);
+    assert!(rest[1].last);
+}
+
+#[test]
 fn say_writes_a_telephone_rate_wav() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("line.wav");

@@ -438,6 +438,18 @@ pub struct ClauseStream {
     rx: Receiver<Result<ClauseAudio, TtsError>>,
 }
 
+impl ClauseStream {
+    /// A stream over clauses sent by another renderer.
+    pub fn from_receiver(rx: Receiver<Result<ClauseAudio, TtsError>>) -> Self {
+        Self { rx }
+    }
+
+    /// The next clause if one is already rendered (never blocks: for a real-time loop).
+    pub fn try_next(&mut self) -> Option<Result<ClauseAudio, TtsError>> {
+        self.rx.try_recv().ok()
+    }
+}
+
 impl Iterator for ClauseStream {
     type Item = Result<ClauseAudio, TtsError>;
     fn next(&mut self) -> Option<Self::Item> {

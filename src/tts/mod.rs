@@ -13,8 +13,8 @@ pub mod frontend;
 
 use std::path::PathBuf;
 
-pub use cache::{PhraseCache, Synthesize};
-pub use engine::{ClauseAudio, ModelConfig, TtsEngine, TtsWorker, VoiceParams};
+pub use cache::{PhraseCache, Speech, Synthesize};
+pub use engine::{ClauseAudio, ClauseStream, ModelConfig, TtsEngine, TtsWorker, VoiceParams};
 pub use frontend::{Clause, Frontend};
 
 /// Errors from the TTS module. Each names the problem and the fix.
