@@ -173,6 +173,33 @@ fn dynamic_text_streams_its_first_clause_before_the_rest() {
 }
 
 #[test]
+fn interactive_requests_overtake_queued_presynthesis() {
+    // A private worker, so other tests' requests do not interleave.
+    let paths = ModelPaths::default_cache();
+    let w = TtsWorker::spawn(&paths, ModelConfig::baker(&paths)).expect("worker");
+    let v = VoiceParams::default();
+    let long = "尊敬的业主您好，因管道检修，本小区明天凌晨零点到四点停水，请您提前储水，感谢您的理解与配合。";
+    let bg: Vec<_> = (0..4)
+        .map(|_| w.stream_background(long, v).expect("queued"))
+        .collect();
+    let urgent: Vec<_> = w
+        .stream("好的，马上为您查询。", v)
+        .expect("queued")
+        .collect::<Result<_, _>>()
+        .expect("urgent");
+    let bg_seqs: Vec<u64> = bg
+        .into_iter()
+        .map(|s| s.collect::<Result<Vec<_>, _>>().expect("bg")[0].request_seq)
+        .collect();
+    // The call's line runs first, or second when the first background line had already
+    // been taken up; the background lines keep their order.
+    let u = urgent[0].request_seq;
+    assert!(u <= 2, "urgent ran as request {u}, background {bg_seqs:?}");
+    let expected: Vec<u64> = (1..=5).filter(|&k| k != u).collect();
+    assert_eq!(bg_seqs, expected);
+}
+
+#[test]
 fn say_writes_a_telephone_rate_wav() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("line.wav");

@@ -19,6 +19,10 @@ use super::TtsError;
 /// Something that renders whole lines (the real one is [`TtsWorker`]).
 pub trait Synthesize: Send + Sync {
     fn synthesize(&self, text: &str, voice: VoiceParams) -> Result<Vec<f32>, TtsError>;
+    /// The same at low priority (pre-synthesis must not delay a waiting call).
+    fn synthesize_background(&self, text: &str, voice: VoiceParams) -> Result<Vec<f32>, TtsError> {
+        self.synthesize(text, voice)
+    }
     /// Identifies the voice/model; part of every cache key.
     fn model_id(&self) -> &str;
     fn sample_rate(&self) -> u32;
@@ -33,6 +37,7 @@ pub trait Synthesize: Send + Sync {
             samples,
             pause_samples: 0,
             last: true,
+            request_seq: 0,
             acoustic_ms: 0.0,
             vocoder_ms: 0.0,
         }));
@@ -60,6 +65,9 @@ impl Synthesize for TtsWorker {
     }
     fn stream(&self, text: &str, voice: VoiceParams) -> Result<ClauseStream, TtsError> {
         TtsWorker::stream(self, text, voice)
+    }
+    fn synthesize_background(&self, text: &str, voice: VoiceParams) -> Result<Vec<f32>, TtsError> {
+        TtsWorker::synthesize_background(self, text, voice)
     }
 }
 
@@ -148,10 +156,18 @@ impl PhraseCache {
 
     /// Cached audio, or synthesise now and cache it.
     pub fn get_or_synthesize(&self, text: &str, voice: &VoiceParams) -> Result<Pcm, TtsError> {
+        self.fetch(text, voice, false)
+    }
+
+    fn fetch(&self, text: &str, voice: &VoiceParams, background: bool) -> Result<Pcm, TtsError> {
         if let Some(p) = self.get(text, voice) {
             return Ok(p);
         }
-        let samples = self.synth.synthesize(text, *voice)?;
+        let samples = if background {
+            self.synth.synthesize_background(text, *voice)?
+        } else {
+            self.synth.synthesize(text, *voice)?
+        };
         self.syntheses.fetch_add(1, Ordering::Relaxed);
         let pcm: Pcm = samples.into();
         let key = self.key(text, voice);
@@ -171,8 +187,9 @@ impl PhraseCache {
         }
     }
 
-    /// Renders `lines` on a background thread (script load / call set-up). Lines already
-    /// cached cost nothing. Join the handle to wait; lines become available as they finish.
+    /// Renders `lines` on a background thread (script load / call set-up) at background
+    /// priority, so a call waiting for dynamic text is served first. Lines already cached
+    /// cost nothing. Join the handle to wait; lines become available as they finish.
     pub fn presynthesize(
         self: &Arc<Self>,
         lines: Vec<String>,
@@ -191,7 +208,7 @@ impl PhraseCache {
                         report.already_cached += 1;
                         continue;
                     }
-                    match cache.get_or_synthesize(&line, &voice) {
+                    match cache.fetch(&line, &voice, true) {
                         Ok(_) => report.synthesized += 1,
                         Err(e) => report.failed.push((line, e.to_string())),
                     }
@@ -202,6 +219,11 @@ impl PhraseCache {
                 path: PathBuf::from("<thread>"),
                 message: format!("cannot start the pre-synthesis thread: {e}"),
             })
+    }
+
+    /// Where rendered lines persist by default: `$CACHE/tts-lines`.
+    pub fn default_dir(paths: &crate::models::ModelPaths) -> PathBuf {
+        paths.cache.join("tts-lines")
     }
 
     pub fn stats(&self) -> CacheStats {

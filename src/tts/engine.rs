@@ -116,6 +116,9 @@ pub struct ClauseAudio {
     /// Silence to play after this clause, in samples (0 after the last).
     pub pause_samples: usize,
     pub last: bool,
+    /// Order in which the worker took up the request (0 for direct engine use);
+    /// shows that interactive requests overtake queued pre-synthesis.
+    pub request_seq: u64,
     /// Time spent in the acoustic model and in the vocoder for this clause.
     pub acoustic_ms: f32,
     pub vocoder_ms: f32,
@@ -403,6 +406,7 @@ impl TtsEngine {
                 samples,
                 pause_samples: pause,
                 last,
+                request_seq: 0,
                 acoustic_ms: self.last_timing.0,
                 vocoder_ms: self.last_timing.1,
             });
@@ -461,6 +465,8 @@ impl Iterator for ClauseStream {
 /// [`ClauseStream`]. Cheap to share behind an `Arc`.
 pub struct TtsWorker {
     tx: Option<Sender<Job>>,
+    /// Pre-synthesis jobs: served only when no interactive request waits.
+    bg_tx: Option<Sender<Job>>,
     handle: Option<JoinHandle<()>>,
     model_id: String,
     sample_rate: u32,
@@ -473,6 +479,7 @@ impl TtsWorker {
     /// Starts the worker thread and loads the models on it; returns once loaded.
     pub fn spawn(paths: &ModelPaths, cfg: ModelConfig) -> Result<Self, TtsError> {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let (bg_tx, bg_rx) = crossbeam_channel::unbounded::<Job>();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let paths = paths.clone();
         let handle = std::thread::Builder::new()
@@ -494,11 +501,21 @@ impl TtsWorker {
                 if ready_tx.send(Ok(info)).is_err() {
                     return;
                 }
-                for job in rx {
+                let mut seq = 0u64;
+                loop {
+                    // Interactive requests (a call waiting) go before pre-synthesis.
+                    let job = crossbeam_channel::select_biased! {
+                        recv(rx) -> j => j,
+                        recv(bg_rx) -> j => j,
+                    };
+                    let Ok(job) = job else { break };
+                    seq += 1;
                     match job {
                         Job::Speak { text, voice, reply } => {
-                            let result =
-                                engine.stream(&text, &voice, |c| reply.send(Ok(c)).is_ok());
+                            let result = engine.stream(&text, &voice, |mut c| {
+                                c.request_seq = seq;
+                                reply.send(Ok(c)).is_ok()
+                            });
                             if let Err(e) = result {
                                 let _ = reply.send(Err(e));
                             }
@@ -514,6 +531,7 @@ impl TtsWorker {
             ready_rx.recv().map_err(|_| TtsError::WorkerGone)??;
         Ok(Self {
             tx: Some(tx),
+            bg_tx: Some(bg_tx),
             handle: Some(handle),
             model_id,
             sample_rate,
@@ -525,10 +543,29 @@ impl TtsWorker {
 
     /// Queues `text`; clauses arrive on the returned stream as they are rendered.
     pub fn stream(&self, text: &str, voice: VoiceParams) -> Result<ClauseStream, TtsError> {
+        self.queue(text, voice, false)
+    }
+
+    /// Like [`TtsWorker::stream`] at background priority (pre-synthesis): runs only when
+    /// no interactive request is waiting.
+    pub fn stream_background(
+        &self,
+        text: &str,
+        voice: VoiceParams,
+    ) -> Result<ClauseStream, TtsError> {
+        self.queue(text, voice, true)
+    }
+
+    fn queue(
+        &self,
+        text: &str,
+        voice: VoiceParams,
+        background: bool,
+    ) -> Result<ClauseStream, TtsError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = crossbeam_channel::unbounded();
-        self.tx
-            .as_ref()
+        let tx = if background { &self.bg_tx } else { &self.tx };
+        tx.as_ref()
             .ok_or(TtsError::WorkerGone)?
             .send(Job::Speak {
                 text: text.to_string(),
@@ -541,13 +578,16 @@ impl TtsWorker {
 
     /// Renders all of `text` (with pauses) and waits for it.
     pub fn synthesize(&self, text: &str, voice: VoiceParams) -> Result<Vec<f32>, TtsError> {
-        let mut out = Vec::new();
-        for clause in self.stream(text, voice)? {
-            let c = clause?;
-            out.extend_from_slice(&c.samples);
-            out.resize(out.len() + c.pause_samples, 0.0);
-        }
-        Ok(out)
+        collect(self.stream(text, voice)?)
+    }
+
+    /// [`TtsWorker::synthesize`] at background priority.
+    pub fn synthesize_background(
+        &self,
+        text: &str,
+        voice: VoiceParams,
+    ) -> Result<Vec<f32>, TtsError> {
+        collect(self.stream_background(text, voice)?)
     }
 
     pub fn model_id(&self) -> &str {
@@ -573,10 +613,22 @@ impl TtsWorker {
     }
 }
 
+/// Joins a clause stream into one signal with the pauses.
+fn collect(stream: ClauseStream) -> Result<Vec<f32>, TtsError> {
+    let mut out = Vec::new();
+    for clause in stream {
+        let c = clause?;
+        out.extend_from_slice(&c.samples);
+        out.resize(out.len() + c.pause_samples, 0.0);
+    }
+    Ok(out)
+}
+
 impl Drop for TtsWorker {
     fn drop(&mut self) {
         // Closing the queue ends the thread after the current job.
         self.tx.take();
+        self.bg_tx.take();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
