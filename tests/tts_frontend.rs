@@ -212,3 +212,12 @@ fn dump_corpus_pinyin() {
         }
     }
 }
+
+#[test]
+fn every_latin_letter_is_sayable() {
+    let c = &FRONTEND.analyze("ABCDEFGHIJKLMNOPQRSTUVWXYZ")[0];
+    // 18 one-syllable names, 6 two-syllable (F H L M R S), 2 three-syllable (W X).
+    assert_eq!(c.pinyin.len(), 36, "{:?}", c.pinyin);
+    assert_eq!(c.ids.len(), c.phones.len());
+    assert_eq!(py("WiFi"), "wai1 fei1");
+}

@@ -197,6 +197,10 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(r"(\d+)\.(\d+)", decimal),
         rule(r"\d{1,3}(?:,\d{3})+|\d+", integer),
         rule(r"[\-~～—–]+\s*", dash),
+        rule(
+            r"/\s*(月|天|日|年|人|次|小时|分钟|周|个|件|斤|公斤|度|台|张)",
+            per_unit,
+        ),
         rule(r"<=|>=|≤|≥|<|>|=|\+|×|÷|@|#|\*|&", symbol),
         rule(r"[A-Za-z]+", letters),
     ]
@@ -633,6 +637,11 @@ fn dash(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     None
 }
 
+/// `50元/月` → 五十元每月.
+fn per_unit(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
+    Some((vec![text("每"), text(c.get(1))], c.len()))
+}
+
 fn symbol(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let word = match c.get(0) {
         "<=" | "≤" => "小于等于",
@@ -654,6 +663,18 @@ fn symbol(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
 
 fn letters(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let s = c.get(0);
+    if s.eq_ignore_ascii_case("wifi") {
+        return Some((
+            vec![Piece::Said(Reading {
+                text: "WIFI".to_string(),
+                syls: vec![
+                    Syl::new("wai", 1, Source::Spelled),
+                    Syl::new("fei", 1, Source::Spelled),
+                ],
+            })],
+            c.len(),
+        ));
+    }
     if s.eq_ignore_ascii_case("ok") {
         return Some((
             vec![Piece::Said(Reading {
@@ -761,6 +782,7 @@ mod tests {
         assert_eq!(n("3-5天"), "三到五天");
         assert_eq!(n("周一~周五"), "周一到周五");
         assert_eq!(n("1+1=2"), "一加一等于二");
+        assert_eq!(n("50元/月"), "五十元每月");
     }
 
     #[test]
