@@ -192,32 +192,32 @@ fn every_corpus_sentence_maps_to_known_symbols() {
 }
 
 #[test]
-#[ignore = "prints the corpus analysis for manual review"]
-fn dump_corpus_pinyin() {
-    let extra = "尊敬的业主您好，因管道检修，本小区将于2025年1月1日凌晨0点到4点停水，请拨打400-810-1234。\n\
-                 您预约的时间是下午2:30，地点在3号楼302室。\n请发邮件到 wang.li2024@163.com，谢谢！\n\
-                 验证码是0371，有效期<10分钟，折扣8.5折，涨幅12.5%。";
-    for line in include_str!("data/corpus.txt")
-        .lines()
-        .chain(extra.lines())
-        .filter(|l| !l.starts_with('#'))
-    {
-        for c in FRONTEND.analyze(line) {
-            println!(
-                "{} | {} | {}",
-                c.text,
-                c.pinyin.join(" "),
-                c.phones.join(" ")
-            );
-        }
-    }
-}
-
-#[test]
 fn every_latin_letter_is_sayable() {
     let c = &FRONTEND.analyze("ABCDEFGHIJKLMNOPQRSTUVWXYZ")[0];
     // 18 one-syllable names, 6 two-syllable (F H L M R S), 2 three-syllable (W X).
     assert_eq!(c.pinyin.len(), 36, "{:?}", c.pinyin);
     assert_eq!(c.ids.len(), c.phones.len());
     assert_eq!(py("WiFi"), "wai1 fei1");
+}
+
+#[test]
+fn long_first_clause_is_cut_for_a_fast_start() {
+    let text = "您预约的时间是下午两点三十分，请准时到达。";
+    let whole = FRONTEND.analyze(text);
+    let cut = FRONTEND.analyze_with(text, Some(8));
+    assert_eq!(whole.len(), 2);
+    assert_eq!(cut.len(), 3);
+    assert_eq!(cut[0].end, ClauseEnd::Join);
+    assert!(
+        (4..=8).contains(&cut[0].pinyin.len()),
+        "{:?}",
+        cut[0].pinyin
+    );
+    // Same syllables (sandhi decided on the whole clause), same text.
+    let syl =
+        |cs: &[tingshuo::tts::Clause]| cs.iter().flat_map(|c| c.pinyin.clone()).collect::<Vec<_>>();
+    assert_eq!(syl(&cut), syl(&whole));
+    assert_eq!(format!("{}{}", cut[0].text, cut[1].text), whole[0].text);
+    // Short first clauses stay whole.
+    assert_eq!(FRONTEND.analyze_with("好的，再见。", Some(8)).len(), 2);
 }

@@ -50,6 +50,9 @@ pub struct ModelConfig {
     /// keeping a short margin, so the first sound plays sooner and pauses between
     /// clauses are the configured length.
     pub trim_silence: bool,
+    /// Interactive requests cut a first clause longer than this many syllables at a
+    /// word boundary so the first audio is ready sooner (pre-synthesis never cuts).
+    pub first_chunk_syllables: Option<usize>,
 }
 
 impl ModelConfig {
@@ -71,6 +74,7 @@ impl ModelConfig {
             sample_rate: 24_000,
             threads: 1,
             trim_silence: true,
+            first_chunk_syllables: Some(8),
         }
     }
 }
@@ -130,7 +134,7 @@ fn pause_seconds(end: ClauseEnd) -> f32 {
         ClauseEnd::List => 0.12,
         ClauseEnd::Comma => 0.2,
         ClauseEnd::Sentence => 0.3,
-        ClauseEnd::End => 0.0,
+        ClauseEnd::End | ClauseEnd::Join => 0.0,
     }
 }
 
@@ -385,9 +389,21 @@ impl TtsEngine {
         &mut self,
         text: &str,
         voice: &VoiceParams,
+        sink: impl FnMut(ClauseAudio) -> bool,
+    ) -> Result<(), TtsError> {
+        self.stream_with(text, voice, None, sink)
+    }
+
+    /// [`TtsEngine::stream`] with a first clause cut after at most `first_chunk`
+    /// syllables (see [`Frontend::analyze_with`]).
+    pub fn stream_with(
+        &mut self,
+        text: &str,
+        voice: &VoiceParams,
+        first_chunk: Option<usize>,
         mut sink: impl FnMut(ClauseAudio) -> bool,
     ) -> Result<(), TtsError> {
-        let clauses = self.frontend.analyze(text);
+        let clauses = self.frontend.analyze_with(text, first_chunk);
         if clauses.is_empty() {
             return Err(TtsError::NothingToSay(text.to_string()));
         }
@@ -433,6 +449,8 @@ enum Job {
     Speak {
         text: String,
         voice: VoiceParams,
+        /// Cut a long first clause (interactive requests only).
+        fast_start: bool,
         reply: Sender<Result<ClauseAudio, TtsError>>,
     },
 }
@@ -502,6 +520,7 @@ impl TtsWorker {
                     return;
                 }
                 let mut seq = 0u64;
+                let first_chunk = engine.cfg.first_chunk_syllables;
                 loop {
                     // Interactive requests (a call waiting) go before pre-synthesis.
                     let job = crossbeam_channel::select_biased! {
@@ -511,8 +530,14 @@ impl TtsWorker {
                     let Ok(job) = job else { break };
                     seq += 1;
                     match job {
-                        Job::Speak { text, voice, reply } => {
-                            let result = engine.stream(&text, &voice, |mut c| {
+                        Job::Speak {
+                            text,
+                            voice,
+                            fast_start,
+                            reply,
+                        } => {
+                            let chunk = if fast_start { first_chunk } else { None };
+                            let result = engine.stream_with(&text, &voice, chunk, |mut c| {
                                 c.request_seq = seq;
                                 reply.send(Ok(c)).is_ok()
                             });
@@ -570,6 +595,7 @@ impl TtsWorker {
             .send(Job::Speak {
                 text: text.to_string(),
                 voice,
+                fast_start: !background,
                 reply,
             })
             .map_err(|_| TtsError::WorkerGone)?;
