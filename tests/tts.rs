@@ -28,7 +28,7 @@ fn sentence_is_audible_with_plausible_duration() {
         .expect("synthesis");
     let secs = audio.len() as f32 / w.sample_rate() as f32;
     let syllables = w.frontend().pinyin(LINE).split(' ').count();
-    assert_eq!(syllables, 22);
+    assert_eq!(syllables, 23);
     // Mandarin read at 3-7 syllables per second, plus two clause pauses.
     assert!(
         secs > syllables as f32 / 7.0 && secs < syllables as f32 / 3.0 + 0.6,
@@ -155,6 +155,53 @@ fn cached_line_is_served_without_a_synthesis_call() {
 }
 
 #[test]
+fn dynamic_text_streams_its_first_clause_before_the_rest() {
+    let w = WORKER.clone();
+    let cache = PhraseCache::new(w, None).expect("cache");
+    let text = "您的预约时间是下午2:30，地点在3号楼302室，请提前十分钟到达。";
+    let Ok(tingshuo::tts::Speech::Streaming(mut s)) = cache.speak(text, &VoiceParams::default())
+    else {
+        panic!("uncached text must stream");
+    };
+    let first = s.next().expect("a clause").expect("rendered");
+    assert_eq!(first.index, 0);
+    // The 14-syllable first clause is cut at a word boundary for a faster start.
+    assert!(first.text.chars().count() <= 8, "{}", first.text);
+    assert!("您的预约时间是下午两点三十分".starts_with(&first.text));
+    assert_eq!(first.pause_samples, 0);
+    let rest: Vec<_> = s.collect::<Result<_, _>>().expect("rest");
+    assert_eq!(rest.len(), 3);
+    assert!(rest[2].last);
+}
+
+#[test]
+fn interactive_requests_overtake_queued_presynthesis() {
+    // A private worker, so other tests' requests do not interleave.
+    let paths = ModelPaths::default_cache();
+    let w = TtsWorker::spawn(&paths, ModelConfig::baker(&paths)).expect("worker");
+    let v = VoiceParams::default();
+    let long = "尊敬的业主您好，因管道检修，本小区明天凌晨零点到四点停水，请您提前储水，感谢您的理解与配合。";
+    let bg: Vec<_> = (0..4)
+        .map(|_| w.stream_background(long, v).expect("queued"))
+        .collect();
+    let urgent: Vec<_> = w
+        .stream("好的，马上为您查询。", v)
+        .expect("queued")
+        .collect::<Result<_, _>>()
+        .expect("urgent");
+    let bg_seqs: Vec<u64> = bg
+        .into_iter()
+        .map(|s| s.collect::<Result<Vec<_>, _>>().expect("bg")[0].request_seq)
+        .collect();
+    // The call's line runs first, or second when the first background line had already
+    // been taken up; the background lines keep their order.
+    let u = urgent[0].request_seq;
+    assert!(u <= 2, "urgent ran as request {u}, background {bg_seqs:?}");
+    let expected: Vec<u64> = (1..=5).filter(|&k| k != u).collect();
+    assert_eq!(bg_seqs, expected);
+}
+
+#[test]
 fn say_writes_a_telephone_rate_wav() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("line.wav");
@@ -185,7 +232,6 @@ fn missing_models_name_the_fix() {
 fn text_without_anything_to_say_is_an_error() {
     let err = WORKER
         .synthesize("……", VoiceParams::default())
-        .err()
-        .expect("nothing to say");
+        .expect_err("nothing to say");
     assert!(err.to_string().contains("nothing to say"), "{err}");
 }

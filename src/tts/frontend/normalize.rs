@@ -195,8 +195,12 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             unit,
         ),
         rule(r"(\d+)\.(\d+)", decimal),
-        rule(r"\d+", integer),
+        rule(r"\d{1,3}(?:,\d{3})+|\d+", integer),
         rule(r"[\-~～—–]+\s*", dash),
+        rule(
+            r"/\s*(月|天|日|年|人|次|小时|分钟|周|个|件|斤|公斤|度|台|张)",
+            per_unit,
+        ),
         rule(r"<=|>=|≤|≥|<|>|=|\+|×|÷|@|#|\*|&", symbol),
         rule(r"[A-Za-z]+", letters),
     ]
@@ -577,16 +581,33 @@ const MEASURES: &[&str] = &[
 ];
 
 fn integer(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
-    let s = c.get(0);
+    let grouped = c.get(0);
+    if grouped.contains(',') {
+        // Thousands separators: always an amount.
+        let digits: String = grouped.chars().filter(char::is_ascii_digit).collect();
+        return Some((vec![Piece::Said(numbers::cardinal(&digits))], c.len()));
+    }
+    let s = grouped;
     let before = c
         .before
         .trim_end_matches(|ch: char| ch.is_whitespace() || "是为:：#".contains(ch));
     let keyword = ID_KEYWORDS.iter().any(|k| before.ends_with(k));
     let measure = MEASURES.iter().any(|m| c.after.starts_with(m));
-    let reading = if keyword || (s.len() > 1 && s.starts_with('0')) || (s.len() >= 7 && !measure) {
+    // Room numbers are read digit by digit: 302室 → 三零二室.
+    let room = c.after.starts_with('室') || c.after.starts_with("号房");
+    let reading = if keyword
+        || (s.len() > 1 && s.starts_with('0'))
+        || (s.len() >= 7 && !measure)
+        || s.len() > 16
+        || (room && s.len() >= 3)
+    {
         numbers::digits(s, true)
     } else if c.prev_char() == Some('第') {
         numbers::cardinal_er(s)
+    } else if s == "1" && measure {
+        // A count of one before a measure word takes 一's tone sandhi (一天 yì, 一个 yí),
+        // so it goes on as text for the sandhi stage.
+        return Some((vec![text("一")], c.len()));
     } else if s.trim_start_matches('0') == "2" && measure {
         numbers::liang()
     } else if s.trim_start_matches('0') == "2" {
@@ -616,6 +637,11 @@ fn dash(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     None
 }
 
+/// `50元/月` → 五十元每月.
+fn per_unit(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
+    Some((vec![text("每"), text(c.get(1))], c.len()))
+}
+
 fn symbol(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let word = match c.get(0) {
         "<=" | "≤" => "小于等于",
@@ -637,6 +663,18 @@ fn symbol(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
 
 fn letters(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let s = c.get(0);
+    if s.eq_ignore_ascii_case("wifi") {
+        return Some((
+            vec![Piece::Said(Reading {
+                text: "WIFI".to_string(),
+                syls: vec![
+                    Syl::new("wai", 1, Source::Spelled),
+                    Syl::new("fei", 1, Source::Spelled),
+                ],
+            })],
+            c.len(),
+        ));
+    }
     if s.eq_ignore_ascii_case("ok") {
         return Some((
             vec![Piece::Said(Reading {
@@ -720,6 +758,9 @@ mod tests {
         assert_eq!(n("2000元"), "两千元");
         assert_eq!(n("12345"), "一万二千三百四十五");
         assert_eq!(n("105人"), "一百零五人");
+        assert_eq!(n("3号楼302室"), "三号楼三零二室");
+        assert_eq!(n("1,280元"), "一千二百八十元");
+        assert_eq!(n("1天"), "一天");
     }
 
     #[test]
@@ -741,6 +782,7 @@ mod tests {
         assert_eq!(n("3-5天"), "三到五天");
         assert_eq!(n("周一~周五"), "周一到周五");
         assert_eq!(n("1+1=2"), "一加一等于二");
+        assert_eq!(n("50元/月"), "五十元每月");
     }
 
     #[test]
@@ -769,6 +811,15 @@ mod tests {
         assert_eq!(n("5kg"), "五公斤");
         assert_eq!(n("100GB"), "一百G");
         assert_eq!(n("ok"), "OK");
+    }
+
+    proptest::proptest! {
+        /// Any input normalises without panicking and leaves no digit unread.
+        #[test]
+        fn never_panics_and_reads_every_digit(input in "[0-9a-zA-Z@.:%<>=+\\-~/¥，。 天个号点月年日元0-9]{0,40}") {
+            let out = normalize_to_string(&input);
+            proptest::prop_assert!(!out.chars().any(|c| c.is_ascii_digit()), "{input:?} -> {out:?}");
+        }
     }
 
     #[test]

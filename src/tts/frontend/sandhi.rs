@@ -33,7 +33,14 @@ pub fn apply(words: &mut [Vec<Unit>]) {
         let (w, i) = positions[k];
         let new_tone = match (ch, source) {
             (Some('不'), Source::Char | Source::Phrase) if tone != 5 => {
-                Some(if next_tone == Some(4) { 2 } else { 4 })
+                if prev_char.is_some() && prev_char == next_char {
+                    // A-not-A questions (能不能, 是不是): 不 is neutral.
+                    Some(5)
+                } else if next_tone == Some(4) {
+                    Some(2)
+                } else {
+                    Some(4)
+                }
             }
             (Some('一'), Source::Char) => {
                 let ordinal = prev_char
