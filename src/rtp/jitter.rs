@@ -177,6 +177,8 @@ impl SeqTracker {
                 }
                 self.window |= 1u128 << off;
             }
+            // Reordered before the first packet seen: it still belongs to the expected range.
+            self.base = self.base.min(self.max + delta);
         }
         self.received += 1;
         SeqVerdict::New
