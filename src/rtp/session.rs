@@ -173,6 +173,10 @@ pub struct MediaConfig {
     pub rtcp_interval: Duration,
     /// Also deliver every sent frame on [`MediaSession::outbound_tap`] (recording, echo reference).
     pub tap_outbound: bool,
+    /// Ask for real-time scheduling (SCHED_FIFO, low priority) for the media thread, so
+    /// CPU-hungry inference threads cannot delay packets. Best effort: without the
+    /// privilege (CAP_SYS_NICE / rtprio limit) the thread runs at normal priority.
+    pub realtime: bool,
 }
 
 impl MediaConfig {
@@ -190,6 +194,7 @@ impl MediaConfig {
             cname: "tingshuo".to_string(),
             rtcp_interval: Duration::from_secs(5),
             tap_outbound: false,
+            realtime: true,
         }
     }
 }
@@ -312,6 +317,8 @@ pub struct SessionReport {
     /// Processing time per tick (receive excluded): pop, decode, encode, send.
     pub tick_mean: Duration,
     pub tick_max: Duration,
+    /// Whether the thread got real-time scheduling.
+    pub realtime: bool,
 }
 
 enum Command {
@@ -426,9 +433,15 @@ impl MediaSession {
             busy: Duration::ZERO,
             busy_max: Duration::ZERO,
         };
+        let realtime = cfg.realtime;
         let thread = std::thread::Builder::new()
             .name(format!("rtp-{}", local_rtp.port()))
-            .spawn(move || worker.run())
+            .spawn(move || {
+                let rt = realtime && raise_priority();
+                let mut report = worker.run();
+                report.realtime = rt;
+                report
+            })
             .map_err(io("media thread"))?;
         Ok(Self {
             local_rtp,
@@ -518,6 +531,7 @@ impl MediaSession {
             send_lateness_max: Duration::ZERO,
             tick_mean: Duration::ZERO,
             tick_max: Duration::ZERO,
+            realtime: false,
         })
     }
 
@@ -538,6 +552,27 @@ impl Drop for MediaSession {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Best effort SCHED_FIFO for the calling thread; `false` when not permitted.
+#[cfg(target_os = "linux")]
+fn raise_priority() -> bool {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: pthread_self() names the calling thread and `param` is a valid sched_param
+    // that outlives the call; the function has no other preconditions.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        tracing::debug!(
+            rc,
+            "no real-time scheduling for the media thread (needs CAP_SYS_NICE or an rtprio limit)"
+        );
+    }
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_priority() -> bool {
+    false
 }
 
 struct Worker {
@@ -655,6 +690,7 @@ impl Worker {
                 self.busy / self.ticks as u32
             },
             tick_max: self.busy_max,
+            realtime: false,
         }
     }
 
