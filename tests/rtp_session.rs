@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tingshuo::codec::G711;
 use tingshuo::rtp::session::{MediaConfig, MediaSession, PortAllocator};
-use tingshuo::rtp::FRAME_SAMPLES;
+use tingshuo::rtp::{RtpError, FRAME_SAMPLES};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -212,7 +212,18 @@ fn dtmf_digits_arrive_once_and_in_order() {
     for d in "19#*0A".chars() {
         a.send_dtmf(d, Duration::from_millis(60)).unwrap();
     }
-    assert!(a.send_dtmf('x', Duration::from_millis(60)).is_err());
+    assert!(matches!(
+        a.send_dtmf('x', Duration::from_millis(60)),
+        Err(RtpError::InvalidDigit('x'))
+    ));
+    let mut no_events = config(None);
+    no_events.dtmf_payload_type = None;
+    let c = MediaSession::start(&ports, no_events).unwrap();
+    assert!(matches!(
+        c.send_dtmf('1', Duration::from_millis(60)),
+        Err(RtpError::DtmfNotNegotiated)
+    ));
+    drop(c);
     let rx = b.dtmf_events();
     let mut got = String::new();
     let end = Instant::now() + Duration::from_secs(3);

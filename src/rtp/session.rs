@@ -507,9 +507,7 @@ impl MediaSession {
             return Err(RtpError::InvalidDigit(digit));
         }
         if !self.dtmf_enabled.load(Ordering::Acquire) {
-            return Err(RtpError::Malformed(
-                "the peer did not negotiate telephone-event: no DTMF can be sent",
-            ));
+            return Err(RtpError::DtmfNotNegotiated);
         }
         self.digits
             .try_send((digit, duration))
