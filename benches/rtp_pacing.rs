@@ -108,6 +108,35 @@ fn call(seconds: u64) {
     );
 }
 
+/// Resident memory of this process in KiB (Linux), for the per-call memory estimate.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn memory_per_session() {
+    let ports = PortAllocator::new(47500, 47599).expect("port range");
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let n = 40;
+    let before = rss_kib();
+    let sessions: Vec<_> = (0..n)
+        .map(|_| {
+            MediaSession::start(&ports, MediaConfig::new(lo, None, G711::Pcmu)).expect("session")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = rss_kib();
+    if let (Some(b), Some(a)) = (before, after) {
+        println!(
+            "memory: {n} idle media sessions add {} KiB RSS = {} KiB per session (default queues)",
+            a.saturating_sub(b),
+            a.saturating_sub(b) / n
+        );
+    }
+    drop(sessions);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let seconds = std::env::var("RTP_BENCH_SECS")
@@ -115,5 +144,6 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     cpu_per_frame();
+    memory_per_session();
     call(seconds);
 }

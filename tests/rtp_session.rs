@@ -329,3 +329,27 @@ fn flush_silences_the_very_next_packet() {
         .count();
     assert!(heard_before > 0, "the peer heard the line before the flush");
 }
+
+#[test]
+fn hold_pauses_sending_and_keeps_the_queue() {
+    let ports = PortAllocator::new(47340, 47349).unwrap();
+    let b = MediaSession::start(&ports, config(None)).unwrap();
+    let a = MediaSession::start(&ports, config(Some(b.local_rtp()))).unwrap();
+    queue_all(&a, &tone(2.0, 500.0, 10000.0));
+    std::thread::sleep(Duration::from_millis(300));
+    a.set_sending(false);
+    std::thread::sleep(Duration::from_millis(100));
+    let (sent, queued) = (a.stats().rtp_sent, a.playback().len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(a.stats().rtp_sent, sent, "nothing sent while on hold");
+    assert_eq!(a.playback().len(), queued, "the line waits in the queue");
+    assert!(
+        b.stats().frames_delivered > 25,
+        "B's pipeline clock keeps ticking"
+    );
+    a.set_sending(true);
+    std::thread::sleep(Duration::from_millis(300));
+    let resumed = a.stats();
+    assert!(resumed.rtp_sent >= sent + 10, "{resumed:?}");
+    assert!(a.playback().len() < queued);
+}

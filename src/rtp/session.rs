@@ -324,6 +324,7 @@ pub struct SessionReport {
 enum Command {
     SetRemote(SocketAddr, Option<SocketAddr>),
     SetCodec(G711, Option<u8>),
+    SetSending(bool),
 }
 
 /// A running media session; dropping it stops the thread and frees the ports.
@@ -403,6 +404,7 @@ impl MediaSession {
             remote_rtcp,
             latched: false,
             rtcp_latched: false,
+            sending: true,
             jb: JitterBuffer::new(cfg.jitter),
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx_state: DtmfSender::new(),
@@ -500,6 +502,13 @@ impl MediaSession {
             .try_send(Command::SetCodec(codec, dtmf_payload_type));
     }
 
+    /// Stops or resumes sending RTP (hold: SDP `recvonly`/`inactive`). While stopped the
+    /// playback queue is left as it is, so a line resumes where it paused; reception and
+    /// the inbound frames continue.
+    pub fn set_sending(&self, enabled: bool) {
+        let _ = self.cmd.try_send(Command::SetSending(enabled));
+    }
+
     /// Queues a DTMF digit to send as RFC 4733 events (audio pauses meanwhile); digits
     /// queued back to back are sent one after the other.
     pub fn send_dtmf(&self, digit: char, duration: Duration) -> Result<(), RtpError> {
@@ -584,6 +593,7 @@ struct Worker {
     remote_rtcp: Option<SocketAddr>,
     latched: bool,
     rtcp_latched: bool,
+    sending: bool,
     jb: JitterBuffer,
     dtmf_rx: DtmfReceiver,
     dtmf_tx_state: DtmfSender,
@@ -815,6 +825,12 @@ impl Worker {
                     self.codec = codec;
                     self.dtmf_pt = pt;
                 }
+                Command::SetSending(on) => {
+                    self.sending = on;
+                    if !on {
+                        self.stream.end_talk_spurt();
+                    }
+                }
             }
         }
         if self.dtmf_pt.is_some() && !self.dtmf_tx_state.is_active() && self.remote.is_some() {
@@ -846,8 +862,9 @@ impl Worker {
         }
 
         // Outbound.
-        let Some(remote) = self.remote else {
-            return; // nowhere to send yet; keep the playback queue for later
+        let Some(remote) = self.remote.filter(|_| self.sending) else {
+            self.publish(false);
+            return; // nowhere to send yet, or on hold: keep the playback queue for later
         };
         if self.dtmf_tx_state.is_active() {
             if let (Some(pt), Some(p)) = (self.dtmf_pt, self.dtmf_tx_state.next_packet(index)) {
