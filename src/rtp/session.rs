@@ -322,9 +322,9 @@ pub struct SessionReport {
 }
 
 enum Command {
-    SetRemote(SocketAddr, Option<SocketAddr>),
-    SetCodec(G711, Option<u8>),
-    SetSending(bool),
+    Remote(SocketAddr, Option<SocketAddr>),
+    Codec(G711, Option<u8>),
+    Sending(bool),
 }
 
 /// A running media session; dropping it stops the thread and frees the ports.
@@ -490,7 +490,7 @@ impl MediaSession {
 
     /// New peer address (re-INVITE); resets symmetric-RTP latching.
     pub fn set_remote(&self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
-        let _ = self.cmd.try_send(Command::SetRemote(rtp, rtcp));
+        let _ = self.cmd.try_send(Command::Remote(rtp, rtcp));
     }
 
     /// Codec change (re-INVITE).
@@ -499,14 +499,14 @@ impl MediaSession {
             .store(dtmf_payload_type.is_some(), Ordering::Release);
         let _ = self
             .cmd
-            .try_send(Command::SetCodec(codec, dtmf_payload_type));
+            .try_send(Command::Codec(codec, dtmf_payload_type));
     }
 
     /// Stops or resumes sending RTP (hold: SDP `recvonly`/`inactive`). While stopped the
     /// playback queue is left as it is, so a line resumes where it paused; reception and
     /// the inbound frames continue.
     pub fn set_sending(&self, enabled: bool) {
-        let _ = self.cmd.try_send(Command::SetSending(enabled));
+        let _ = self.cmd.try_send(Command::Sending(enabled));
     }
 
     /// Queues a DTMF digit to send as RFC 4733 events (audio pauses meanwhile); digits
@@ -813,7 +813,7 @@ impl Worker {
     fn on_tick(&mut self, index: u64, now: Instant) {
         while let Ok(cmd) = self.cmd.try_recv() {
             match cmd {
-                Command::SetRemote(rtp, rtcp) => {
+                Command::Remote(rtp, rtcp) => {
                     self.remote = Some(rtp);
                     self.remote_rtcp = rtcp
                         .or_else(|| Some(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))));
@@ -821,11 +821,11 @@ impl Worker {
                     self.rtcp_latched = rtcp.is_some();
                     self.stats.remote = Some(rtp);
                 }
-                Command::SetCodec(codec, pt) => {
+                Command::Codec(codec, pt) => {
                     self.codec = codec;
                     self.dtmf_pt = pt;
                 }
-                Command::SetSending(on) => {
+                Command::Sending(on) => {
                     self.sending = on;
                     if !on {
                         self.stream.end_talk_spurt();
