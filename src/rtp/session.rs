@@ -497,9 +497,7 @@ impl MediaSession {
     pub fn set_codec(&self, codec: G711, dtmf_payload_type: Option<u8>) {
         self.dtmf_enabled
             .store(dtmf_payload_type.is_some(), Ordering::Release);
-        let _ = self
-            .cmd
-            .try_send(Command::Codec(codec, dtmf_payload_type));
+        let _ = self.cmd.try_send(Command::Codec(codec, dtmf_payload_type));
     }
 
     /// Stops or resumes sending RTP (hold: SDP `recvonly`/`inactive`). While stopped the
