@@ -446,9 +446,10 @@ impl JitterBuffer {
                 // Still buffering. The first audio decides where playout starts (a
                 // telephone-event may have come first); an earlier packet that arrived
                 // reordered moves the start back.
-                if self.highest_frame == i64::MIN {
-                    self.next_frame = frame;
-                } else if frame < self.next_frame && self.next_frame - frame < capacity / 2 {
+                let first_audio = self.highest_frame == i64::MIN;
+                if first_audio
+                    || (frame < self.next_frame && self.next_frame - frame < capacity / 2)
+                {
                     self.next_frame = frame;
                 } else if frame >= self.next_frame + capacity {
                     self.clear_slots();
