@@ -496,7 +496,7 @@ mod rtc_client {
     pub async fn peer(
         mic: Option<Arc<TrackLocalStaticSample>>,
     ) -> (Arc<RTCPeerConnection>, String) {
-        let api = build_api().expect("api");
+        let api = build_api(true).expect("api");
         let pc = Arc::new(
             api.new_peer_connection(Default::default())
                 .await
@@ -765,6 +765,12 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
             operator: OPERATOR.into()
         })
     );
+    assert_eq!(
+        tc.hub.live_calls()[0].listeners,
+        0,
+        "hand back closes the take-over peer, so the microphone no longer reaches the call"
+    );
+    assert_eq!(tc.hub.live_calls()[0].taken_over_by, None);
     let r = http(tc.addr, "POST", "/api/calls/call-take/hangup", &auth, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(

@@ -98,7 +98,7 @@ impl ConsoleServer {
             error,
         })?;
         let state = Arc::new(server::AppState {
-            rtc: rtc::RtcManager::new(hub.clone())?,
+            rtc: rtc::RtcManager::new(hub.clone(), addr.ip().is_loopback())?,
             hub,
             history: opts.history,
             operators: OperatorStore::new(opts.operators),

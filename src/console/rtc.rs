@@ -71,8 +71,10 @@ fn pcmu_capability() -> RTCRtpCodecCapability {
     }
 }
 
-/// Builds the `webrtc` API with PCMU as the only codec.
-pub fn build_api() -> Result<API, RtcError> {
+/// Builds the `webrtc` API with PCMU as the only codec. With `loopback_only` (the
+/// console listens on a loopback address) no other interface is offered to browsers,
+/// so listen-in media never leaves the host either.
+pub fn build_api(loopback_only: bool) -> Result<API, RtcError> {
     let mut media = MediaEngine::default();
     media
         .register_codec(
@@ -91,6 +93,9 @@ pub fn build_api() -> Result<API, RtcError> {
     // mDNS would need a multicast socket and adds nothing for host candidates.
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     settings.set_network_types(vec![NetworkType::Udp4]);
+    if loopback_only {
+        settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    }
     Ok(APIBuilder::new()
         .with_media_engine(media)
         .with_interceptor_registry(registry)
@@ -108,6 +113,7 @@ pub enum PeerRole {
 
 struct PeerEntry {
     call_id: String,
+    role: PeerRole,
     operator: String,
     pc: Arc<RTCPeerConnection>,
     stop: Arc<Notify>,
@@ -130,9 +136,9 @@ pub struct RtcAnswer {
 }
 
 impl RtcManager {
-    pub fn new(hub: ConsoleHub) -> Result<Arc<Self>, RtcError> {
+    pub fn new(hub: ConsoleHub, loopback_only: bool) -> Result<Arc<Self>, RtcError> {
         Ok(Arc::new(Self {
-            api: build_api()?,
+            api: build_api(loopback_only)?,
             hub,
             peers: Mutex::new(HashMap::new()),
         }))
@@ -183,7 +189,7 @@ impl RtcManager {
                 .map_err(setup)?,
         );
         let result = self
-            .negotiate(&pc, call_id, operator, offer, audio, operator_audio)
+            .negotiate(&pc, call_id, operator, offer, audio, operator_audio, role)
             .await;
         if result.is_err() {
             let _ = pc.close().await;
@@ -199,6 +205,7 @@ impl RtcManager {
         offer: RTCSessionDescription,
         audio: tokio::sync::broadcast::Receiver<super::hub::CallAudioFrame>,
         operator_audio: Option<mpsc::Sender<Frame>>,
+        role: PeerRole,
     ) -> Result<RtcAnswer, RtcError> {
         let track = Arc::new(TrackLocalStaticSample::new(
             pcmu_capability(),
@@ -261,6 +268,7 @@ impl RtcManager {
             peer_id.clone(),
             PeerEntry {
                 call_id: call_id.to_string(),
+                role,
                 operator: operator.to_string(),
                 pc: pc.clone(),
                 stop: stop.clone(),
@@ -310,6 +318,24 @@ impl RtcManager {
                 self.hub.listener_delta(&p.call_id, false);
                 let _ = p.pc.close().await;
             }
+        }
+    }
+}
+
+impl RtcManager {
+    /// Closes an operator's take-over peers on a call: after hand back their
+    /// microphone must not reach the call any more.
+    pub async fn close_take_over(&self, call_id: &str, operator: &str) {
+        let ids: Vec<String> = self
+            .peers()
+            .iter()
+            .filter(|(_, p)| {
+                p.role == PeerRole::TakeOver && p.call_id == call_id && p.operator == operator
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.close(&id).await;
         }
     }
 }

@@ -563,7 +563,10 @@ async fn hand_back(
             operator: op.name.clone(),
         },
     ) {
-        Ok(()) => Json(serde_json::json!({ "ok": true })).into_response(),
+        Ok(()) => {
+            st.rtc.close_take_over(&id, &op.name).await;
+            Json(serde_json::json!({ "ok": true })).into_response()
+        }
         Err(e) => hub_error(e),
     }
 }
