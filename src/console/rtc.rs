@@ -189,7 +189,7 @@ impl RtcManager {
                 .map_err(setup)?,
         );
         let result = self
-            .negotiate(&pc, call_id, operator, offer, audio, operator_audio, role)
+            .negotiate(&pc, call_id, operator, offer, audio, operator_audio)
             .await;
         if result.is_err() {
             let _ = pc.close().await;
@@ -205,8 +205,12 @@ impl RtcManager {
         offer: RTCSessionDescription,
         audio: tokio::sync::broadcast::Receiver<super::hub::CallAudioFrame>,
         operator_audio: Option<mpsc::Sender<Frame>>,
-        role: PeerRole,
     ) -> Result<RtcAnswer, RtcError> {
+        let role = if operator_audio.is_some() {
+            PeerRole::TakeOver
+        } else {
+            PeerRole::Listen
+        };
         let track = Arc::new(TrackLocalStaticSample::new(
             pcmu_capability(),
             "call-audio".to_owned(),
