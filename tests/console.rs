@@ -14,6 +14,7 @@ use common::*;
 use tingshuo::console::auth::AuditEntry;
 use tingshuo::console::server::ROUTES;
 use tingshuo::console::{AuthPolicy, CallEnd, OperatorAction, Speaker, TranscriptLine};
+use tokio::io::AsyncReadExt;
 
 fn concrete(path: &str, call: &str) -> String {
     path.replace("{id}", call)
@@ -185,7 +186,7 @@ async fn login_is_rate_limited_per_ip() {
 async fn sse_streams_snapshot_and_transcript_lines() {
     let tc = TestConsole::start(AuthPolicy::default()).await;
     let call = start_synthetic_call(&tc.hub, "call-sse", false);
-    let (cookie, _) = login(tc.addr, OPERATOR, PASSWORD).await;
+    let (cookie, csrf) = login(tc.addr, OPERATOR, PASSWORD).await;
     let (status, mut s, mut seen) = open_stream(tc.addr, "/api/events", &cookie).await;
     assert_eq!(status, 200);
     read_until(&mut s, &mut seen, "event: snapshot", Duration::from_secs(5)).await;
@@ -219,6 +220,32 @@ async fn sse_streams_snapshot_and_transcript_lines() {
         Duration::from_secs(5),
     )
     .await;
+
+    // After logout the stream ends at the next event.
+    let out = http(
+        tc.addr,
+        "POST",
+        "/logout",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    call.lines
+        .send(TranscriptLine::new(
+            Speaker::Caller,
+            "登出后不应再收到这句。",
+        ))
+        .expect("line");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("the stream closes after logout")
+        .expect("read");
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("登出后"),
+        "no events after logout"
+    );
     call.end(CallEnd::default()).await;
     tc.server.shutdown().await;
 }

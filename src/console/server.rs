@@ -141,6 +141,8 @@ pub(crate) struct Operator {
     pub name: String,
     pub csrf: String,
     pub ip: std::net::IpAddr,
+    /// The cookie token (to re-check the session on long-lived streams).
+    pub token: String,
 }
 
 impl FromRequestParts<St> for Operator {
@@ -152,13 +154,16 @@ impl FromRequestParts<St> for Operator {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        let session = cookie(&parts.headers, SESSION_COOKIE)
-            .and_then(|t| state.sessions.get(t, Instant::now()))
+        let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or("");
+        let session = state
+            .sessions
+            .get(token, Instant::now())
             .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "log in first (POST /login)"))?;
         Ok(Operator {
             name: session.operator,
             csrf: session.csrf,
             ip,
+            token: token.to_string(),
         })
     }
 }
@@ -377,21 +382,22 @@ fn snapshot_event(hub: &ConsoleHub) -> Event {
 }
 
 /// Live events: a `snapshot` of all live calls first (and again after a lag), then
-/// one `hub` event per change.
+/// one `hub` event per change. The stream ends at the first event after the session
+/// has ended (logout or expiry).
 async fn events(
     State(st): State<St>,
-    _op: Operator,
+    op: Operator,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = st.hub.subscribe_events();
     let first = snapshot_event(&st.hub);
-    let hub = st.hub.clone();
-    let rest = stream::unfold((rx, hub), |(mut rx, hub)| async move {
+    let rest = stream::unfold((rx, st, op.token), |(mut rx, st, token)| async move {
         let ev = match rx.recv().await {
             Ok(ev) => hub_event(&ev),
-            Err(RecvError::Lagged(_)) => snapshot_event(&hub),
+            Err(RecvError::Lagged(_)) => snapshot_event(&st.hub),
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok(ev), (rx, hub)))
+        st.sessions.get(&token, Instant::now())?;
+        Some((Ok(ev), (rx, st, token)))
     });
     Sse::new(stream::once(async move { Ok(first) }).chain(rest)).keep_alive(KeepAlive::default())
 }
