@@ -173,6 +173,8 @@ async fn login_is_rate_limited_per_ip() {
     }
     let r = try_login(tc.addr, OPERATOR, PASSWORD).await;
     assert_eq!(r.status, 429, "even the right password waits: {}", r.text());
+    assert!(r.text().contains("Too many attempts"), "{}", r.text());
+    assert!(set_cookie(&r, "ts_session").is_none());
     let retry: u64 = r
         .header("retry-after")
         .expect("Retry-After")
@@ -816,4 +818,21 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
     let _ = pc.close().await;
     call.end(CallEnd::default()).await;
     tc.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_event_streams() {
+    let tc = TestConsole::start(AuthPolicy::default()).await;
+    let (cookie, _) = login(tc.addr, OPERATOR, PASSWORD).await;
+    let (status, mut s, mut seen) = open_stream(tc.addr, "/api/events", &cookie).await;
+    assert_eq!(status, 200);
+    read_until(&mut s, &mut seen, "event: snapshot", Duration::from_secs(5)).await;
+    tc.server.shutdown().await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .expect("the event stream closes when the console stops")
+        .expect("read");
+    // A new connection is refused once it stopped.
+    assert!(tokio::net::TcpStream::connect(tc.addr).await.is_err());
 }
