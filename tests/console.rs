@@ -95,6 +95,40 @@ async fn every_protected_endpoint_refuses_without_auth() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // Bad input gets a clear refusal, not a crash.
+    let auth = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-auth/listen",
+        &auth,
+        Some(("application/json", offer)),
+    )
+    .await;
+    assert_eq!(r.status, 400, "malformed SDP: {}", r.text());
+    assert!(
+        r.json()["error"].as_str().unwrap_or("").contains("offer"),
+        "{}",
+        r.text()
+    );
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/no-such-call/listen",
+        &auth,
+        Some(("application/json", offer)),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-auth/listen",
+        &auth,
+        Some(("application/json", b"{not json")),
+    )
+    .await;
+    assert!(r.status == 400 || r.status == 422, "{}", r.status);
     call.end(CallEnd::default()).await;
     tc.server.shutdown().await;
 }

@@ -40,6 +40,8 @@ use crate::codec::G711;
 
 /// How long a peer may take to connect before it is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Open peers one operator may hold at once (a browser tab needs one or two).
+pub const MAX_PEERS_PER_OPERATOR: usize = 8;
 /// How long the server waits for its own ICE candidates.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,6 +57,8 @@ pub enum RtcError {
         "gathering ICE candidates timed out; check that the host has a usable network interface"
     )]
     GatherTimeout,
+    #[error("{0} already has {MAX_PEERS_PER_OPERATOR} listen-ins open; close some (or reload the page) first")]
+    TooManyPeers(String),
 }
 
 fn setup<E: std::fmt::Display>(e: E) -> RtcError {
@@ -168,6 +172,14 @@ impl RtcManager {
         offer_sdp: String,
         role: PeerRole,
     ) -> Result<RtcAnswer, RtcError> {
+        let open = self
+            .peers()
+            .values()
+            .filter(|p| p.operator == operator)
+            .count();
+        if open >= MAX_PEERS_PER_OPERATOR {
+            return Err(RtcError::TooManyPeers(operator.to_string()));
+        }
         let audio = self
             .hub
             .subscribe_audio(call_id)

@@ -495,6 +495,7 @@ fn rtc_error(e: RtcError) -> Response {
     let status = match e {
         RtcError::NoSuchCall(_) => StatusCode::NOT_FOUND,
         RtcError::BadOffer(_) => StatusCode::BAD_REQUEST,
+        RtcError::TooManyPeers(_) => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, e.to_string())
