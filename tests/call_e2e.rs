@@ -69,11 +69,12 @@ fn start_agent(dir: &Path, kamailio: &Kamailio) -> Agent {
         &config,
         format!(
             "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
-rtp_port_min = {}\nrtp_port_max = {}\n[store]\npath = \"{}\"\n",
+rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
             free_port(),
             kamailio.addr(),
             rtp,
             rtp + 19,
+            free_port(),
             dir.join("records.db").display()
         ),
     )
@@ -186,7 +187,10 @@ fn inbound_call_runs_the_script_end_to_end() {
     // especially), so require most of the opening's character bigrams, not an exact match.
     let opening = "您好，欢迎致电星河宽带客服热线，我是智能客服小安，请问有什么可以帮您？";
     let covered = bigram_coverage(opening, &transcript);
-    eprintln!("caller heard: {transcript}\nrecord: {text}\nagent log:\n{}", agent.proc.log_text());
+    eprintln!(
+        "caller heard: {transcript}\nrecord: {text}\nagent log:\n{}",
+        agent.proc.log_text()
+    );
     assert!(
         covered >= 0.4,
         "opening line heard by the caller ({:.0} % of its bigrams): {transcript}\nrecord: {text}\nagent log:\n{}",
