@@ -169,6 +169,26 @@ const BUILTIN: &[&str] = &[
     EARLY_BYE,
 ];
 
+/// KB confidence needed to treat a statement without question words as a question.
+const STATEMENT_KB_CONFIDENCE: f32 = 0.3;
+
+/// Words that make "不方便" about the call itself.
+const CALL_BUSY: &[&str] = &[
+    "开会",
+    "忙",
+    "开车",
+    "再打",
+    "晚点",
+    "回头",
+    "没空",
+    "没时间",
+    "一会",
+    "待会",
+    "等会",
+    "现在",
+    "这会",
+];
+
 /// ASR confidence under which free-form content is asked again.
 const MIN_CONFIDENCE: f32 = 0.35;
 
@@ -249,17 +269,23 @@ fn split_sentences(text: &str) -> Vec<String> {
 /// sentence plus its question, which carry the point.
 fn rephrase(text: &str) -> String {
     let s = split_sentences(text);
-    if s.len() <= 2 {
-        return text.to_string();
+    if s.len() > 2 {
+        let q = question_sentence(text);
+        return if s[0] == q {
+            q
+        } else if s.contains(&q) {
+            format!("{}{}", s[0], q)
+        } else {
+            format!("{}{}", s[0], s[1])
+        };
     }
-    let q = question_sentence(text);
-    if s[0] == q {
-        q
-    } else if s.last().is_some_and(|l| *l == q) || s.contains(&q) {
-        format!("{}{}", s[0], q)
-    } else {
-        format!("{}{}", s[0], s[1])
+    // Short lines: keep the first and last clause, which carry the point.
+    let clauses: Vec<&str> = text.split('，').collect();
+    if clauses.len() >= 3 {
+        let last = clauses[clauses.len() - 1];
+        return format!("简单说就是：{}，{}", clauses[0], last);
     }
+    format!("也就是说，{text}")
 }
 
 fn is_question_kind(k: StepKind) -> bool {
@@ -929,11 +955,15 @@ impl Conversation {
             kind,
             StepKind::Feedback | StepKind::SpecialNeed | StepKind::Info
         );
+        // "腿脚不方便" answers a special-needs question; it is not "call me later".
         if wants_text
-            && matches!(
-                intent,
-                Intent::Statement | Intent::SpecialNeed | Intent::OffTopic
-            )
+            && intent == Intent::NotConvenient
+            && c.callback.is_none()
+            && !CALL_BUSY.iter().any(|k| c.text.contains(k))
+        {
+            intent = Intent::SpecialNeed;
+        }
+        if wants_text && matches!(intent, Intent::Statement | Intent::SpecialNeed)
             || (wants_text && intent == Intent::Agree && !is_short(&c.text))
         {
             let key = match kind {
@@ -1035,7 +1065,9 @@ impl Conversation {
                     && matches!(self.state, State::Opening)
                     && self.answered == 0
                 {
-                    actions.push(self.builtin(ANY_MORE));
+                    // "嗯" to "有什么可以帮您？": ask again, the caller has not said why.
+                    let q = question_sentence(&self.script.opening);
+                    actions.push(self.say(&q, None, true));
                 } else {
                     self.advance(actions);
                 }
@@ -1043,11 +1075,9 @@ impl Conversation {
             }
             Intent::Statement => {
                 // Maybe a question without question words.
-                if let Some((hit, _)) = self
-                    .kb
-                    .answer(&c.text)
-                    .filter(|(h, _)| h.confidence >= 0.5 || kind == StepKind::AnyQuestions)
-                {
+                if let Some((hit, _)) = self.kb.answer(&c.text).filter(|(h, _)| {
+                    h.confidence >= STATEMENT_KB_CONFIDENCE || kind == StepKind::AnyQuestions
+                }) {
                     let _ = hit;
                     let h = self.answer_question(c, actions);
                     self.resume(actions);

@@ -120,7 +120,9 @@ fn families() -> &'static Families {
             "别再给我打",
             "不要再给我打",
             "骗子",
-            "滚",
+            "滚蛋",
+            "滚开",
+            "你滚",
             "神经病",
             "烦死了",
             "烦不烦",
@@ -136,7 +138,6 @@ fn families() -> &'static Families {
             "去死",
             "闭嘴",
             "他妈",
-            "妈的",
             "有完没完",
         ]),
         wrong: Keywords::new(&[
@@ -322,6 +323,9 @@ fn families() -> &'static Families {
             "个问题",
             "谁来",
             "谁负责",
+            "是谁",
+            "谁啊",
+            "谁呀",
             "咋",
             "啥时候",
             "干嘛",
@@ -517,10 +521,10 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::DocsRequest
     } else if f.identity.any_in(&ph) {
         Intent::AskIdentity
-    } else if c.question_like {
-        Intent::Question
     } else if f.off_topic.any_in(&ph) {
         Intent::OffTopic
+    } else if c.question_like {
+        Intent::Question
     } else if f.special.any_in(&ph) {
         Intent::SpecialNeed
     } else if f.goodbye.any_in(&ph) {

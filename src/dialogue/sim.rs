@@ -400,7 +400,7 @@ impl Callee {
                 0
             },
             docs_turn: rng.random_range(1..steps),
-            hostile_turn: rng.random_range(0..steps.min(4)),
+            hostile_turn: rng.random_range(0..2),
             email: email(rng),
             callback: busy_time(now, rng),
             said_busy: false,

@@ -126,13 +126,24 @@ pub struct Phonetic {
 }
 
 impl Phonetic {
+    /// All readings of every character (for utterances).
     pub fn new(normalized: &str) -> Self {
+        Self::build(normalized, usize::MAX)
+    }
+
+    /// Only the common reading of every character (for keywords): rare
+    /// heteronym readings would make unrelated words sound alike.
+    pub fn new_common(normalized: &str) -> Self {
+        Self::build(normalized, 1)
+    }
+
+    fn build(normalized: &str, max_readings: usize) -> Self {
         let chars = normalized
             .chars()
             .map(|c| {
                 let mut readings: Vec<String> = Vec::new();
                 if let Some(multi) = c.to_pinyin_multi() {
-                    for p in multi {
+                    for p in multi.into_iter().take(max_readings) {
                         let f = fold_syllable(p.plain());
                         if !readings.contains(&f) {
                             readings.push(f);
@@ -179,7 +190,12 @@ pub struct Keywords(Vec<Phonetic>);
 
 impl Keywords {
     pub fn new(words: &[&str]) -> Self {
-        Self(words.iter().map(|w| Phonetic::new(&normalize(w))).collect())
+        Self(
+            words
+                .iter()
+                .map(|w| Phonetic::new_common(&normalize(w)))
+                .collect(),
+        )
     }
     /// The first keyword found in `text`, if any.
     pub fn first_in(&self, text: &Phonetic) -> Option<&str> {
