@@ -47,7 +47,7 @@ fn check(script: &Script) {
         );
     }
     println!(
-        "simulate {}: {}/{} ({:.1} %) reached the expected outcome; KB {}/{} correct; turn mean {:.0} µs, max {} µs",
+        "simulate {}: {}/{} ({:.1} %) reached the expected outcome; KB {}/{} correct; turn mean {:.0} µs, p50 {} µs, p99 {} µs, max {} µs",
         script.source,
         r.reached,
         r.calls.len(),
@@ -55,6 +55,8 @@ fn check(script: &Script) {
         r.kb_correct,
         r.kb_questions,
         r.mean_turn_us(),
+        r.percentile_us(50.0),
+        r.percentile_us(99.0),
         r.max_turn_us
     );
     // Every persona kind shows up in 200 calls.

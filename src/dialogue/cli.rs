@@ -166,9 +166,11 @@ pub fn chat(
                 fields,
                 callback_due: cb,
                 timing: TurnTiming {
+                    // Text mode: the line arriving is the end of speech; there
+                    // is no endpointer or ASR, so those stay empty.
                     t_speech_end: Some(t0.timestamp_millis()),
-                    t_endpoint: Some(t0.timestamp_millis()),
-                    t_asr_done: Some(t0.timestamp_millis()),
+                    t_endpoint: None,
+                    t_asr_done: None,
                     t_reply_chosen: Some(chosen),
                     t_first_reply_rtp: None,
                 },
@@ -215,7 +217,7 @@ pub fn simulate(
         writeln!(
             out,
             "{}",
-            json!({"script": script.source, "calls": report.calls.len(), "reached": report.reached, "success_rate": report.rate(), "kb_questions": report.kb_questions, "kb_correct": report.kb_correct, "max_turn_us": report.max_turn_us, "mean_turn_us": report.mean_turn_us()})
+            json!({"script": script.source, "calls": report.calls.len(), "reached": report.reached, "success_rate": report.rate(), "kb_questions": report.kb_questions, "kb_correct": report.kb_correct, "max_turn_us": report.max_turn_us, "p99_turn_us": report.percentile_us(99.0), "mean_turn_us": report.mean_turn_us()})
         )?;
     } else {
         for c in &report.calls {
@@ -236,7 +238,7 @@ pub fn simulate(
         }
         writeln!(
             out,
-            "{}: {}/{} calls reached the expected outcome ({:.1} %); KB answers correct {}/{}; turn handling mean {:.0} µs, max {} µs",
+            "{}: {}/{} calls reached the expected outcome ({:.1} %); KB answers correct {}/{}; turn handling mean {:.0} µs, p50 {} µs, p99 {} µs, max {} µs",
             script.source,
             report.reached,
             report.calls.len(),
@@ -244,6 +246,8 @@ pub fn simulate(
             report.kb_correct,
             report.kb_questions,
             report.mean_turn_us(),
+            report.percentile_us(50.0),
+            report.percentile_us(99.0),
             report.max_turn_us
         )?;
     }

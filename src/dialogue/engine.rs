@@ -250,6 +250,25 @@ fn question_sentence(text: &str) -> String {
         })
 }
 
+/// The question of a line, shortened for re-asking: a long sentence is cut to
+/// its last questioning clause ("…，您现在方便吗？" → "您现在方便吗？").
+fn short_question(text: &str) -> String {
+    let q = question_sentence(text);
+    if q.chars().count() <= 20 {
+        return q;
+    }
+    if let Some(pos) = q.rfind("请问") {
+        return q[pos..].to_string();
+    }
+    q.split('，')
+        .rev()
+        .find(|c| {
+            (c.contains('？') || c.contains('?') || c.contains('吗')) && c.chars().count() >= 4
+        })
+        .map(str::to_string)
+        .unwrap_or(q)
+}
+
 fn split_sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -300,6 +319,7 @@ impl Conversation {
         now: DateTime<FixedOffset>,
     ) -> Result<Self, DialogueError> {
         let script = script.with_vars(vars)?;
+        super::intent::warm_up();
         let kb = KnowledgeBase::new(&script.kb);
         let op = &script.opening;
         let asks = op.contains('？') || op.contains('?') || op.contains('吗');
@@ -408,7 +428,7 @@ impl Conversation {
         push(Some("opening".into()), &self.script.opening, true);
         push(
             Some("opening".into()),
-            &question_sentence(&self.script.opening),
+            &short_question(&self.script.opening),
             true,
         );
         for s in &self.script.steps {
@@ -416,7 +436,7 @@ impl Conversation {
                 push(Some(s.id()), l, s.interruptible);
             }
             push(Some(s.id()), &rephrase(&s.text()), s.interruptible);
-            push(Some(s.id()), &question_sentence(&s.text()), s.interruptible);
+            push(Some(s.id()), &short_question(&s.text()), s.interruptible);
             for c in &s.conditionals {
                 push(Some(s.id()), &c.line, s.interruptible);
             }
@@ -623,7 +643,7 @@ impl Conversation {
             }
             StepKind::AnyQuestions => actions.push(self.builtin(ANY_MORE)),
             _ => {
-                let q = question_sentence(&self.current_text());
+                let q = short_question(&self.current_text());
                 let idx = self.step_index();
                 actions.push(self.say(&q, idx, true));
             }
@@ -770,6 +790,26 @@ impl Conversation {
         actions: &mut Vec<Action>,
     ) {
         let t = c.callback.or_else(|| parse_callback_time(&c.text, now));
+        let whenever = [
+            "随便",
+            "都行",
+            "都可以",
+            "看着办",
+            "你定",
+            "你们定",
+            "无所谓",
+            "什么时候都",
+        ]
+        .iter()
+        .any(|k| c.text.contains(k));
+        if t.is_none() && whenever {
+            // "随便 / 都行": next working slot tomorrow morning.
+            let at = parse_callback_time("明天上午十点", now)
+                .map(|x| x.at)
+                .unwrap_or(now + Duration::days(1));
+            self.schedule(at, now, actions);
+            return;
+        }
         match (c.intent, t) {
             (Intent::Decline | Intent::Negative, None)
                 if c.text.contains("不用") || c.intent == Intent::Decline =>
@@ -964,7 +1004,9 @@ impl Conversation {
             intent = Intent::SpecialNeed;
         }
         if wants_text && matches!(intent, Intent::Statement | Intent::SpecialNeed)
-            || (wants_text && intent == Intent::Agree && !is_short(&c.text))
+            || (wants_text
+                && intent == Intent::Agree
+                && (kind == StepKind::Feedback || !is_short(&c.text)))
         {
             let key = match kind {
                 StepKind::Feedback => "feedback".to_string(),
@@ -1041,7 +1083,7 @@ impl Conversation {
                 let q = if kind == StepKind::Statement {
                     self.current_text()
                 } else {
-                    question_sentence(&self.current_text())
+                    short_question(&self.current_text())
                 };
                 let idx = self.step_index();
                 actions.push(self.say(&q, idx, true));
@@ -1066,7 +1108,7 @@ impl Conversation {
                     && self.answered == 0
                 {
                     // "嗯" to "有什么可以帮您？": ask again, the caller has not said why.
-                    let q = question_sentence(&self.script.opening);
+                    let q = short_question(&self.script.opening);
                     actions.push(self.say(&q, None, true));
                 } else {
                     self.advance(actions);
@@ -1118,7 +1160,7 @@ impl Conversation {
                 if is_question_kind(self.current_kind())
                     && matches!(self.state, State::Step(_) | State::Opening)
                 {
-                    let q = question_sentence(&self.current_text());
+                    let q = short_question(&self.current_text());
                     let idx = self.step_index();
                     actions.push(self.say(&q, idx, true));
                 }

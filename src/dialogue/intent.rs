@@ -331,6 +331,7 @@ fn families() -> &'static Families {
             "干嘛",
             "吗",
             "么",
+            "呢",
         ]),
         not_question: Keywords::new(&[
             "没什么",
@@ -537,6 +538,11 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Statement
     };
     c
+}
+
+/// Builds the keyword tables now, so the first turn of a call does not pay for it.
+pub fn warm_up() {
+    let _ = families();
 }
 
 /// True when the utterance carries little beyond an acknowledgement.

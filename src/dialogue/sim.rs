@@ -82,6 +82,9 @@ pub struct SimReport {
     pub max_turn_us: u128,
     pub total_turn_us: u128,
     pub turns: usize,
+    /// Every turn's handling time, for percentiles.
+    #[serde(skip)]
+    pub turn_us: Vec<u128>,
 }
 
 impl SimReport {
@@ -92,6 +95,17 @@ impl SimReport {
             self.reached as f64 / self.calls.len() as f64
         }
     }
+    /// The `p`-th percentile (0..=100) of turn handling time in µs.
+    pub fn percentile_us(&self, p: f64) -> u128 {
+        if self.turn_us.is_empty() {
+            return 0;
+        }
+        let mut v = self.turn_us.clone();
+        v.sort_unstable();
+        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        v[i.min(v.len() - 1)]
+    }
+
     pub fn mean_turn_us(&self) -> f64 {
         if self.turns == 0 {
             0.0
@@ -625,6 +639,7 @@ pub fn run_simulation(
             report.max_turn_us = report.max_turn_us.max(us);
             report.total_turn_us += us;
             report.turns += 1;
+            report.turn_us.push(us);
             if let Some(Some(e)) = callee.pending_q.take() {
                 report.kb_questions += 1;
                 if r.kb.map(|k| k.0) == Some(e) {
