@@ -19,6 +19,11 @@ fn now() -> DateTime<FixedOffset> {
     Local::now().fixed_offset()
 }
 
+/// RFC 3339 with milliseconds: readable in `records list`, precise enough.
+fn stamp(t: DateTime<FixedOffset>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
 /// Loads a script: a file path, or `embedded:inbound` / `embedded:outbound`.
 pub fn load_script(path: &Path) -> Result<Script, DialogueError> {
     match path.to_str() {
@@ -111,14 +116,14 @@ pub fn chat(
     let start = now();
     let mut conv = Conversation::new(&script, &vars, start)?;
     let mut store = Store::open(store_path)?;
-    let call_id = store.start_call(&script.source, "text", None, &vars, &start.to_rfc3339())?;
+    let call_id = store.start_call(&script.source, "text", None, &vars, &stamp(start))?;
 
     let first = conv.opening(start);
     let (fields, cb) = turn_fields(&first);
     store.write_turn(
         call_id,
         &TurnWrite {
-            at: start.to_rfc3339(),
+            at: stamp(start),
             lines: turn_lines(&first),
             fields,
             callback_due: cb,
@@ -161,7 +166,7 @@ pub fn chat(
         store.write_turn(
             call_id,
             &TurnWrite {
-                at: t0.to_rfc3339(),
+                at: stamp(t0),
                 lines,
                 fields,
                 callback_due: cb,
@@ -181,7 +186,7 @@ pub fn chat(
     }
     let summary = conv.summary();
     let outcome = summary.outcome.map(|o| o.as_str()).unwrap_or("failed");
-    store.end_call(call_id, outcome, &now().to_rfc3339())?;
+    store.end_call(call_id, outcome, &stamp(now()))?;
     if json_mode {
         let v = json!({"call_id": call_id, "outcome": outcome, "fields": summary.fields, "callback_at": summary.callback_at, "steps": summary.steps});
         writeln!(out, "{v}")?;
