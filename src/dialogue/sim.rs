@@ -355,6 +355,7 @@ struct Callee {
     callback: (String, DateTime<FixedOffset>),
     said_busy: bool,
     turn: usize,
+    last_silent: bool,
 }
 
 impl Callee {
@@ -378,18 +379,33 @@ impl Callee {
                 questions.push((paraphrase(&script.kb[i].question, rng), Some(i)));
             }
         }
-        // A concern from the callee half turned into an open question now and then.
-        if kind == PersonaKind::Questioner
-            && !script.persona.good_examples.is_empty()
-            && rng.random_bool(0.3)
-        {
-            let ex = script
-                .persona
-                .good_examples
-                .choose(rng)
-                .cloned()
-                .unwrap_or_default();
-            if ex.contains('？') || ex.contains('吗') {
+        // The callee half: concerns become open questions, reply examples are
+        // said as they are (a question, a repeat request, a documents request…).
+        if matches!(kind, PersonaKind::Questioner | PersonaKind::Cooperative) {
+            if !script.persona.concerns.is_empty() && rng.random_bool(0.3) {
+                let c = script
+                    .persona
+                    .concerns
+                    .choose(rng)
+                    .cloned()
+                    .unwrap_or_default();
+                let body = c.split(['：', ':']).next_back().unwrap_or(&c).to_string();
+                let phrases: Vec<&str> = body
+                    .split(['、', '，', '；', ',', '。'])
+                    .map(str::trim)
+                    .filter(|p| p.chars().count() >= 3)
+                    .collect();
+                if let Some(p) = phrases.choose(rng) {
+                    questions.push((format!("{p}这块能具体说说吗？"), None));
+                }
+            }
+            if !script.persona.good_examples.is_empty() && rng.random_bool(0.4) {
+                let ex = script
+                    .persona
+                    .good_examples
+                    .choose(rng)
+                    .cloned()
+                    .unwrap_or_default();
                 questions.push((ex, None));
             }
         }
@@ -419,6 +435,7 @@ impl Callee {
             callback: busy_time(now, rng),
             said_busy: false,
             turn: 0,
+            last_silent: false,
         }
     }
 
@@ -426,6 +443,7 @@ impl Callee {
     fn reply(&mut self, expecting: Expecting, script: &Script, rng: &mut StdRng) -> Option<String> {
         self.turn += 1;
         self.pending_q = None;
+        let was_silent = std::mem::replace(&mut self.last_silent, false);
         let kind = match expecting {
             Expecting::Nothing => return None,
             Expecting::CallbackTime => {
@@ -454,7 +472,9 @@ impl Callee {
                         .to_string(),
                 )
             }
-            PersonaKind::Hostile if self.turn > self.hostile_turn => {
+            PersonaKind::Hostile
+                if self.turn > self.hostile_turn || kind == StepKind::AnyQuestions =>
+            {
                 return Some(
                     HOSTILE
                         .choose(rng)
@@ -493,8 +513,9 @@ impl Callee {
                     self.repeats_left -= 1;
                     return Some(REPEATS.choose(rng).copied().unwrap_or("没听清").to_string());
                 }
-                if self.silences_left > 0 && rng.random_bool(0.2) {
+                if self.silences_left > 0 && !was_silent && rng.random_bool(0.2) {
                     self.silences_left -= 1;
+                    self.last_silent = true;
                     return None;
                 }
                 if self.off_topic_left > 0 && rng.random_bool(0.2) {
@@ -524,7 +545,9 @@ impl Callee {
             match kind {
                 StepKind::Convenience => CONVENIENT.choose(rng).copied().unwrap_or("方便"),
                 StepKind::Statement => {
-                    if rng.random_bool(0.15) {
+                    // Listening quietly now and then, but never twice in a row.
+                    if !was_silent && rng.random_bool(0.15) {
+                        self.last_silent = true;
                         return None;
                     }
                     ACKS.choose(rng).copied().unwrap_or("嗯")
