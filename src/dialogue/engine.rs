@@ -472,7 +472,7 @@ impl Conversation {
     fn builtin(&self, text: &str) -> Action {
         Action::Say {
             text: text.to_string(),
-            step: None,
+            step: Some(self.current_step()),
             interruptible: true,
             fixed: true,
         }
