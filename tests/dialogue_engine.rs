@@ -309,6 +309,33 @@ fn off_topic_is_steered_back() {
 }
 
 #[test]
+fn hold_waits_on_the_same_step() {
+    for p in ["稍等一下", "你等一下我换个地方", "等下啊别挂"] {
+        let mut c = at_step("2");
+        let r = c.on_utterance(p, 1.0, now());
+        assert!(said(&r).contains("我等您"), "{p}: {}", said(&r));
+        assert_eq!(r.step, "2");
+        let r = c.on_silence(now());
+        assert!(
+            said(&r).contains("还在听"),
+            "{p}: silence after hold re-prompts"
+        );
+        let r = c.on_utterance("好了你说吧", 1.0, now());
+        assert_eq!(r.step, "3");
+    }
+}
+
+#[test]
+fn line_checks_count_as_repeat_requests() {
+    for p in ["喂喂听得到吗", "刚才说几点来着", "能听到吗"] {
+        let mut c = at_step("2");
+        let r = c.on_utterance(p, 1.0, now());
+        assert_eq!(r.step, "2", "{p}");
+        assert!(said(&r).contains("我再说一遍"), "{p}: {}", said(&r));
+    }
+}
+
+#[test]
 fn wrong_person_and_identity() {
     for p in ["你打错了", "不是，你找错人了"] {
         let mut c = started();

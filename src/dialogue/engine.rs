@@ -141,6 +141,7 @@ const CONTINUE: &str = "那我接着往下说。";
 const ANY_MORE: &str = "请问还有其他问题吗？";
 const LOW_CONFIDENCE: &str = "不好意思，刚才没听清楚，您能再说一遍吗？";
 const IDENTITY: &str = "我是智能语音助手，受委托为您服务，通话内容会如实记录并由工作人员跟进。";
+const HOLD: &str = "好的，不着急，我等您。";
 const EARLY_BYE: &str = "好的，不打扰您了，后续有任何问题可以随时联系我们，再见。";
 
 const BUILTIN: &[&str] = &[
@@ -167,6 +168,7 @@ const BUILTIN: &[&str] = &[
     LOW_CONFIDENCE,
     IDENTITY,
     EARLY_BYE,
+    HOLD,
 ];
 
 /// KB confidence needed to treat a statement without question words as a question.
@@ -224,6 +226,8 @@ pub struct Conversation {
     repeats: u32,
     silences: u32,
     reprompts: u32,
+    /// The callee asked us to hold: a following silence is not "listening".
+    held: bool,
     resume_state: Option<State>,
     heard_anything: bool,
     answered: u32,
@@ -351,6 +355,7 @@ impl Conversation {
             repeats: 0,
             silences: 0,
             reprompts: 0,
+            held: false,
             resume_state: None,
             heard_anything: false,
             answered: 0,
@@ -666,6 +671,7 @@ impl Conversation {
         }
         self.silences = 0;
         self.reprompts = 0;
+        self.held = false;
         self.heard_anything = true;
         let mut actions = Vec::new();
         let mut kb_hit = None;
@@ -1137,6 +1143,12 @@ impl Conversation {
                 self.advance(actions);
                 None
             }
+            Intent::Hold => {
+                // Stay on this step; the next silence is not held against them.
+                actions.push(self.builtin(HOLD));
+                self.held = true;
+                None
+            }
             Intent::Hostile | Intent::Repeat | Intent::Silence => None,
         }
     }
@@ -1148,8 +1160,9 @@ impl Conversation {
             return self.result(Intent::Silence, actions, None);
         }
         self.silences += 1;
-        let statement =
-            matches!(self.state, State::Step(_)) && self.current_kind() == StepKind::Statement;
+        let statement = matches!(self.state, State::Step(_))
+            && self.current_kind() == StepKind::Statement
+            && !self.held;
         if statement && self.silences == 1 {
             // Silence after information means listening: go on.
             self.advance(&mut actions);

@@ -46,6 +46,8 @@ pub enum Intent {
     OffTopic,
     /// Anything else: free-form content.
     Statement,
+    /// Asks the agent to hold on (稍等, 等一下).
+    Hold,
     /// Nothing was said.
     Silence,
 }
@@ -67,6 +69,7 @@ impl Intent {
             Intent::Goodbye => "goodbye",
             Intent::OffTopic => "off_topic",
             Intent::Statement => "statement",
+            Intent::Hold => "hold",
             Intent::Silence => "silence",
         }
     }
@@ -88,6 +91,7 @@ pub struct Classified {
 }
 
 struct Families {
+    hold: Keywords,
     hostile: Keywords,
     wrong: Keywords,
     repeat: Keywords,
@@ -108,6 +112,16 @@ struct Families {
 fn families() -> &'static Families {
     static F: OnceLock<Families> = OnceLock::new();
     F.get_or_init(|| Families {
+        hold: Keywords::new(&[
+            "稍等",
+            "等一下",
+            "等一等",
+            "等下",
+            "等我一下",
+            "你等会",
+            "先别挂",
+            "别挂",
+        ]),
         hostile: Keywords::new(&[
             "别再打",
             "不要再打",
@@ -153,6 +167,13 @@ fn families() -> &'static Families {
             "我不是他",
         ]),
         repeat: Keywords::new(&[
+            "听得到吗",
+            "听得见吗",
+            "能听到吗",
+            "能听见吗",
+            "喂喂",
+            "刚才说",
+            "刚说的",
             "再说一遍",
             "再说一次",
             "再讲一遍",
@@ -240,6 +261,9 @@ fn families() -> &'static Families {
             "打来",
         ]),
         decline: Keywords::new(&[
+            "跟我有什么关系",
+            "关我什么事",
+            "和我有什么关系",
             "不需要",
             "没兴趣",
             "不感兴趣",
@@ -386,6 +410,8 @@ fn families() -> &'static Families {
             "那先这样",
         ]),
         negative: Keywords::new(&[
+            "没事了",
+            "没事",
             "没有",
             "没了",
             "没什么",
@@ -510,6 +536,12 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Hostile
     } else if f.wrong.any_in(&ph) {
         Intent::WrongPerson
+    } else if f.hold.any_in(&ph)
+        && !f.busy.any_in(&ph)
+        && c.callback.is_none()
+        && norm.chars().count() <= 12
+    {
+        Intent::Hold
     } else if f.repeat.any_in(&ph) {
         Intent::Repeat
     } else if f.busy.any_in(&ph)
