@@ -996,6 +996,16 @@ impl Conversation {
                 Intent::NotConvenient
             };
         }
+        // "嗯，墙上要打孔…" : a filler does not make a question an acknowledgement.
+        if intent == Intent::Agree
+            && !is_short(&c.text)
+            && self
+                .kb
+                .answer(&c.text)
+                .is_some_and(|(h, _)| h.confidence >= STATEMENT_KB_CONFIDENCE)
+        {
+            intent = Intent::Question;
+        }
         // Free text where the step asks for it is recorded verbatim.
         let wants_text = matches!(
             kind,

@@ -356,6 +356,14 @@ fn families() -> &'static Families {
             "吗",
             "么",
             "呢",
+            "啥",
+            "能否",
+            "可否",
+            "还是",
+            "谁",
+            "怎样",
+            "哪",
+            "几时",
         ]),
         not_question: Keywords::new(&[
             "没什么",
@@ -518,8 +526,11 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     let callback = parse_callback_time(text, now);
     let wants_docs = f.docs.any_in(&ph) || email.is_some();
     let raw_q = text.contains('？') || text.contains('?');
-    let question_like = (raw_q || f.question.any_in(&ph)) && !f.not_question.any_in(&ph)
+    // A-not-A questions often end in a bare 不/没 (要打孔不, 来了没).
+    let a_not_a = norm.chars().count() >= 4 && (norm.ends_with('不') || norm.ends_with('没'));
+    let question_like = (raw_q || a_not_a || f.question.any_in(&ph)) && !f.not_question.any_in(&ph)
         || (raw_q && !norm.is_empty());
+
     let negative_word = f.negative.first_in(&ph).map(str::to_string);
     let mut c = Classified {
         intent: Intent::Statement,
@@ -601,5 +612,12 @@ mod tests {
         assert_eq!(i("明天上午十点再打给我吧"), Intent::NotConvenient);
         assert_eq!(i("没有了都挺清楚的"), Intent::Negative);
         assert_eq!(i(""), Intent::Silence);
+        // Sound-alike matching must not invent small talk or repeat requests.
+        assert_eq!(
+            i("文件共享和消息模块会分开维护还是同时中断"),
+            Intent::Question
+        );
+        assert_eq!(i("技术团队值班方式"), Intent::Statement);
+        assert_eq!(i("咱们能否归档所有维护过程日志"), Intent::Question);
     }
 }

@@ -667,6 +667,11 @@ pub fn run_simulation(
                 report.kb_questions += 1;
                 if r.kb.map(|k| k.0) == Some(e) {
                     report.kb_correct += 1;
+                } else if std::env::var_os("SIM_DEBUG").is_some() {
+                    eprintln!(
+                        "KBMISS want {e} got {:?} intent {:?} step {} :: {:?}",
+                        r.kb, r.intent, r.step, utter
+                    );
                 }
             }
             transcript.extend(r.lines().map(|l| format!("A: {l}")));

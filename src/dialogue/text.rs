@@ -126,9 +126,11 @@ pub struct Phonetic {
 }
 
 impl Phonetic {
-    /// All readings of every character (for utterances).
+    /// The common reading of every character. Rare heteronym readings in the
+    /// pinyin tables (块 read "yue") make unrelated words sound alike, so
+    /// utterances and keywords both use the common reading only.
     pub fn new(normalized: &str) -> Self {
-        Self::build(normalized, usize::MAX)
+        Self::build(normalized, 1)
     }
 
     /// Only the common reading of every character (for keywords): rare
@@ -174,12 +176,21 @@ impl Phonetic {
         if n < 2 || n > self.chars.len() {
             return None;
         }
+        // At least half the characters must be the keyword's own: an ASR slip
+        // swaps a character or two (油箱, 在说), it does not rewrite the word, and
+        // all-sound matches turn unrelated words into keywords.
         (0..=self.chars.len() - n).find(|&i| {
-            kw.chars.iter().enumerate().all(|(j, k)| {
+            let mut exact = 0;
+            let all = kw.chars.iter().enumerate().all(|(j, k)| {
                 let c = &self.chars[i + j];
-                c.ch == k.ch
-                    || (!k.readings.is_empty() && c.readings.iter().any(|r| k.readings.contains(r)))
-            })
+                if c.ch == k.ch {
+                    exact += 1;
+                    true
+                } else {
+                    !k.readings.is_empty() && c.readings.iter().any(|r| k.readings.contains(r))
+                }
+            });
+            all && exact * 2 >= n
         })
     }
 }
