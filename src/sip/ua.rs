@@ -110,7 +110,7 @@ impl UaConfig {
             probe_timeout: Duration::from_secs(4),
             timers: TimerValues::default(),
             max_tx_per_source: 256,
-            rate_per_source: 200,
+            rate_per_source: 400,
             user_agent: format!("tingshuo/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -201,6 +201,9 @@ enum TimerTarget {
 struct Bucket {
     tokens: f64,
     last: Instant,
+    /// Messages dropped since the last warning (one log line per second per source).
+    dropped: u64,
+    last_warn: Option<Instant>,
 }
 
 /// The sans-IO user agent.
@@ -337,7 +340,6 @@ impl UserAgent {
         now: Instant,
     ) -> Vec<Action> {
         if !self.take_token(source.ip(), now) {
-            tracing::debug!(%source, "rate limit: dropping message");
             return self.finish();
         }
         let raw = match msg::split_raw(bytes) {
@@ -368,21 +370,35 @@ impl UserAgent {
         self.finish()
     }
 
+    /// Token bucket per source IP. The configured registrars/proxies are exempt: every
+    /// call of a PBX arrives from them, and on TCP a dropped ACK or BYE is never resent.
     fn take_token(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.cfg.registrars.iter().any(|r| r.ip() == ip) {
+            return true;
+        }
         let rate = f64::from(self.cfg.rate_per_source.max(1));
         let b = self.buckets.entry(ip).or_insert(Bucket {
             tokens: rate * 2.0,
             last: now,
+            dropped: 0,
+            last_warn: None,
         });
         let dt = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + dt * rate).min(rate * 2.0);
         b.last = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            true
-        } else {
-            false
+            return true;
         }
+        b.dropped += 1;
+        if b.last_warn
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            tracing::warn!(source = %ip, dropped = b.dropped, "rate limit: dropping SIP messages from this source");
+            b.last_warn = Some(now);
+            b.dropped = 0;
+        }
+        false
     }
 
     fn source_allowed(&self, ip: IpAddr) -> bool {

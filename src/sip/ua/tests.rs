@@ -696,3 +696,19 @@ fn cidr_matching() {
     assert!(Cidr::parse("10.0.0.0/33").is_none());
     assert!(Cidr::parse("nope").is_none());
 }
+
+#[test]
+fn registrar_traffic_is_not_rate_limited() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.rate_per_source = 1;
+    cfg.registrars = vec![peer()];
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let mut answered = 0;
+    for i in 0..50 {
+        let opt = in_dialog("OPTIONS", &format!("r{i}"), "", 1, &format!("z9hG4bKr{i}"))
+            .replace(";tag=\r\n", "\r\n");
+        answered += codes(&ua.on_message(opt.as_bytes(), peer(), Transport::Udp, now)).len();
+    }
+    assert_eq!(answered, 50, "the PBX carrying every call is trusted");
+}
