@@ -625,7 +625,12 @@ mod tests {
         c.keepalive = Duration::from_secs(600);
         let mut reg = Registration::new(c);
         let r = reg.start(t0).requests[0].request.clone();
-        reg.on_response(0, RegKind::Register, &reply(&r, 200, &[("Expires", "3600")]), t0);
+        reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(&r, 200, &[("Expires", "3600")]),
+            t0,
+        );
         assert_eq!(reg.next_deadline(), Some(t0 + MAX_REFRESH));
     }
 

@@ -533,10 +533,9 @@ impl UserAgent {
                 }
                 TxAction::Timeout => {
                     if let Some(cid) = &call_id {
-                        let waiting = self
-                            .calls
-                            .get(cid)
-                            .is_some_and(|c| c.awaiting_ack.as_deref() == Some(key));
+                        let waiting = self.calls.get(cid).is_some_and(|c| {
+                            c.awaiting_ack.as_deref() == Some(key) && c.state != CallState::Ended
+                        });
                         if waiting {
                             tracing::warn!(call_id = %cid, "no ACK for our 200; hanging up");
                             self.bye(cid, EndReason::Timeout, now);
@@ -652,6 +651,13 @@ impl UserAgent {
             .then_some(cid)
     }
 
+    fn dialog_of_any_state(&self, req: &Request) -> Option<String> {
+        let cid = msg::call_id(&req.headers)?;
+        let call = self.calls.get(&cid)?;
+        let to = msg::to_tag(&req.headers)?;
+        (to == call.local_tag && msg::from_tag(&req.headers) == call.remote_tag).then_some(cid)
+    }
+
     fn on_reinvite(&mut self, key: &str, req: &Request, now: Instant) {
         let Some(cid) = self.dialog_of(req) else {
             self.reply(key, req, 481, None, Vec::new(), None, now);
@@ -718,8 +724,9 @@ impl UserAgent {
                 return;
             }
         }
-        // ACK to a 2xx: matched by dialog.
-        let Some(cid) = self.dialog_of(req) else {
+        // ACK to a 2xx: matched by dialog (also after we already sent BYE, so the
+        // 2xx retransmissions stop).
+        let Some(cid) = self.dialog_of_any_state(req) else {
             tracing::debug!("ACK for no known dialog; ignored");
             return;
         };

@@ -712,3 +712,49 @@ fn registrar_traffic_is_not_rate_limited() {
     }
     assert_eq!(answered, 50, "the PBX carrying every call is trusted");
 }
+
+#[test]
+fn hangup_before_ack_still_stops_200_retransmissions_on_late_ack() {
+    let (mut ua, tag, now) = ringing("c9");
+    ua.command(
+        Command::Answer {
+            call_id: "c9".into(),
+            media: media(),
+        },
+        now,
+    );
+    let a = ua.command(
+        Command::Hangup {
+            call_id: "c9".into(),
+        },
+        now,
+    );
+    assert!(matches!(&sent(&a)[..], [(SipMessage::Request(r), _)] if r.method == Method::Bye));
+    let ack = in_dialog("ACK", "c9", &tag, 1, "z9hG4bKlate");
+    ua.on_message(
+        ack.as_bytes(),
+        peer(),
+        Transport::Udp,
+        now + Duration::from_millis(100),
+    );
+    let (mut oks, mut byes) = (0, 0);
+    let mut t = now;
+    while t < now + Duration::from_secs(40) {
+        t += Duration::from_millis(250);
+        for (m, _) in sent(&ua.on_tick(t)) {
+            match m {
+                SipMessage::Response(r) if msg::status(&r) == 200 => oks += 1,
+                SipMessage::Request(r) if r.method == Method::Bye => byes += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(oks, 0, "the late ACK stopped the 200 retransmissions");
+    // The unanswered BYE is retransmitted (Timer E) until Timer F, then given up.
+    assert!(byes > 0);
+    assert_eq!(
+        ua.transactions().0,
+        0,
+        "BYE transaction removed after timeout"
+    );
+}
