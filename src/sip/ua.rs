@@ -437,7 +437,21 @@ impl UserAgent {
                     self.run_server(&key, actions, now);
                     return;
                 }
-                let in_flight = self.servers.values().filter(|s| s.source == source).count();
+                // Completed transactions only absorb retransmissions for a while (Timer J);
+                // they are not work in flight and must not count against the cap.
+                let in_flight = self
+                    .servers
+                    .values()
+                    .filter(|s| {
+                        s.source == source
+                            && matches!(
+                                s.tx.state,
+                                ServerState::Trying
+                                    | ServerState::Proceeding
+                                    | ServerState::Accepted
+                            )
+                    })
+                    .count();
                 if in_flight >= self.cfg.max_tx_per_source {
                     tracing::warn!(%source, in_flight, "too many transactions in flight; 503");
                     let mut r = msg::response_to(&req, 503, Some(&msg::token(8)));

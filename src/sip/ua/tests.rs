@@ -758,3 +758,33 @@ fn hangup_before_ack_still_stops_200_retransmissions_on_late_ack() {
         "BYE transaction removed after timeout"
     );
 }
+
+#[test]
+fn only_unfinished_transactions_count_against_the_cap() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.max_tx_per_source = 3;
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    // Many completed OPTIONS transactions (lingering for Timer J) do not block new ones.
+    for i in 0..10 {
+        let opt = in_dialog("OPTIONS", &format!("q{i}"), "", 1, &format!("z9hG4bKq{i}"))
+            .replace(";tag=\r\n", "\r\n");
+        assert_eq!(
+            codes(&ua.on_message(opt.as_bytes(), peer(), Transport::Udp, now)),
+            vec![200]
+        );
+    }
+    // Three ringing INVITEs are in flight: the fourth request is refused with 503.
+    for i in 0..3 {
+        let inv = invite(&format!("cap{i}"), &format!("z9hG4bKcap{i}"), OFFER);
+        assert_eq!(
+            codes(&ua.on_message(inv.as_bytes(), peer(), Transport::Udp, now)),
+            vec![100, 180]
+        );
+    }
+    let inv = invite("cap3", "z9hG4bKcap3", OFFER);
+    assert_eq!(
+        codes(&ua.on_message(inv.as_bytes(), peer(), Transport::Udp, now)),
+        vec![503]
+    );
+}
