@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::asr::AsrConfig;
 use crate::codec::G711;
 use crate::config::Config;
+use crate::console::history::StoreHistory;
 use crate::console::{CallInfo, ConsoleHub, ConsoleOptions, ConsoleServer};
 use crate::dialogue::{demo, Conversation, Script};
 use crate::models::ModelPaths;
@@ -85,12 +86,9 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
     let records = RecordWriter::open(&config.store_path())?;
     // The console is supervision, not service: if it cannot start, calls still run.
     let hub = ConsoleHub::new();
-    let console = match ConsoleServer::start(
-        ConsoleOptions::from_config(&config, &hub),
-        hub.clone(),
-    )
-    .await
-    {
+    let mut options = ConsoleOptions::from_config(&config, &hub);
+    options.history = Arc::new(StoreHistory::new(config.store_path()));
+    let console = match ConsoleServer::start(options, hub.clone()).await {
         Ok(server) => Some(server),
         Err(e) => {
             tracing::error!(error = %e, "operator console not started; calls are still answered");
@@ -296,6 +294,17 @@ impl Ctx {
             dtmf: media.dtmf_events(),
         };
         let (sig_tx, sig_rx) = crossbeam_channel::bounded(2);
+        let record_id = self
+            .records
+            .start_call(
+                &self.script.source,
+                Direction::Inbound.as_str(),
+                Some(&call.peer),
+                &self.vars,
+                &chrono::Local::now().fixed_offset().to_rfc3339(),
+            )
+            .map_err(|e| tracing::error!(error = %e, "call record could not be created"))
+            .ok();
         let setup = CallSetup {
             call_id: call_id.to_string(),
             peer: call.peer.clone(),
@@ -303,9 +312,11 @@ impl Ctx {
             script: self.script.clone(),
             vars: self.vars.clone(),
             tuning: CallTuning::default(),
+            record_id,
         };
+        // The console shows live and finished calls under the record's id.
         let (publisher, control) = self.hub.start_call(CallInfo {
-            id: call_id.to_string(),
+            id: record_id.map_or_else(|| call_id.to_string(), |id| id.to_string()),
             caller: call.peer.clone(),
             script: self.script.source.clone(),
             started_at: chrono::Utc::now(),

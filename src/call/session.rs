@@ -87,6 +87,8 @@ pub struct CallSetup {
     pub script: Arc<Script>,
     pub vars: BTreeMap<String, String>,
     pub tuning: CallTuning,
+    /// The call's record, created at set-up (`None` if the store refused it).
+    pub record_id: Option<i64>,
 }
 
 /// The media side of a call, from the RTP session.
@@ -200,16 +202,7 @@ pub fn run_call(
 ) -> Result<CallReport, CallError> {
     let started = Instant::now();
     let conv = Conversation::new(&setup.script, &setup.vars, now_local())?;
-    let record_id = records
-        .start_call(
-            &setup.script.source,
-            setup.direction.as_str(),
-            Some(&setup.peer),
-            &setup.vars,
-            &now_local().to_rfc3339(),
-        )
-        .map_err(|e| tracing::error!(error = %e, "call record could not be created"))
-        .ok();
+    let record_id = setup.record_id;
     let mut resampler = FrameResampler::new(8000, 16000)?;
     let mut turn = TurnDetector::new(&engines.vad, 16000, setup.tuning.endpoint.clone())?;
     let mut barge = BargeInDetector::new(setup.tuning.barge_in);
