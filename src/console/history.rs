@@ -260,3 +260,69 @@ impl HistorySource for StoreHistory {
         }))
     }
 }
+
+#[cfg(test)]
+mod store_history_tests {
+    use super::*;
+    use crate::store::{Store, TurnLine, TurnTiming, TurnWrite};
+
+    #[test]
+    fn finished_calls_come_from_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("records.db");
+        let mut store = Store::open(&path).expect("open");
+        let id = store
+            .start_call(
+                "embedded:inbound",
+                "inbound",
+                Some("sip:1001@127.0.0.1"),
+                &BTreeMap::new(),
+                "2026-11-25T08:00:00+00:00",
+            )
+            .expect("start");
+        let turn = TurnWrite {
+            at: "2026-11-25T08:00:05+00:00".into(),
+            lines: vec![
+                TurnLine {
+                    speaker: "callee".into(),
+                    text: "家里断网了".into(),
+                    intent: Some("question".into()),
+                    ..Default::default()
+                },
+                TurnLine {
+                    speaker: "agent".into(),
+                    text: "请先重启光猫".into(),
+                    ..Default::default()
+                },
+            ],
+            fields: vec![("问题".into(), "断网".into())],
+            timing: TurnTiming {
+                t_speech_end: Some(1_000),
+                t_first_reply_rtp: Some(1_420),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        store.write_turn(id, &turn).expect("turn");
+        let history = StoreHistory::new(path);
+        // Still running: not in the history yet.
+        assert!(history.list(10).expect("list").is_empty());
+        store
+            .end_call(id, "completed", "2026-11-25T08:01:00+00:00")
+            .expect("end");
+        let list = history.list(10).expect("list");
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].outcome, "completed");
+        let d = history
+            .detail(&id.to_string())
+            .expect("detail")
+            .expect("known id");
+        assert_eq!(d.transcript.len(), 2);
+        assert_eq!(d.transcript[0].speaker, Speaker::Caller);
+        assert_eq!(d.transcript[1].speaker, Speaker::Agent);
+        assert_eq!(d.turn_latencies_ms, vec![420.0]);
+        assert_eq!(d.fields.get("问题").map(String::as_str), Some("断网"));
+        assert!(history.detail("999").expect("detail").is_none());
+        assert!(history.detail("not-a-number").expect("detail").is_none());
+    }
+}
