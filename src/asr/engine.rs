@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 
 use super::text;
 use super::AsrError;
@@ -50,6 +52,9 @@ pub struct AsrConfig {
     pub min_voiced_ms: u32,
     /// Clips quieter than this are not decoded at all.
     pub min_rms_dbfs: f32,
+    /// Let Whisper predict timestamp tokens: the end timestamp gives it a natural
+    /// stop, so it loops less than in no-timestamp mode (timestamps are not output).
+    pub timestamps: bool,
 }
 
 impl Default for AsrConfig {
@@ -67,6 +72,7 @@ impl Default for AsrConfig {
             min_avg_logprob: -1.5,
             min_voiced_ms: 96,
             min_rms_dbfs: -55.0,
+            timestamps: true,
         }
     }
 }
@@ -167,7 +173,8 @@ impl WhisperModel {
         if !ctx.is_multilingual() {
             return Err(AsrError::Load {
                 path: path.display().to_string(),
-                message: "the model is English-only; Mandarin needs the multilingual base model".into(),
+                message: "the model is English-only; Mandarin needs the multilingual base model"
+                    .into(),
             });
         }
         Ok(Self { ctx: Arc::new(ctx) })
@@ -185,7 +192,11 @@ pub struct Recognizer {
 
 impl Recognizer {
     /// A recogniser on `model`; `gate` (recommended) lets it refuse clips without speech.
-    pub fn new(model: &WhisperModel, cfg: AsrConfig, gate: Option<&SileroModel>) -> Result<Self, AsrError> {
+    pub fn new(
+        model: &WhisperModel,
+        cfg: AsrConfig,
+        gate: Option<&SileroModel>,
+    ) -> Result<Self, AsrError> {
         let state = model
             .ctx
             .create_state()
@@ -262,7 +273,7 @@ impl Recognizer {
         params.set_language(Some("zh"));
         params.set_translate(false);
         params.set_no_context(true);
-        params.set_no_timestamps(true);
+        params.set_no_timestamps(!self.cfg.timestamps);
         params.set_single_segment(true);
         params.set_print_special(false);
         params.set_print_progress(false);
@@ -275,8 +286,9 @@ impl Recognizer {
         // below reject what a fallback would have tried to rescue.
         params.set_temperature_inc(0.0);
         params.set_audio_ctx(audio_ctx as i32);
-        // Short turns never need long outputs; this also bounds a decoding loop.
-        params.set_max_tokens(((audio_ms / 1000 + 1) * 12).min(224) as i32);
+        // Mandarin runs at about 5 characters (≈ 7 tokens) a second: cap the output
+        // near that so a decoding loop ends early instead of costing seconds.
+        params.set_max_tokens((12 + audio_ms.div_ceil(1000) * 8).min(224) as i32);
         let prompt = self.cfg.prompt_with(hot_words);
         params.set_initial_prompt(&prompt);
         if let Some(c) = cancel {
@@ -306,7 +318,10 @@ impl Recognizer {
 
         let mut kept = String::new();
         for seg in self.state.as_iter() {
-            let raw = seg.to_str_lossy().map(|s| s.into_owned()).unwrap_or_default();
+            let raw = seg
+                .to_str_lossy()
+                .map(|s| s.into_owned())
+                .unwrap_or_default();
             let no_speech_prob = seg.no_speech_probability();
             let (mut sum, mut n) = (0f32, 0usize);
             for i in 0..seg.n_tokens() {
@@ -319,7 +334,11 @@ impl Recognizer {
                     }
                 }
             }
-            let avg_logprob = if n > 0 { sum / n as f32 } else { f32::NEG_INFINITY };
+            let avg_logprob = if n > 0 {
+                sum / n as f32
+            } else {
+                f32::NEG_INFINITY
+            };
             let dropped = (no_speech_prob > self.cfg.no_speech_threshold
                 && avg_logprob < self.cfg.logprob_threshold)
                 || avg_logprob < self.cfg.min_avg_logprob;
@@ -333,7 +352,7 @@ impl Recognizer {
                 dropped,
             });
         }
-        let simplified = text::to_simplified(&kept);
+        let simplified = text::standardise_variants(&text::to_simplified(&kept));
         let (collapsed, rep) = text::collapse_repetitions(&simplified, 3);
         out.repetition = rep;
         let (clean, hit) = text::strip_silence_phrases(&collapsed);

@@ -60,7 +60,11 @@ pub fn strip_silence_phrases(s: &str) -> (String, bool) {
         let Some((at, len)) = found else { break };
         hit = true;
         let start = map[at];
-        let end = map[at + len - 1] + out[map[at + len - 1]..].chars().next().map_or(1, char::len_utf8);
+        let end = map[at + len - 1]
+            + out[map[at + len - 1]..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8);
         out.replace_range(start..end, "");
     }
     if hit && !has_content(&out) {
@@ -92,7 +96,10 @@ pub fn is_punct_or_space(c: char) -> bool {
     c.is_whitespace()
         || c.is_ascii_punctuation()
         || matches!(c as u32, 0x3000..=0x303F | 0xFF00..=0xFF0F | 0xFF1A..=0xFF20 | 0xFF3B..=0xFF40 | 0xFF5B..=0xFF65 | 0x2000..=0x206F)
-        || matches!(c, '·' | '…' | '—' | '～' | '「' | '」' | '『' | '』' | '《' | '》' | '〈' | '〉')
+        || matches!(
+            c,
+            '·' | '…' | '—' | '～' | '「' | '」' | '『' | '』' | '《' | '》' | '〈' | '〉'
+        )
 }
 
 /// True if `s` has at least one letter, digit or CJK character.
@@ -100,30 +107,42 @@ pub fn has_content(s: &str) -> bool {
     s.chars().any(|c| !is_punct_or_space(c))
 }
 
-/// Collapses a unit of 1–8 characters repeated more than `max_repeats` times in a
-/// row (Whisper's decoding loops) down to `max_repeats`. Returns the text and
-/// whether a loop was found.
-pub fn collapse_repetitions(s: &str, max_repeats: usize) -> (String, bool) {
+/// Removes Whisper's decoding loops. A short unit (1–3 characters) may repeat
+/// `max_short_repeats` times (对对对 is real speech); a longer unit (a phrase or the
+/// whole sentence said again) is kept once, and a trailing cut-off copy of it (the
+/// token limit hit mid-loop) is dropped. Returns the text and whether a loop was found.
+pub fn collapse_repetitions(s: &str, max_short_repeats: usize) -> (String, bool) {
     let chars: Vec<char> = s.chars().collect();
     let mut out: Vec<char> = Vec::with_capacity(chars.len());
     let mut i = 0;
     let mut found = false;
     'outer: while i < chars.len() {
-        for unit in 1..=8usize {
-            if i + unit * (max_repeats + 1) > chars.len() {
-                break;
-            }
+        let max_unit = (chars.len() - i) / 2;
+        // Shortest period first: 我我我我 is one character looping, not two pairs.
+        for unit in 1..=max_unit {
+            let allowed = if unit <= 3 { max_short_repeats } else { 1 };
             let pat = &chars[i..i + unit];
+            // Ignore punctuation-only units and units that start with punctuation.
+            if !pat.iter().any(|&c| !is_punct_or_space(c)) || is_punct_or_space(pat[0]) {
+                continue;
+            }
             let mut reps = 1;
-            while i + unit * (reps + 1) <= chars.len() && &chars[i + unit * reps..i + unit * (reps + 1)] == pat {
+            while i + unit * (reps + 1) <= chars.len()
+                && &chars[i + unit * reps..i + unit * (reps + 1)] == pat
+            {
                 reps += 1;
             }
-            if reps > max_repeats {
+            if reps > allowed {
                 found = true;
-                for _ in 0..max_repeats {
+                for _ in 0..allowed {
                     out.extend_from_slice(pat);
                 }
                 i += unit * reps;
+                // A cut-off copy at the very end (at least 2 characters of the unit).
+                let rest = &chars[i..];
+                if unit >= 4 && rest.len() >= 2 && rest.len() < unit && pat.starts_with(rest) {
+                    i = chars.len();
+                }
                 continue 'outer;
             }
         }
@@ -131,6 +150,28 @@ pub fn collapse_repetitions(s: &str, max_repeats: usize) -> (String, bool) {
         i += 1;
     }
     (out.into_iter().collect(), found)
+}
+
+/// Modern standard forms for variant spellings Whisper picks from old subtitles
+/// (帐 for 账 in account words), after traditional→simplified conversion.
+pub fn standardise_variants(s: &str) -> String {
+    const PAIRS: &[(&str, &str)] = &[
+        ("帐单", "账单"),
+        ("帐户", "账户"),
+        ("帐号", "账号"),
+        ("帐目", "账目"),
+        ("转帐", "转账"),
+        ("算帐", "算账"),
+        ("到帐", "到账"),
+        ("定单", "订单"),
+    ];
+    let mut out = s.to_string();
+    for (from, to) in PAIRS {
+        if out.contains(from) {
+            out = out.replace(from, to);
+        }
+    }
+    out
 }
 
 const DIGITS: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
@@ -216,7 +257,10 @@ pub fn normalize_for_cer(s: &str) -> String {
 /// Cardinal reading for short numbers, digit by digit for long ones or leading zeros.
 fn cardinal_or_digits(run: &str) -> String {
     if run.len() >= 5 || (run.len() > 1 && run.starts_with('0')) {
-        return run.chars().map(|d| DIGITS[d as usize - '0' as usize]).collect();
+        return run
+            .chars()
+            .map(|d| DIGITS[d as usize - '0' as usize])
+            .collect();
     }
     let n: u32 = run.parse().unwrap_or(0);
     cardinal(n)
@@ -286,30 +330,51 @@ mod tests {
 
     #[test]
     fn traditional_becomes_simplified() {
-        assert_eq!(to_simplified("請問您還需要什麼服務嗎"), "请问您还需要什么服务吗");
+        assert_eq!(
+            to_simplified("請問您還需要什麼服務嗎"),
+            "请问您还需要什么服务吗"
+        );
         assert_eq!(to_simplified("已经是简体"), "已经是简体");
     }
 
     #[test]
     fn silence_phrases_are_removed_but_real_words_stay() {
         assert_eq!(strip_silence_phrases("字幕由Amara.org社区提供").0, "");
-        assert_eq!(strip_silence_phrases("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目").0, "");
+        assert_eq!(
+            strip_silence_phrases("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目").0,
+            ""
+        );
         assert_eq!(strip_silence_phrases("谢谢观看！").0, "");
         let (t, hit) = strip_silence_phrases("好的，谢谢观看");
         assert!(hit);
         assert_eq!(t, "好的，");
-        assert_eq!(strip_silence_phrases("好的，谢谢。"), ("好的，谢谢。".to_string(), false));
+        assert_eq!(
+            strip_silence_phrases("好的，谢谢。"),
+            ("好的，谢谢。".to_string(), false)
+        );
         assert_eq!(strip_silence_phrases("我想取消订阅").0, "我想取消订阅");
     }
 
     #[test]
     fn loops_are_collapsed() {
-        assert_eq!(collapse_repetitions("我我我我我我我我", 2), ("我我".to_string(), true));
+        assert_eq!(
+            collapse_repetitions("我我我我我我我我", 2),
+            ("我我".to_string(), true)
+        );
         assert_eq!(
             collapse_repetitions("好的好的好的好的好的好的", 2),
             ("好的好的".to_string(), true)
         );
-        assert_eq!(collapse_repetitions("对对对，没问题", 3), ("对对对，没问题".to_string(), false));
+        assert_eq!(
+            collapse_repetitions("对对对，没问题", 3),
+            ("对对对，没问题".to_string(), false)
+        );
+    }
+
+    #[test]
+    fn variant_spellings_are_standardised() {
+        assert_eq!(standardise_variants("请把帐单发给我，帐户余额"), "请把账单发给我，账户余额");
+        assert_eq!(standardise_variants("您的定单"), "您的订单");
     }
 
     #[test]
