@@ -373,7 +373,10 @@ mod tests {
 
     #[test]
     fn variant_spellings_are_standardised() {
-        assert_eq!(standardise_variants("请把帐单发给我，帐户余额"), "请把账单发给我，账户余额");
+        assert_eq!(
+            standardise_variants("请把帐单发给我，帐户余额"),
+            "请把账单发给我，账户余额"
+        );
         assert_eq!(standardise_variants("您的定单"), "您的订单");
     }
 
