@@ -45,6 +45,11 @@ fn main() {
         let mut cells = Vec::new();
         let mut ctx = 0;
         for threads in [1usize, 2] {
+            // Two threads contend badly on a busy machine; --quick measures them at 2 s and 5 s only.
+            if threads == 2 && quick && secs != 2 && secs != 5 {
+                cells.push((f64::NAN, f64::NAN));
+                continue;
+            }
             let cfg = AsrConfig {
                 threads_per_worker: threads,
                 ..AsrConfig::default()
@@ -64,7 +69,7 @@ fn main() {
     }
     json.insert("per_length".into(), rows.into());
 
-    println!("\nGreedy vs beam search (2 threads), wall ms:");
+    println!("\nGreedy vs beam search (default threads), wall ms:");
     for secs in [2usize, 5] {
         let clip = &speech[..secs * 16000];
         let mut line = format!("  {secs} s:");

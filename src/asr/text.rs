@@ -152,6 +152,31 @@ pub fn collapse_repetitions(s: &str, max_short_repeats: usize) -> (String, bool)
     (out.into_iter().collect(), found)
 }
 
+/// Chinese (full-width) punctuation where Whisper wrote ASCII next to Chinese text,
+/// so the dialogue engine and records see one style. A '.' between digits (3.5) or
+/// in Latin text stays.
+pub fn fullwidth_punctuation(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let is_cjk = |c: Option<&char>| c.is_some_and(|c| ('\u{4e00}'..='\u{9fff}').contains(c));
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = if i > 0 { chars.get(i - 1) } else { None };
+        let next = chars.get(i + 1);
+        let near_cjk = is_cjk(prev) || (prev.is_none_or(|p| !p.is_ascii_alphanumeric()) && is_cjk(next));
+        let mapped = match c {
+            ',' if near_cjk => '，',
+            '?' if near_cjk => '？',
+            '!' if near_cjk => '！',
+            ';' if near_cjk => '；',
+            ':' if is_cjk(prev) => '：',
+            '.' if is_cjk(prev) && next.is_none_or(|n| !n.is_ascii_digit()) => '。',
+            c => c,
+        };
+        out.push(mapped);
+    }
+    out
+}
+
 /// Modern standard forms for variant spellings Whisper picks from old subtitles
 /// (帐 for 账 in account words), after traditional→simplified conversion.
 pub fn standardise_variants(s: &str) -> String {
@@ -369,6 +394,14 @@ mod tests {
             collapse_repetitions("对对对，没问题", 3),
             ("对对对，没问题".to_string(), false)
         );
+    }
+
+    #[test]
+    fn ascii_punctuation_next_to_chinese_becomes_full_width() {
+        assert_eq!(fullwidth_punctuation("不是,你打错了."), "不是，你打错了。");
+        assert_eq!(fullwidth_punctuation("请问您在家吗?"), "请问您在家吗？");
+        assert_eq!(fullwidth_punctuation("大约3.5小时"), "大约3.5小时");
+        assert_eq!(fullwidth_punctuation("OK, fine."), "OK, fine.");
     }
 
     #[test]
