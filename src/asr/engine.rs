@@ -73,6 +73,8 @@ impl Default for AsrConfig {
             // language: measured 16.7 % vs 18.6 % CER on the hardest corpus lines.
             prompt: "以下是普通话客服电话中的句子。".to_string(),
             audio_ctx_margin: 32,
+            // 128 measured the same CER on voice A but 13.4 % vs 12.2 % on the
+            // pitch/speed-shifted voice B; 64 returns nothing on a 1.5 s clip.
             min_audio_ctx: 160,
             no_speech_threshold: 0.6,
             logprob_threshold: -1.0,

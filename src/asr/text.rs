@@ -162,7 +162,8 @@ pub fn fullwidth_punctuation(s: &str) -> String {
     for (i, &c) in chars.iter().enumerate() {
         let prev = if i > 0 { chars.get(i - 1) } else { None };
         let next = chars.get(i + 1);
-        let near_cjk = is_cjk(prev) || (prev.is_none_or(|p| !p.is_ascii_alphanumeric()) && is_cjk(next));
+        let near_cjk =
+            is_cjk(prev) || (prev.is_none_or(|p| !p.is_ascii_alphanumeric()) && is_cjk(next));
         let mapped = match c {
             ',' if near_cjk => '，',
             '?' if near_cjk => '？',
