@@ -526,12 +526,12 @@ fn end_call(call: &mut LiveCall) -> Option<String> {
     if let Some(sig) = call.signal.take() {
         let _ = sig.send(CallSignal::RemoteHangup);
     }
-    let outcome = call.thread.take().and_then(|t| match t.join() {
-        Ok(Ok(report)) => Some(report.outcome.as_str().to_string()),
-        Ok(Err(_)) => Some("failed".to_string()),
+    let outcome = call.thread.take().map(|t| match t.join() {
+        Ok(Ok(report)) => report.outcome.as_str().to_string(),
+        Ok(Err(_)) => "failed".to_string(),
         Err(_) => {
             tracing::error!("a call thread panicked");
-            Some("failed".to_string())
+            "failed".to_string()
         }
     });
     if let Some(media) = call.media.take() {
