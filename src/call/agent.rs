@@ -144,7 +144,8 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
     tracing::info!(script = %script.source, "loading speech models");
     let engines = {
         let paths = paths.clone();
-        tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, AsrConfig::default()))
+        let tts = config.tts.clone();
+        tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, AsrConfig::default(), &tts))
             .await
             .map_err(|e| CallError::Thread(e.to_string()))??
     };
