@@ -27,6 +27,25 @@ pub fn extract_speech(s: &str) -> String {
     let first_len = after.chars().next().map(char::len_utf8).unwrap_or(0);
     let inner = &after[first_len..];
     let end = inner.rfind(|c| CLOSE_QUOTES.contains(&c) && c != '》');
+    // Quotes mark the line to say only when they wrap it: nothing but a label
+    // (若对方不方便：, A:, a list mark) before, nothing but punctuation after.
+    // Quotes inside a sentence (在公众号的“我的账单”里查看) are part of it.
+    let before = s[..start].trim();
+    let label_before = before.is_empty()
+        || before.ends_with(['：', ':'])
+        || before.chars().all(|c| matches!(c, '-' | '*' | '•' | '·' | '.' | '、') || c.is_ascii_digit());
+    let rest_after = end
+        .map(|e| {
+            let close_len = inner[e..].chars().next().map(char::len_utf8).unwrap_or(0);
+            inner[e + close_len..].trim()
+        })
+        .unwrap_or("");
+    let only_punct_after = rest_after
+        .chars()
+        .all(|c| c.is_whitespace() || "。，！？；、.,!?;)）".contains(c));
+    if !(label_before && only_punct_after) {
+        return s.trim().to_string();
+    }
     let body = match end {
         Some(e) => &inner[..e],
         None => inner,
@@ -369,6 +388,16 @@ mod tests {
         assert_eq!(extract_speech("\"可以\""), "可以");
         assert_eq!(extract_speech("若对方忙：“那我晚点打”"), "那我晚点打");
         assert_eq!(extract_speech("没有引号的句子"), "没有引号的句子");
+        // Quotes inside a sentence belong to it.
+        assert_eq!(
+            extract_speech("您可以在公众号的“我的账单”里查看。"),
+            "您可以在公众号的“我的账单”里查看。"
+        );
+        assert_eq!(
+            extract_speech("答：在“无线设置”里就能改密码"),
+            "答：在“无线设置”里就能改密码"
+        );
+        assert_eq!(extract_speech("A: “可以移机。”"), "可以移机。");
     }
 
     #[test]
