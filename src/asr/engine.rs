@@ -197,8 +197,6 @@ pub struct Recognizer {
     gate: Option<SileroVad>,
     /// End-of-text token; ids from here up are special tokens.
     eot: i32,
-    /// Threads for the next decode (the pool raises it when it is the only busy worker).
-    threads: usize,
 }
 
 impl Recognizer {
@@ -216,23 +214,16 @@ impl Recognizer {
             Some(m) => Some(m.new_vad(VadRate::Hz16000)?),
             None => None,
         };
-        let threads = cfg.threads_per_worker.max(1);
         Ok(Self {
             state,
             cfg,
             gate,
             eot: model.ctx.token_eot(),
-            threads,
         })
     }
 
     pub fn config(&self) -> &AsrConfig {
         &self.cfg
-    }
-
-    /// Sets the CPU threads whisper.cpp uses for the following decodes.
-    pub fn set_threads(&mut self, threads: usize) {
-        self.threads = threads.max(1);
     }
 
     /// Transcribes 16 kHz mono f32 audio. `cancel` aborts decoding when set.
@@ -287,7 +278,7 @@ impl Recognizer {
             }
         };
         let mut params = FullParams::new(strategy);
-        params.set_n_threads(self.threads as i32);
+        params.set_n_threads(self.cfg.threads_per_worker.max(1) as i32);
         params.set_language(Some("zh"));
         params.set_translate(false);
         params.set_no_context(true);
