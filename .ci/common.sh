@@ -6,7 +6,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
 
 APT_PACKAGES=(cmake clang libclang-dev pkg-config libasound2-dev python3 python3-venv python3-pip
-              kamailio baresip-core sip-tester sox espeak-ng)
+              kamailio baresip-core sip-tester sox espeak-ng chromium nodejs npm)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -59,4 +59,25 @@ build_release() {
 fetch_models() {
     step "models: fetching and verifying (cached in ${TINGSHUO_CACHE:-$HOME/.cache/tingshuo})"
     "$REPO_ROOT/target/release/tingshuo" models fetch
+}
+
+# Node.js and npm may come from outside Debian (the image's own Node); only ask apt when absent.
+drop_present_node() {
+    if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+        local keep=()
+        for p in "${APT_PACKAGES[@]}"; do
+            case "$p" in nodejs|npm) ;; *) keep+=("$p") ;; esac
+        done
+        APT_PACKAGES=("${keep[@]}")
+    fi
+}
+drop_present_node
+
+ensure_browser_test_deps() {
+    if [ -d "$REPO_ROOT/tests/browser/node_modules/playwright-core" ]; then
+        step "browser test: playwright-core present"
+        return
+    fi
+    step "browser test: installing playwright-core (npm, no browser download)"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$REPO_ROOT/tests/browser" --no-audit --no-fund
 }

@@ -25,15 +25,24 @@ fn main() {
     let paths = ModelPaths::default_cache();
     println!("TTS bench: {RUNS} runs per sentence, median reported; audio at 24 kHz");
     println!(
-        "{:>7} | {:>8} | {:>7} | {:>9} | {:>9} | {:>6} | {:>10}",
-        "threads", "sentence", "audio s", "total ms", "first ms", "RTF", "1st clause"
+        "{:>7} | {:>8} | {:>7} | {:>9} | {:>9} | {:>9} | {:>6} | {:>6} | {:>10}",
+        "threads",
+        "sentence",
+        "audio s",
+        "total ms",
+        "first ms",
+        "cut ms",
+        "RTF",
+        "FS2 %",
+        "1st clause"
     );
-    println!("{}", "-".repeat(74));
+    println!("{}", "-".repeat(95));
     for threads in [1usize, 2] {
         let cfg = ModelConfig {
             threads,
             ..ModelConfig::baker(&paths)
         };
+        let load_start = Instant::now();
         let mut engine = match TtsEngine::load(&paths, cfg) {
             Ok(e) => e,
             Err(e) => {
@@ -41,14 +50,23 @@ fn main() {
                 std::process::exit(1);
             }
         };
+        if threads == 1 {
+            println!(
+                "(load: front-end tables + both models in {:.0} ms; process RSS {} MiB)",
+                load_start.elapsed().as_secs_f64() * 1000.0,
+                rss_mib()
+            );
+        }
         let voice = VoiceParams::default();
         // Warm-up: the first run pays for memory planning.
         let _ = engine.synthesize("你好", &voice);
         for (name, text) in SENTENCES {
             let mut totals = Vec::new();
             let mut firsts = Vec::new();
+            let mut firsts_cut = Vec::new();
             let mut audio_s = 0.0;
             let mut first_clause = String::new();
+            let (mut acoustic, mut vocoder) = (0.0f32, 0.0f32);
             for _ in 0..RUNS {
                 let start = Instant::now();
                 let mut first = None;
@@ -60,17 +78,31 @@ fn main() {
                             first_clause = c.text.clone();
                         }
                         samples += c.samples.len() + c.pause_samples;
+                        acoustic += c.acoustic_ms;
+                        vocoder += c.vocoder_ms;
                         true
                     })
                     .unwrap_or_else(|e| panic!("{e}"));
                 totals.push(start.elapsed().as_secs_f64() * 1000.0);
+                // Interactive requests cut a long first clause (ModelConfig::first_chunk_syllables).
+                let start = Instant::now();
+                let mut cut_first = 0.0;
+                engine
+                    .stream_with(text, &voice, Some(8), |_| {
+                        cut_first = start.elapsed().as_secs_f64() * 1000.0;
+                        false
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                firsts_cut.push(cut_first);
                 firsts.push(first.map_or(0.0, |d| d.as_secs_f64() * 1000.0));
                 audio_s = samples as f64 / engine.sample_rate() as f64;
             }
+            let share = acoustic / (acoustic + vocoder).max(1e-3) * 100.0;
             let total = median(&mut totals);
             let first = median(&mut firsts);
+            let first_cut = median(&mut firsts_cut);
             println!(
-                "{threads:>7} | {name:>8} | {audio_s:>7.2} | {total:>9.1} | {first:>9.1} | {:>6.3} | {}",
+                "{threads:>7} | {name:>8} | {audio_s:>7.2} | {total:>9.1} | {first:>9.1} | {first_cut:>9.1} | {:>6.3} | {share:>5.0}% | {}",
                 total / 1000.0 / audio_s,
                 first_clause.chars().take(10).collect::<String>()
             );
@@ -89,7 +121,9 @@ fn main() {
     let voice = VoiceParams::default();
     let line = SENTENCES[1].1;
     let t = Instant::now();
-    cache.get_or_synthesize(line, &voice).unwrap_or_else(|e| panic!("{e}"));
+    cache
+        .get_or_synthesize(line, &voice)
+        .unwrap_or_else(|e| panic!("{e}"));
     let cold_ms = t.elapsed().as_secs_f64() * 1000.0;
     let mut hits = Vec::new();
     for _ in 0..1000 {
@@ -103,6 +137,19 @@ fn main() {
         "pre-synthesised line: first render {cold_ms:.1} ms, cached lookup median {:.1} µs (1000 lookups)",
         median(&mut hits)
     );
+}
+
+/// Resident set size from /proc (Linux), 0 elsewhere.
+fn rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -165,6 +165,7 @@ fn parse_rate(s: &str) -> Result<u32, String> {
 }
 
 /// Splits `KEY=VALUE` pairs given with `--var`.
+#[allow(dead_code)]
 fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>> {
     vars.iter()
         .map(|v| {

@@ -14,6 +14,7 @@ use common::*;
 use tingshuo::console::auth::AuditEntry;
 use tingshuo::console::server::ROUTES;
 use tingshuo::console::{AuthPolicy, CallEnd, OperatorAction, Speaker, TranscriptLine};
+use tokio::io::AsyncReadExt;
 
 fn concrete(path: &str, call: &str) -> String {
     path.replace("{id}", call)
@@ -94,6 +95,40 @@ async fn every_protected_endpoint_refuses_without_auth() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // Bad input gets a clear refusal, not a crash.
+    let auth = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-auth/listen",
+        &auth,
+        Some(("application/json", offer)),
+    )
+    .await;
+    assert_eq!(r.status, 400, "malformed SDP: {}", r.text());
+    assert!(
+        r.json()["error"].as_str().unwrap_or("").contains("offer"),
+        "{}",
+        r.text()
+    );
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/no-such-call/listen",
+        &auth,
+        Some(("application/json", offer)),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-auth/listen",
+        &auth,
+        Some(("application/json", b"{not json")),
+    )
+    .await;
+    assert!(r.status == 400 || r.status == 422, "{}", r.status);
     call.end(CallEnd::default()).await;
     tc.server.shutdown().await;
 }
@@ -172,6 +207,8 @@ async fn login_is_rate_limited_per_ip() {
     }
     let r = try_login(tc.addr, OPERATOR, PASSWORD).await;
     assert_eq!(r.status, 429, "even the right password waits: {}", r.text());
+    assert!(r.text().contains("Too many attempts"), "{}", r.text());
+    assert!(set_cookie(&r, "ts_session").is_none());
     let retry: u64 = r
         .header("retry-after")
         .expect("Retry-After")
@@ -185,7 +222,7 @@ async fn login_is_rate_limited_per_ip() {
 async fn sse_streams_snapshot_and_transcript_lines() {
     let tc = TestConsole::start(AuthPolicy::default()).await;
     let call = start_synthetic_call(&tc.hub, "call-sse", false);
-    let (cookie, _) = login(tc.addr, OPERATOR, PASSWORD).await;
+    let (cookie, csrf) = login(tc.addr, OPERATOR, PASSWORD).await;
     let (status, mut s, mut seen) = open_stream(tc.addr, "/api/events", &cookie).await;
     assert_eq!(status, 200);
     read_until(&mut s, &mut seen, "event: snapshot", Duration::from_secs(5)).await;
@@ -219,6 +256,32 @@ async fn sse_streams_snapshot_and_transcript_lines() {
         Duration::from_secs(5),
     )
     .await;
+
+    // After logout the stream ends at the next event.
+    let out = http(
+        tc.addr,
+        "POST",
+        "/logout",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        None,
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    call.lines
+        .send(TranscriptLine::new(
+            Speaker::Caller,
+            "登出后不应再收到这句。",
+        ))
+        .expect("line");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("the stream closes after logout")
+        .expect("read");
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("登出后"),
+        "no events after logout"
+    );
     call.end(CallEnd::default()).await;
     tc.server.shutdown().await;
 }
@@ -496,7 +559,7 @@ mod rtc_client {
     pub async fn peer(
         mic: Option<Arc<TrackLocalStaticSample>>,
     ) -> (Arc<RTCPeerConnection>, String) {
-        let api = build_api().expect("api");
+        let api = build_api(true).expect("api");
         let pc = Arc::new(
             api.new_peer_connection(Default::default())
                 .await
@@ -765,6 +828,12 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
             operator: OPERATOR.into()
         })
     );
+    assert_eq!(
+        tc.hub.live_calls()[0].listeners,
+        0,
+        "hand back closes the take-over peer, so the microphone no longer reaches the call"
+    );
+    assert_eq!(tc.hub.live_calls()[0].taken_over_by, None);
     let r = http(tc.addr, "POST", "/api/calls/call-take/hangup", &auth, None).await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -783,4 +852,21 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
     let _ = pc.close().await;
     call.end(CallEnd::default()).await;
     tc.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_event_streams() {
+    let tc = TestConsole::start(AuthPolicy::default()).await;
+    let (cookie, _) = login(tc.addr, OPERATOR, PASSWORD).await;
+    let (status, mut s, mut seen) = open_stream(tc.addr, "/api/events", &cookie).await;
+    assert_eq!(status, 200);
+    read_until(&mut s, &mut seen, "event: snapshot", Duration::from_secs(5)).await;
+    tc.server.shutdown().await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .expect("the event stream closes when the console stops")
+        .expect("read");
+    // A new connection is refused once it stopped.
+    assert!(tokio::net::TcpStream::connect(tc.addr).await.is_err());
 }

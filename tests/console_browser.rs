@@ -132,6 +132,23 @@ fn finished_call(tc: &TestConsole) {
     });
 }
 
+/// Caller lines the call layer publishes while the operator watches.
+async fn speak_more(lines: tokio::sync::mpsc::UnboundedSender<TranscriptLine>) {
+    for text in [
+        "对了，我家厨房的热水器也想顺便看一下。",
+        "师傅大概几点能到？",
+        "好的，我会提前把门口的东西挪开。",
+    ] {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if lines
+            .send(TranscriptLine::new(Speaker::Caller, text).with_intent("question"))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_console_in_headless_chromium() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -148,25 +165,8 @@ async fn operator_console_in_headless_chromium() {
     let mut call = start_synthetic_call(&tc.hub, "call-0931-b", true);
     tc.hub.metrics().call_answered();
 
-    // The call layer's side while the browser works: a caller line every 1.5 s, the
-    // operator actions, and the operator's audio while taken over.
-    let lines = call.lines.clone();
-    let feeder = tokio::spawn(async move {
-        let more = [
-            "对了，我家厨房的热水器也想顺便看一下。",
-            "师傅大概几点能到？",
-            "好的，我会提前把门口的东西挪开。",
-        ];
-        for text in more {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            if lines
-                .send(TranscriptLine::new(Speaker::Caller, text).with_intent("question"))
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    // The call layer's side while the browser works: three more caller lines once an
+    // operator listens, the operator actions, and the operator's audio while taken over.
     let lines = call.lines.clone();
     let call_side = tokio::spawn(async move {
         let mut actions = Vec::new();
@@ -184,6 +184,9 @@ async fn operator_console_in_headless_chromium() {
                         }
                         OperatorAction::HandBack { .. } => taken_over = false,
                         OperatorAction::HangUp { .. } => break,
+                        OperatorAction::Listen { .. } if actions.len() == 1 => {
+                            tokio::spawn(speak_more(lines.clone()));
+                        }
                         OperatorAction::Listen { .. } => {}
                     }
                 }
@@ -241,7 +244,6 @@ async fn operator_console_in_headless_chromium() {
         .await
         .expect("call side ends after hang-up")
         .expect("call side task");
-    feeder.abort();
     let kinds: Vec<&str> = actions
         .iter()
         .map(|a| match a {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tingshuo::codec::G711;
 use tingshuo::rtp::session::{MediaConfig, MediaSession, PortAllocator};
-use tingshuo::rtp::FRAME_SAMPLES;
+use tingshuo::rtp::{RtpError, FRAME_SAMPLES};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -212,7 +212,18 @@ fn dtmf_digits_arrive_once_and_in_order() {
     for d in "19#*0A".chars() {
         a.send_dtmf(d, Duration::from_millis(60)).unwrap();
     }
-    assert!(a.send_dtmf('x', Duration::from_millis(60)).is_err());
+    assert!(matches!(
+        a.send_dtmf('x', Duration::from_millis(60)),
+        Err(RtpError::InvalidDigit('x'))
+    ));
+    let mut no_events = config(None);
+    no_events.dtmf_payload_type = None;
+    let c = MediaSession::start(&ports, no_events).unwrap();
+    assert!(matches!(
+        c.send_dtmf('1', Duration::from_millis(60)),
+        Err(RtpError::DtmfNotNegotiated)
+    ));
+    drop(c);
     let rx = b.dtmf_events();
     let mut got = String::new();
     let end = Instant::now() + Duration::from_secs(3);
@@ -317,4 +328,28 @@ fn flush_silences_the_very_next_packet() {
         .filter(|f| f.at < flushed_at && f.samples.iter().any(|&s| s.abs() > 5000))
         .count();
     assert!(heard_before > 0, "the peer heard the line before the flush");
+}
+
+#[test]
+fn hold_pauses_sending_and_keeps_the_queue() {
+    let ports = PortAllocator::new(47340, 47349).unwrap();
+    let b = MediaSession::start(&ports, config(None)).unwrap();
+    let a = MediaSession::start(&ports, config(Some(b.local_rtp()))).unwrap();
+    queue_all(&a, &tone(2.0, 500.0, 10000.0));
+    std::thread::sleep(Duration::from_millis(300));
+    a.set_sending(false);
+    std::thread::sleep(Duration::from_millis(100));
+    let (sent, queued) = (a.stats().rtp_sent, a.playback().len());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(a.stats().rtp_sent, sent, "nothing sent while on hold");
+    assert_eq!(a.playback().len(), queued, "the line waits in the queue");
+    assert!(
+        b.stats().frames_delivered > 25,
+        "B's pipeline clock keeps ticking"
+    );
+    a.set_sending(true);
+    std::thread::sleep(Duration::from_millis(300));
+    let resumed = a.stats();
+    assert!(resumed.rtp_sent >= sent + 10, "{resumed:?}");
+    assert!(a.playback().len() < queued);
 }

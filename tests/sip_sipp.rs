@@ -22,7 +22,21 @@ fn rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_200_calls_10_concurrent_all_complete() {
+    run_sipp("u1", 200, 10).await;
+}
+
+/// The same scenario over TCP (Content-Length framing, responses on the connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_over_tcp_all_complete() {
+    run_sipp("t1", 200, 10).await;
+}
+
+async fn run_sipp(transport: &'static str, calls: u32, concurrent: u32) {
     require("sipp", "sip-tester");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("tingshuo=warn")
+        .with_test_writer()
+        .try_init();
     let mut cfg = agent_config(&[]);
     cfg.sip.max_calls = 20;
     let agent = sip::start(&cfg).await.expect("agent starts");
@@ -47,7 +61,7 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
                     if ended % 50 == 0 {
                         rss.push(rss_kib());
                     }
-                    if ended == 200 {
+                    if ended == calls {
                         break;
                     }
                 }
@@ -63,12 +77,12 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
         Proc::new("sipp")
             .args(["-sn", "uac", &target.to_string()])
             .args(["-i", "127.0.0.1", "-p", &sipp_port.to_string()])
-            .args([
-                "-s", "bot", "-m", "200", "-l", "10", "-r", "100", "-d", "200",
-            ])
+            .args(["-t", transport, "-s", "bot"])
+            .args(["-m", &calls.to_string(), "-l", &concurrent.to_string()])
+            .args(["-r", "100", "-d", "200"])
             .args([
                 "-timeout",
-                "90s",
+                "60s",
                 "-timeout_error",
                 "-nostdin",
                 "-trace_stat",
@@ -96,7 +110,7 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
             .unwrap_or_default()
     };
     eprintln!(
-        "sipp: exit {:?}, SuccessfulCall(C)={}, FailedCall(C)={}, Retransmissions(C)={}",
+        "sipp ({transport}): exit {:?}, SuccessfulCall(C)={}, FailedCall(C)={}, Retransmissions(C)={}",
         out.status.code(),
         field("SuccessfulCall(C)"),
         field("FailedCall(C)"),
@@ -115,7 +129,7 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
             .rev()
             .collect::<String>()
     );
-    assert_eq!(field("SuccessfulCall(C)"), "200");
+    assert_eq!(field("SuccessfulCall(C)"), calls.to_string());
     let retrans: u64 = field("Retransmissions(C)").parse().unwrap_or(0);
     assert!(
         retrans < 20,
@@ -125,7 +139,7 @@ async fn sipp_200_calls_10_concurrent_all_complete() {
         .await
         .expect("agent saw every call end")
         .expect("answerer task");
-    assert_eq!((answered, ended), (200, 200));
+    assert_eq!((answered, ended), (calls, calls));
     eprintln!("test-process RSS (KiB) after 50/100/150/200 calls: {rss:?}");
     if let (Some(first), Some(last)) = (rss.first(), rss.last()) {
         assert!(

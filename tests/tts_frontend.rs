@@ -86,6 +86,7 @@ fn tone_sandhi_as_the_corpus_labels_it() {
     assert_eq!(py("不是"), "bu2 shi4");
     assert_eq!(py("不用"), "bu2 yong4");
     assert_eq!(py("不好"), "bu4 hao3");
+    assert_eq!(py("能不能"), "neng2 bu5 neng2");
     // 一: yí before a fourth tone, yì before others, yī as a number.
     assert_eq!(py("一下"), "yi2 xia4");
     assert_eq!(py("一天"), "yi4 tian1");
@@ -103,6 +104,8 @@ fn normalised_text_reaches_pinyin() {
     assert_eq!(py("凌晨0点到4点"), "ling2 chen2 ling2 dian3 dao4 si4 dian3");
     assert_eq!(py("<10分钟"), "xiao3 yu2 shi2 fen1 zhong1");
     assert_eq!(py("2个"), "liang3 ge4");
+    assert_eq!(py("1天"), "yi4 tian1");
+    assert_eq!(py("1次"), "yi2 ci4");
     assert_eq!(py("1:00"), "yi1 dian3");
     assert_eq!(py("a@b.cn"), "ei1 ai4 te4 bi4 dian3 xi1 en1");
 }
@@ -122,7 +125,11 @@ fn symbol_sequence_matches_the_baker_layout() {
     assert!(c.phones.contains(&"#1".to_string()), "{:?}", c.phones);
     // Erhua: 儿 joins the syllable before it.
     let c = &FRONTEND.analyze("一点儿")[0];
-    assert!(c.phones.join(" ").ends_with("d ian3 er5 sil eos"), "{:?}", c.phones);
+    assert!(
+        c.phones.join(" ").ends_with("d ian3 er5 sil eos"),
+        "{:?}",
+        c.phones
+    );
 }
 
 #[test]
@@ -141,7 +148,10 @@ fn clauses_split_at_punctuation_with_pause_kinds() {
     let texts: Vec<&str> = clauses.iter().map(|c| c.text.as_str()).collect();
     assert_eq!(texts, ["您好", "这里是客服中心", "请问有什么可以帮您"]);
     let ends: Vec<ClauseEnd> = clauses.iter().map(|c| c.end).collect();
-    assert_eq!(ends, [ClauseEnd::Comma, ClauseEnd::Sentence, ClauseEnd::Sentence]);
+    assert_eq!(
+        ends,
+        [ClauseEnd::Comma, ClauseEnd::Sentence, ClauseEnd::Sentence]
+    );
     // Only punctuation or symbols: nothing to say.
     assert!(FRONTEND.analyze("……！？").is_empty());
 }
@@ -150,16 +160,64 @@ fn clauses_split_at_punctuation_with_pause_kinds() {
 fn every_corpus_sentence_maps_to_known_symbols() {
     let corpus = include_str!("data/corpus.txt");
     let mut n = 0;
-    for line in corpus.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in corpus
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let clauses = FRONTEND.analyze(line);
         assert!(!clauses.is_empty(), "{line}");
         for c in &clauses {
-            assert_eq!(c.ids.len(), c.phones.len(), "unknown symbol in {line}: {:?}", c.phones);
+            assert_eq!(
+                c.ids.len(),
+                c.phones.len(),
+                "unknown symbol in {line}: {:?}",
+                c.phones
+            );
             // Every hanzi got a syllable.
-            let hanzi = c.text.chars().filter(|ch| ('\u{4e00}'..='\u{9fff}').contains(ch)).count();
-            assert!(c.pinyin.len() >= hanzi, "{line}: {} syllables for {hanzi} hanzi", c.pinyin.len());
+            let hanzi = c
+                .text
+                .chars()
+                .filter(|ch| ('\u{4e00}'..='\u{9fff}').contains(ch))
+                .count();
+            assert!(
+                c.pinyin.len() >= hanzi,
+                "{line}: {} syllables for {hanzi} hanzi",
+                c.pinyin.len()
+            );
         }
         n += 1;
     }
     assert!(n >= 40, "corpus has {n} sentences");
+}
+
+#[test]
+fn every_latin_letter_is_sayable() {
+    let c = &FRONTEND.analyze("ABCDEFGHIJKLMNOPQRSTUVWXYZ")[0];
+    // 18 one-syllable names, 6 two-syllable (F H L M R S), 2 three-syllable (W X).
+    assert_eq!(c.pinyin.len(), 36, "{:?}", c.pinyin);
+    assert_eq!(c.ids.len(), c.phones.len());
+    assert_eq!(py("WiFi"), "wai1 fei1");
+}
+
+#[test]
+fn long_first_clause_is_cut_for_a_fast_start() {
+    let text = "您预约的时间是下午两点三十分，请准时到达。";
+    let whole = FRONTEND.analyze(text);
+    let cut = FRONTEND.analyze_with(text, Some(8));
+    assert_eq!(whole.len(), 2);
+    assert_eq!(cut.len(), 3);
+    assert_eq!(cut[0].end, ClauseEnd::Join);
+    assert!(
+        (4..=8).contains(&cut[0].pinyin.len()),
+        "{:?}",
+        cut[0].pinyin
+    );
+    // Same syllables (sandhi decided on the whole clause), same text.
+    let syl =
+        |cs: &[tingshuo::tts::Clause]| cs.iter().flat_map(|c| c.pinyin.clone()).collect::<Vec<_>>();
+    assert_eq!(syl(&cut), syl(&whole));
+    assert_eq!(format!("{}{}", cut[0].text, cut[1].text), whole[0].text);
+    // Short first clauses stay whole.
+    assert_eq!(FRONTEND.analyze_with("好的，再见。", Some(8)).len(), 2);
 }

@@ -60,7 +60,10 @@ fn synthesized_speech_is_detected_with_start_and_end() {
         let audio = with_silence(rate, &speech);
         let p = probs(&m, rate, &audio);
         let voiced = p.iter().filter(|&&p| p >= 0.5).count();
-        assert!(voiced * 32 >= 1000, "only {voiced} voiced chunks at {rate} Hz: {p:?}");
+        assert!(
+            voiced * 32 >= 1000,
+            "only {voiced} voiced chunks at {rate} Hz: {p:?}"
+        );
         let ev = events(&m, rate, &audio);
         let start = ev.iter().find_map(|e| match e {
             EndpointEvent::SpeechStart { start_ms } => Some(*start_ms),

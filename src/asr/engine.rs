@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 
 use super::text;
 use super::AsrError;
@@ -167,7 +169,8 @@ impl WhisperModel {
         if !ctx.is_multilingual() {
             return Err(AsrError::Load {
                 path: path.display().to_string(),
-                message: "the model is English-only; Mandarin needs the multilingual base model".into(),
+                message: "the model is English-only; Mandarin needs the multilingual base model"
+                    .into(),
             });
         }
         Ok(Self { ctx: Arc::new(ctx) })
@@ -185,7 +188,11 @@ pub struct Recognizer {
 
 impl Recognizer {
     /// A recogniser on `model`; `gate` (recommended) lets it refuse clips without speech.
-    pub fn new(model: &WhisperModel, cfg: AsrConfig, gate: Option<&SileroModel>) -> Result<Self, AsrError> {
+    pub fn new(
+        model: &WhisperModel,
+        cfg: AsrConfig,
+        gate: Option<&SileroModel>,
+    ) -> Result<Self, AsrError> {
         let state = model
             .ctx
             .create_state()
@@ -306,7 +313,10 @@ impl Recognizer {
 
         let mut kept = String::new();
         for seg in self.state.as_iter() {
-            let raw = seg.to_str_lossy().map(|s| s.into_owned()).unwrap_or_default();
+            let raw = seg
+                .to_str_lossy()
+                .map(|s| s.into_owned())
+                .unwrap_or_default();
             let no_speech_prob = seg.no_speech_probability();
             let (mut sum, mut n) = (0f32, 0usize);
             for i in 0..seg.n_tokens() {
@@ -319,7 +329,11 @@ impl Recognizer {
                     }
                 }
             }
-            let avg_logprob = if n > 0 { sum / n as f32 } else { f32::NEG_INFINITY };
+            let avg_logprob = if n > 0 {
+                sum / n as f32
+            } else {
+                f32::NEG_INFINITY
+            };
             let dropped = (no_speech_prob > self.cfg.no_speech_threshold
                 && avg_logprob < self.cfg.logprob_threshold)
                 || avg_logprob < self.cfg.min_avg_logprob;

@@ -49,7 +49,11 @@ pub struct FileTranscript {
 }
 
 /// Reads `wav`, resamples to 16 kHz, segments by VAD and transcribes every turn.
-pub fn transcribe_file(wav: &Path, paths: &ModelPaths, cfg: AsrConfig) -> Result<FileTranscript, AsrError> {
+pub fn transcribe_file(
+    wav: &Path,
+    paths: &ModelPaths,
+    cfg: AsrConfig,
+) -> Result<FileTranscript, AsrError> {
     let t0 = Instant::now();
     let audio = crate::audio::read_wav(wav)?;
     let samples = crate::audio::resample(&audio.samples, audio.rate, 16_000)?;
@@ -72,7 +76,9 @@ pub fn transcribe_file(wav: &Path, paths: &ModelPaths, cfg: AsrConfig) -> Result
         // One file never has more turns queued than the pool allows: wait when full.
         let handle = loop {
             match pool.submit(job.clone()) {
-                Err(AsrError::QueueFull { .. }) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                Err(AsrError::QueueFull { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
                 other => break other?,
             }
         };
@@ -85,7 +91,11 @@ pub fn transcribe_file(wav: &Path, paths: &ModelPaths, cfg: AsrConfig) -> Result
         let t = o.result?;
         queue_ms += o.queue_ms;
         infer_ms += o.infer_ms;
-        let best = t.segments.iter().find(|s| !s.dropped).or(t.segments.first());
+        let best = t
+            .segments
+            .iter()
+            .find(|s| !s.dropped)
+            .or(t.segments.first());
         segments.push(FileSegment {
             start_ms,
             end_ms,
@@ -98,7 +108,11 @@ pub fn transcribe_file(wav: &Path, paths: &ModelPaths, cfg: AsrConfig) -> Result
             avg_logprob: best.map(|s| s.avg_logprob),
         });
     }
-    let text = segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("");
+    let text = segments
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join("");
     Ok(FileTranscript {
         text,
         segments,
@@ -115,7 +129,10 @@ pub fn transcribe_file(wav: &Path, paths: &ModelPaths, cfg: AsrConfig) -> Result
 }
 
 /// Splits 16 kHz audio into turns (start ms, end ms, samples) with the call endpointer.
-pub fn split_turns(vad: &SileroModel, samples: &[f32]) -> Result<Vec<(u64, u64, Vec<f32>)>, AsrError> {
+pub fn split_turns(
+    vad: &SileroModel,
+    samples: &[f32],
+) -> Result<Vec<(u64, u64, Vec<f32>)>, AsrError> {
     let mut det = TurnDetector::new(vad, 16_000, EndpointConfig::default())?;
     let mut turns = Vec::new();
     for frame in samples.chunks(320) {

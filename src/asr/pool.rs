@@ -100,7 +100,11 @@ pub struct AsrPool {
 impl AsrPool {
     /// Starts `cfg.workers` workers on `model`, each with its own Whisper state and
     /// (if `gate` is given) its own Silero state for the voice gate.
-    pub fn new(model: &WhisperModel, gate: Option<&SileroModel>, cfg: AsrConfig) -> Result<Self, AsrError> {
+    pub fn new(
+        model: &WhisperModel,
+        gate: Option<&SileroModel>,
+        cfg: AsrConfig,
+    ) -> Result<Self, AsrError> {
         let (tx, rx) = crossbeam_channel::bounded::<Envelope>(cfg.queue_capacity.max(1));
         let mut workers = Vec::new();
         for w in 0..cfg.workers.max(1) {
@@ -138,7 +142,11 @@ impl AsrPool {
     }
 
     /// Queues a job whose outcome goes to `reply` (e.g. one channel per call).
-    pub fn submit_with(&self, job: AsrJob, reply: Sender<AsrOutcome>) -> Result<CancelToken, AsrError> {
+    pub fn submit_with(
+        &self,
+        job: AsrJob,
+        reply: Sender<AsrOutcome>,
+    ) -> Result<CancelToken, AsrError> {
         let tx = self.tx.as_ref().ok_or(AsrError::PoolClosed)?;
         let cancel = Arc::new(AtomicBool::new(false));
         let env = Envelope {

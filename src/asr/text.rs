@@ -60,7 +60,11 @@ pub fn strip_silence_phrases(s: &str) -> (String, bool) {
         let Some((at, len)) = found else { break };
         hit = true;
         let start = map[at];
-        let end = map[at + len - 1] + out[map[at + len - 1]..].chars().next().map_or(1, char::len_utf8);
+        let end = map[at + len - 1]
+            + out[map[at + len - 1]..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8);
         out.replace_range(start..end, "");
     }
     if hit && !has_content(&out) {
@@ -92,7 +96,10 @@ pub fn is_punct_or_space(c: char) -> bool {
     c.is_whitespace()
         || c.is_ascii_punctuation()
         || matches!(c as u32, 0x3000..=0x303F | 0xFF00..=0xFF0F | 0xFF1A..=0xFF20 | 0xFF3B..=0xFF40 | 0xFF5B..=0xFF65 | 0x2000..=0x206F)
-        || matches!(c, '·' | '…' | '—' | '～' | '「' | '」' | '『' | '』' | '《' | '》' | '〈' | '〉')
+        || matches!(
+            c,
+            '·' | '…' | '—' | '～' | '「' | '」' | '『' | '』' | '《' | '》' | '〈' | '〉'
+        )
 }
 
 /// True if `s` has at least one letter, digit or CJK character.
@@ -115,7 +122,9 @@ pub fn collapse_repetitions(s: &str, max_repeats: usize) -> (String, bool) {
             }
             let pat = &chars[i..i + unit];
             let mut reps = 1;
-            while i + unit * (reps + 1) <= chars.len() && &chars[i + unit * reps..i + unit * (reps + 1)] == pat {
+            while i + unit * (reps + 1) <= chars.len()
+                && &chars[i + unit * reps..i + unit * (reps + 1)] == pat
+            {
                 reps += 1;
             }
             if reps > max_repeats {
@@ -216,7 +225,10 @@ pub fn normalize_for_cer(s: &str) -> String {
 /// Cardinal reading for short numbers, digit by digit for long ones or leading zeros.
 fn cardinal_or_digits(run: &str) -> String {
     if run.len() >= 5 || (run.len() > 1 && run.starts_with('0')) {
-        return run.chars().map(|d| DIGITS[d as usize - '0' as usize]).collect();
+        return run
+            .chars()
+            .map(|d| DIGITS[d as usize - '0' as usize])
+            .collect();
     }
     let n: u32 = run.parse().unwrap_or(0);
     cardinal(n)
@@ -286,30 +298,45 @@ mod tests {
 
     #[test]
     fn traditional_becomes_simplified() {
-        assert_eq!(to_simplified("請問您還需要什麼服務嗎"), "请问您还需要什么服务吗");
+        assert_eq!(
+            to_simplified("請問您還需要什麼服務嗎"),
+            "请问您还需要什么服务吗"
+        );
         assert_eq!(to_simplified("已经是简体"), "已经是简体");
     }
 
     #[test]
     fn silence_phrases_are_removed_but_real_words_stay() {
         assert_eq!(strip_silence_phrases("字幕由Amara.org社区提供").0, "");
-        assert_eq!(strip_silence_phrases("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目").0, "");
+        assert_eq!(
+            strip_silence_phrases("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目").0,
+            ""
+        );
         assert_eq!(strip_silence_phrases("谢谢观看！").0, "");
         let (t, hit) = strip_silence_phrases("好的，谢谢观看");
         assert!(hit);
         assert_eq!(t, "好的，");
-        assert_eq!(strip_silence_phrases("好的，谢谢。"), ("好的，谢谢。".to_string(), false));
+        assert_eq!(
+            strip_silence_phrases("好的，谢谢。"),
+            ("好的，谢谢。".to_string(), false)
+        );
         assert_eq!(strip_silence_phrases("我想取消订阅").0, "我想取消订阅");
     }
 
     #[test]
     fn loops_are_collapsed() {
-        assert_eq!(collapse_repetitions("我我我我我我我我", 2), ("我我".to_string(), true));
+        assert_eq!(
+            collapse_repetitions("我我我我我我我我", 2),
+            ("我我".to_string(), true)
+        );
         assert_eq!(
             collapse_repetitions("好的好的好的好的好的好的", 2),
             ("好的好的".to_string(), true)
         );
-        assert_eq!(collapse_repetitions("对对对，没问题", 3), ("对对对，没问题".to_string(), false));
+        assert_eq!(
+            collapse_repetitions("对对对，没问题", 3),
+            ("对对对，没问题".to_string(), false)
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::asr::AsrConfig;
 use crate::codec::G711;
 use crate::config::Config;
+use crate::console::{CallInfo, ConsoleHub, ConsoleOptions, ConsoleServer};
 use crate::dialogue::{demo, Conversation, Script};
 use crate::models::ModelPaths;
 use crate::rtp::session::{MediaConfig, MediaSession, PortAllocator};
@@ -25,7 +26,8 @@ use crate::sip::{CallEvent, Command, SipEvent};
 use super::engines::SpeechEngines;
 use super::records::RecordWriter;
 use super::session::{
-    run_call, CallMedia, CallReport, CallRequest, CallSetup, CallSignal, CallTuning, Direction,
+    run_call, CallMedia, CallReport, CallRequest, CallSetup, CallSignal, CallTuning, ConsoleLink,
+    Direction,
 };
 use super::CallError;
 
@@ -66,7 +68,11 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
     };
     // Every fixed line is synthesized now, so replies never wait for TTS.
     let probe = Conversation::new(&script, &vars, chrono::Local::now().fixed_offset())?;
-    let fixed: Vec<String> = probe.all_fixed_lines().into_iter().map(|l| l.text).collect();
+    let fixed: Vec<String> = probe
+        .all_fixed_lines()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
     let failed = {
         let engines = engines.clone();
         tokio::task::spawn_blocking(move || engines.prepare_lines(fixed.iter().map(String::as_str)))
@@ -77,8 +83,23 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
         tracing::warn!(failed, "some script lines could not be pre-synthesized");
     }
     let records = RecordWriter::open(&config.store_path())?;
+    // The console is supervision, not service: if it cannot start, calls still run.
+    let hub = ConsoleHub::new();
+    let console = match ConsoleServer::start(
+        ConsoleOptions::from_config(&config, &hub),
+        hub.clone(),
+    )
+    .await
+    {
+        Ok(server) => Some(server),
+        Err(e) => {
+            tracing::error!(error = %e, "operator console not started; calls are still answered");
+            None
+        }
+    };
     let ports = PortAllocator::from_config(&config.sip)?;
     let sip = crate::sip::driver::start(&config).await?;
+    hub.set_ready(Ok(()));
     let local = sip.local_addr;
     let (commands, mut events, task) = sip.into_parts();
 
@@ -118,6 +139,7 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
         vars,
         commands: commands.clone(),
         requests: req_tx,
+        hub,
     };
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -142,6 +164,9 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
         end_call(&mut call);
     }
     let _ = task.await;
+    if let Some(console) = console {
+        console.shutdown().await;
+    }
     Ok(())
 }
 
@@ -169,6 +194,7 @@ struct Ctx {
     vars: std::collections::BTreeMap<String, String>,
     commands: UnboundedSender<Command>,
     requests: Sender<CallRequest>,
+    hub: ConsoleHub,
 }
 
 impl Ctx {
@@ -224,7 +250,9 @@ impl Ctx {
                 call_id,
                 negotiated,
             } => {
-                let Some(call) = calls.get_mut(&call_id) else { return };
+                let Some(call) = calls.get_mut(&call_id) else {
+                    return;
+                };
                 let _span = crate::logging::call_span(&call_id).entered();
                 self.start_call_thread(&call_id, call, &negotiated);
             }
@@ -253,7 +281,9 @@ impl Ctx {
     }
 
     fn start_call_thread(&self, call_id: &str, call: &mut LiveCall, negotiated: &Negotiated) {
-        let Some(media) = call.media.as_ref() else { return };
+        let Some(media) = call.media.as_ref() else {
+            return;
+        };
         apply_negotiated(media, negotiated);
         let Some(sent) = media.outbound_tap() else {
             tracing::error!("media session has no outbound tap; cannot run the call");
@@ -274,6 +304,13 @@ impl Ctx {
             vars: self.vars.clone(),
             tuning: CallTuning::default(),
         };
+        let (publisher, control) = self.hub.start_call(CallInfo {
+            id: call_id.to_string(),
+            caller: call.peer.clone(),
+            script: self.script.source.clone(),
+            started_at: chrono::Utc::now(),
+        });
+        let console = Some(ConsoleLink { publisher, control });
         let engines = self.engines.clone();
         let records = self.records.clone();
         let requests = self.requests.clone();
@@ -282,7 +319,7 @@ impl Ctx {
             .name(format!("call-{}", &call_id[..call_id.len().min(8)]))
             .spawn(move || {
                 let _g = span.entered();
-                let r = run_call(setup, io, engines, records, sig_rx, requests);
+                let r = run_call(setup, io, engines, records, sig_rx, requests, console);
                 match &r {
                     Ok(rep) => tracing::info!(
                         outcome = rep.outcome.as_str(),

@@ -99,7 +99,10 @@ impl RecordWriter {
             })
             .is_err()
         {
-            tracing::error!(call_id, "record writer stopped; the call's end was not recorded");
+            tracing::error!(
+                call_id,
+                "record writer stopped; the call's end was not recorded"
+            );
         }
     }
 }

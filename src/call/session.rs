@@ -27,6 +27,9 @@ use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::asr::{AsrJob, AsrOutcome, CancelToken};
 use crate::audio::{FrameResampler, FRAME_8K};
+use crate::console::hub::{
+    CallAudioFrame, CallControl, CallEnd, CallPublisher, OperatorAction, Speaker, TranscriptLine,
+};
 use crate::dialogue::{Action, Conversation, Outcome, Script};
 use crate::rtp::session::{InboundFrame, OutboundFrame, PlaybackQueue};
 use crate::rtp::DtmfEvent;
@@ -92,6 +95,12 @@ pub struct CallMedia {
     pub sent: Receiver<OutboundFrame>,
     pub playback: PlaybackQueue,
     pub dtmf: Receiver<DtmfEvent>,
+}
+
+/// The call's link to the operator console: what it publishes and what operators ask.
+pub struct ConsoleLink {
+    pub publisher: CallPublisher,
+    pub control: CallControl,
 }
 
 /// Signals from the SIP side into a running call.
@@ -174,6 +183,9 @@ struct CallLoop<'a> {
     last_activity: Instant,
     report: CallReport,
     hot_words: Arc<[String]>,
+    console: Option<ConsoleLink>,
+    /// An operator has taken the call over: the dialogue engine is paused.
+    taken_over: bool,
 }
 
 /// Runs a call to its end. Blocking: call it on the call's own thread.
@@ -184,6 +196,7 @@ pub fn run_call(
     records: RecordWriter,
     signals: Receiver<CallSignal>,
     requests: Sender<CallRequest>,
+    console: Option<ConsoleLink>,
 ) -> Result<CallReport, CallError> {
     let started = Instant::now();
     let conv = Conversation::new(&setup.script, &setup.vars, now_local())?;
@@ -232,7 +245,10 @@ pub fn run_call(
             latencies: Vec::new(),
         },
         hot_words: Arc::from(Vec::<String>::new()),
+        console,
+        taken_over: false,
     };
+    let mut last_sent = [0i16; FRAME_8K];
     let opening = lp.conv.opening(now_local());
     lp.apply(opening.actions, None, None);
     // The greeting is the turn the callee answers to; its record is written now.
@@ -248,6 +264,7 @@ pub fn run_call(
                         *d = *s as f32 / 32768.0;
                     }
                     barge.on_sent(&sent8);
+                    last_sent = sent.samples;
                     if sent.speech && lp.awaiting_first_rtp {
                         lp.awaiting_first_rtp = false;
                         lp.first_reply_sent(sent.at);
@@ -256,13 +273,21 @@ pub fn run_call(
                 for (d, s) in frame8.iter_mut().zip(frame.samples.iter()) {
                     *d = *s as f32 / 32768.0;
                 }
+                if let Some(c) = &lp.console {
+                    c.publisher.audio(&CallAudioFrame {
+                        caller: frame.samples,
+                        agent: last_sent,
+                        captured: frame.at,
+                    });
+                }
+                lp.poll_console();
                 let frame16 = resampler.process_i16(&frame.samples)?;
                 let event = turn.push_frame(frame16)?;
                 let prob = turn.last_probability();
                 lp.feed_playback();
                 let speaking = lp.agent_speaking();
                 let verdict = barge.on_received(&frame8, prob, speaking);
-                if verdict == FrameVerdict::BargeIn && lp.barge_in(frame.at) {
+                if verdict == FrameVerdict::BargeIn && !lp.taken_over && lp.barge_in(frame.at) {
                     barge.reset();
                 }
                 if !speaking {
@@ -315,7 +340,9 @@ pub fn run_call(
 
     lp.flush_pending_turn();
     let outcome = if remote_hangup {
-        lp.conv.on_hangup(now_local()).unwrap_or(Outcome::NoResponse)
+        lp.conv
+            .on_hangup(now_local())
+            .unwrap_or(Outcome::NoResponse)
     } else {
         let _ = requests.send(CallRequest::Hangup {
             call_id: setup.call_id.clone(),
@@ -330,11 +357,68 @@ pub fn run_call(
     if let Some(id) = record_id {
         records.end_call(id, outcome.as_str(), &now_local().to_rfc3339());
     }
+    if let Some(c) = lp.console.take() {
+        c.publisher.end(CallEnd {
+            outcome: outcome.as_str().to_string(),
+            fields: lp.conv.fields().clone(),
+            recording: None,
+        });
+    }
     lp.report.outcome = outcome;
     Ok(lp.report)
 }
 
 impl CallLoop<'_> {
+    /// Applies operator requests and, during a take-over, sends the operator's voice.
+    fn poll_console(&mut self) {
+        let Some(c) = self.console.as_mut() else {
+            return;
+        };
+        while let Ok(action) = c.control.actions.try_recv() {
+            match action {
+                OperatorAction::Listen { operator } => {
+                    tracing::info!(%operator, "operator listening")
+                }
+                OperatorAction::TakeOver { operator } => {
+                    tracing::info!(%operator, "operator took the call over");
+                    self.taken_over = true;
+                    self.playback.flush();
+                    self.playing = None;
+                    self.lines.clear();
+                    while c.control.operator_audio.try_recv().is_ok() {}
+                    c.publisher.transcript(TranscriptLine::new(
+                        Speaker::Operator,
+                        format!("（{operator} 接管通话 / took over）"),
+                    ));
+                }
+                OperatorAction::HandBack { operator } => {
+                    tracing::info!(%operator, "operator handed the call back");
+                    self.taken_over = false;
+                    self.last_activity = Instant::now();
+                    c.publisher.transcript(TranscriptLine::new(
+                        Speaker::Operator,
+                        format!("（{operator} 交回智能客服 / handed back）"),
+                    ));
+                }
+                OperatorAction::HangUp { operator } => {
+                    tracing::info!(%operator, "operator hung up the call");
+                    self.playback.flush();
+                    self.playing = None;
+                    self.lines.clear();
+                    self.hangup_after_playback =
+                        Some(self.conv.outcome().unwrap_or(Outcome::Completed));
+                }
+            }
+        }
+        if self.taken_over {
+            while let Ok(frame) = c.control.operator_audio.try_recv() {
+                if self.playback.push(&frame).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
     fn agent_speaking(&self) -> bool {
         self.playing.is_some() || !self.lines.is_empty() || !self.playback.is_empty()
     }
@@ -381,6 +465,26 @@ impl CallLoop<'_> {
             }
         }
         write.steps = self.conv.step_path().to_vec();
+        if let Some(c) = &self.console {
+            for line in &write.lines {
+                let speaker = if line.speaker == "agent" {
+                    Speaker::Agent
+                } else {
+                    Speaker::Caller
+                };
+                let mut t = TranscriptLine::new(speaker, line.text.clone());
+                if let Some(i) = &line.intent {
+                    t = t.with_intent(i.clone());
+                }
+                if speaker == Speaker::Caller {
+                    for (k, v) in &write.fields {
+                        t = t.with_field(k.clone(), v.clone());
+                    }
+                }
+                c.publisher.transcript(t);
+            }
+            c.publisher.step(&self.conv.current_step());
+        }
         self.timing.t_reply_chosen = Some(Instant::now());
         self.awaiting_first_rtp = write.lines.iter().any(|l| l.speaker == "agent");
         self.flush_pending_turn();
@@ -412,7 +516,11 @@ impl CallLoop<'_> {
     fn on_rendered(&mut self, text: &str, result: Result<Line8k, CallError>) {
         match result {
             Ok(audio) => {
-                for l in self.lines.iter_mut().filter(|l| l.text == text && l.audio.is_none()) {
+                for l in self
+                    .lines
+                    .iter_mut()
+                    .filter(|l| l.text == text && l.audio.is_none())
+                {
                     l.audio = Some(audio.clone());
                 }
             }
@@ -444,7 +552,9 @@ impl CallLoop<'_> {
                     _ => return,
                 }
             }
-            let Some(p) = self.playing.as_mut() else { return };
+            let Some(p) = self.playing.as_mut() else {
+                return;
+            };
             let frames = p.audio.len() / FRAME_8K;
             while p.next_frame < frames {
                 let start = p.next_frame * FRAME_8K;
@@ -589,6 +699,15 @@ impl CallLoop<'_> {
             (kept.iter().map(|s| s.avg_logprob).sum::<f32>() / kept.len() as f32).exp()
         };
         tracing::info!(text = %text, confidence, "caller said");
+        if self.taken_over {
+            // The operator is talking with the caller: show what was said, keep the
+            // script paused.
+            if let Some(c) = &self.console {
+                c.publisher
+                    .transcript(TranscriptLine::new(Speaker::Caller, text.clone()));
+            }
+            return;
+        }
         let result = self.conv.on_utterance(&text, confidence, now_local());
         let intent = format!("{:?}", result.intent);
         self.apply(result.actions, Some((&text, confidence)), Some(intent));
@@ -599,6 +718,9 @@ impl CallLoop<'_> {
             p.timing.t_first_reply_rtp = Some(at);
             if let Some(lat) = p.timing.latency() {
                 self.report.latencies.push(lat);
+                if let Some(c) = &self.console {
+                    c.publisher.turn_latency(lat);
+                }
                 tracing::info!(latency_ms = lat.as_millis() as u64, "turn latency");
             }
         }
@@ -606,7 +728,9 @@ impl CallLoop<'_> {
     }
 
     fn flush_pending_turn(&mut self) {
-        let Some(mut p) = self.pending_turn.take() else { return };
+        let Some(mut p) = self.pending_turn.take() else {
+            return;
+        };
         let Some(id) = self.record_id else { return };
         p.write.timing = to_epoch(&p.timing);
         self.records.write_turn(id, p.write);
@@ -622,7 +746,7 @@ impl CallLoop<'_> {
             self.hangup_after_playback = Some(Outcome::Completed);
             return;
         }
-        let idle = !self.agent_speaking() && self.asr.is_none();
+        let idle = !self.agent_speaking() && self.asr.is_none() && !self.taken_over;
         if idle && now.duration_since(self.last_activity) > self.setup.tuning.silence_timeout {
             self.last_activity = now;
             self.timing = TurnTiming::default();

@@ -379,13 +379,12 @@ impl ConsoleHub {
 
     /// Passes an operator action to the call, enforcing one operator at a time on take-over.
     pub fn send_action(&self, call_id: &str, action: OperatorAction) -> Result<(), HubError> {
-        let (tx, ev) = {
+        let ev = {
             let mut calls = lock(&self.inner.calls);
             let c = calls
                 .get_mut(call_id)
                 .ok_or_else(|| HubError::NoSuchCall(call_id.to_string()))?;
-            let mut changed = false;
-            match &action {
+            let new_owner = match &action {
                 OperatorAction::TakeOver { operator } => match &c.view.taken_over_by {
                     Some(other) if other != operator => {
                         return Err(HubError::AlreadyTakenOver {
@@ -393,29 +392,29 @@ impl ConsoleHub {
                             operator: other.clone(),
                         })
                     }
-                    _ => {
-                        c.view.taken_over_by = Some(operator.clone());
-                        changed = true;
-                    }
+                    _ => Some(Some(operator.clone())),
                 },
                 OperatorAction::HandBack { operator } => {
                     if c.view.taken_over_by.as_deref() != Some(operator.as_str()) {
                         return Err(HubError::NotTakenOver(call_id.to_string()));
                     }
-                    c.view.taken_over_by = None;
-                    changed = true;
+                    Some(None)
                 }
-                OperatorAction::Listen { .. } | OperatorAction::HangUp { .. } => {}
-            }
-            let ev = changed.then(|| HubEvent::Control {
-                call_id: call_id.to_string(),
-                taken_over_by: c.view.taken_over_by.clone(),
-                listeners: c.view.listeners,
-            });
-            (c.actions.clone(), ev)
+                OperatorAction::Listen { .. } | OperatorAction::HangUp { .. } => None,
+            };
+            // Queue first: the live view changes only if the call will see the action.
+            c.actions
+                .try_send(action)
+                .map_err(|_| HubError::CallBusy(call_id.to_string()))?;
+            new_owner.map(|owner| {
+                c.view.taken_over_by = owner;
+                HubEvent::Control {
+                    call_id: call_id.to_string(),
+                    taken_over_by: c.view.taken_over_by.clone(),
+                    listeners: c.view.listeners,
+                }
+            })
         };
-        tx.try_send(action)
-            .map_err(|_| HubError::CallBusy(call_id.to_string()))?;
         if let Some(ev) = ev {
             self.emit(ev);
         }
@@ -640,6 +639,28 @@ mod tests {
             hub.send_action("nope", take("alice")),
             Err(HubError::NoSuchCall("nope".into()))
         );
+    }
+
+    #[test]
+    fn a_full_action_queue_changes_nothing() {
+        let hub = ConsoleHub::new();
+        let (_p, _control) = hub.start_call(info("c5"));
+        let listen = || OperatorAction::Listen {
+            operator: "alice".into(),
+        };
+        for _ in 0..ACTION_QUEUE {
+            hub.send_action("c5", listen()).expect("queued");
+        }
+        assert_eq!(
+            hub.send_action(
+                "c5",
+                OperatorAction::TakeOver {
+                    operator: "alice".into()
+                }
+            ),
+            Err(HubError::CallBusy("c5".into()))
+        );
+        assert_eq!(hub.live_calls()[0].taken_over_by, None);
     }
 
     #[test]

@@ -97,8 +97,10 @@ impl ConsoleServer {
             addr: opts.listen,
             error,
         })?;
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let state = Arc::new(server::AppState {
-            rtc: rtc::RtcManager::new(hub.clone())?,
+            stopping,
+            rtc: rtc::RtcManager::new(hub.clone(), addr.ip().is_loopback())?,
             hub,
             history: opts.history,
             operators: OperatorStore::new(opts.operators),
@@ -112,13 +114,15 @@ impl ConsoleServer {
         let app = server::router(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stopped.await;
+                let _ = stopping_tx.send(true);
+            };
             let served = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
+            .with_graceful_shutdown(stopped)
             .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "console server stopped");

@@ -40,6 +40,8 @@ use crate::codec::G711;
 
 /// How long a peer may take to connect before it is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Open peers one operator may hold at once (a browser tab needs one or two).
+pub const MAX_PEERS_PER_OPERATOR: usize = 8;
 /// How long the server waits for its own ICE candidates.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,6 +57,8 @@ pub enum RtcError {
         "gathering ICE candidates timed out; check that the host has a usable network interface"
     )]
     GatherTimeout,
+    #[error("{0} already has {MAX_PEERS_PER_OPERATOR} listen-ins open; close some (or reload the page) first")]
+    TooManyPeers(String),
 }
 
 fn setup<E: std::fmt::Display>(e: E) -> RtcError {
@@ -71,8 +75,10 @@ fn pcmu_capability() -> RTCRtpCodecCapability {
     }
 }
 
-/// Builds the `webrtc` API with PCMU as the only codec.
-pub fn build_api() -> Result<API, RtcError> {
+/// Builds the `webrtc` API with PCMU as the only codec. With `loopback_only` (the
+/// console listens on a loopback address) no other interface is offered to browsers,
+/// so listen-in media never leaves the host either.
+pub fn build_api(loopback_only: bool) -> Result<API, RtcError> {
     let mut media = MediaEngine::default();
     media
         .register_codec(
@@ -91,6 +97,9 @@ pub fn build_api() -> Result<API, RtcError> {
     // mDNS would need a multicast socket and adds nothing for host candidates.
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     settings.set_network_types(vec![NetworkType::Udp4]);
+    if loopback_only {
+        settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    }
     Ok(APIBuilder::new()
         .with_media_engine(media)
         .with_interceptor_registry(registry)
@@ -108,6 +117,7 @@ pub enum PeerRole {
 
 struct PeerEntry {
     call_id: String,
+    role: PeerRole,
     operator: String,
     pc: Arc<RTCPeerConnection>,
     stop: Arc<Notify>,
@@ -130,9 +140,9 @@ pub struct RtcAnswer {
 }
 
 impl RtcManager {
-    pub fn new(hub: ConsoleHub) -> Result<Arc<Self>, RtcError> {
+    pub fn new(hub: ConsoleHub, loopback_only: bool) -> Result<Arc<Self>, RtcError> {
         Ok(Arc::new(Self {
-            api: build_api()?,
+            api: build_api(loopback_only)?,
             hub,
             peers: Mutex::new(HashMap::new()),
         }))
@@ -162,6 +172,14 @@ impl RtcManager {
         offer_sdp: String,
         role: PeerRole,
     ) -> Result<RtcAnswer, RtcError> {
+        let open = self
+            .peers()
+            .values()
+            .filter(|p| p.operator == operator)
+            .count();
+        if open >= MAX_PEERS_PER_OPERATOR {
+            return Err(RtcError::TooManyPeers(operator.to_string()));
+        }
         let audio = self
             .hub
             .subscribe_audio(call_id)
@@ -200,6 +218,11 @@ impl RtcManager {
         audio: tokio::sync::broadcast::Receiver<super::hub::CallAudioFrame>,
         operator_audio: Option<mpsc::Sender<Frame>>,
     ) -> Result<RtcAnswer, RtcError> {
+        let role = if operator_audio.is_some() {
+            PeerRole::TakeOver
+        } else {
+            PeerRole::Listen
+        };
         let track = Arc::new(TrackLocalStaticSample::new(
             pcmu_capability(),
             "call-audio".to_owned(),
@@ -261,6 +284,7 @@ impl RtcManager {
             peer_id.clone(),
             PeerEntry {
                 call_id: call_id.to_string(),
+                role,
                 operator: operator.to_string(),
                 pc: pc.clone(),
                 stop: stop.clone(),
@@ -310,6 +334,24 @@ impl RtcManager {
                 self.hub.listener_delta(&p.call_id, false);
                 let _ = p.pc.close().await;
             }
+        }
+    }
+}
+
+impl RtcManager {
+    /// Closes an operator's take-over peers on a call: after hand back their
+    /// microphone must not reach the call any more.
+    pub async fn close_take_over(&self, call_id: &str, operator: &str) {
+        let ids: Vec<String> = self
+            .peers()
+            .iter()
+            .filter(|(_, p)| {
+                p.role == PeerRole::TakeOver && p.call_id == call_id && p.operator == operator
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            self.close(&id).await;
         }
     }
 }

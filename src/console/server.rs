@@ -70,6 +70,8 @@ pub(crate) struct AppState {
     pub limiter: LoginRateLimiter,
     pub audit: AuditLog,
     pub rtc: Arc<RtcManager>,
+    /// Turns true when the server stops, so endless SSE streams end and shutdown can finish.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 type St = Arc<AppState>;
@@ -141,6 +143,8 @@ pub(crate) struct Operator {
     pub name: String,
     pub csrf: String,
     pub ip: std::net::IpAddr,
+    /// The cookie token (to re-check the session on long-lived streams).
+    pub token: String,
 }
 
 impl FromRequestParts<St> for Operator {
@@ -152,13 +156,16 @@ impl FromRequestParts<St> for Operator {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        let session = cookie(&parts.headers, SESSION_COOKIE)
-            .and_then(|t| state.sessions.get(t, Instant::now()))
+        let token = cookie(&parts.headers, SESSION_COOKIE).unwrap_or("");
+        let session = state
+            .sessions
+            .get(token, Instant::now())
             .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "log in first (POST /login)"))?;
         Ok(Operator {
             name: session.operator,
             csrf: session.csrf,
             ip,
+            token: token.to_string(),
         })
     }
 }
@@ -238,16 +245,21 @@ fn escape_html(s: &str) -> String {
 }
 
 async fn login_page(Query(q): Query<LoginQuery>) -> Response {
-    let token = random_token();
     let message = match q.error.as_deref() {
-        Some("rate") => "尝试次数过多，请稍后再试 · Too many attempts, wait a minute",
         Some(_) => "用户名或密码错误 · Wrong name or password",
         None => "",
     };
+    login_form(StatusCode::OK, message)
+}
+
+/// The login form with a fresh double-submit token.
+fn login_form(status: StatusCode, message: &str) -> Response {
+    let token = random_token();
     let html = LOGIN_HTML
         .replace("{{CSRF}}", &token)
         .replace("{{ERROR}}", &escape_html(message));
     (
+        status,
         [(
             header::SET_COOKIE,
             format!("{LOGIN_CSRF_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login"),
@@ -275,15 +287,18 @@ async fn login(
         let _ = st
             .audit
             .record(&form.username, "login_rate_limited", None, ip);
-        return (
+        let mut page = login_form(
             StatusCode::TOO_MANY_REQUESTS,
-            [
-                (header::RETRY_AFTER, retry.as_secs().max(1).to_string()),
-                (header::LOCATION, "/login?error=rate".to_string()),
-            ],
-            "too many login attempts from this address; wait and try again\n",
-        )
-            .into_response();
+            &format!(
+                "尝试次数过多，请 {} 秒后再试 · Too many attempts, try again in {} s",
+                retry.as_secs().max(1),
+                retry.as_secs().max(1)
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&retry.as_secs().max(1).to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return page;
     }
     let cookie_token = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if cookie_token.is_empty() || !constant_time_eq(cookie_token.as_bytes(), form.csrf.as_bytes()) {
@@ -377,22 +392,31 @@ fn snapshot_event(hub: &ConsoleHub) -> Event {
 }
 
 /// Live events: a `snapshot` of all live calls first (and again after a lag), then
-/// one `hub` event per change.
+/// one `hub` event per change. The stream ends at the first event after the session
+/// has ended (logout or expiry).
 async fn events(
     State(st): State<St>,
-    _op: Operator,
+    op: Operator,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = st.hub.subscribe_events();
     let first = snapshot_event(&st.hub);
-    let hub = st.hub.clone();
-    let rest = stream::unfold((rx, hub), |(mut rx, hub)| async move {
-        let ev = match rx.recv().await {
-            Ok(ev) => hub_event(&ev),
-            Err(RecvError::Lagged(_)) => snapshot_event(&hub),
-            Err(RecvError::Closed) => return None,
-        };
-        Some((Ok(ev), (rx, hub)))
-    });
+    let stopping = st.stopping.clone();
+    let rest = stream::unfold(
+        (rx, st, op.token, stopping),
+        |(mut rx, st, token, mut stopping)| async move {
+            let got = tokio::select! {
+                got = rx.recv() => got,
+                _ = stopping.wait_for(|s| *s) => return None,
+            };
+            let ev = match got {
+                Ok(ev) => hub_event(&ev),
+                Err(RecvError::Lagged(_)) => snapshot_event(&st.hub),
+                Err(RecvError::Closed) => return None,
+            };
+            st.sessions.get(&token, Instant::now())?;
+            Some((Ok(ev), (rx, st, token, stopping)))
+        },
+    );
     Sse::new(stream::once(async move { Ok(first) }).chain(rest)).keep_alive(KeepAlive::default())
 }
 
@@ -471,6 +495,7 @@ fn rtc_error(e: RtcError) -> Response {
     let status = match e {
         RtcError::NoSuchCall(_) => StatusCode::NOT_FOUND,
         RtcError::BadOffer(_) => StatusCode::BAD_REQUEST,
+        RtcError::TooManyPeers(_) => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, e.to_string())
@@ -563,7 +588,10 @@ async fn hand_back(
             operator: op.name.clone(),
         },
     ) {
-        Ok(()) => Json(serde_json::json!({ "ok": true })).into_response(),
+        Ok(()) => {
+            st.rtc.close_take_over(&id, &op.name).await;
+            Json(serde_json::json!({ "ok": true })).into_response()
+        }
         Err(e) => hub_error(e),
     }
 }

@@ -19,6 +19,11 @@ fn now() -> DateTime<FixedOffset> {
     Local::now().fixed_offset()
 }
 
+/// RFC 3339 with milliseconds: readable in `records list`, precise enough.
+fn stamp(t: DateTime<FixedOffset>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
 /// Loads a script: a file path, or `embedded:inbound` / `embedded:outbound`.
 pub fn load_script(path: &Path) -> Result<Script, DialogueError> {
     match path.to_str() {
@@ -111,14 +116,14 @@ pub fn chat(
     let start = now();
     let mut conv = Conversation::new(&script, &vars, start)?;
     let mut store = Store::open(store_path)?;
-    let call_id = store.start_call(&script.source, "text", None, &vars, &start.to_rfc3339())?;
+    let call_id = store.start_call(&script.source, "text", None, &vars, &stamp(start))?;
 
     let first = conv.opening(start);
     let (fields, cb) = turn_fields(&first);
     store.write_turn(
         call_id,
         &TurnWrite {
-            at: start.to_rfc3339(),
+            at: stamp(start),
             lines: turn_lines(&first),
             fields,
             callback_due: cb,
@@ -161,14 +166,16 @@ pub fn chat(
         store.write_turn(
             call_id,
             &TurnWrite {
-                at: t0.to_rfc3339(),
+                at: stamp(t0),
                 lines,
                 fields,
                 callback_due: cb,
                 timing: TurnTiming {
+                    // Text mode: the line arriving is the end of speech; there
+                    // is no endpointer or ASR, so those stay empty.
                     t_speech_end: Some(t0.timestamp_millis()),
-                    t_endpoint: Some(t0.timestamp_millis()),
-                    t_asr_done: Some(t0.timestamp_millis()),
+                    t_endpoint: None,
+                    t_asr_done: None,
                     t_reply_chosen: Some(chosen),
                     t_first_reply_rtp: None,
                 },
@@ -179,7 +186,7 @@ pub fn chat(
     }
     let summary = conv.summary();
     let outcome = summary.outcome.map(|o| o.as_str()).unwrap_or("failed");
-    store.end_call(call_id, outcome, &now().to_rfc3339())?;
+    store.end_call(call_id, outcome, &stamp(now()))?;
     if json_mode {
         let v = json!({"call_id": call_id, "outcome": outcome, "fields": summary.fields, "callback_at": summary.callback_at, "steps": summary.steps});
         writeln!(out, "{v}")?;
@@ -215,7 +222,7 @@ pub fn simulate(
         writeln!(
             out,
             "{}",
-            json!({"script": script.source, "calls": report.calls.len(), "reached": report.reached, "success_rate": report.rate(), "kb_questions": report.kb_questions, "kb_correct": report.kb_correct, "max_turn_us": report.max_turn_us, "mean_turn_us": report.mean_turn_us()})
+            json!({"script": script.source, "calls": report.calls.len(), "reached": report.reached, "success_rate": report.rate(), "kb_questions": report.kb_questions, "kb_correct": report.kb_correct, "max_turn_us": report.max_turn_us, "p99_turn_us": report.percentile_us(99.0), "mean_turn_us": report.mean_turn_us()})
         )?;
     } else {
         for c in &report.calls {
@@ -236,7 +243,7 @@ pub fn simulate(
         }
         writeln!(
             out,
-            "{}: {}/{} calls reached the expected outcome ({:.1} %); KB answers correct {}/{}; turn handling mean {:.0} µs, max {} µs",
+            "{}: {}/{} calls reached the expected outcome ({:.1} %); KB answers correct {}/{}; turn handling mean {:.0} µs, p50 {} µs, p99 {} µs, max {} µs",
             script.source,
             report.reached,
             report.calls.len(),
@@ -244,6 +251,8 @@ pub fn simulate(
             report.kb_correct,
             report.kb_questions,
             report.mean_turn_us(),
+            report.percentile_us(50.0),
+            report.percentile_us(99.0),
             report.max_turn_us
         )?;
     }

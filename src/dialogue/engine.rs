@@ -141,6 +141,7 @@ const CONTINUE: &str = "那我接着往下说。";
 const ANY_MORE: &str = "请问还有其他问题吗？";
 const LOW_CONFIDENCE: &str = "不好意思，刚才没听清楚，您能再说一遍吗？";
 const IDENTITY: &str = "我是智能语音助手，受委托为您服务，通话内容会如实记录并由工作人员跟进。";
+const HOLD: &str = "好的，不着急，我等您。";
 const EARLY_BYE: &str = "好的，不打扰您了，后续有任何问题可以随时联系我们，再见。";
 
 const BUILTIN: &[&str] = &[
@@ -167,6 +168,27 @@ const BUILTIN: &[&str] = &[
     LOW_CONFIDENCE,
     IDENTITY,
     EARLY_BYE,
+    HOLD,
+];
+
+/// KB confidence needed to treat a statement without question words as a question.
+const STATEMENT_KB_CONFIDENCE: f32 = 0.3;
+
+/// Words that make "不方便" about the call itself.
+const CALL_BUSY: &[&str] = &[
+    "开会",
+    "忙",
+    "开车",
+    "再打",
+    "晚点",
+    "回头",
+    "没空",
+    "没时间",
+    "一会",
+    "待会",
+    "等会",
+    "现在",
+    "这会",
 ];
 
 /// ASR confidence under which free-form content is asked again.
@@ -204,6 +226,8 @@ pub struct Conversation {
     repeats: u32,
     silences: u32,
     reprompts: u32,
+    /// The callee asked us to hold: a following silence is not "listening".
+    held: bool,
     resume_state: Option<State>,
     heard_anything: bool,
     answered: u32,
@@ -230,6 +254,25 @@ fn question_sentence(text: &str) -> String {
         })
 }
 
+/// The question of a line, shortened for re-asking: a long sentence is cut to
+/// its last questioning clause ("…，您现在方便吗？" → "您现在方便吗？").
+fn short_question(text: &str) -> String {
+    let q = question_sentence(text);
+    if q.chars().count() <= 20 {
+        return q;
+    }
+    if let Some(pos) = q.rfind("请问") {
+        return q[pos..].to_string();
+    }
+    q.split('，')
+        .rev()
+        .find(|c| {
+            (c.contains('？') || c.contains('?') || c.contains('吗')) && c.chars().count() >= 4
+        })
+        .map(str::to_string)
+        .unwrap_or(q)
+}
+
 fn split_sentences(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -249,17 +292,23 @@ fn split_sentences(text: &str) -> Vec<String> {
 /// sentence plus its question, which carry the point.
 fn rephrase(text: &str) -> String {
     let s = split_sentences(text);
-    if s.len() <= 2 {
-        return text.to_string();
+    if s.len() > 2 {
+        let q = question_sentence(text);
+        return if s[0] == q {
+            q
+        } else if s.contains(&q) {
+            format!("{}{}", s[0], q)
+        } else {
+            format!("{}{}", s[0], s[1])
+        };
     }
-    let q = question_sentence(text);
-    if s[0] == q {
-        q
-    } else if s.last().is_some_and(|l| *l == q) || s.contains(&q) {
-        format!("{}{}", s[0], q)
-    } else {
-        format!("{}{}", s[0], s[1])
+    // Short lines: keep the first and last clause, which carry the point.
+    let clauses: Vec<&str> = text.split('，').collect();
+    if clauses.len() >= 3 {
+        let last = clauses[clauses.len() - 1];
+        return format!("简单说就是：{}，{}", clauses[0], last);
     }
+    format!("也就是说，{text}")
 }
 
 fn is_question_kind(k: StepKind) -> bool {
@@ -274,6 +323,7 @@ impl Conversation {
         now: DateTime<FixedOffset>,
     ) -> Result<Self, DialogueError> {
         let script = script.with_vars(vars)?;
+        super::intent::warm_up();
         let kb = KnowledgeBase::new(&script.kb);
         let op = &script.opening;
         let asks = op.contains('？') || op.contains('?') || op.contains('吗');
@@ -305,6 +355,7 @@ impl Conversation {
             repeats: 0,
             silences: 0,
             reprompts: 0,
+            held: false,
             resume_state: None,
             heard_anything: false,
             answered: 0,
@@ -382,7 +433,7 @@ impl Conversation {
         push(Some("opening".into()), &self.script.opening, true);
         push(
             Some("opening".into()),
-            &question_sentence(&self.script.opening),
+            &short_question(&self.script.opening),
             true,
         );
         for s in &self.script.steps {
@@ -390,7 +441,7 @@ impl Conversation {
                 push(Some(s.id()), l, s.interruptible);
             }
             push(Some(s.id()), &rephrase(&s.text()), s.interruptible);
-            push(Some(s.id()), &question_sentence(&s.text()), s.interruptible);
+            push(Some(s.id()), &short_question(&s.text()), s.interruptible);
             for c in &s.conditionals {
                 push(Some(s.id()), &c.line, s.interruptible);
             }
@@ -426,7 +477,7 @@ impl Conversation {
     fn builtin(&self, text: &str) -> Action {
         Action::Say {
             text: text.to_string(),
-            step: None,
+            step: Some(self.current_step()),
             interruptible: true,
             fixed: true,
         }
@@ -597,7 +648,7 @@ impl Conversation {
             }
             StepKind::AnyQuestions => actions.push(self.builtin(ANY_MORE)),
             _ => {
-                let q = question_sentence(&self.current_text());
+                let q = short_question(&self.current_text());
                 let idx = self.step_index();
                 actions.push(self.say(&q, idx, true));
             }
@@ -620,6 +671,7 @@ impl Conversation {
         }
         self.silences = 0;
         self.reprompts = 0;
+        self.held = false;
         self.heard_anything = true;
         let mut actions = Vec::new();
         let mut kb_hit = None;
@@ -744,6 +796,26 @@ impl Conversation {
         actions: &mut Vec<Action>,
     ) {
         let t = c.callback.or_else(|| parse_callback_time(&c.text, now));
+        let whenever = [
+            "随便",
+            "都行",
+            "都可以",
+            "看着办",
+            "你定",
+            "你们定",
+            "无所谓",
+            "什么时候都",
+        ]
+        .iter()
+        .any(|k| c.text.contains(k));
+        if t.is_none() && whenever {
+            // "随便 / 都行": next working slot tomorrow morning.
+            let at = parse_callback_time("明天上午十点", now)
+                .map(|x| x.at)
+                .unwrap_or(now + Duration::days(1));
+            self.schedule(at, now, actions);
+            return;
+        }
         match (c.intent, t) {
             (Intent::Decline | Intent::Negative, None)
                 if c.text.contains("不用") || c.intent == Intent::Decline =>
@@ -924,17 +996,33 @@ impl Conversation {
                 Intent::NotConvenient
             };
         }
+        // "嗯，墙上要打孔…" : a filler does not make a question an acknowledgement.
+        if intent == Intent::Agree
+            && !is_short(&c.text)
+            && self
+                .kb
+                .answer(&c.text)
+                .is_some_and(|(h, _)| h.confidence >= STATEMENT_KB_CONFIDENCE)
+        {
+            intent = Intent::Question;
+        }
         // Free text where the step asks for it is recorded verbatim.
         let wants_text = matches!(
             kind,
             StepKind::Feedback | StepKind::SpecialNeed | StepKind::Info
         );
+        // "腿脚不方便" answers a special-needs question; it is not "call me later".
         if wants_text
-            && matches!(
-                intent,
-                Intent::Statement | Intent::SpecialNeed | Intent::OffTopic
-            )
-            || (wants_text && intent == Intent::Agree && !is_short(&c.text))
+            && intent == Intent::NotConvenient
+            && c.callback.is_none()
+            && !CALL_BUSY.iter().any(|k| c.text.contains(k))
+        {
+            intent = Intent::SpecialNeed;
+        }
+        if wants_text && matches!(intent, Intent::Statement | Intent::SpecialNeed)
+            || (wants_text
+                && intent == Intent::Agree
+                && (kind == StepKind::Feedback || !is_short(&c.text)))
         {
             let key = match kind {
                 StepKind::Feedback => "feedback".to_string(),
@@ -1011,7 +1099,7 @@ impl Conversation {
                 let q = if kind == StepKind::Statement {
                     self.current_text()
                 } else {
-                    question_sentence(&self.current_text())
+                    short_question(&self.current_text())
                 };
                 let idx = self.step_index();
                 actions.push(self.say(&q, idx, true));
@@ -1035,7 +1123,9 @@ impl Conversation {
                     && matches!(self.state, State::Opening)
                     && self.answered == 0
                 {
-                    actions.push(self.builtin(ANY_MORE));
+                    // "嗯" to "有什么可以帮您？": ask again, the caller has not said why.
+                    let q = short_question(&self.script.opening);
+                    actions.push(self.say(&q, None, true));
                 } else {
                     self.advance(actions);
                 }
@@ -1043,11 +1133,9 @@ impl Conversation {
             }
             Intent::Statement => {
                 // Maybe a question without question words.
-                if let Some((hit, _)) = self
-                    .kb
-                    .answer(&c.text)
-                    .filter(|(h, _)| h.confidence >= 0.5 || kind == StepKind::AnyQuestions)
-                {
+                if let Some((hit, _)) = self.kb.answer(&c.text).filter(|(h, _)| {
+                    h.confidence >= STATEMENT_KB_CONFIDENCE || kind == StepKind::AnyQuestions
+                }) {
                     let _ = hit;
                     let h = self.answer_question(c, actions);
                     self.resume(actions);
@@ -1065,6 +1153,12 @@ impl Conversation {
                 self.advance(actions);
                 None
             }
+            Intent::Hold => {
+                // Stay on this step; the next silence is not held against them.
+                actions.push(self.builtin(HOLD));
+                self.held = true;
+                None
+            }
             Intent::Hostile | Intent::Repeat | Intent::Silence => None,
         }
     }
@@ -1076,8 +1170,9 @@ impl Conversation {
             return self.result(Intent::Silence, actions, None);
         }
         self.silences += 1;
-        let statement =
-            matches!(self.state, State::Step(_)) && self.current_kind() == StepKind::Statement;
+        let statement = matches!(self.state, State::Step(_))
+            && self.current_kind() == StepKind::Statement
+            && !self.held;
         if statement && self.silences == 1 {
             // Silence after information means listening: go on.
             self.advance(&mut actions);
@@ -1088,7 +1183,7 @@ impl Conversation {
                 if is_question_kind(self.current_kind())
                     && matches!(self.state, State::Step(_) | State::Opening)
                 {
-                    let q = question_sentence(&self.current_text());
+                    let q = short_question(&self.current_text());
                     let idx = self.step_index();
                     actions.push(self.say(&q, idx, true));
                 }

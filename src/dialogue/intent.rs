@@ -46,6 +46,8 @@ pub enum Intent {
     OffTopic,
     /// Anything else: free-form content.
     Statement,
+    /// Asks the agent to hold on (稍等, 等一下).
+    Hold,
     /// Nothing was said.
     Silence,
 }
@@ -67,6 +69,7 @@ impl Intent {
             Intent::Goodbye => "goodbye",
             Intent::OffTopic => "off_topic",
             Intent::Statement => "statement",
+            Intent::Hold => "hold",
             Intent::Silence => "silence",
         }
     }
@@ -88,6 +91,7 @@ pub struct Classified {
 }
 
 struct Families {
+    hold: Keywords,
     hostile: Keywords,
     wrong: Keywords,
     repeat: Keywords,
@@ -108,6 +112,16 @@ struct Families {
 fn families() -> &'static Families {
     static F: OnceLock<Families> = OnceLock::new();
     F.get_or_init(|| Families {
+        hold: Keywords::new(&[
+            "稍等",
+            "等一下",
+            "等一等",
+            "等下",
+            "等我一下",
+            "你等会",
+            "先别挂",
+            "别挂",
+        ]),
         hostile: Keywords::new(&[
             "别再打",
             "不要再打",
@@ -120,7 +134,9 @@ fn families() -> &'static Families {
             "别再给我打",
             "不要再给我打",
             "骗子",
-            "滚",
+            "滚蛋",
+            "滚开",
+            "你滚",
             "神经病",
             "烦死了",
             "烦不烦",
@@ -136,7 +152,6 @@ fn families() -> &'static Families {
             "去死",
             "闭嘴",
             "他妈",
-            "妈的",
             "有完没完",
         ]),
         wrong: Keywords::new(&[
@@ -152,6 +167,13 @@ fn families() -> &'static Families {
             "我不是他",
         ]),
         repeat: Keywords::new(&[
+            "听得到吗",
+            "听得见吗",
+            "能听到吗",
+            "能听见吗",
+            "喂喂",
+            "刚才说",
+            "刚说的",
             "再说一遍",
             "再说一次",
             "再讲一遍",
@@ -239,6 +261,9 @@ fn families() -> &'static Families {
             "打来",
         ]),
         decline: Keywords::new(&[
+            "跟我有什么关系",
+            "关我什么事",
+            "和我有什么关系",
             "不需要",
             "没兴趣",
             "不感兴趣",
@@ -322,11 +347,23 @@ fn families() -> &'static Families {
             "个问题",
             "谁来",
             "谁负责",
+            "是谁",
+            "谁啊",
+            "谁呀",
             "咋",
             "啥时候",
             "干嘛",
             "吗",
             "么",
+            "呢",
+            "啥",
+            "能否",
+            "可否",
+            "还是",
+            "谁",
+            "怎样",
+            "哪",
+            "几时",
         ]),
         not_question: Keywords::new(&[
             "没什么",
@@ -381,6 +418,8 @@ fn families() -> &'static Families {
             "那先这样",
         ]),
         negative: Keywords::new(&[
+            "没事了",
+            "没事",
             "没有",
             "没了",
             "没什么",
@@ -487,8 +526,11 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     let callback = parse_callback_time(text, now);
     let wants_docs = f.docs.any_in(&ph) || email.is_some();
     let raw_q = text.contains('？') || text.contains('?');
-    let question_like = (raw_q || f.question.any_in(&ph)) && !f.not_question.any_in(&ph)
+    // A-not-A questions often end in a bare 不/没 (要打孔不, 来了没).
+    let a_not_a = norm.chars().count() >= 4 && (norm.ends_with('不') || norm.ends_with('没'));
+    let question_like = (raw_q || a_not_a || f.question.any_in(&ph)) && !f.not_question.any_in(&ph)
         || (raw_q && !norm.is_empty());
+
     let negative_word = f.negative.first_in(&ph).map(str::to_string);
     let mut c = Classified {
         intent: Intent::Statement,
@@ -505,6 +547,12 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Hostile
     } else if f.wrong.any_in(&ph) {
         Intent::WrongPerson
+    } else if f.hold.any_in(&ph)
+        && !f.busy.any_in(&ph)
+        && c.callback.is_none()
+        && norm.chars().count() <= 12
+    {
+        Intent::Hold
     } else if f.repeat.any_in(&ph) {
         Intent::Repeat
     } else if f.busy.any_in(&ph)
@@ -517,10 +565,10 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::DocsRequest
     } else if f.identity.any_in(&ph) {
         Intent::AskIdentity
-    } else if c.question_like {
-        Intent::Question
     } else if f.off_topic.any_in(&ph) {
         Intent::OffTopic
+    } else if c.question_like {
+        Intent::Question
     } else if f.special.any_in(&ph) {
         Intent::SpecialNeed
     } else if f.goodbye.any_in(&ph) {
@@ -533,6 +581,11 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Statement
     };
     c
+}
+
+/// Builds the keyword tables now, so the first turn of a call does not pay for it.
+pub fn warm_up() {
+    let _ = families();
 }
 
 /// True when the utterance carries little beyond an acknowledgement.
@@ -559,5 +612,12 @@ mod tests {
         assert_eq!(i("明天上午十点再打给我吧"), Intent::NotConvenient);
         assert_eq!(i("没有了都挺清楚的"), Intent::Negative);
         assert_eq!(i(""), Intent::Silence);
+        // Sound-alike matching must not invent small talk or repeat requests.
+        assert_eq!(
+            i("文件共享和消息模块会分开维护还是同时中断"),
+            Intent::Question
+        );
+        assert_eq!(i("技术团队值班方式"), Intent::Statement);
+        assert_eq!(i("咱们能否归档所有维护过程日志"), Intent::Question);
     }
 }

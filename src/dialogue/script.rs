@@ -179,6 +179,13 @@ fn step_re() -> &'static Regex {
         &C,
     )
 }
+fn numbered_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*[\.、\)）．]|^第\s*[0-9一二三四五六七八九十]+\s*步|^步骤",
+        &C,
+    )
+}
 fn bullet_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(r"^\s*(?:[-*+•·]|\d{1,2}[\.、\)）])\s+(.*)$", &C)
@@ -626,7 +633,12 @@ impl Parser {
             }
             let mut kind = classify_heading(&h.text, callee);
             if let Some(lv) = steps_level {
-                if h.level > lv && (kind == Section::Unknown || kind == Section::Steps) && !callee {
+                if h.level > lv
+                    && (kind == Section::Unknown
+                        || kind == Section::Steps
+                        || numbered_re().is_match(strip_markup(&h.text).trim()))
+                    && !callee
+                {
                     // A step written as a sub-heading: feed it as a numbered item.
                     if let Some(last) = sections.iter_mut().rev().find(|s| s.0 == Section::Steps) {
                         last.2.push(usize::MAX - h.line);

@@ -82,6 +82,9 @@ pub struct SimReport {
     pub max_turn_us: u128,
     pub total_turn_us: u128,
     pub turns: usize,
+    /// Every turn's handling time, for percentiles.
+    #[serde(skip)]
+    pub turn_us: Vec<u128>,
 }
 
 impl SimReport {
@@ -92,6 +95,17 @@ impl SimReport {
             self.reached as f64 / self.calls.len() as f64
         }
     }
+    /// The `p`-th percentile (0..=100) of turn handling time in µs.
+    pub fn percentile_us(&self, p: f64) -> u128 {
+        if self.turn_us.is_empty() {
+            return 0;
+        }
+        let mut v = self.turn_us.clone();
+        v.sort_unstable();
+        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        v[i.min(v.len() - 1)]
+    }
+
     pub fn mean_turn_us(&self) -> f64 {
         if self.turns == 0 {
             0.0
@@ -341,6 +355,7 @@ struct Callee {
     callback: (String, DateTime<FixedOffset>),
     said_busy: bool,
     turn: usize,
+    last_silent: bool,
 }
 
 impl Callee {
@@ -364,18 +379,33 @@ impl Callee {
                 questions.push((paraphrase(&script.kb[i].question, rng), Some(i)));
             }
         }
-        // A concern from the callee half turned into an open question now and then.
-        if kind == PersonaKind::Questioner
-            && !script.persona.good_examples.is_empty()
-            && rng.random_bool(0.3)
-        {
-            let ex = script
-                .persona
-                .good_examples
-                .choose(rng)
-                .cloned()
-                .unwrap_or_default();
-            if ex.contains('？') || ex.contains('吗') {
+        // The callee half: concerns become open questions, reply examples are
+        // said as they are (a question, a repeat request, a documents request…).
+        if matches!(kind, PersonaKind::Questioner | PersonaKind::Cooperative) {
+            if !script.persona.concerns.is_empty() && rng.random_bool(0.3) {
+                let c = script
+                    .persona
+                    .concerns
+                    .choose(rng)
+                    .cloned()
+                    .unwrap_or_default();
+                let body = c.split(['：', ':']).next_back().unwrap_or(&c).to_string();
+                let phrases: Vec<&str> = body
+                    .split(['、', '，', '；', ',', '。'])
+                    .map(str::trim)
+                    .filter(|p| p.chars().count() >= 3)
+                    .collect();
+                if let Some(p) = phrases.choose(rng) {
+                    questions.push((format!("{p}这块能具体说说吗？"), None));
+                }
+            }
+            if !script.persona.good_examples.is_empty() && rng.random_bool(0.4) {
+                let ex = script
+                    .persona
+                    .good_examples
+                    .choose(rng)
+                    .cloned()
+                    .unwrap_or_default();
                 questions.push((ex, None));
             }
         }
@@ -400,11 +430,12 @@ impl Callee {
                 0
             },
             docs_turn: rng.random_range(1..steps),
-            hostile_turn: rng.random_range(0..steps.min(4)),
+            hostile_turn: rng.random_range(0..2),
             email: email(rng),
             callback: busy_time(now, rng),
             said_busy: false,
             turn: 0,
+            last_silent: false,
         }
     }
 
@@ -412,6 +443,7 @@ impl Callee {
     fn reply(&mut self, expecting: Expecting, script: &Script, rng: &mut StdRng) -> Option<String> {
         self.turn += 1;
         self.pending_q = None;
+        let was_silent = std::mem::replace(&mut self.last_silent, false);
         let kind = match expecting {
             Expecting::Nothing => return None,
             Expecting::CallbackTime => {
@@ -440,7 +472,9 @@ impl Callee {
                         .to_string(),
                 )
             }
-            PersonaKind::Hostile if self.turn > self.hostile_turn => {
+            PersonaKind::Hostile
+                if self.turn > self.hostile_turn || kind == StepKind::AnyQuestions =>
+            {
                 return Some(
                     HOSTILE
                         .choose(rng)
@@ -479,8 +513,9 @@ impl Callee {
                     self.repeats_left -= 1;
                     return Some(REPEATS.choose(rng).copied().unwrap_or("没听清").to_string());
                 }
-                if self.silences_left > 0 && rng.random_bool(0.2) {
+                if self.silences_left > 0 && !was_silent && rng.random_bool(0.2) {
                     self.silences_left -= 1;
+                    self.last_silent = true;
                     return None;
                 }
                 if self.off_topic_left > 0 && rng.random_bool(0.2) {
@@ -510,7 +545,9 @@ impl Callee {
             match kind {
                 StepKind::Convenience => CONVENIENT.choose(rng).copied().unwrap_or("方便"),
                 StepKind::Statement => {
-                    if rng.random_bool(0.15) {
+                    // Listening quietly now and then, but never twice in a row.
+                    if !was_silent && rng.random_bool(0.15) {
+                        self.last_silent = true;
                         return None;
                     }
                     ACKS.choose(rng).copied().unwrap_or("嗯")
@@ -625,10 +662,16 @@ pub fn run_simulation(
             report.max_turn_us = report.max_turn_us.max(us);
             report.total_turn_us += us;
             report.turns += 1;
+            report.turn_us.push(us);
             if let Some(Some(e)) = callee.pending_q.take() {
                 report.kb_questions += 1;
                 if r.kb.map(|k| k.0) == Some(e) {
                     report.kb_correct += 1;
+                } else if std::env::var_os("SIM_DEBUG").is_some() {
+                    eprintln!(
+                        "KBMISS want {e} got {:?} intent {:?} step {} :: {:?}",
+                        r.kb, r.intent, r.step, utter
+                    );
                 }
             }
             transcript.extend(r.lines().map(|l| format!("A: {l}")));

@@ -126,13 +126,26 @@ pub struct Phonetic {
 }
 
 impl Phonetic {
+    /// The common reading of every character. Rare heteronym readings in the
+    /// pinyin tables (块 read "yue") make unrelated words sound alike, so
+    /// utterances and keywords both use the common reading only.
     pub fn new(normalized: &str) -> Self {
+        Self::build(normalized, 1)
+    }
+
+    /// Only the common reading of every character (for keywords): rare
+    /// heteronym readings would make unrelated words sound alike.
+    pub fn new_common(normalized: &str) -> Self {
+        Self::build(normalized, 1)
+    }
+
+    fn build(normalized: &str, max_readings: usize) -> Self {
         let chars = normalized
             .chars()
             .map(|c| {
                 let mut readings: Vec<String> = Vec::new();
                 if let Some(multi) = c.to_pinyin_multi() {
-                    for p in multi {
+                    for p in multi.into_iter().take(max_readings) {
                         let f = fold_syllable(p.plain());
                         if !readings.contains(&f) {
                             readings.push(f);
@@ -163,12 +176,21 @@ impl Phonetic {
         if n < 2 || n > self.chars.len() {
             return None;
         }
+        // At least half the characters must be the keyword's own: an ASR slip
+        // swaps a character or two (油箱, 在说), it does not rewrite the word, and
+        // all-sound matches turn unrelated words into keywords.
         (0..=self.chars.len() - n).find(|&i| {
-            kw.chars.iter().enumerate().all(|(j, k)| {
+            let mut exact = 0;
+            let all = kw.chars.iter().enumerate().all(|(j, k)| {
                 let c = &self.chars[i + j];
-                c.ch == k.ch
-                    || (!k.readings.is_empty() && c.readings.iter().any(|r| k.readings.contains(r)))
-            })
+                if c.ch == k.ch {
+                    exact += 1;
+                    true
+                } else {
+                    !k.readings.is_empty() && c.readings.iter().any(|r| k.readings.contains(r))
+                }
+            });
+            all && exact * 2 >= n
         })
     }
 }
@@ -179,7 +201,12 @@ pub struct Keywords(Vec<Phonetic>);
 
 impl Keywords {
     pub fn new(words: &[&str]) -> Self {
-        Self(words.iter().map(|w| Phonetic::new(&normalize(w))).collect())
+        Self(
+            words
+                .iter()
+                .map(|w| Phonetic::new_common(&normalize(w)))
+                .collect(),
+        )
     }
     /// The first keyword found in `text`, if any.
     pub fn first_in(&self, text: &Phonetic) -> Option<&str> {

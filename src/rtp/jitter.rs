@@ -177,6 +177,8 @@ impl SeqTracker {
                 }
                 self.window |= 1u128 << off;
             }
+            // Reordered before the first packet seen: it still belongs to the expected range.
+            self.base = self.base.min(self.max + delta);
         }
         self.received += 1;
         SeqVerdict::New
@@ -441,8 +443,13 @@ impl JitterBuffer {
 
         if outcome == PushOutcome::Buffered {
             if self.play_at.is_some() {
-                // Still buffering: an earlier packet that arrived reordered moves the start back.
-                if frame < self.next_frame && self.next_frame - frame < capacity / 2 {
+                // Still buffering. The first audio decides where playout starts (a
+                // telephone-event may have come first); an earlier packet that arrived
+                // reordered moves the start back.
+                let first_audio = self.highest_frame == i64::MIN;
+                if first_audio
+                    || (frame < self.next_frame && self.next_frame - frame < capacity / 2)
+                {
                     self.next_frame = frame;
                 } else if frame >= self.next_frame + capacity {
                     self.clear_slots();
@@ -954,6 +961,20 @@ mod tests {
             jb.push_parts(101, i, 0, 1, i == 0, &[1, 0, 0, 160], at);
             assert_eq!(jb.pop_frame(at).kind, FrameKind::Silence);
         }
+    }
+
+    #[test]
+    fn audio_after_a_leading_telephone_event_starts_without_a_gap() {
+        let mut s = Sim::new(fixed40());
+        let at = s.at(0);
+        s.jb.push_parts(101, 1, 1000, s.ssrc, true, &[5, 0x0A, 0, 160], at);
+        s.push(2, 1000 + 4 * 160, code(3), 0);
+        s.push(3, 1000 + 5 * 160, code(4), 20);
+        s.pop(1);
+        s.pop(21);
+        let f = s.pop(41);
+        assert_eq!(f.kind, FrameKind::Audio);
+        assert_eq!(f.samples[0], value(code(3)));
     }
 
     #[test]

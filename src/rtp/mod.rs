@@ -41,8 +41,12 @@ pub enum RtpError {
     BufferTooSmall { needed: usize, available: usize },
     #[error("'{0}' is not a DTMF digit: use 0-9, *, # or A-D")]
     InvalidDigit(char),
-    #[error("a DTMF digit is still being sent: wait for it to finish before sending the next")]
+    #[error(
+        "DTMF queue full or a digit is still being sent: wait for it to finish before sending more"
+    )]
     DtmfBusy,
+    #[error("the peer did not negotiate telephone-event (RFC 4733) in SDP: DTMF cannot be sent on this call")]
+    DtmfNotNegotiated,
     #[error("no free RTP port pair in {min}..={max}: all in use by calls or other programs; widen sip.rtp_port_min..sip.rtp_port_max or lower sip.max_calls")]
     NoFreePorts { min: u16, max: u16 },
     #[error(

@@ -173,6 +173,10 @@ pub struct MediaConfig {
     pub rtcp_interval: Duration,
     /// Also deliver every sent frame on [`MediaSession::outbound_tap`] (recording, echo reference).
     pub tap_outbound: bool,
+    /// Ask for real-time scheduling (SCHED_FIFO, low priority) for the media thread, so
+    /// CPU-hungry inference threads cannot delay packets. Best effort: without the
+    /// privilege (CAP_SYS_NICE / rtprio limit) the thread runs at normal priority.
+    pub realtime: bool,
 }
 
 impl MediaConfig {
@@ -190,6 +194,7 @@ impl MediaConfig {
             cname: "tingshuo".to_string(),
             rtcp_interval: Duration::from_secs(5),
             tap_outbound: false,
+            realtime: true,
         }
     }
 }
@@ -312,11 +317,14 @@ pub struct SessionReport {
     /// Processing time per tick (receive excluded): pop, decode, encode, send.
     pub tick_mean: Duration,
     pub tick_max: Duration,
+    /// Whether the thread got real-time scheduling.
+    pub realtime: bool,
 }
 
 enum Command {
-    SetRemote(SocketAddr, Option<SocketAddr>),
-    SetCodec(G711, Option<u8>),
+    Remote(SocketAddr, Option<SocketAddr>),
+    Codec(G711, Option<u8>),
+    Sending(bool),
 }
 
 /// A running media session; dropping it stops the thread and frees the ports.
@@ -396,6 +404,7 @@ impl MediaSession {
             remote_rtcp,
             latched: false,
             rtcp_latched: false,
+            sending: true,
             jb: JitterBuffer::new(cfg.jitter),
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx_state: DtmfSender::new(),
@@ -426,9 +435,15 @@ impl MediaSession {
             busy: Duration::ZERO,
             busy_max: Duration::ZERO,
         };
+        let realtime = cfg.realtime;
         let thread = std::thread::Builder::new()
             .name(format!("rtp-{}", local_rtp.port()))
-            .spawn(move || worker.run())
+            .spawn(move || {
+                let rt = realtime && raise_priority();
+                let mut report = worker.run();
+                report.realtime = rt;
+                report
+            })
             .map_err(io("media thread"))?;
         Ok(Self {
             local_rtp,
@@ -475,16 +490,21 @@ impl MediaSession {
 
     /// New peer address (re-INVITE); resets symmetric-RTP latching.
     pub fn set_remote(&self, rtp: SocketAddr, rtcp: Option<SocketAddr>) {
-        let _ = self.cmd.try_send(Command::SetRemote(rtp, rtcp));
+        let _ = self.cmd.try_send(Command::Remote(rtp, rtcp));
     }
 
     /// Codec change (re-INVITE).
     pub fn set_codec(&self, codec: G711, dtmf_payload_type: Option<u8>) {
         self.dtmf_enabled
             .store(dtmf_payload_type.is_some(), Ordering::Release);
-        let _ = self
-            .cmd
-            .try_send(Command::SetCodec(codec, dtmf_payload_type));
+        let _ = self.cmd.try_send(Command::Codec(codec, dtmf_payload_type));
+    }
+
+    /// Stops or resumes sending RTP (hold: SDP `recvonly`/`inactive`). While stopped the
+    /// playback queue is left as it is, so a line resumes where it paused; reception and
+    /// the inbound frames continue.
+    pub fn set_sending(&self, enabled: bool) {
+        let _ = self.cmd.try_send(Command::Sending(enabled));
     }
 
     /// Queues a DTMF digit to send as RFC 4733 events (audio pauses meanwhile); digits
@@ -494,9 +514,7 @@ impl MediaSession {
             return Err(RtpError::InvalidDigit(digit));
         }
         if !self.dtmf_enabled.load(Ordering::Acquire) {
-            return Err(RtpError::Malformed(
-                "the peer did not negotiate telephone-event: no DTMF can be sent",
-            ));
+            return Err(RtpError::DtmfNotNegotiated);
         }
         self.digits
             .try_send((digit, duration))
@@ -518,6 +536,7 @@ impl MediaSession {
             send_lateness_max: Duration::ZERO,
             tick_mean: Duration::ZERO,
             tick_max: Duration::ZERO,
+            realtime: false,
         })
     }
 
@@ -540,6 +559,27 @@ impl Drop for MediaSession {
     }
 }
 
+/// Best effort SCHED_FIFO for the calling thread; `false` when not permitted.
+#[cfg(target_os = "linux")]
+fn raise_priority() -> bool {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: pthread_self() names the calling thread and `param` is a valid sched_param
+    // that outlives the call; the function has no other preconditions.
+    let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        tracing::debug!(
+            rc,
+            "no real-time scheduling for the media thread (needs CAP_SYS_NICE or an rtprio limit)"
+        );
+    }
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_priority() -> bool {
+    false
+}
+
 struct Worker {
     rtp: MioUdp,
     rtcp: MioUdp,
@@ -551,6 +591,7 @@ struct Worker {
     remote_rtcp: Option<SocketAddr>,
     latched: bool,
     rtcp_latched: bool,
+    sending: bool,
     jb: JitterBuffer,
     dtmf_rx: DtmfReceiver,
     dtmf_tx_state: DtmfSender,
@@ -655,6 +696,7 @@ impl Worker {
                 self.busy / self.ticks as u32
             },
             tick_max: self.busy_max,
+            realtime: false,
         }
     }
 
@@ -769,7 +811,7 @@ impl Worker {
     fn on_tick(&mut self, index: u64, now: Instant) {
         while let Ok(cmd) = self.cmd.try_recv() {
             match cmd {
-                Command::SetRemote(rtp, rtcp) => {
+                Command::Remote(rtp, rtcp) => {
                     self.remote = Some(rtp);
                     self.remote_rtcp = rtcp
                         .or_else(|| Some(SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))));
@@ -777,9 +819,15 @@ impl Worker {
                     self.rtcp_latched = rtcp.is_some();
                     self.stats.remote = Some(rtp);
                 }
-                Command::SetCodec(codec, pt) => {
+                Command::Codec(codec, pt) => {
                     self.codec = codec;
                     self.dtmf_pt = pt;
+                }
+                Command::Sending(on) => {
+                    self.sending = on;
+                    if !on {
+                        self.stream.end_talk_spurt();
+                    }
                 }
             }
         }
@@ -812,8 +860,9 @@ impl Worker {
         }
 
         // Outbound.
-        let Some(remote) = self.remote else {
-            return; // nowhere to send yet; keep the playback queue for later
+        let Some(remote) = self.remote.filter(|_| self.sending) else {
+            self.publish(false);
+            return; // nowhere to send yet, or on hold: keep the playback queue for later
         };
         if self.dtmf_tx_state.is_active() {
             if let (Some(pt), Some(p)) = (self.dtmf_pt, self.dtmf_tx_state.next_packet(index)) {

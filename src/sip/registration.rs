@@ -49,6 +49,9 @@ pub struct RegOutput {
     pub events: Vec<SipEvent>,
 }
 
+/// Longest interval between REGISTER refreshes, whatever the granted expiry.
+pub const MAX_REFRESH: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone)]
 pub struct RegConfig {
     pub user: String,
@@ -395,8 +398,11 @@ impl Registration {
                             granted_expires(resp, self.cfg.expires, &self.cfg.local).max(1);
                         self.state = RegState::Registered;
                         self.keepalive_failed = false;
+                        // Refresh at 3/4 of the lifetime, at least once a minute: a registrar
+                        // that restarts faster than a keepalive timeout loses our binding
+                        // silently, and the refresh bounds how long that lasts.
                         let refresh = Duration::from_millis(u64::from(granted) * 750)
-                            .max(Duration::from_secs(1));
+                            .clamp(Duration::from_secs(1), MAX_REFRESH);
                         self.refresh_at = Some(now + refresh);
                         self.keepalive_at = Some(now + self.cfg.keepalive);
                         self.retry_at = None;
@@ -613,6 +619,22 @@ mod tests {
     }
 
     #[test]
+    fn long_lifetimes_still_refresh_every_minute() {
+        let t0 = Instant::now();
+        let mut c = cfg(1);
+        c.keepalive = Duration::from_secs(600);
+        let mut reg = Registration::new(c);
+        let r = reg.start(t0).requests[0].request.clone();
+        reg.on_response(
+            0,
+            RegKind::Register,
+            &reply(&r, 200, &[("Expires", "3600")]),
+            t0,
+        );
+        assert_eq!(reg.next_deadline(), Some(t0 + MAX_REFRESH));
+    }
+
+    #[test]
     fn wrong_password_stops_after_two_tries() {
         let t0 = Instant::now();
         let mut reg = Registration::new(cfg(1));
@@ -657,7 +679,7 @@ mod tests {
         let r2 = out.requests[0].request.clone();
         assert_eq!(
             out.requests[0].dest,
-            "127.0.0.1:5061".parse().expect("addr")
+            "127.0.0.1:5061".parse::<std::net::SocketAddr>().expect("addr")
         );
         assert!(
             t2 - t0 < Duration::from_secs(30),

@@ -110,7 +110,7 @@ impl UaConfig {
             probe_timeout: Duration::from_secs(4),
             timers: TimerValues::default(),
             max_tx_per_source: 256,
-            rate_per_source: 200,
+            rate_per_source: 400,
             user_agent: format!("tingshuo/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -201,6 +201,9 @@ enum TimerTarget {
 struct Bucket {
     tokens: f64,
     last: Instant,
+    /// Messages dropped since the last warning (one log line per second per source).
+    dropped: u64,
+    last_warn: Option<Instant>,
 }
 
 /// The sans-IO user agent.
@@ -337,7 +340,6 @@ impl UserAgent {
         now: Instant,
     ) -> Vec<Action> {
         if !self.take_token(source.ip(), now) {
-            tracing::debug!(%source, "rate limit: dropping message");
             return self.finish();
         }
         let raw = match msg::split_raw(bytes) {
@@ -368,21 +370,35 @@ impl UserAgent {
         self.finish()
     }
 
+    /// Token bucket per source IP. The configured registrars/proxies are exempt: every
+    /// call of a PBX arrives from them, and on TCP a dropped ACK or BYE is never resent.
     fn take_token(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.cfg.registrars.iter().any(|r| r.ip() == ip) {
+            return true;
+        }
         let rate = f64::from(self.cfg.rate_per_source.max(1));
         let b = self.buckets.entry(ip).or_insert(Bucket {
             tokens: rate * 2.0,
             last: now,
+            dropped: 0,
+            last_warn: None,
         });
         let dt = now.saturating_duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + dt * rate).min(rate * 2.0);
         b.last = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            true
-        } else {
-            false
+            return true;
         }
+        b.dropped += 1;
+        if b.last_warn
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+        {
+            tracing::warn!(source = %ip, dropped = b.dropped, "rate limit: dropping SIP messages from this source");
+            b.last_warn = Some(now);
+            b.dropped = 0;
+        }
+        false
     }
 
     fn source_allowed(&self, ip: IpAddr) -> bool {
@@ -421,7 +437,21 @@ impl UserAgent {
                     self.run_server(&key, actions, now);
                     return;
                 }
-                let in_flight = self.servers.values().filter(|s| s.source == source).count();
+                // Completed transactions only absorb retransmissions for a while (Timer J);
+                // they are not work in flight and must not count against the cap.
+                let in_flight = self
+                    .servers
+                    .values()
+                    .filter(|s| {
+                        s.source == source
+                            && matches!(
+                                s.tx.state,
+                                ServerState::Trying
+                                    | ServerState::Proceeding
+                                    | ServerState::Accepted
+                            )
+                    })
+                    .count();
                 if in_flight >= self.cfg.max_tx_per_source {
                     tracing::warn!(%source, in_flight, "too many transactions in flight; 503");
                     let mut r = msg::response_to(&req, 503, Some(&msg::token(8)));
@@ -517,10 +547,9 @@ impl UserAgent {
                 }
                 TxAction::Timeout => {
                     if let Some(cid) = &call_id {
-                        let waiting = self
-                            .calls
-                            .get(cid)
-                            .is_some_and(|c| c.awaiting_ack.as_deref() == Some(key));
+                        let waiting = self.calls.get(cid).is_some_and(|c| {
+                            c.awaiting_ack.as_deref() == Some(key) && c.state != CallState::Ended
+                        });
                         if waiting {
                             tracing::warn!(call_id = %cid, "no ACK for our 200; hanging up");
                             self.bye(cid, EndReason::Timeout, now);
@@ -636,6 +665,13 @@ impl UserAgent {
             .then_some(cid)
     }
 
+    fn dialog_of_any_state(&self, req: &Request) -> Option<String> {
+        let cid = msg::call_id(&req.headers)?;
+        let call = self.calls.get(&cid)?;
+        let to = msg::to_tag(&req.headers)?;
+        (to == call.local_tag && msg::from_tag(&req.headers) == call.remote_tag).then_some(cid)
+    }
+
     fn on_reinvite(&mut self, key: &str, req: &Request, now: Instant) {
         let Some(cid) = self.dialog_of(req) else {
             self.reply(key, req, 481, None, Vec::new(), None, now);
@@ -702,8 +738,9 @@ impl UserAgent {
                 return;
             }
         }
-        // ACK to a 2xx: matched by dialog.
-        let Some(cid) = self.dialog_of(req) else {
+        // ACK to a 2xx: matched by dialog (also after we already sent BYE, so the
+        // 2xx retransmissions stop).
+        let Some(cid) = self.dialog_of_any_state(req) else {
             tracing::debug!("ACK for no known dialog; ignored");
             return;
         };

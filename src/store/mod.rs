@@ -259,16 +259,18 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Writes one turn atomically.
-    pub fn write_turn(&mut self, call_id: i64, turn: &TurnWrite) -> Result<(), StoreError> {
+    /// Writes one turn atomically; returns the sequence numbers of its lines.
+    pub fn write_turn(&mut self, call_id: i64, turn: &TurnWrite) -> Result<Vec<i64>, StoreError> {
         let tx = self.conn.transaction()?;
         let mut seq: i64 = tx.query_row(
             "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE call_id = ?1",
             [call_id],
             |r| r.get(0),
         )?;
+        let mut seqs = Vec::with_capacity(turn.lines.len());
         for l in &turn.lines {
             seq += 1;
+            seqs.push(seq);
             let t = &turn.timing;
             tx.execute(
                 "INSERT INTO turns (call_id, seq, at, speaker, text, asr_confidence, step, intent, interruptible, interrupted,
@@ -319,6 +321,30 @@ impl Store {
             )?;
         }
         tx.commit()?;
+        Ok(seqs)
+    }
+
+    /// Marks a line as cut off by barge-in (known only after it was written).
+    pub fn set_interrupted(&mut self, call_id: i64, seq: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = ?2",
+            params![call_id, seq],
+        )?;
+        Ok(())
+    }
+
+    /// Records when the first RTP packet of a reply left (epoch ms), known
+    /// only after the turn was written.
+    pub fn set_first_reply_rtp(
+        &mut self,
+        call_id: i64,
+        seq: i64,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE turns SET t_first_reply_rtp = ?3 WHERE call_id = ?1 AND seq = ?2",
+            params![call_id, seq, at_ms],
+        )?;
         Ok(())
     }
 
@@ -505,7 +531,10 @@ mod tests {
             },
             steps: vec!["opening".into(), "1".into()],
         };
-        s.write_turn(id, &turn).unwrap();
+        let seqs = s.write_turn(id, &turn).unwrap();
+        assert_eq!(seqs, vec![1, 2]);
+        s.set_interrupted(id, 2).unwrap();
+        s.set_first_reply_rtp(id, 2, 1234).unwrap();
         s.end_call(id, "callback_scheduled", "2026-11-25T10:00:06+08:00")
             .unwrap();
         let d = s.show(id).unwrap();
@@ -514,6 +543,8 @@ mod tests {
         assert_eq!(d.callbacks.len(), 1);
         assert_eq!(d.steps, vec!["opening", "1"]);
         assert_eq!(d.turns[0].timing.t_reply_chosen, Some(5));
+        assert!(d.turns[1].line.interrupted && !d.turns[0].line.interrupted);
+        assert_eq!(d.turns[1].timing.t_first_reply_rtp, Some(1234));
         assert_eq!(
             s.due_callbacks("2026-11-27T00:00:00+08:00").unwrap().len(),
             1

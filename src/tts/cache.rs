@@ -13,15 +13,44 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
-use super::engine::{TtsWorker, VoiceParams};
+use super::engine::{ClauseAudio, ClauseStream, TtsWorker, VoiceParams};
 use super::TtsError;
 
 /// Something that renders whole lines (the real one is [`TtsWorker`]).
 pub trait Synthesize: Send + Sync {
     fn synthesize(&self, text: &str, voice: VoiceParams) -> Result<Vec<f32>, TtsError>;
+    /// The same at low priority (pre-synthesis must not delay a waiting call).
+    fn synthesize_background(&self, text: &str, voice: VoiceParams) -> Result<Vec<f32>, TtsError> {
+        self.synthesize(text, voice)
+    }
     /// Identifies the voice/model; part of every cache key.
     fn model_id(&self) -> &str;
     fn sample_rate(&self) -> u32;
+    /// Clause-by-clause rendering for dynamic text. The default renders the whole line
+    /// and delivers it as one clause; [`TtsWorker`] streams each clause as it is ready.
+    fn stream(&self, text: &str, voice: VoiceParams) -> Result<ClauseStream, TtsError> {
+        let samples = self.synthesize(text, voice)?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let _ = tx.send(Ok(ClauseAudio {
+            index: 0,
+            text: text.to_string(),
+            samples,
+            pause_samples: 0,
+            last: true,
+            request_seq: 0,
+            acoustic_ms: 0.0,
+            vocoder_ms: 0.0,
+        }));
+        Ok(ClauseStream::from_receiver(rx))
+    }
+}
+
+/// What to play for a line: cached audio at once, or clauses as they render.
+pub enum Speech {
+    /// Pre-synthesised: the whole line, no synthesis wait.
+    Ready(Pcm),
+    /// Dynamic text: the first clause arrives while the rest renders.
+    Streaming(ClauseStream),
 }
 
 impl Synthesize for TtsWorker {
@@ -33,6 +62,12 @@ impl Synthesize for TtsWorker {
     }
     fn sample_rate(&self) -> u32 {
         TtsWorker::sample_rate(self)
+    }
+    fn stream(&self, text: &str, voice: VoiceParams) -> Result<ClauseStream, TtsError> {
+        TtsWorker::stream(self, text, voice)
+    }
+    fn synthesize_background(&self, text: &str, voice: VoiceParams) -> Result<Vec<f32>, TtsError> {
+        TtsWorker::synthesize_background(self, text, voice)
     }
 }
 
@@ -121,10 +156,18 @@ impl PhraseCache {
 
     /// Cached audio, or synthesise now and cache it.
     pub fn get_or_synthesize(&self, text: &str, voice: &VoiceParams) -> Result<Pcm, TtsError> {
+        self.fetch(text, voice, false)
+    }
+
+    fn fetch(&self, text: &str, voice: &VoiceParams, background: bool) -> Result<Pcm, TtsError> {
         if let Some(p) = self.get(text, voice) {
             return Ok(p);
         }
-        let samples = self.synth.synthesize(text, *voice)?;
+        let samples = if background {
+            self.synth.synthesize_background(text, *voice)?
+        } else {
+            self.synth.synthesize(text, *voice)?
+        };
         self.syntheses.fetch_add(1, Ordering::Relaxed);
         let pcm: Pcm = samples.into();
         let key = self.key(text, voice);
@@ -135,8 +178,18 @@ impl PhraseCache {
         Ok(pcm)
     }
 
-    /// Renders `lines` on a background thread (script load / call set-up). Lines already
-    /// cached cost nothing. Join the handle to wait; lines become available as they finish.
+    /// The line to play: cached audio if this line was pre-synthesised, otherwise a
+    /// clause stream from the engine (dynamic text is not cached: it rarely repeats).
+    pub fn speak(&self, text: &str, voice: &VoiceParams) -> Result<Speech, TtsError> {
+        match self.get(text, voice) {
+            Some(pcm) => Ok(Speech::Ready(pcm)),
+            None => Ok(Speech::Streaming(self.synth.stream(text, *voice)?)),
+        }
+    }
+
+    /// Renders `lines` on a background thread (script load / call set-up) at background
+    /// priority, so a call waiting for dynamic text is served first. Lines already cached
+    /// cost nothing. Join the handle to wait; lines become available as they finish.
     pub fn presynthesize(
         self: &Arc<Self>,
         lines: Vec<String>,
@@ -155,7 +208,7 @@ impl PhraseCache {
                         report.already_cached += 1;
                         continue;
                     }
-                    match cache.get_or_synthesize(&line, &voice) {
+                    match cache.fetch(&line, &voice, true) {
                         Ok(_) => report.synthesized += 1,
                         Err(e) => report.failed.push((line, e.to_string())),
                     }
@@ -166,6 +219,11 @@ impl PhraseCache {
                 path: PathBuf::from("<thread>"),
                 message: format!("cannot start the pre-synthesis thread: {e}"),
             })
+    }
+
+    /// Where rendered lines persist by default: `$CACHE/tts-lines`.
+    pub fn default_dir(paths: &crate::models::ModelPaths) -> PathBuf {
+        paths.cache.join("tts-lines")
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -185,7 +243,10 @@ impl PhraseCache {
 fn read_wav(path: &Path, rate: u32) -> Option<Pcm> {
     let reader = hound::WavReader::open(path).ok()?;
     let spec = reader.spec();
-    if spec.sample_rate != rate || spec.channels != 1 || spec.sample_format != hound::SampleFormat::Float {
+    if spec.sample_rate != rate
+        || spec.channels != 1
+        || spec.sample_format != hound::SampleFormat::Float
+    {
         return None;
     }
     let samples: Result<Vec<f32>, _> = reader.into_samples::<f32>().collect();
@@ -267,19 +328,42 @@ mod tests {
         assert_eq!(cache.stats().memory_hits, 1);
 
         // A different voice is a different entry.
-        let faster = VoiceParams {
-            speed: 1.2,
-            ..v
-        };
-        cache.get_or_synthesize("您好", &faster).expect("other voice");
+        let faster = VoiceParams { speed: 1.2, ..v };
+        cache
+            .get_or_synthesize("您好", &faster)
+            .expect("other voice");
         assert_eq!(synth.calls.load(Ordering::Relaxed), 2);
 
         // A fresh cache on the same directory serves from disk.
-        let cache2 = PhraseCache::new(synth.clone(), Some(dir.path().to_path_buf())).expect("cache");
+        let cache2 =
+            PhraseCache::new(synth.clone(), Some(dir.path().to_path_buf())).expect("cache");
         let c = cache2.get("您好", &v).expect("from disk");
         assert_eq!(c, a);
         assert_eq!(cache2.stats().disk_hits, 1);
         assert_eq!(synth.calls.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn speak_plays_cached_lines_and_streams_the_rest() {
+        let synth = Arc::new(ToneSynth {
+            calls: AtomicU64::new(0),
+        });
+        let cache = PhraseCache::new(synth.clone(), None).expect("cache");
+        let v = VoiceParams::default();
+        cache.get_or_synthesize("欢迎致电", &v).expect("fixed line");
+        assert!(matches!(cache.speak("欢迎致电", &v), Ok(Speech::Ready(_))));
+        assert_eq!(synth.calls.load(Ordering::Relaxed), 1);
+        match cache.speak("您的预约在下午三点", &v) {
+            Ok(Speech::Streaming(s)) => {
+                let clauses: Vec<_> = s.collect::<Result<_, _>>().expect("clauses");
+                assert_eq!(clauses.len(), 1);
+                assert!(clauses[0].last);
+            }
+            _ => panic!("dynamic text must stream"),
+        }
+        assert_eq!(synth.calls.load(Ordering::Relaxed), 2);
+        // Dynamic text is not cached.
+        assert!(cache.get("您的预约在下午三点", &v).is_none());
     }
 
     #[test]
@@ -289,7 +373,11 @@ mod tests {
         });
         let cache = Arc::new(PhraseCache::new(synth.clone(), None).expect("cache"));
         let v = VoiceParams::default();
-        let lines = vec!["第一句".to_string(), "第二句".to_string(), "第一句".to_string()];
+        let lines = vec![
+            "第一句".to_string(),
+            "第二句".to_string(),
+            "第一句".to_string(),
+        ];
         let report = cache
             .presynthesize(lines, v)
             .expect("thread")

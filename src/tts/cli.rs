@@ -17,7 +17,12 @@ pub struct SayReport {
 }
 
 /// Synthesises `text` with the provisioned voice and writes a 16-bit mono WAV at `rate`.
-pub fn say(paths: &ModelPaths, text: &str, output: &Path, rate: u32) -> Result<SayReport, TtsError> {
+pub fn say(
+    paths: &ModelPaths,
+    text: &str,
+    output: &Path,
+    rate: u32,
+) -> Result<SayReport, TtsError> {
     let mut engine = TtsEngine::load(paths, ModelConfig::baker(paths))?;
     let start = std::time::Instant::now();
     let clauses = engine.frontend().analyze(text).len();

@@ -46,6 +46,13 @@ pub struct ModelConfig {
     pub sample_rate: u32,
     /// ONNX Runtime intra-op threads per session.
     pub threads: usize,
+    /// Trim the silence the model renders for `sil` at clause edges (up to ~0.2 s),
+    /// keeping a short margin, so the first sound plays sooner and pauses between
+    /// clauses are the configured length.
+    pub trim_silence: bool,
+    /// Interactive requests cut a first clause longer than this many syllables at a
+    /// word boundary so the first audio is ready sooner (pre-synthesis never cuts).
+    pub first_chunk_syllables: Option<usize>,
 }
 
 impl ModelConfig {
@@ -66,6 +73,8 @@ impl ModelConfig {
             speaker_id: 0,
             sample_rate: 24_000,
             threads: 1,
+            trim_silence: true,
+            first_chunk_syllables: Some(8),
         }
     }
 }
@@ -111,6 +120,12 @@ pub struct ClauseAudio {
     /// Silence to play after this clause, in samples (0 after the last).
     pub pause_samples: usize,
     pub last: bool,
+    /// Order in which the worker took up the request (0 for direct engine use);
+    /// shows that interactive requests overtake queued pre-synthesis.
+    pub request_seq: u64,
+    /// Time spent in the acoustic model and in the vocoder for this clause.
+    pub acoustic_ms: f32,
+    pub vocoder_ms: f32,
 }
 
 /// Pause after a clause, in seconds (about 0.2 s between clauses).
@@ -119,8 +134,35 @@ fn pause_seconds(end: ClauseEnd) -> f32 {
         ClauseEnd::List => 0.12,
         ClauseEnd::Comma => 0.2,
         ClauseEnd::Sentence => 0.3,
-        ClauseEnd::End => 0.0,
+        ClauseEnd::End | ClauseEnd::Join => 0.0,
     }
+}
+
+/// Cuts leading/trailing silence: 10 ms windows quieter than 30 dB below the loudest
+/// window are silence; 30 ms are kept before the first sound and 60 ms after the last
+/// (quiet onsets such as s/f stay intact).
+fn trim_edges(mut samples: Vec<f32>, rate: u32) -> Vec<f32> {
+    let win = (rate / 100).max(1) as usize;
+    let rms: Vec<f32> = samples
+        .chunks(win)
+        .map(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt())
+        .collect();
+    let loudest = rms.iter().fold(0.0f32, |m, &v| m.max(v));
+    if loudest <= 0.0 {
+        return samples;
+    }
+    let threshold = loudest * 0.0316;
+    let (Some(first), Some(last)) = (
+        rms.iter().position(|&v| v > threshold),
+        rms.iter().rposition(|&v| v > threshold),
+    ) else {
+        return samples;
+    };
+    let start = (first * win).saturating_sub(3 * win);
+    let end = ((last + 1) * win + 6 * win).min(samples.len());
+    samples.truncate(end);
+    samples.drain(..start);
+    samples
 }
 
 /// The process-wide ONNX Runtime environment (ort allows one per process), shared
@@ -145,6 +187,10 @@ fn open_session(env: &Environment, path: &Path, threads: usize) -> Result<Sessio
         .map_err(ort_err("setting intra-op threads"))?
         .with_inter_threads(1)
         .map_err(ort_err("setting inter-op threads"))?
+        // Spinning worker threads steal the cores the call path needs; short TTS runs
+        // gain little from it.
+        .with_intra_op_spinning(false)
+        .map_err(ort_err("disabling intra-op spinning"))?
         .commit_from_file(path)
         .map_err(|e| TtsError::Data {
             path: path.to_path_buf(),
@@ -183,6 +229,8 @@ pub struct TtsEngine {
     cfg: ModelConfig,
     model_id: String,
     clauses_rendered: Arc<AtomicU64>,
+    /// (acoustic ms, vocoder ms) of the last render.
+    last_timing: (f32, f32),
 }
 
 impl TtsEngine {
@@ -214,6 +262,7 @@ impl TtsEngine {
             cfg,
             model_id,
             clauses_rendered: Arc::new(AtomicU64::new(0)),
+            last_timing: (0.0, 0.0),
         })
     }
 
@@ -238,6 +287,7 @@ impl TtsEngine {
     /// Renders one clause's ids to samples.
     pub fn render_ids(&mut self, ids: &[i32], voice: &VoiceParams) -> Result<Vec<f32>, TtsError> {
         self.clauses_rendered.fetch_add(1, Ordering::Relaxed);
+        let t0 = std::time::Instant::now();
         let cfg = &self.cfg;
         let scalar = |v: f32| Tensor::from_array(([1usize], vec![v]));
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(5);
@@ -282,6 +332,7 @@ impl TtsEngine {
         let mel_t = Tensor::from_array(([dims[0], dims[1], dims[2]], mel.to_vec()))
             .map_err(ort_err("building the vocoder input"))?;
         drop(outputs);
+        let t1 = std::time::Instant::now();
         let vin: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
             vec![(Cow::from(cfg.vocoder_input.as_str()), mel_t.into())];
         let outputs = self
@@ -297,12 +348,26 @@ impl TtsEngine {
         let (_, samples) = wav
             .try_extract_tensor::<f32>()
             .map_err(ort_err("reading the waveform"))?;
-        Ok(samples.to_vec())
+        let samples = samples.to_vec();
+        self.last_timing = (
+            (t1 - t0).as_secs_f32() * 1000.0,
+            t1.elapsed().as_secs_f32() * 1000.0,
+        );
+        Ok(samples)
     }
 
-    /// Renders one analysed clause.
-    pub fn render_clause(&mut self, clause: &Clause, voice: &VoiceParams) -> Result<Vec<f32>, TtsError> {
-        self.render_ids(&clause.ids, voice)
+    /// Renders one analysed clause (edge silence trimmed when configured).
+    pub fn render_clause(
+        &mut self,
+        clause: &Clause,
+        voice: &VoiceParams,
+    ) -> Result<Vec<f32>, TtsError> {
+        let samples = self.render_ids(&clause.ids, voice)?;
+        Ok(if self.cfg.trim_silence {
+            trim_edges(samples, self.cfg.sample_rate)
+        } else {
+            samples
+        })
     }
 
     /// Renders `text` clause by clause, handing each to `sink` as soon as it is ready.
@@ -311,9 +376,21 @@ impl TtsEngine {
         &mut self,
         text: &str,
         voice: &VoiceParams,
+        sink: impl FnMut(ClauseAudio) -> bool,
+    ) -> Result<(), TtsError> {
+        self.stream_with(text, voice, None, sink)
+    }
+
+    /// [`TtsEngine::stream`] with a first clause cut after at most `first_chunk`
+    /// syllables (see [`Frontend::analyze_with`]).
+    pub fn stream_with(
+        &mut self,
+        text: &str,
+        voice: &VoiceParams,
+        first_chunk: Option<usize>,
         mut sink: impl FnMut(ClauseAudio) -> bool,
     ) -> Result<(), TtsError> {
-        let clauses = self.frontend.analyze(text);
+        let clauses = self.frontend.analyze_with(text, first_chunk);
         if clauses.is_empty() {
             return Err(TtsError::NothingToSay(text.to_string()));
         }
@@ -332,6 +409,9 @@ impl TtsEngine {
                 samples,
                 pause_samples: pause,
                 last,
+                request_seq: 0,
+                acoustic_ms: self.last_timing.0,
+                vocoder_ms: self.last_timing.1,
             });
             if !go_on {
                 break;
@@ -356,6 +436,8 @@ enum Job {
     Speak {
         text: String,
         voice: VoiceParams,
+        /// Cut a long first clause (interactive requests only).
+        fast_start: bool,
         reply: Sender<Result<ClauseAudio, TtsError>>,
     },
 }
@@ -363,6 +445,18 @@ enum Job {
 /// Audio of one request, clause by clause; ends after the last clause or an error.
 pub struct ClauseStream {
     rx: Receiver<Result<ClauseAudio, TtsError>>,
+}
+
+impl ClauseStream {
+    /// A stream over clauses sent by another renderer.
+    pub fn from_receiver(rx: Receiver<Result<ClauseAudio, TtsError>>) -> Self {
+        Self { rx }
+    }
+
+    /// The next clause if one is already rendered (never blocks: for a real-time loop).
+    pub fn try_next(&mut self) -> Option<Result<ClauseAudio, TtsError>> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl Iterator for ClauseStream {
@@ -376,6 +470,8 @@ impl Iterator for ClauseStream {
 /// [`ClauseStream`]. Cheap to share behind an `Arc`.
 pub struct TtsWorker {
     tx: Option<Sender<Job>>,
+    /// Pre-synthesis jobs: served only when no interactive request waits.
+    bg_tx: Option<Sender<Job>>,
     handle: Option<JoinHandle<()>>,
     model_id: String,
     sample_rate: u32,
@@ -388,6 +484,7 @@ impl TtsWorker {
     /// Starts the worker thread and loads the models on it; returns once loaded.
     pub fn spawn(paths: &ModelPaths, cfg: ModelConfig) -> Result<Self, TtsError> {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let (bg_tx, bg_rx) = crossbeam_channel::unbounded::<Job>();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let paths = paths.clone();
         let handle = std::thread::Builder::new()
@@ -409,10 +506,28 @@ impl TtsWorker {
                 if ready_tx.send(Ok(info)).is_err() {
                     return;
                 }
-                for job in rx {
+                let mut seq = 0u64;
+                let first_chunk = engine.cfg.first_chunk_syllables;
+                loop {
+                    // Interactive requests (a call waiting) go before pre-synthesis.
+                    let job = crossbeam_channel::select_biased! {
+                        recv(rx) -> j => j,
+                        recv(bg_rx) -> j => j,
+                    };
+                    let Ok(job) = job else { break };
+                    seq += 1;
                     match job {
-                        Job::Speak { text, voice, reply } => {
-                            let result = engine.stream(&text, &voice, |c| reply.send(Ok(c)).is_ok());
+                        Job::Speak {
+                            text,
+                            voice,
+                            fast_start,
+                            reply,
+                        } => {
+                            let chunk = if fast_start { first_chunk } else { None };
+                            let result = engine.stream_with(&text, &voice, chunk, |mut c| {
+                                c.request_seq = seq;
+                                reply.send(Ok(c)).is_ok()
+                            });
                             if let Err(e) = result {
                                 let _ = reply.send(Err(e));
                             }
@@ -428,6 +543,7 @@ impl TtsWorker {
             ready_rx.recv().map_err(|_| TtsError::WorkerGone)??;
         Ok(Self {
             tx: Some(tx),
+            bg_tx: Some(bg_tx),
             handle: Some(handle),
             model_id,
             sample_rate,
@@ -439,14 +555,34 @@ impl TtsWorker {
 
     /// Queues `text`; clauses arrive on the returned stream as they are rendered.
     pub fn stream(&self, text: &str, voice: VoiceParams) -> Result<ClauseStream, TtsError> {
+        self.queue(text, voice, false)
+    }
+
+    /// Like [`TtsWorker::stream`] at background priority (pre-synthesis): runs only when
+    /// no interactive request is waiting.
+    pub fn stream_background(
+        &self,
+        text: &str,
+        voice: VoiceParams,
+    ) -> Result<ClauseStream, TtsError> {
+        self.queue(text, voice, true)
+    }
+
+    fn queue(
+        &self,
+        text: &str,
+        voice: VoiceParams,
+        background: bool,
+    ) -> Result<ClauseStream, TtsError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = crossbeam_channel::unbounded();
-        self.tx
-            .as_ref()
+        let tx = if background { &self.bg_tx } else { &self.tx };
+        tx.as_ref()
             .ok_or(TtsError::WorkerGone)?
             .send(Job::Speak {
                 text: text.to_string(),
                 voice,
+                fast_start: !background,
                 reply,
             })
             .map_err(|_| TtsError::WorkerGone)?;
@@ -455,13 +591,16 @@ impl TtsWorker {
 
     /// Renders all of `text` (with pauses) and waits for it.
     pub fn synthesize(&self, text: &str, voice: VoiceParams) -> Result<Vec<f32>, TtsError> {
-        let mut out = Vec::new();
-        for clause in self.stream(text, voice)? {
-            let c = clause?;
-            out.extend_from_slice(&c.samples);
-            out.resize(out.len() + c.pause_samples, 0.0);
-        }
-        Ok(out)
+        collect(self.stream(text, voice)?)
+    }
+
+    /// [`TtsWorker::synthesize`] at background priority.
+    pub fn synthesize_background(
+        &self,
+        text: &str,
+        voice: VoiceParams,
+    ) -> Result<Vec<f32>, TtsError> {
+        collect(self.stream_background(text, voice)?)
     }
 
     pub fn model_id(&self) -> &str {
@@ -487,12 +626,43 @@ impl TtsWorker {
     }
 }
 
+/// Joins a clause stream into one signal with the pauses.
+fn collect(stream: ClauseStream) -> Result<Vec<f32>, TtsError> {
+    let mut out = Vec::new();
+    for clause in stream {
+        let c = clause?;
+        out.extend_from_slice(&c.samples);
+        out.resize(out.len() + c.pause_samples, 0.0);
+    }
+    Ok(out)
+}
+
 impl Drop for TtsWorker {
     fn drop(&mut self) {
         // Closing the queue ends the thread after the current job.
         self.tx.take();
+        self.bg_tx.take();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_keeps_the_sound_and_a_margin() {
+        let rate = 24_000;
+        let mut x = vec![0.0f32; 4800]; // 200 ms silence
+        x.extend((0..2400).map(|i| (i as f32 * 0.1).sin() * 0.5)); // 100 ms tone
+        x.extend(vec![0.0f32; 4800]);
+        let y = trim_edges(x, rate);
+        // 30 ms + 100 ms + 60 ms.
+        assert_eq!(y.len(), 720 + 2400 + 1440);
+        assert!(y[720..720 + 2400].iter().any(|v| v.abs() > 0.4));
+        // All silence stays as it is.
+        assert_eq!(trim_edges(vec![0.0; 100], rate).len(), 100);
     }
 }

@@ -50,7 +50,10 @@ impl EndpointConfig {
     /// Checks the settings are consistent.
     pub fn validate(&self) -> Result<(), VadError> {
         let bad = |m: &str| Err(VadError::Config(m.to_string()));
-        if !(0.0 < self.threshold_off && self.threshold_off <= self.threshold && self.threshold < 1.0) {
+        if !(0.0 < self.threshold_off
+            && self.threshold_off <= self.threshold
+            && self.threshold < 1.0)
+        {
             return bad("need 0 < threshold_off <= threshold < 1");
         }
         if self.start_ms == 0 {
@@ -332,10 +335,28 @@ mod tests {
         let probs = seq(&[(0.9, 10), (0.1, 8), (0.9, 10), (0.1, 20)]);
         let ev: Vec<_> = run(cfg(), &probs).into_iter().map(|(_, e)| e).collect();
         assert!(matches!(ev[0], EndpointEvent::SpeechStart { start_ms: 0 }));
-        assert!(matches!(ev[1], EndpointEvent::TentativeEnd { speech_end_ms: 320, .. }));
-        assert_eq!(ev[2], EndpointEvent::SpeechResumed { at_ms: 18 * 32 + 32 });
+        assert!(matches!(
+            ev[1],
+            EndpointEvent::TentativeEnd {
+                speech_end_ms: 320,
+                ..
+            }
+        ));
+        assert_eq!(
+            ev[2],
+            EndpointEvent::SpeechResumed {
+                at_ms: 18 * 32 + 32
+            }
+        );
         // The second tentative end and the final end cover the whole turn from the first start.
-        assert!(matches!(ev[3], EndpointEvent::TentativeEnd { start_ms: 0, speech_end_ms: 896, .. }));
+        assert!(matches!(
+            ev[3],
+            EndpointEvent::TentativeEnd {
+                start_ms: 0,
+                speech_end_ms: 896,
+                ..
+            }
+        ));
         assert!(matches!(
             ev[4],
             EndpointEvent::SpeechEnd {
@@ -366,7 +387,10 @@ mod tests {
         let ev = run(cfg(), &probs);
         assert!(matches!(
             ev.last().unwrap().1,
-            EndpointEvent::SpeechEnd { speech_end_ms: 1120, .. }
+            EndpointEvent::SpeechEnd {
+                speech_end_ms: 1120,
+                ..
+            }
         ));
         // But 0.4 does not resume once a pause has begun.
         let probs = seq(&[(0.9, 5), (0.1, 7), (0.4, 30)]);
@@ -374,7 +398,13 @@ mod tests {
         assert!(ev
             .iter()
             .all(|(_, e)| !matches!(e, EndpointEvent::SpeechResumed { .. })));
-        assert!(matches!(ev.last().unwrap().1, EndpointEvent::SpeechEnd { speech_end_ms: 160, .. }));
+        assert!(matches!(
+            ev.last().unwrap().1,
+            EndpointEvent::SpeechEnd {
+                speech_end_ms: 160,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -391,11 +421,11 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(ev[2], EndpointEvent::SpeechStart { start_ms: 3200 }));
         assert!(matches!(
-            ev[3],
-            EndpointEvent::TentativeEnd { .. }
+            ev[2],
+            EndpointEvent::SpeechStart { start_ms: 3200 }
         ));
+        assert!(matches!(ev[3], EndpointEvent::TentativeEnd { .. }));
         assert!(matches!(
             ev[4],
             EndpointEvent::SpeechEnd {

@@ -76,7 +76,9 @@ pub struct SileroModel {
 impl SileroModel {
     /// Loads `vad/silero_vad.onnx` from the model cache.
     pub fn load(paths: &ModelPaths) -> Result<Self, VadError> {
-        let path = paths.require("Silero VAD", &paths.silero_vad)?.to_path_buf();
+        let path = paths
+            .require("Silero VAD", &paths.silero_vad)?
+            .to_path_buf();
         let env = super::ort_environment(paths)?;
         Self::load_file(&env, &path)
     }
@@ -166,7 +168,11 @@ impl SileroVad {
 
     /// Feeds samples of any length (typically a 20 ms frame, f32 in [-1, 1]) and calls
     /// `on_chunk(probability)` once per completed 32 ms chunk.
-    pub fn push(&mut self, mut samples: &[f32], mut on_chunk: impl FnMut(f32)) -> Result<(), VadError> {
+    pub fn push(
+        &mut self,
+        mut samples: &[f32],
+        mut on_chunk: impl FnMut(f32),
+    ) -> Result<(), VadError> {
         let chunk = self.rate.chunk();
         while !samples.is_empty() {
             let take = (chunk - self.pending.len()).min(samples.len());
@@ -191,11 +197,10 @@ impl SileroVad {
     /// Runs one chunk that is already in `self.input`.
     fn run_model(&mut self) -> Result<f32, VadError> {
         let run = |e: ort::Error| VadError::Run(e.to_string());
-        let mut session = self
-            .model
-            .session
-            .lock()
-            .map_err(|_| VadError::Run("the VAD session mutex was poisoned by a panic".into()))?;
+        let mut session =
+            self.model.session.lock().map_err(|_| {
+                VadError::Run("the VAD session mutex was poisoned by a panic".into())
+            })?;
         let outputs = session
             .run(ort::inputs![&self.input, &self.state, &self.sr])
             .map_err(run)?;

@@ -52,7 +52,8 @@ pub fn white_noise(rate: u32, secs: f32, dbfs: f32, seed: u64) -> Vec<f32> {
 pub fn pink_noise(rate: u32, secs: f32, dbfs: f32, seed: u64) -> Vec<f32> {
     let n = (rate as f32 * secs) as usize;
     let mut r = Rng::new(seed);
-    let (mut b0, mut b1, mut b2, mut b3, mut b4, mut b5, mut b6) = (0f32, 0f32, 0f32, 0f32, 0f32, 0f32, 0f32);
+    let (mut b0, mut b1, mut b2, mut b3, mut b4, mut b5, mut b6) =
+        (0f32, 0f32, 0f32, 0f32, 0f32, 0f32, 0f32);
     let mut v: Vec<f32> = (0..n)
         .map(|_| {
             let w = r.uniform();
@@ -165,7 +166,9 @@ pub fn read_wav(path: &std::path::Path) -> (Vec<f32>, u32) {
     let data: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Int => {
             let scale = (1u64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>().map(|s| s.unwrap() as f32 / scale).collect()
+            r.samples::<i32>()
+                .map(|s| s.unwrap() as f32 / scale)
+                .collect()
         }
         hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
     };
@@ -186,7 +189,9 @@ pub fn espeak(text: &str, rate: u32) -> Vec<f32> {
         .arg(&wav)
         .arg(text)
         .status()
-        .unwrap_or_else(|e| panic!("espeak-ng is needed for this test ({e}); install it: apt-get install espeak-ng"));
+        .unwrap_or_else(|e| {
+            panic!("espeak-ng is needed for this test ({e}); install it: apt-get install espeak-ng")
+        });
     assert!(status.success(), "espeak-ng failed");
     let a = tingshuo::audio::read_wav(&wav).expect("espeak wav");
     tingshuo::audio::resample(&a.samples, a.rate, rate).expect("resample")

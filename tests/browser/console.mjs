@@ -59,10 +59,8 @@ try {
   await row.waitFor();
   await row.click();
   await page.locator('#transcript li', { hasText: '下周三下午' }).waitFor();
+  // The test's call layer speaks more lines once someone listens: they must stream in.
   const before = await page.locator('#transcript li').count();
-  await page.waitForFunction((n) => document.querySelectorAll('#transcript li').length > n, before);
-  result.transcript_lines = await page.locator('#transcript li').count();
-  step(`transcript streams (${result.transcript_lines} lines)`);
 
   await page.click('#btn-listen');
   await page.waitForFunction(() => window.tingshuo.listen && window.tingshuo.listen.pc.connectionState === 'connected');
@@ -89,6 +87,9 @@ try {
     jitterBufferDelayMs: stats.jitterBufferEmittedCount ? (1000 * stats.jitterBufferDelay / stats.jitterBufferEmittedCount) : null,
   };
   step(`audio arrives: ${JSON.stringify(result.listen)}`);
+  await page.waitForFunction((n) => document.querySelectorAll('#transcript li').length >= n + 3, before);
+  result.transcript_lines = await page.locator('#transcript li').count();
+  step(`transcript streams (${before} -> ${result.transcript_lines} lines)`);
   await page.locator('#calls tbody tr', { hasText: '🎧 1' }).waitFor();
   await page.screenshot({ path: join(shots, 'console-live.png') });
 
@@ -120,8 +121,10 @@ try {
   await page.locator('#hist-transcript li').first().waitFor();
   result.history_rows = await page.locator('#hist tbody tr').count();
   // Show the finished call with a recording for the screenshot.
-  await page.locator('#hist tbody tr', { hasText: 'completed' }).first().click();
-  await page.locator('#hist-latency .bar').first().waitFor();
+  const done = page.locator('#hist tbody tr', { hasText: 'completed' }).first();
+  const doneId = await done.getAttribute('data-id');
+  await done.click();
+  await page.waitForFunction((id) => document.getElementById('hist-view').dataset.shown === id, doneId);
   result.recording_ok = await page.evaluate(async () => {
     const a = document.getElementById('hist-audio');
     const r = await fetch(a.src);

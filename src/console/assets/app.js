@@ -264,6 +264,7 @@ async function showRecord(id) {
   $('hist-latency').replaceChildren(...d.turn_latencies_ms.map((ms, i) => el('div', { class: 'bar' },
     el('span', {}, `#${i + 1}`), bar(ms, max), `${Math.round(ms)} ms`)));
   $('hist-transcript').replaceChildren(...d.transcript.map(transcriptItem));
+  $('hist-view').dataset.shown = id; // rendered (the browser test waits on it)
 }
 
 function showTab(name) {

@@ -189,7 +189,7 @@ fn uas_local_bye_goes_through_the_route_set() {
     assert_eq!(bye.method, Method::Bye);
     assert_eq!(
         dest,
-        "127.0.0.1:5060".parse().expect("addr"),
+        "127.0.0.1:5060".parse::<std::net::SocketAddr>().expect("addr"),
         "first Route hop"
     );
     assert_eq!(
@@ -695,4 +695,96 @@ fn cidr_matching() {
         .contains("8.8.8.8".parse().expect("ip")));
     assert!(Cidr::parse("10.0.0.0/33").is_none());
     assert!(Cidr::parse("nope").is_none());
+}
+
+#[test]
+fn registrar_traffic_is_not_rate_limited() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.rate_per_source = 1;
+    cfg.registrars = vec![peer()];
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let mut answered = 0;
+    for i in 0..50 {
+        let opt = in_dialog("OPTIONS", &format!("r{i}"), "", 1, &format!("z9hG4bKr{i}"))
+            .replace(";tag=\r\n", "\r\n");
+        answered += codes(&ua.on_message(opt.as_bytes(), peer(), Transport::Udp, now)).len();
+    }
+    assert_eq!(answered, 50, "the PBX carrying every call is trusted");
+}
+
+#[test]
+fn hangup_before_ack_still_stops_200_retransmissions_on_late_ack() {
+    let (mut ua, tag, now) = ringing("c9");
+    ua.command(
+        Command::Answer {
+            call_id: "c9".into(),
+            media: media(),
+        },
+        now,
+    );
+    let a = ua.command(
+        Command::Hangup {
+            call_id: "c9".into(),
+        },
+        now,
+    );
+    assert!(matches!(&sent(&a)[..], [(SipMessage::Request(r), _)] if r.method == Method::Bye));
+    let ack = in_dialog("ACK", "c9", &tag, 1, "z9hG4bKlate");
+    ua.on_message(
+        ack.as_bytes(),
+        peer(),
+        Transport::Udp,
+        now + Duration::from_millis(100),
+    );
+    let (mut oks, mut byes) = (0, 0);
+    let mut t = now;
+    while t < now + Duration::from_secs(40) {
+        t += Duration::from_millis(250);
+        for (m, _) in sent(&ua.on_tick(t)) {
+            match m {
+                SipMessage::Response(r) if msg::status(&r) == 200 => oks += 1,
+                SipMessage::Request(r) if r.method == Method::Bye => byes += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(oks, 0, "the late ACK stopped the 200 retransmissions");
+    // The unanswered BYE is retransmitted (Timer E) until Timer F, then given up.
+    assert!(byes > 0);
+    assert_eq!(
+        ua.transactions().0,
+        0,
+        "BYE transaction removed after timeout"
+    );
+}
+
+#[test]
+fn only_unfinished_transactions_count_against_the_cap() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.max_tx_per_source = 3;
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    // Many completed OPTIONS transactions (lingering for Timer J) do not block new ones.
+    for i in 0..10 {
+        let opt = in_dialog("OPTIONS", &format!("q{i}"), "", 1, &format!("z9hG4bKq{i}"))
+            .replace(";tag=\r\n", "\r\n");
+        assert_eq!(
+            codes(&ua.on_message(opt.as_bytes(), peer(), Transport::Udp, now)),
+            vec![200]
+        );
+    }
+    // Three ringing INVITEs are in flight: the fourth request is refused with 503.
+    for i in 0..3 {
+        let inv = invite(&format!("cap{i}"), &format!("z9hG4bKcap{i}"), OFFER);
+        assert_eq!(
+            codes(&ua.on_message(inv.as_bytes(), peer(), Transport::Udp, now)),
+            vec![100, 180]
+        );
+    }
+    let inv = invite("cap3", "z9hG4bKcap3", OFFER);
+    assert_eq!(
+        codes(&ua.on_message(inv.as_bytes(), peer(), Transport::Udp, now)),
+        vec![503]
+    );
 }

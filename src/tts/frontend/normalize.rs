@@ -47,7 +47,10 @@ pub fn normalize(input: &str) -> Vec<Piece> {
         let mut cands: Vec<(usize, usize, Captures)> = RULES
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.re.captures_at(&s, pos).map(|c| (c.get(0).map_or(0, |m| m.start()), i, c)))
+            .filter_map(|(i, r)| {
+                r.re.captures_at(&s, pos)
+                    .map(|c| (c.get(0).map_or(0, |m| m.start()), i, c))
+            })
             .collect();
         if cands.is_empty() {
             push_text(&mut out, &s[pos..]);
@@ -71,7 +74,11 @@ pub fn normalize(input: &str) -> Vec<Piece> {
                 }
                 // `end` is relative to the match start when a rule consumes less than it matched.
                 let consumed = start + end;
-                pos = if consumed > pos { consumed } else { next_char(&s, pos) };
+                pos = if consumed > pos {
+                    consumed
+                } else {
+                    next_char(&s, pos)
+                };
                 done = true;
                 break;
             }
@@ -188,8 +195,12 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             unit,
         ),
         rule(r"(\d+)\.(\d+)", decimal),
-        rule(r"\d+", integer),
+        rule(r"\d{1,3}(?:,\d{3})+|\d+", integer),
         rule(r"[\-~～—–]+\s*", dash),
+        rule(
+            r"/\s*(月|天|日|年|人|次|小时|分钟|周|个|件|斤|公斤|度|台|张)",
+            per_unit,
+        ),
         rule(r"<=|>=|≤|≥|<|>|=|\+|×|÷|@|#|\*|&", symbol),
         rule(r"[A-Za-z]+", letters),
     ]
@@ -432,7 +443,10 @@ fn minutes_or_seconds(v: u32, digits: &str) -> Vec<Piece> {
 
 fn hour(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let h: u32 = c.get(1).parse().ok()?;
-    if h > 24 || c.prev_char().is_some_and(|p| p.is_ascii_digit() || p == '.') {
+    if h > 24
+        || c.prev_char()
+            .is_some_and(|p| p.is_ascii_digit() || p == '.')
+    {
         return None;
     }
     Some((
@@ -533,29 +547,67 @@ fn decimal(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
 
 /// Words after which a number is an identifier read digit by digit.
 const ID_KEYWORDS: &[&str] = &[
-    "号码", "电话", "手机", "单号", "编号", "工号", "尾号", "验证码", "账号", "帐号", "卡号",
-    "分机", "房间", "密码", "代码", "邮编", "身份证", "车牌", "航班", "车次", "QQ", "qq", "转",
+    "号码",
+    "电话",
+    "手机",
+    "单号",
+    "编号",
+    "工号",
+    "尾号",
+    "验证码",
+    "账号",
+    "帐号",
+    "卡号",
+    "分机",
+    "房间",
+    "密码",
+    "代码",
+    "邮编",
+    "身份证",
+    "车牌",
+    "航班",
+    "车次",
+    "QQ",
+    "qq",
+    "转",
 ];
 
 /// Measure words and units after which the count 2 is 两 and a long number is an amount.
 const MEASURES: &[&str] = &[
-    "个", "位", "次", "天", "件", "张", "种", "条", "台", "份", "本", "小时", "分钟", "秒钟",
-    "周", "年", "岁", "斤", "公斤", "块", "米", "公里", "家", "间", "遍", "趟", "杯", "瓶",
-    "辆", "名", "人", "样", "层", "项", "笔", "部", "倍", "口", "只", "双", "对", "套", "把",
-    "节", "门", "页", "句", "元", "毛", "星期", "礼拜", "万", "亿", "千", "百", "期", "户", "栋",
+    "个", "位", "次", "天", "件", "张", "种", "条", "台", "份", "本", "小时", "分钟", "秒钟", "周",
+    "年", "岁", "斤", "公斤", "块", "米", "公里", "家", "间", "遍", "趟", "杯", "瓶", "辆", "名",
+    "人", "样", "层", "项", "笔", "部", "倍", "口", "只", "双", "对", "套", "把", "节", "门", "页",
+    "句", "元", "毛", "星期", "礼拜", "万", "亿", "千", "百", "期", "户", "栋",
 ];
 
 fn integer(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
-    let s = c.get(0);
+    let grouped = c.get(0);
+    if grouped.contains(',') {
+        // Thousands separators: always an amount.
+        let digits: String = grouped.chars().filter(char::is_ascii_digit).collect();
+        return Some((vec![Piece::Said(numbers::cardinal(&digits))], c.len()));
+    }
+    let s = grouped;
     let before = c
         .before
         .trim_end_matches(|ch: char| ch.is_whitespace() || "是为:：#".contains(ch));
     let keyword = ID_KEYWORDS.iter().any(|k| before.ends_with(k));
     let measure = MEASURES.iter().any(|m| c.after.starts_with(m));
-    let reading = if keyword || (s.len() > 1 && s.starts_with('0')) || (s.len() >= 7 && !measure) {
+    // Room numbers are read digit by digit: 302室 → 三零二室.
+    let room = c.after.starts_with('室') || c.after.starts_with("号房");
+    let reading = if keyword
+        || (s.len() > 1 && s.starts_with('0'))
+        || (s.len() >= 7 && !measure)
+        || s.len() > 16
+        || (room && s.len() >= 3)
+    {
         numbers::digits(s, true)
     } else if c.prev_char() == Some('第') {
         numbers::cardinal_er(s)
+    } else if s == "1" && measure {
+        // A count of one before a measure word takes 一's tone sandhi (一天 yì, 一个 yí),
+        // so it goes on as text for the sandhi stage.
+        return Some((vec![text("一")], c.len()));
     } else if s.trim_start_matches('0') == "2" && measure {
         numbers::liang()
     } else if s.trim_start_matches('0') == "2" {
@@ -585,6 +637,11 @@ fn dash(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     None
 }
 
+/// `50元/月` → 五十元每月.
+fn per_unit(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
+    Some((vec![text("每"), text(c.get(1))], c.len()))
+}
+
 fn symbol(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let word = match c.get(0) {
         "<=" | "≤" => "小于等于",
@@ -606,6 +663,18 @@ fn symbol(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
 
 fn letters(c: &Ctx) -> Option<(Vec<Piece>, usize)> {
     let s = c.get(0);
+    if s.eq_ignore_ascii_case("wifi") {
+        return Some((
+            vec![Piece::Said(Reading {
+                text: "WIFI".to_string(),
+                syls: vec![
+                    Syl::new("wai", 1, Source::Spelled),
+                    Syl::new("fei", 1, Source::Spelled),
+                ],
+            })],
+            c.len(),
+        ));
+    }
     if s.eq_ignore_ascii_case("ok") {
         return Some((
             vec![Piece::Said(Reading {
@@ -638,7 +707,13 @@ mod tests {
         normalize(s)
             .iter()
             .filter_map(|p| match p {
-                Piece::Said(r) => Some(r.syls.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")),
+                Piece::Said(r) => Some(
+                    r.syls
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
                 Piece::Text(_) => None,
             })
             .collect()
@@ -683,6 +758,9 @@ mod tests {
         assert_eq!(n("2000元"), "两千元");
         assert_eq!(n("12345"), "一万二千三百四十五");
         assert_eq!(n("105人"), "一百零五人");
+        assert_eq!(n("3号楼302室"), "三号楼三零二室");
+        assert_eq!(n("1,280元"), "一千二百八十元");
+        assert_eq!(n("1天"), "一天");
     }
 
     #[test]
@@ -704,6 +782,7 @@ mod tests {
         assert_eq!(n("3-5天"), "三到五天");
         assert_eq!(n("周一~周五"), "周一到周五");
         assert_eq!(n("1+1=2"), "一加一等于二");
+        assert_eq!(n("50元/月"), "五十元每月");
     }
 
     #[test]
@@ -732,6 +811,15 @@ mod tests {
         assert_eq!(n("5kg"), "五公斤");
         assert_eq!(n("100GB"), "一百G");
         assert_eq!(n("ok"), "OK");
+    }
+
+    proptest::proptest! {
+        /// Any input normalises without panicking and leaves no digit unread.
+        #[test]
+        fn never_panics_and_reads_every_digit(input in "[0-9a-zA-Z@.:%<>=+\\-~/¥，。 天个号点月年日元0-9]{0,40}") {
+            let out = normalize_to_string(&input);
+            proptest::prop_assert!(!out.chars().any(|c| c.is_ascii_digit()), "{input:?} -> {out:?}");
+        }
     }
 
     #[test]

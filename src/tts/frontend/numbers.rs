@@ -49,7 +49,8 @@ fn reading(text: String, source: Source) -> Reading {
             continue;
         };
         if c == '一' && source == Source::Number {
-            let starts_group = i == 0 || matches!(chars[i - 1], '零' | '万' | '亿' | '负' | '千' | '百');
+            let starts_group =
+                i == 0 || matches!(chars[i - 1], '零' | '万' | '亿' | '负' | '千' | '百');
             match chars.get(i + 1) {
                 Some('百') | Some('千') if starts_group => tone = 4,
                 Some('万') | Some('亿') if starts_group => tone = 2,

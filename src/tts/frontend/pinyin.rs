@@ -122,7 +122,7 @@ impl PinyinDict {
             let p = if i > 0 { Some(chars[i - 1]) } else { prev };
             let n = chars.get(i + 1).copied().or(next);
             let single_word = chars.len() == 1;
-            if let Some(s) = self.char_reading(c, p, n, single_word) {
+            if let Some(s) = self.char_reading(c, p, n, single_word, i == 0) {
                 out.push((c, s));
             }
             i += 1;
@@ -137,8 +137,9 @@ impl PinyinDict {
         prev: Option<char>,
         next: Option<char>,
         single_word: bool,
+        word_initial: bool,
     ) -> Option<Syl> {
-        if let Some((base, tone)) = polyphone_rule(c, prev, next, single_word) {
+        if let Some((base, tone)) = polyphone_rule(c, prev, next, single_word, word_initial) {
             return Some(Syl::new(base, tone, Source::Char));
         }
         self.chars.get(&c).cloned()
@@ -150,6 +151,12 @@ const PHRASE_FIXES: &[(&str, &str)] = &[
     ("还款", "huan2 kuan3"),
     ("还款日", "huan2 kuan3 ri4"),
     ("还上", "huan2 shang4"),
+    // Erhua words: 儿 is the -r suffix (Baker labels it er5), not ér.
+    ("这儿", "zhe4 er5"),
+    ("那儿", "na4 er5"),
+    ("哪儿", "na3 er5"),
+    ("一点儿", "yi4 dian3 er5"),
+    ("一会儿", "yi2 hui4 er5"),
 ];
 
 /// Context rules for frequent polyphones when no phrase decides.
@@ -159,6 +166,7 @@ fn polyphone_rule(
     prev: Option<char>,
     next: Option<char>,
     single_word: bool,
+    word_initial: bool,
 ) -> Option<(&'static str, u8)> {
     let next_in = |set: &str| next.is_some_and(|n| set.contains(n));
     let prev_in = |set: &str| prev.is_some_and(|p| set.contains(p));
@@ -166,6 +174,8 @@ fn polyphone_rule(
     Some(match c {
         // Particles: neutral tone unless a phrase (了解, 的确, 得到) said otherwise.
         '了' => ("le", 5),
+        // A lone 儿 after a word is the erhua suffix (一点儿 cut as 一点/儿).
+        '儿' if (single_word || !word_initial) && prev_hanzi => ("er", 5),
         '的' => ("de", 5),
         '着' => ("zhe", 5),
         '过' if single_word && prev_hanzi && !next_in("来去了") => ("guo", 5),
@@ -229,4 +239,62 @@ fn polyphone_rule(
         '不' => ("bu", 4),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny table in pypinyin's format (the full one is tested in tests/tts_frontend.rs).
+    fn dict() -> PinyinDict {
+        let phrases: HashMap<String, Vec<Vec<String>>> =
+            [("银行", vec!["yín", "háng"]), ("还款", vec!["hái", "kuǎn"])]
+                .into_iter()
+                .map(|(w, r)| {
+                    (
+                        w.to_string(),
+                        r.into_iter().map(|p| vec![p.to_string()]).collect(),
+                    )
+                })
+                .collect();
+        let chars: HashMap<String, String> = [
+            ('银', "yín"),
+            ('行', "xíng,háng"),
+            ('卡', "kǎ,qiǎ"),
+            ('还', "hái,huán"),
+            ('钱', "qián"),
+            ('了', "le,liǎo"),
+            ('重', "zhòng,chóng"),
+            ('新', "xīn"),
+        ]
+        .into_iter()
+        .map(|(c, r)| ((c as u32).to_string(), r.to_string()))
+        .collect();
+        PinyinDict::from_tables(phrases, chars)
+    }
+
+    fn read(d: &PinyinDict, w: &str) -> String {
+        d.word(w, None, None)
+            .iter()
+            .map(|(_, s)| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn longest_phrase_then_characters() {
+        let d = dict();
+        assert_eq!(read(&d, "银行卡"), "yin2 hang2 ka3");
+        // The correction table overrides pypinyin's 还款.
+        assert_eq!(read(&d, "还款"), "huan2 kuan3");
+    }
+
+    #[test]
+    fn rule_table_decides_lone_polyphones() {
+        let d = dict();
+        assert_eq!(read(&d, "还钱"), "huan2 qian2");
+        assert_eq!(read(&d, "重新"), "chong2 xin1");
+        assert_eq!(read(&d, "了"), "le5");
+        assert_eq!(read(&d, "行"), "xing2");
+    }
 }

@@ -32,9 +32,19 @@ pub fn apply(words: &mut [Vec<Unit>]) {
         let next_tone = next.map(|x| x.1);
         let (w, i) = positions[k];
         let new_tone = match (ch, source) {
-            (Some('不'), Source::Char | Source::Phrase) if tone != 5 => Some(if next_tone == Some(4) { 2 } else { 4 }),
+            (Some('不'), Source::Char | Source::Phrase) if tone != 5 => {
+                if prev_char.is_some() && prev_char == next_char {
+                    // A-not-A questions (能不能, 是不是): 不 is neutral.
+                    Some(5)
+                } else if next_tone == Some(4) {
+                    Some(2)
+                } else {
+                    Some(4)
+                }
+            }
             (Some('一'), Source::Char) => {
-                let ordinal = prev_char.is_some_and(|p| NUMBER_CHARS.contains(p) || "第期周拜".contains(p))
+                let ordinal = prev_char
+                    .is_some_and(|p| NUMBER_CHARS.contains(p) || "第期周拜".contains(p))
                     || next_char.is_some_and(|c| NUMBER_CHARS.contains(c) || "月号日".contains(c))
                     || next.is_none()
                     || next.is_some_and(|x| x.2 == Source::Spelled || x.2 == Source::Number);
@@ -79,19 +89,13 @@ mod tests {
     }
 
     fn tones(words: &[Vec<Unit>]) -> Vec<String> {
-        words
-            .iter()
-            .flatten()
-            .map(|(_, s)| s.to_string())
-            .collect()
+        words.iter().flatten().map(|(_, s)| s.to_string()).collect()
     }
 
     #[test]
     fn third_tone_within_word_and_with_monosyllables() {
         use Source::*;
-        let mut words = vec![
-            w(&[('你', "ni", 3, Phrase), ('好', "hao", 3, Phrase)]),
-        ];
+        let mut words = vec![w(&[('你', "ni", 3, Phrase), ('好', "hao", 3, Phrase)])];
         apply(&mut words);
         assert_eq!(tones(&words), ["ni2", "hao3"]);
         let mut words = vec![
@@ -115,10 +119,17 @@ mod tests {
         let mut words = vec![w(&[('一', "yi", 1, Char)]), w(&[('次', "ci", 4, Char)])];
         apply(&mut words);
         assert_eq!(tones(&words), ["yi2", "ci4"]);
-        let mut words = vec![w(&[('看', "kan", 4, Char), ('一', "yi", 1, Char), ('看', "kan", 4, Char)])];
+        let mut words = vec![w(&[
+            ('看', "kan", 4, Char),
+            ('一', "yi", 1, Char),
+            ('看', "kan", 4, Char),
+        ])];
         apply(&mut words);
         assert_eq!(tones(&words), ["kan4", "yi5", "kan4"]);
-        let mut words = vec![w(&[('第', "di", 4, Char), ('一', "yi", 1, Char)]), w(&[('次', "ci", 4, Char)])];
+        let mut words = vec![
+            w(&[('第', "di", 4, Char), ('一', "yi", 1, Char)]),
+            w(&[('次', "ci", 4, Char)]),
+        ];
         apply(&mut words);
         assert_eq!(tones(&words), ["di4", "yi1", "ci4"]);
     }

@@ -69,11 +69,7 @@ impl Syl {
         if base.is_empty() {
             return None;
         }
-        Some(Self {
-            base,
-            tone,
-            source,
-        })
+        Some(Self { base, tone, source })
     }
 }
 
