@@ -165,7 +165,6 @@ fn parse_rate(s: &str) -> Result<u32, String> {
 }
 
 /// Splits `KEY=VALUE` pairs given with `--var`.
-#[allow(dead_code)]
 fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>> {
     vars.iter()
         .map(|v| {
@@ -211,9 +210,18 @@ fn run(cli: Cli) -> Result<()> {
             runtime.block_on(tingshuo::call::agent::serve(cfg))?;
             Ok(())
         }
-        Command::Dial { config, .. } => {
-            let _cfg = load_config(&config)?;
-            not_yet("dial", 7, "calls end to end")
+        Command::Dial {
+            target,
+            config,
+            vars,
+        } => {
+            let cfg = load_config(&config)?;
+            let mut all_vars = cfg.agent.vars.clone();
+            all_vars.extend(parse_vars(&vars)?);
+            let runtime = tokio::runtime::Runtime::new()?;
+            let outcome = runtime.block_on(tingshuo::call::agent::dial(cfg, &target, all_vars))?;
+            println!("call to {target}: {outcome}");
+            Ok(())
         }
         Command::Campaign { config, .. } => {
             let _cfg = load_config(&config)?;

@@ -117,7 +117,7 @@ fn inbound_call_runs_the_script_end_to_end() {
     let mut callee = silence(8.0);
     callee.extend(say(dir.path(), "q", "家里突然断网了，怎么办？"));
     callee.extend(silence(17.0));
-    callee.extend(say(dir.path(), "no", "没有了"));
+    callee.extend(say(dir.path(), "no", "没有别的问题了"));
     callee.extend(silence(7.0));
     callee.extend(say(
         dir.path(),
@@ -125,7 +125,7 @@ fn inbound_call_runs_the_script_end_to_end() {
         "我的手机号是一三八零零一二三四五六",
     ));
     callee.extend(silence(9.0));
-    callee.extend(say(dir.path(), "ok", "满意"));
+    callee.extend(say(dir.path(), "ok", "很满意，谢谢你"));
     callee.extend(silence(9.0));
 
     let phone = Baresip::start("1001", kam.port, "auto", &callee);

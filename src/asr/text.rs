@@ -107,32 +107,42 @@ pub fn has_content(s: &str) -> bool {
     s.chars().any(|c| !is_punct_or_space(c))
 }
 
-/// Collapses a unit of 1–8 characters repeated more than `max_repeats` times in a
-/// row (Whisper's decoding loops) down to `max_repeats`. Returns the text and
-/// whether a loop was found.
-pub fn collapse_repetitions(s: &str, max_repeats: usize) -> (String, bool) {
+/// Removes Whisper's decoding loops. A short unit (1–3 characters) may repeat
+/// `max_short_repeats` times (对对对 is real speech); a longer unit (a phrase or the
+/// whole sentence said again) is kept once, and a trailing cut-off copy of it (the
+/// token limit hit mid-loop) is dropped. Returns the text and whether a loop was found.
+pub fn collapse_repetitions(s: &str, max_short_repeats: usize) -> (String, bool) {
     let chars: Vec<char> = s.chars().collect();
     let mut out: Vec<char> = Vec::with_capacity(chars.len());
     let mut i = 0;
     let mut found = false;
     'outer: while i < chars.len() {
-        for unit in 1..=8usize {
-            if i + unit * (max_repeats + 1) > chars.len() {
-                break;
-            }
+        let max_unit = (chars.len() - i) / 2;
+        // Shortest period first: 我我我我 is one character looping, not two pairs.
+        for unit in 1..=max_unit {
+            let allowed = if unit <= 3 { max_short_repeats } else { 1 };
             let pat = &chars[i..i + unit];
+            // Ignore punctuation-only units and units that start with punctuation.
+            if !pat.iter().any(|&c| !is_punct_or_space(c)) || is_punct_or_space(pat[0]) {
+                continue;
+            }
             let mut reps = 1;
             while i + unit * (reps + 1) <= chars.len()
                 && &chars[i + unit * reps..i + unit * (reps + 1)] == pat
             {
                 reps += 1;
             }
-            if reps > max_repeats {
+            if reps > allowed {
                 found = true;
-                for _ in 0..max_repeats {
+                for _ in 0..allowed {
                     out.extend_from_slice(pat);
                 }
                 i += unit * reps;
+                // A cut-off copy at the very end (at least 2 characters of the unit).
+                let rest = &chars[i..];
+                if unit >= 4 && rest.len() >= 2 && rest.len() < unit && pat.starts_with(rest) {
+                    i = chars.len();
+                }
                 continue 'outer;
             }
         }
@@ -140,6 +150,54 @@ pub fn collapse_repetitions(s: &str, max_repeats: usize) -> (String, bool) {
         i += 1;
     }
     (out.into_iter().collect(), found)
+}
+
+/// Chinese (full-width) punctuation where Whisper wrote ASCII next to Chinese text,
+/// so the dialogue engine and records see one style. A '.' between digits (3.5) or
+/// in Latin text stays.
+pub fn fullwidth_punctuation(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let is_cjk = |c: Option<&char>| c.is_some_and(|c| ('\u{4e00}'..='\u{9fff}').contains(c));
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = if i > 0 { chars.get(i - 1) } else { None };
+        let next = chars.get(i + 1);
+        let near_cjk =
+            is_cjk(prev) || (prev.is_none_or(|p| !p.is_ascii_alphanumeric()) && is_cjk(next));
+        let mapped = match c {
+            ',' if near_cjk => '，',
+            '?' if near_cjk => '？',
+            '!' if near_cjk => '！',
+            ';' if near_cjk => '；',
+            ':' if is_cjk(prev) => '：',
+            '.' if is_cjk(prev) && next.is_none_or(|n| !n.is_ascii_digit()) => '。',
+            c => c,
+        };
+        out.push(mapped);
+    }
+    out
+}
+
+/// Modern standard forms for variant spellings Whisper picks from old subtitles
+/// (帐 for 账 in account words), after traditional→simplified conversion.
+pub fn standardise_variants(s: &str) -> String {
+    const PAIRS: &[(&str, &str)] = &[
+        ("帐单", "账单"),
+        ("帐户", "账户"),
+        ("帐号", "账号"),
+        ("帐目", "账目"),
+        ("转帐", "转账"),
+        ("算帐", "算账"),
+        ("到帐", "到账"),
+        ("定单", "订单"),
+    ];
+    let mut out = s.to_string();
+    for (from, to) in PAIRS {
+        if out.contains(from) {
+            out = out.replace(from, to);
+        }
+    }
+    out
 }
 
 const DIGITS: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
@@ -337,6 +395,23 @@ mod tests {
             collapse_repetitions("对对对，没问题", 3),
             ("对对对，没问题".to_string(), false)
         );
+    }
+
+    #[test]
+    fn ascii_punctuation_next_to_chinese_becomes_full_width() {
+        assert_eq!(fullwidth_punctuation("不是,你打错了."), "不是，你打错了。");
+        assert_eq!(fullwidth_punctuation("请问您在家吗?"), "请问您在家吗？");
+        assert_eq!(fullwidth_punctuation("大约3.5小时"), "大约3.5小时");
+        assert_eq!(fullwidth_punctuation("OK, fine."), "OK, fine.");
+    }
+
+    #[test]
+    fn variant_spellings_are_standardised() {
+        assert_eq!(
+            standardise_variants("请把帐单发给我，帐户余额"),
+            "请把账单发给我，账户余额"
+        );
+        assert_eq!(standardise_variants("您的定单"), "您的订单");
     }
 
     #[test]

@@ -16,12 +16,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::asr::AsrConfig;
 use crate::codec::G711;
 use crate::config::Config;
+use crate::console::history::StoreHistory;
 use crate::console::{CallInfo, ConsoleHub, ConsoleOptions, ConsoleServer};
 use crate::dialogue::{demo, Conversation, Script};
 use crate::models::ModelPaths;
 use crate::rtp::session::{MediaConfig, MediaSession, PortAllocator};
 use crate::sip::sdp::{Codec, LocalMedia, Negotiated};
-use crate::sip::{CallEvent, Command, SipEvent};
+use crate::sip::{CallEvent, Command, EndReason, SipEvent};
 
 use super::engines::SpeechEngines;
 use super::records::RecordWriter;
@@ -44,6 +45,9 @@ struct LiveCall {
     peer: String,
     signal: Option<Sender<CallSignal>>,
     thread: Option<JoinHandle<Result<CallReport, CallError>>>,
+    direction: Direction,
+    vars: std::collections::BTreeMap<String, String>,
+    record_id: Option<i64>,
 }
 
 /// Loads the script the config names, or the embedded demo.
@@ -54,15 +58,94 @@ pub fn load_script(config: &Config) -> Result<Script, CallError> {
     })
 }
 
+/// The agent once started: SIP, engines, console, and the calls in progress.
+struct Running {
+    ctx: Ctx,
+    calls: HashMap<String, LiveCall>,
+    commands: UnboundedSender<Command>,
+    events: tokio::sync::mpsc::UnboundedReceiver<SipEvent>,
+    task: tokio::task::JoinHandle<()>,
+    console: Option<ConsoleServer>,
+}
+
 /// Runs the agent until Ctrl-C / SIGTERM.
 pub async fn serve(config: Config) -> Result<(), CallError> {
+    let mut agent = start_agent(&config).await?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            ev = agent.events.recv() => {
+                let Some(ev) = ev else { break };
+                agent.ctx.on_event(ev, &mut agent.calls);
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    agent.stop().await;
+    Ok(())
+}
+
+/// Places one outbound call to `target` with `vars` and waits for it to end.
+/// Returns the call's outcome (a dialogue outcome, or busy / no_answer / declined /
+/// not_found / failed when it was never answered).
+pub async fn dial(
+    config: Config,
+    target: &str,
+    vars: std::collections::BTreeMap<String, String>,
+) -> Result<String, CallError> {
+    let mut agent = start_agent(&config).await?;
+    let call_id = agent.ctx.place_call(target, vars, &mut agent.calls)?;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut outcome = None;
+    loop {
+        tokio::select! {
+            ev = agent.events.recv() => {
+                let Some(ev) = ev else { break };
+                let ended = matches!(&ev, SipEvent::Call(CallEvent::Ended { call_id: c, .. }) if *c == call_id);
+                if let Some(o) = agent.ctx.on_event(ev, &mut agent.calls) {
+                    outcome = Some(o);
+                }
+                if ended {
+                    break;
+                }
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    agent.stop().await;
+    Ok(outcome.unwrap_or_else(|| "failed".to_string()))
+}
+
+impl Running {
+    /// Hangs up, un-registers, stops the console.
+    async fn stop(mut self) {
+        tracing::info!("shutting down: hanging up calls and un-registering");
+        let _ = self.commands.send(Command::Shutdown);
+        while let Some(ev) = self.events.recv().await {
+            self.ctx.on_event(ev, &mut self.calls);
+        }
+        for (_, mut call) in self.calls.drain() {
+            end_call(&mut call);
+        }
+        let _ = self.task.await;
+        if let Some(console) = self.console {
+            console.shutdown().await;
+        }
+    }
+}
+
+async fn start_agent(config: &Config) -> Result<Running, CallError> {
+    let config = config.clone();
     let paths = ModelPaths::in_cache(&config.models_dir());
     let script = Arc::new(load_script(&config)?);
     let vars = config.agent.vars.clone();
     tracing::info!(script = %script.source, "loading speech models");
     let engines = {
         let paths = paths.clone();
-        tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, AsrConfig::default()))
+        let tts = config.tts.clone();
+        tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, AsrConfig::default(), &tts))
             .await
             .map_err(|e| CallError::Thread(e.to_string()))??
     };
@@ -85,12 +168,9 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
     let records = RecordWriter::open(&config.store_path())?;
     // The console is supervision, not service: if it cannot start, calls still run.
     let hub = ConsoleHub::new();
-    let console = match ConsoleServer::start(
-        ConsoleOptions::from_config(&config, &hub),
-        hub.clone(),
-    )
-    .await
-    {
+    let mut options = ConsoleOptions::from_config(&config, &hub);
+    options.history = Arc::new(StoreHistory::new(config.store_path()));
+    let console = match ConsoleServer::start(options, hub.clone()).await {
         Ok(server) => Some(server),
         Err(e) => {
             tracing::error!(error = %e, "operator console not started; calls are still answered");
@@ -101,7 +181,7 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
     let sip = crate::sip::driver::start(&config).await?;
     hub.set_ready(Ok(()));
     let local = sip.local_addr;
-    let (commands, mut events, task) = sip.into_parts();
+    let (commands, events, task) = sip.into_parts();
 
     println!("tingshuo is listening.");
     println!("  dial:    sip:{}@{}", config.sip.user, local);
@@ -129,7 +209,6 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
             .map_err(|e| CallError::Thread(e.to_string()))?;
     }
 
-    let mut calls: HashMap<String, LiveCall> = HashMap::new();
     let ctx = Ctx {
         local_ip: config.sip.listen.ip(),
         ports,
@@ -141,33 +220,14 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
         requests: req_tx,
         hub,
     };
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            ev = events.recv() => {
-                let Some(ev) = ev else { break };
-                ctx.on_event(ev, &mut calls);
-            }
-            _ = &mut shutdown => {
-                tracing::info!("shutting down: hanging up calls and un-registering");
-                let _ = commands.send(Command::Shutdown);
-                // Drain the remaining events (BYEs, un-REGISTER) until the driver stops.
-                while let Some(ev) = events.recv().await {
-                    ctx.on_event(ev, &mut calls);
-                }
-                break;
-            }
-        }
-    }
-    for (_, mut call) in calls.drain() {
-        end_call(&mut call);
-    }
-    let _ = task.await;
-    if let Some(console) = console {
-        console.shutdown().await;
-    }
-    Ok(())
+    Ok(Running {
+        ctx,
+        calls: HashMap::new(),
+        commands,
+        events,
+        task,
+        console,
+    })
 }
 
 async fn shutdown_signal() {
@@ -197,8 +257,24 @@ struct Ctx {
     hub: ConsoleHub,
 }
 
+/// How long an outbound call may ring before it counts as not answered.
+const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
+
+/// Outcome label for a call that ended before it was answered.
+fn unanswered_outcome(reason: &EndReason) -> &'static str {
+    match reason {
+        EndReason::Busy => "busy",
+        EndReason::NoAnswer => "no_answer",
+        EndReason::Declined => "declined",
+        EndReason::NotFound => "not_found",
+        EndReason::Cancelled | EndReason::RemoteHangup => "no_response",
+        _ => "failed",
+    }
+}
+
 impl Ctx {
-    fn on_event(&self, ev: SipEvent, calls: &mut HashMap<String, LiveCall>) {
+    /// Handles one SIP event; returns the outcome of a call that ended with it.
+    fn on_event(&self, ev: SipEvent, calls: &mut HashMap<String, LiveCall>) -> Option<String> {
         match ev {
             SipEvent::Registered { registrar, expires } => {
                 tracing::info!(%registrar, expires, "registered")
@@ -207,11 +283,71 @@ impl Ctx {
                 tracing::warn!(%registrar, %reason, "registration failed")
             }
             SipEvent::Unregistered { registrar } => tracing::info!(%registrar, "unregistered"),
-            SipEvent::Call(ev) => self.on_call_event(ev, calls),
+            SipEvent::Call(ev) => return self.on_call_event(ev, calls),
         }
+        None
     }
 
-    fn on_call_event(&self, ev: CallEvent, calls: &mut HashMap<String, LiveCall>) {
+    fn new_record(
+        &self,
+        direction: Direction,
+        peer: &str,
+        vars: &std::collections::BTreeMap<String, String>,
+    ) -> Option<i64> {
+        self.records
+            .start_call(
+                &self.script.source,
+                direction.as_str(),
+                Some(peer),
+                vars,
+                &chrono::Local::now().fixed_offset().to_rfc3339(),
+            )
+            .map_err(|e| tracing::error!(error = %e, "call record could not be created"))
+            .ok()
+    }
+
+    /// Starts an outbound call: media first (its address goes into the offer).
+    fn place_call(
+        &self,
+        target: &str,
+        vars: std::collections::BTreeMap<String, String>,
+        calls: &mut HashMap<String, LiveCall>,
+    ) -> Result<String, CallError> {
+        let call_id = crate::sip::new_call_id();
+        let mut cfg = MediaConfig::new(self.local_ip, None, G711::Pcmu);
+        cfg.tap_outbound = true;
+        let media = MediaSession::start(&self.ports, cfg)?;
+        let local: SocketAddr = media.local_rtp();
+        let record_id = self.new_record(Direction::Outbound, target, &vars);
+        tracing::info!(%call_id, target, "placing call");
+        self.commands
+            .send(Command::PlaceCall {
+                call_id: call_id.clone(),
+                target: target.to_string(),
+                media: LocalMedia::new(local),
+                ring_timeout: RING_TIMEOUT,
+            })
+            .map_err(|_| CallError::Thread("the SIP agent has stopped".into()))?;
+        calls.insert(
+            call_id.clone(),
+            LiveCall {
+                media: Some(media),
+                peer: target.to_string(),
+                signal: None,
+                thread: None,
+                direction: Direction::Outbound,
+                vars,
+                record_id,
+            },
+        );
+        Ok(call_id)
+    }
+
+    fn on_call_event(
+        &self,
+        ev: CallEvent,
+        calls: &mut HashMap<String, LiveCall>,
+    ) -> Option<String> {
         match ev {
             CallEvent::IncomingCall {
                 call_id,
@@ -237,6 +373,9 @@ impl Ctx {
                                 peer: from,
                                 signal: None,
                                 thread: None,
+                                direction: Direction::Inbound,
+                                vars: self.vars.clone(),
+                                record_id: None,
                             },
                         );
                     }
@@ -245,16 +384,29 @@ impl Ctx {
                         let _ = self.commands.send(Command::Reject { call_id, code: 503 });
                     }
                 }
+                None
             }
             CallEvent::Answered {
                 call_id,
                 negotiated,
             } => {
-                let Some(call) = calls.get_mut(&call_id) else {
-                    return;
-                };
-                let _span = crate::logging::call_span(&call_id).entered();
-                self.start_call_thread(&call_id, call, &negotiated);
+                if let Some(call) = calls.get_mut(&call_id) {
+                    let _span = crate::logging::call_span(&call_id).entered();
+                    if call.record_id.is_none() {
+                        call.record_id = self.new_record(call.direction, &call.peer, &call.vars);
+                    }
+                    self.start_call_thread(&call_id, call, &negotiated);
+                }
+                None
+            }
+            CallEvent::EarlyMedia {
+                call_id,
+                negotiated,
+            } => {
+                if let Some(media) = calls.get(&call_id).and_then(|c| c.media.as_ref()) {
+                    apply_negotiated(media, &negotiated);
+                }
+                None
             }
             CallEvent::MediaUpdate {
                 call_id,
@@ -265,18 +417,37 @@ impl Ctx {
                     apply_negotiated(media, &negotiated);
                     tracing::info!(call_id, hold, "media updated");
                 }
+                None
             }
             CallEvent::Ended { call_id, reason } => {
                 let _span = crate::logging::call_span(&call_id).entered();
                 tracing::info!(?reason, "call ended");
-                if let Some(mut call) = calls.remove(&call_id) {
-                    end_call(&mut call);
+                let mut call = calls.remove(&call_id)?;
+                let answered = call.thread.is_some();
+                let outcome = end_call(&mut call);
+                if answered {
+                    outcome
+                } else {
+                    // Never answered: busy, no answer (voicemail would answer), declined …
+                    let label = unanswered_outcome(&reason);
+                    if let Some(id) = call.record_id {
+                        self.records.end_call(
+                            id,
+                            label,
+                            &chrono::Local::now().fixed_offset().to_rfc3339(),
+                        );
+                    }
+                    Some(label.to_string())
                 }
             }
             CallEvent::DtmfInfo { call_id, digit } => {
-                tracing::info!(call_id, %digit, "DTMF (SIP INFO)")
+                tracing::info!(call_id, %digit, "DTMF (SIP INFO)");
+                None
             }
-            CallEvent::Ringing { .. } | CallEvent::EarlyMedia { .. } => {}
+            CallEvent::Ringing { call_id } => {
+                tracing::info!(call_id, "ringing");
+                None
+            }
         }
     }
 
@@ -296,16 +467,19 @@ impl Ctx {
             dtmf: media.dtmf_events(),
         };
         let (sig_tx, sig_rx) = crossbeam_channel::bounded(2);
+        let record_id = call.record_id;
         let setup = CallSetup {
             call_id: call_id.to_string(),
             peer: call.peer.clone(),
-            direction: Direction::Inbound,
+            direction: call.direction,
             script: self.script.clone(),
-            vars: self.vars.clone(),
+            vars: call.vars.clone(),
             tuning: CallTuning::default(),
+            record_id,
         };
+        // The console shows live and finished calls under the record's id.
         let (publisher, control) = self.hub.start_call(CallInfo {
-            id: call_id.to_string(),
+            id: record_id.map_or_else(|| call_id.to_string(), |id| id.to_string()),
             caller: call.peer.clone(),
             script: self.script.source.clone(),
             started_at: chrono::Utc::now(),
@@ -348,15 +522,22 @@ fn apply_negotiated(media: &MediaSession, n: &Negotiated) {
     }
 }
 
-fn end_call(call: &mut LiveCall) {
+/// Stops a call's loop and media; returns the loop's outcome when it ran.
+fn end_call(call: &mut LiveCall) -> Option<String> {
     if let Some(sig) = call.signal.take() {
         let _ = sig.send(CallSignal::RemoteHangup);
     }
-    if let Some(t) = call.thread.take() {
-        let _ = t.join();
-    }
+    let outcome = call.thread.take().map(|t| match t.join() {
+        Ok(Ok(report)) => report.outcome.as_str().to_string(),
+        Ok(Err(_)) => "failed".to_string(),
+        Err(_) => {
+            tracing::error!("a call thread panicked");
+            "failed".to_string()
+        }
+    });
     if let Some(media) = call.media.take() {
         let report = media.stop();
         tracing::debug!(?report, "media session stopped");
     }
+    outcome
 }

@@ -41,11 +41,15 @@ pub struct SpeechEngines {
 
 impl SpeechEngines {
     /// Loads every model. A missing file is an error naming `tingshuo models fetch`.
-    pub fn load(paths: &ModelPaths, asr_cfg: AsrConfig) -> Result<Arc<Self>, CallError> {
+    pub fn load(
+        paths: &ModelPaths,
+        asr_cfg: AsrConfig,
+        tts_cfg: &crate::config::TtsConfig,
+    ) -> Result<Arc<Self>, CallError> {
         let vad = SileroModel::load(paths)?;
         let whisper = WhisperModel::load(paths)?;
         let asr = AsrPool::new(&whisper, Some(&vad), asr_cfg)?;
-        let tts = Arc::new(TtsWorker::spawn(paths, ModelConfig::baker(paths))?);
+        let tts = Arc::new(TtsWorker::spawn(paths, tts_model_config(paths, tts_cfg))?);
         let phrases = Arc::new(PhraseCache::new(
             tts.clone(),
             Some(paths.cache.join("phrases")),
@@ -56,7 +60,11 @@ impl SpeechEngines {
             vad,
             asr,
             phrases,
-            voice: VoiceParams::default(),
+            voice: VoiceParams {
+                speed: tts_cfg.speed,
+                pitch: tts_cfg.pitch,
+                ..VoiceParams::default()
+            },
             lines: Mutex::new(HashMap::new()),
             render_tx,
         });
@@ -123,6 +131,26 @@ impl SpeechEngines {
         // (single insert), so a poisoned lock is still usable.
         self.lines.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The voice the config names: the provisioned Baker pair unless `[tts]` swaps it.
+pub fn tts_model_config(paths: &ModelPaths, cfg: &crate::config::TtsConfig) -> ModelConfig {
+    let mut m = ModelConfig::baker(paths);
+    if let Some(p) = &cfg.acoustic_model {
+        m.acoustic = p.clone();
+    }
+    if let Some(p) = &cfg.vocoder {
+        m.vocoder = p.clone();
+    }
+    if let Some(p) = &cfg.symbols {
+        m.mapper = p.clone();
+    }
+    m.sample_rate = cfg.sample_rate;
+    m.input_ids = cfg.input_ids.clone();
+    m.mel_output = cfg.mel_output.clone();
+    m.vocoder_input = cfg.vocoder_input.clone();
+    m.vocoder_output = cfg.vocoder_output.clone();
+    m
 }
 
 fn render_loop(engines: std::sync::Weak<SpeechEngines>, rx: Receiver<RenderRequest>) {

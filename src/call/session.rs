@@ -66,6 +66,11 @@ pub struct CallTuning {
     pub silence_timeout: Duration,
     /// Longest call before the agent closes it.
     pub max_call: Duration,
+    /// Semantic early end of turn: when the speculative transcript (started at the
+    /// tentative end) is a finished sentence (ends in 。？！) and the pause has lasted
+    /// this long, the turn ends without waiting for the full hangover. `None` waits
+    /// for the hangover always.
+    pub early_commit: Option<Duration>,
 }
 
 impl Default for CallTuning {
@@ -75,6 +80,7 @@ impl Default for CallTuning {
             barge_in: BargeInConfig::default(),
             silence_timeout: Duration::from_secs(7),
             max_call: Duration::from_secs(15 * 60),
+            early_commit: Some(Duration::from_millis(320)),
         }
     }
 }
@@ -87,6 +93,8 @@ pub struct CallSetup {
     pub script: Arc<Script>,
     pub vars: BTreeMap<String, String>,
     pub tuning: CallTuning,
+    /// The call's record, created at set-up (`None` if the store refused it).
+    pub record_id: Option<i64>,
 }
 
 /// The media side of a call, from the RTP session.
@@ -155,6 +163,8 @@ struct AsrInFlight {
     result: Option<AsrOutcome>,
     /// Confirmed by `SpeechEnd`: its text is the turn's text.
     final_: bool,
+    /// When the caller's speech stopped (estimated from the endpointer's stream times).
+    speech_end_at: Instant,
 }
 
 /// A turn whose record waits for the first reply packet's time.
@@ -200,16 +210,7 @@ pub fn run_call(
 ) -> Result<CallReport, CallError> {
     let started = Instant::now();
     let conv = Conversation::new(&setup.script, &setup.vars, now_local())?;
-    let record_id = records
-        .start_call(
-            &setup.script.source,
-            setup.direction.as_str(),
-            Some(&setup.peer),
-            &setup.vars,
-            &now_local().to_rfc3339(),
-        )
-        .map_err(|e| tracing::error!(error = %e, "call record could not be created"))
-        .ok();
+    let record_id = setup.record_id;
     let mut resampler = FrameResampler::new(8000, 16000)?;
     let mut turn = TurnDetector::new(&engines.vad, 16000, setup.tuning.endpoint.clone())?;
     let mut barge = BargeInDetector::new(setup.tuning.barge_in);
@@ -301,6 +302,9 @@ pub fn run_call(
                     } else if matches!(ev, EndpointEvent::SpeechEnd { .. }) {
                         turn.drop_turn();
                     }
+                }
+                if lp.try_early_commit(frame.at) {
+                    turn.drop_turn();
                 }
                 lp.check_timers(started);
                 if lp.finished() {
@@ -600,8 +604,14 @@ impl CallLoop<'_> {
                 self.flush_pending_turn();
                 self.timing = TurnTiming::default();
             }
-            EndpointEvent::TentativeEnd { speech_end_ms, .. } => {
-                self.submit(turn.turn_audio(), speech_end_ms, false);
+            EndpointEvent::TentativeEnd {
+                speech_end_ms,
+                at_ms,
+                ..
+            } => {
+                let lag = Duration::from_millis(at_ms.saturating_sub(speech_end_ms));
+                let speech_end_at = at.checked_sub(lag).unwrap_or(at);
+                self.submit(turn.turn_audio(), speech_end_ms, false, speech_end_at);
             }
             EndpointEvent::SpeechResumed { .. } => {
                 if let Some(a) = self.asr.take() {
@@ -629,13 +639,14 @@ impl CallLoop<'_> {
                     if let Some(a) = self.asr.take() {
                         a.cancel.cancel();
                     }
-                    self.submit(turn.turn_audio(), speech_end_ms, true);
+                    let speech_end_at = self.timing.t_speech_end.unwrap_or(at);
+                    self.submit(turn.turn_audio(), speech_end_ms, true, speech_end_at);
                 }
             }
         }
     }
 
-    fn submit(&mut self, audio: &[f32], speech_end_ms: u64, final_: bool) {
+    fn submit(&mut self, audio: &[f32], speech_end_ms: u64, final_: bool, speech_end_at: Instant) {
         if audio.is_empty() {
             return;
         }
@@ -657,6 +668,7 @@ impl CallLoop<'_> {
                     cancel,
                     result: None,
                     final_,
+                    speech_end_at,
                 })
             }
             Err(e) => tracing::error!(error = %e, "ASR queue refused the turn"),
@@ -711,6 +723,39 @@ impl CallLoop<'_> {
         let result = self.conv.on_utterance(&text, confidence, now_local());
         let intent = format!("{:?}", result.intent);
         self.apply(result.actions, Some((&text, confidence)), Some(intent));
+    }
+
+    /// Ends the turn early when the speculative transcript is a finished sentence and
+    /// the pause has lasted [`CallTuning::early_commit`]. Returns true when it did (the
+    /// caller then drops the endpointer's turn so it does not end a second time).
+    fn try_early_commit(&mut self, now: Instant) -> bool {
+        let Some(min_pause) = self.setup.tuning.early_commit else {
+            return false;
+        };
+        let ready = match &self.asr {
+            Some(a) if !a.final_ => match &a.result {
+                Some(AsrOutcome { result: Ok(t), .. }) => {
+                    now.saturating_duration_since(a.speech_end_at) >= min_pause
+                        && t.text.trim_end().ends_with(['。', '？', '！', '?', '!'])
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if !ready {
+            return false;
+        }
+        let Some(mut a) = self.asr.take() else {
+            return false;
+        };
+        let Some(outcome) = a.result.take() else {
+            return false;
+        };
+        self.timing.t_speech_end = Some(a.speech_end_at);
+        self.timing.t_endpoint = Some(now);
+        tracing::debug!("turn ended early on a finished sentence");
+        self.on_final(outcome);
+        true
     }
 
     fn first_reply_sent(&mut self, at: Instant) {

@@ -45,6 +45,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub store: StoreConfig,
     pub models: ModelsConfig,
+    pub tts: TtsConfig,
     /// Directory the file was loaded from; relative paths in it are resolved against this.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -141,6 +142,47 @@ pub struct StoreConfig {
 pub struct ModelsConfig {
     /// Cache directory. Default: `$TINGSHUO_CACHE`, else `~/.cache/tingshuo`.
     pub dir: Option<PathBuf>,
+}
+
+/// `[tts]`: the voice. By default the provisioned Baker FastSpeech2 + MB-MelGAN pair;
+/// any ONNX acoustic model + vocoder pair with the same kind of inputs can replace it
+/// (e.g. a commercially licensed voice), naming its files and tensors here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsConfig {
+    /// Acoustic model (text symbols → mel). Default: the provisioned fastspeech2.onnx.
+    pub acoustic_model: Option<PathBuf>,
+    /// Vocoder (mel → waveform). Default: the provisioned mb_melgan.onnx.
+    pub vocoder: Option<PathBuf>,
+    /// Symbol table in the Baker mapper format. Default: the provisioned baker_mapper.json.
+    pub symbols: Option<PathBuf>,
+    /// Vocoder output rate in Hz.
+    pub sample_rate: u32,
+    /// Tensor names, for models exported with other names.
+    pub input_ids: String,
+    pub mel_output: String,
+    pub vocoder_input: String,
+    pub vocoder_output: String,
+    /// Speaking rate (1.2 = 20 % faster) and pitch factor.
+    pub speed: f32,
+    pub pitch: f32,
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        Self {
+            acoustic_model: None,
+            vocoder: None,
+            symbols: None,
+            sample_rate: 24_000,
+            input_ids: "input_ids".into(),
+            mel_output: "Identity_1".into(),
+            vocoder_input: "mels".into(),
+            vocoder_output: "Identity".into(),
+            speed: 1.0,
+            pitch: 1.0,
+        }
+    }
 }
 
 fn home_dir() -> PathBuf {
@@ -251,6 +293,37 @@ impl Config {
         }
         if let Some(dir) = self.models.dir.clone() {
             self.models.dir = Some(self.resolve(&dir));
+        }
+        for (key, file) in [
+            ("tts.acoustic_model", &mut self.tts.acoustic_model),
+            ("tts.vocoder", &mut self.tts.vocoder),
+            ("tts.symbols", &mut self.tts.symbols),
+        ] {
+            if let Some(f) = file.clone() {
+                let resolved = match (&self.base_dir, f.is_relative()) {
+                    (Some(base), true) => base.join(&f),
+                    _ => f,
+                };
+                if !resolved.is_file() {
+                    return Err(ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        key,
+                        problem: format!("names {} which does not exist", resolved.display()),
+                        fix: "Point it at the model file, or remove the key to use the provisioned Baker voice.".into(),
+                    });
+                }
+                *file = Some(resolved);
+            }
+        }
+        if !(0.5..=2.0).contains(&self.tts.speed) || !(0.5..=2.0).contains(&self.tts.pitch) {
+            return Err(invalid(
+                "tts.speed",
+                format!(
+                    "(speed {}, pitch {}) is outside 0.5–2.0",
+                    self.tts.speed, self.tts.pitch
+                ),
+                "Use factors between 0.5 and 2.0 (1.0 is the voice as trained).",
+            ));
         }
         if let Some(db) = self.store.path.clone() {
             self.store.path = Some(self.resolve(&db));
@@ -412,6 +485,24 @@ mod tests {
             msg.contains("agent.script") && msg.contains("nope.md"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn swapped_voice_files_must_exist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[tts]\nacoustic_model = \"voice.onnx\"\n").expect("write");
+        let err = Config::load(&path).expect_err("missing voice must fail");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("tts.acoustic_model") && msg.contains("voice.onnx"),
+            "{msg}"
+        );
+        std::fs::write(dir.path().join("voice.onnx"), b"x").expect("write");
+        let cfg = Config::load(&path).expect("existing voice file loads");
+        assert_eq!(cfg.tts.acoustic_model, Some(dir.path().join("voice.onnx")));
+        std::fs::write(&path, "[tts]\nspeed = 3.0\n").expect("write");
+        assert!(Config::load(&path).is_err(), "speed out of range");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::hub::TranscriptLine;
+use super::hub::{Speaker, TranscriptLine};
 
 /// A row of the history list.
 #[derive(Debug, Clone, Serialize)]
@@ -169,5 +169,160 @@ mod tests {
         assert_eq!(ids, ["c", "b"]);
         assert!(h.detail("a").expect("detail").is_none());
         assert_eq!(h.list(1).expect("list")[0].turns, 2);
+    }
+}
+
+/// History read from the call-record store (SQLite), so the console shows every call
+/// ever recorded, not only those of this process. Each request opens its own
+/// connection: SQLite in WAL mode serves readers while the record writer writes.
+pub struct StoreHistory {
+    path: PathBuf,
+}
+
+impl StoreHistory {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    fn open(&self) -> Result<crate::store::Store, HistoryError> {
+        crate::store::Store::open(&self.path).map_err(|e| HistoryError(e.to_string()))
+    }
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl HistorySource for StoreHistory {
+    fn list(&self, limit: usize) -> Result<Vec<CallSummary>, HistoryError> {
+        let rows = self
+            .open()?
+            .list(limit)
+            .map_err(|e| HistoryError(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.ended_at.is_some())
+            .map(|r| CallSummary {
+                id: r.id.to_string(),
+                caller: r.peer.unwrap_or_default(),
+                script: r.script,
+                started_at: parse_time(&r.started_at).unwrap_or_default(),
+                ended_at: r.ended_at.as_deref().and_then(parse_time),
+                outcome: r.outcome.unwrap_or_else(|| "unknown".into()),
+                turns: r.turns.max(0) as usize,
+                has_recording: false,
+            })
+            .collect())
+    }
+
+    fn detail(&self, id: &str) -> Result<Option<CallDetail>, HistoryError> {
+        let Ok(num) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        let store = self.open()?;
+        let d = match store.show(num) {
+            Ok(d) => d,
+            Err(crate::store::StoreError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(HistoryError(e.to_string())),
+        };
+        let mut latencies = Vec::new();
+        let mut transcript = Vec::new();
+        for t in &d.turns {
+            let speaker = match t.line.speaker.as_str() {
+                "agent" => Speaker::Agent,
+                "operator" => Speaker::Operator,
+                _ => Speaker::Caller,
+            };
+            let mut line = TranscriptLine::new(speaker, t.line.text.clone());
+            line.intent = t.line.intent.clone();
+            line.at = parse_time(&t.at).unwrap_or(line.at);
+            transcript.push(line);
+            if let (Some(end), Some(first)) = (t.timing.t_speech_end, t.timing.t_first_reply_rtp) {
+                if speaker == Speaker::Caller {
+                    latencies.push((first - end) as f64);
+                }
+            }
+        }
+        Ok(Some(CallDetail {
+            id: d.call.id.to_string(),
+            caller: d.call.peer.clone().unwrap_or_default(),
+            script: d.call.script.clone(),
+            started_at: parse_time(&d.call.started_at).unwrap_or_default(),
+            ended_at: d.call.ended_at.as_deref().and_then(parse_time),
+            outcome: d.call.outcome.clone().unwrap_or_else(|| "unknown".into()),
+            fields: d.fields.clone(),
+            transcript,
+            turn_latencies_ms: latencies,
+            has_recording: false,
+            recording: None,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod store_history_tests {
+    use super::*;
+    use crate::store::{Store, TurnLine, TurnTiming, TurnWrite};
+
+    #[test]
+    fn finished_calls_come_from_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("records.db");
+        let mut store = Store::open(&path).expect("open");
+        let id = store
+            .start_call(
+                "embedded:inbound",
+                "inbound",
+                Some("sip:1001@127.0.0.1"),
+                &BTreeMap::new(),
+                "2026-11-25T08:00:00+00:00",
+            )
+            .expect("start");
+        let turn = TurnWrite {
+            at: "2026-11-25T08:00:05+00:00".into(),
+            lines: vec![
+                TurnLine {
+                    speaker: "callee".into(),
+                    text: "家里断网了".into(),
+                    intent: Some("question".into()),
+                    ..Default::default()
+                },
+                TurnLine {
+                    speaker: "agent".into(),
+                    text: "请先重启光猫".into(),
+                    ..Default::default()
+                },
+            ],
+            fields: vec![("问题".into(), "断网".into())],
+            timing: TurnTiming {
+                t_speech_end: Some(1_000),
+                t_first_reply_rtp: Some(1_420),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        store.write_turn(id, &turn).expect("turn");
+        let history = StoreHistory::new(path);
+        // Still running: not in the history yet.
+        assert!(history.list(10).expect("list").is_empty());
+        store
+            .end_call(id, "completed", "2026-11-25T08:01:00+00:00")
+            .expect("end");
+        let list = history.list(10).expect("list");
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].outcome, "completed");
+        let d = history
+            .detail(&id.to_string())
+            .expect("detail")
+            .expect("known id");
+        assert_eq!(d.transcript.len(), 2);
+        assert_eq!(d.transcript[0].speaker, Speaker::Caller);
+        assert_eq!(d.transcript[1].speaker, Speaker::Agent);
+        assert_eq!(d.turn_latencies_ms, vec![420.0]);
+        assert_eq!(d.fields.get("问题").map(String::as_str), Some("断网"));
+        assert!(history.detail("999").expect("detail").is_none());
+        assert!(history.detail("not-a-number").expect("detail").is_none());
     }
 }

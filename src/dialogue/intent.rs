@@ -609,6 +609,9 @@ mod tests {
         assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
         assert_eq!(i("别再打了烦死了"), Intent::Hostile);
         assert_eq!(i("我在开会晚点再打"), Intent::NotConvenient);
+        // 很满意 sounds like 很忙 once n/ng fold; it is praise, not a busy caller.
+        assert_ne!(i("挺好的，很满意"), Intent::NotConvenient);
+        assert_ne!(i("很满意，谢谢"), Intent::NotConvenient);
         assert_eq!(i("明天上午十点再打给我吧"), Intent::NotConvenient);
         assert_eq!(i("没有了都挺清楚的"), Intent::Negative);
         assert_eq!(i(""), Intent::Silence);

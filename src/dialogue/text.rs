@@ -111,6 +111,16 @@ fn fold_syllable(s: &str) -> String {
     t
 }
 
+/// True when both characters' common readings are the same toneless syllable.
+fn same_plain_reading(a: char, b: char) -> bool {
+    let first = |c: char| {
+        c.to_pinyin_multi()
+            .and_then(|m| m.into_iter().next())
+            .map(|p| p.plain())
+    };
+    matches!((first(a), first(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// One position of a phonetic string: all readings of a character, folded.
 #[derive(Debug, Clone)]
 pub struct PhoneticChar {
@@ -178,7 +188,10 @@ impl Phonetic {
         }
         // At least half the characters must be the keyword's own: an ASR slip
         // swaps a character or two (油箱, 在说), it does not rewrite the word, and
-        // all-sound matches turn unrelated words into keywords.
+        // all-sound matches turn unrelated words into keywords. In two-character
+        // keywords the swapped character must sound the same without folding
+        // (油箱 for 邮箱): folded, 很满(意) would already pass for 很忙.
+        let strict = n == 2;
         (0..=self.chars.len() - n).find(|&i| {
             let mut exact = 0;
             let all = kw.chars.iter().enumerate().all(|(j, k)| {
@@ -186,6 +199,8 @@ impl Phonetic {
                 if c.ch == k.ch {
                     exact += 1;
                     true
+                } else if strict {
+                    same_plain_reading(c.ch, k.ch)
                 } else {
                     !k.readings.is_empty() && c.readings.iter().any(|r| k.readings.contains(r))
                 }

@@ -313,7 +313,11 @@ pub fn mel_filters(sample_rate: u32, n_fft: usize, n_mels: usize) -> Vec<f32> {
         for (k, &f) in fft_freqs.iter().enumerate() {
             let lower = -(mel_f[i] - f) / lower_diff;
             let upper = (mel_f[i + 2] - f) / upper_diff;
-            let w = lower.min(upper).max(0.0) as f32;
+            // `max(0.0)` may keep -0.0 or not depending on optimisation (IEEE leaves
+            // the sign of equal zeros open), which changed the file's checksum between
+            // debug and release builds: clamp explicitly to +0.0, as numpy does.
+            let w = lower.min(upper);
+            let w = if w > 0.0 { w as f32 } else { 0.0f32 };
             weights[i * n_bins + k] = (f64::from(w) * enorm) as f32;
         }
     }

@@ -704,7 +704,9 @@ l: 4\r\n\r\nv=0\ntrailing";
         let msg = parse(no_rport.as_bytes()).expect("parses");
         assert_eq!(
             response_dest(msg.headers(), src),
-            "10.0.0.9:5071".parse::<std::net::SocketAddr>().expect("addr")
+            "10.0.0.9:5071"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
         );
         let SipMessage::Request(mut req) = parse(INVITE.as_bytes()).expect("parses") else {
             panic!()

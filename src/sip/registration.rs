@@ -679,7 +679,9 @@ mod tests {
         let r2 = out.requests[0].request.clone();
         assert_eq!(
             out.requests[0].dest,
-            "127.0.0.1:5061".parse::<std::net::SocketAddr>().expect("addr")
+            "127.0.0.1:5061"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
         );
         assert!(
             t2 - t0 < Duration::from_secs(30),

@@ -30,10 +30,13 @@ pub struct EndpointConfig {
 }
 
 impl Default for EndpointConfig {
-    /// Defaults measured on pauses in synthesized multi-clause Mandarin (our TTS and
-    /// espeak-ng), see `benches/vad.rs` (`pauses` section): clause pauses inside a turn
-    /// reach about 380 ms as Silero sees them, so the hangover sits above that with a
-    /// margin; the tentative end fires at the first pause long enough to be a likely end.
+    /// Hangover measured by `cargo bench --bench vad` (pauses section): inside
+    /// multi-clause turns of our TTS voice at speeds 0.85–1.15 Silero sees pauses
+    /// of p50 288 ms, p90 416 ms, max 448 ms (espeak-ng: max 224 ms); the hangover
+    /// is one chunk of margin over the longest, rounded to 16 chunks (512 ms). The
+    /// tentative end (192 ms) fires at most clause pauses, so speculative ASR starts
+    /// early and a resumption cancels it. Measured on synthesized speech only: real
+    /// callers pause longer mid-turn, so recheck with recorded calls.
     fn default() -> Self {
         Self {
             threshold: 0.5,

@@ -35,13 +35,10 @@ pub enum VadError {
     Config(String),
 }
 
-/// The process-wide ONNX Runtime environment (ort allows exactly one per process).
-///
-/// The TTS module owns the one-per-process instance (`tts::engine::ort_environment`);
-/// the VAD takes the same one so both can run in one process. (It belongs in
-/// `models` next to `ensure_ort`; until it moves there, this delegates.)
+/// The process-wide ONNX Runtime environment (ort allows exactly one per process),
+/// shared with TTS through [`crate::models::ort_environment`].
 pub fn ort_environment(paths: &ModelPaths) -> Result<ort::environment::Environment, VadError> {
-    crate::tts::engine::ort_environment(paths).map_err(|e| VadError::Load {
+    crate::models::ort_environment(paths).map_err(|e| VadError::Load {
         path: "ONNX Runtime environment".to_string(),
         message: e.to_string(),
     })

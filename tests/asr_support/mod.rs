@@ -59,7 +59,7 @@ pub fn pink_noise(rate: u32, secs: f32, dbfs: f32, seed: u64) -> Vec<f32> {
             let w = r.uniform();
             b0 = 0.99886 * b0 + w * 0.0555179;
             b1 = 0.99332 * b1 + w * 0.0750759;
-            b2 = 0.96900 * b2 + w * 0.1538520;
+            b2 = 0.96900 * b2 + w * 0.153_852;
             b3 = 0.86650 * b3 + w * 0.3104856;
             b4 = 0.55000 * b4 + w * 0.5329522;
             b5 = -0.7616 * b5 - w * 0.0168980;
@@ -103,61 +103,6 @@ pub fn dtmf(rate: u32, digits: &str) -> Vec<f32> {
     out
 }
 
-/// A crude formant synthesizer: voiced syllables (glottal pulses through three
-/// vowel formant resonators, with a falling/rising pitch contour), 4 syllables per
-/// second. Silero hears it as speech; nothing in it is a Mandarin word.
-pub fn formant_speech(rate: u32, syllables: usize, seed: u64) -> Vec<f32> {
-    let vowels: [[f32; 3]; 5] = [
-        [730.0, 1090.0, 2440.0], // a
-        [270.0, 2290.0, 3010.0], // i
-        [300.0, 870.0, 2240.0],  // u
-        [530.0, 1840.0, 2480.0], // e
-        [570.0, 840.0, 2410.0],  // o
-    ];
-    let mut r = Rng::new(seed);
-    let fs = rate as f32;
-    let syl = (0.22 * fs) as usize;
-    let gap = (0.04 * fs) as usize;
-    let mut out = Vec::new();
-    for s in 0..syllables {
-        let v = vowels[(r.next_u32() as usize + s) % vowels.len()];
-        let f0_start = 140.0 + 80.0 * (r.uniform() * 0.5 + 0.5);
-        let f0_end = f0_start * (0.75 + 0.5 * (r.uniform() * 0.5 + 0.5));
-        // Resonator states per formant.
-        let mut st = [[0f32; 2]; 3];
-        let mut phase = 0f32;
-        for i in 0..syl {
-            let t = i as f32 / syl as f32;
-            let f0 = f0_start + (f0_end - f0_start) * t;
-            phase += f0 / fs;
-            // Glottal source: decaying pulse once per period plus a little aspiration.
-            let src = if phase >= 1.0 {
-                phase -= 1.0;
-                1.0
-            } else {
-                0.0
-            } + 0.02 * r.uniform();
-            let mut y = 0.0;
-            for (k, f) in v.iter().enumerate() {
-                let bw = 80.0 + 40.0 * k as f32;
-                let rr = (-PI * bw / fs).exp();
-                let c1 = 2.0 * rr * (2.0 * PI * f / fs).cos();
-                let c2 = -rr * rr;
-                let o = src + c1 * st[k][0] + c2 * st[k][1];
-                st[k][1] = st[k][0];
-                st[k][0] = o;
-                y += o / (k as f32 + 1.0);
-            }
-            // Syllable envelope: quick attack, slow decay.
-            let env = (t * 10.0).min(1.0) * (1.0 - t).powf(0.5);
-            out.push(y * env);
-        }
-        out.extend(std::iter::repeat_n(0.0, gap));
-    }
-    scale_to(&mut out, -20.0);
-    out
-}
-
 /// Reads a WAV as mono f32 at its own rate.
 pub fn read_wav(path: &std::path::Path) -> (Vec<f32>, u32) {
     let mut r = hound::WavReader::open(path).expect("open wav");
@@ -195,4 +140,47 @@ pub fn espeak(text: &str, rate: u32) -> Vec<f32> {
     assert!(status.success(), "espeak-ng failed");
     let a = tingshuo::audio::read_wav(&wav).expect("espeak wav");
     tingshuo::audio::resample(&a.samples, a.rate, rate).expect("resample")
+}
+
+/// The telephone channel: 8 kHz G.711 (A-law, as on China's PSTN) and back to 16 kHz.
+pub fn telephone(samples: &[f32], rate: u32) -> Vec<f32> {
+    use tingshuo::codec::G711;
+    let narrow = tingshuo::audio::resample(samples, rate, 8000).expect("resample to 8 kHz");
+    let pcm: Vec<i16> = narrow
+        .iter()
+        .map(|&s| tingshuo::audio::f32_to_i16(s))
+        .collect();
+    let mut law = vec![0u8; pcm.len()];
+    G711::Pcma.encode(&pcm, &mut law);
+    let mut back = vec![0i16; law.len()];
+    G711::Pcma.decode(&law, &mut back);
+    let f: Vec<f32> = back.iter().map(|&s| s as f32 / 32768.0).collect();
+    tingshuo::audio::resample(&f, 8000, 16000).expect("resample to 16 kHz")
+}
+
+/// Adds pink noise so the speech-to-noise ratio (over the voiced part) is `snr_db`.
+pub fn add_noise(speech: &[f32], rate: u32, snr_db: f32, seed: u64) -> Vec<f32> {
+    let voiced: Vec<f32> = speech.iter().copied().filter(|s| s.abs() > 1e-3).collect();
+    let level = 20.0 * rms(&voiced).max(1e-9).log10() - snr_db;
+    let noise = pink_noise(rate, speech.len() as f32 / rate as f32 + 0.01, level, seed);
+    speech.iter().zip(&noise).map(|(s, n)| s + n).collect()
+}
+
+/// The call-centre corpus (tests/data/corpus.txt): one reference sentence per line.
+pub fn corpus() -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus.txt");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+/// Where generated reports go: `$CARGO_TARGET_DIR` or the crate's `target/`.
+pub fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }

@@ -189,7 +189,9 @@ fn uas_local_bye_goes_through_the_route_set() {
     assert_eq!(bye.method, Method::Bye);
     assert_eq!(
         dest,
-        "127.0.0.1:5060".parse::<std::net::SocketAddr>().expect("addr"),
+        "127.0.0.1:5060"
+            .parse::<std::net::SocketAddr>()
+            .expect("addr"),
         "first Route hop"
     );
     assert_eq!(
