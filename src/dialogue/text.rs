@@ -33,7 +33,9 @@ pub fn extract_speech(s: &str) -> String {
     let before = s[..start].trim();
     let label_before = before.is_empty()
         || before.ends_with(['：', ':'])
-        || before.chars().all(|c| matches!(c, '-' | '*' | '•' | '·' | '.' | '、') || c.is_ascii_digit());
+        || before
+            .chars()
+            .all(|c| matches!(c, '-' | '*' | '•' | '·' | '.' | '、') || c.is_ascii_digit());
     let rest_after = end
         .map(|e| {
             let close_len = inner[e..].chars().next().map(char::len_utf8).unwrap_or(0);
