@@ -701,7 +701,11 @@ impl CallLoop<'_> {
         };
         let text = transcript.text.trim().to_string();
         if text.is_empty() {
-            tracing::debug!(rejected = ?transcript.rejected, "turn had no words");
+            tracing::info!(
+                rejected = ?transcript.rejected,
+                audio_ms = transcript.audio_ms,
+                "caller turn recognised as no words"
+            );
             return;
         }
         let kept: Vec<_> = transcript.segments.iter().filter(|s| !s.dropped).collect();
