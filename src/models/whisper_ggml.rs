@@ -543,6 +543,41 @@ fn linear(vars: &Vars, ct2: &str, ggml: &str, out: &mut dyn Emit) -> Result<(), 
     Ok(())
 }
 
+/// A block's self-attention: layer norm, fused q/k/v, output projection.
+fn self_attention(vars: &Vars, c: &str, g: &str, t: &mut dyn Emit) -> Result<(), ConvertError> {
+    layer_norm(
+        vars,
+        &format!("{c}/self_attention/layer_norm"),
+        &format!("{g}.attn_ln"),
+        t,
+    )?;
+    fused_attention(
+        vars,
+        &format!("{c}/self_attention/linear_0"),
+        &format!("{g}.attn"),
+        3,
+        t,
+    )?;
+    linear(
+        vars,
+        &format!("{c}/self_attention/linear_1"),
+        &format!("{g}.attn.out"),
+        t,
+    )
+}
+
+/// A block's feed-forward part: layer norm and the two projections.
+fn feed_forward(vars: &Vars, c: &str, g: &str, t: &mut dyn Emit) -> Result<(), ConvertError> {
+    layer_norm(
+        vars,
+        &format!("{c}/ffn/layer_norm"),
+        &format!("{g}.mlp_ln"),
+        t,
+    )?;
+    linear(vars, &format!("{c}/ffn/linear_0"), &format!("{g}.mlp.0"), t)?;
+    linear(vars, &format!("{c}/ffn/linear_1"), &format!("{g}.mlp.2"), t)
+}
+
 fn layer_norm(vars: &Vars, ct2: &str, ggml: &str, out: &mut dyn Emit) -> Result<(), ConvertError> {
     out.push(whole(
         vars,
@@ -623,33 +658,8 @@ fn ggml_tensors(vars: &Vars, hp: &Hparams, t: &mut dyn Emit) -> Result<(), Conve
     for i in 0..hp.n_audio_layer {
         let c = format!("encoder/layer_{i}");
         let g = format!("encoder.blocks.{i}");
-        layer_norm(
-            vars,
-            &format!("{c}/self_attention/layer_norm"),
-            &format!("{g}.attn_ln"),
-            t,
-        )?;
-        fused_attention(
-            vars,
-            &format!("{c}/self_attention/linear_0"),
-            &format!("{g}.attn"),
-            3,
-            t,
-        )?;
-        linear(
-            vars,
-            &format!("{c}/self_attention/linear_1"),
-            &format!("{g}.attn.out"),
-            t,
-        )?;
-        layer_norm(
-            vars,
-            &format!("{c}/ffn/layer_norm"),
-            &format!("{g}.mlp_ln"),
-            t,
-        )?;
-        linear(vars, &format!("{c}/ffn/linear_0"), &format!("{g}.mlp.0"), t)?;
-        linear(vars, &format!("{c}/ffn/linear_1"), &format!("{g}.mlp.2"), t)?;
+        self_attention(vars, &c, &g, t)?;
+        feed_forward(vars, &c, &g, t)?;
     }
     layer_norm(vars, "encoder/layer_norm", "encoder.ln_post", t)?;
 
@@ -668,25 +678,7 @@ fn ggml_tensors(vars: &Vars, hp: &Hparams, t: &mut dyn Emit) -> Result<(), Conve
     for i in 0..hp.n_text_layer {
         let c = format!("decoder/layer_{i}");
         let g = format!("decoder.blocks.{i}");
-        layer_norm(
-            vars,
-            &format!("{c}/self_attention/layer_norm"),
-            &format!("{g}.attn_ln"),
-            t,
-        )?;
-        fused_attention(
-            vars,
-            &format!("{c}/self_attention/linear_0"),
-            &format!("{g}.attn"),
-            3,
-            t,
-        )?;
-        linear(
-            vars,
-            &format!("{c}/self_attention/linear_1"),
-            &format!("{g}.attn.out"),
-            t,
-        )?;
+        self_attention(vars, &c, &g, t)?;
         layer_norm(
             vars,
             &format!("{c}/attention/layer_norm"),
@@ -712,14 +704,7 @@ fn ggml_tensors(vars: &Vars, hp: &Hparams, t: &mut dyn Emit) -> Result<(), Conve
             &format!("{g}.cross_attn.out"),
             t,
         )?;
-        layer_norm(
-            vars,
-            &format!("{c}/ffn/layer_norm"),
-            &format!("{g}.mlp_ln"),
-            t,
-        )?;
-        linear(vars, &format!("{c}/ffn/linear_0"), &format!("{g}.mlp.0"), t)?;
-        linear(vars, &format!("{c}/ffn/linear_1"), &format!("{g}.mlp.2"), t)?;
+        feed_forward(vars, &c, &g, t)?;
     }
     layer_norm(vars, "decoder/layer_norm", "decoder.ln", t)?;
     Ok(())
