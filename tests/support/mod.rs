@@ -150,6 +150,14 @@ impl Kamailio {
 
     pub fn start_on(port: u16) -> Self {
         require("kamailio", "kamailio");
+        // A Kamailio just stopped on this port (a restart in the fail-over test)
+        // exits before its forked children have closed their listening sockets:
+        // wait until both the UDP and the TCP port can be bound again.
+        let free = wait_until(Duration::from_secs(10), || {
+            UdpSocket::bind(("127.0.0.1", port)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        });
+        assert!(free, "port {port} still taken 10 s after its last user stopped");
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = std::fs::read_to_string(repo_file("sip-config/kamailio-test.cfg"))
             .expect("sip-config/kamailio-test.cfg is in the repository");
