@@ -14,8 +14,13 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-/// Current schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// Current schema version (`PRAGMA user_version`): one per entry of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Schema migrations, applied in order; entry `i` takes the database from
+/// version `i` to `i + 1`. Append only: a released entry never changes, because
+/// databases in the field have already run it.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 /// Errors of the record store.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +92,22 @@ CREATE TABLE IF NOT EXISTS callbacks (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks(status, due_at);
+";
+
+/// Version 2: what later issues need on a call and a callback.
+/// `mode`: `normal` or `emergency` (the degraded script ran); `recording`: the
+/// call's WAV file; `voice_message`: a message the caller left in emergency
+/// mode; `sip_call_id`: to correlate with SIP traces. Callbacks learn whom to
+/// dial (`target`, falling back to the call's peer) and keep their attempts.
+const SCHEMA_V2: &str = "
+ALTER TABLE calls ADD COLUMN mode TEXT NOT NULL DEFAULT 'normal';
+ALTER TABLE calls ADD COLUMN recording TEXT;
+ALTER TABLE calls ADD COLUMN voice_message TEXT;
+ALTER TABLE calls ADD COLUMN sip_call_id TEXT;
+ALTER TABLE callbacks ADD COLUMN target TEXT;
+ALTER TABLE callbacks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE callbacks ADD COLUMN last_error TEXT;
+ALTER TABLE callbacks ADD COLUMN dialled_call_id INTEGER;
 ";
 
 /// One line of a turn.
@@ -226,10 +247,10 @@ impl Store {
                 found: version,
             });
         }
-        if version < 1 {
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
             let tx = self.conn.transaction()?;
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
         Ok(())
@@ -489,6 +510,30 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_1_database_migrates_with_its_rows_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO calls (script, direction, started_at) VALUES ('a.md', 'inbound', '2026-11-01T09:00:00+08:00')",
+                [],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        let mode: String = s
+            .conn
+            .query_row("SELECT mode FROM calls WHERE id = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "normal");
+        assert_eq!(s.list(10).unwrap()[0].script, "a.md");
+    }
 
     #[test]
     fn turns_fields_and_callbacks_round_trip() {

@@ -157,7 +157,10 @@ impl Kamailio {
             UdpSocket::bind(("127.0.0.1", port)).is_ok()
                 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
         });
-        assert!(free, "port {port} still taken 10 s after its last user stopped");
+        assert!(
+            free,
+            "port {port} still taken 10 s after its last user stopped"
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = std::fs::read_to_string(repo_file("sip-config/kamailio-test.cfg"))
             .expect("sip-config/kamailio-test.cfg is in the repository");
