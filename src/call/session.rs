@@ -504,16 +504,27 @@ impl CallLoop<'_> {
 
     fn say(&mut self, text: String, interruptible: bool) {
         let audio = self.engines.ready_line(&text);
-        if audio.is_none() {
-            if let Err(e) = self.engines.render_async(&text, self.render_tx.clone()) {
-                tracing::error!(error = %e, "cannot render a line");
+        if audio.is_some() {
+            self.lines.push_back(QueuedLine {
+                text,
+                interruptible,
+                audio,
+            });
+        } else {
+            // A line that was not synthesized in advance (it names a collected
+            // value or a time): render its first clause on its own, so the caller
+            // hears it after that clause's synthesis rather than the whole line's.
+            for piece in first_clause_split(&text) {
+                if let Err(e) = self.engines.render_async(&piece, self.render_tx.clone()) {
+                    tracing::error!(error = %e, "cannot render a line");
+                }
+                self.lines.push_back(QueuedLine {
+                    text: piece,
+                    interruptible,
+                    audio: None,
+                });
             }
         }
-        self.lines.push_back(QueuedLine {
-            text,
-            interruptible,
-            audio,
-        });
         self.feed_playback();
     }
 
@@ -805,6 +816,23 @@ impl CallLoop<'_> {
     }
 }
 
+/// Splits a line into its first clause and the rest, for rendering the first
+/// clause ahead. The cut is after the first clause mark (，。！？；) that leaves at
+/// least `MIN_CLAUSE_CHARS` characters on each side; otherwise the line stays whole
+/// (a short opening like 好的， is not worth a prosody break).
+fn first_clause_split(text: &str) -> Vec<String> {
+    const MIN_CLAUSE_CHARS: usize = 4;
+    let chars: Vec<char> = text.trim().chars().collect();
+    let marks = ['，', '。', '！', '？', '；', ',', '!', '?', ';'];
+    for (i, c) in chars.iter().enumerate() {
+        if marks.contains(c) && i >= MIN_CLAUSE_CHARS && chars.len() - i - 1 >= MIN_CLAUSE_CHARS {
+            let (head, rest) = chars.split_at(i + 1);
+            return vec![head.iter().collect(), rest.iter().collect()];
+        }
+    }
+    vec![chars.into_iter().collect()]
+}
+
 /// Converts monotonic stamps to wall-clock epoch milliseconds for the record.
 fn to_epoch(t: &TurnTiming) -> crate::store::TurnTiming {
     let now_i = Instant::now();
@@ -818,5 +846,30 @@ fn to_epoch(t: &TurnTiming) -> crate::store::TurnTiming {
         t_asr_done: conv(t.t_asr_done),
         t_reply_chosen: conv(t.t_reply_chosen),
         t_first_reply_rtp: conv(t.t_first_reply_rtp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_clause_split;
+
+    #[test]
+    fn a_dynamic_line_is_cut_after_its_first_real_clause() {
+        assert_eq!(
+            first_clause_split("好的，我们会在明天上午十点给您回电，请保持电话畅通。"),
+            vec![
+                "好的，我们会在明天上午十点给您回电，".to_string(),
+                "请保持电话畅通。".to_string()
+            ]
+        );
+        assert_eq!(
+            first_clause_split("您留的号码是13912345678，对吗？"),
+            vec!["您留的号码是13912345678，对吗？".to_string()]
+        );
+        assert_eq!(first_clause_split("再见。"), vec!["再见。".to_string()]);
+        assert_eq!(
+            first_clause_split("没有标点的一句话"),
+            vec!["没有标点的一句话".to_string()]
+        );
     }
 }
