@@ -291,6 +291,11 @@ async fn operator_console_in_headless_chromium() {
     assert!(result["listen"]["audioLevel"].as_f64().unwrap_or(0.0) > 0.0);
     assert_eq!(result["listen"]["codec"], "audio/PCMU");
     assert_eq!(result["recording_ok"], true);
+    let played = result["recording_duration"].as_f64().unwrap_or(0.0);
+    assert!(
+        (played - 3.0).abs() < 0.05,
+        "the history player loads the 3 s recording (duration {played})"
+    );
 
     let (actions, loud_frames) = tokio::time::timeout(Duration::from_secs(10), call_side)
         .await
@@ -757,8 +762,7 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console_p
         if let Some(sent) = bursts
             .iter()
             .map(|b| b * 1000.0)
-            .filter(|&b| b <= offset && offset - b < 1000.0)
-            .last()
+            .rfind(|&b| b <= offset && offset - b < 1000.0)
         {
             latencies.push(offset - sent);
         }

@@ -88,6 +88,15 @@ try {
     const b = new Uint8Array(await r.arrayBuffer());
     return r.ok && String.fromCharCode(...b.slice(0, 4)) === 'RIFF';
   });
+  // The page's player loads it: Chromium's media stack parses the WAV (range requests).
+  result.recording_duration = await page.evaluate(() => new Promise((resolve) => {
+    const a = document.getElementById('hist-audio');
+    if (a.readyState >= 1) { resolve(a.duration); return; }
+    a.addEventListener('loadedmetadata', () => resolve(a.duration));
+    a.addEventListener('error', () => resolve(-1));
+    a.load();
+    setTimeout(() => resolve(null), 5000);
+  }));
   await page.screenshot({ path: join(shots, 'console-history.png') });
   step('history shown');
   result.ok = true;
