@@ -651,7 +651,7 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console_p
             )
         });
 
-    let out = std::process::Command::new("node")
+    let mut node = std::process::Command::new("node")
         .arg(root.join("tests/browser/phone_call.mjs"))
         .current_dir(root.join("tests/browser"))
         .env("CONSOLE_URL", format!("http://127.0.0.1:{console_port}"))
@@ -660,9 +660,43 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console_p
         .env("OPERATOR_WAV", &op_wav)
         .env("BURST_HZ", BURST_HZ.to_string())
         .env("CHROMIUM", &chromium)
+        .envs(
+            std::env::var_os("TINGSHUO_UPDATE_SCREENSHOTS")
+                .map(|_| ("SCREENSHOT_DIR", root.join("docs"))),
+        )
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("node runs");
+    let out = {
+        use std::io::Read;
+        let (mut so, mut se) = (
+            node.stdout.take().expect("stdout"),
+            node.stderr.take().expect("stderr"),
+        );
+        let so = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = so.read_to_end(&mut b);
+            b
+        });
+        let se = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = se.read_to_end(&mut b);
+            b
+        });
+        let finished = support::wait_until(Duration::from_secs(180), || {
+            matches!(node.try_wait(), Ok(Some(_)))
+        });
+        if !finished {
+            let _ = node.kill();
+        }
+        std::process::Output {
+            status: node.wait().expect("node status"),
+            stdout: so.join().unwrap_or_default(),
+            stderr: se.join().unwrap_or_default(),
+        }
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
@@ -688,11 +722,20 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console_p
     );
 
     // The agent hung up on the operator's request: baresip got the BYE ...
-    let closed = ctrl.wait_event("CALL_CLOSED", Duration::from_secs(15));
+    let closed = ctrl
+        .wait_event("CALL_CLOSED", Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("baresip saw no BYE; events:\n{}", ctrl.dump()));
+    let hangup_at = result["hangup_at"].as_f64().unwrap_or(f64::MAX);
     assert!(
-        closed.is_some(),
-        "baresip saw no BYE; events:\n{}",
+        closed >= hangup_at && closed < hangup_at + 5000.0,
+        "the call closed {:.0} ms after the console's hang-up; events:\n{}",
+        closed - hangup_at,
         ctrl.dump()
+    );
+    assert!(
+        agent.log_text().contains("operator hung up the call"),
+        "the agent logs the operator's hang-up:\n{}",
+        agent.log_text()
     );
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.join();
