@@ -757,6 +757,21 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console_p
         "history page shows the stored outcome"
     );
 
+    // Who listened to, took over and hung up the call: the audit log beside the config.
+    let audit = std::fs::read_to_string(d.join("console-audit.log")).expect("audit log");
+    let call_id = call["id"].to_string();
+    for action in ["login", "listen", "take_over", "hand_back", "hang_up"] {
+        assert!(
+            audit.lines().any(|l| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+                e["action"] == action
+                    && e["operator"] == OPERATOR
+                    && (action == "login" || e["call_id"].as_str() == Some(call_id.as_str()))
+            }),
+            "{action} of call {call_id} by {OPERATOR} in the audit log:\n{audit}"
+        );
+    }
+
     // What baresip heard: the operator's beeps, inside the take-over window only.
     let (heard, _) = phone.dumps();
     let heard = heard.expect("baresip wrote what it heard");
