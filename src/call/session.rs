@@ -390,27 +390,31 @@ impl CallLoop<'_> {
                     self.playing = None;
                     self.lines.clear();
                     while c.control.operator_audio.try_recv().is_ok() {}
-                    c.publisher.transcript(TranscriptLine::new(
-                        Speaker::Operator,
-                        format!("（{operator} 接管通话 / took over）"),
-                    ));
+                    let note = format!("（{operator} 接管通话 / took over）");
+                    c.publisher
+                        .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
+                    record_line(self.records, self.record_id, "operator", note, None);
                 }
                 OperatorAction::HandBack { operator } => {
                     tracing::info!(%operator, "operator handed the call back");
                     self.taken_over = false;
                     self.last_activity = Instant::now();
-                    c.publisher.transcript(TranscriptLine::new(
-                        Speaker::Operator,
-                        format!("（{operator} 交回智能客服 / handed back）"),
-                    ));
+                    let note = format!("（{operator} 交回智能客服 / handed back）");
+                    c.publisher
+                        .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
+                    record_line(self.records, self.record_id, "operator", note, None);
                 }
                 OperatorAction::HangUp { operator } => {
                     tracing::info!(%operator, "operator hung up the call");
+                    let note = format!("（{operator} 挂断通话 / hung up）");
+                    c.publisher
+                        .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
+                    record_line(self.records, self.record_id, "operator", note, None);
                     self.playback.flush();
                     self.playing = None;
                     self.lines.clear();
                     self.hangup_after_playback =
-                        Some(self.conv.outcome().unwrap_or(Outcome::Completed));
+                        Some(self.conv.outcome().unwrap_or(Outcome::OperatorEnded));
                 }
             }
         }
@@ -733,6 +737,13 @@ impl CallLoop<'_> {
                 c.publisher
                     .transcript(TranscriptLine::new(Speaker::Caller, text.clone()));
             }
+            record_line(
+                self.records,
+                self.record_id,
+                "callee",
+                text,
+                Some(confidence as f64),
+            );
             return;
         }
         let result = self.conv.on_utterance(&text, confidence, now_local());
@@ -814,6 +825,31 @@ impl CallLoop<'_> {
             self.apply(result.actions, None, Some("silence".into()));
         }
     }
+}
+
+/// Records one line outside the script's turns (an operator's action, or what
+/// the caller said while an operator had the call).
+fn record_line(
+    records: &RecordWriter,
+    record_id: Option<i64>,
+    speaker: &str,
+    text: String,
+    asr_confidence: Option<f64>,
+) {
+    let Some(id) = record_id else { return };
+    records.write_turn(
+        id,
+        crate::store::TurnWrite {
+            at: now_local().to_rfc3339(),
+            lines: vec![crate::store::TurnLine {
+                speaker: speaker.into(),
+                text,
+                asr_confidence,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
 }
 
 /// Splits a line into its first clause and the rest, for rendering the first
