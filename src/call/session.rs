@@ -861,7 +861,7 @@ fn first_clause_split(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.trim().chars().collect();
     let marks = ['，', '。', '！', '？', '；', ',', '!', '?', ';'];
     for (i, c) in chars.iter().enumerate() {
-        if marks.contains(c) && i >= MIN_CLAUSE_CHARS && chars.len() - i - 1 >= MIN_CLAUSE_CHARS {
+        if marks.contains(c) && i >= MIN_CLAUSE_CHARS && chars.len() - i > MIN_CLAUSE_CHARS {
             let (head, rest) = chars.split_at(i + 1);
             return vec![head.iter().collect(), rest.iter().collect()];
         }
