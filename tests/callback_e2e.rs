@@ -178,3 +178,122 @@ fn serve_dials_due_callbacks_and_links_the_new_calls() {
         .count();
     assert_eq!(tries, 2, "{}", context());
 }
+
+/// Synthesizes `text` at 8 kHz with `tingshuo say` and returns the samples.
+fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
+    let out = dir.join(format!("{name}.wav"));
+    let status = tingshuo()
+        .args(["say", text, "-o"])
+        .arg(&out)
+        .args(["--rate", "8000"])
+        .status()
+        .expect("run tingshuo say");
+    assert!(status.success(), "tingshuo say failed for {text:?}");
+    hound::WavReader::open(&out)
+        .expect("read synthesized wav")
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect()
+}
+
+/// The whole loop: baresip calls the agent and asks to be called back in a
+/// minute; the record says `callback_scheduled` at that minute, and when it comes
+/// the agent calls baresip back and links the new call to the callback.
+#[test]
+fn a_callback_the_caller_asked_for_is_dialled_when_due() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let db = dir.path().join("records.db");
+    let config = write_config(dir.path(), &kam, &db);
+
+    let log = dir.path().join("agent.log");
+    let logf = std::fs::File::create(&log).expect("log");
+    let child = tingshuo()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().expect("log"))
+        .stderr(logf)
+        .spawn()
+        .expect("start tingshuo serve");
+    let agent = Proc { child, log };
+
+    let mut callee = vec![0i16; 7 * 8000];
+    callee.extend(say(
+        dir.path(),
+        "later",
+        "我现在在开车，不方便，你一分钟以后再打过来吧",
+    ));
+    callee.extend(vec![0i16; 8 * 8000]);
+    let registered = wait_until(Duration::from_secs(180), || {
+        sip_ping(kam.port, "bot") == Some(200)
+    });
+    assert!(
+        registered,
+        "the agent did not register; log:\n{}",
+        agent.log_text()
+    );
+    let phone = Baresip::start("1001", kam.port, "auto", &callee);
+    let reply = phone.ctrl("dial", "bot");
+    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+
+    let store = Store::open(&db).expect("open records");
+    let first = || {
+        store
+            .list(100)
+            .ok()
+            .and_then(|l| l.into_iter().min_by_key(|c| c.id))
+    };
+    let ended = wait_until(Duration::from_secs(60), || {
+        first().is_some_and(|c| c.outcome.is_some())
+    });
+    assert!(
+        ended,
+        "the inbound call did not end; log:\n{}",
+        agent.log_text()
+    );
+    let call = first().expect("the inbound call");
+    let detail = store.show(call.id).expect("call record");
+    assert_eq!(
+        call.outcome.as_deref(),
+        Some("callback_scheduled"),
+        "record: {detail:#?}\nlog:\n{}",
+        agent.log_text()
+    );
+    // "In a minute": the next whole minute after the request, within the call.
+    let due = DateTime::parse_from_rfc3339(call.callback_at.as_deref().expect("callback_at"))
+        .expect("callback_at is RFC 3339");
+    let started = DateTime::parse_from_rfc3339(&call.started_at).expect("started_at");
+    let ended_at = DateTime::parse_from_rfc3339(call.ended_at.as_deref().expect("ended_at"))
+        .expect("ended_at");
+    assert!(
+        due > started
+            && due <= ended_at + chrono::Duration::seconds(60)
+            && due.timestamp() % 60 == 0,
+        "callback at {due} for a call from {started} to {ended_at}"
+    );
+    let callback = detail.callbacks.first().expect("a callback row").id;
+    assert_eq!(
+        store.callback(callback).expect("callback").status,
+        "pending"
+    );
+
+    let done = wait_until(Duration::from_secs(100), || {
+        store.callback(callback).is_ok_and(|c| c.status == "done")
+    });
+    let cb = store.callback(callback).expect("callback");
+    assert!(
+        done,
+        "the callback was not dialled: {cb:#?}\nlog:\n{}",
+        agent.log_text()
+    );
+    let back = store
+        .show(cb.dialled_call_id.expect("linked to the new call"))
+        .expect("callback call record");
+    assert_eq!(back.call.direction, "outbound");
+    assert_eq!(back.call.peer.as_deref(), Some("1001"));
+    let dialled = DateTime::parse_from_rfc3339(&back.call.started_at).expect("started_at");
+    assert!(dialled >= due, "dialled at {dialled}, due at {due}");
+}
