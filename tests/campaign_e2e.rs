@@ -259,3 +259,41 @@ fn a_campaign_dials_retries_skips_and_resumes() {
         "a finished campaign loads no models"
     );
 }
+
+#[test]
+fn a_bad_csv_is_refused_with_the_line_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/campaign-script.md");
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nscript = \"{}\"\n[store]\npath = \"{}\"\n",
+            script.display(),
+            dir.path().join("records.db").display()
+        ),
+    )
+    .expect("write config");
+    let refuse = |name: &str, csv: &str| -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, csv).expect("write csv");
+        let out = tingshuo()
+            .arg("campaign")
+            .arg(&path)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run tingshuo campaign");
+        assert!(!out.status.success(), "{name} must be refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = refuse("ragged.csv", "target,name\n1001,王芳\n1002,李雷,多余\n");
+    assert!(
+        e.contains("ragged.csv, line 3") && e.contains("quote"),
+        "{e}"
+    );
+    let e = refuse("nocol.csv", "phone,name\n1001,王芳\n");
+    assert!(e.contains("line 1") && e.contains("`target`"), "{e}");
+    let e = refuse("novar.csv", "target,city\n1001,杭州\n");
+    assert!(e.contains("{{name}}") && e.contains("[agent.vars]"), "{e}");
+}

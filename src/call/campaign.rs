@@ -534,6 +534,7 @@ impl Progress {
 /// Runs the campaign in `csv` to its end (or Ctrl-C) and returns its summary.
 pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
     let callees = read_callees(csv)?;
+    check_variables(&config, &callees, csv)?;
     let source = std::fs::canonicalize(csv)
         .unwrap_or_else(|_| csv.to_path_buf())
         .display()
@@ -592,7 +593,9 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
                         }
                         Step::Dial(i) => {
                             let r = planner.row(i).clone();
-                            match agent.place(&r.target, r.vars.clone()) {
+                            let mut vars = config.agent.vars.clone();
+                            vars.extend(r.vars.clone());
+                            match agent.place(&r.target, vars) {
                                 Ok((call_id, record_id)) => {
                                     planner.placed(i, record_id);
                                     calls.insert(call_id, i);
@@ -637,6 +640,39 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
         source,
         rows: planner.rows().to_vec(),
     })
+}
+
+/// Fails early, naming the column to add, when the script has a placeholder that
+/// neither the CSV nor `[agent.vars]` fills (every call would fail otherwise).
+/// All rows have the same columns, so the first row stands for all.
+fn check_variables(config: &Config, callees: &[Callee], csv: &Path) -> Result<(), CampaignError> {
+    let script = agent::load_script(config)?;
+    let Some(first) = callees.first() else {
+        return Ok(());
+    };
+    let mut vars = config.agent.vars.clone();
+    vars.extend(first.vars.clone());
+    match script.with_vars(&vars) {
+        Err(crate::dialogue::DialogueError::MissingVars { names, .. }) => Err(CampaignError::Csv {
+            path: csv.to_path_buf(),
+            line: 1,
+            problem: format!(
+                "the script {} needs {} but the header has no such column",
+                script.source,
+                names
+                    .iter()
+                    .map(|n| format!("{{{{{n}}}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            fix: format!(
+                "Add the column(s) {} to the CSV, or set them under [agent.vars] in the config.",
+                names.join(", ")
+            ),
+        }),
+        Err(e) => Err(CallError::from(e).into()),
+        Ok(_) => Ok(()),
+    }
 }
 
 fn save(store: &mut Store, campaign: i64, row: &CampaignRow) {
