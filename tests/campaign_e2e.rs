@@ -31,7 +31,7 @@ fn write_config(dir: &Path, kam: &Kamailio) -> PathBuf {
             "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
 rtp_port_min = {rtp}\nrtp_port_max = {}\n\
 [agent]\nscript = \"{}\"\nring_timeout_s = 3\n[agent.vars]\nname = \"客户\"\n\
-[agent.campaign]\nconcurrency = 3\nmax_attempts = 2\nretry_delays_s = [2]\ndo_not_call = [\"sip:1005@127.0.0.1\"]\n\
+[agent.campaign]\nconcurrency = 3\nmax_attempts = 2\nretry_delays_s = [2]\ndo_not_call = [\"1009\"]\ndo_not_call_file = \"dnc.txt\"\n\
 [console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
             free_port(),
             kam.addr(),
@@ -42,6 +42,11 @@ rtp_port_min = {rtp}\nrtp_port_max = {}\n\
         ),
     )
     .expect("write config");
+    std::fs::write(
+        dir.join("dnc.txt"),
+        "# opted out by phone\nsip:1005@127.0.0.1\n",
+    )
+    .expect("write do-not-call file");
     config
 }
 
@@ -250,7 +255,8 @@ fn a_campaign_dials_retries_skips_and_resumes() {
     let started = Instant::now();
     let (again, again_err) = run_campaign(&csv, &config, Duration::from_secs(60));
     assert!(
-        again_err.contains("already finished") && again.contains("totals: 6 rows, 7 calls placed"),
+        again_err.contains("every row is finished")
+            && again.contains("totals: 6 rows, 7 calls placed"),
         "second run:\n{again}\n{again_err}"
     );
     assert_eq!(s.list(100).expect("list").len(), calls.len(), "no new call");

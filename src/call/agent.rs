@@ -83,7 +83,10 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
                     callbacks.on_finished(&ended);
                 }
             }
-            _ = poll.tick() => callbacks.poll(&mut agent, &Default::default(), usize::MAX),
+            _ = poll.tick() => {
+                let free = config.sip.max_calls.saturating_sub(agent.live_calls());
+                callbacks.poll(&mut agent, &Default::default(), free);
+            }
             _ = &mut shutdown => break,
         }
     }
@@ -572,6 +575,11 @@ impl Running {
         let call_id = self.ctx.place_call(target, vars, &mut self.calls)?;
         let record_id = self.calls.get(&call_id).and_then(|c| c.record_id);
         Ok((call_id, record_id))
+    }
+
+    /// Calls in progress (ringing or answered, either direction).
+    pub(super) fn live_calls(&self) -> usize {
+        self.calls.len()
     }
 
     /// Handles one SIP event; returns the call that ended with it, if any.

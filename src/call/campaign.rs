@@ -319,6 +319,24 @@ impl Planner {
             .count()
     }
 
+    /// Marks the pending rows whose target is on the do-not-call list as skipped;
+    /// returns them.
+    pub fn skip_do_not_call(&mut self) -> Vec<usize> {
+        let mut skipped = Vec::new();
+        for (i, r) in self.rows.iter_mut().enumerate() {
+            if r.status == RowStatus::Pending
+                && !self.in_flight.contains(&i)
+                && self.do_not_call.contains(&normalize_target(&r.target))
+            {
+                r.status = RowStatus::Skipped;
+                r.outcome = Some(SKIPPED_DNC.to_string());
+                r.next_at = None;
+                skipped.push(i);
+            }
+        }
+        skipped
+    }
+
     /// The rows to act on at `now`. `busy`: targets in other calls (callbacks);
     /// `other_calls`: those calls, which count against the concurrency limit.
     /// Rows returned as [`Step::Dial`] are in flight until [`Planner::finished`].
@@ -328,22 +346,15 @@ impl Planner {
         busy: &HashSet<String>,
         other_calls: usize,
     ) -> Vec<Step> {
-        let mut steps = Vec::new();
+        let mut steps: Vec<Step> = self
+            .skip_do_not_call()
+            .into_iter()
+            .map(Step::Skip)
+            .collect();
         let mut targets = self.busy_targets();
         targets.extend(busy.iter().cloned());
         for i in 0..self.rows.len() {
             if self.rows[i].status != RowStatus::Pending || self.in_flight.contains(&i) {
-                continue;
-            }
-            if self
-                .do_not_call
-                .contains(&normalize_target(&self.rows[i].target))
-            {
-                let r = &mut self.rows[i];
-                r.status = RowStatus::Skipped;
-                r.outcome = Some(SKIPPED_DNC.to_string());
-                r.next_at = None;
-                steps.push(Step::Skip(i));
                 continue;
             }
             if self.in_flight.len() + other_calls >= self.concurrency {
@@ -552,9 +563,14 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
         RetryPolicy::from_config(&config),
         dnc,
     );
-    let already = planner.is_done();
-    if already {
-        eprintln!("campaign {source}: every row is already finished");
+    // Skipped rows need no agent: a campaign of only those loads no models.
+    for i in planner.skip_do_not_call() {
+        let r = planner.row(i);
+        eprintln!("line {}: {} skipped (do-not-call list)", r.line, r.target);
+        store.save_campaign_row(campaign, r)?;
+    }
+    if planner.is_done() {
+        eprintln!("campaign {source}: every row is finished");
         return Ok(Summary {
             source,
             rows: planner.rows().to_vec(),
@@ -782,7 +798,7 @@ mod tests {
         );
         let mut p = planner("target\n1001\nsip:1005@pbx\n", 5, &["1005"]);
         let steps = p.next(t("2026-11-25T10:00:00+08:00"), &HashSet::new(), 0);
-        assert_eq!(steps, vec![Step::Dial(0), Step::Skip(1)]);
+        assert_eq!(steps, vec![Step::Skip(1), Step::Dial(0)]);
         assert_eq!(p.row(1).status, RowStatus::Skipped);
         assert_eq!(p.row(1).attempts, 0);
     }
