@@ -30,7 +30,7 @@ fn write_config(dir: &Path, kam: &Kamailio) -> PathBuf {
         format!(
             "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
 rtp_port_min = {rtp}\nrtp_port_max = {}\n\
-[agent]\nscript = \"{}\"\nring_timeout_s = 3\n[agent.vars]\nname = \"客户\"\n\
+[agent]\nscript = \"{}\"\nring_timeout_s = 3\n\
 [agent.campaign]\nconcurrency = 3\nmax_attempts = 2\nretry_delays_s = [2]\ndo_not_call = [\"1009\"]\ndo_not_call_file = \"dnc.txt\"\n\
 [console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
             free_port(),

@@ -577,7 +577,14 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
         });
     }
 
-    let mut agent = agent::start_agent(&config).await?;
+    // The agent checks the script against `[agent.vars]` at start-up; the CSV's
+    // columns fill the same placeholders per call, so blank defaults stand in for
+    // them there (and for inbound calls answered meanwhile).
+    let mut agent_config = config.clone();
+    for key in callees.iter().flat_map(|c| c.vars.keys()) {
+        agent_config.agent.vars.entry(key.clone()).or_default();
+    }
+    let mut agent = agent::start_agent(&agent_config).await?;
     let mut callbacks = Scheduler::open(&config)?;
     let progress = Progress::new(&planner);
     let mut calls: HashMap<String, usize> = HashMap::new();
