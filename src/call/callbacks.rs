@@ -7,6 +7,11 @@
 //! callback is claimed in the store first (attempt counted, due time moved past
 //! the call as a lease), then [`resolve`] turns the call's end into done, a
 //! retry later, or failed after a bounded number of attempts.
+//!
+//! `campaign` dials the callbacks that fall due while it runs (they share its
+//! concurrency limit); those due later are left to `serve` or the next run.
+//! A callback being dialled when the agent stops stays claimed until its lease
+//! ends, then is dialled again (its attempt counted).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -305,6 +310,13 @@ impl Scheduler {
             &self.policy,
         );
         tracing::info!(callback = f.callback, outcome = %ended.outcome, resolution = ?r, "callback call ended");
+        if ended.outcome == "do_not_call" {
+            let at = now_local().to_rfc3339();
+            let target = super::campaign::normalize_target(&f.target);
+            if let Err(e) = self.store.add_do_not_call(&target, "callee asked", &at) {
+                tracing::error!(error = %e, "cannot add to the do-not-call list");
+            }
+        }
         self.apply(f.callback, r, ended.record_id.or(f.record_id));
         true
     }
