@@ -59,11 +59,11 @@ pub fn load_script(config: &Config) -> Result<Script, CallError> {
 }
 
 /// The agent once started: SIP, engines, console, and the calls in progress.
-struct Running {
+pub(super) struct Running {
     ctx: Ctx,
     calls: HashMap<String, LiveCall>,
     commands: UnboundedSender<Command>,
-    events: tokio::sync::mpsc::UnboundedReceiver<SipEvent>,
+    pub(super) events: tokio::sync::mpsc::UnboundedReceiver<SipEvent>,
     task: tokio::task::JoinHandle<()>,
     console: Option<ConsoleServer>,
 }
@@ -71,13 +71,21 @@ struct Running {
 /// Runs the agent until Ctrl-C / SIGTERM.
 pub async fn serve(config: Config) -> Result<(), CallError> {
     let mut agent = start_agent(&config).await?;
+    let mut callbacks = super::callbacks::Scheduler::open(&config)?;
+    let mut poll = tokio::time::interval(callbacks.poll_interval());
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             ev = agent.events.recv() => {
                 let Some(ev) = ev else { break };
-                agent.ctx.on_event(ev, &mut agent.calls);
+                if let Some(ended) = agent.handle(ev) {
+                    callbacks.on_finished(&ended);
+                }
+            }
+            _ = poll.tick() => {
+                let free = config.sip.max_calls.saturating_sub(agent.live_calls());
+                callbacks.poll(&mut agent, &Default::default(), free);
             }
             _ = &mut shutdown => break,
         }
@@ -120,7 +128,7 @@ pub async fn dial(
 
 impl Running {
     /// Hangs up, un-registers, stops the console.
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         tracing::info!("shutting down: hanging up calls and un-registering");
         let _ = self.commands.send(Command::Shutdown);
         while let Some(ev) = self.events.recv().await {
@@ -136,7 +144,7 @@ impl Running {
     }
 }
 
-async fn start_agent(config: &Config) -> Result<Running, CallError> {
+pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
     let config = config.clone();
     let paths = ModelPaths::in_cache(&config.models_dir());
     let script = Arc::new(load_script(&config)?);
@@ -219,6 +227,7 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
         commands: commands.clone(),
         requests: req_tx,
         hub,
+        ring_timeout: std::time::Duration::from_secs(config.agent.ring_timeout_s),
     };
     Ok(Running {
         ctx,
@@ -230,7 +239,7 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
     })
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -255,10 +264,9 @@ struct Ctx {
     commands: UnboundedSender<Command>,
     requests: Sender<CallRequest>,
     hub: ConsoleHub,
+    /// How long an outbound call may ring before it counts as not answered.
+    ring_timeout: std::time::Duration,
 }
-
-/// How long an outbound call may ring before it counts as not answered.
-const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// Outcome label for a call that ended before it was answered.
 fn unanswered_outcome(reason: &EndReason) -> &'static str {
@@ -325,7 +333,7 @@ impl Ctx {
                 call_id: call_id.clone(),
                 target: target.to_string(),
                 media: LocalMedia::new(local),
-                ring_timeout: RING_TIMEOUT,
+                ring_timeout: self.ring_timeout,
             })
             .map_err(|_| CallError::Thread("the SIP agent has stopped".into()))?;
         calls.insert(
@@ -540,4 +548,56 @@ fn end_call(call: &mut LiveCall) -> Option<String> {
         tracing::debug!(?report, "media session stopped");
     }
     outcome
+}
+
+// ---- Outbound dialling for campaigns and callbacks (issue 7, item 5) ----
+
+/// A call that ended, as campaigns and the callback scheduler see it.
+#[derive(Debug, Clone)]
+pub(super) struct Finished {
+    /// SIP Call-ID (what [`Running::place`] returned).
+    pub call_id: String,
+    /// The call's record, when one was created.
+    pub record_id: Option<i64>,
+    /// Whether the call was answered (the dialogue ran).
+    pub answered: bool,
+    /// Dialogue outcome, or busy / no_answer / declined / not_found / failed.
+    pub outcome: String,
+}
+
+impl Running {
+    /// Places an outbound call; returns its SIP Call-ID and record id.
+    pub(super) fn place(
+        &mut self,
+        target: &str,
+        vars: std::collections::BTreeMap<String, String>,
+    ) -> Result<(String, Option<i64>), CallError> {
+        let call_id = self.ctx.place_call(target, vars, &mut self.calls)?;
+        let record_id = self.calls.get(&call_id).and_then(|c| c.record_id);
+        Ok((call_id, record_id))
+    }
+
+    /// Calls in progress (ringing or answered, either direction).
+    pub(super) fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Handles one SIP event; returns the call that ended with it, if any.
+    pub(super) fn handle(&mut self, ev: SipEvent) -> Option<Finished> {
+        let ended = match &ev {
+            SipEvent::Call(CallEvent::Ended { call_id, .. }) => self
+                .calls
+                .get(call_id)
+                .map(|c| (call_id.clone(), c.thread.is_some(), c.record_id)),
+            _ => None,
+        };
+        let outcome = self.ctx.on_event(ev, &mut self.calls);
+        let (call_id, answered, record_id) = ended?;
+        Some(Finished {
+            call_id,
+            record_id,
+            answered,
+            outcome: outcome.unwrap_or_else(|| "failed".to_string()),
+        })
+    }
 }

@@ -14,13 +14,16 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+mod campaigns;
+pub use campaigns::{CallbackState, CampaignRow, RowStatus};
+
 /// Current schema version (`PRAGMA user_version`): one per entry of [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Schema migrations, applied in order; entry `i` takes the database from
 /// version `i` to `i + 1`. Append only: a released entry never changes, because
 /// databases in the field have already run it.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, campaigns::SCHEMA_V4];
 
 /// Errors of the record store.
 #[derive(Debug, thiserror::Error)]
