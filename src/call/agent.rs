@@ -48,6 +48,32 @@ struct LiveCall {
     direction: Direction,
     vars: std::collections::BTreeMap<String, String>,
     record_id: Option<i64>,
+    /// The script this call runs (per called user for inbound calls).
+    script: Arc<Script>,
+}
+
+/// Loads the per-user scripts of `[agent.scripts_by_user]`, keyed by user part.
+pub fn load_user_scripts(config: &Config) -> Result<HashMap<String, Arc<Script>>, CallError> {
+    let mut out = HashMap::new();
+    for (user, path) in &config.agent.scripts_by_user {
+        out.insert(user.clone(), Arc::new(Script::load(path)?));
+    }
+    Ok(out)
+}
+
+/// The user part of a SIP URI or name-addr (`"Bob" <sip:4001@pbx;x=y>` → `4001`).
+fn user_part(uri: &str) -> Option<&str> {
+    let inner = match (uri.find('<'), uri.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &uri[a + 1..b],
+        _ => uri,
+    };
+    let rest = inner
+        .trim()
+        .strip_prefix("sips:")
+        .or_else(|| inner.trim().strip_prefix("sip:"))
+        .or_else(|| inner.trim().strip_prefix("tel:"))?;
+    let user = rest.split(['@', ';', '?', '>']).next()?;
+    (!user.is_empty() && rest.contains('@') || inner.trim().starts_with("tel:")).then_some(user)
 }
 
 /// Loads the script the config names, or the embedded demo.
@@ -103,7 +129,7 @@ pub async fn dial(
     vars: std::collections::BTreeMap<String, String>,
 ) -> Result<String, CallError> {
     let mut agent = start_agent(&config).await?;
-    let call_id = agent.ctx.place_call(target, vars, &mut agent.calls)?;
+    let call_id = agent.ctx.place_call(target, vars, None, &mut agent.calls)?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut outcome = None;
@@ -148,6 +174,7 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
     let config = config.clone();
     let paths = ModelPaths::in_cache(&config.models_dir());
     let script = Arc::new(load_script(&config)?);
+    let scripts_by_user = load_user_scripts(&config)?;
     let vars = config.agent.vars.clone();
     tracing::info!(script = %script.source, "loading speech models");
     let engines = {
@@ -157,13 +184,13 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
             .await
             .map_err(|e| CallError::Thread(e.to_string()))??
     };
-    // Every fixed line is synthesized now, so replies never wait for TTS.
-    let probe = Conversation::new(&script, &vars, chrono::Local::now().fixed_offset())?;
-    let fixed: Vec<String> = probe
-        .all_fixed_lines()
-        .into_iter()
-        .map(|l| l.text)
-        .collect();
+    // Every fixed line of every script is synthesized now, so replies never wait
+    // for TTS.
+    let mut fixed: Vec<String> = Vec::new();
+    for s in std::iter::once(&script).chain(scripts_by_user.values()) {
+        let probe = Conversation::new(s, &vars, chrono::Local::now().fixed_offset())?;
+        fixed.extend(probe.all_fixed_lines().into_iter().map(|l| l.text));
+    }
     let failed = {
         let engines = engines.clone();
         tokio::task::spawn_blocking(move || engines.prepare_lines(fixed.iter().map(String::as_str)))
@@ -223,6 +250,7 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
         engines,
         records,
         script,
+        scripts_by_user,
         vars,
         commands: commands.clone(),
         requests: req_tx,
@@ -260,6 +288,8 @@ struct Ctx {
     engines: Arc<SpeechEngines>,
     records: RecordWriter,
     script: Arc<Script>,
+    /// `[agent.scripts_by_user]`: inbound calls to these users run their own script.
+    scripts_by_user: HashMap<String, Arc<Script>>,
     vars: std::collections::BTreeMap<String, String>,
     commands: UnboundedSender<Command>,
     requests: Sender<CallRequest>,
@@ -296,15 +326,37 @@ impl Ctx {
         None
     }
 
+    /// The script for an inbound call to `to` (the To header or request URI).
+    fn script_for(&self, to: &str) -> Arc<Script> {
+        user_part(to)
+            .and_then(|u| self.scripts_by_user.get(u))
+            .unwrap_or(&self.script)
+            .clone()
+    }
+
+    /// A loaded script by its source (a callback runs its original call's script
+    /// when this agent still has it), else the default.
+    fn script_by_source(&self, source: Option<&str>) -> Arc<Script> {
+        source
+            .and_then(|src| {
+                std::iter::once(&self.script)
+                    .chain(self.scripts_by_user.values())
+                    .find(|s| s.source == src)
+            })
+            .unwrap_or(&self.script)
+            .clone()
+    }
+
     fn new_record(
         &self,
+        script: &Script,
         direction: Direction,
         peer: &str,
         vars: &std::collections::BTreeMap<String, String>,
     ) -> Option<i64> {
         self.records
             .start_call(
-                &self.script.source,
+                &script.source,
                 direction.as_str(),
                 Some(peer),
                 vars,
@@ -319,14 +371,16 @@ impl Ctx {
         &self,
         target: &str,
         vars: std::collections::BTreeMap<String, String>,
+        script: Option<&str>,
         calls: &mut HashMap<String, LiveCall>,
     ) -> Result<String, CallError> {
+        let script = self.script_by_source(script);
         let call_id = crate::sip::new_call_id();
         let mut cfg = MediaConfig::new(self.local_ip, None, G711::Pcmu);
         cfg.tap_outbound = true;
         let media = MediaSession::start(&self.ports, cfg)?;
         let local: SocketAddr = media.local_rtp();
-        let record_id = self.new_record(Direction::Outbound, target, &vars);
+        let record_id = self.new_record(&script, Direction::Outbound, target, &vars);
         tracing::info!(%call_id, target, "placing call");
         self.commands
             .send(Command::PlaceCall {
@@ -346,6 +400,7 @@ impl Ctx {
                 direction: Direction::Outbound,
                 vars,
                 record_id,
+                script,
             },
         );
         Ok(call_id)
@@ -360,6 +415,7 @@ impl Ctx {
             CallEvent::IncomingCall {
                 call_id,
                 from,
+                to,
                 remote,
                 ..
             } => {
@@ -384,6 +440,7 @@ impl Ctx {
                                 direction: Direction::Inbound,
                                 vars: self.vars.clone(),
                                 record_id: None,
+                                script: self.script_for(&to),
                             },
                         );
                     }
@@ -401,7 +458,12 @@ impl Ctx {
                 if let Some(call) = calls.get_mut(&call_id) {
                     let _span = crate::logging::call_span(&call_id).entered();
                     if call.record_id.is_none() {
-                        call.record_id = self.new_record(call.direction, &call.peer, &call.vars);
+                        call.record_id = self.new_record(
+                            &call.script.clone(),
+                            call.direction,
+                            &call.peer,
+                            &call.vars,
+                        );
                     }
                     self.start_call_thread(&call_id, call, &negotiated);
                 }
@@ -480,7 +542,7 @@ impl Ctx {
             call_id: call_id.to_string(),
             peer: call.peer.clone(),
             direction: call.direction,
-            script: self.script.clone(),
+            script: call.script.clone(),
             vars: call.vars.clone(),
             tuning: CallTuning::default(),
             record_id,
@@ -489,7 +551,7 @@ impl Ctx {
         let (publisher, control) = self.hub.start_call(CallInfo {
             id: record_id.map_or_else(|| call_id.to_string(), |id| id.to_string()),
             caller: call.peer.clone(),
-            script: self.script.source.clone(),
+            script: call.script.source.clone(),
             started_at: chrono::Utc::now(),
         });
         let console = Some(ConsoleLink { publisher, control });
@@ -571,8 +633,9 @@ impl Running {
         &mut self,
         target: &str,
         vars: std::collections::BTreeMap<String, String>,
+        script: Option<&str>,
     ) -> Result<(String, Option<i64>), CallError> {
-        let call_id = self.ctx.place_call(target, vars, &mut self.calls)?;
+        let call_id = self.ctx.place_call(target, vars, script, &mut self.calls)?;
         let record_id = self.calls.get(&call_id).and_then(|c| c.record_id);
         Ok((call_id, record_id))
     }
@@ -599,5 +662,23 @@ impl Running {
             answered,
             outcome: outcome.unwrap_or_else(|| "failed".to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_part;
+
+    #[test]
+    fn the_called_user_is_found_in_uris_and_name_addrs() {
+        assert_eq!(user_part("sip:4001@pbx.example.com"), Some("4001"));
+        assert_eq!(
+            user_part("\"Hotline\" <sip:4002@10.0.0.1:5060;transport=udp>;tag=ab"),
+            Some("4002")
+        );
+        assert_eq!(user_part("<sips:bot@127.0.0.1>"), Some("bot"));
+        assert_eq!(user_part("tel:+861012345678"), Some("+861012345678"));
+        assert_eq!(user_part("sip:pbx.example.com"), None);
+        assert_eq!(user_part("garbage"), None);
     }
 }

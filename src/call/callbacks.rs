@@ -274,7 +274,7 @@ impl Scheduler {
                     }
                     let attempts = cb.attempts + 1;
                     tracing::info!(callback = cb.id, %target, attempts, "dialling a callback");
-                    match agent.place(&target, vars) {
+                    match agent.place(&target, vars, cb.script.as_deref()) {
                         Ok((call_id, record_id)) => {
                             placed += 1;
                             self.in_flight.insert(
@@ -377,6 +377,7 @@ mod tests {
             attempts,
             last_error: None,
             dialled_call_id: None,
+            script: None,
         }
     }
 

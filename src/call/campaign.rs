@@ -618,7 +618,7 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
                             let r = planner.row(i).clone();
                             let mut vars = config.agent.vars.clone();
                             vars.extend(r.vars.clone());
-                            match agent.place(&r.target, vars) {
+                            match agent.place(&r.target, vars, None) {
                                 Ok((call_id, record_id)) => {
                                     planner.placed(i, record_id);
                                     calls.insert(call_id, i);

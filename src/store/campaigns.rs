@@ -104,6 +104,8 @@ pub struct CallbackState {
     pub last_error: Option<String>,
     /// Record id of the call that dialled the callback.
     pub dialled_call_id: Option<i64>,
+    /// The original call's script (its source: a path or `embedded:…`).
+    pub script: Option<String>,
 }
 
 fn vars_from_json(s: &str) -> BTreeMap<String, String> {
@@ -208,11 +210,12 @@ impl Store {
             attempts: r.get::<_, i64>(7)?.max(0) as u32,
             last_error: r.get(8)?,
             dialled_call_id: r.get(9)?,
+            script: r.get(10)?,
         })
     }
 
     const CALLBACK_COLUMNS: &'static str =
-        "SELECT b.id, b.call_id, b.due_at, b.status, b.target, c.peer, c.vars_json, b.attempts, b.last_error, b.dialled_call_id
+        "SELECT b.id, b.call_id, b.due_at, b.status, b.target, c.peer, c.vars_json, b.attempts, b.last_error, b.dialled_call_id, c.script
          FROM callbacks b LEFT JOIN calls c ON c.id = b.call_id";
 
     /// Every pending callback with its original call's peer and variables. Due
