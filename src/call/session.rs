@@ -282,18 +282,19 @@ pub fn run_call(
                     });
                 }
                 lp.poll_console();
-                let frame16 = resampler.process_i16(&frame.samples)?;
-                let event = turn.push_frame(frame16)?;
-                let prob = turn.last_probability();
+                // Barge-in first: the flush must reach the pacer before the next tick,
+                // so it does not wait for the VAD and resampler below.
                 lp.feed_playback();
                 let speaking = lp.agent_speaking();
-                let verdict = barge.on_received(&frame8, prob, speaking);
+                let verdict = barge.on_received(&frame8, speaking);
                 if verdict == FrameVerdict::BargeIn && !lp.taken_over && lp.barge_in(frame.at) {
                     barge.reset();
                 }
                 if !speaking {
                     barge.reset();
                 }
+                let frame16 = resampler.process_i16(&frame.samples)?;
+                let event = turn.push_frame(frame16)?;
                 if let Some(ev) = event {
                     // While the agent talks, only a confirmed barge-in opens a turn: the
                     // endpointer otherwise reacts to the agent's own echo.
