@@ -219,6 +219,10 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
         commands: commands.clone(),
         requests: req_tx,
         hub,
+        recordings: config
+            .agent
+            .record_audio
+            .then(|| super::recording::default_dir(&config.store_path())),
     };
     Ok(Running {
         ctx,
@@ -255,6 +259,8 @@ struct Ctx {
     commands: UnboundedSender<Command>,
     requests: Sender<CallRequest>,
     hub: ConsoleHub,
+    /// Folder for call recordings when `agent.record_audio` is on.
+    recordings: Option<std::path::PathBuf>,
 }
 
 /// How long an outbound call may ring before it counts as not answered.
@@ -476,6 +482,10 @@ impl Ctx {
             vars: call.vars.clone(),
             tuning: CallTuning::default(),
             record_id,
+            recording: self
+                .recordings
+                .as_deref()
+                .map(|dir| super::recording::path_for(dir, record_id, call_id)),
         };
         // The console shows live and finished calls under the record's id.
         let (publisher, control) = self.hub.start_call(CallInfo {

@@ -4,6 +4,7 @@
 //! * [`session`]: one call's loop (VAD, endpointing, ASR, dialogue, playback, barge-in);
 //! * [`engines`]: the speech models shared by every call;
 //! * [`records`]: the call-record writer thread;
+//! * [`recording`]: the stereo WAV of a call, written off the real-time path;
 //! * [`barge_in`], [`timing`], [`health`]: sans-IO pieces (echo-aware barge-in, turn
 //!   timing, answer rate and alert level).
 
@@ -11,6 +12,7 @@ pub mod agent;
 pub mod barge_in;
 pub mod engines;
 pub mod health;
+pub mod recording;
 pub mod records;
 pub mod session;
 pub mod timing;

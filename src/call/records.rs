@@ -29,6 +29,10 @@ enum Write {
         outcome: String,
         ended_at: String,
     },
+    Recording {
+        call_id: i64,
+        path: String,
+    },
 }
 
 /// Handle to the record writer thread; cheap to clone.
@@ -107,6 +111,22 @@ impl RecordWriter {
     }
 }
 
+impl RecordWriter {
+    /// Queues the path of the call's finished WAV recording.
+    pub fn set_recording(&self, call_id: i64, path: &std::path::Path) {
+        let w = Write::Recording {
+            call_id,
+            path: path.display().to_string(),
+        };
+        if self.tx.send(w).is_err() {
+            tracing::error!(
+                call_id,
+                "record writer stopped; the recording path was not saved"
+            );
+        }
+    }
+}
+
 fn writer_loop(mut store: Store, rx: Receiver<Write>) {
     for w in rx {
         match w {
@@ -135,6 +155,11 @@ fn writer_loop(mut store: Store, rx: Receiver<Write>) {
             } => {
                 if let Err(e) = store.end_call(call_id, &outcome, &ended_at) {
                     tracing::error!(call_id, error = %e, "closing a call record failed");
+                }
+            }
+            Write::Recording { call_id, path } => {
+                if let Err(e) = store.set_recording(call_id, &path) {
+                    tracing::error!(call_id, error = %e, "saving the recording path failed");
                 }
             }
         }

@@ -37,6 +37,7 @@ use crate::vad::{EndpointConfig, EndpointEvent, TurnDetector};
 
 use super::barge_in::{BargeInConfig, BargeInDetector, FrameVerdict};
 use super::engines::{Line8k, SpeechEngines};
+use super::recording::CallRecorder;
 use super::records::RecordWriter;
 use super::timing::TurnTiming;
 use super::CallError;
@@ -95,6 +96,8 @@ pub struct CallSetup {
     pub tuning: CallTuning,
     /// The call's record, created at set-up (`None` if the store refused it).
     pub record_id: Option<i64>,
+    /// Where to record the call's stereo WAV (`None`: no recording).
+    pub recording: Option<std::path::PathBuf>,
 }
 
 /// The media side of a call, from the RTP session.
@@ -250,6 +253,11 @@ pub fn run_call(
         taken_over: false,
     };
     let mut last_sent = [0i16; FRAME_8K];
+    let mut recorder = setup.recording.as_deref().and_then(|path| {
+        CallRecorder::start(path)
+            .map_err(|e| tracing::error!(error = %e, "the call is not recorded"))
+            .ok()
+    });
     let opening = lp.conv.opening(now_local());
     lp.apply(opening.actions, None, None);
     // The greeting is the turn the callee answers to; its record is written now.
@@ -265,6 +273,9 @@ pub fn run_call(
                         *d = *s as f32 / 32768.0;
                     }
                     barge.on_sent(&sent8);
+                    if let Some(r) = recorder.as_mut() {
+                        r.on_sent(&sent.samples);
+                    }
                     last_sent = sent.samples;
                     if sent.speech && lp.awaiting_first_rtp {
                         lp.awaiting_first_rtp = false;
@@ -273,6 +284,9 @@ pub fn run_call(
                 }
                 for (d, s) in frame8.iter_mut().zip(frame.samples.iter()) {
                     *d = *s as f32 / 32768.0;
+                }
+                if let Some(r) = recorder.as_mut() {
+                    r.on_received(&frame.samples);
                 }
                 if let Some(c) = &lp.console {
                     c.publisher.audio(&CallAudioFrame {
@@ -359,14 +373,30 @@ pub fn run_call(
     if let Some(a) = &lp.asr {
         a.cancel.cancel();
     }
+    let recording = recorder.and_then(|r| {
+        let dropped = r.dropped();
+        match r.finish() {
+            Ok((path, frames)) => {
+                tracing::info!(path = %path.display(), frames, dropped, "call recorded");
+                Some(path)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the call recording is incomplete");
+                None
+            }
+        }
+    });
     if let Some(id) = record_id {
+        if let Some(path) = &recording {
+            records.set_recording(id, path);
+        }
         records.end_call(id, outcome.as_str(), &now_local().to_rfc3339());
     }
     if let Some(c) = lp.console.take() {
         c.publisher.end(CallEnd {
             outcome: outcome.as_str().to_string(),
             fields: lp.conv.fields().clone(),
-            recording: None,
+            recording: recording.clone(),
         });
     }
     lp.report.outcome = outcome;

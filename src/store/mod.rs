@@ -187,6 +187,8 @@ pub struct CallDetail {
     pub fields: BTreeMap<String, String>,
     pub callbacks: Vec<CallbackRow>,
     pub turns: Vec<StoredTurn>,
+    /// The call's stereo WAV (caller left, agent right), when it was recorded.
+    pub recording: Option<String>,
 }
 
 /// The records database.
@@ -354,6 +356,15 @@ impl Store {
         Ok(())
     }
 
+    /// Points the call at its WAV recording.
+    pub fn set_recording(&mut self, call_id: i64, path: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE calls SET recording = ?2 WHERE id = ?1",
+            params![call_id, path],
+        )?;
+        Ok(())
+    }
+
     /// Records when the first RTP packet of a reply left (epoch ms), known
     /// only after the turn was written.
     pub fn set_first_reply_rtp(
@@ -442,10 +453,10 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        let (vars, steps): (String, String) = self.conn.query_row(
-            "SELECT vars_json, steps_json FROM calls WHERE id = ?1",
+        let (vars, steps, recording): (String, String, Option<String>) = self.conn.query_row(
+            "SELECT vars_json, steps_json, recording FROM calls WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let mut st = self
             .conn
@@ -503,6 +514,7 @@ impl Store {
             fields,
             callbacks,
             turns,
+            recording,
         })
     }
 }
