@@ -22,8 +22,10 @@
 //!
 //! [`BargeInConfig::onset_frames`] consecutive voiced frames while the agent plays fire a
 //! barge-in (40 ms by default); the pacer flushes the playback on the very next packet.
-//! The first [`WARMUP_FRAMES`] frames of line audio only teach the noise floor, so a noisy
-//! line does not interrupt the greeting the moment its first packet arrives.
+//! Until the line's noise floor is known ([`FLOOR_KNOWN_FRAMES`] non-silent frames), only
+//! speech-like frames (low zero-crossing rate, i.e. voiced) count, so a noisy line does not
+//! interrupt the greeting the moment its first packet arrives, while a caller on a
+//! digitally silent line is still heard from the first syllable.
 
 use crate::audio::FRAME_8K;
 
@@ -31,8 +33,10 @@ use crate::audio::FRAME_8K;
 pub const ECHO_WINDOW_MS: usize = 480;
 const ECHO_WINDOW: usize = ECHO_WINDOW_MS * 8; // samples at 8 kHz
 const HISTORY: usize = ECHO_WINDOW + FRAME_8K;
-/// Frames of line audio (after the first non-silent one) used only to learn the floor.
-pub const WARMUP_FRAMES: u32 = 10;
+/// Non-silent frames after which the noise floor is trusted.
+pub const FLOOR_KNOWN_FRAMES: u32 = 10;
+/// Zero-crossing rate under which a frame is speech-like (voiced) rather than noise-like.
+const SPEECH_ZCR: f32 = 0.35;
 /// Lags either side of the tracked echo delay tried before a full search.
 const TRACK_SPAN: usize = 8;
 /// Decimation of the coarse echo search (8 kHz → 2 kHz).
@@ -109,7 +113,8 @@ pub struct BargeInDetector {
     levels: [f32; FLOOR_FRAMES],
     level_pos: usize,
     floor: f32,
-    warmup: u32,
+    /// Non-silent frames learned into the floor (saturates).
+    known: u32,
     run: u32,
     fired: bool,
 }
@@ -142,7 +147,7 @@ impl BargeInDetector {
             levels: [f32::INFINITY; FLOOR_FRAMES],
             level_pos: 0,
             floor: 0.0,
-            warmup: 0,
+            known: 0,
             run: 0,
             fired: false,
         }
@@ -177,23 +182,14 @@ impl BargeInDetector {
         let frame = &frame[..n];
         let e_in: f32 = energy(frame);
         let ms = e_in / n.max(1) as f32;
-        if self.warmup < WARMUP_FRAMES {
-            // Learn the line's level before judging it (zeros before the first packet
-            // do not count).
-            if ms > SILENT_MS {
-                self.warmup += 1;
-                self.track_floor(ms);
-            }
-            self.run = 0;
-            return FrameVerdict::Quiet;
-        }
+        let floor_known = self.known >= FLOOR_KNOWN_FRAMES;
         let min_ms = db_to_ms(self.cfg.min_level_dbfs);
         let margin = db_to_ms(self.cfg.noise_margin_db);
         // Cheap exit: nothing above the floor, so neither caller nor echo matters.
         let loud = |r: f32, floor: f32| r >= min_ms && r >= floor * margin;
         let mut verdict = FrameVerdict::Quiet;
         let mut residual = ms;
-        if loud(ms, self.floor) {
+        if loud(ms, self.floor) && (floor_known || zcr(frame) < SPEECH_ZCR) {
             verdict = FrameVerdict::Voiced;
             if self.echo_possible() {
                 if let Some(fit) = self.fit_echo(frame, e_in) {
@@ -211,8 +207,11 @@ impl BargeInDetector {
                 }
             }
         }
-        if ms > SILENT_MS {
+        // Zeros say nothing about the line's noise; speech must not become the floor
+        // of a line whose noise is not known yet.
+        if ms > SILENT_MS && (floor_known || verdict != FrameVerdict::Voiced) {
             self.track_floor(residual);
+            self.known = self.known.saturating_add(1);
         }
         if verdict != FrameVerdict::Voiced {
             self.run = 0;
@@ -240,12 +239,12 @@ impl BargeInDetector {
     fn track_floor(&mut self, ms: f32) {
         self.levels[self.level_pos] = ms;
         self.level_pos = (self.level_pos + 1) % FLOOR_FRAMES;
-        self.floor = self
-            .levels
-            .iter()
-            .copied()
-            .fold(f32::INFINITY, f32::min)
-            .max(SILENT_MS);
+        let min = self.levels.iter().copied().fold(f32::INFINITY, f32::min);
+        self.floor = if min.is_finite() {
+            min.max(SILENT_MS)
+        } else {
+            0.0
+        };
     }
 
     /// Best explanation of `frame` as a scaled copy of recent outbound audio.
@@ -373,8 +372,83 @@ impl BargeInDetector {
     }
 }
 
+/// The lines in the playback queue, oldest (the one on the wire) first.
+///
+/// The pipeline queues a whole line ahead of the pacer, so "the line being fed" is not
+/// "the line being heard": barge-in must ask this tracker whether the line the caller
+/// is hearing may be cut, and what was cut. Capacity is fixed at construction.
+#[derive(Debug)]
+pub struct OnAir {
+    lines: std::collections::VecDeque<OnAirLine>,
+}
+
+/// A queued line and how much of it went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnAirLine {
+    pub text: String,
+    pub interruptible: bool,
+    pub frames: usize,
+    pub sent: usize,
+}
+
+impl Default for OnAir {
+    fn default() -> Self {
+        Self {
+            lines: std::collections::VecDeque::with_capacity(16),
+        }
+    }
+}
+
+impl OnAir {
+    /// A line of `frames` 20 ms frames was queued behind the others.
+    pub fn queued(&mut self, text: &str, interruptible: bool, frames: usize) {
+        if frames > 0 {
+            self.lines.push_back(OnAirLine {
+                text: text.to_string(),
+                interruptible,
+                frames,
+                sent: 0,
+            });
+        }
+    }
+
+    /// One queued (speech) frame left on the wire.
+    pub fn sent_frame(&mut self) {
+        if let Some(l) = self.lines.front_mut() {
+            l.sent += 1;
+            if l.sent >= l.frames {
+                self.lines.pop_front();
+            }
+        }
+    }
+
+    /// The line the caller is hearing now.
+    pub fn current(&self) -> Option<&OnAirLine> {
+        self.lines.front()
+    }
+
+    /// The playback was flushed: returns the line that was cut (if any) and forgets all.
+    pub fn flushed(&mut self) -> Option<OnAirLine> {
+        let cut = self.lines.pop_front();
+        self.lines.clear();
+        cut
+    }
+}
+
 fn energy(x: &[f32]) -> f32 {
     x.iter().map(|s| s * s).sum()
+}
+
+/// Share of adjacent samples that change sign.
+fn zcr(x: &[f32]) -> f32 {
+    if x.len() < 2 {
+        return 0.0;
+    }
+    let crossings = x
+        .windows(2)
+        .filter(|w| (w[0] >= 0.0) != (w[1] >= 0.0))
+        .count();
+    crossings as f32 / (x.len() - 1) as f32
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -578,6 +652,23 @@ mod tests {
     }
 
     #[test]
+    fn caller_on_a_digitally_silent_line_fires_at_once() {
+        // Peers that send zeros between words: no noise floor is ever learned, the
+        // first voiced frames must still count.
+        let agent = voice(0.3, 140.0, 8000 * 2);
+        let caller = voice(2.1, 230.0, 8000 * 2);
+        let mut d = BargeInDetector::new(BargeInConfig::default());
+        let fired = run(&mut d, &agent, |i| {
+            if i >= 50 {
+                caller[i * FRAME_8K..(i + 1) * FRAME_8K].to_vec()
+            } else {
+                vec![0.0; FRAME_8K]
+            }
+        });
+        assert_eq!(fired, Some(51));
+    }
+
+    #[test]
     fn no_barge_in_while_the_agent_is_silent() {
         let mut d = BargeInDetector::new(BargeInConfig::default());
         let caller = voice(1.0, 230.0, 8000);
@@ -601,5 +692,27 @@ mod tests {
                 FrameVerdict::Quiet
             );
         }
+    }
+
+    #[test]
+    fn on_air_follows_the_wire_not_the_queue() {
+        let mut a = OnAir::default();
+        a.queued("legal notice", false, 3);
+        a.queued("question", true, 2);
+        assert!(!a.current().unwrap().interruptible);
+        for _ in 0..3 {
+            a.sent_frame();
+        }
+        let cur = a.current().unwrap();
+        assert_eq!((cur.text.as_str(), cur.interruptible), ("question", true));
+        a.sent_frame();
+        let cut = a.flushed().unwrap();
+        assert_eq!(
+            (cut.text.as_str(), cut.sent, cut.frames),
+            ("question", 1, 2)
+        );
+        assert!(a.current().is_none());
+        a.sent_frame(); // nothing queued: no effect
+        assert!(a.flushed().is_none());
     }
 }
