@@ -289,7 +289,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Talk { .. } => not_yet("talk", 7, "local audio mode"),
+        Command::Talk { script, config } => {
+            let cfg = load_config(&config)?;
+            tingshuo::call::local::talk(&cfg, script.as_deref())?;
+            Ok(())
+        }
         Command::Console { action } => match action {
             ConsoleAction::AddOperator { name, config } => {
                 let cfg = load_config(&config)?;

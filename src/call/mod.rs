@@ -5,6 +5,7 @@
 //! * [`engines`]: the speech models shared by every call;
 //! * [`records`]: the call-record writer thread;
 //! * [`recording`]: the stereo WAV of a call, written off the real-time path;
+//! * [`local`]: `tingshuo talk`, a call on the computer's microphone and speaker;
 //! * [`barge_in`], [`timing`], [`health`]: sans-IO pieces (echo-aware barge-in, turn
 //!   timing, answer rate and alert level).
 
@@ -12,6 +13,7 @@ pub mod agent;
 pub mod barge_in;
 pub mod engines;
 pub mod health;
+pub mod local;
 pub mod recording;
 pub mod records;
 pub mod session;
@@ -34,6 +36,8 @@ pub enum CallError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Audio(#[from] crate::audio::AudioError),
+    #[error(transparent)]
+    Device(#[from] crate::audio::device::DeviceError),
     #[error(transparent)]
     Rtp(#[from] crate::rtp::RtpError),
     #[error(transparent)]
