@@ -266,4 +266,78 @@ mod tests {
         assert!(pcmu_payload(&p).is_none());
         assert!(pcmu_payload(&p[..40]).is_none());
     }
+
+    fn rms(x: &[f32]) -> f32 {
+        (x.iter().map(|s| s * s).sum::<f32>() / x.len().max(1) as f32).sqrt()
+    }
+
+    #[test]
+    fn bridge_carries_48k_microphone_to_rtp_and_rtp_to_the_speaker() {
+        let agent = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        agent
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let phone = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        phone
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let phone_addr = phone.local_addr().unwrap();
+        let (mut mic_tx, mut mic_rx) = rtrb::RingBuffer::<f32>::new(48_000);
+        let (mut spk_tx, mut spk_rx) = rtrb::RingBuffer::<f32>::new(48_000);
+        // Half a second of a 440 Hz tone at 48 kHz, amplitude 0.3.
+        for i in 0..24_000 {
+            let t = i as f32 / 48_000.0;
+            mic_tx
+                .push(0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin())
+                .unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let agent_addr = agent.local_addr().unwrap();
+        let bridge = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                bridge_loop(
+                    &phone,
+                    agent_addr,
+                    &mut mic_rx,
+                    &mut spk_tx,
+                    (48_000, 48_000),
+                    &stop,
+                )
+            })
+        };
+        // 25 packets of 20 ms, in sequence, carrying the tone at 8 kHz.
+        let mut buf = [0u8; 2048];
+        let mut tone = Vec::new();
+        for k in 0..25u16 {
+            let (n, _) = agent
+                .recv_from(&mut buf)
+                .expect("a packet per 20 ms of microphone");
+            assert_eq!(u16::from_be_bytes([buf[2], buf[3]]), k);
+            let mut pcm = [0i16; FRAME_8K];
+            G711::Pcmu.decode(pcmu_payload(&buf[..n]).unwrap(), &mut pcm);
+            tone.extend(pcm.iter().map(|&s| f32::from(s) / 32768.0));
+        }
+        let level = rms(&tone[FRAME_8K * 3..]);
+        assert!((level - 0.212).abs() < 0.03, "tone RMS {level}");
+        // The agent's packets come out of the speaker ring at 48 kHz.
+        let mut packet = [0u8; RTP_HEADER + FRAME_8K];
+        let pcm: Vec<i16> = (0..FRAME_8K)
+            .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * i as f32 / 8.0).sin()) as i16)
+            .collect();
+        for k in 0..10u16 {
+            write_rtp_header(&mut packet, k, u32::from(k) * 160, 9);
+            G711::Pcmu.encode(&pcm, &mut packet[RTP_HEADER..]);
+            agent.send_to(&packet, phone_addr).unwrap();
+        }
+        let end = std::time::Instant::now() + Duration::from_secs(2);
+        while spk_rx.slots() < 10 * 960 && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(spk_rx.slots(), 10 * 960, "10 frames at 48 kHz");
+        let out: Vec<f32> = (0..spk_rx.slots()).map(|_| spk_rx.pop().unwrap()).collect();
+        assert!(rms(&out[960 * 3..]) > 0.1, "speaker got the agent's audio");
+        stop.store(true, Ordering::Relaxed);
+        bridge.join().unwrap().unwrap();
+    }
 }
