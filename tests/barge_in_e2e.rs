@@ -566,6 +566,26 @@ fn barge_in_stops_the_agent_within_150_ms_and_its_own_echo_does_not() {
         .collect();
     eprintln!("agent log about recordings:\n{}", recorded.join("\n"));
     let path = recording_of(&agent.config, 3);
+    // The record remembers which line the caller cut off, and only that one.
+    let detail = records(&agent.config, &["show", "3"]);
+    let cut: Vec<&str> = detail["turns"]
+        .as_array()
+        .expect("turns")
+        .iter()
+        .filter(|t| t["interrupted"] == true)
+        .filter_map(|t| t["text"].as_str())
+        .collect();
+    assert_eq!(cut.len(), 1, "one interrupted line expected: {detail}");
+    assert!(cut[0].contains("晨光物业"), "the opening was cut: {cut:?}");
+    let reference_turns = records(&agent.config, &["show", "1"]);
+    assert!(
+        reference_turns["turns"]
+            .as_array()
+            .expect("turns")
+            .iter()
+            .all(|t| t["interrupted"] == false),
+        "nothing was interrupted in the silent call: {reference_turns}"
+    );
     let mut wav = hound::WavReader::open(&path).expect("recording is a WAV");
     let spec = wav.spec();
     assert_eq!(

@@ -33,6 +33,10 @@ enum Write {
         call_id: i64,
         path: String,
     },
+    Interrupted {
+        call_id: i64,
+        text: String,
+    },
 }
 
 /// Handle to the record writer thread; cheap to clone.
@@ -112,6 +116,20 @@ impl RecordWriter {
 }
 
 impl RecordWriter {
+    /// Queues marking the agent's latest line `text` as cut off by the caller.
+    pub fn mark_interrupted(&self, call_id: i64, text: &str) {
+        let w = Write::Interrupted {
+            call_id,
+            text: text.to_string(),
+        };
+        if self.tx.send(w).is_err() {
+            tracing::error!(
+                call_id,
+                "record writer stopped; an interruption was not recorded"
+            );
+        }
+    }
+
     /// Queues the path of the call's finished WAV recording.
     pub fn set_recording(&self, call_id: i64, path: &std::path::Path) {
         let w = Write::Recording {
@@ -157,6 +175,15 @@ fn writer_loop(mut store: Store, rx: Receiver<Write>) {
                     tracing::error!(call_id, error = %e, "closing a call record failed");
                 }
             }
+            Write::Interrupted { call_id, text } => match store
+                .mark_line_interrupted(call_id, &text)
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(call_id, line = %text, "interrupted line not found in the record")
+                }
+                Err(e) => tracing::error!(call_id, error = %e, "recording an interruption failed"),
+            },
             Write::Recording { call_id, path } => {
                 if let Err(e) = store.set_recording(call_id, &path) {
                     tracing::error!(call_id, error = %e, "saving the recording path failed");

@@ -650,6 +650,10 @@ impl CallLoop<'_> {
                 "caller barged in; playback stopped"
             ),
         }
+        if let (Some(id), Some(l)) = (self.record_id, &cut) {
+            self.flush_pending_turn();
+            self.records.mark_interrupted(id, &l.text);
+        }
         self.interrupted = cut;
         // Lines queued behind the interrupted one are dropped too: the caller's
         // new turn decides what comes next.

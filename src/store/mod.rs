@@ -356,6 +356,17 @@ impl Store {
         Ok(())
     }
 
+    /// Marks the latest agent line with `text` as cut off by barge-in (the call thread
+    /// knows the line, not its sequence number). Returns whether a line matched.
+    pub fn mark_line_interrupted(&mut self, call_id: i64, text: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = (SELECT MAX(seq) \
+             FROM turns WHERE call_id = ?1 AND speaker = 'agent' AND text = ?2)",
+            params![call_id, text],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Points the call at its WAV recording.
     pub fn set_recording(&mut self, call_id: i64, path: &str) -> Result<(), StoreError> {
         self.conn.execute(
