@@ -98,9 +98,34 @@ struct Agent {
     addr: SocketAddr,
 }
 
-fn start_agent(dir: &Path) -> Agent {
-    let script = dir.join("repair.md");
-    std::fs::write(&script, SCRIPT).expect("write script");
+/// A script whose first line is a legal notice marked non-interruptible (the opening
+/// is that same line, so the notice opens the call).
+const NOTICE_SCRIPT: &str = r#"# 晨光物业满意度回访（呼出）
+
+## 客服坐席（AI外呼）
+
+#### 角色
+晨光物业的回访专员。
+
+#### 分步流程和话术
+
+**第1步：录音告知（不可打断）**
+- "温馨提示，本次通话将全程录音，录音仅用于核实服务质量，我们会严格保护您的个人信息，不会用于其他用途。"
+
+**第2步：满意度**
+- "请问您对上周的维修服务满意吗？"
+
+#### 开场白
+"温馨提示，本次通话将全程录音，录音仅用于核实服务质量，我们会严格保护您的个人信息，不会用于其他用途。"
+
+#### 结束
+**结束条件：** 回访完成
+**结束语：** "感谢您的配合，再见。"
+"#;
+
+fn start_agent(dir: &Path, script_text: &str) -> Agent {
+    let script = dir.join("script.md");
+    std::fs::write(&script, script_text).expect("write script");
     let config = dir.join("tingshuo.toml");
     let sip_port = free_port();
     let rtp = (free_port_span(21) + 1) & !1;
@@ -435,7 +460,7 @@ fn barge_in_stops_the_agent_within_150_ms_and_its_own_echo_does_not() {
         dir.path(),
         "喂，不好意思打断一下，我家厨房的水管漏水了。",
     ));
-    let mut agent = start_agent(dir.path());
+    let mut agent = start_agent(dir.path(), SCRIPT);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -617,5 +642,42 @@ fn barge_in_stops_the_agent_within_150_ms_and_its_own_echo_does_not() {
         "caller channel lacks the caller's words ({voiced_caller} voiced frames, \
          {first_sent_voiced} voiced packets sent)"
     );
+    agent.proc.kill();
+
+    // A non-interruptible line (legal notice) plays through the caller's words.
+    let dir2 = tempfile::tempdir().expect("tempdir");
+    let mut agent = start_agent(dir2.path(), NOTICE_SCRIPT);
+    let audio = caller_audio.clone();
+    let w = call(
+        &rt,
+        agent.addr,
+        Mode::Talk { audio },
+        Duration::from_secs(25),
+        |w: &Wire| {
+            w.sent
+                .iter()
+                .find(|s| s.1 > VOICED_RMS)
+                .is_some_and(|s| s.0.elapsed() > Duration::from_millis(3000))
+        },
+    );
+    let held = match stop_time_ms(&w) {
+        Ok(ms) => ms,
+        // Never silent while we listened: the notice held.
+        Err(e) if e.contains("never went silent") => f64::INFINITY,
+        Err(e) => panic!("{e}; log:\n{}", agent.proc.log_text()),
+    };
+    assert!(
+        held > 2500.0,
+        "the non-interruptible notice stopped {held:.0} ms after the caller spoke; \
+         timeline {:?}; log:\n{}",
+        timeline(&w),
+        agent.proc.log_text()
+    );
+    assert_eq!(barge_ins_logged(&agent), 0, "{}", agent.proc.log_text());
+    if held.is_finite() {
+        eprintln!("non-interruptible notice: went silent {held:.0} ms after the caller spoke");
+    } else {
+        eprintln!("non-interruptible notice: played on through the caller's words");
+    }
     agent.proc.kill();
 }
