@@ -255,8 +255,8 @@ impl HistorySource for StoreHistory {
             fields: d.fields.clone(),
             transcript,
             turn_latencies_ms: latencies,
-            has_recording: false,
-            recording: None,
+            has_recording: d.recording.is_some(),
+            recording: d.recording.as_ref().map(PathBuf::from),
         }))
     }
 }
