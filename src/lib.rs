@@ -24,15 +24,3 @@ pub mod sip;
 pub mod store;
 pub mod tts;
 pub mod vad;
-
-/// Error returned by a CLI entry point whose feature has not landed yet.
-///
-/// The CLI contract is fixed before the features exist; a subcommand that cannot
-/// do its job yet says so plainly and exits non-zero instead of pretending.
-#[derive(Debug, thiserror::Error)]
-#[error("`tingshuo {command}` is not available yet: it lands with issue #{issue} ({what})")]
-pub struct NotYetAvailable {
-    pub command: &'static str,
-    pub issue: u32,
-    pub what: &'static str,
-}

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 use clap::{Args, Parser, Subcommand};
 use tingshuo::config::Config;
-use tingshuo::NotYetAvailable;
 
 #[derive(Parser)]
 #[command(
@@ -176,15 +175,6 @@ fn parse_vars(vars: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-fn not_yet(command: &'static str, issue: u32, what: &'static str) -> Result<()> {
-    Err(NotYetAvailable {
-        command,
-        issue,
-        what,
-    }
-    .into())
-}
-
 fn load_config(arg: &ConfigArg) -> Result<Config> {
     Ok(Config::load_or_default(arg.config.as_deref())?)
 }
@@ -292,7 +282,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Talk { .. } => not_yet("talk", 7, "local audio mode"),
+        Command::Talk { script, config } => {
+            let cfg = load_config(&config)?;
+            tingshuo::call::local::talk(&cfg, script.as_deref())?;
+            Ok(())
+        }
         Command::Console { action } => match action {
             ConsoleAction::AddOperator { name, config } => {
                 let cfg = load_config(&config)?;

@@ -4,6 +4,8 @@
 //! 20 ms frame at a time, with every buffer allocated up front so a call never allocates
 //! per frame. Offline work (TTS output, WAV files, test corpora) uses [`resample`].
 
+pub mod device;
+
 use std::path::Path;
 
 use rubato::{FftFixedIn, Resampler};

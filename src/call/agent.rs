@@ -256,6 +256,10 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
         requests: req_tx,
         hub,
         ring_timeout: std::time::Duration::from_secs(config.agent.ring_timeout_s),
+        recordings: config
+            .agent
+            .record_audio
+            .then(|| super::recording::default_dir(&config.store_path())),
     };
     Ok(Running {
         ctx,
@@ -296,6 +300,8 @@ struct Ctx {
     hub: ConsoleHub,
     /// How long an outbound call may ring before it counts as not answered.
     ring_timeout: std::time::Duration,
+    /// Folder for call recordings when `agent.record_audio` is on.
+    recordings: Option<std::path::PathBuf>,
 }
 
 /// Outcome label for a call that ended before it was answered.
@@ -546,6 +552,10 @@ impl Ctx {
             vars: call.vars.clone(),
             tuning: CallTuning::default(),
             record_id,
+            recording: self
+                .recordings
+                .as_deref()
+                .map(|dir| super::recording::path_for(dir, record_id, call_id)),
         };
         // The console shows live and finished calls under the record's id.
         let (publisher, control) = self.hub.start_call(CallInfo {

@@ -5,6 +5,8 @@
 //! * [`session`]: one call's loop (VAD, endpointing, ASR, dialogue, playback, barge-in);
 //! * [`engines`]: the speech models shared by every call;
 //! * [`records`]: the call-record writer thread;
+//! * [`recording`]: the stereo WAV of a call, written off the real-time path;
+//! * [`local`]: `tingshuo talk`, a call on the computer's microphone and speaker;
 //! * [`barge_in`], [`timing`], [`health`]: sans-IO pieces (echo-aware barge-in, turn
 //!   timing, answer rate and alert level).
 
@@ -14,6 +16,8 @@ pub mod callbacks;
 pub mod campaign;
 pub mod engines;
 pub mod health;
+pub mod local;
+pub mod recording;
 pub mod records;
 pub mod session;
 pub mod timing;
@@ -35,6 +39,8 @@ pub enum CallError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Audio(#[from] crate::audio::AudioError),
+    #[error(transparent)]
+    Device(#[from] crate::audio::device::DeviceError),
     #[error(transparent)]
     Rtp(#[from] crate::rtp::RtpError),
     #[error(transparent)]

@@ -29,6 +29,14 @@ enum Write {
         outcome: String,
         ended_at: String,
     },
+    Recording {
+        call_id: i64,
+        path: String,
+    },
+    Interrupted {
+        call_id: i64,
+        text: String,
+    },
 }
 
 /// Handle to the record writer thread; cheap to clone.
@@ -107,6 +115,36 @@ impl RecordWriter {
     }
 }
 
+impl RecordWriter {
+    /// Queues marking the agent's latest line `text` as cut off by the caller.
+    pub fn mark_interrupted(&self, call_id: i64, text: &str) {
+        let w = Write::Interrupted {
+            call_id,
+            text: text.to_string(),
+        };
+        if self.tx.send(w).is_err() {
+            tracing::error!(
+                call_id,
+                "record writer stopped; an interruption was not recorded"
+            );
+        }
+    }
+
+    /// Queues the path of the call's finished WAV recording.
+    pub fn set_recording(&self, call_id: i64, path: &std::path::Path) {
+        let w = Write::Recording {
+            call_id,
+            path: path.display().to_string(),
+        };
+        if self.tx.send(w).is_err() {
+            tracing::error!(
+                call_id,
+                "record writer stopped; the recording path was not saved"
+            );
+        }
+    }
+}
+
 fn writer_loop(mut store: Store, rx: Receiver<Write>) {
     for w in rx {
         match w {
@@ -135,6 +173,20 @@ fn writer_loop(mut store: Store, rx: Receiver<Write>) {
             } => {
                 if let Err(e) = store.end_call(call_id, &outcome, &ended_at) {
                     tracing::error!(call_id, error = %e, "closing a call record failed");
+                }
+            }
+            Write::Interrupted { call_id, text } => match store
+                .mark_line_interrupted(call_id, &text)
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(call_id, line = %text, "interrupted line not found in the record")
+                }
+                Err(e) => tracing::error!(call_id, error = %e, "recording an interruption failed"),
+            },
+            Write::Recording { call_id, path } => {
+                if let Err(e) = store.set_recording(call_id, &path) {
+                    tracing::error!(call_id, error = %e, "saving the recording path failed");
                 }
             }
         }

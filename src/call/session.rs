@@ -35,8 +35,9 @@ use crate::rtp::session::{InboundFrame, OutboundFrame, PlaybackQueue};
 use crate::rtp::DtmfEvent;
 use crate::vad::{EndpointConfig, EndpointEvent, TurnDetector};
 
-use super::barge_in::{BargeInConfig, BargeInDetector, FrameVerdict};
+use super::barge_in::{BargeInConfig, BargeInDetector, FrameVerdict, OnAir, OnAirLine};
 use super::engines::{Line8k, SpeechEngines};
+use super::recording::CallRecorder;
 use super::records::RecordWriter;
 use super::timing::TurnTiming;
 use super::CallError;
@@ -95,6 +96,8 @@ pub struct CallSetup {
     pub tuning: CallTuning,
     /// The call's record, created at set-up (`None` if the store refused it).
     pub record_id: Option<i64>,
+    /// Where to record the call's stereo WAV (`None`: no recording).
+    pub recording: Option<std::path::PathBuf>,
 }
 
 /// The media side of a call, from the RTP session.
@@ -196,6 +199,11 @@ struct CallLoop<'a> {
     console: Option<ConsoleLink>,
     /// An operator has taken the call over: the dialogue engine is paused.
     taken_over: bool,
+    /// Lines in the playback queue; the front one is what the caller hears.
+    on_air: OnAir,
+    /// The line the caller's barge-in cut, until the caller's turn is understood: said
+    /// again if that turn turns out to hold no words (a cough, a door).
+    interrupted: Option<OnAirLine>,
 }
 
 /// Runs a call to its end. Blocking: call it on the call's own thread.
@@ -248,8 +256,15 @@ pub fn run_call(
         hot_words: Arc::from(Vec::<String>::new()),
         console,
         taken_over: false,
+        on_air: OnAir::default(),
+        interrupted: None,
     };
     let mut last_sent = [0i16; FRAME_8K];
+    let mut recorder = setup.recording.as_deref().and_then(|path| {
+        CallRecorder::start(path)
+            .map_err(|e| tracing::error!(error = %e, "the call is not recorded"))
+            .ok()
+    });
     let opening = lp.conv.opening(now_local());
     lp.apply(opening.actions, None, None);
     // The greeting is the turn the callee answers to; its record is written now.
@@ -265,7 +280,15 @@ pub fn run_call(
                         *d = *s as f32 / 32768.0;
                     }
                     barge.on_sent(&sent8);
+                    if let Some(r) = recorder.as_mut() {
+                        r.on_sent(&sent.samples);
+                    }
                     last_sent = sent.samples;
+                    if sent.speech {
+                        lp.on_air.sent_frame();
+                        // Caller silence counts from the end of the agent's audio.
+                        lp.last_activity = sent.at;
+                    }
                     if sent.speech && lp.awaiting_first_rtp {
                         lp.awaiting_first_rtp = false;
                         lp.first_reply_sent(sent.at);
@@ -273,6 +296,9 @@ pub fn run_call(
                 }
                 for (d, s) in frame8.iter_mut().zip(frame.samples.iter()) {
                     *d = *s as f32 / 32768.0;
+                }
+                if let Some(r) = recorder.as_mut() {
+                    r.on_received(&frame.samples);
                 }
                 if let Some(c) = &lp.console {
                     c.publisher.audio(&CallAudioFrame {
@@ -282,22 +308,23 @@ pub fn run_call(
                     });
                 }
                 lp.poll_console();
-                let frame16 = resampler.process_i16(&frame.samples)?;
-                let event = turn.push_frame(frame16)?;
-                let prob = turn.last_probability();
+                // Barge-in first: the flush must reach the pacer before the next tick,
+                // so it does not wait for the VAD and resampler below.
                 lp.feed_playback();
                 let speaking = lp.agent_speaking();
-                let verdict = barge.on_received(&frame8, prob, speaking);
+                let verdict = barge.on_received(&frame8, speaking);
                 if verdict == FrameVerdict::BargeIn && !lp.taken_over && lp.barge_in(frame.at) {
                     barge.reset();
                 }
                 if !speaking {
                     barge.reset();
                 }
+                let frame16 = resampler.process_i16(&frame.samples)?;
+                let event = turn.push_frame(frame16)?;
                 if let Some(ev) = event {
                     // While the agent talks, only a confirmed barge-in opens a turn: the
                     // endpointer otherwise reacts to the agent's own echo.
-                    if !speaking || lp.playing.is_none() {
+                    if !speaking || (lp.playing.is_none() && lp.on_air.current().is_none()) {
                         lp.on_endpoint(ev, frame.at, &turn);
                     } else if matches!(ev, EndpointEvent::SpeechEnd { .. }) {
                         turn.drop_turn();
@@ -358,14 +385,30 @@ pub fn run_call(
     if let Some(a) = &lp.asr {
         a.cancel.cancel();
     }
+    let recording = recorder.and_then(|r| {
+        let dropped = r.dropped();
+        match r.finish() {
+            Ok((path, frames)) => {
+                tracing::info!(path = %path.display(), frames, dropped, "call recorded");
+                Some(path)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the call recording is incomplete");
+                None
+            }
+        }
+    });
     if let Some(id) = record_id {
+        if let Some(path) = &recording {
+            records.set_recording(id, path);
+        }
         records.end_call(id, outcome.as_str(), &now_local().to_rfc3339());
     }
     if let Some(c) = lp.console.take() {
         c.publisher.end(CallEnd {
             outcome: outcome.as_str().to_string(),
             fields: lp.conv.fields().clone(),
-            recording: None,
+            recording: recording.clone(),
         });
     }
     lp.report.outcome = outcome;
@@ -388,6 +431,7 @@ impl CallLoop<'_> {
                     self.taken_over = true;
                     self.playback.flush();
                     self.playing = None;
+                    self.on_air.flushed();
                     self.lines.clear();
                     while c.control.operator_audio.try_recv().is_ok() {}
                     let note = format!("（{operator} 接管通话 / took over）");
@@ -412,6 +456,7 @@ impl CallLoop<'_> {
                     record_line(self.records, self.record_id, "operator", note, None);
                     self.playback.flush();
                     self.playing = None;
+                    self.on_air.flushed();
                     self.lines.clear();
                     self.hangup_after_playback =
                         Some(self.conv.outcome().unwrap_or(Outcome::OperatorEnded));
@@ -559,6 +604,11 @@ impl CallLoop<'_> {
                     Some(l) if l.audio.is_some() => {
                         if let Some(l) = self.lines.pop_front() {
                             if let Some(audio) = l.audio {
+                                self.on_air.queued(
+                                    &l.text,
+                                    l.interruptible,
+                                    audio.len() / FRAME_8K,
+                                );
                                 self.playing = Some(Playing {
                                     text: l.text,
                                     interruptible: l.interruptible,
@@ -592,18 +642,34 @@ impl CallLoop<'_> {
     /// Stops the agent's line for a caller who started talking. Returns false when the
     /// line may not be interrupted.
     fn barge_in(&mut self, at: Instant) -> bool {
-        let interruptible = self
-            .playing
-            .as_ref()
-            .map(|p| p.interruptible)
-            .unwrap_or(true);
+        // The line on the wire decides; the one being fed only when none is out yet.
+        let interruptible = match self.on_air.current() {
+            Some(l) => l.interruptible,
+            None => self.playing.as_ref().is_none_or(|p| p.interruptible),
+        };
         if !interruptible {
             return false;
         }
         self.playback.flush();
-        if let Some(p) = self.playing.take() {
-            tracing::info!(line = %p.text, "caller barged in; playback stopped");
+        let fed = self.playing.take();
+        let cut = self.on_air.flushed();
+        match &cut {
+            Some(l) => tracing::info!(
+                line = %l.text,
+                heard_ms = l.sent * 20,
+                line_ms = l.frames * 20,
+                "caller barged in; playback stopped"
+            ),
+            None => tracing::info!(
+                line = fed.as_ref().map_or("", |p| p.text.as_str()),
+                "caller barged in; playback stopped"
+            ),
         }
+        if let (Some(id), Some(l)) = (self.record_id, &cut) {
+            self.flush_pending_turn();
+            self.records.mark_interrupted(id, &l.text);
+        }
+        self.interrupted = cut;
         // Lines queued behind the interrupted one are dropped too: the caller's
         // new turn decides what comes next.
         self.lines.clear();
@@ -721,8 +787,16 @@ impl CallLoop<'_> {
                 audio_ms = transcript.audio_ms,
                 "caller turn recognised as no words"
             );
+            // A barge-in on a noise: the caller missed the rest of the line; say it again.
+            if let Some(l) = self.interrupted.take() {
+                if !self.taken_over && !self.agent_speaking() {
+                    tracing::info!(line = %l.text, "resuming the line a noise interrupted");
+                    self.say(l.text, l.interruptible);
+                }
+            }
             return;
         }
+        self.interrupted = None;
         let kept: Vec<_> = transcript.segments.iter().filter(|s| !s.dropped).collect();
         let confidence = if kept.is_empty() {
             0.0
@@ -819,6 +893,10 @@ impl CallLoop<'_> {
         }
         let idle = !self.agent_speaking() && self.asr.is_none() && !self.taken_over;
         if idle && now.duration_since(self.last_activity) > self.setup.tuning.silence_timeout {
+            tracing::info!(
+                silent_ms = now.duration_since(self.last_activity).as_millis() as u64,
+                "the caller is silent; prompting again"
+            );
             self.last_activity = now;
             self.timing = TurnTiming::default();
             let result = self.conv.on_silence(now_local());

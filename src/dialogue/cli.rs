@@ -321,6 +321,9 @@ pub fn records_show(
         writeln!(out, "callback: {cb}")?;
     }
     writeln!(out, "steps: {}", d.steps.join(" → "))?;
+    if let Some(r) = &d.recording {
+        writeln!(out, "recording: {r}")?;
+    }
     for (k, v) in &d.fields {
         writeln!(out, "field {k}: {v}")?;
     }

@@ -218,6 +218,8 @@ pub struct CallDetail {
     pub fields: BTreeMap<String, String>,
     pub callbacks: Vec<CallbackRow>,
     pub turns: Vec<StoredTurn>,
+    /// The call's stereo WAV (caller left, agent right), when it was recorded.
+    pub recording: Option<String>,
 }
 
 /// The records database.
@@ -385,6 +387,26 @@ impl Store {
         Ok(())
     }
 
+    /// Marks the latest agent line with `text` as cut off by barge-in (the call thread
+    /// knows the line, not its sequence number). Returns whether a line matched.
+    pub fn mark_line_interrupted(&mut self, call_id: i64, text: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = (SELECT MAX(seq) \
+             FROM turns WHERE call_id = ?1 AND speaker = 'agent' AND text = ?2)",
+            params![call_id, text],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Points the call at its WAV recording.
+    pub fn set_recording(&mut self, call_id: i64, path: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE calls SET recording = ?2 WHERE id = ?1",
+            params![call_id, path],
+        )?;
+        Ok(())
+    }
+
     /// Records when the first RTP packet of a reply left (epoch ms), known
     /// only after the turn was written.
     pub fn set_first_reply_rtp(
@@ -473,10 +495,10 @@ impl Store {
             )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        let (vars, steps): (String, String) = self.conn.query_row(
-            "SELECT vars_json, steps_json FROM calls WHERE id = ?1",
+        let (vars, steps, recording): (String, String, Option<String>) = self.conn.query_row(
+            "SELECT vars_json, steps_json, recording FROM calls WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let mut st = self
             .conn
@@ -534,6 +556,7 @@ impl Store {
             fields,
             callbacks,
             turns,
+            recording,
         })
     }
 }
