@@ -24,6 +24,7 @@ use crate::rtp::session::{MediaConfig, MediaSession, PortAllocator};
 use crate::sip::sdp::{Codec, LocalMedia, Negotiated};
 use crate::sip::{CallEvent, Command, EndReason, SipEvent};
 
+use super::emergency::Emergency;
 use super::engines::SpeechEngines;
 use super::records::RecordWriter;
 use super::session::{
@@ -71,6 +72,17 @@ struct Running {
 /// Runs the agent until Ctrl-C / SIGTERM.
 pub async fn serve(config: Config) -> Result<(), CallError> {
     let mut agent = start_agent(&config).await?;
+    // Calls a crash left open are closed before any new call is recorded (the
+    // writer applies writes in order).
+    let started = chrono::Local::now().fixed_offset().to_rfc3339();
+    agent.ctx.records.apply(move |s| match s.close_interrupted(&started) {
+        Ok(ids) if !ids.is_empty() => tracing::warn!(
+            calls = ?ids,
+            "calls interrupted by the previous run closed as `interrupted` (their turns, fields and callbacks are kept)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot close calls interrupted by the previous run"),
+    });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -142,32 +154,73 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
     let script = Arc::new(load_script(&config)?);
     let vars = config.agent.vars.clone();
     tracing::info!(script = %script.source, "loading speech models");
-    let engines = {
+    let loaded = {
         let paths = paths.clone();
         let tts = config.tts.clone();
         tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, AsrConfig::default(), &tts))
             .await
-            .map_err(|e| CallError::Thread(e.to_string()))??
-    };
-    // Every fixed line is synthesized now, so replies never wait for TTS.
-    let probe = Conversation::new(&script, &vars, chrono::Local::now().fixed_offset())?;
-    let fixed: Vec<String> = probe
-        .all_fixed_lines()
-        .into_iter()
-        .map(|l| l.text)
-        .collect();
-    let failed = {
-        let engines = engines.clone();
-        tokio::task::spawn_blocking(move || engines.prepare_lines(fixed.iter().map(String::as_str)))
-            .await
             .map_err(|e| CallError::Thread(e.to_string()))?
     };
-    if failed > 0 {
-        tracing::warn!(failed, "some script lines could not be pre-synthesized");
+    // A missing or broken model must not become a crash loop: the agent answers
+    // every call with the emergency script instead, and says so loudly.
+    let (engines, startup_fault) = match loaded {
+        Ok(e) => (Some(e), None),
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "EMERGENCY MODE: the speech models could not be loaded, so every call gets the \
+                 emergency script (message + callback). Fix the models (`tingshuo models fetch`) and restart."
+            );
+            eprintln!("tingshuo: EMERGENCY MODE: {e}");
+            (
+                None,
+                Some(format!("speech models unavailable at start-up: {e}")),
+            )
+        }
+    };
+    if let Some(engines) = &engines {
+        // Every fixed line is synthesized now, so replies never wait for TTS.
+        let probe = Conversation::new(&script, &vars, chrono::Local::now().fixed_offset())?;
+        let fixed: Vec<String> = probe
+            .all_fixed_lines()
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        let failed = {
+            let engines = engines.clone();
+            tokio::task::spawn_blocking(move || {
+                engines.prepare_lines(fixed.iter().map(String::as_str))
+            })
+            .await
+            .map_err(|e| CallError::Thread(e.to_string()))?
+        };
+        if failed > 0 {
+            tracing::warn!(failed, "some script lines could not be pre-synthesized");
+        }
     }
+    let emergency_audio = {
+        let (cfg, engines, paths, tts) = (
+            config.emergency.clone(),
+            engines.clone(),
+            paths.clone(),
+            config.tts.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            super::emergency::prepare_audio(&cfg, engines.as_deref(), &paths, &tts)
+        })
+        .await
+        .map_err(|e| CallError::Thread(e.to_string()))?
+    };
     let records = RecordWriter::open(&config.store_path())?;
     // The console is supervision, not service: if it cannot start, calls still run.
     let hub = ConsoleHub::new();
+    let emergency = Emergency::new(
+        config.emergency.clone(),
+        emergency_audio,
+        config.messages_dir(),
+        startup_fault,
+        hub.clone(),
+    );
     let mut options = ConsoleOptions::from_config(&config, &hub);
     options.history = Arc::new(StoreHistory::new(config.store_path()));
     let console = match ConsoleServer::start(options, hub.clone()).await {
@@ -213,6 +266,7 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
         local_ip: config.sip.listen.ip(),
         ports,
         engines,
+        emergency,
         records,
         script,
         vars,
@@ -248,7 +302,9 @@ async fn shutdown_signal() {
 struct Ctx {
     local_ip: std::net::IpAddr,
     ports: Arc<PortAllocator>,
-    engines: Arc<SpeechEngines>,
+    /// `None` when the models could not load: every call runs the emergency script.
+    engines: Option<Arc<SpeechEngines>>,
+    emergency: Arc<Emergency>,
     records: RecordWriter,
     script: Arc<Script>,
     vars: std::collections::BTreeMap<String, String>,
@@ -476,6 +532,7 @@ impl Ctx {
             vars: call.vars.clone(),
             tuning: CallTuning::default(),
             record_id,
+            emergency: Some(self.emergency.clone()),
         };
         // The console shows live and finished calls under the record's id.
         let (publisher, control) = self.hub.start_call(CallInfo {
@@ -486,6 +543,7 @@ impl Ctx {
         });
         let console = Some(ConsoleLink { publisher, control });
         let engines = self.engines.clone();
+        let emergency = self.emergency.clone();
         let records = self.records.clone();
         let requests = self.requests.clone();
         let span = crate::logging::call_span(call_id);
@@ -493,7 +551,14 @@ impl Ctx {
             .name(format!("call-{}", &call_id[..call_id.len().min(8)]))
             .spawn(move || {
                 let _g = span.entered();
-                let r = run_call(setup, io, engines, records, sig_rx, requests, console);
+                let r = match engines {
+                    Some(engines) => {
+                        run_call(setup, io, engines, records, sig_rx, requests, console)
+                    }
+                    None => super::emergency::run_call(
+                        &emergency, setup, io, records, sig_rx, requests, console,
+                    ),
+                };
                 match &r {
                     Ok(rep) => tracing::info!(
                         outcome = rep.outcome.as_str(),

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod barge_in;
+pub mod emergency;
 pub mod engines;
 pub mod health;
 pub mod records;

@@ -29,6 +29,8 @@ enum Write {
         outcome: String,
         ended_at: String,
     },
+    /// Any other write, in order with the rest (emergency mode, recovery).
+    Apply(Box<dyn FnOnce(&mut Store) + Send>),
 }
 
 /// Handle to the record writer thread; cheap to clone.
@@ -107,6 +109,15 @@ impl RecordWriter {
     }
 }
 
+impl RecordWriter {
+    /// Queues `f` to run on the writer thread, in order with the other writes.
+    pub fn apply(&self, f: impl FnOnce(&mut Store) + Send + 'static) {
+        if self.tx.send(Write::Apply(Box::new(f))).is_err() {
+            tracing::error!("record writer stopped; a write was not recorded");
+        }
+    }
+}
+
 fn writer_loop(mut store: Store, rx: Receiver<Write>) {
     for w in rx {
         match w {
@@ -137,6 +148,7 @@ fn writer_loop(mut store: Store, rx: Receiver<Write>) {
                     tracing::error!(call_id, error = %e, "closing a call record failed");
                 }
             }
+            Write::Apply(f) => f(&mut store),
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct CallSetup {
     pub tuning: CallTuning,
     /// The call's record, created at set-up (`None` if the store refused it).
     pub record_id: Option<i64>,
+    /// Where the call goes when its speech workers fail (`None`: the call only logs).
+    pub emergency: Option<Arc<super::emergency::Emergency>>,
 }
 
 /// The media side of a call, from the RTP session.
@@ -165,6 +167,8 @@ struct AsrInFlight {
     final_: bool,
     /// When the caller's speech stopped (estimated from the endpointer's stream times).
     speech_end_at: Instant,
+    /// When it was queued (a job unanswered too long means a dead or hung worker).
+    submitted: Instant,
 }
 
 /// A turn whose record waits for the first reply packet's time.
@@ -196,6 +200,9 @@ struct CallLoop<'a> {
     console: Option<ConsoleLink>,
     /// An operator has taken the call over: the dialogue engine is paused.
     taken_over: bool,
+    /// A speech worker failed, hung or is overloaded: the call goes to the emergency
+    /// script (why, for the log and the console).
+    fault: Option<String>,
 }
 
 /// Runs a call to its end. Blocking: call it on the call's own thread.
@@ -248,6 +255,7 @@ pub fn run_call(
         hot_words: Arc::from(Vec::<String>::new()),
         console,
         taken_over: false,
+        fault: None,
     };
     let mut last_sent = [0i16; FRAME_8K];
     let opening = lp.conv.opening(now_local());
@@ -256,6 +264,9 @@ pub fn run_call(
     let mut remote_hangup = false;
 
     loop {
+        if lp.fault.is_some() {
+            break;
+        }
         select! {
             recv(media.inbound) -> frame => {
                 let Ok(frame) = frame else { remote_hangup = true; break };
@@ -343,6 +354,31 @@ pub fn run_call(
     }
 
     lp.flush_pending_turn();
+    // --- resilience: a failed speech worker hands the call to the emergency script ---
+    if let (Some(reason), Some(em), false) =
+        (lp.fault.take(), setup.emergency.clone(), remote_hangup)
+    {
+        if let Some(a) = &lp.asr {
+            a.cancel.cancel();
+        }
+        let end = super::emergency::run(
+            &em,
+            super::emergency::EmergencyCall {
+                call_id: &setup.call_id,
+                peer: &setup.peer,
+                record_id,
+                reason: &reason,
+            },
+            &media,
+            &records,
+            &signals,
+            lp.console.as_ref(),
+        );
+        super::emergency::finish(&setup, &end, &records, &requests, lp.console.take());
+        lp.report.outcome = end.outcome;
+        return Ok(lp.report);
+    }
+    // --- end resilience ---
     let outcome = if remote_hangup {
         lp.conv
             .on_hangup(now_local())
@@ -531,6 +567,7 @@ impl CallLoop<'_> {
             Err(e) => {
                 tracing::error!(line = text, error = %e, "TTS failed; the line is skipped");
                 self.lines.retain(|l| l.text != text || l.audio.is_some());
+                self.set_fault(format!("TTS failed: {e}"));
             }
         }
         self.feed_playback();
@@ -669,13 +706,18 @@ impl CallLoop<'_> {
                     result: None,
                     final_,
                     speech_end_at,
+                    submitted: Instant::now(),
                 })
             }
-            Err(e) => tracing::error!(error = %e, "ASR queue refused the turn"),
+            Err(e) => {
+                tracing::error!(error = %e, "ASR queue refused the turn");
+                self.set_fault(format!("ASR refused the turn: {e}"));
+            }
         }
     }
 
     fn on_asr(&mut self, outcome: AsrOutcome) {
+        self.check_asr_outcome(&outcome);
         let Some(a) = self.asr.as_mut() else { return };
         if a.id != outcome.id || outcome.cancelled() {
             return;
@@ -785,8 +827,53 @@ impl CallLoop<'_> {
         self.records.write_turn(id, p.write);
     }
 
+    // --- resilience: emergency-mode triggers ---
+    fn set_fault(&mut self, reason: String) {
+        if self.fault.is_none() && self.setup.emergency.is_some() {
+            tracing::error!(%reason, "speech service failed; switching the call to emergency mode");
+            self.fault = Some(reason);
+        }
+    }
+
+    /// A failed recognition or a long queue wait means the ASR workers are broken or
+    /// overloaded.
+    fn check_asr_outcome(&mut self, outcome: &AsrOutcome) {
+        let Some(em) = self.setup.emergency.as_ref() else {
+            return;
+        };
+        let limit = em.config().asr_queue_limit_ms as f64;
+        if let Err(e) = &outcome.result {
+            self.set_fault(format!("ASR failed: {e}"));
+        } else if outcome.queue_ms > limit {
+            self.set_fault(format!(
+                "ASR overloaded: a job waited {:.0} ms in the queue (limit {limit:.0} ms)",
+                outcome.queue_ms
+            ));
+        }
+    }
+
+    /// A job with no answer after `asr_timeout_ms`: the worker crashed or hangs.
+    fn check_asr_timeout(&mut self, now: Instant) {
+        let Some(em) = self.setup.emergency.as_ref() else {
+            return;
+        };
+        let timeout = Duration::from_millis(em.config().asr_timeout_ms);
+        let waited = match &self.asr {
+            Some(a) if a.result.is_none() => now.saturating_duration_since(a.submitted),
+            _ => return,
+        };
+        if waited > timeout {
+            self.set_fault(format!(
+                "ASR did not answer within {} ms (worker crashed or hung)",
+                timeout.as_millis()
+            ));
+        }
+    }
+    // --- end resilience ---
+
     fn check_timers(&mut self, started: Instant) {
         let now = Instant::now();
+        self.check_asr_timeout(now);
         if self.hangup_after_playback.is_some() {
             return;
         }
