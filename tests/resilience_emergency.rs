@@ -7,137 +7,14 @@
 //! 2. The Whisper model file is missing at start-up: the agent must still start (no
 //!    crash loop), say so loudly, and answer calls with the emergency script.
 
+mod resilience_support;
 mod support;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use resilience_support::*;
 use support::*;
-
-fn tingshuo() -> Command {
-    Command::new(
-        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
-    )
-}
-
-/// Synthesizes `text` at 8 kHz with `tingshuo say`.
-fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
-    let out = dir.join(format!("{name}.wav"));
-    let status = tingshuo()
-        .args(["say", text, "-o"])
-        .arg(&out)
-        .args(["--rate", "8000"])
-        .status()
-        .expect("run tingshuo say");
-    assert!(status.success(), "tingshuo say failed for {text:?}");
-    hound::WavReader::open(&out)
-        .expect("read synthesized wav")
-        .into_samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect()
-}
-
-fn silence(secs: f32) -> Vec<i16> {
-    vec![0; (secs * 8000.0) as usize]
-}
-
-/// Places `part` so that it starts `at` seconds into the caller's audio.
-fn place(audio: &mut Vec<i16>, at: f32, part: &[i16]) {
-    let start = (at * 8000.0) as usize;
-    assert!(audio.len() <= start, "caller audio parts overlap");
-    audio.resize(start, 0);
-    audio.extend_from_slice(part);
-}
-
-struct Agent {
-    proc: Proc,
-    db: PathBuf,
-    messages: PathBuf,
-    console: u16,
-}
-
-fn start_agent(dir: &Path, kamailio: &Kamailio, extra: &str, env: &[(&str, &str)]) -> Agent {
-    let config = dir.join("tingshuo.toml");
-    let rtp = (free_port_span(21) + 1) & !1;
-    let console = free_port();
-    let db = dir.join("records.db");
-    let messages = dir.join("messages");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
-rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console}\"\n[store]\npath = \"{}\"\n\
-[emergency]\nasr_timeout_ms = 2500\nmessage_silence_secs = 2.0\nmessages_dir = \"{}\"\n{extra}",
-            free_port(),
-            kamailio.addr(),
-            rtp,
-            rtp + 19,
-            db.display(),
-            messages.display(),
-        ),
-    )
-    .expect("write config");
-    let log = dir.join("agent.log");
-    let logf = std::fs::File::create(&log).expect("log");
-    let mut cmd = tingshuo();
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone().expect("log"))
-        .stderr(logf);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("start tingshuo serve");
-    let agent = Agent {
-        proc: Proc { child, log },
-        db,
-        messages,
-        console,
-    };
-    let mut agent = agent;
-    let registered = wait_until(Duration::from_secs(180), || {
-        // A process that exited (bad config, crash) will never register.
-        matches!(agent.proc.child.try_wait(), Ok(None))
-            && sip_ping(kamailio.port, "bot") == Some(200)
-            || matches!(agent.proc.child.try_wait(), Ok(Some(_)))
-    });
-    let registered = registered && matches!(agent.proc.child.try_wait(), Ok(None));
-    assert!(
-        registered,
-        "the agent did not register on Kamailio; log:\n{}",
-        agent.proc.log_text()
-    );
-    agent
-}
-
-/// `GET /metrics` from the console, as text (empty when unreachable).
-fn metrics(port: u16) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
-
-/// The value of an unlabelled sample `name` in the exposition text.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let mut parts = l.split_whitespace();
-        (parts.next() == Some(name)).then(|| parts.next()?.parse().ok())?
-    })
-}
-
-fn emergency_flag(port: u16) -> Option<f64> {
-    metric(&metrics(port), "tingshuo_emergency_mode")
-}
 
 /// What the record of the (only) call says, once it has ended.
 struct Record {

@@ -94,6 +94,11 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
             _ = &mut shutdown => break,
         }
     }
+    agent
+        .drain(std::time::Duration::from_secs(
+            config.sip.drain_timeout_secs,
+        ))
+        .await;
     agent.stop().await;
     Ok(())
 }
@@ -131,6 +136,49 @@ pub async fn dial(
 }
 
 impl Running {
+    /// Graceful shutdown's first step: new INVITEs get 503 (with Retry-After) and the
+    /// calls in progress continue until they end, `timeout` passes, or a second
+    /// signal comes.
+    async fn drain(&mut self, timeout: std::time::Duration) {
+        let _ = self.commands.send(Command::StopAccepting);
+        self.ctx
+            .hub
+            .set_ready(Err("draining: shutting down, not accepting calls".into()));
+        if self.calls.is_empty() {
+            return;
+        }
+        tracing::info!(
+            calls = self.calls.len(),
+            timeout_s = timeout.as_secs(),
+            "draining: new calls are refused, calls in progress may finish"
+        );
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let again = shutdown_signal();
+        tokio::pin!(again);
+        loop {
+            tokio::select! {
+                ev = self.events.recv() => {
+                    let Some(ev) = ev else { return };
+                    self.ctx.on_event(ev, &mut self.calls);
+                    if self.calls.is_empty() {
+                        tracing::info!(drain_ms = started.elapsed().as_millis() as u64, "drained: every call has ended");
+                        return;
+                    }
+                }
+                _ = &mut deadline => {
+                    tracing::warn!(calls = self.calls.len(), "drain timeout: hanging up the calls still in progress");
+                    return;
+                }
+                _ = &mut again => {
+                    tracing::warn!("second signal: stopping without waiting for calls");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Hangs up, un-registers, stops the console.
     async fn stop(mut self) {
         tracing::info!("shutting down: hanging up calls and un-registering");

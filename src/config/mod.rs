@@ -80,6 +80,11 @@ pub struct SipConfig {
     pub allowed_sources: Vec<String>,
     /// Calls above this count are refused with 486/503.
     pub max_calls: usize,
+    /// Retry-After (seconds) on INVITEs refused for load or shutdown (486/503).
+    pub retry_after_secs: u32,
+    /// On SIGTERM, how long calls in progress may continue (new INVITEs get 503)
+    /// before they are hung up, in seconds.
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for SipConfig {
@@ -95,6 +100,8 @@ impl Default for SipConfig {
             rtp_port_max: 40999,
             allowed_sources: vec!["127.0.0.0/8".to_string(), "::1/128".to_string()],
             max_calls: 8,
+            retry_after_secs: 30,
+            drain_timeout_secs: 60,
         }
     }
 }

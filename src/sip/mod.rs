@@ -178,6 +178,9 @@ pub enum Command {
     },
     /// Hang up every call and un-REGISTER.
     Shutdown,
+    /// Graceful shutdown, first step: refuse new INVITEs (503 + Retry-After) while
+    /// the calls in progress continue.
+    StopAccepting,
 }
 
 /// A fresh Call-ID for [`Command::PlaceCall`].
