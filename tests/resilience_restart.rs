@@ -18,14 +18,14 @@ use resilience_support::*;
 use support::*;
 use tingshuo::store::{Store, TurnLine, TurnWrite};
 
-/// Turns the callee said in the latest call (0 when there is none yet).
-fn callee_turns(db: &std::path::Path) -> i64 {
+/// Turns the callee said in calls after `after` (0 when there is none yet).
+fn callee_turns(db: &std::path::Path, after: i64) -> i64 {
     let Ok(conn) = rusqlite::Connection::open(db) else {
         return 0;
     };
     conn.query_row(
-        "SELECT COUNT(*) FROM turns WHERE speaker = 'callee' AND call_id = (SELECT MAX(id) FROM calls)",
-        [],
+        "SELECT COUNT(*) FROM turns WHERE speaker = 'callee' AND call_id > ?1",
+        [after],
         |r| r.get(0),
     )
     .unwrap_or(0)
@@ -78,7 +78,9 @@ fn kill_9_mid_call_then_restart_keeps_records_and_callbacks() {
     let reply = phone.ctrl("dial", "bot");
     assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
 
-    let heard = wait_until(Duration::from_secs(60), || callee_turns(&agent.db) >= 1);
+    let heard = wait_until(Duration::from_secs(60), || {
+        callee_turns(&agent.db, earlier) >= 1
+    });
     assert!(
         heard,
         "the caller's turn was recorded; log:\n{}",

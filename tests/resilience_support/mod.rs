@@ -54,7 +54,26 @@ pub struct Agent {
 }
 
 /// Writes the agent's config (`extra` is appended TOML) and starts `tingshuo serve`.
+/// Free ports are only free when checked: a port taken meanwhile by another process
+/// gets a fresh set of ports (three tries).
 pub fn start_agent(dir: &Path, kamailio: &Kamailio, extra: &str, env: &[(&str, &str)]) -> Agent {
+    for _ in 0..2 {
+        match try_start_agent(dir, kamailio, extra, env) {
+            Ok(agent) => return agent,
+            Err(log) if log.contains("Address already in use") => continue,
+            Err(log) => panic!("the agent did not register on Kamailio; log:\n{log}"),
+        }
+    }
+    try_start_agent(dir, kamailio, extra, env)
+        .unwrap_or_else(|log| panic!("the agent did not register on Kamailio; log:\n{log}"))
+}
+
+fn try_start_agent(
+    dir: &Path,
+    kamailio: &Kamailio,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> Result<Agent, String> {
     let config = dir.join("tingshuo.toml");
     let rtp = (free_port_span(21) + 1) & !1;
     let console = free_port();
@@ -105,13 +124,11 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console}\
             && sip_ping(kamailio.port, "bot") == Some(200)
             || matches!(agent.proc.child.try_wait(), Ok(Some(_)))
     });
-    let registered = registered && matches!(agent.proc.child.try_wait(), Ok(None));
-    assert!(
-        registered,
-        "the agent did not register on Kamailio; log:\n{}",
-        agent.proc.log_text()
-    );
-    agent
+    if registered && matches!(agent.proc.child.try_wait(), Ok(None)) {
+        Ok(agent)
+    } else {
+        Err(agent.proc.log_text())
+    }
 }
 
 /// `GET /metrics` from the console, as text (empty when unreachable).
