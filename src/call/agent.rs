@@ -24,6 +24,8 @@ use crate::rtp::session::{MediaConfig, MediaSession, PortAllocator};
 use crate::sip::sdp::{Codec, LocalMedia, Negotiated};
 use crate::sip::{CallEvent, Command, EndReason, SipEvent};
 
+use super::admission::Admission;
+use super::alerts::Alerts;
 use super::emergency::Emergency;
 use super::engines::SpeechEngines;
 use super::records::RecordWriter;
@@ -269,6 +271,26 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
         startup_fault,
         hub.clone(),
     );
+    let alerts = Arc::new(Alerts::new(&config.alerts, hub.clone()));
+    {
+        // Faults (emergency mode) and the window's ageing, once a second.
+        let (alerts, emergency) = (alerts.clone(), emergency.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let fault = match (emergency.startup_fault(), emergency.active()) {
+                    (Some(f), _) => Some(format!("emergency mode: {f}")),
+                    (None, 0) => None,
+                    (None, n) => Some(format!(
+                        "emergency mode: {n} call(s) lost their speech workers"
+                    )),
+                };
+                alerts.set_fault(fault);
+                alerts.tick();
+            }
+        });
+    }
     let mut options = ConsoleOptions::from_config(&config, &hub);
     options.history = Arc::new(StoreHistory::new(config.store_path()));
     let console = match ConsoleServer::start(options, hub.clone()).await {
@@ -315,6 +337,8 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
         ports,
         engines,
         emergency,
+        admission: Arc::new(Admission::new(&config.overload)),
+        alerts,
         records,
         script,
         vars,
@@ -353,6 +377,8 @@ struct Ctx {
     /// `None` when the models could not load: every call runs the emergency script.
     engines: Option<Arc<SpeechEngines>>,
     emergency: Arc<Emergency>,
+    admission: Arc<Admission>,
+    alerts: Arc<Alerts>,
     records: RecordWriter,
     script: Arc<Script>,
     vars: std::collections::BTreeMap<String, String>,
@@ -461,6 +487,12 @@ impl Ctx {
             } => {
                 let _span = crate::logging::call_span(&call_id).entered();
                 tracing::info!(%from, "incoming call");
+                if let Some(why) = self.admission.shed_reason(std::time::Instant::now()) {
+                    tracing::warn!(%why, "overload: refusing the call (503)");
+                    self.alerts.shed();
+                    let _ = self.commands.send(Command::Reject { call_id, code: 503 });
+                    return None;
+                }
                 let mut cfg = MediaConfig::new(self.local_ip, remote.rtp_addr, G711::Pcmu);
                 cfg.tap_outbound = true;
                 match MediaSession::start(&self.ports, cfg) {
@@ -485,6 +517,7 @@ impl Ctx {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "no media port for the call; refusing it");
+                        self.alerts.failed();
                         let _ = self.commands.send(Command::Reject { call_id, code: 503 });
                     }
                 }
@@ -498,6 +531,9 @@ impl Ctx {
                     let _span = crate::logging::call_span(&call_id).entered();
                     if call.record_id.is_none() {
                         call.record_id = self.new_record(call.direction, &call.peer, &call.vars);
+                    }
+                    if call.direction == Direction::Inbound {
+                        self.alerts.answered();
                     }
                     self.start_call_thread(&call_id, call, &negotiated);
                 }
@@ -548,6 +584,15 @@ impl Ctx {
                 tracing::info!(call_id, %digit, "DTMF (SIP INFO)");
                 None
             }
+            CallEvent::Refused { call_id, code } => {
+                tracing::info!(
+                    call_id,
+                    code,
+                    "call refused by the SIP layer (busy or draining)"
+                );
+                self.alerts.shed();
+                None
+            }
             CallEvent::Ringing { call_id } => {
                 tracing::info!(call_id, "ringing");
                 None
@@ -581,6 +626,7 @@ impl Ctx {
             tuning: CallTuning::default(),
             record_id,
             emergency: Some(self.emergency.clone()),
+            admission: Some(self.admission.clone()),
         };
         // The console shows live and finished calls under the record's id.
         let (publisher, control) = self.hub.start_call(CallInfo {

@@ -7,7 +7,9 @@
 //! * [`barge_in`], [`timing`], [`health`]: sans-IO pieces (echo-aware barge-in, turn
 //!   timing, answer rate and alert level).
 
+pub mod admission;
 pub mod agent;
+pub mod alerts;
 pub mod barge_in;
 pub mod emergency;
 pub mod engines;

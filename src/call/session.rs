@@ -97,6 +97,8 @@ pub struct CallSetup {
     pub record_id: Option<i64>,
     /// Where the call goes when its speech workers fail (`None`: the call only logs).
     pub emergency: Option<Arc<super::emergency::Emergency>>,
+    /// Turn latencies feed the agent's admission control (shedding under overload).
+    pub admission: Option<Arc<super::admission::Admission>>,
 }
 
 /// The media side of a call, from the RTP session.
@@ -809,6 +811,9 @@ impl CallLoop<'_> {
             p.timing.t_first_reply_rtp = Some(at);
             if let Some(lat) = p.timing.latency() {
                 self.report.latencies.push(lat);
+                if let Some(a) = &self.setup.admission {
+                    a.record_turn(at, lat);
+                }
                 if let Some(c) = &self.console {
                     c.publisher.turn_latency(lat);
                 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub models: ModelsConfig,
     pub tts: TtsConfig,
     pub emergency: EmergencyConfig,
+    pub overload: OverloadConfig,
+    pub alerts: AlertsConfig,
     /// Directory the file was loaded from; relative paths in it are resolved against this.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -236,6 +238,54 @@ impl Default for EmergencyConfig {
     }
 }
 
+/// `[overload]`: CPU-aware admission. Besides `sip.max_calls`, new calls are refused
+/// (503 + Retry-After) while the p95 turn latency of recent turns is above budget, so
+/// the calls in progress keep theirs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OverloadConfig {
+    /// Budget for the p95 turn latency (end of caller speech → first reply packet),
+    /// in milliseconds; 0 turns latency-based shedding off.
+    pub turn_latency_p95_ms: u64,
+    /// Turns older than this many seconds no longer count.
+    pub window_secs: u64,
+    /// Fewer turns than this in the window never shed.
+    pub min_turns: usize,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        Self {
+            turn_latency_p95_ms: 2500,
+            window_secs: 60,
+            min_turns: 5,
+        }
+    }
+}
+
+/// `[alerts]`: tiered alerts on the answer rate (green ≥ 90 %, yellow 85–90 %,
+/// orange 80–85 %, red < 80 % or a system fault such as emergency mode).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Sliding window of offered calls, in seconds.
+    pub window_secs: u64,
+    /// Fewer offered calls than this in the window stay green.
+    pub min_offers: usize,
+    /// URL that receives each level change as a JSON POST (`http://` only).
+    pub webhook: Option<String>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: 900,
+            min_offers: 10,
+            webhook: None,
+        }
+    }
+}
+
 fn home_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -392,6 +442,22 @@ impl Config {
                 "emergency.callback_within_hours",
                 "(or max_message_secs / asr_timeout_ms) is 0".into(),
                 "Use positive values (defaults: 2 hours, 60 s, 8000 ms).",
+            ));
+        }
+        if let Some(url) = &self.alerts.webhook {
+            if !url.starts_with("http://") {
+                return Err(invalid(
+                    "alerts.webhook",
+                    format!("({url:?}) is not an http:// URL"),
+                    "Give a plain http:// URL (put a TLS-terminating relay in front of an https endpoint), or remove the key.",
+                ));
+            }
+        }
+        if self.alerts.window_secs == 0 || self.overload.window_secs == 0 {
+            return Err(invalid(
+                "alerts.window_secs",
+                "(or overload.window_secs) is 0".into(),
+                "Use a window of at least a few seconds (defaults: 900 and 60).",
             ));
         }
         if let Some(db) = self.store.path.clone() {

@@ -583,7 +583,14 @@ impl UserAgent {
         let reject = |this: &mut Self, code: u16, why: &str| {
             tracing::info!(%call_id, %source, code, why, "rejecting INVITE");
             let extra = this.retry_after(code);
+            let busy = matches!(code, 486 | 503);
             this.reply(key, &req, code, Some(&to_tag), extra, None, now);
+            if busy {
+                this.event(CallEvent::Refused {
+                    call_id: call_id.clone(),
+                    code,
+                });
+            }
         };
         if !self.source_allowed(source.ip()) {
             return reject(self, 403, "source not in sip.allowed_sources");
