@@ -57,20 +57,43 @@ pub struct Agent {
 /// Free ports are only free when checked: a port taken meanwhile by another process
 /// gets a fresh set of ports (three tries).
 pub fn start_agent(dir: &Path, kamailio: &Kamailio, extra: &str, env: &[(&str, &str)]) -> Agent {
+    start_agent_on(dir, Some(kamailio), extra, env)
+}
+
+/// As [`start_agent`]; without a Kamailio the agent runs in direct mode and is ready
+/// when it answers OPTIONS itself.
+pub fn start_agent_on(
+    dir: &Path,
+    kamailio: Option<&Kamailio>,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> Agent {
+    start_agent_with(dir, kamailio, "", extra, env)
+}
+
+/// As [`start_agent_on`], with `sip_extra` lines added to the `[sip]` section.
+pub fn start_agent_with(
+    dir: &Path,
+    kamailio: Option<&Kamailio>,
+    sip_extra: &str,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> Agent {
     for _ in 0..2 {
-        match try_start_agent(dir, kamailio, extra, env) {
+        match try_start_agent(dir, kamailio, sip_extra, extra, env) {
             Ok(agent) => return agent,
             Err(log) if log.contains("Address already in use") => continue,
             Err(log) => panic!("the agent did not register on Kamailio; log:\n{log}"),
         }
     }
-    try_start_agent(dir, kamailio, extra, env)
+    try_start_agent(dir, kamailio, sip_extra, extra, env)
         .unwrap_or_else(|log| panic!("the agent did not register on Kamailio; log:\n{log}"))
 }
 
 fn try_start_agent(
     dir: &Path,
-    kamailio: &Kamailio,
+    kamailio: Option<&Kamailio>,
+    sip_extra: &str,
     extra: &str,
     env: &[(&str, &str)],
 ) -> Result<Agent, String> {
@@ -83,11 +106,13 @@ fn try_start_agent(
     std::fs::write(
         &config,
         format!(
-            "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
-rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console}\"\n[store]\npath = \"{}\"\n\
+            "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [{}]\nuser = \"bot\"\npassword = \"passbot\"\n\
+rtp_port_min = {}\nrtp_port_max = {}\n{sip_extra}[console]\nlisten = \"127.0.0.1:{console}\"\n[store]\npath = \"{}\"\n\
 [emergency]\nasr_timeout_ms = 2500\nmessage_silence_secs = 2.0\nmessages_dir = \"{}\"\n{extra}",
             sip,
-            kamailio.addr(),
+            kamailio
+                .map(|k| format!("\"{}\"", k.addr()))
+                .unwrap_or_default(),
             rtp,
             rtp + 19,
             db.display(),
@@ -121,7 +146,7 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console}\
     let registered = wait_until(Duration::from_secs(180), || {
         // A process that exited (bad config, crash) will never register.
         matches!(agent.proc.child.try_wait(), Ok(None))
-            && sip_ping(kamailio.port, "bot") == Some(200)
+            && sip_ping(kamailio.map_or(sip, |k| k.port), "bot") == Some(200)
             || matches!(agent.proc.child.try_wait(), Ok(Some(_)))
     });
     if registered && matches!(agent.proc.child.try_wait(), Ok(None)) {
