@@ -351,11 +351,25 @@ impl UserAgent {
         let raw = match msg::split_raw(bytes) {
             Ok(raw) => raw,
             Err(msg::ParseError::Empty) => return self.finish(),
+            Err(
+                e @ (msg::ParseError::BadContentLength(_) | msg::ParseError::TruncatedBody { .. }),
+            ) => {
+                // The headers are fine, the body framing is not: a request gets 400
+                // (RFC 3261 §18.3); anything else is dropped.
+                if let Ok((head, _)) = msg::split_head(bytes) {
+                    self.answer_unservable(&head, 400, &e.to_string(), source, transport);
+                }
+                return self.finish();
+            }
             Err(e) => {
                 tracing::warn!(%source, error = %e, "dropping unparseable SIP message");
                 return self.finish();
             }
         };
+        if let Some((code, why)) = msg::check_request(&raw) {
+            self.answer_unservable(&raw, code, &why, source, transport);
+            return self.finish();
+        }
         match msg::parse_raw(&raw) {
             Ok(SipMessage::Request(req)) => self.on_request(req, source, transport, now),
             Ok(SipMessage::Response(resp)) => self.on_response(resp, now),
@@ -374,6 +388,30 @@ impl UserAgent {
             }
         }
         self.finish()
+    }
+
+    /// Answers a request that cannot be served with `code` and the reason in a
+    /// Warning header (dropped when it has no Via to answer to).
+    fn answer_unservable(
+        &mut self,
+        raw: &msg::RawMessage,
+        code: u16,
+        why: &str,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        match msg::error_response_for(raw, code, why) {
+            Some(resp) => {
+                tracing::warn!(%source, code, why, "request cannot be served; answering");
+                let dest = if transport == Transport::Udp {
+                    via_dest_raw(raw, source)
+                } else {
+                    source
+                };
+                self.send(resp, dest, transport);
+            }
+            None => tracing::warn!(%source, why, "unservable request without Via; dropped"),
+        }
     }
 
     /// Token bucket per source IP. The configured registrars/proxies are exempt: every
