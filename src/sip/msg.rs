@@ -347,9 +347,7 @@ pub fn error_response_for(raw: &RawMessage, code: u16, reason: &str) -> Option<V
             }
         }
     }
-    if raw.header("Via").is_none() {
-        return None;
-    }
+    raw.header("Via")?;
     let _ = write!(
         out,
         "Warning: 399 tingshuo \"{}\"\r\n",
