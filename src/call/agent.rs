@@ -279,10 +279,12 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 every.tick().await;
-                let fault = match (emergency.startup_fault(), emergency.active()) {
-                    (Some(f), _) => Some(format!("emergency mode: {f}")),
-                    (None, 0) => None,
-                    (None, n) => Some(format!(
+                let recent = emergency.recent_fault(std::time::Instant::now());
+                let fault = match (emergency.startup_fault(), emergency.active(), recent) {
+                    (Some(f), _, _) => Some(format!("emergency mode: {f}")),
+                    (None, _, Some(why)) => Some(format!("emergency mode: {why}")),
+                    (None, 0, None) => None,
+                    (None, n, None) => Some(format!(
                         "emergency mode: {n} call(s) lost their speech workers"
                     )),
                 };

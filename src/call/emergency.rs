@@ -37,6 +37,9 @@ use super::CallError;
 const SPEECH_RMS: f64 = 330.0;
 /// A message with no speech at all ends after this long.
 const NO_SPEECH_END: Duration = Duration::from_secs(10);
+/// After a call lost its speech workers, new calls start in emergency mode for this
+/// long instead of each finding out by a timeout; then one call tries again.
+pub const FAULT_HOLD: Duration = Duration::from_secs(60);
 
 /// The emergency lines as 8 kHz audio, ready to send.
 #[derive(Clone)]
@@ -55,6 +58,8 @@ pub struct Emergency {
     startup_fault: Option<String>,
     active: AtomicUsize,
     hub: ConsoleHub,
+    /// The last speech-worker fault a call hit, and when.
+    last_fault: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 /// While alive, one call runs the emergency script.
@@ -82,6 +87,7 @@ impl Emergency {
             startup_fault,
             active: AtomicUsize::new(0),
             hub,
+            last_fault: std::sync::Mutex::new(None),
         });
         em.publish();
         em
@@ -94,6 +100,20 @@ impl Emergency {
     /// Why the whole agent is in emergency mode (a model missing at start-up).
     pub fn startup_fault(&self) -> Option<&str> {
         self.startup_fault.as_deref()
+    }
+
+    /// Records that a call lost its speech workers (see [`FAULT_HOLD`]).
+    pub fn note_fault(&self, at: Instant, reason: &str) {
+        *self.last_fault.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, reason.to_string()));
+    }
+
+    /// The fault a call hit less than [`FAULT_HOLD`] ago: new calls skip the normal
+    /// script while it holds.
+    pub fn recent_fault(&self, now: Instant) -> Option<String> {
+        let last = self.last_fault.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref()
+            .filter(|(at, _)| now.saturating_duration_since(*at) < FAULT_HOLD)
+            .map(|(_, why)| format!("speech workers failed on a recent call: {why}"))
     }
 
     /// Emergency calls in progress.
@@ -701,5 +721,16 @@ mod tests {
         );
         assert!(hub.metrics().render().contains("tingshuo_emergency_mode 1"));
         assert_eq!(em.active(), 0);
+        let t0 = Instant::now();
+        assert_eq!(em.recent_fault(t0), None);
+        em.note_fault(t0, "ASR timed out");
+        assert!(em
+            .recent_fault(t0 + Duration::from_secs(5))
+            .is_some_and(|r| r.contains("ASR timed out")));
+        assert_eq!(
+            em.recent_fault(t0 + FAULT_HOLD),
+            None,
+            "a later call tries again"
+        );
     }
 }

@@ -260,8 +260,19 @@ pub fn run_call(
         fault: None,
     };
     let mut last_sent = [0i16; FRAME_8K];
-    let opening = lp.conv.opening(now_local());
-    lp.apply(opening.actions, None, None);
+    // --- resilience: right after a call lost its speech workers, start in emergency mode ---
+    if let Some(why) = setup
+        .emergency
+        .as_ref()
+        .and_then(|e| e.recent_fault(Instant::now()))
+    {
+        // Not `set_fault`: that would renew the hold, and no call would ever retry.
+        tracing::warn!(reason = %why, "starting the call in emergency mode");
+        lp.fault = Some(why);
+    } else {
+        let opening = lp.conv.opening(now_local());
+        lp.apply(opening.actions, None, None);
+    }
     // The greeting is the turn the callee answers to; its record is written now.
     let mut remote_hangup = false;
 
@@ -834,8 +845,9 @@ impl CallLoop<'_> {
 
     // --- resilience: emergency-mode triggers ---
     fn set_fault(&mut self, reason: String) {
-        if self.fault.is_none() && self.setup.emergency.is_some() {
+        if let (None, Some(em)) = (&self.fault, &self.setup.emergency) {
             tracing::error!(%reason, "speech service failed; switching the call to emergency mode");
+            em.note_fault(Instant::now(), &reason);
             self.fault = Some(reason);
         }
     }
