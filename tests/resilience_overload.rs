@@ -250,3 +250,56 @@ fn sipp_at_three_times_capacity_sheds_the_excess_and_raises_the_alert() {
         "offered {calls}, answered {ok}, shed {shed} (486 seen {refusals} times incl. retransmissions), answer rate {rate:.2}"
     );
 }
+
+/// CPU-aware admission: with a turn-latency budget no real turn can meet (1 ms), the
+/// first call's turn pushes the p95 over budget and the next INVITE is shed with
+/// 503 + Retry-After, while the call in progress goes on.
+#[test]
+fn turn_latency_p95_above_budget_sheds_new_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let agent = start_agent_with(
+        dir.path(),
+        Some(&kam),
+        "",
+        "[overload]\nturn_latency_p95_ms = 1\nmin_turns = 1\nwindow_secs = 300\n",
+        &[],
+    );
+    let mut caller = silence(7.0);
+    caller.extend(say(dir.path(), "q", "你们晚上几点下班？"));
+    caller.extend(silence(12.0));
+    let phone = Baresip::start("1001", kam.port, "auto", &caller);
+    let reply = phone.ctrl("dial", "bot");
+    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    let turned = wait_until(Duration::from_secs(40), || {
+        agent.proc.log_text().contains("turn latency")
+    });
+    assert!(
+        turned,
+        "the call had a timed turn; log:\n{}",
+        agent.proc.log_text()
+    );
+    let refused = raw_invite(agent.sip).expect("the agent answers the INVITE");
+    assert!(
+        refused.starts_with("SIP/2.0 503") && refused.contains("Retry-After: 30"),
+        "shed while p95 is above budget: {refused}"
+    );
+    let log = agent.proc.log_text();
+    assert!(
+        log.contains("overload: refusing the call"),
+        "the shed is logged with its reason; log:\n{log}"
+    );
+    assert_eq!(
+        scrape(agent.console, "tingshuo_calls_shed_total"),
+        Some(1.0)
+    );
+    // The call in progress was not disturbed: it ends normally with its record.
+    let ended = wait_until(Duration::from_secs(40), || {
+        tingshuo::store::Store::open(&agent.db)
+            .and_then(|s| s.list(5))
+            .map(|l| l.len() == 1 && l[0].outcome.is_some())
+            .unwrap_or(false)
+    });
+    assert!(ended, "the admitted call ended normally; log:\n{log}");
+    drop(phone);
+}
