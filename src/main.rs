@@ -223,9 +223,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("call to {target}: {outcome}");
             Ok(())
         }
-        Command::Campaign { config, .. } => {
-            let _cfg = load_config(&config)?;
-            not_yet("campaign", 7, "calls end to end")
+        Command::Campaign { csv, config } => {
+            let cfg = load_config(&config)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let summary = runtime.block_on(tingshuo::call::campaign::run(cfg, &csv))?;
+            print!("{summary}");
+            Ok(())
         }
         Command::Say { text, output, rate } => {
             let paths = tingshuo::models::ModelPaths::default_cache();

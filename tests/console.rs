@@ -363,6 +363,196 @@ async fn history_lists_finished_calls_and_serves_the_recording() {
     tc.server.shutdown().await;
 }
 
+/// A finished call in a real records database with its stereo WAV (as the call layer
+/// writes them): the history offers playback, the endpoint streams the file with
+/// ranges, and refuses paths outside the recordings directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_history_plays_recordings_from_the_recordings_dir_only() {
+    use tingshuo::console::history::StoreHistory;
+    use tingshuo::store::{Store, TurnLine, TurnWrite};
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let db = data.path().join("records.db");
+    let recordings = data.path().join("recordings");
+    std::fs::create_dir_all(&recordings).expect("recordings dir");
+    // Caller on the left, agent on the right, 8 kHz, 1 s.
+    let wav = recordings.join("call-1.wav");
+    {
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&wav, spec).expect("wav");
+        let (mut a, mut b) = (0.0, 0.0);
+        for _ in 0..50 {
+            let l = tone_frame(&mut a, 440.0, 5000.0);
+            let r = tone_frame(&mut b, 880.0, 3000.0);
+            for (l, r) in l.iter().zip(r.iter()) {
+                w.write_sample(*l).expect("l");
+                w.write_sample(*r).expect("r");
+            }
+        }
+        w.finalize().expect("finalize");
+    }
+    std::fs::write(data.path().join("secret.wav"), b"RIFF not yours").expect("secret");
+    let mut store = Store::open(&db).expect("store");
+    let mut ids = Vec::new();
+    // recording column: relative inside, absolute inside, missing, outside (absolute,
+    // and by `..`), none.
+    for recording in [
+        Some("call-1.wav".to_string()),
+        Some(wav.display().to_string()),
+        Some("gone.wav".to_string()),
+        Some(data.path().join("secret.wav").display().to_string()),
+        Some("../secret.wav".to_string()),
+        None,
+    ] {
+        let id = store
+            .start_call(
+                "embedded:inbound",
+                "inbound",
+                Some("sip:1001@127.0.0.1"),
+                &BTreeMap::new(),
+                "2026-11-25T09:00:00+00:00",
+            )
+            .expect("start");
+        store
+            .write_turn(
+                id,
+                &TurnWrite {
+                    at: "2026-11-25T09:00:03+00:00".into(),
+                    lines: vec![TurnLine {
+                        speaker: "agent".into(),
+                        text: "您好，这里是物业服务中心。".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            )
+            .expect("turn");
+        store
+            .end_call(id, "completed", "2026-11-25T09:00:20+00:00")
+            .expect("end");
+        // The store API that sets it belongs to the recording work; the column is v2.
+        let conn = rusqlite::Connection::open(&db).expect("sqlite");
+        conn.execute(
+            "UPDATE calls SET recording = ?1 WHERE id = ?2",
+            rusqlite::params![recording, id],
+        )
+        .expect("set recording");
+        ids.push(id.to_string());
+    }
+    drop(store);
+
+    let history: Arc<dyn tingshuo::console::HistorySource> = Arc::new(StoreHistory::new(db));
+    let tc = TestConsole::start_with(AuthPolicy::default(), Some((history, recordings))).await;
+    let (cookie, _) = login(tc.addr, OPERATOR, PASSWORD).await;
+    let auth = [("Cookie", cookie.as_str())];
+    let list = http(tc.addr, "GET", "/api/history", &auth, None)
+        .await
+        .json();
+    let flags: BTreeMap<String, bool> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap_or_default().to_string(),
+                c["has_recording"] == true,
+            )
+        })
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            flags.get(id),
+            Some(&(i < 5)),
+            "has_recording of call {i}: {list}"
+        );
+    }
+    let d = http(
+        tc.addr,
+        "GET",
+        &format!("/api/history/{}", ids[0]),
+        &auth,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(d["has_recording"], true);
+    assert!(d.get("recording").is_none(), "the path stays on the server");
+
+    let file = std::fs::read(&wav).expect("wav bytes");
+    let url = |i: usize| format!("/api/history/{}/recording", ids[i]);
+    for i in [0, 1] {
+        let r = http(tc.addr, "GET", &url(i), &auth, None).await;
+        assert_eq!(r.status, 200, "call {i}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("audio/wav"));
+        assert_eq!(r.header("accept-ranges"), Some("bytes"));
+        assert_eq!(r.body, file);
+    }
+    // The WAV as the player asks for it: the header first, then the tail.
+    let head = http(
+        tc.addr,
+        "GET",
+        &url(0),
+        &[auth[0], ("Range", "bytes=0-43")],
+        None,
+    )
+    .await;
+    assert_eq!(head.status, 206);
+    assert_eq!(
+        head.header("content-range"),
+        Some(format!("bytes 0-43/{}", file.len()).as_str())
+    );
+    assert_eq!(head.body, file[..44]);
+    let tail = http(
+        tc.addr,
+        "GET",
+        &url(0),
+        &[auth[0], ("Range", "bytes=-100")],
+        None,
+    )
+    .await;
+    assert_eq!(tail.status, 206);
+    assert_eq!(tail.body, file[file.len() - 100..]);
+    let beyond = format!("bytes={}-", file.len());
+    let r = http(
+        tc.addr,
+        "GET",
+        &url(0),
+        &[auth[0], ("Range", &beyond)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 416);
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes */{}", file.len()).as_str())
+    );
+    let wav_read = hound::WavReader::new(std::io::Cursor::new(
+        http(tc.addr, "GET", &url(0), &auth, None).await.body,
+    ))
+    .expect("a WAV comes back");
+    assert_eq!(wav_read.spec().channels, 2);
+    assert_eq!(wav_read.duration(), 8000);
+
+    assert_eq!(http(tc.addr, "GET", &url(2), &auth, None).await.status, 404);
+    for i in [3, 4] {
+        let r = http(tc.addr, "GET", &url(i), &auth, None).await;
+        assert_eq!(r.status, 403, "call {i} points outside: {}", r.text());
+        assert!(!r.text().contains("not yours"));
+    }
+    assert_eq!(http(tc.addr, "GET", &url(5), &auth, None).await.status, 404);
+    assert_eq!(http(tc.addr, "GET", &url(0), &[], None).await.status, 401);
+    // One audit line per playback, not per range request.
+    let audit = std::fs::read_to_string(tc.audit_path()).expect("audit");
+    let plays = audit.matches("\"action\":\"recording\"").count();
+    assert_eq!(plays, 4, "{audit}");
+    tc.server.shutdown().await;
+}
+
 /// A strict-enough reader of the Prometheus / OpenMetrics text format: every sample
 /// belongs to a declared family, values are numbers, histograms are cumulative and
 /// end in `+Inf` equal to `_count`, and the exposition ends with `# EOF`.

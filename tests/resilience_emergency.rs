@@ -106,10 +106,11 @@ fn assert_emergency_record(rec: &Record, agent: &Agent, min_message_s: f64) {
 fn asr_killed_mid_call_continues_in_emergency_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kam = Kamailio::start();
+    // A short ASR timeout: a crashed worker is noticed after 2.5 s.
     let agent = start_agent(
         dir.path(),
         &kam,
-        "",
+        "asr_timeout_ms = 2500\n",
         &[("TINGSHUO_FAULT_ASR_CRASH_AFTER", "0")],
     );
 

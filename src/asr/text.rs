@@ -120,7 +120,14 @@ pub fn collapse_repetitions(s: &str, max_short_repeats: usize) -> (String, bool)
         let max_unit = (chars.len() - i) / 2;
         // Shortest period first: 我我我我 is one character looping, not two pairs.
         for unit in 1..=max_unit {
-            let allowed = if unit <= 3 { max_short_repeats } else { 1 };
+            // A unit closed by a full stop is a sentence said again (是的。是的。):
+            // a loop, unlike 对对对.
+            let sentence = matches!(chars[i + unit - 1], '。' | '？' | '！' | '.' | '?' | '!');
+            let allowed = if unit <= 3 && !sentence {
+                max_short_repeats
+            } else {
+                1
+            };
             let pat = &chars[i..i + unit];
             // Ignore punctuation-only units and units that start with punctuation.
             if !pat.iter().any(|&c| !is_punct_or_space(c)) || is_punct_or_space(pat[0]) {
@@ -394,6 +401,14 @@ mod tests {
         assert_eq!(
             collapse_repetitions("对对对，没问题", 3),
             ("对对对，没问题".to_string(), false)
+        );
+        assert_eq!(
+            collapse_repetitions("是的。是的。是的。", 3),
+            ("是的。".to_string(), true)
+        );
+        assert_eq!(
+            collapse_repetitions("好的，好的", 3),
+            ("好的，好的".to_string(), false)
         );
     }
 

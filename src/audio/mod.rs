@@ -252,9 +252,47 @@ pub fn rms_dbfs(samples: &[f32]) -> f32 {
     }
 }
 
+/// Drops the quiet lead-in of a synthesized line, keeping `keep_ms` of it.
+///
+/// Why: the TTS voice starts 30–240 ms of near-silence before the first
+/// syllable, and every millisecond of it is added to the caller's wait for a
+/// reply. The level is measured over 10 ms windows; a line that never rises
+/// above `threshold_dbfs` is returned whole (it is silence on purpose).
+pub fn trim_leading_silence(
+    samples: &[f32],
+    rate: u32,
+    threshold_dbfs: f32,
+    keep_ms: u32,
+) -> &[f32] {
+    let win = (rate as usize / 100).max(1);
+    let onset = samples
+        .chunks(win)
+        .position(|w| rms_dbfs(w) > threshold_dbfs)
+        .map(|i| i * win);
+    match onset {
+        Some(at) => {
+            let keep = (rate as usize * keep_ms as usize) / 1000;
+            &samples[at.saturating_sub(keep)..]
+        }
+        None => samples,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_silence_is_trimmed_to_the_margin() {
+        let mut line = vec![0.0005f32; 1600]; // 200 ms of hiss at 8 kHz
+        line.extend(tone(300.0, 8000, 0.5));
+        let out = trim_leading_silence(&line, 8000, -45.0, 20);
+        // The onset window starts at sample 1600; 20 ms (160 samples) kept before it.
+        assert_eq!(line.len() - out.len(), 1600 - 160);
+        let quiet = vec![0.0f32; 800];
+        assert_eq!(trim_leading_silence(&quiet, 8000, -45.0, 20).len(), 800);
+        assert!(trim_leading_silence(&[], 8000, -45.0, 20).is_empty());
+    }
 
     fn tone(freq: f32, rate: u32, secs: f32) -> Vec<f32> {
         (0..(rate as f32 * secs) as usize)

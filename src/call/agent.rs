@@ -51,6 +51,32 @@ struct LiveCall {
     direction: Direction,
     vars: std::collections::BTreeMap<String, String>,
     record_id: Option<i64>,
+    /// The script this call runs (per called user for inbound calls).
+    script: Arc<Script>,
+}
+
+/// Loads the per-user scripts of `[agent.scripts_by_user]`, keyed by user part.
+pub fn load_user_scripts(config: &Config) -> Result<HashMap<String, Arc<Script>>, CallError> {
+    let mut out = HashMap::new();
+    for (user, path) in &config.agent.scripts_by_user {
+        out.insert(user.clone(), Arc::new(Script::load(path)?));
+    }
+    Ok(out)
+}
+
+/// The user part of a SIP URI or name-addr (`"Bob" <sip:4001@pbx;x=y>` → `4001`).
+fn user_part(uri: &str) -> Option<&str> {
+    let inner = match (uri.find('<'), uri.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &uri[a + 1..b],
+        _ => uri,
+    };
+    let rest = inner
+        .trim()
+        .strip_prefix("sips:")
+        .or_else(|| inner.trim().strip_prefix("sip:"))
+        .or_else(|| inner.trim().strip_prefix("tel:"))?;
+    let user = rest.split(['@', ';', '?', '>']).next()?;
+    (!user.is_empty() && rest.contains('@') || inner.trim().starts_with("tel:")).then_some(user)
 }
 
 /// Loads the script the config names, or the embedded demo.
@@ -62,11 +88,11 @@ pub fn load_script(config: &Config) -> Result<Script, CallError> {
 }
 
 /// The agent once started: SIP, engines, console, and the calls in progress.
-struct Running {
+pub(super) struct Running {
     ctx: Ctx,
     calls: HashMap<String, LiveCall>,
     commands: UnboundedSender<Command>,
-    events: tokio::sync::mpsc::UnboundedReceiver<SipEvent>,
+    pub(super) events: tokio::sync::mpsc::UnboundedReceiver<SipEvent>,
     task: tokio::task::JoinHandle<()>,
     console: Option<ConsoleServer>,
 }
@@ -85,21 +111,32 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "cannot close calls interrupted by the previous run"),
     });
+    let mut callbacks = super::callbacks::Scheduler::open(&config)?;
+    let mut poll = tokio::time::interval(callbacks.poll_interval());
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             ev = agent.events.recv() => {
                 let Some(ev) = ev else { break };
-                agent.ctx.on_event(ev, &mut agent.calls);
+                if let Some(ended) = agent.handle(ev) {
+                    callbacks.on_finished(&ended);
+                }
+            }
+            _ = poll.tick() => {
+                let free = config.sip.max_calls.saturating_sub(agent.live_calls());
+                callbacks.poll(&mut agent, &Default::default(), free);
             }
             _ = &mut shutdown => break,
         }
     }
     agent
-        .drain(std::time::Duration::from_secs(
-            config.sip.drain_timeout_secs,
-        ))
+        .drain(
+            std::time::Duration::from_secs(config.sip.drain_timeout_secs),
+            |ended| {
+                callbacks.on_finished(&ended);
+            },
+        )
         .await;
     agent.stop().await;
     Ok(())
@@ -114,7 +151,7 @@ pub async fn dial(
     vars: std::collections::BTreeMap<String, String>,
 ) -> Result<String, CallError> {
     let mut agent = start_agent(&config).await?;
-    let call_id = agent.ctx.place_call(target, vars, &mut agent.calls)?;
+    let call_id = agent.ctx.place_call(target, vars, None, &mut agent.calls)?;
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut outcome = None;
@@ -141,7 +178,7 @@ impl Running {
     /// Graceful shutdown's first step: new INVITEs get 503 (with Retry-After) and the
     /// calls in progress continue until they end, `timeout` passes, or a second
     /// signal comes.
-    async fn drain(&mut self, timeout: std::time::Duration) {
+    async fn drain(&mut self, timeout: std::time::Duration, mut on_finished: impl FnMut(Finished)) {
         let _ = self.commands.send(Command::StopAccepting);
         self.ctx
             .hub
@@ -163,7 +200,9 @@ impl Running {
             tokio::select! {
                 ev = self.events.recv() => {
                     let Some(ev) = ev else { return };
-                    self.ctx.on_event(ev, &mut self.calls);
+                    if let Some(ended) = self.handle(ev) {
+                        on_finished(ended);
+                    }
                     if self.calls.is_empty() {
                         tracing::info!(drain_ms = started.elapsed().as_millis() as u64, "drained: every call has ended");
                         return;
@@ -182,7 +221,7 @@ impl Running {
     }
 
     /// Hangs up, un-registers, stops the console.
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         tracing::info!("shutting down: hanging up calls and un-registering");
         let _ = self.commands.send(Command::Shutdown);
         while let Some(ev) = self.events.recv().await {
@@ -198,10 +237,11 @@ impl Running {
     }
 }
 
-async fn start_agent(config: &Config) -> Result<Running, CallError> {
+pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
     let config = config.clone();
     let paths = ModelPaths::in_cache(&config.models_dir());
     let script = Arc::new(load_script(&config)?);
+    let scripts_by_user = load_user_scripts(&config)?;
     let vars = config.agent.vars.clone();
     tracing::info!(script = %script.source, "loading speech models");
     let loaded = {
@@ -229,13 +269,13 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
         }
     };
     if let Some(engines) = &engines {
-        // Every fixed line is synthesized now, so replies never wait for TTS.
-        let probe = Conversation::new(&script, &vars, chrono::Local::now().fixed_offset())?;
-        let fixed: Vec<String> = probe
-            .all_fixed_lines()
-            .into_iter()
-            .map(|l| l.text)
-            .collect();
+        // Every fixed line of every script is synthesized now, so replies never wait
+        // for TTS.
+        let mut fixed: Vec<String> = Vec::new();
+        for s in std::iter::once(&script).chain(scripts_by_user.values()) {
+            let probe = Conversation::new(s, &vars, chrono::Local::now().fixed_offset())?;
+            fixed.extend(probe.all_fixed_lines().into_iter().map(|l| l.text));
+        }
         let failed = {
             let engines = engines.clone();
             tokio::task::spawn_blocking(move || {
@@ -343,10 +383,12 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
         alerts,
         records,
         script,
+        scripts_by_user,
         vars,
         commands: commands.clone(),
         requests: req_tx,
         hub,
+        ring_timeout: std::time::Duration::from_secs(config.agent.ring_timeout_s),
     };
     Ok(Running {
         ctx,
@@ -358,7 +400,7 @@ async fn start_agent(config: &Config) -> Result<Running, CallError> {
     })
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -383,14 +425,15 @@ struct Ctx {
     alerts: Arc<Alerts>,
     records: RecordWriter,
     script: Arc<Script>,
+    /// `[agent.scripts_by_user]`: inbound calls to these users run their own script.
+    scripts_by_user: HashMap<String, Arc<Script>>,
     vars: std::collections::BTreeMap<String, String>,
     commands: UnboundedSender<Command>,
     requests: Sender<CallRequest>,
     hub: ConsoleHub,
+    /// How long an outbound call may ring before it counts as not answered.
+    ring_timeout: std::time::Duration,
 }
-
-/// How long an outbound call may ring before it counts as not answered.
-const RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
 
 /// Outcome label for a call that ended before it was answered.
 fn unanswered_outcome(reason: &EndReason) -> &'static str {
@@ -420,15 +463,37 @@ impl Ctx {
         None
     }
 
+    /// The script for an inbound call to `to` (the To header or request URI).
+    fn script_for(&self, to: &str) -> Arc<Script> {
+        user_part(to)
+            .and_then(|u| self.scripts_by_user.get(u))
+            .unwrap_or(&self.script)
+            .clone()
+    }
+
+    /// A loaded script by its source (a callback runs its original call's script
+    /// when this agent still has it), else the default.
+    fn script_by_source(&self, source: Option<&str>) -> Arc<Script> {
+        source
+            .and_then(|src| {
+                std::iter::once(&self.script)
+                    .chain(self.scripts_by_user.values())
+                    .find(|s| s.source == src)
+            })
+            .unwrap_or(&self.script)
+            .clone()
+    }
+
     fn new_record(
         &self,
+        script: &Script,
         direction: Direction,
         peer: &str,
         vars: &std::collections::BTreeMap<String, String>,
     ) -> Option<i64> {
         self.records
             .start_call(
-                &self.script.source,
+                &script.source,
                 direction.as_str(),
                 Some(peer),
                 vars,
@@ -443,21 +508,23 @@ impl Ctx {
         &self,
         target: &str,
         vars: std::collections::BTreeMap<String, String>,
+        script: Option<&str>,
         calls: &mut HashMap<String, LiveCall>,
     ) -> Result<String, CallError> {
+        let script = self.script_by_source(script);
         let call_id = crate::sip::new_call_id();
         let mut cfg = MediaConfig::new(self.local_ip, None, G711::Pcmu);
         cfg.tap_outbound = true;
         let media = MediaSession::start(&self.ports, cfg)?;
         let local: SocketAddr = media.local_rtp();
-        let record_id = self.new_record(Direction::Outbound, target, &vars);
+        let record_id = self.new_record(&script, Direction::Outbound, target, &vars);
         tracing::info!(%call_id, target, "placing call");
         self.commands
             .send(Command::PlaceCall {
                 call_id: call_id.clone(),
                 target: target.to_string(),
                 media: LocalMedia::new(local),
-                ring_timeout: RING_TIMEOUT,
+                ring_timeout: self.ring_timeout,
             })
             .map_err(|_| CallError::Thread("the SIP agent has stopped".into()))?;
         calls.insert(
@@ -470,6 +537,7 @@ impl Ctx {
                 direction: Direction::Outbound,
                 vars,
                 record_id,
+                script,
             },
         );
         Ok(call_id)
@@ -484,6 +552,7 @@ impl Ctx {
             CallEvent::IncomingCall {
                 call_id,
                 from,
+                to,
                 remote,
                 ..
             } => {
@@ -514,6 +583,7 @@ impl Ctx {
                                 direction: Direction::Inbound,
                                 vars: self.vars.clone(),
                                 record_id: None,
+                                script: self.script_for(&to),
                             },
                         );
                     }
@@ -532,7 +602,12 @@ impl Ctx {
                 if let Some(call) = calls.get_mut(&call_id) {
                     let _span = crate::logging::call_span(&call_id).entered();
                     if call.record_id.is_none() {
-                        call.record_id = self.new_record(call.direction, &call.peer, &call.vars);
+                        call.record_id = self.new_record(
+                            &call.script.clone(),
+                            call.direction,
+                            &call.peer,
+                            &call.vars,
+                        );
                     }
                     if call.direction == Direction::Inbound {
                         self.alerts.answered();
@@ -623,7 +698,7 @@ impl Ctx {
             call_id: call_id.to_string(),
             peer: call.peer.clone(),
             direction: call.direction,
-            script: self.script.clone(),
+            script: call.script.clone(),
             vars: call.vars.clone(),
             tuning: CallTuning::default(),
             record_id,
@@ -634,7 +709,7 @@ impl Ctx {
         let (publisher, control) = self.hub.start_call(CallInfo {
             id: record_id.map_or_else(|| call_id.to_string(), |id| id.to_string()),
             caller: call.peer.clone(),
-            script: self.script.source.clone(),
+            script: call.script.source.clone(),
             started_at: chrono::Utc::now(),
         });
         let console = Some(ConsoleLink { publisher, control });
@@ -701,4 +776,75 @@ fn end_call(call: &mut LiveCall) -> Option<String> {
         tracing::debug!(?report, "media session stopped");
     }
     outcome
+}
+
+// ---- Outbound dialling for campaigns and callbacks (issue 7, item 5) ----
+
+/// A call that ended, as campaigns and the callback scheduler see it.
+#[derive(Debug, Clone)]
+pub(super) struct Finished {
+    /// SIP Call-ID (what [`Running::place`] returned).
+    pub call_id: String,
+    /// The call's record, when one was created.
+    pub record_id: Option<i64>,
+    /// Whether the call was answered (the dialogue ran).
+    pub answered: bool,
+    /// Dialogue outcome, or busy / no_answer / declined / not_found / failed.
+    pub outcome: String,
+}
+
+impl Running {
+    /// Places an outbound call; returns its SIP Call-ID and record id.
+    pub(super) fn place(
+        &mut self,
+        target: &str,
+        vars: std::collections::BTreeMap<String, String>,
+        script: Option<&str>,
+    ) -> Result<(String, Option<i64>), CallError> {
+        let call_id = self.ctx.place_call(target, vars, script, &mut self.calls)?;
+        let record_id = self.calls.get(&call_id).and_then(|c| c.record_id);
+        Ok((call_id, record_id))
+    }
+
+    /// Calls in progress (ringing or answered, either direction).
+    pub(super) fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Handles one SIP event; returns the call that ended with it, if any.
+    pub(super) fn handle(&mut self, ev: SipEvent) -> Option<Finished> {
+        let ended = match &ev {
+            SipEvent::Call(CallEvent::Ended { call_id, .. }) => self
+                .calls
+                .get(call_id)
+                .map(|c| (call_id.clone(), c.thread.is_some(), c.record_id)),
+            _ => None,
+        };
+        let outcome = self.ctx.on_event(ev, &mut self.calls);
+        let (call_id, answered, record_id) = ended?;
+        Some(Finished {
+            call_id,
+            record_id,
+            answered,
+            outcome: outcome.unwrap_or_else(|| "failed".to_string()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_part;
+
+    #[test]
+    fn the_called_user_is_found_in_uris_and_name_addrs() {
+        assert_eq!(user_part("sip:4001@pbx.example.com"), Some("4001"));
+        assert_eq!(
+            user_part("\"Hotline\" <sip:4002@10.0.0.1:5060;transport=udp>;tag=ab"),
+            Some("4002")
+        );
+        assert_eq!(user_part("<sips:bot@127.0.0.1>"), Some("bot"));
+        assert_eq!(user_part("tel:+861012345678"), Some("+861012345678"));
+        assert_eq!(user_part("sip:pbx.example.com"), None);
+        assert_eq!(user_part("garbage"), None);
+    }
 }

@@ -516,7 +516,7 @@ pub fn run(
                     tracing::error!(call_id = id, error = %e, "cannot record the voice message");
                 }
             }
-            if let Err(e) = s.add_callback(id, &due, &target, &now) {
+            if let Err(e) = s.schedule_callback(id, &due, &target, &now) {
                 tracing::error!(call_id = id, error = %e, "cannot schedule the callback");
             }
         });

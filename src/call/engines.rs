@@ -89,9 +89,12 @@ impl SpeechEngines {
         }
         let pcm = self.phrases.get_or_synthesize(text, &self.voice)?;
         let pcm8 = audio::resample(&pcm, self.phrases.sample_rate(), 8000)?;
+        // The reply is heard as soon as its first syllable is: start the line 20 ms
+        // before it rather than after the voice's silent lead-in.
+        let pcm8 = audio::trim_leading_silence(&pcm8, 8000, LEAD_IN_DBFS, 20);
         let frames = pcm8.len().div_ceil(FRAME_8K).max(1);
         let mut out = vec![0i16; frames * FRAME_8K];
-        for (o, s) in out.iter_mut().zip(&pcm8) {
+        for (o, s) in out.iter_mut().zip(pcm8) {
             *o = audio::f32_to_i16(*s);
         }
         let line: Line8k = out.into();
@@ -132,6 +135,10 @@ impl SpeechEngines {
         self.lines.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Level below which a synthesized line's lead-in counts as silence (the bench's
+/// "agent speaking" threshold is about −36 dBFS, so −45 keeps every audible onset).
+const LEAD_IN_DBFS: f32 = -45.0;
 
 /// The voice the config names: the provisioned Baker pair unless `[tts]` swaps it.
 pub fn tts_model_config(paths: &ModelPaths, cfg: &crate::config::TtsConfig) -> ModelConfig {

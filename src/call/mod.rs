@@ -1,6 +1,7 @@
 //! Calls end to end: the per-call real-time pipeline joining SIP/RTP, speech and dialogue.
 //!
 //! * [`agent`]: `tingshuo serve`, the SIP agent and one thread per call;
+//! * [`campaign`], [`callbacks`]: `tingshuo campaign` and the callback scheduler;
 //! * [`session`]: one call's loop (VAD, endpointing, ASR, dialogue, playback, barge-in);
 //! * [`engines`]: the speech models shared by every call;
 //! * [`records`]: the call-record writer thread;
@@ -11,6 +12,8 @@ pub mod admission;
 pub mod agent;
 pub mod alerts;
 pub mod barge_in;
+pub mod callbacks;
+pub mod campaign;
 pub mod emergency;
 pub mod engines;
 pub mod health;

@@ -439,27 +439,31 @@ impl CallLoop<'_> {
                     self.playing = None;
                     self.lines.clear();
                     while c.control.operator_audio.try_recv().is_ok() {}
-                    c.publisher.transcript(TranscriptLine::new(
-                        Speaker::Operator,
-                        format!("（{operator} 接管通话 / took over）"),
-                    ));
+                    let note = format!("（{operator} 接管通话 / took over）");
+                    c.publisher
+                        .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
+                    record_line(self.records, self.record_id, "operator", note, None);
                 }
                 OperatorAction::HandBack { operator } => {
                     tracing::info!(%operator, "operator handed the call back");
                     self.taken_over = false;
                     self.last_activity = Instant::now();
-                    c.publisher.transcript(TranscriptLine::new(
-                        Speaker::Operator,
-                        format!("（{operator} 交回智能客服 / handed back）"),
-                    ));
+                    let note = format!("（{operator} 交回智能客服 / handed back）");
+                    c.publisher
+                        .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
+                    record_line(self.records, self.record_id, "operator", note, None);
                 }
                 OperatorAction::HangUp { operator } => {
                     tracing::info!(%operator, "operator hung up the call");
+                    let note = format!("（{operator} 挂断通话 / hung up）");
+                    c.publisher
+                        .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
+                    record_line(self.records, self.record_id, "operator", note, None);
                     self.playback.flush();
                     self.playing = None;
                     self.lines.clear();
                     self.hangup_after_playback =
-                        Some(self.conv.outcome().unwrap_or(Outcome::Completed));
+                        Some(self.conv.outcome().unwrap_or(Outcome::OperatorEnded));
                 }
             }
         }
@@ -553,16 +557,27 @@ impl CallLoop<'_> {
 
     fn say(&mut self, text: String, interruptible: bool) {
         let audio = self.engines.ready_line(&text);
-        if audio.is_none() {
-            if let Err(e) = self.engines.render_async(&text, self.render_tx.clone()) {
-                tracing::error!(error = %e, "cannot render a line");
+        if audio.is_some() {
+            self.lines.push_back(QueuedLine {
+                text,
+                interruptible,
+                audio,
+            });
+        } else {
+            // A line that was not synthesized in advance (it names a collected
+            // value or a time): render its first clause on its own, so the caller
+            // hears it after that clause's synthesis rather than the whole line's.
+            for piece in first_clause_split(&text) {
+                if let Err(e) = self.engines.render_async(&piece, self.render_tx.clone()) {
+                    tracing::error!(error = %e, "cannot render a line");
+                }
+                self.lines.push_back(QueuedLine {
+                    text: piece,
+                    interruptible,
+                    audio: None,
+                });
             }
         }
-        self.lines.push_back(QueuedLine {
-            text,
-            interruptible,
-            audio,
-        });
         self.feed_playback();
     }
 
@@ -777,6 +792,13 @@ impl CallLoop<'_> {
                 c.publisher
                     .transcript(TranscriptLine::new(Speaker::Caller, text.clone()));
             }
+            record_line(
+                self.records,
+                self.record_id,
+                "callee",
+                text,
+                Some(confidence as f64),
+            );
             return;
         }
         let result = self.conv.on_utterance(&text, confidence, now_local());
@@ -909,6 +931,48 @@ impl CallLoop<'_> {
     }
 }
 
+/// Records one line outside the script's turns (an operator's action, or what
+/// the caller said while an operator had the call).
+fn record_line(
+    records: &RecordWriter,
+    record_id: Option<i64>,
+    speaker: &str,
+    text: String,
+    asr_confidence: Option<f64>,
+) {
+    let Some(id) = record_id else { return };
+    records.write_turn(
+        id,
+        crate::store::TurnWrite {
+            at: now_local().to_rfc3339(),
+            lines: vec![crate::store::TurnLine {
+                speaker: speaker.into(),
+                text,
+                asr_confidence,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+}
+
+/// Splits a line into its first clause and the rest, for rendering the first
+/// clause ahead. The cut is after the first clause mark (，。！？；) that leaves at
+/// least `MIN_CLAUSE_CHARS` characters on each side; otherwise the line stays whole
+/// (a short opening like 好的， is not worth a prosody break).
+fn first_clause_split(text: &str) -> Vec<String> {
+    const MIN_CLAUSE_CHARS: usize = 4;
+    let chars: Vec<char> = text.trim().chars().collect();
+    let marks = ['，', '。', '！', '？', '；', ',', '!', '?', ';'];
+    for (i, c) in chars.iter().enumerate() {
+        if marks.contains(c) && i >= MIN_CLAUSE_CHARS && chars.len() - i > MIN_CLAUSE_CHARS {
+            let (head, rest) = chars.split_at(i + 1);
+            return vec![head.iter().collect(), rest.iter().collect()];
+        }
+    }
+    vec![chars.into_iter().collect()]
+}
+
 /// Converts monotonic stamps to wall-clock epoch milliseconds for the record.
 fn to_epoch(t: &TurnTiming) -> crate::store::TurnTiming {
     let now_i = Instant::now();
@@ -922,5 +986,30 @@ fn to_epoch(t: &TurnTiming) -> crate::store::TurnTiming {
         t_asr_done: conv(t.t_asr_done),
         t_reply_chosen: conv(t.t_reply_chosen),
         t_first_reply_rtp: conv(t.t_first_reply_rtp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_clause_split;
+
+    #[test]
+    fn a_dynamic_line_is_cut_after_its_first_real_clause() {
+        assert_eq!(
+            first_clause_split("好的，我们会在明天上午十点给您回电，请保持电话畅通。"),
+            vec![
+                "好的，我们会在明天上午十点给您回电，".to_string(),
+                "请保持电话畅通。".to_string()
+            ]
+        );
+        assert_eq!(
+            first_clause_split("您留的号码是13912345678，对吗？"),
+            vec!["您留的号码是13912345678，对吗？".to_string()]
+        );
+        assert_eq!(first_clause_split("再见。"), vec!["再见。".to_string()]);
+        assert_eq!(
+            first_clause_split("没有标点的一句话"),
+            vec!["没有标点的一句话".to_string()]
+        );
     }
 }

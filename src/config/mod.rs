@@ -109,7 +109,7 @@ impl Default for SipConfig {
 }
 
 /// `[agent]`: which call script runs and with which variables.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     /// Path of the call script (Markdown 话术 document). Absent: the embedded demo script.
@@ -120,6 +120,76 @@ pub struct AgentConfig {
     pub scripts_by_user: BTreeMap<String, PathBuf>,
     /// Record calls as stereo WAV (caller left, agent right).
     pub record_audio: bool,
+    /// `[agent.campaign]`: how `tingshuo campaign` dials a CSV.
+    pub campaign: CampaignConfig,
+    /// `[agent.callbacks]`: how callbacks the callees asked for are dialled.
+    pub callbacks: CallbacksConfig,
+    /// How long an outbound call may ring before it counts as not answered, seconds.
+    pub ring_timeout_s: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            script: None,
+            vars: BTreeMap::new(),
+            scripts_by_user: BTreeMap::new(),
+            record_audio: false,
+            campaign: CampaignConfig::default(),
+            callbacks: CallbacksConfig::default(),
+            ring_timeout_s: 45,
+        }
+    }
+}
+
+/// `[agent.campaign]`: concurrency, retries and the do-not-call list of campaigns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CampaignConfig {
+    /// Calls of one campaign in progress at once.
+    pub concurrency: usize,
+    /// Dial attempts per row (busy, no answer and failures are retried).
+    pub max_attempts: u32,
+    /// Wait before each retry, seconds; the last entry repeats.
+    pub retry_delays_s: Vec<u64>,
+    /// Numbers never to call (a `sip:` URI or a bare number / extension).
+    pub do_not_call: Vec<String>,
+    /// A file of numbers never to call, one a line (`#` starts a comment).
+    pub do_not_call_file: Option<PathBuf>,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            max_attempts: 3,
+            retry_delays_s: vec![300, 1800],
+            do_not_call: Vec::new(),
+            do_not_call_file: None,
+        }
+    }
+}
+
+/// `[agent.callbacks]`: the scheduler `serve` and `campaign` run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbacksConfig {
+    /// How often the store is checked for due callbacks, seconds.
+    pub poll_s: u64,
+    /// Dial attempts per callback before it is marked failed.
+    pub max_attempts: u32,
+    /// Wait before a callback that was not answered is dialled again, seconds.
+    pub retry_s: u64,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        Self {
+            poll_s: 5,
+            max_attempts: 3,
+            retry_s: 600,
+        }
+    }
 }
 
 /// `[console]`: the operator console.
@@ -391,6 +461,31 @@ impl Config {
                 ));
             }
             self.agent.scripts_by_user.insert(user, resolved);
+        }
+        if let Some(dnc) = self.agent.campaign.do_not_call_file.clone() {
+            let resolved = self.resolve(&dnc);
+            if !resolved.is_file() {
+                return Err(invalid(
+                    "agent.campaign.do_not_call_file",
+                    format!("names {} which does not exist", resolved.display()),
+                    "Create the file (one number a line), or remove the key.",
+                ));
+            }
+            self.agent.campaign.do_not_call_file = Some(resolved);
+        }
+        if self.agent.campaign.concurrency == 0 || self.agent.campaign.max_attempts == 0 {
+            return Err(invalid(
+                "agent.campaign",
+                "has concurrency or max_attempts 0".into(),
+                "Allow at least one call at a time and one attempt per row.",
+            ));
+        }
+        if self.agent.callbacks.poll_s == 0 || self.agent.ring_timeout_s == 0 {
+            return Err(invalid(
+                "agent.callbacks.poll_s",
+                "(or agent.ring_timeout_s) is 0".into(),
+                "Use at least 1 second.",
+            ));
         }
         if let Some(dir) = self.models.dir.clone() {
             self.models.dir = Some(self.resolve(&dir));

@@ -5,8 +5,8 @@
 //! ended in this process (the hub fills it), so the console is useful before the store
 //! is attached and in tests.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -78,6 +78,51 @@ pub trait HistorySource: Send + Sync {
     fn recording(&self, id: &str) -> Result<Option<PathBuf>, HistoryError> {
         Ok(self.detail(id)?.and_then(|d| d.recording))
     }
+}
+
+/// Name of the recordings directory beside the records database.
+pub const RECORDINGS_DIR: &str = "recordings";
+
+/// Where call recordings live by default: `recordings/` beside the records database
+/// (so `$TINGSHUO_DATA/recordings` with the default store path).
+pub fn default_recordings_dir(store_path: &Path) -> PathBuf {
+    match store_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(RECORDINGS_DIR),
+        _ => PathBuf::from(RECORDINGS_DIR),
+    }
+}
+
+/// Why a recording cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("the recording file {0} is missing")]
+    Missing(PathBuf),
+    #[error(
+        "the recording path {path} lies outside the recordings directory {dir}; it is not served"
+    )]
+    Outside { path: PathBuf, dir: PathBuf },
+}
+
+/// Resolves a stored recording path inside `dir` (relative paths are relative to it)
+/// and refuses anything that is not a regular file under it after following links and
+/// `..`: the path comes from the database, and the console must not become a way to
+/// read arbitrary files.
+pub fn confine(dir: &Path, path: &Path) -> Result<PathBuf, RecordingError> {
+    let joined = dir.join(path);
+    let real =
+        std::fs::canonicalize(&joined).map_err(|_| RecordingError::Missing(joined.clone()))?;
+    let outside = || RecordingError::Outside {
+        path: joined.clone(),
+        dir: dir.to_path_buf(),
+    };
+    let root = std::fs::canonicalize(dir).map_err(|_| outside())?;
+    if !real.starts_with(&root) {
+        return Err(outside());
+    }
+    if !real.is_file() {
+        return Err(RecordingError::Missing(joined));
+    }
+    Ok(real)
 }
 
 /// Calls finished in this process, newest last; bounded so a long-running agent
@@ -155,6 +200,49 @@ mod tests {
     }
 
     #[test]
+    fn recordings_are_confined_to_their_directory() {
+        let top = tempfile::tempdir().expect("tempdir");
+        let dir = top.path().join("recordings");
+        std::fs::create_dir_all(dir.join("2026")).expect("dirs");
+        std::fs::write(dir.join("2026/a.wav"), b"RIFF").expect("wav");
+        std::fs::write(top.path().join("secret.wav"), b"RIFF").expect("outside");
+        let inside = confine(&dir, Path::new("2026/a.wav")).expect("relative inside");
+        assert!(inside.ends_with("2026/a.wav"));
+        confine(&dir, &dir.join("2026/a.wav")).expect("absolute inside");
+        for outside in [
+            PathBuf::from("../secret.wav"),
+            top.path().join("secret.wav"),
+            PathBuf::from("/etc/passwd"),
+        ] {
+            assert!(
+                matches!(confine(&dir, &outside), Err(RecordingError::Outside { .. })),
+                "{outside:?} is refused"
+            );
+        }
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(top.path().join("secret.wav"), dir.join("link.wav"))
+                .expect("symlink");
+            assert!(matches!(
+                confine(&dir, Path::new("link.wav")),
+                Err(RecordingError::Outside { .. })
+            ));
+        }
+        assert!(matches!(
+            confine(&dir, Path::new("gone.wav")),
+            Err(RecordingError::Missing(_))
+        ));
+        assert!(matches!(
+            confine(&dir, Path::new("2026")),
+            Err(RecordingError::Missing(_))
+        ));
+        assert_eq!(
+            default_recordings_dir(Path::new("/var/lib/tingshuo/records.db")),
+            PathBuf::from("/var/lib/tingshuo/recordings")
+        );
+    }
+
+    #[test]
     fn newest_first_and_bounded() {
         let h = MemoryHistory::with_capacity(2);
         for id in ["a", "b", "c"] {
@@ -177,15 +265,53 @@ mod tests {
 /// connection: SQLite in WAL mode serves readers while the record writer writes.
 pub struct StoreHistory {
     path: PathBuf,
+    recordings: PathBuf,
 }
 
 impl StoreHistory {
+    /// History from the database at `path`; relative recording paths in it are
+    /// relative to [`default_recordings_dir`].
     pub fn new(path: PathBuf) -> Self {
-        Self { path }
+        let recordings = default_recordings_dir(&path);
+        Self { path, recordings }
+    }
+
+    /// Resolve relative recording paths against `dir` instead.
+    pub fn with_recordings_dir(mut self, dir: PathBuf) -> Self {
+        self.recordings = dir;
+        self
     }
 
     fn open(&self) -> Result<crate::store::Store, HistoryError> {
         crate::store::Store::open(&self.path).map_err(|e| HistoryError(e.to_string()))
+    }
+
+    /// The `calls.recording` column (schema v2), read on its own read-only connection
+    /// because the store's row types predate it.
+    fn recordings_of(&self, ids: &[i64]) -> Result<BTreeMap<i64, PathBuf>, HistoryError> {
+        let db = |e: rusqlite::Error| HistoryError(e.to_string());
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db)?;
+        let mut st = conn
+            .prepare("SELECT recording FROM calls WHERE id = ?1 AND recording IS NOT NULL AND recording <> ''")
+            .map_err(db)?;
+        let mut out = BTreeMap::new();
+        for &id in ids {
+            let found: Option<String> =
+                st.query_row([id], |r| r.get(0))
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(db(e)),
+                    })?;
+            if let Some(p) = found {
+                out.insert(id, self.recordings.join(p));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -201,10 +327,17 @@ impl HistorySource for StoreHistory {
             .open()?
             .list(limit)
             .map_err(|e| HistoryError(e.to_string()))?;
+        let ids: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.ended_at.is_some())
+            .map(|r| r.id)
+            .collect();
+        let with_recording: HashSet<i64> = self.recordings_of(&ids)?.into_keys().collect();
         Ok(rows
             .into_iter()
             .filter(|r| r.ended_at.is_some())
             .map(|r| CallSummary {
+                has_recording: with_recording.contains(&r.id),
                 id: r.id.to_string(),
                 caller: r.peer.unwrap_or_default(),
                 script: r.script,
@@ -212,7 +345,6 @@ impl HistorySource for StoreHistory {
                 ended_at: r.ended_at.as_deref().and_then(parse_time),
                 outcome: r.outcome.unwrap_or_else(|| "unknown".into()),
                 turns: r.turns.max(0) as usize,
-                has_recording: false,
             })
             .collect())
     }
@@ -245,6 +377,7 @@ impl HistorySource for StoreHistory {
                 }
             }
         }
+        let recording = self.recordings_of(&[num])?.remove(&num);
         Ok(Some(CallDetail {
             id: d.call.id.to_string(),
             caller: d.call.peer.clone().unwrap_or_default(),
@@ -255,8 +388,8 @@ impl HistorySource for StoreHistory {
             fields: d.fields.clone(),
             transcript,
             turn_latencies_ms: latencies,
-            has_recording: false,
-            recording: None,
+            has_recording: recording.is_some(),
+            recording,
         }))
     }
 }

@@ -60,6 +60,8 @@ pub struct ConsoleOptions {
     /// The audit log (JSON lines, append-only).
     pub audit_log: PathBuf,
     pub history: Arc<dyn HistorySource>,
+    /// The only directory recordings are served from (see [`history::confine`]).
+    pub recordings: PathBuf,
     pub policy: AuthPolicy,
 }
 
@@ -72,6 +74,7 @@ impl ConsoleOptions {
             operators: dir.join(auth::OPERATORS_FILE),
             audit_log: dir.join(auth::AUDIT_FILE),
             history: hub.memory_history(),
+            recordings: history::default_recordings_dir(&cfg.store_path()),
             policy: AuthPolicy::default(),
         }
     }
@@ -103,6 +106,7 @@ impl ConsoleServer {
             rtc: rtc::RtcManager::new(hub.clone(), addr.ip().is_loopback())?,
             hub,
             history: opts.history,
+            recordings: opts.recordings,
             operators: OperatorStore::new(opts.operators),
             sessions: auth::SessionStore::new(opts.policy.session_idle),
             limiter: auth::LoginRateLimiter::new(

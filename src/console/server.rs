@@ -65,6 +65,8 @@ impl Default for AuthPolicy {
 pub(crate) struct AppState {
     pub hub: ConsoleHub,
     pub history: Arc<dyn HistorySource>,
+    /// Recordings are served from this directory only.
+    pub recordings: std::path::PathBuf,
     pub operators: OperatorStore,
     pub sessions: SessionStore,
     pub limiter: LoginRateLimiter,
@@ -456,25 +458,161 @@ async fn history_detail(State(st): State<St>, _op: Operator, Path(id): Path<Stri
     }
 }
 
-async fn recording(State(st): State<St>, op: Operator, Path(id): Path<String>) -> Response {
+/// A byte range of a file, both ends inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Parses a `Range` header for a file of `len` bytes (RFC 9110 §14.1.2): `Ok(None)`
+/// means serve the whole file (no header, another unit, or several ranges, which a
+/// server may ignore), `Err(())` an unsatisfiable range (416).
+pub(crate) fn parse_range(header: Option<&str>, len: u64) -> Result<Option<ByteRange>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        // Suffix: the last `b` bytes.
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 || len == 0 {
+            return Err(());
+        }
+        ByteRange {
+            start: len.saturating_sub(n),
+            end: len - 1,
+        }
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))
+        };
+        if start >= len || end < start {
+            return Err(());
+        }
+        ByteRange { start, end }
+    };
+    Ok(Some(range))
+}
+
+/// Streams `len` bytes of `file` from its current position in 64 KiB chunks.
+fn file_body(file: tokio::fs::File, len: u64) -> axum::body::Body {
+    use tokio::io::AsyncReadExt;
+    let chunks = stream::unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; left.min(64 * 1024) as usize];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(buf)),
+                    (file, left - n as u64),
+                ))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    axum::body::Body::from_stream(chunks)
+}
+
+/// The call's WAV, streamed, with single-range support so the browser's player can
+/// seek. Only files inside the recordings directory are served.
+async fn recording(
+    State(st): State<St>,
+    op: Operator,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    use super::history::{confine, RecordingError};
+    use tokio::io::AsyncSeekExt;
     let h = st.history.clone();
     let lookup = id.clone();
-    let path = match tokio::task::spawn_blocking(move || h.recording(&lookup)).await {
+    let stored = match tokio::task::spawn_blocking(move || h.recording(&lookup)).await {
         Ok(Ok(Some(p))) => p,
         Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, "this call has no recording"),
         Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => {
-            let _ = st.audit.record(&op.name, "recording", Some(&id), op.ip);
-            ([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response()
+    let dir = st.recordings.clone();
+    let path = match tokio::task::spawn_blocking(move || confine(&dir, &stored)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e @ RecordingError::Missing(_))) => {
+            tracing::warn!(call = %id, error = %e, "recording unavailable");
+            return error(StatusCode::NOT_FOUND, "the recording file is missing");
         }
+        Ok(Err(e @ RecordingError::Outside { .. })) => {
+            tracing::warn!(call = %id, error = %e, "recording refused");
+            return error(
+                StatusCode::FORBIDDEN,
+                "the recording lies outside the recordings directory",
+            );
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let opened = async {
+        let file = tokio::fs::File::open(&path).await?;
+        let len = file.metadata().await?.len();
+        Ok::<_, std::io::Error>((file, len))
+    };
+    let (mut file, len) = match opened.await {
+        Ok(f) => f,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "recording unreadable");
-            error(StatusCode::NOT_FOUND, "the recording file is missing")
+            return error(StatusCode::NOT_FOUND, "the recording file is missing");
+        }
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = match parse_range(range, len) {
+        Ok(r) => r,
+        Err(()) => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+            )
+                .into_response()
+        }
+    };
+    // A player fetches many ranges of one recording: audit the first request only.
+    if range.is_none_or(|r| r.start == 0) {
+        if let Some(r) = audit_refusal(&st, &op, "recording", &id) {
+            return r;
         }
     }
+    let mut res = match range {
+        Some(r) => {
+            if let Err(e) = file.seek(std::io::SeekFrom::Start(r.start)).await {
+                return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+            }
+            let n = r.end - r.start + 1;
+            let mut res = (StatusCode::PARTIAL_CONTENT, file_body(file, n)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{len}", r.start, r.end)) {
+                res.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            res.headers_mut().insert(header::CONTENT_LENGTH, n.into());
+            res
+        }
+        None => {
+            let mut res = (StatusCode::OK, file_body(file, len)).into_response();
+            res.headers_mut().insert(header::CONTENT_LENGTH, len.into());
+            res
+        }
+    };
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    res
 }
 
 #[derive(Deserialize)]
@@ -655,3 +793,29 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/api/calls/{id}/hangup", true),
     ("POST", "/api/rtc/{peer}/close", true),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(start: u64, end: u64) -> Result<Option<ByteRange>, ()> {
+        Ok(Some(ByteRange { start, end }))
+    }
+
+    #[test]
+    fn byte_ranges() {
+        assert_eq!(parse_range(None, 100), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-"), 100), r(0, 99));
+        assert_eq!(parse_range(Some("bytes=0-43"), 100), r(0, 43));
+        assert_eq!(parse_range(Some("bytes=90-200"), 100), r(90, 99));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), r(90, 99));
+        assert_eq!(parse_range(Some("bytes=-500"), 100), r(0, 99));
+        assert_eq!(parse_range(Some("bytes=100-"), 100), Err(()));
+        assert_eq!(parse_range(Some("bytes=50-40"), 100), Err(()));
+        assert_eq!(parse_range(Some("bytes=-0"), 100), Err(()));
+        assert_eq!(parse_range(Some("bytes=x-1"), 100), Err(()));
+        // Other units and multiple ranges: the whole file.
+        assert_eq!(parse_range(Some("items=0-1"), 100), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Ok(None));
+    }
+}

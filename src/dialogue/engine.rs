@@ -27,6 +27,8 @@ pub enum Outcome {
     NoResponse,
     DoNotCall,
     Failed,
+    /// An operator hung up from the console before the script reached an outcome.
+    OperatorEnded,
 }
 
 impl Outcome {
@@ -38,6 +40,7 @@ impl Outcome {
             Outcome::NoResponse => "no_response",
             Outcome::DoNotCall => "do_not_call",
             Outcome::Failed => "failed",
+            Outcome::OperatorEnded => "operator_ended",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -48,6 +51,7 @@ impl Outcome {
             Outcome::NoResponse,
             Outcome::DoNotCall,
             Outcome::Failed,
+            Outcome::OperatorEnded,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)

@@ -17,13 +17,16 @@ mod recovery;
 pub use recovery::INTERRUPTED;
 use serde::Serialize;
 
+mod campaigns;
+pub use campaigns::{CallbackState, CampaignRow, RowStatus};
+
 /// Current schema version (`PRAGMA user_version`): one per entry of [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Schema migrations, applied in order; entry `i` takes the database from
 /// version `i` to `i + 1`. Append only: a released entry never changes, because
 /// databases in the field have already run it.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, campaigns::SCHEMA_V4];
 
 /// Errors of the record store.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,34 @@ ALTER TABLE callbacks ADD COLUMN target TEXT;
 ALTER TABLE callbacks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE callbacks ADD COLUMN last_error TEXT;
 ALTER TABLE callbacks ADD COLUMN dialled_call_id INTEGER;
+";
+
+/// Version 3: operators' take-over lines are part of the transcript, so the
+/// `speaker` check admits `operator` (SQLite cannot alter a CHECK: the table is
+/// rebuilt with the same columns in the same order).
+const SCHEMA_V3: &str = "
+CREATE TABLE turns_v3 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id INTEGER NOT NULL REFERENCES calls(id),
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    speaker TEXT NOT NULL CHECK (speaker IN ('agent', 'callee', 'operator')),
+    text TEXT NOT NULL,
+    asr_confidence REAL,
+    step TEXT,
+    intent TEXT,
+    interruptible INTEGER NOT NULL DEFAULT 1,
+    interrupted INTEGER NOT NULL DEFAULT 0,
+    t_speech_end INTEGER,
+    t_endpoint INTEGER,
+    t_asr_done INTEGER,
+    t_reply_chosen INTEGER,
+    t_first_reply_rtp INTEGER
+);
+INSERT INTO turns_v3 SELECT * FROM turns;
+DROP TABLE turns;
+ALTER TABLE turns_v3 RENAME TO turns;
+CREATE INDEX IF NOT EXISTS turns_call ON turns(call_id, seq);
 ";
 
 /// One line of a turn.
@@ -536,6 +567,20 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "normal");
         assert_eq!(s.list(10).unwrap()[0].script, "a.md");
+        // v3: an operator's line is accepted, anything else still is not.
+        let mut s = s;
+        let line = |speaker: &str| TurnWrite {
+            at: "2026-11-01T09:01:00+08:00".into(),
+            lines: vec![TurnLine {
+                speaker: speaker.into(),
+                text: "（张三 接管通话）".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        s.write_turn(1, &line("operator")).unwrap();
+        assert!(s.write_turn(1, &line("robot")).is_err());
+        assert_eq!(s.show(1).unwrap().turns[0].line.speaker, "operator");
     }
 
     #[test]

@@ -28,8 +28,9 @@ impl Store {
         Ok(())
     }
 
-    /// Schedules a callback to `target` (the number to dial) for `call_id`.
-    pub fn add_callback(
+    /// Schedules a callback to `target` (the number to dial) for `call_id` and shows
+    /// it on the call (`callback_at`), in one transaction.
+    pub fn schedule_callback(
         &mut self,
         call_id: i64,
         due_at: &str,
@@ -92,7 +93,7 @@ mod tests {
             .unwrap();
         s.set_mode(id, "emergency").unwrap();
         s.set_voice_message(id, "/tmp/m.wav").unwrap();
-        s.add_callback(id, "2026-11-25T12:00:00+08:00", "1001", "t1")
+        s.schedule_callback(id, "2026-11-25T12:00:00+08:00", "1001", "t1")
             .unwrap();
         assert_eq!(
             s.call_mode(id).unwrap(),

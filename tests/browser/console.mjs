@@ -7,52 +7,26 @@
 // Env: CONSOLE_URL, CONSOLE_USER, CONSOLE_PASSWORD, CALLER (number shown for the live call),
 //      SCREENSHOT_DIR (where console-live.png and console-history.png go),
 //      TAKEOVER_MS (how long to hold the take-over, default 3000).
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { need, step, launch, login, listenUntilAudio, join } from './lib.mjs';
 
-const need = (k) => {
-  const v = process.env[k];
-  if (!v) { console.error(`missing env ${k}`); process.exit(2); }
-  return v;
-};
 const url = need('CONSOLE_URL');
 const user = need('CONSOLE_USER');
 const password = need('CONSOLE_PASSWORD');
 const caller = need('CALLER');
 const shots = need('SCREENSHOT_DIR');
 const holdMs = Number(process.env.TAKEOVER_MS || 3000);
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+// Quiet windows (page open, idle / one listener) for the test's CPU measurement.
+const cpuWindowMs = Number(process.env.CPU_WINDOW_MS || 3000);
 
-const profile = mkdtempSync(join(tmpdir(), 'tingshuo-chromium-'));
 const t0 = Date.now();
-const step = (what) => console.error(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${what}`);
 const result = {};
-let ctx;
+let browser;
 try {
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    viewport: { width: 1440, height: 860 },
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  });
-  const page = ctx.pages()[0] || await ctx.newPage();
-  page.setDefaultTimeout(15000);
-  page.on('dialog', (d) => d.accept());
-  page.on('pageerror', (e) => console.error('page error:', e.message));
+  browser = await launch();
+  const { page } = browser;
 
   step('open console');
-  await page.goto(url + '/');
-  if (!page.url().endsWith('/login')) throw new Error(`expected the login page, got ${page.url()}`);
-  await page.fill('#username', user);
-  await page.fill('#password', password);
-  await Promise.all([page.waitForURL(url + '/'), page.click('#login')]);
+  await login(page, url, user, password);
   step('logged in');
 
   const row = page.locator('#calls tbody tr', { hasText: caller });
@@ -62,30 +36,13 @@ try {
   // The test's call layer speaks more lines once someone listens: they must stream in.
   const before = await page.locator('#transcript li').count();
 
-  await page.click('#btn-listen');
-  await page.waitForFunction(() => window.tingshuo.listen && window.tingshuo.listen.pc.connectionState === 'connected');
-  const tConnected = Date.now();
-  step('listen-in connected');
-  // Poll the receiver's stats until audio has arrived and has a level (15 s at most).
-  let stats = null;
-  for (let i = 0; i < 75; i++) {
-    const s = await page.evaluate(() => window.tingshuo.audioStats());
-    if (s && s.bytesReceived > 0 && s.audioLevel > 0) { stats = s; break; }
-    await page.waitForTimeout(200);
-  }
-  if (!stats) throw new Error(`no audio with a level within 15 s: ${JSON.stringify(await page.evaluate(() => window.tingshuo.audioStats()))}`);
-  result.listen = {
-    bytesReceived: stats.bytesReceived,
-    packetsReceived: stats.packetsReceived,
-    audioLevel: stats.audioLevel,
-    codec: await page.evaluate(async () => {
-      let mime = '';
-      (await window.tingshuo.listen.pc.getStats()).forEach((r) => { if (r.type === 'codec') mime = r.mimeType; });
-      return mime;
-    }),
-    ms_to_audio_after_connect: Date.now() - tConnected,
-    jitterBufferDelayMs: stats.jitterBufferEmittedCount ? (1000 * stats.jitterBufferDelay / stats.jitterBufferEmittedCount) : null,
-  };
+  result.idle_window = [Date.now()];
+  await page.waitForTimeout(cpuWindowMs);
+  result.idle_window.push(Date.now());
+  result.listen = await listenUntilAudio(page);
+  result.listen_window = [Date.now()];
+  await page.waitForTimeout(cpuWindowMs);
+  result.listen_window.push(Date.now());
   step(`audio arrives: ${JSON.stringify(result.listen)}`);
   await page.waitForFunction((n) => document.querySelectorAll('#transcript li').length >= n + 3, before);
   result.transcript_lines = await page.locator('#transcript li').count();
@@ -131,6 +88,15 @@ try {
     const b = new Uint8Array(await r.arrayBuffer());
     return r.ok && String.fromCharCode(...b.slice(0, 4)) === 'RIFF';
   });
+  // The page's player loads it: Chromium's media stack parses the WAV (range requests).
+  result.recording_duration = await page.evaluate(() => new Promise((resolve) => {
+    const a = document.getElementById('hist-audio');
+    if (a.readyState >= 1) { resolve(a.duration); return; }
+    a.addEventListener('loadedmetadata', () => resolve(a.duration));
+    a.addEventListener('error', () => resolve(-1));
+    a.load();
+    setTimeout(() => resolve(null), 5000);
+  }));
   await page.screenshot({ path: join(shots, 'console-history.png') });
   step('history shown');
   result.ok = true;
@@ -138,8 +104,7 @@ try {
   result.ok = false;
   result.error = String(e && e.stack || e);
 } finally {
-  if (ctx) await ctx.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
+  if (browser) await browser.close();
 }
 result.seconds = (Date.now() - t0) / 1000;
 console.log(JSON.stringify(result));

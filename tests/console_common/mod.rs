@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tingshuo::console::{
     AuthPolicy, CallAudioFrame, CallControl, CallEnd, CallInfo, ConsoleHub, ConsoleOptions,
-    ConsoleServer, OperatorStore, Speaker, TranscriptLine, FRAME_SAMPLES,
+    ConsoleServer, HistorySource, OperatorStore, Speaker, TranscriptLine, FRAME_SAMPLES,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,6 +31,15 @@ pub struct TestConsole {
 
 impl TestConsole {
     pub async fn start(policy: AuthPolicy) -> Self {
+        Self::start_with(policy, None).await
+    }
+
+    /// With another history source and its recordings directory (default: the hub's
+    /// in-memory history, recordings in the console's temp dir).
+    pub async fn start_with(
+        policy: AuthPolicy,
+        history: Option<(Arc<dyn HistorySource>, PathBuf)>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let operators = dir.path().join("operators.toml");
         OperatorStore::new(operators.clone())
@@ -41,7 +50,13 @@ impl TestConsole {
             listen: "127.0.0.1:0".parse().expect("addr"),
             operators,
             audit_log: dir.path().join("console-audit.log"),
-            history: hub.memory_history(),
+            history: history
+                .as_ref()
+                .map(|h| h.0.clone())
+                .unwrap_or_else(|| hub.memory_history()),
+            recordings: history
+                .map(|h| h.1)
+                .unwrap_or_else(|| dir.path().to_path_buf()),
             policy,
         };
         let server = ConsoleServer::start(opts, hub.clone())

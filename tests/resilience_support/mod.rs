@@ -53,7 +53,8 @@ pub struct Agent {
     pub config: PathBuf,
 }
 
-/// Writes the agent's config (`extra` is appended TOML) and starts `tingshuo serve`.
+/// Writes the agent's config and starts `tingshuo serve`. `extra` is appended TOML:
+/// bare keys at its start still belong to the `[emergency]` table.
 /// Free ports are only free when checked: a port taken meanwhile by another process
 /// gets a fresh set of ports (three tries).
 pub fn start_agent(dir: &Path, kamailio: &Kamailio, extra: &str, env: &[(&str, &str)]) -> Agent {
@@ -108,7 +109,7 @@ fn try_start_agent(
         format!(
             "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [{}]\nuser = \"bot\"\npassword = \"passbot\"\n\
 rtp_port_min = {}\nrtp_port_max = {}\n{sip_extra}[console]\nlisten = \"127.0.0.1:{console}\"\n[store]\npath = \"{}\"\n\
-[emergency]\nasr_timeout_ms = 2500\nmessage_silence_secs = 2.0\nmessages_dir = \"{}\"\n{extra}",
+[emergency]\nmessage_silence_secs = 2.0\nmessages_dir = \"{}\"\n{extra}",
             sip,
             kamailio
                 .map(|k| format!("\"{}\"", k.addr()))

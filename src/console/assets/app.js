@@ -8,6 +8,13 @@ window.tingshuo = state;
 
 const SPEAKER = { agent: '坐席机器人 Agent', caller: '来电人 Caller', operator: '人工坐席 Operator' };
 
+// A SIP From header or URI shown as its user part ("1001"), the whole value as a tooltip.
+function callerCell(tag, caller) {
+  const raw = String(caller ?? '');
+  const m = raw.match(/sips?:([^@;>]+)@/);
+  return el(tag, { title: raw }, m ? m[1] : raw);
+}
+
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -51,7 +58,7 @@ function renderCalls() {
   for (const c of state.calls.values()) {
     const st = c.taken_over_by ? `人工接管 · ${c.taken_over_by}` : (c.listeners ? `🎧 ${c.listeners}` : '机器人 · agent');
     const tr = el('tr', { dataset: { id: c.id } },
-      el('td', {}, c.caller), el('td', {}, c.script), el('td', {}, c.step || '—'),
+      callerCell('td', c.caller), el('td', {}, c.script), el('td', {}, c.step || '—'),
       el('td', { class: 'dur' }, fmtDuration(now - Date.parse(c.started_at))),
       el('td', {}, fmtMs(c.last_turn_latency_ms)), el('td', {}, st));
     if (c.id === state.selected) tr.classList.add('sel');
@@ -71,7 +78,7 @@ function renderDetail() {
   const meta = $('call-meta');
   meta.replaceChildren(
     el('b', {}, '通话 Call'), el('span', {}, c.id),
-    el('b', {}, '主叫 Caller'), el('span', {}, c.caller),
+    el('b', {}, '主叫 Caller'), callerCell('span', c.caller),
     el('b', {}, '话术 Script'), el('span', {}, c.script),
     el('b', {}, '步骤 Step'), el('span', {}, c.step || '—'),
     el('b', {}, '开始 Started'), el('span', {}, fmtTime(c.started_at)),
@@ -228,7 +235,7 @@ async function loadHistory() {
   const list = await api('/api/history');
   const tbody = $('hist').querySelector('tbody');
   tbody.replaceChildren(...list.map((h) => {
-    const tr = el('tr', { dataset: { id: h.id } }, el('td', {}, fmtTime(h.started_at)), el('td', {}, h.caller),
+    const tr = el('tr', { dataset: { id: h.id } }, el('td', {}, fmtTime(h.started_at)), callerCell('td', h.caller),
       el('td', {}, h.script), el('td', {}, h.outcome), el('td', {}, h.turns));
     tr.addEventListener('click', () => showRecord(h.id));
     return tr;
@@ -252,7 +259,7 @@ async function showRecord(id) {
   for (const tr of $('hist').querySelectorAll('tbody tr')) tr.classList.toggle('sel', tr.dataset.id === id);
   const dur = d.ended_at ? fmtDuration(Date.parse(d.ended_at) - Date.parse(d.started_at)) : '—';
   $('hist-meta').replaceChildren(
-    el('b', {}, '通话 Call'), el('span', {}, d.id), el('b', {}, '主叫 Caller'), el('span', {}, d.caller),
+    el('b', {}, '通话 Call'), el('span', {}, d.id), el('b', {}, '主叫 Caller'), callerCell('span', d.caller),
     el('b', {}, '话术 Script'), el('span', {}, d.script), el('b', {}, '结果 Outcome'), el('span', {}, d.outcome),
     el('b', {}, '开始 Started'), el('span', {}, fmtTime(d.started_at)), el('b', {}, '时长 Duration'), el('span', {}, dur));
   const audio = $('hist-audio');

@@ -1,0 +1,299 @@
+//! Scheduled callbacks, black box, over real SIP: `tingshuo serve` dials the
+//! callbacks in its records database when they fall due, through Kamailio, to
+//! baresip phones. One was scheduled before the agent started (callbacks survive
+//! restarts), one falls due a few seconds after it registered, and one goes to a
+//! phone that never answers and is given up after its bounded attempts.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use support::*;
+use tingshuo::store::Store;
+
+fn tingshuo() -> Command {
+    Command::new(
+        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
+    )
+}
+
+fn now() -> DateTime<FixedOffset> {
+    chrono::Local::now().fixed_offset()
+}
+
+fn write_config(dir: &Path, kam: &Kamailio, db: &Path) -> PathBuf {
+    let config = dir.join("tingshuo.toml");
+    let rtp = (free_port_span(41) + 1) & !1;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/campaign-script.md");
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
+rtp_port_min = {rtp}\nrtp_port_max = {}\n\
+[agent]\nscript = \"{}\"\nring_timeout_s = 3\n[agent.vars]\nname = \"客户\"\n\
+[agent.callbacks]\npoll_s = 1\nmax_attempts = 2\nretry_s = 2\n\
+[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
+            free_port(),
+            kam.addr(),
+            rtp + 39,
+            script.display(),
+            free_port(),
+            db.display()
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+/// An earlier call (inbound from `peer`) whose callee asked to be called back.
+fn earlier_call(store: &mut Store, peer: &str, name: &str) -> i64 {
+    let vars = BTreeMap::from([("name".to_string(), name.to_string())]);
+    let t = now().to_rfc3339();
+    let id = store
+        .start_call("earlier.md", "inbound", Some(peer), &vars, &t)
+        .expect("call row");
+    store
+        .end_call(id, "callback_scheduled", &t)
+        .expect("end call");
+    id
+}
+
+#[test]
+fn serve_dials_due_callbacks_and_links_the_new_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let _p1 = Baresip::start("1001", kam.port, "auto", &vec![0; 24_000]);
+    let _p2 = Baresip::start("1002", kam.port, "auto", &vec![0; 24_000]);
+    let _p3 = Baresip::start("1003", kam.port, "manual", &tone(5.0, 300.0));
+    let db = dir.path().join("records.db");
+    let config = write_config(dir.path(), &kam, &db);
+
+    // Scheduled before the agent runs: overdue when it starts.
+    let mut store = Store::open(&db).expect("open records");
+    let a = earlier_call(&mut store, "sip:1001@127.0.0.1", "王五");
+    let t = now();
+    let overdue = store
+        .add_callback(
+            a,
+            &(t - chrono::Duration::seconds(60)).to_rfc3339(),
+            None,
+            &t.to_rfc3339(),
+        )
+        .expect("callback 1");
+    let c = earlier_call(&mut store, "sip:1009@127.0.0.1", "孙九");
+    let unanswered = store
+        .add_callback(c, &t.to_rfc3339(), Some("1003"), &t.to_rfc3339())
+        .expect("callback 3");
+
+    let log = dir.path().join("agent.log");
+    let logf = std::fs::File::create(&log).expect("log");
+    let child = tingshuo()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().expect("log"))
+        .stderr(logf)
+        .spawn()
+        .expect("start tingshuo serve");
+    let agent = Proc { child, log };
+    let registered = wait_until(Duration::from_secs(180), || {
+        sip_ping(kam.port, "bot") == Some(200)
+    });
+    assert!(
+        registered,
+        "the agent did not register; log:\n{}",
+        agent.log_text()
+    );
+
+    // Scheduled while the agent runs, due a few seconds later.
+    let b = earlier_call(&mut store, "\"钱七\" <sip:1002@127.0.0.1>;tag=x1", "钱七");
+    let due = now() + chrono::Duration::seconds(4);
+    let soon = store
+        .add_callback(b, &due.to_rfc3339(), None, &now().to_rfc3339())
+        .expect("callback 2");
+    assert_eq!(
+        store.callback(soon).expect("callback 2").status,
+        "pending",
+        "not dialled before it is due"
+    );
+
+    let settled = wait_until(Duration::from_secs(90), || {
+        let s = |id| store.callback(id).map(|c| c.status).unwrap_or_default();
+        s(overdue) == "done" && s(soon) == "done" && s(unanswered) == "failed"
+    });
+    let context = || {
+        format!(
+            "callbacks: {:#?}\nagent log:\n{}",
+            [overdue, soon, unanswered].map(|id| store.callback(id).ok()),
+            agent.log_text()
+        )
+    };
+    assert!(settled, "callbacks did not settle; {}", context());
+
+    // The overdue one dialled the original peer with the original variables.
+    let cb = store.callback(overdue).expect("callback 1");
+    assert_eq!(cb.attempts, 1, "{}", context());
+    let call = store
+        .show(cb.dialled_call_id.expect("linked to the new call"))
+        .expect("dialled call record");
+    assert_eq!(call.call.direction, "outbound");
+    assert_eq!(call.call.peer.as_deref(), Some("1001"));
+    assert_eq!(call.vars["name"], "王五");
+    assert!(
+        call.turns
+            .iter()
+            .any(|t| t.line.speaker == "agent" && t.line.text.contains("王五")),
+        "the callback call ran the script with the original name: {call:#?}"
+    );
+
+    // The later one was dialled when due, not before.
+    let cb = store.callback(soon).expect("callback 2");
+    let call = store
+        .show(cb.dialled_call_id.expect("linked to the new call"))
+        .expect("dialled call record");
+    assert_eq!(call.call.peer.as_deref(), Some("1002"));
+    assert_eq!(call.vars["name"], "钱七");
+    let started = DateTime::parse_from_rfc3339(&call.call.started_at).expect("started_at");
+    assert!(started >= due, "dialled at {started}, due at {due}");
+
+    // The one nobody answers is tried twice (2 s apart), then marked failed.
+    let cb = store.callback(unanswered).expect("callback 3");
+    assert_eq!(cb.attempts, 2, "{}", context());
+    assert!(
+        cb.last_error.as_deref().unwrap_or("").contains("no_answer"),
+        "{}",
+        context()
+    );
+    let tries = store
+        .list(100)
+        .expect("calls")
+        .into_iter()
+        .filter(|c| c.peer.as_deref() == Some("1003"))
+        .count();
+    assert_eq!(tries, 2, "{}", context());
+}
+
+/// Synthesizes `text` at 8 kHz with `tingshuo say` and returns the samples.
+fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
+    let out = dir.join(format!("{name}.wav"));
+    let status = tingshuo()
+        .args(["say", text, "-o"])
+        .arg(&out)
+        .args(["--rate", "8000"])
+        .status()
+        .expect("run tingshuo say");
+    assert!(status.success(), "tingshuo say failed for {text:?}");
+    hound::WavReader::open(&out)
+        .expect("read synthesized wav")
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect()
+}
+
+/// The whole loop: baresip calls the agent and asks to be called back in a
+/// minute; the record says `callback_scheduled` at that minute, and when it comes
+/// the agent calls baresip back and links the new call to the callback.
+#[test]
+fn a_callback_the_caller_asked_for_is_dialled_when_due() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let db = dir.path().join("records.db");
+    let config = write_config(dir.path(), &kam, &db);
+
+    let log = dir.path().join("agent.log");
+    let logf = std::fs::File::create(&log).expect("log");
+    let child = tingshuo()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().expect("log"))
+        .stderr(logf)
+        .spawn()
+        .expect("start tingshuo serve");
+    let agent = Proc { child, log };
+
+    let mut callee = vec![0i16; 7 * 8000];
+    callee.extend(say(
+        dir.path(),
+        "later",
+        "我现在在开车，不方便，你一分钟以后再打过来吧",
+    ));
+    callee.extend(vec![0i16; 8 * 8000]);
+    let registered = wait_until(Duration::from_secs(180), || {
+        sip_ping(kam.port, "bot") == Some(200)
+    });
+    assert!(
+        registered,
+        "the agent did not register; log:\n{}",
+        agent.log_text()
+    );
+    let phone = Baresip::start("1001", kam.port, "auto", &callee);
+    let reply = phone.ctrl("dial", "bot");
+    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+
+    let store = Store::open(&db).expect("open records");
+    let first = || {
+        store
+            .list(100)
+            .ok()
+            .and_then(|l| l.into_iter().min_by_key(|c| c.id))
+    };
+    let ended = wait_until(Duration::from_secs(60), || {
+        first().is_some_and(|c| c.outcome.is_some())
+    });
+    assert!(
+        ended,
+        "the inbound call did not end; log:\n{}",
+        agent.log_text()
+    );
+    let call = first().expect("the inbound call");
+    let detail = store.show(call.id).expect("call record");
+    assert_eq!(
+        call.outcome.as_deref(),
+        Some("callback_scheduled"),
+        "record: {detail:#?}\nlog:\n{}",
+        agent.log_text()
+    );
+    // "In a minute": the next whole minute after the request, within the call.
+    let due = DateTime::parse_from_rfc3339(call.callback_at.as_deref().expect("callback_at"))
+        .expect("callback_at is RFC 3339");
+    let started = DateTime::parse_from_rfc3339(&call.started_at).expect("started_at");
+    let ended_at = DateTime::parse_from_rfc3339(call.ended_at.as_deref().expect("ended_at"))
+        .expect("ended_at");
+    assert!(
+        due > started
+            && due <= ended_at + chrono::Duration::seconds(60)
+            && due.timestamp() % 60 == 0,
+        "callback at {due} for a call from {started} to {ended_at}"
+    );
+    let callback = detail.callbacks.first().expect("a callback row").id;
+    assert_eq!(
+        store.callback(callback).expect("callback").status,
+        "pending"
+    );
+
+    let done = wait_until(Duration::from_secs(100), || {
+        store.callback(callback).is_ok_and(|c| c.status == "done")
+    });
+    let cb = store.callback(callback).expect("callback");
+    assert!(
+        done,
+        "the callback was not dialled: {cb:#?}\nlog:\n{}",
+        agent.log_text()
+    );
+    let back = store
+        .show(cb.dialled_call_id.expect("linked to the new call"))
+        .expect("callback call record");
+    assert_eq!(back.call.direction, "outbound");
+    assert_eq!(back.call.peer.as_deref(), Some("1001"));
+    let dialled = DateTime::parse_from_rfc3339(&back.call.started_at).expect("started_at");
+    assert!(dialled >= due, "dialled at {dialled}, due at {due}");
+}
