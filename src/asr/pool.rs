@@ -174,8 +174,32 @@ impl Drop for AsrPool {
     }
 }
 
+/// Environment variable for resilience tests: after this many jobs in the process,
+/// each ASR worker that takes a job crashes (panics), as a worker killed mid-call would.
+pub const FAULT_CRASH_AFTER_ENV: &str = "TINGSHUO_FAULT_ASR_CRASH_AFTER";
+
+/// True when the fault-injection variable says this job's worker must crash.
+fn injected_crash() -> bool {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static AFTER: OnceLock<Option<u64>> = OnceLock::new();
+    static JOBS: AtomicU64 = AtomicU64::new(0);
+    let Some(after) = *AFTER.get_or_init(|| {
+        std::env::var(FAULT_CRASH_AFTER_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+    }) else {
+        return false;
+    };
+    JOBS.fetch_add(1, Ordering::Relaxed) >= after
+}
+
 fn worker_loop(worker: usize, rec: &mut Recognizer, rx: Receiver<Envelope>) {
     while let Ok(env) = rx.recv() {
+        if injected_crash() {
+            tracing::error!(worker, "{FAULT_CRASH_AFTER_ENV}: crashing this ASR worker");
+            panic!("ASR worker {worker} crashed on purpose ({FAULT_CRASH_AFTER_ENV})");
+        }
         let started = Instant::now();
         let queue_ms = started.duration_since(env.submitted).as_secs_f64() * 1e3;
         let result = rec.transcribe(&env.job.samples, &env.job.hot_words, Some(&env.cancel));

@@ -24,6 +24,9 @@ use crate::rtp::session::{MediaConfig, MediaSession, PortAllocator};
 use crate::sip::sdp::{Codec, LocalMedia, Negotiated};
 use crate::sip::{CallEvent, Command, EndReason, SipEvent};
 
+use super::admission::Admission;
+use super::alerts::Alerts;
+use super::emergency::Emergency;
 use super::engines::SpeechEngines;
 use super::records::RecordWriter;
 use super::session::{
@@ -97,6 +100,17 @@ pub(super) struct Running {
 /// Runs the agent until Ctrl-C / SIGTERM.
 pub async fn serve(config: Config) -> Result<(), CallError> {
     let mut agent = start_agent(&config).await?;
+    // Calls a crash left open are closed before any new call is recorded (the
+    // writer applies writes in order).
+    let started = chrono::Local::now().fixed_offset().to_rfc3339();
+    agent.ctx.records.apply(move |s| match s.close_interrupted(&started) {
+        Ok(ids) if !ids.is_empty() => tracing::warn!(
+            calls = ?ids,
+            "calls interrupted by the previous run closed as `interrupted` (their turns, fields and callbacks are kept)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "cannot close calls interrupted by the previous run"),
+    });
     let mut callbacks = super::callbacks::Scheduler::open(&config)?;
     let mut poll = tokio::time::interval(callbacks.poll_interval());
     let shutdown = shutdown_signal();
@@ -116,6 +130,14 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
             _ = &mut shutdown => break,
         }
     }
+    agent
+        .drain(
+            std::time::Duration::from_secs(config.sip.drain_timeout_secs),
+            |ended| {
+                callbacks.on_finished(&ended);
+            },
+        )
+        .await;
     agent.stop().await;
     Ok(())
 }
@@ -153,6 +175,51 @@ pub async fn dial(
 }
 
 impl Running {
+    /// Graceful shutdown's first step: new INVITEs get 503 (with Retry-After) and the
+    /// calls in progress continue until they end, `timeout` passes, or a second
+    /// signal comes.
+    async fn drain(&mut self, timeout: std::time::Duration, mut on_finished: impl FnMut(Finished)) {
+        let _ = self.commands.send(Command::StopAccepting);
+        self.ctx
+            .hub
+            .set_ready(Err("draining: shutting down, not accepting calls".into()));
+        if self.calls.is_empty() {
+            return;
+        }
+        tracing::info!(
+            calls = self.calls.len(),
+            timeout_s = timeout.as_secs(),
+            "draining: new calls are refused, calls in progress may finish"
+        );
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let again = shutdown_signal();
+        tokio::pin!(again);
+        loop {
+            tokio::select! {
+                ev = self.events.recv() => {
+                    let Some(ev) = ev else { return };
+                    if let Some(ended) = self.handle(ev) {
+                        on_finished(ended);
+                    }
+                    if self.calls.is_empty() {
+                        tracing::info!(drain_ms = started.elapsed().as_millis() as u64, "drained: every call has ended");
+                        return;
+                    }
+                }
+                _ = &mut deadline => {
+                    tracing::warn!(calls = self.calls.len(), "drain timeout: hanging up the calls still in progress");
+                    return;
+                }
+                _ = &mut again => {
+                    tracing::warn!("second signal: stopping without waiting for calls");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Hangs up, un-registers, stops the console.
     pub(super) async fn stop(mut self) {
         tracing::info!("shutting down: hanging up calls and un-registering");
@@ -177,32 +244,95 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
     let scripts_by_user = load_user_scripts(&config)?;
     let vars = config.agent.vars.clone();
     tracing::info!(script = %script.source, "loading speech models");
-    let engines = {
+    let loaded = {
         let paths = paths.clone();
         let tts = config.tts.clone();
         tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, AsrConfig::default(), &tts))
             .await
-            .map_err(|e| CallError::Thread(e.to_string()))??
-    };
-    // Every fixed line of every script is synthesized now, so replies never wait
-    // for TTS.
-    let mut fixed: Vec<String> = Vec::new();
-    for s in std::iter::once(&script).chain(scripts_by_user.values()) {
-        let probe = Conversation::new(s, &vars, chrono::Local::now().fixed_offset())?;
-        fixed.extend(probe.all_fixed_lines().into_iter().map(|l| l.text));
-    }
-    let failed = {
-        let engines = engines.clone();
-        tokio::task::spawn_blocking(move || engines.prepare_lines(fixed.iter().map(String::as_str)))
-            .await
             .map_err(|e| CallError::Thread(e.to_string()))?
     };
-    if failed > 0 {
-        tracing::warn!(failed, "some script lines could not be pre-synthesized");
+    // A missing or broken model must not become a crash loop: the agent answers
+    // every call with the emergency script instead, and says so loudly.
+    let (engines, startup_fault) = match loaded {
+        Ok(e) => (Some(e), None),
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "EMERGENCY MODE: the speech models could not be loaded, so every call gets the \
+                 emergency script (message + callback). Fix the models (`tingshuo models fetch`) and restart."
+            );
+            eprintln!("tingshuo: EMERGENCY MODE: {e}");
+            (
+                None,
+                Some(format!("speech models unavailable at start-up: {e}")),
+            )
+        }
+    };
+    if let Some(engines) = &engines {
+        // Every fixed line of every script is synthesized now, so replies never wait
+        // for TTS.
+        let mut fixed: Vec<String> = Vec::new();
+        for s in std::iter::once(&script).chain(scripts_by_user.values()) {
+            let probe = Conversation::new(s, &vars, chrono::Local::now().fixed_offset())?;
+            fixed.extend(probe.all_fixed_lines().into_iter().map(|l| l.text));
+        }
+        let failed = {
+            let engines = engines.clone();
+            tokio::task::spawn_blocking(move || {
+                engines.prepare_lines(fixed.iter().map(String::as_str))
+            })
+            .await
+            .map_err(|e| CallError::Thread(e.to_string()))?
+        };
+        if failed > 0 {
+            tracing::warn!(failed, "some script lines could not be pre-synthesized");
+        }
     }
+    let emergency_audio = {
+        let (cfg, engines, paths, tts) = (
+            config.emergency.clone(),
+            engines.clone(),
+            paths.clone(),
+            config.tts.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            super::emergency::prepare_audio(&cfg, engines.as_deref(), &paths, &tts)
+        })
+        .await
+        .map_err(|e| CallError::Thread(e.to_string()))?
+    };
     let records = RecordWriter::open(&config.store_path())?;
     // The console is supervision, not service: if it cannot start, calls still run.
     let hub = ConsoleHub::new();
+    let emergency = Emergency::new(
+        config.emergency.clone(),
+        emergency_audio,
+        config.messages_dir(),
+        startup_fault,
+        hub.clone(),
+    );
+    let alerts = Arc::new(Alerts::new(&config.alerts, hub.clone()));
+    {
+        // Faults (emergency mode) and the window's ageing, once a second.
+        let (alerts, emergency) = (alerts.clone(), emergency.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let recent = emergency.recent_fault(std::time::Instant::now());
+                let fault = match (emergency.startup_fault(), emergency.active(), recent) {
+                    (Some(f), _, _) => Some(format!("emergency mode: {f}")),
+                    (None, _, Some(why)) => Some(format!("emergency mode: {why}")),
+                    (None, 0, None) => None,
+                    (None, n, None) => Some(format!(
+                        "emergency mode: {n} call(s) lost their speech workers"
+                    )),
+                };
+                alerts.set_fault(fault);
+                alerts.tick();
+            }
+        });
+    }
     let mut options = ConsoleOptions::from_config(&config, &hub);
     options.history = Arc::new(StoreHistory::new(config.store_path()));
     let console = match ConsoleServer::start(options, hub.clone()).await {
@@ -248,6 +378,9 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
         local_ip: config.sip.listen.ip(),
         ports,
         engines,
+        emergency,
+        admission: Arc::new(Admission::new(&config.overload)),
+        alerts,
         records,
         script,
         scripts_by_user,
@@ -289,7 +422,11 @@ pub(super) async fn shutdown_signal() {
 struct Ctx {
     local_ip: std::net::IpAddr,
     ports: Arc<PortAllocator>,
-    engines: Arc<SpeechEngines>,
+    /// `None` when the models could not load: every call runs the emergency script.
+    engines: Option<Arc<SpeechEngines>>,
+    emergency: Arc<Emergency>,
+    admission: Arc<Admission>,
+    alerts: Arc<Alerts>,
     records: RecordWriter,
     script: Arc<Script>,
     /// `[agent.scripts_by_user]`: inbound calls to these users run their own script.
@@ -427,6 +564,12 @@ impl Ctx {
             } => {
                 let _span = crate::logging::call_span(&call_id).entered();
                 tracing::info!(%from, "incoming call");
+                if let Some(why) = self.admission.shed_reason(std::time::Instant::now()) {
+                    tracing::warn!(%why, "overload: refusing the call (503)");
+                    self.alerts.shed();
+                    let _ = self.commands.send(Command::Reject { call_id, code: 503 });
+                    return None;
+                }
                 let mut cfg = MediaConfig::new(self.local_ip, remote.rtp_addr, G711::Pcmu);
                 cfg.tap_outbound = true;
                 match MediaSession::start(&self.ports, cfg) {
@@ -452,6 +595,7 @@ impl Ctx {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "no media port for the call; refusing it");
+                        self.alerts.failed();
                         let _ = self.commands.send(Command::Reject { call_id, code: 503 });
                     }
                 }
@@ -470,6 +614,9 @@ impl Ctx {
                             &call.peer,
                             &call.vars,
                         );
+                    }
+                    if call.direction == Direction::Inbound {
+                        self.alerts.answered();
                     }
                     self.start_call_thread(&call_id, call, &negotiated);
                 }
@@ -520,6 +667,15 @@ impl Ctx {
                 tracing::info!(call_id, %digit, "DTMF (SIP INFO)");
                 None
             }
+            CallEvent::Refused { call_id, code } => {
+                tracing::info!(
+                    call_id,
+                    code,
+                    "call refused by the SIP layer (busy or draining)"
+                );
+                self.alerts.shed();
+                None
+            }
             CallEvent::Ringing { call_id } => {
                 tracing::info!(call_id, "ringing");
                 None
@@ -556,6 +712,8 @@ impl Ctx {
                 .recordings
                 .as_deref()
                 .map(|dir| super::recording::path_for(dir, record_id, call_id)),
+            emergency: Some(self.emergency.clone()),
+            admission: Some(self.admission.clone()),
         };
         // The console shows live and finished calls under the record's id.
         let (publisher, control) = self.hub.start_call(CallInfo {
@@ -566,6 +724,7 @@ impl Ctx {
         });
         let console = Some(ConsoleLink { publisher, control });
         let engines = self.engines.clone();
+        let emergency = self.emergency.clone();
         let records = self.records.clone();
         let requests = self.requests.clone();
         let span = crate::logging::call_span(call_id);
@@ -573,7 +732,14 @@ impl Ctx {
             .name(format!("call-{}", &call_id[..call_id.len().min(8)]))
             .spawn(move || {
                 let _g = span.entered();
-                let r = run_call(setup, io, engines, records, sig_rx, requests, console);
+                let r = match engines {
+                    Some(engines) => {
+                        run_call(setup, io, engines, records, sig_rx, requests, console)
+                    }
+                    None => super::emergency::run_call(
+                        &emergency, setup, io, records, sig_rx, requests, console,
+                    ),
+                };
                 match &r {
                     Ok(rep) => tracing::info!(
                         outcome = rep.outcome.as_str(),

@@ -138,6 +138,10 @@ pub fn talk(config: &Config, script: Option<&Path>) -> Result<CallReport, CallEr
         vars,
         tuning: CallTuning::default(),
         record_id,
+        // Local mode has no phone line to shed or fall back on: a speech failure
+        // is logged and the session goes on.
+        emergency: None,
+        admission: None,
         recording: config
             .agent
             .record_audio

@@ -10,10 +10,13 @@
 //! * [`barge_in`], [`timing`], [`health`]: sans-IO pieces (echo-aware barge-in, turn
 //!   timing, answer rate and alert level).
 
+pub mod admission;
 pub mod agent;
+pub mod alerts;
 pub mod barge_in;
 pub mod callbacks;
 pub mod campaign;
+pub mod emergency;
 pub mod engines;
 pub mod health;
 pub mod local;

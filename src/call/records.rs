@@ -37,6 +37,8 @@ enum Write {
         call_id: i64,
         text: String,
     },
+    /// Any other write, in order with the rest (emergency mode, recovery).
+    Apply(Box<dyn FnOnce(&mut Store) + Send>),
 }
 
 /// Handle to the record writer thread; cheap to clone.
@@ -143,6 +145,13 @@ impl RecordWriter {
             );
         }
     }
+
+    /// Queues `f` to run on the writer thread, in order with the other writes.
+    pub fn apply(&self, f: impl FnOnce(&mut Store) + Send + 'static) {
+        if self.tx.send(Write::Apply(Box::new(f))).is_err() {
+            tracing::error!("record writer stopped; a write was not recorded");
+        }
+    }
 }
 
 fn writer_loop(mut store: Store, rx: Receiver<Write>) {
@@ -189,6 +198,7 @@ fn writer_loop(mut store: Store, rx: Receiver<Write>) {
                     tracing::error!(call_id, error = %e, "saving the recording path failed");
                 }
             }
+            Write::Apply(f) => f(&mut store),
         }
     }
 }

@@ -98,6 +98,10 @@ pub struct CallSetup {
     pub record_id: Option<i64>,
     /// Where to record the call's stereo WAV (`None`: no recording).
     pub recording: Option<std::path::PathBuf>,
+    /// Where the call goes when its speech workers fail (`None`: the call only logs).
+    pub emergency: Option<Arc<super::emergency::Emergency>>,
+    /// Turn latencies feed the agent's admission control (shedding under overload).
+    pub admission: Option<Arc<super::admission::Admission>>,
 }
 
 /// The media side of a call, from the RTP session.
@@ -168,6 +172,8 @@ struct AsrInFlight {
     final_: bool,
     /// When the caller's speech stopped (estimated from the endpointer's stream times).
     speech_end_at: Instant,
+    /// When it was queued (a job unanswered too long means a dead or hung worker).
+    submitted: Instant,
 }
 
 /// A turn whose record waits for the first reply packet's time.
@@ -204,6 +210,9 @@ struct CallLoop<'a> {
     /// The line the caller's barge-in cut, until the caller's turn is understood: said
     /// again if that turn turns out to hold no words (a cough, a door).
     interrupted: Option<OnAirLine>,
+    /// A speech worker failed, hung or is overloaded: the call goes to the emergency
+    /// script (why, for the log and the console).
+    fault: Option<String>,
 }
 
 /// Runs a call to its end. Blocking: call it on the call's own thread.
@@ -258,6 +267,7 @@ pub fn run_call(
         taken_over: false,
         on_air: OnAir::default(),
         interrupted: None,
+        fault: None,
     };
     let mut last_sent = [0i16; FRAME_8K];
     let mut recorder = setup.recording.as_deref().and_then(|path| {
@@ -265,12 +275,26 @@ pub fn run_call(
             .map_err(|e| tracing::error!(error = %e, "the call is not recorded"))
             .ok()
     });
-    let opening = lp.conv.opening(now_local());
-    lp.apply(opening.actions, None, None);
+    // --- resilience: right after a call lost its speech workers, start in emergency mode ---
+    if let Some(why) = setup
+        .emergency
+        .as_ref()
+        .and_then(|e| e.recent_fault(Instant::now()))
+    {
+        // Not `set_fault`: that would renew the hold, and no call would ever retry.
+        tracing::warn!(reason = %why, "starting the call in emergency mode");
+        lp.fault = Some(why);
+    } else {
+        let opening = lp.conv.opening(now_local());
+        lp.apply(opening.actions, None, None);
+    }
     // The greeting is the turn the callee answers to; its record is written now.
     let mut remote_hangup = false;
 
     loop {
+        if lp.fault.is_some() {
+            break;
+        }
         select! {
             recv(media.inbound) -> frame => {
                 let Ok(frame) = frame else { remote_hangup = true; break };
@@ -370,6 +394,31 @@ pub fn run_call(
     }
 
     lp.flush_pending_turn();
+    // --- resilience: a failed speech worker hands the call to the emergency script ---
+    if let (Some(reason), Some(em), false) =
+        (lp.fault.take(), setup.emergency.clone(), remote_hangup)
+    {
+        if let Some(a) = &lp.asr {
+            a.cancel.cancel();
+        }
+        let end = super::emergency::run(
+            &em,
+            super::emergency::EmergencyCall {
+                call_id: &setup.call_id,
+                peer: &setup.peer,
+                record_id,
+                reason: &reason,
+            },
+            &media,
+            &records,
+            &signals,
+            lp.console.as_ref(),
+        );
+        super::emergency::finish(&setup, &end, &records, &requests, lp.console.take());
+        lp.report.outcome = end.outcome;
+        return Ok(lp.report);
+    }
+    // --- end resilience ---
     let outcome = if remote_hangup {
         lp.conv
             .on_hangup(now_local())
@@ -591,6 +640,7 @@ impl CallLoop<'_> {
             Err(e) => {
                 tracing::error!(line = text, error = %e, "TTS failed; the line is skipped");
                 self.lines.retain(|l| l.text != text || l.audio.is_some());
+                self.set_fault(format!("TTS failed: {e}"));
             }
         }
         self.feed_playback();
@@ -750,13 +800,18 @@ impl CallLoop<'_> {
                     result: None,
                     final_,
                     speech_end_at,
+                    submitted: Instant::now(),
                 })
             }
-            Err(e) => tracing::error!(error = %e, "ASR queue refused the turn"),
+            Err(e) => {
+                tracing::error!(error = %e, "ASR queue refused the turn");
+                self.set_fault(format!("ASR refused the turn: {e}"));
+            }
         }
     }
 
     fn on_asr(&mut self, outcome: AsrOutcome) {
+        self.check_asr_outcome(&outcome);
         let Some(a) = self.asr.as_mut() else { return };
         if a.id != outcome.id || outcome.cancelled() {
             return;
@@ -863,6 +918,9 @@ impl CallLoop<'_> {
             p.timing.t_first_reply_rtp = Some(at);
             if let Some(lat) = p.timing.latency() {
                 self.report.latencies.push(lat);
+                if let Some(a) = &self.setup.admission {
+                    a.record_turn(at, lat);
+                }
                 if let Some(c) = &self.console {
                     c.publisher.turn_latency(lat);
                 }
@@ -881,8 +939,54 @@ impl CallLoop<'_> {
         self.records.write_turn(id, p.write);
     }
 
+    // --- resilience: emergency-mode triggers ---
+    fn set_fault(&mut self, reason: String) {
+        if let (None, Some(em)) = (&self.fault, &self.setup.emergency) {
+            tracing::error!(%reason, "speech service failed; switching the call to emergency mode");
+            em.note_fault(Instant::now(), &reason);
+            self.fault = Some(reason);
+        }
+    }
+
+    /// A failed recognition or a long queue wait means the ASR workers are broken or
+    /// overloaded.
+    fn check_asr_outcome(&mut self, outcome: &AsrOutcome) {
+        let Some(em) = self.setup.emergency.as_ref() else {
+            return;
+        };
+        let limit = em.config().asr_queue_limit_ms as f64;
+        if let Err(e) = &outcome.result {
+            self.set_fault(format!("ASR failed: {e}"));
+        } else if outcome.queue_ms > limit {
+            self.set_fault(format!(
+                "ASR overloaded: a job waited {:.0} ms in the queue (limit {limit:.0} ms)",
+                outcome.queue_ms
+            ));
+        }
+    }
+
+    /// A job with no answer after `asr_timeout_ms`: the worker crashed or hangs.
+    fn check_asr_timeout(&mut self, now: Instant) {
+        let Some(em) = self.setup.emergency.as_ref() else {
+            return;
+        };
+        let timeout = Duration::from_millis(em.config().asr_timeout_ms);
+        let waited = match &self.asr {
+            Some(a) if a.result.is_none() => now.saturating_duration_since(a.submitted),
+            _ => return,
+        };
+        if waited > timeout {
+            self.set_fault(format!(
+                "ASR did not answer within {} ms (worker crashed or hung)",
+                timeout.as_millis()
+            ));
+        }
+    }
+    // --- end resilience ---
+
     fn check_timers(&mut self, started: Instant) {
         let now = Instant::now();
+        self.check_asr_timeout(now);
         if self.hangup_after_playback.is_some() {
             return;
         }

@@ -46,6 +46,9 @@ pub struct Config {
     pub store: StoreConfig,
     pub models: ModelsConfig,
     pub tts: TtsConfig,
+    pub emergency: EmergencyConfig,
+    pub overload: OverloadConfig,
+    pub alerts: AlertsConfig,
     /// Directory the file was loaded from; relative paths in it are resolved against this.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -79,6 +82,11 @@ pub struct SipConfig {
     pub allowed_sources: Vec<String>,
     /// Calls above this count are refused with 486/503.
     pub max_calls: usize,
+    /// Retry-After (seconds) on INVITEs refused for load or shutdown (486/503).
+    pub retry_after_secs: u32,
+    /// On SIGTERM, how long calls in progress may continue (new INVITEs get 503)
+    /// before they are hung up, in seconds.
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for SipConfig {
@@ -94,6 +102,8 @@ impl Default for SipConfig {
             rtp_port_max: 40999,
             allowed_sources: vec!["127.0.0.0/8".to_string(), "::1/128".to_string()],
             max_calls: 8,
+            retry_after_secs: 30,
+            drain_timeout_secs: 60,
         }
     }
 }
@@ -251,6 +261,97 @@ impl Default for TtsConfig {
             vocoder_output: "Identity".into(),
             speed: 1.0,
             pitch: 1.0,
+        }
+    }
+}
+
+/// `[emergency]`: the minimal script that runs when the normal service cannot
+/// (ASR or TTS workers failed, timed out or are overloaded, or a model is missing at
+/// start-up): the caller hears `greeting`, a beep, leaves a voice message, hears
+/// `closing`, and a callback to the caller's number is scheduled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmergencyConfig {
+    /// First line: says this is the emergency service period and asks for a message.
+    pub greeting: String,
+    /// Last line; `{hours}` is replaced by `callback_within_hours`.
+    pub closing: String,
+    /// The callback is scheduled this many hours after the call.
+    pub callback_within_hours: u32,
+    /// Longest voice message kept, in seconds.
+    pub max_message_secs: u32,
+    /// The message ends after this much silence following speech, in seconds.
+    pub message_silence_secs: f32,
+    /// A recognition job still unanswered after this long counts as a failed ASR
+    /// worker (crashed or hung), in milliseconds.
+    pub asr_timeout_ms: u64,
+    /// A recognition job that waited longer than this in the queue means the ASR
+    /// workers are overloaded, in milliseconds.
+    pub asr_queue_limit_ms: u64,
+    /// Where voice messages are written. Default: `voice-messages/` beside the records
+    /// database.
+    pub messages_dir: Option<PathBuf>,
+}
+
+impl Default for EmergencyConfig {
+    fn default() -> Self {
+        Self {
+            greeting: "您好，当前为应急服务时段，智能客服暂时无法为您办理业务。请在提示音后留下您的姓名和需求，说完后挂机即可。".into(),
+            closing: "您的号码和留言我们已经记录，将在{hours}小时内给您回电，请保持手机畅通。再见。".into(),
+            callback_within_hours: 2,
+            max_message_secs: 60,
+            message_silence_secs: 3.0,
+            asr_timeout_ms: 8000,
+            asr_queue_limit_ms: 5000,
+            messages_dir: None,
+        }
+    }
+}
+
+/// `[overload]`: CPU-aware admission. Besides `sip.max_calls`, new calls are refused
+/// (503 + Retry-After) while the p95 turn latency of recent turns is above budget, so
+/// the calls in progress keep theirs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OverloadConfig {
+    /// Budget for the p95 turn latency (end of caller speech → first reply packet),
+    /// in milliseconds; 0 turns latency-based shedding off.
+    pub turn_latency_p95_ms: u64,
+    /// Turns older than this many seconds no longer count.
+    pub window_secs: u64,
+    /// Fewer turns than this in the window never shed.
+    pub min_turns: usize,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        Self {
+            turn_latency_p95_ms: 2500,
+            window_secs: 60,
+            min_turns: 5,
+        }
+    }
+}
+
+/// `[alerts]`: tiered alerts on the answer rate (green ≥ 90 %, yellow 85–90 %,
+/// orange 80–85 %, red < 80 % or a system fault such as emergency mode).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Sliding window of offered calls, in seconds.
+    pub window_secs: u64,
+    /// Fewer offered calls than this in the window stay green.
+    pub min_offers: usize,
+    /// URL that receives each level change as a JSON POST (`http://` only).
+    pub webhook: Option<String>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: 900,
+            min_offers: 10,
+            webhook: None,
         }
     }
 }
@@ -420,6 +521,40 @@ impl Config {
                 "Use factors between 0.5 and 2.0 (1.0 is the voice as trained).",
             ));
         }
+        if let Some(dir) = self.emergency.messages_dir.clone() {
+            self.emergency.messages_dir = Some(self.resolve(&dir));
+        }
+        let em = &self.emergency;
+        if em.greeting.trim().is_empty() || em.closing.trim().is_empty() {
+            return Err(invalid(
+                "emergency.greeting",
+                "(or emergency.closing) is empty".into(),
+                "Write both lines, or remove the keys to use the built-in emergency script.",
+            ));
+        }
+        if em.callback_within_hours == 0 || em.max_message_secs == 0 || em.asr_timeout_ms == 0 {
+            return Err(invalid(
+                "emergency.callback_within_hours",
+                "(or max_message_secs / asr_timeout_ms) is 0".into(),
+                "Use positive values (defaults: 2 hours, 60 s, 8000 ms).",
+            ));
+        }
+        if let Some(url) = &self.alerts.webhook {
+            if !url.starts_with("http://") {
+                return Err(invalid(
+                    "alerts.webhook",
+                    format!("({url:?}) is not an http:// URL"),
+                    "Give a plain http:// URL (put a TLS-terminating relay in front of an https endpoint), or remove the key.",
+                ));
+            }
+        }
+        if self.alerts.window_secs == 0 || self.overload.window_secs == 0 {
+            return Err(invalid(
+                "alerts.window_secs",
+                "(or overload.window_secs) is 0".into(),
+                "Use a window of at least a few seconds (defaults: 900 and 60).",
+            ));
+        }
         if let Some(db) = self.store.path.clone() {
             self.store.path = Some(self.resolve(&db));
         }
@@ -498,6 +633,17 @@ impl Config {
     /// Records database path in force.
     pub fn store_path(&self) -> PathBuf {
         self.store.path.clone().unwrap_or_else(default_store_path)
+    }
+
+    /// Directory for emergency-mode voice messages in force.
+    pub fn messages_dir(&self) -> PathBuf {
+        self.emergency.messages_dir.clone().unwrap_or_else(|| {
+            let db = self.store_path();
+            db.parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+                .join("voice-messages")
+        })
     }
 }
 

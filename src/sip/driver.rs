@@ -93,6 +93,7 @@ pub async fn ua_config(config: &Config) -> Result<UaConfig, SipError> {
     cfg.password = config.sip_password();
     cfg.register_expires = sip.register_expires;
     cfg.max_calls = sip.max_calls;
+    cfg.retry_after = sip.retry_after_secs;
     cfg.allowed_sources = sip
         .allowed_sources
         .iter()

@@ -116,6 +116,12 @@ pub enum CallEvent {
         call_id: String,
         reason: EndReason,
     },
+    /// An INVITE refused for load or shutdown (486/503 with Retry-After) before it
+    /// became a call: an offered call that was not served (answer rate, alerts).
+    Refused {
+        call_id: String,
+        code: u16,
+    },
 }
 
 /// Why a call ended; outcomes a caller needs to tell apart are distinct variants.
@@ -178,6 +184,9 @@ pub enum Command {
     },
     /// Hang up every call and un-REGISTER.
     Shutdown,
+    /// Graceful shutdown, first step: refuse new INVITEs (503 + Retry-After) while
+    /// the calls in progress continue.
+    StopAccepting,
 }
 
 /// A fresh Call-ID for [`Command::PlaceCall`].

@@ -147,6 +147,32 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
 
 /// The tolerant pre-pass: unfolds lines, expands compact names, applies Content-Length.
 pub fn split_raw(bytes: &[u8]) -> Result<RawMessage, ParseError> {
+    let (mut raw, available) = split_head(bytes)?;
+    raw.body = match raw
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+    {
+        Some((_, v)) => {
+            let want: usize = v
+                .parse()
+                .map_err(|_| ParseError::BadContentLength(v.clone()))?;
+            if available.len() < want {
+                return Err(ParseError::TruncatedBody {
+                    have: available.len(),
+                    want,
+                });
+            }
+            available[..want].to_vec()
+        }
+        None => available.to_vec(),
+    };
+    Ok(raw)
+}
+
+/// The start line and headers (body left empty) and the bytes after the blank line:
+/// enough to answer a request whose body framing is broken.
+pub fn split_head(bytes: &[u8]) -> Result<(RawMessage, &[u8]), ParseError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(ParseError::TooLarge);
     }
@@ -190,30 +216,65 @@ pub fn split_raw(bytes: &[u8]) -> Result<RawMessage, ParseError> {
         }
         headers.push((long_header_name(name).to_string(), value.trim().to_string()));
     }
-    let available = &bytes[body_start..];
-    let body = match headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
-    {
-        Some((_, v)) => {
-            let want: usize = v
-                .parse()
-                .map_err(|_| ParseError::BadContentLength(v.clone()))?;
-            if available.len() < want {
-                return Err(ParseError::TruncatedBody {
-                    have: available.len(),
-                    want,
-                });
-            }
-            available[..want].to_vec()
-        }
-        None => available.to_vec(),
-    };
-    Ok(RawMessage {
-        start_line,
-        headers,
-        body,
-    })
+    Ok((
+        RawMessage {
+            start_line,
+            headers,
+            body: Vec::new(),
+        },
+        &bytes[body_start..],
+    ))
+}
+
+/// `METHOD uri SIP/x.y`: a request, possibly of a SIP version we do not speak.
+fn looks_like_request(raw: &RawMessage) -> bool {
+    let parts: Vec<&str> = raw.start_line.split_whitespace().collect();
+    parts.len() >= 3
+        && parts[0].bytes().all(|b| b.is_ascii_alphabetic())
+        && parts[parts.len() - 1]
+            .to_ascii_uppercase()
+            .starts_with("SIP/")
+}
+
+/// Checks a request can be served at all before full parsing (RFC 4475 §3.1.2 cases):
+/// the SIP version (505), the Request-URI scheme (416) and the CSeq method (400).
+/// Returns the status and the reason to put in the Warning header.
+pub fn check_request(raw: &RawMessage) -> Option<(u16, String)> {
+    if !looks_like_request(raw) {
+        return None;
+    }
+    let parts: Vec<&str> = raw.start_line.split_whitespace().collect();
+    let (method, uri, version) = (parts[0], parts[1], parts[parts.len() - 1]);
+    if parts.len() != 3 {
+        return None; // a mangled start line: the parser answers 400
+    }
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
+        return Some((505, format!("only SIP/2.0 is supported, not {version}")));
+    }
+    // Only a well-formed scheme is "unsupported"; a mangled URI is left to the parser (400).
+    let scheme = uri.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let well_formed = uri.contains(':')
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if well_formed && !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
+        return Some((
+            416,
+            format!("Request-URI scheme {scheme:?} is not sip, sips or tel"),
+        ));
+    }
+    let cseq_method = raw
+        .header("CSeq")
+        .and_then(|c| c.split_whitespace().nth(1))
+        .unwrap_or("");
+    if method != "ACK" && method != "CANCEL" && !cseq_method.is_empty() && cseq_method != method {
+        return Some((
+            400,
+            format!("CSeq method {cseq_method} does not match the request method {method}"),
+        ));
+    }
+    None
 }
 
 /// Parses one datagram (or one framed stream message) into an rsip message.
@@ -262,7 +323,14 @@ pub fn parse_raw(raw: &RawMessage) -> Result<SipMessage, ParseError> {
 
 /// Builds a 400 for a request rsip could not parse, when enough of it survived the pre-pass.
 pub fn bad_request_for(raw: &RawMessage, reason: &str) -> Option<Vec<u8>> {
-    if !raw.is_request() || raw.start_line.starts_with("ACK ") {
+    error_response_for(raw, 400, reason)
+}
+
+/// Builds an error response (`code`, with the problem in a Warning header) for a
+/// request that cannot be served, when it has a Via to send the response to. Missing
+/// From/To/Call-ID/CSeq are left out: the answer still tells the sender what is wrong.
+pub fn error_response_for(raw: &RawMessage, code: u16, reason: &str) -> Option<Vec<u8>> {
+    if !looks_like_request(raw) || raw.start_line.starts_with("ACK ") {
         return None;
     }
     let mut out = String::new();
@@ -271,19 +339,15 @@ pub fn bad_request_for(raw: &RawMessage, reason: &str) -> Option<Vec<u8>> {
         .filter(|c| !c.is_control())
         .take(80)
         .collect();
-    let _ = write!(out, "SIP/2.0 400 Bad Request\r\n");
-    let mut have = 0;
+    let _ = write!(out, "SIP/2.0 {code} {}\r\n", self::reason(code));
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         for (n, v) in &raw.headers {
             if n.eq_ignore_ascii_case(name) {
                 let _ = write!(out, "{name}: {v}\r\n");
-                have += 1;
             }
         }
     }
-    if raw.header("Via").is_none() || have < 5 {
-        return None;
-    }
+    raw.header("Via")?;
     let _ = write!(
         out,
         "Warning: 399 tingshuo \"{}\"\r\n",
@@ -615,6 +679,7 @@ pub fn reason(code: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        416 => "Unsupported URI Scheme",
         481 => "Call/Transaction Does Not Exist",
         486 => "Busy Here",
         487 => "Request Terminated",
@@ -622,6 +687,8 @@ pub fn reason(code: u16) -> &'static str {
         491 => "Request Pending",
         500 => "Server Internal Error",
         503 => "Service Unavailable",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
         603 => "Decline",
         _ => "Unknown",
     }
@@ -635,6 +702,51 @@ pub fn status(resp: &Response) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unservable_requests_get_the_rfc_status() {
+        let req = |start: &str, cseq: &str| {
+            format!(
+                "{start}\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\n\
+To: <sip:c@d>\r\nCall-ID: q\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let check = |m: String| check_request(&split_raw(m.as_bytes()).unwrap()).map(|(c, _)| c);
+        assert_eq!(check(req("OPTIONS sip:bot@h SIP/2.0", "1 OPTIONS")), None);
+        assert_eq!(
+            check(req("OPTIONS sip:bot@h SIP/7.0", "1 OPTIONS")),
+            Some(505)
+        );
+        assert_eq!(
+            check(req("OPTIONS http://h SIP/2.0", "1 OPTIONS")),
+            Some(416)
+        );
+        assert_eq!(
+            check(req("OPTIONS sip:bot@h SIP/2.0", "1 INVITE")),
+            Some(400)
+        );
+        assert_eq!(check(req("ACK sip:bot@h SIP/2.0", "1 INVITE")), None);
+        // Missing Call-ID still gets an answer (the Via is there).
+        let raw = split_raw(
+            req("OPTIONS sip:bot@h SIP/2.0", "1 OPTIONS")
+                .replace("Call-ID: q\r\n", "")
+                .as_bytes(),
+        )
+        .unwrap();
+        let resp = String::from_utf8(error_response_for(&raw, 400, "no Call-ID").unwrap()).unwrap();
+        assert!(
+            resp.starts_with("SIP/2.0 400 Bad Request\r\n") && resp.contains("no Call-ID"),
+            "{resp}"
+        );
+        // A broken Content-Length still leaves the headers readable.
+        let bad = req("OPTIONS sip:bot@h SIP/2.0", "1 OPTIONS")
+            .replace("Content-Length: 0", "Content-Length: -5");
+        assert!(matches!(
+            split_raw(bad.as_bytes()),
+            Err(ParseError::BadContentLength(_))
+        ));
+        assert!(split_head(bad.as_bytes()).is_ok());
+    }
 
     const INVITE: &str = "INVITE sip:bot@127.0.0.1:5090 SIP/2.0\r\n\
 v: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKabc;rport\r\n\

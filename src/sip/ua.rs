@@ -90,6 +90,8 @@ pub struct UaConfig {
     /// Requests per second accepted from one source address (burst: twice this).
     pub rate_per_source: u32,
     pub user_agent: String,
+    /// Seconds in the Retry-After of INVITEs refused for load (486/503).
+    pub retry_after: u32,
 }
 
 impl UaConfig {
@@ -112,6 +114,7 @@ impl UaConfig {
             max_tx_per_source: 256,
             rate_per_source: 400,
             user_agent: format!("tingshuo/{}", env!("CARGO_PKG_VERSION")),
+            retry_after: 30,
         }
     }
 }
@@ -219,6 +222,8 @@ pub struct UserAgent {
     buckets: HashMap<IpAddr, Bucket>,
     out: Vec<Action>,
     shutting_down: bool,
+    /// Graceful shutdown: new INVITEs get 503, calls in progress continue.
+    draining: bool,
 }
 
 /// Turns a caller-given dial target into a Request-URI.
@@ -257,6 +262,7 @@ impl UserAgent {
             buckets: HashMap::new(),
             out: Vec::new(),
             shutting_down: false,
+            draining: false,
         }
     }
 
@@ -345,11 +351,25 @@ impl UserAgent {
         let raw = match msg::split_raw(bytes) {
             Ok(raw) => raw,
             Err(msg::ParseError::Empty) => return self.finish(),
+            Err(
+                e @ (msg::ParseError::BadContentLength(_) | msg::ParseError::TruncatedBody { .. }),
+            ) => {
+                // The headers are fine, the body framing is not: a request gets 400
+                // (RFC 3261 §18.3); anything else is dropped.
+                if let Ok((head, _)) = msg::split_head(bytes) {
+                    self.answer_unservable(&head, 400, &e.to_string(), source, transport);
+                }
+                return self.finish();
+            }
             Err(e) => {
                 tracing::warn!(%source, error = %e, "dropping unparseable SIP message");
                 return self.finish();
             }
         };
+        if let Some((code, why)) = msg::check_request(&raw) {
+            self.answer_unservable(&raw, code, &why, source, transport);
+            return self.finish();
+        }
         match msg::parse_raw(&raw) {
             Ok(SipMessage::Request(req)) => self.on_request(req, source, transport, now),
             Ok(SipMessage::Response(resp)) => self.on_response(resp, now),
@@ -368,6 +388,30 @@ impl UserAgent {
             }
         }
         self.finish()
+    }
+
+    /// Answers a request that cannot be served with `code` and the reason in a
+    /// Warning header (dropped when it has no Via to answer to).
+    fn answer_unservable(
+        &mut self,
+        raw: &msg::RawMessage,
+        code: u16,
+        why: &str,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        match msg::error_response_for(raw, code, why) {
+            Some(resp) => {
+                tracing::warn!(%source, code, why, "request cannot be served; answering");
+                let dest = if transport == Transport::Udp {
+                    via_dest_raw(raw, source)
+                } else {
+                    source
+                };
+                self.send(resp, dest, transport);
+            }
+            None => tracing::warn!(%source, why, "unservable request without Via; dropped"),
+        }
     }
 
     /// Token bucket per source IP. The configured registrars/proxies are exempt: every
@@ -576,13 +620,21 @@ impl UserAgent {
         let to_tag = msg::token(10);
         let reject = |this: &mut Self, code: u16, why: &str| {
             tracing::info!(%call_id, %source, code, why, "rejecting INVITE");
-            this.reply(key, &req, code, Some(&to_tag), Vec::new(), None, now);
+            let extra = this.retry_after(code);
+            let busy = matches!(code, 486 | 503);
+            this.reply(key, &req, code, Some(&to_tag), extra, None, now);
+            if busy {
+                this.event(CallEvent::Refused {
+                    call_id: call_id.clone(),
+                    code,
+                });
+            }
         };
         if !self.source_allowed(source.ip()) {
             return reject(self, 403, "source not in sip.allowed_sources");
         }
-        if self.shutting_down {
-            return reject(self, 503, "shutting down");
+        if self.shutting_down || self.draining {
+            return reject(self, 503, "shutting down (draining calls in progress)");
         }
         if self.calls.contains_key(&call_id) {
             return reject(self, 482, "Call-ID already in use (loop or merged request)");
@@ -1092,6 +1144,10 @@ impl UserAgent {
                 ring_timeout,
             } => self.place_call(call_id, &target, media, ring_timeout, now),
             Command::Shutdown => self.shutdown(now),
+            Command::StopAccepting => {
+                tracing::info!("not accepting new calls (draining)");
+                self.draining = true;
+            }
         }
         self.finish()
     }
@@ -1138,6 +1194,15 @@ impl UserAgent {
         }
     }
 
+    /// Retry-After for refusals that mean "busy now, try later" (RFC 3261 §20.33).
+    fn retry_after(&self, code: u16) -> Vec<Header> {
+        if matches!(code, 486 | 503) && self.cfg.retry_after > 0 {
+            vec![hdr("Retry-After", self.cfg.retry_after.to_string())]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn reject(&mut self, cid: &str, code: u16, now: Instant) {
         let Some(call) = self.calls.get(cid) else {
             return;
@@ -1155,7 +1220,8 @@ impl UserAgent {
             call.invite.clone(),
             call.local_tag.clone(),
         );
-        self.reply(&key, &invite, code, Some(&tag), Vec::new(), None, now);
+        let extra = self.retry_after(code);
+        self.reply(&key, &invite, code, Some(&tag), extra, None, now);
         self.end(cid, EndReason::Rejected(code), now);
     }
 

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+mod recovery;
+pub use recovery::INTERRUPTED;
 use serde::Serialize;
 
 mod campaigns;
