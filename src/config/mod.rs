@@ -400,7 +400,15 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            error,
+            error: if error.kind() == std::io::ErrorKind::InvalidData {
+                // "stream did not contain valid UTF-8" does not say what to do.
+                std::io::Error::new(
+                    error.kind(),
+                    "it is not UTF-8 text (TOML must be UTF-8; re-save it as UTF-8)",
+                )
+            } else {
+                error
+            },
         })?;
         let mut cfg = Self::parse(&text, path)?;
         cfg.base_dir = path.parent().map(Path::to_path_buf);
@@ -564,6 +572,17 @@ impl Config {
                     "sip.registrars",
                     format!("entry {i} ({r:?}) is not host:port"),
                     "Write each registrar as \"host:port\", e.g. \"127.0.0.1:5060\".",
+                ));
+            }
+        }
+        for (i, s) in self.sip.allowed_sources.iter().enumerate() {
+            // Checked here, not only when SIP starts: that is after model loading,
+            // and its message could not name this file.
+            if crate::sip::ua::Cidr::parse(s).is_none() {
+                return Err(invalid(
+                    "sip.allowed_sources",
+                    format!("entry {i} ({s:?}) is not an address or CIDR network"),
+                    "Write each entry as a network or an address, e.g. \"127.0.0.0/8\" or \"10.1.2.3\".",
                 ));
             }
         }
@@ -753,6 +772,27 @@ mod tests {
         std::fs::write(&path, "[sip]\nregistrars = [\"127.0.0.1:5060\"]\n").expect("write");
         let err = Config::load(&path).expect_err("no password must fail");
         assert!(err.to_string().contains("sip.password"), "{err}");
+    }
+
+    #[test]
+    fn bad_source_networks_and_non_utf8_files_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "[sip]\nallowed_sources = [\"10.0.0.0/8\", \"10.1/33\"]\n",
+        )
+        .expect("write");
+        let err = Config::load(&path)
+            .expect_err("bad CIDR must fail")
+            .to_string();
+        assert!(
+            err.contains("sip.allowed_sources") && err.contains("10.1/33"),
+            "{err}"
+        );
+        std::fs::write(&path, b"[sip]\nuser = \"\xff\"\n").expect("write");
+        let err = Config::load(&path).expect_err("not UTF-8").to_string();
+        assert!(err.contains("t.toml") && err.contains("UTF-8"), "{err}");
     }
 }
 

@@ -436,7 +436,15 @@ impl Script {
     pub fn load(path: &Path) -> Result<Self, DialogueError> {
         let text = std::fs::read_to_string(path).map_err(|e| DialogueError::ScriptRead {
             path: path.display().to_string(),
-            source: e,
+            source: if e.kind() == std::io::ErrorKind::InvalidData {
+                // "stream did not contain valid UTF-8" does not say what to do.
+                std::io::Error::new(
+                    e.kind(),
+                    "it is not UTF-8 text; save the script as UTF-8 (from GBK: iconv -f GBK -t UTF-8)",
+                )
+            } else {
+                e
+            },
         })?;
         Self::parse(&text, &path.display().to_string())
     }

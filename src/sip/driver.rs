@@ -126,25 +126,36 @@ type TcpWriters = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>
 
 /// Starts the agent with explicit core settings (`cfg.local` port 0 picks a free port).
 pub async fn start_with(mut cfg: UaConfig) -> Result<SipHandle, SipError> {
-    let udp = UdpSocket::bind(cfg.local)
-        .await
-        .map_err(|source| SipError::Bind {
+    // With port 0 the kernel picks a free UDP port, but the same TCP port may be taken
+    // (seen about once in 60 calls during a soak): then pick again.
+    let attempts = if cfg.local.port() == 0 { 20 } else { 1 };
+    let mut attempt = 0;
+    let (udp, tcp, local) = loop {
+        attempt += 1;
+        let udp = UdpSocket::bind(cfg.local)
+            .await
+            .map_err(|source| SipError::Bind {
+                transport: "UDP",
+                addr: cfg.local,
+                source,
+            })?;
+        let local = udp.local_addr().map_err(|source| SipError::Bind {
             transport: "UDP",
             addr: cfg.local,
             source,
         })?;
-    let local = udp.local_addr().map_err(|source| SipError::Bind {
-        transport: "UDP",
-        addr: cfg.local,
-        source,
-    })?;
-    let tcp = TcpListener::bind(local)
-        .await
-        .map_err(|source| SipError::Bind {
-            transport: "TCP",
-            addr: local,
-            source,
-        })?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => break (udp, tcp, local),
+            Err(_) if attempt < attempts => continue,
+            Err(source) => {
+                return Err(SipError::Bind {
+                    transport: "TCP",
+                    addr: local,
+                    source,
+                })
+            }
+        }
+    };
     cfg.local = local;
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();

@@ -37,6 +37,8 @@ pub enum ParseError {
     TruncatedBody { have: usize, want: usize },
     #[error("mandatory header {0} is missing or malformed")]
     MissingHeader(&'static str),
+    #[error("header {name} is malformed: {why}")]
+    BadHeader { name: String, why: &'static str },
     #[error("rsip rejected the message: {0}")]
     Rsip(String),
 }
@@ -147,32 +149,6 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
 
 /// The tolerant pre-pass: unfolds lines, expands compact names, applies Content-Length.
 pub fn split_raw(bytes: &[u8]) -> Result<RawMessage, ParseError> {
-    let (mut raw, available) = split_head(bytes)?;
-    raw.body = match raw
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
-    {
-        Some((_, v)) => {
-            let want: usize = v
-                .parse()
-                .map_err(|_| ParseError::BadContentLength(v.clone()))?;
-            if available.len() < want {
-                return Err(ParseError::TruncatedBody {
-                    have: available.len(),
-                    want,
-                });
-            }
-            available[..want].to_vec()
-        }
-        None => available.to_vec(),
-    };
-    Ok(raw)
-}
-
-/// The start line and headers (body left empty) and the bytes after the blank line:
-/// enough to answer a request whose body framing is broken.
-pub fn split_head(bytes: &[u8]) -> Result<(RawMessage, &[u8]), ParseError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(ParseError::TooLarge);
     }
@@ -214,67 +190,38 @@ pub fn split_head(bytes: &[u8]) -> Result<(RawMessage, &[u8]), ParseError> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(ParseError::BadHeaderLine(line.clone()));
         }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(ParseError::BadHeader {
+                name: long_header_name(name).to_string(),
+                why: "it contains a control character (NUL, ESC, ...)",
+            });
+        }
         headers.push((long_header_name(name).to_string(), value.trim().to_string()));
     }
-    Ok((
-        RawMessage {
-            start_line,
-            headers,
-            body: Vec::new(),
-        },
-        &bytes[body_start..],
-    ))
-}
-
-/// `METHOD uri SIP/x.y`: a request, possibly of a SIP version we do not speak.
-fn looks_like_request(raw: &RawMessage) -> bool {
-    let parts: Vec<&str> = raw.start_line.split_whitespace().collect();
-    parts.len() >= 3
-        && parts[0].bytes().all(|b| b.is_ascii_alphabetic())
-        && parts[parts.len() - 1]
-            .to_ascii_uppercase()
-            .starts_with("SIP/")
-}
-
-/// Checks a request can be served at all before full parsing (RFC 4475 §3.1.2 cases):
-/// the SIP version (505), the Request-URI scheme (416) and the CSeq method (400).
-/// Returns the status and the reason to put in the Warning header.
-pub fn check_request(raw: &RawMessage) -> Option<(u16, String)> {
-    if !looks_like_request(raw) {
-        return None;
-    }
-    let parts: Vec<&str> = raw.start_line.split_whitespace().collect();
-    let (method, uri, version) = (parts[0], parts[1], parts[parts.len() - 1]);
-    if parts.len() != 3 {
-        return None; // a mangled start line: the parser answers 400
-    }
-    if !version.eq_ignore_ascii_case("SIP/2.0") {
-        return Some((505, format!("only SIP/2.0 is supported, not {version}")));
-    }
-    // Only a well-formed scheme is "unsupported"; a mangled URI is left to the parser (400).
-    let scheme = uri.split(':').next().unwrap_or("").to_ascii_lowercase();
-    let well_formed = uri.contains(':')
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-    if well_formed && !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
-        return Some((
-            416,
-            format!("Request-URI scheme {scheme:?} is not sip, sips or tel"),
-        ));
-    }
-    let cseq_method = raw
-        .header("CSeq")
-        .and_then(|c| c.split_whitespace().nth(1))
-        .unwrap_or("");
-    if method != "ACK" && method != "CANCEL" && !cseq_method.is_empty() && cseq_method != method {
-        return Some((
-            400,
-            format!("CSeq method {cseq_method} does not match the request method {method}"),
-        ));
-    }
-    None
+    let available = &bytes[body_start..];
+    let body = match headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+    {
+        Some((_, v)) => {
+            let want: usize = v
+                .parse()
+                .map_err(|_| ParseError::BadContentLength(v.clone()))?;
+            if available.len() < want {
+                return Err(ParseError::TruncatedBody {
+                    have: available.len(),
+                    want,
+                });
+            }
+            available[..want].to_vec()
+        }
+        None => available.to_vec(),
+    };
+    Ok(RawMessage {
+        start_line,
+        headers,
+        body,
+    })
 }
 
 /// Parses one datagram (or one framed stream message) into an rsip message.
@@ -318,28 +265,187 @@ pub fn parse_raw(raw: &RawMessage) -> Result<SipMessage, ParseError> {
     if cseq(parsed.headers()).is_none() {
         return Err(ParseError::MissingHeader("CSeq"));
     }
+    check_headers(raw)?;
     Ok(parsed)
+}
+
+/// Checks rsip leaves to the application: each Via is `SIP/2.0/<transport> host[:port]`
+/// (a response could not be routed otherwise), and address headers have closed quotes
+/// and angle brackets (RFC 4475 §3.1.2: unterminated quoted strings and the like).
+fn check_headers(raw: &RawMessage) -> Result<(), ParseError> {
+    let bad = |name: &str, why| ParseError::BadHeader {
+        name: name.to_string(),
+        why,
+    };
+    for (n, v) in &raw.headers {
+        if n.eq_ignore_ascii_case("Via") {
+            for via in split_list(v) {
+                // RFC 3261 allows whitespace around the slashes of the protocol.
+                let via: Vec<&str> = via.split('/').map(str::trim).collect();
+                let via = via.join("/");
+                let mut it = via.split_whitespace();
+                let proto = it.next().unwrap_or("");
+                let parts: Vec<&str> = proto.split('/').collect();
+                if parts.len() != 3
+                    || !parts[0].eq_ignore_ascii_case("SIP")
+                    || parts[1] != "2.0"
+                    || parts[2].is_empty()
+                {
+                    return Err(bad("Via", "the protocol is not SIP/2.0/<transport>"));
+                }
+                let host = it.next().unwrap_or("").split(';').next().unwrap_or("");
+                if host.is_empty() || uri_host_port(&format!("sip:{host}")).is_none() {
+                    return Err(bad("Via", "it has no sent-by host[:port]"));
+                }
+            }
+        }
+        let addr = ["From", "To", "Contact", "Route", "Record-Route"]
+            .into_iter()
+            .find(|a| n.eq_ignore_ascii_case(a));
+        if let Some(name) = addr {
+            let (mut quoted, mut escaped, mut angle) = (false, false, 0i32);
+            for c in v.chars() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' if quoted => escaped = true,
+                    '"' => quoted = !quoted,
+                    '<' if !quoted => angle += 1,
+                    '>' if !quoted => angle -= 1,
+                    _ => {}
+                }
+            }
+            if quoted {
+                return Err(bad(name, "a quoted string is not terminated"));
+            }
+            if angle != 0 {
+                return Err(bad(name, "its angle brackets do not match"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Methods RFC 3261 and its common extensions define. Anything else gets 501.
+const KNOWN_METHODS: &[&str] = &[
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "INFO",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "UPDATE",
+    "MESSAGE",
+    "REFER",
+    "PUBLISH",
+];
+
+/// Request-line and CSeq problems answered before full parsing, as (status, reason):
+/// a SIP version other than 2.0 (505), a Request-URI scheme other than sip/sips/tel
+/// (416), an unknown method (501), a CSeq method that differs from the request's (400).
+pub fn request_line_problem(raw: &RawMessage) -> Option<(u16, String)> {
+    let mut it = raw.start_line.split_whitespace();
+    let (method, uri, version) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let major = version.get(..4)?;
+    if !major.eq_ignore_ascii_case("SIP/") {
+        return None;
+    }
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
+        return Some((
+            505,
+            format!("Version Not Supported: {version}; use SIP/2.0"),
+        ));
+    }
+    let scheme = uri.split(':').next().unwrap_or("").to_ascii_lowercase();
+    // Only a well-formed scheme (RFC 3986 §3.1) is "unsupported"; anything else is a
+    // malformed URI, left to the parser's 400.
+    let well_formed = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && uri.contains(':');
+    if well_formed && !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
+        return Some((416, format!("Unsupported URI Scheme: {scheme}")));
+    }
+    if !KNOWN_METHODS.contains(&method) {
+        return Some((501, format!("Not Implemented: method {method}")));
+    }
+    let cseq_method = raw
+        .header("CSeq")
+        .and_then(|v| v.split_whitespace().nth(1))
+        .unwrap_or(method);
+    if cseq_method != method {
+        return Some((
+            400,
+            format!("Bad Request: CSeq method {cseq_method} differs from request method {method}"),
+        ));
+    }
+    None
+}
+
+/// The pre-pass again, forgiving everything it can, to answer a request it rejected:
+/// the head is read as lossy UTF-8 up to the blank line (or the whole datagram), and
+/// only well-formed `Name: value` lines are kept. Unfolded lines and bodies are lost,
+/// which does not matter for an error response.
+pub fn salvage(bytes: &[u8]) -> Option<RawMessage> {
+    let bytes = &bytes[bytes.iter().position(|b| !b.is_ascii_whitespace())?..];
+    let bytes = &bytes[..bytes.len().min(MAX_MESSAGE)];
+    let head = header_end(bytes).map(|(h, _)| &bytes[..h]).unwrap_or(bytes);
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let start_line = lines.next()?.trim().to_string();
+    let headers = lines
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            let n = n.trim();
+            (!n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_graphic())
+                && !v.chars().any(|c| c.is_control() && c != '\t'))
+            .then(|| (long_header_name(n).to_string(), v.trim().to_string()))
+        })
+        .collect();
+    Some(RawMessage {
+        start_line,
+        headers,
+        body: Vec::new(),
+    })
 }
 
 /// Builds a 400 for a request rsip could not parse, when enough of it survived the pre-pass.
 pub fn bad_request_for(raw: &RawMessage, reason: &str) -> Option<Vec<u8>> {
-    error_response_for(raw, 400, reason)
+    error_response_for(raw, 400, &format!("Bad Request: {reason}"))
 }
 
-/// Builds an error response (`code`, with the problem in a Warning header) for a
-/// request that cannot be served, when it has a Via to send the response to. Missing
-/// From/To/Call-ID/CSeq are left out: the answer still tells the sender what is wrong.
-pub fn error_response_for(raw: &RawMessage, code: u16, reason: &str) -> Option<Vec<u8>> {
-    if !looks_like_request(raw) || raw.start_line.starts_with("ACK ") {
+/// Builds an error response (`code`, reason phrase `phrase`, which names the problem,
+/// also given in a Warning) from the raw headers of a request that cannot be processed.
+/// Only a Via is needed to send it back: whatever of From/To/Call-ID/CSeq survived is
+/// copied (a request missing one of them still learns why it failed). No response to
+/// an ACK, nor to anything that is not a request.
+pub fn error_response_for(raw: &RawMessage, code: u16, phrase: &str) -> Option<Vec<u8>> {
+    let mut words = raw.start_line.split_whitespace();
+    let method = words.next().unwrap_or("");
+    let version = words.last().unwrap_or("");
+    let looks_like_request = !method.is_empty()
+        && method.bytes().all(|b| b.is_ascii_alphabetic())
+        && version
+            .get(..4)
+            .is_some_and(|v| v.eq_ignore_ascii_case("SIP/"));
+    if !looks_like_request || method.eq_ignore_ascii_case("ACK") || raw.header("Via").is_none() {
         return None;
     }
-    let mut out = String::new();
-    let reason: String = reason
+    let phrase: String = phrase
         .chars()
-        .filter(|c| !c.is_control())
-        .take(80)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
         .collect();
-    let _ = write!(out, "SIP/2.0 {code} {}\r\n", self::reason(code));
+    let mut out = String::new();
+    let _ = write!(out, "SIP/2.0 {code} {phrase}\r\n");
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         for (n, v) in &raw.headers {
             if n.eq_ignore_ascii_case(name) {
@@ -347,11 +453,10 @@ pub fn error_response_for(raw: &RawMessage, code: u16, reason: &str) -> Option<V
             }
         }
     }
-    raw.header("Via")?;
     let _ = write!(
         out,
         "Warning: 399 tingshuo \"{}\"\r\n",
-        reason.replace('"', "'")
+        phrase.replace('"', "'")
     );
     out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
@@ -679,16 +784,20 @@ pub fn reason(code: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        415 => "Unsupported Media Type",
         416 => "Unsupported URI Scheme",
+        480 => "Temporarily Unavailable",
+        482 => "Loop Detected",
         481 => "Call/Transaction Does Not Exist",
         486 => "Busy Here",
         487 => "Request Terminated",
         488 => "Not Acceptable Here",
         491 => "Request Pending",
         500 => "Server Internal Error",
-        503 => "Service Unavailable",
+        501 => "Not Implemented",
         505 => "Version Not Supported",
         513 => "Message Too Large",
+        503 => "Service Unavailable",
         603 => "Decline",
         _ => "Unknown",
     }
@@ -702,51 +811,6 @@ pub fn status(resp: &Response) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unservable_requests_get_the_rfc_status() {
-        let req = |start: &str, cseq: &str| {
-            format!(
-                "{start}\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\n\
-To: <sip:c@d>\r\nCall-ID: q\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n"
-            )
-        };
-        let check = |m: String| check_request(&split_raw(m.as_bytes()).unwrap()).map(|(c, _)| c);
-        assert_eq!(check(req("OPTIONS sip:bot@h SIP/2.0", "1 OPTIONS")), None);
-        assert_eq!(
-            check(req("OPTIONS sip:bot@h SIP/7.0", "1 OPTIONS")),
-            Some(505)
-        );
-        assert_eq!(
-            check(req("OPTIONS http://h SIP/2.0", "1 OPTIONS")),
-            Some(416)
-        );
-        assert_eq!(
-            check(req("OPTIONS sip:bot@h SIP/2.0", "1 INVITE")),
-            Some(400)
-        );
-        assert_eq!(check(req("ACK sip:bot@h SIP/2.0", "1 INVITE")), None);
-        // Missing Call-ID still gets an answer (the Via is there).
-        let raw = split_raw(
-            req("OPTIONS sip:bot@h SIP/2.0", "1 OPTIONS")
-                .replace("Call-ID: q\r\n", "")
-                .as_bytes(),
-        )
-        .unwrap();
-        let resp = String::from_utf8(error_response_for(&raw, 400, "no Call-ID").unwrap()).unwrap();
-        assert!(
-            resp.starts_with("SIP/2.0 400 Bad Request\r\n") && resp.contains("no Call-ID"),
-            "{resp}"
-        );
-        // A broken Content-Length still leaves the headers readable.
-        let bad = req("OPTIONS sip:bot@h SIP/2.0", "1 OPTIONS")
-            .replace("Content-Length: 0", "Content-Length: -5");
-        assert!(matches!(
-            split_raw(bad.as_bytes()),
-            Err(ParseError::BadContentLength(_))
-        ));
-        assert!(split_head(bad.as_bytes()).is_ok());
-    }
 
     const INVITE: &str = "INVITE sip:bot@127.0.0.1:5090 SIP/2.0\r\n\
 v: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKabc;rport\r\n\
@@ -805,6 +869,86 @@ l: 4\r\n\r\nv=0\ntrailing";
         let resp = String::from_utf8(resp).expect("utf8");
         assert!(resp.starts_with("SIP/2.0 400"));
         assert!(resp.contains("Call-ID: q"));
+    }
+
+    #[test]
+    fn structural_header_errors_name_the_header() {
+        let bad = |from: &str, to: &str| parse(INVITE.replace(from, to).as_bytes());
+        let name = |r: Result<SipMessage, ParseError>| match r {
+            Err(ParseError::BadHeader { name, .. }) => name,
+            other => panic!("expected BadHeader, got {other:?}"),
+        };
+        assert_eq!(name(bad("\"Alice\"", "\"Alice")), "From");
+        assert_eq!(
+            name(bad("t: <sip:bot@127.0.0.1>", "t: <sip:bot@127.0.0.1")),
+            "To"
+        );
+        assert_eq!(
+            name(bad("SIP/2.0/UDP 127.0.0.1:5071", "SIP/2.0/UDP ")),
+            "Via"
+        );
+        assert_eq!(name(bad("SIP/2.0/UDP 127", "HTTP/1.1/UDP 127")), "Via");
+        assert_eq!(
+            name(bad("Max-Forwards: 70", "Max-Forwards: 7\u{0}0")),
+            "Max-Forwards"
+        );
+        // Whitespace around the slashes and an escaped quote are legal.
+        assert!(bad("SIP/2.0/UDP", "SIP / 2.0 /UDP").is_ok());
+        assert!(bad("\"Alice\"", "\"Al\\\"ice\"").is_ok());
+    }
+
+    #[test]
+    fn request_line_problems_get_their_own_codes() {
+        let code = |line: &str, cseq: &str| {
+            let text = format!(
+                "{line}\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKq\r\nCSeq: {cseq}\r\n\r\n"
+            );
+            request_line_problem(&split_raw(text.as_bytes()).expect("pre-pass")).map(|p| p.0)
+        };
+        assert_eq!(code("OPTIONS sip:a@b SIP/7.0", "1 OPTIONS"), Some(505));
+        assert_eq!(code("OPTIONS urn:x:y SIP/2.0", "1 OPTIONS"), Some(416));
+        assert_eq!(code("OPTIONS :::: SIP/2.0", "1 OPTIONS"), None);
+        assert_eq!(code("FROB sip:a@b SIP/2.0", "1 FROB"), Some(501));
+        assert_eq!(code("OPTIONS sip:a@b SIP/2.0", "1 INVITE"), Some(400));
+        assert_eq!(code("OPTIONS sip:a@b SIP/2.0", "1 OPTIONS"), None);
+        assert_eq!(code("SUBSCRIBE tel:+861234 SIP/2.0", "1 SUBSCRIBE"), None);
+    }
+
+    #[test]
+    fn salvaged_requests_are_answered_with_the_problem_named() {
+        let mut bytes = INVITE.replace("\"Alice\"", "\"Ren\u{1}e\"").into_bytes();
+        let p = bytes.iter().position(|b| *b == 1).expect("marker");
+        bytes[p] = 0xE9;
+        let err = split_raw(&bytes).expect_err("not UTF-8");
+        let raw = salvage(&bytes).expect("salvaged");
+        let resp =
+            error_response_for(&raw, 400, &format!("Bad Request: {err}")).expect("answerable");
+        let resp = String::from_utf8(resp).expect("utf8");
+        assert!(
+            resp.starts_with("SIP/2.0 400 Bad Request: header section is not UTF-8"),
+            "{resp}"
+        );
+        assert!(
+            resp.contains("Call-ID: call-1@x") && resp.contains("Via: SIP/2.0/UDP 127.0.0.1:5071")
+        );
+        // A multi-byte character where the version should be must not panic.
+        let odd =
+            salvage("OPTIONS sip:a@b SIP長/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n".as_bytes())
+                .expect("raw");
+        assert!(error_response_for(&odd, 400, "x").is_none());
+        let odd = salvage("OPTIONS sip:a@b 長\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n".as_bytes())
+            .expect("raw");
+        assert!(
+            request_line_problem(&odd).is_none() && error_response_for(&odd, 400, "x").is_none()
+        );
+        // No Via, nowhere to answer; never answer an ACK.
+        let no_via = INVITE.replace(
+            "v: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKabc;rport\r\n",
+            "",
+        );
+        assert!(error_response_for(&salvage(no_via.as_bytes()).expect("raw"), 400, "x").is_none());
+        let ack = INVITE.replace("INVITE sip", "ACK sip");
+        assert!(error_response_for(&salvage(ack.as_bytes()).expect("raw"), 400, "x").is_none());
     }
 
     #[test]

@@ -201,6 +201,11 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
                     .nth(2)
                     .and_then(|a| a.split('/').next())
                     .and_then(|a| a.parse::<IpAddr>().ok());
+                // An address we cannot read would leave the call silent: refuse it
+                // (host names are refused too; the core does no DNS).
+                if addr.is_none() && (in_audio || !seen_audio) {
+                    return Err(SdpError::BadLine(line.into()));
+                }
                 if in_audio {
                     media_conn = addr;
                 } else if !seen_audio {
@@ -432,6 +437,17 @@ mod tests {
             .expect_err("no common codec");
         assert_eq!(err, SdpError::NoCommonCodec(vec![9, 18]));
         assert_eq!(parse(b"v=0\r\n"), Err(SdpError::NoAudio));
+    }
+
+    #[test]
+    fn unreadable_connection_address_is_an_error() {
+        for c in ["c=IN IP4 999.1.2.3", "c=IN IP4", "c=IN IP4 pbx.example.com"] {
+            let offer = BARESIP.replace("c=IN IP4 127.0.0.1", c);
+            assert!(
+                matches!(parse(offer.as_bytes()), Err(SdpError::BadLine(l)) if l == c),
+                "{c}"
+            );
+        }
     }
 
     #[test]

@@ -351,23 +351,42 @@ impl UserAgent {
         let raw = match msg::split_raw(bytes) {
             Ok(raw) => raw,
             Err(msg::ParseError::Empty) => return self.finish(),
-            Err(
-                e @ (msg::ParseError::BadContentLength(_) | msg::ParseError::TruncatedBody { .. }),
-            ) => {
-                // The headers are fine, the body framing is not: a request gets 400
-                // (RFC 3261 §18.3); anything else is dropped.
-                if let Ok((head, _)) = msg::split_head(bytes) {
-                    self.answer_unservable(&head, 400, &e.to_string(), source, transport);
+            Err(e) => {
+                // A request whose Via survived still learns why it failed (RFC 3261
+                // §18.3: a body shorter than Content-Length is answered with 400).
+                let code = if e == msg::ParseError::TooLarge {
+                    513
+                } else {
+                    400
+                };
+                let phrase = format!("{}: {e}", msg::reason(code));
+                match msg::salvage(bytes)
+                    .and_then(|raw| msg::error_response_for(&raw, code, &phrase).map(|r| (raw, r)))
+                {
+                    Some((raw, resp)) => {
+                        tracing::warn!(%source, error = %e, code, "unparseable SIP request; answering");
+                        let dest = if transport == Transport::Udp {
+                            via_dest_raw(&raw, source)
+                        } else {
+                            source
+                        };
+                        self.send(resp, dest, transport);
+                    }
+                    None => tracing::warn!(%source, error = %e, "dropping unparseable SIP message"),
                 }
                 return self.finish();
             }
-            Err(e) => {
-                tracing::warn!(%source, error = %e, "dropping unparseable SIP message");
-                return self.finish();
-            }
         };
-        if let Some((code, why)) = msg::check_request(&raw) {
-            self.answer_unservable(&raw, code, &why, source, transport);
+        if let Some((code, phrase)) = msg::request_line_problem(&raw) {
+            if let Some(resp) = msg::error_response_for(&raw, code, &phrase) {
+                tracing::warn!(%source, code, %phrase, "unsupported SIP request; answering");
+                let dest = if transport == Transport::Udp {
+                    via_dest_raw(&raw, source)
+                } else {
+                    source
+                };
+                self.send(resp, dest, transport);
+            }
             return self.finish();
         }
         match msg::parse_raw(&raw) {
@@ -388,30 +407,6 @@ impl UserAgent {
             }
         }
         self.finish()
-    }
-
-    /// Answers a request that cannot be served with `code` and the reason in a
-    /// Warning header (dropped when it has no Via to answer to).
-    fn answer_unservable(
-        &mut self,
-        raw: &msg::RawMessage,
-        code: u16,
-        why: &str,
-        source: SocketAddr,
-        transport: Transport,
-    ) {
-        match msg::error_response_for(raw, code, why) {
-            Some(resp) => {
-                tracing::warn!(%source, code, why, "request cannot be served; answering");
-                let dest = if transport == Transport::Udp {
-                    via_dest_raw(raw, source)
-                } else {
-                    source
-                };
-                self.send(resp, dest, transport);
-            }
-            None => tracing::warn!(%source, why, "unservable request without Via; dropped"),
-        }
     }
 
     /// Token bucket per source IP. The configured registrars/proxies are exempt: every
@@ -558,8 +553,24 @@ impl UserAgent {
         sdp: Option<String>,
         now: Instant,
     ) {
+        self.reply_phrase(key, req, code, msg::reason(code), to_tag, extra, sdp, now);
+    }
+
+    /// [`Self::reply`] with a reason phrase that says more than the code's default.
+    #[allow(clippy::too_many_arguments)]
+    fn reply_phrase(
+        &mut self,
+        key: &str,
+        req: &Request,
+        code: u16,
+        phrase: &str,
+        to_tag: Option<&str>,
+        extra: Vec<Header>,
+        sdp: Option<String>,
+        now: Instant,
+    ) {
         let mut r = msg::response_to(req, code, to_tag);
-        r.status_code = rsip::StatusCode::Other(code, msg::reason(code).to_string());
+        r.status_code = rsip::StatusCode::Other(code, phrase.to_string());
         if code > 100 {
             r.headers.push(hdr("Server", self.cfg.user_agent.clone()));
         }
@@ -620,10 +631,23 @@ impl UserAgent {
         let to_tag = msg::token(10);
         let reject = |this: &mut Self, code: u16, why: &str| {
             tracing::info!(%call_id, %source, code, why, "rejecting INVITE");
-            let extra = this.retry_after(code);
-            let busy = matches!(code, 486 | 503);
-            this.reply(key, &req, code, Some(&to_tag), extra, None, now);
-            if busy {
+            if code == 488 || code == 415 {
+                // The caller's engineer sees what was wrong with the offer (RFC 3261
+                // §21.4.26: 305 is the warning code for an incompatible media format).
+                let phrase = format!("{}: {why}", msg::reason(code)).replace(['\r', '\n'], " ");
+                let mut extra = vec![hdr("Accept", "application/sdp")];
+                if code == 488 {
+                    extra = vec![hdr(
+                        "Warning",
+                        format!("305 tingshuo \"{}\"", why.replace('"', "'")),
+                    )];
+                }
+                this.reply_phrase(key, &req, code, &phrase, Some(&to_tag), extra, None, now);
+            } else {
+                let extra = this.retry_after(code);
+                this.reply(key, &req, code, Some(&to_tag), extra, None, now);
+            }
+            if matches!(code, 486 | 503) {
                 this.event(CallEvent::Refused {
                     call_id: call_id.clone(),
                     code,
@@ -647,6 +671,16 @@ impl UserAgent {
                 self,
                 488,
                 "INVITE without SDP offer (late offer unsupported)",
+            );
+        }
+        let ctype = msg::header_value(&req.headers, "Content-Type").unwrap_or_default();
+        let mime = ctype.split(';').next().unwrap_or("").trim();
+        let multipart = mime.to_ascii_lowercase().starts_with("multipart/");
+        if !mime.is_empty() && !multipart && !mime.eq_ignore_ascii_case("application/sdp") {
+            return reject(
+                self,
+                415,
+                &format!("body is {mime}, only application/sdp is accepted"),
             );
         }
         let remote = match sdp::parse(&req.body) {

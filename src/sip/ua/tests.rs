@@ -401,6 +401,83 @@ fn malformed_requests_get_400_and_garbage_is_dropped() {
     }
 }
 
+/// Status lines of what the UA sent, read as text (some error responses lack the
+/// headers a full parse needs: they answer requests that lacked them).
+fn status_lines(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { bytes, .. } => String::from_utf8_lossy(bytes)
+                .lines()
+                .next()
+                .map(String::from),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unparseable_and_unsupported_requests_are_answered_with_the_problem_named() {
+    let mut ua = ua();
+    let now = Instant::now();
+    let base = "OPTIONS sip:bot@127.0.0.1:5090 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKu;rport\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: u1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let cases = [
+        (
+            base.replace("Content-Length: 0", "Content-Length: 40"),
+            "400 Bad Request: body is shorter",
+        ),
+        (
+            base.replace("Call-ID: u1\r\n", ""),
+            "400 Bad Request: mandatory header Call-ID",
+        ),
+        (
+            base.replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"),
+            "505 Version Not Supported",
+        ),
+        (
+            base.replace("OPTIONS sip:", "FROB sip:")
+                .replace("1 OPTIONS", "1 FROB"),
+            "501 Not Implemented",
+        ),
+        (
+            base.replace("OPTIONS sip:bot@127.0.0.1:5090", "OPTIONS mailto:bot@x"),
+            "416 Unsupported URI Scheme",
+        ),
+        (
+            base.replace("1 OPTIONS", "1 BYE"),
+            "400 Bad Request: CSeq method BYE",
+        ),
+        (
+            base.replace("tag=1", "tag=1\r\nSubject: a\u{7}b"),
+            "400 Bad Request: header Subject",
+        ),
+    ];
+    for (req, want) in cases {
+        let a = ua.on_message(req.as_bytes(), peer(), Transport::Udp, now);
+        let lines = status_lines(&a);
+        assert!(
+            lines.len() == 1 && lines[0].starts_with(&format!("SIP/2.0 {want}")),
+            "{want}: got {lines:?}"
+        );
+    }
+    // An offer whose connection address cannot be read is refused, naming the line.
+    let bad_c = invite(
+        "c9",
+        "z9hG4bKc9",
+        &OFFER.replace("c=IN IP4 127.0.0.1", "c=IN IP4 1.2.3"),
+    );
+    let a = ua.on_message(bad_c.as_bytes(), peer(), Transport::Udp, now);
+    let lines = status_lines(&a);
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with("SIP/2.0 488 Not Acceptable Here: SDP line")
+                && l.contains("c=IN IP4 1.2.3")
+        ),
+        "{lines:?}"
+    );
+    assert!(ua.active_calls() == 0);
+}
+
 #[test]
 fn rate_limit_drops_a_flood_from_one_source() {
     let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));

@@ -1,0 +1,370 @@
+//! Helpers shared by the robustness tests (tests/sip_torture.rs, tests/soak.rs): the
+//! agent as a black box (`tingshuo serve` in direct mode on free ports, its own records
+//! database), and a caller built on the project's own SIP/RTP stack, as the
+//! turn-latency bench does (that bench's caller is tied to its latency bookkeeping,
+//! so this is a smaller one: speak an utterance, wait for the agent's reply).
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tingshuo::codec::G711;
+use tingshuo::rtp::{Depth, JitterConfig, MediaConfig, MediaSession, PortAllocator, FRAME_SAMPLES};
+use tingshuo::sip::driver::start_with;
+use tingshuo::sip::sdp::{Codec, LocalMedia};
+use tingshuo::sip::{new_call_id, CallEvent, Command as SipCommand, EndReason, SipEvent, UaConfig};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::support::{free_port, free_port_span, Proc};
+
+/// An agent frame carries speech above this RMS (16-bit units): far above the
+/// digital silence the agent sends between lines.
+pub const REPLY_RMS: f64 = 500.0;
+
+/// The binary under test (`TINGSHUO_BIN` overrides, e.g. to pin a release build).
+pub fn tingshuo() -> Command {
+    Command::new(
+        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
+    )
+}
+
+/// Synthesizes `text` at 8 kHz with `tingshuo say`, as 20 ms frames.
+pub fn say(dir: &Path, name: &str, text: &str) -> Vec<[i16; FRAME_SAMPLES]> {
+    let out = dir.join(format!("{name}.wav"));
+    let res = tingshuo()
+        .args(["say", text, "-o"])
+        .arg(&out)
+        .args(["--rate", "8000"])
+        .output()
+        .expect("run tingshuo say");
+    assert!(
+        res.status.success(),
+        "tingshuo say failed for {text:?}: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let samples: Vec<i16> = hound::WavReader::open(&out)
+        .expect("read synthesized wav")
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    samples
+        .chunks(FRAME_SAMPLES)
+        .map(|c| {
+            let mut f = [0i16; FRAME_SAMPLES];
+            f[..c.len()].copy_from_slice(c);
+            f
+        })
+        .collect()
+}
+
+pub fn rms(frame: &[i16]) -> f64 {
+    let sum: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / frame.len().max(1) as f64).sqrt()
+}
+
+/// `tingshuo serve` in direct mode on free ports, with its own records database.
+pub struct Agent {
+    pub proc: Proc,
+    pub pid: u32,
+    pub sip: SocketAddr,
+    pub db: PathBuf,
+    pub config: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts the agent and waits until it listens (models load and every script
+    /// line is pre-synthesized first: up to minutes on a loaded 2-core machine).
+    pub fn start(max_calls: usize) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sip_port = free_port();
+        let rtp = (free_port_span(41) + 1) & !1;
+        let config = dir.path().join("tingshuo.toml");
+        let db = dir.path().join("records.db");
+        std::fs::write(
+            &config,
+            format!(
+                "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nregistrars = []\nrtp_port_min = {rtp}\n\
+rtp_port_max = {}\nmax_calls = {max_calls}\n[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
+                rtp + 39,
+                free_port(),
+                db.display()
+            ),
+        )
+        .expect("write agent config");
+        let log = dir.path().join("agent.log");
+        let logf = std::fs::File::create(&log).expect("agent log");
+        let child = tingshuo()
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("log"))
+            .stderr(logf)
+            .spawn()
+            .expect("start tingshuo serve");
+        let pid = child.id();
+        let mut agent = Self {
+            proc: Proc { child, log },
+            pid,
+            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+            db,
+            config,
+            dir,
+        };
+        let t0 = Instant::now();
+        loop {
+            let text = agent.proc.log_text();
+            if text.contains("tingshuo is listening") {
+                eprintln!(
+                    "agent ready in {:.1} s (pid {pid})",
+                    t0.elapsed().as_secs_f64()
+                );
+                return agent;
+            }
+            if let Ok(Some(status)) = agent.proc.child.try_wait() {
+                panic!("the agent exited ({status}) before listening; log:\n{text}");
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(600),
+                "the agent did not start within 600 s; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Panics (with the log) when the agent process has exited.
+    pub fn assert_alive(&mut self, after: &str) {
+        if let Ok(Some(status)) = self.proc.child.try_wait() {
+            panic!(
+                "the agent exited ({status}) after {after}; log:\n{}",
+                self.proc.log_text()
+            );
+        }
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
+
+/// One call from our own UAC to the agent, with its media session.
+pub struct Caller {
+    pub call_id: String,
+    cmds: tokio::sync::mpsc::UnboundedSender<SipCommand>,
+    events: UnboundedReceiver<SipEvent>,
+    task: tokio::task::JoinHandle<()>,
+    pub media: Option<MediaSession>,
+    /// The agent's RTP address from its answer.
+    pub agent_rtp: SocketAddr,
+    /// A clone of the caller's RTP socket: packets sent on it come from the address
+    /// the agent latched, so they reach its jitter buffer (non-blocking).
+    pub rtp_socket: std::net::UdpSocket,
+    inbound: crossbeam_channel::Receiver<tingshuo::rtp::session::InboundFrame>,
+    pub ended: Option<EndReason>,
+}
+
+impl Caller {
+    /// Places a call to the agent and waits for the answer.
+    pub async fn call(
+        agent: SocketAddr,
+        ports: &Arc<PortAllocator>,
+        user: &str,
+    ) -> Result<Self, String> {
+        let mut ua = UaConfig::direct(SocketAddr::from(([127, 0, 0, 1], 0)));
+        ua.user = user.to_string();
+        let sip = start_with(ua)
+            .await
+            .map_err(|e| format!("UAC start: {e}"))?;
+        let (cmds, mut events, task) = sip.into_parts();
+        let mut mcfg = MediaConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST), None, G711::Pcmu);
+        mcfg.jitter = JitterConfig {
+            depth: Depth::Fixed(Duration::from_millis(20)),
+            capacity_frames: 50,
+        };
+        let (lease, rtp, rtcp) = ports
+            .bind(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .map_err(|e| format!("caller media ports: {e}"))?;
+        let rtp_socket = rtp
+            .try_clone()
+            .map_err(|e| format!("clone RTP socket: {e}"))?;
+        let media = MediaSession::start_with_sockets(rtp, rtcp, Some(lease), mcfg)
+            .map_err(|e| format!("caller media: {e}"))?;
+        let call_id = new_call_id();
+        let _ = cmds.send(SipCommand::PlaceCall {
+            call_id: call_id.clone(),
+            target: format!("sip:bot@{agent}"),
+            media: LocalMedia {
+                rtp_addr: media.local_rtp(),
+                codecs: vec![Codec::Pcmu],
+                telephone_event_pt: None,
+            },
+            ring_timeout: Duration::from_secs(10),
+        });
+        let answered = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(ev) = events.recv().await {
+                match ev {
+                    SipEvent::Call(CallEvent::Answered { negotiated, .. }) => {
+                        return Ok(negotiated)
+                    }
+                    SipEvent::Call(CallEvent::Ended { reason, .. }) => {
+                        return Err(format!("call not answered: {reason:?}"))
+                    }
+                    _ => {}
+                }
+            }
+            Err("UAC stopped".to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err("no answer within 20 s".into()));
+        let neg = match answered {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = cmds.send(SipCommand::Shutdown);
+                let _ = task.await;
+                media.stop();
+                return Err(e);
+            }
+        };
+        let codec = match neg.codec {
+            Codec::Pcmu => G711::Pcmu,
+            Codec::Pcma => G711::Pcma,
+        };
+        media.set_codec(codec, neg.telephone_event_pt);
+        let agent_rtp = neg
+            .remote
+            .rtp_addr
+            .ok_or("the agent's answer has no RTP address")?;
+        media.set_remote(agent_rtp, None);
+        let inbound = media.inbound();
+        Ok(Self {
+            call_id,
+            cmds,
+            events,
+            task,
+            media: Some(media),
+            agent_rtp,
+            rtp_socket,
+            inbound,
+            ended: None,
+        })
+    }
+
+    fn poll_events(&mut self) {
+        while let Ok(ev) = self.events.try_recv() {
+            if let SipEvent::Call(CallEvent::Ended { reason, .. }) = ev {
+                self.ended = Some(reason);
+            }
+        }
+    }
+
+    /// True once the agent hung up (or the dialog otherwise ended).
+    pub fn is_ended(&mut self) -> bool {
+        self.poll_events();
+        self.ended.is_some()
+    }
+
+    pub fn rtp_received(&self) -> u64 {
+        self.media
+            .as_ref()
+            .map(|m| m.stats().rtp_received)
+            .unwrap_or(0)
+    }
+
+    /// Waits (blocking) until the agent has spoken and then been quiet for `quiet`.
+    /// Returns false when nothing was said within `start_timeout` or the call ended.
+    pub fn wait_reply(&mut self, start_timeout: Duration, quiet: Duration) -> bool {
+        let t0 = Instant::now();
+        let mut last_speech: Option<Instant> = None;
+        loop {
+            if self.is_ended() {
+                return last_speech.is_some();
+            }
+            match self.inbound.recv_timeout(Duration::from_millis(300)) {
+                Ok(f) => {
+                    if rms(&f.samples) > REPLY_RMS {
+                        last_speech = Some(f.at);
+                    }
+                    match last_speech {
+                        Some(ls) if f.at.saturating_duration_since(ls) >= quiet => return true,
+                        None if t0.elapsed() > start_timeout => return false,
+                        Some(_) if t0.elapsed() > Duration::from_secs(60) => return true,
+                        _ => {}
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if t0.elapsed() > start_timeout + Duration::from_secs(60) {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Queues an utterance on the caller's outbound audio (paced at 20 ms).
+    pub fn speak(&self, frames: &[[i16; FRAME_SAMPLES]]) {
+        let Some(media) = &self.media else { return };
+        let play = media.playback();
+        for f in frames {
+            let _ = play.push_timeout(f, Duration::from_millis(200));
+        }
+    }
+
+    /// Hangs up (BYE) unless the agent already did, then stops the UAC and media.
+    /// Returns how the call ended.
+    pub async fn finish(mut self) -> Option<EndReason> {
+        self.poll_events();
+        if self.ended.is_none() {
+            let _ = self.cmds.send(SipCommand::Hangup {
+                call_id: self.call_id.clone(),
+            });
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while let Some(ev) = self.events.recv().await {
+                    if let SipEvent::Call(CallEvent::Ended { reason, .. }) = ev {
+                        self.ended = Some(reason);
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        let _ = self.cmds.send(SipCommand::Shutdown);
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.events.recv().await.is_some() {}
+        })
+        .await;
+        let _ = (&mut self.task).await;
+        if let Some(m) = self.media.take() {
+            let _ = tokio::task::spawn_blocking(move || m.stop()).await;
+        }
+        self.ended.clone()
+    }
+}
+
+/// Rows of the agent's records database: (calls, calls ended with an outcome, turns
+/// spoken by callers, turns in all).
+pub fn record_counts(db: &Path) -> (i64, i64, i64, i64) {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the records database");
+    let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+    (
+        one("SELECT COUNT(*) FROM calls WHERE direction != 'text'"),
+        one("SELECT COUNT(*) FROM calls WHERE direction != 'text' AND ended_at IS NOT NULL AND outcome IS NOT NULL"),
+        one("SELECT COUNT(*) FROM turns WHERE speaker = 'callee'"),
+        one("SELECT COUNT(*) FROM turns"),
+    )
+}
