@@ -155,8 +155,13 @@ fn sigterm_drains_calls_and_refuses_new_ones() {
         .status()
         .expect("kill -TERM");
     assert!(status.success());
+    // The SIP layer's own line: it is logged when the UA has set its draining flag
+    // (the agent's "draining" line comes before the command reaches the UA).
     let draining = wait_until(Duration::from_secs(5), || {
-        agent.proc.log_text().contains("draining")
+        agent
+            .proc
+            .log_text()
+            .contains("not accepting new calls (draining)")
     });
     assert!(draining, "log:\n{}", agent.proc.log_text());
     let refused = raw_invite(agent.sip).expect("the agent answers a new INVITE while draining");
