@@ -390,12 +390,16 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the latest agent line with `text` as cut off by barge-in (the call thread
-    /// knows the line, not its sequence number). Returns whether a line matched.
+    /// Marks the latest agent line containing `text` as cut off by barge-in (the call
+    /// thread knows what it was playing, not the sequence number; a line rendered in
+    /// pieces is played one clause at a time). Returns whether a line matched.
     pub fn mark_line_interrupted(&mut self, call_id: i64, text: &str) -> Result<bool, StoreError> {
+        if text.trim().is_empty() {
+            return Ok(false);
+        }
         let n = self.conn.execute(
             "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = (SELECT MAX(seq) \
-             FROM turns WHERE call_id = ?1 AND speaker = 'agent' AND text = ?2)",
+             FROM turns WHERE call_id = ?1 AND speaker = 'agent' AND instr(text, ?2) > 0)",
             params![call_id, text],
         )?;
         Ok(n > 0)
@@ -602,6 +606,13 @@ mod tests {
             ..Default::default()
         };
         s.write_turn(1, &line("operator")).unwrap();
+        // A dynamic line is played one clause at a time: a cut clause marks its line.
+        let mut agent = line("agent");
+        agent.lines[0].text = "好的，明天上午十点给您回电，请保持电话畅通。".into();
+        s.write_turn(1, &agent).unwrap();
+        assert!(s.mark_line_interrupted(1, "请保持电话畅通。").unwrap());
+        assert!(!s.mark_line_interrupted(1, "  ").unwrap());
+        assert!(s.show(1).unwrap().turns[1].line.interrupted);
         assert!(s.write_turn(1, &line("robot")).is_err());
         assert_eq!(s.show(1).unwrap().turns[0].line.speaker, "operator");
     }
