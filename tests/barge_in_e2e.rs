@@ -18,7 +18,7 @@ mod support;
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,12 +62,6 @@ const SCRIPT: &str = r#"# 晨光物业报修热线（呼入）
 **结束条件：** 已登记报修
 **结束语：** "感谢您的来电，再见。"
 "#;
-
-fn tingshuo() -> Command {
-    Command::new(
-        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
-    )
-}
 
 fn say(dir: &Path, text: &str) -> Vec<i16> {
     let out = dir.join("caller.wav");

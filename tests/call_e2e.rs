@@ -7,17 +7,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use support::*;
-
-/// The binary under test (`TINGSHUO_BIN` overrides, e.g. to pin a copied build).
-fn tingshuo() -> Command {
-    Command::new(
-        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
-    )
-}
 
 /// Synthesizes `text` at 8 kHz with `tingshuo say` and returns the samples.
 fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {

@@ -10,12 +10,6 @@ use std::time::Duration;
 
 use support::*;
 
-fn tingshuo() -> Command {
-    Command::new(
-        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
-    )
-}
-
 /// A short inbound script of our own for the mapped extension.
 const HOTLINE: &str = "# 青禾物业 · 报修热线（测试）
 

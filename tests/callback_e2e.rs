@@ -8,18 +8,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 use support::*;
 use tingshuo::store::Store;
-
-fn tingshuo() -> Command {
-    Command::new(
-        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
-    )
-}
 
 fn now() -> DateTime<FixedOffset> {
     chrono::Local::now().fixed_offset()

@@ -4,16 +4,10 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::*;
-
-pub fn tingshuo() -> Command {
-    Command::new(
-        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
-    )
-}
 
 /// Synthesizes `text` at 8 kHz with `tingshuo say`.
 pub fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {

@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,18 +18,12 @@ use tingshuo::sip::sdp::{Codec, LocalMedia};
 use tingshuo::sip::{new_call_id, CallEvent, Command as SipCommand, EndReason, SipEvent, UaConfig};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+pub use crate::support::tingshuo;
 use crate::support::{free_port, free_port_span, Proc};
 
 /// An agent frame carries speech above this RMS (16-bit units): far above the
 /// digital silence the agent sends between lines.
 pub const REPLY_RMS: f64 = 500.0;
-
-/// The binary under test (`TINGSHUO_BIN` overrides, e.g. to pin a release build).
-pub fn tingshuo() -> Command {
-    Command::new(
-        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
-    )
-}
 
 /// Synthesizes `text` at 8 kHz with `tingshuo say`, as 20 ms frames.
 pub fn say(dir: &Path, name: &str, text: &str) -> Vec<[i16; FRAME_SAMPLES]> {

@@ -99,6 +99,14 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// The `tingshuo` binary under test. `TINGSHUO_BIN` overrides it, e.g. to pin a
+/// copied build while other builds share the target directory.
+pub fn tingshuo() -> Command {
+    Command::new(
+        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
+    )
+}
+
 /// A child process killed (by its own pid) when dropped.
 pub struct Proc {
     pub child: Child,
