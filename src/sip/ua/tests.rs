@@ -1175,3 +1175,43 @@ fn without_inbound_auth_credentials_are_neither_needed_nor_checked() {
     );
     assert_eq!(codes(&a), vec![100, 180]);
 }
+
+#[test]
+fn inbound_auth_applies_in_registered_mode_to_invites_relayed_by_the_registrar() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.registrars = vec![registrar()];
+    cfg.password = Some("passbot".into());
+    cfg.allowed_sources = Vec::new();
+    cfg.inbound_auth = Some(ServerCredentials {
+        realm: "tingshuo".into(),
+        username: AUTH_USER.into(),
+        password: AUTH_PW.into(),
+    });
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let a = ua.on_message(
+        auth_invite("g1", "z9hG4bKg1", 1, None).as_bytes(),
+        registrar(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 401]);
+    let resp = sent(&a).remove(1).0;
+    let ch = crate::sip::digest::parse_challenge(
+        &msg::header_value(resp.headers(), "WWW-Authenticate").expect("challenge"),
+    )
+    .expect("parses");
+    // The caller computed its answer over the URI it dialled (the registrar's); the
+    // proxy rewrote the Request-URI to our Contact. The digest covers the `uri`
+    // parameter, so this still verifies.
+    let authz = caller(ch, AUTH_PW)
+        .authorize("INVITE", "sip:bot@127.0.0.1:5060")
+        .expect("authorizes");
+    let a = ua.on_message(
+        auth_invite("g1", "z9hG4bKg2", 2, Some(&authz)).as_bytes(),
+        registrar(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+}
