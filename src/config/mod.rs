@@ -87,6 +87,46 @@ pub struct SipConfig {
     /// On SIGTERM, how long calls in progress may continue (new INVITEs get 503)
     /// before they are hung up, in seconds.
     pub drain_timeout_secs: u64,
+    /// `[sip.inbound_auth]`: when present, new INVITEs must pass a digest challenge.
+    pub inbound_auth: Option<InboundAuthConfig>,
+}
+
+/// `[sip.inbound_auth]`: credentials callers must present (digest MD5, 401 challenge).
+/// Absent table = no challenge; source networks still apply either way.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboundAuthConfig {
+    /// Realm in the challenge (callers' phones match credentials by it).
+    pub realm: String,
+    /// The user name callers must authenticate as.
+    pub username: Option<String>,
+    /// The password (prefer `password_env` so the secret stays out of the file).
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password (wins over `password`).
+    pub password_env: Option<String>,
+}
+
+impl Default for InboundAuthConfig {
+    fn default() -> Self {
+        Self {
+            realm: "tingshuo".to_string(),
+            username: None,
+            password: None,
+            password_env: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for InboundAuthConfig {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundAuthConfig")
+            .field("realm", &self.realm)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_env", &self.password_env)
+            .finish()
+    }
 }
 
 impl Default for SipConfig {
@@ -104,6 +144,7 @@ impl Default for SipConfig {
             max_calls: 8,
             retry_after_secs: 30,
             drain_timeout_secs: 60,
+            inbound_auth: None,
         }
     }
 }
@@ -609,6 +650,37 @@ impl Config {
                 "Set sip.password, sip.password_env, or the TINGSHUO_SIP_PASSWORD environment variable.",
             ));
         }
+        if let Some(auth) = &self.sip.inbound_auth {
+            if auth.realm.trim().is_empty() || auth.realm.contains(['"', '\\']) {
+                return Err(invalid(
+                    "sip.inbound_auth.realm",
+                    format!("({:?}) is empty or contains a quote or backslash", auth.realm),
+                    "Use a plain name, e.g. realm = \"tingshuo\", or remove the key for the default.",
+                ));
+            }
+            if auth.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                return Err(invalid(
+                    "sip.inbound_auth.username",
+                    "is missing or empty".into(),
+                    "Set the user name callers must authenticate as, e.g. username = \"pbx\", or remove the [sip.inbound_auth] table to accept INVITEs without a challenge.",
+                ));
+            }
+            if let Some(var) = &auth.password_env {
+                if std::env::var(var).map_or(true, |v| v.is_empty()) {
+                    return Err(invalid(
+                        "sip.inbound_auth.password_env",
+                        format!("names the environment variable {var} which is not set (or empty)"),
+                        "Export it before starting tingshuo, or set sip.inbound_auth.password instead.",
+                    ));
+                }
+            } else if auth.password.as_deref().is_none_or(str::is_empty) {
+                return Err(invalid(
+                    "sip.inbound_auth.password",
+                    "is missing while [sip.inbound_auth] is present".into(),
+                    "Set sip.inbound_auth.password_env (the name of an environment variable holding the password) or sip.inbound_auth.password, or remove the [sip.inbound_auth] table to accept INVITEs without a challenge.",
+                ));
+            }
+        }
         if self.sip.rtp_port_min >= self.sip.rtp_port_max || self.sip.rtp_port_min % 2 != 0 {
             return Err(invalid(
                 "sip.rtp_port_min",
@@ -642,6 +714,24 @@ impl Config {
             }
         }
         self.sip.password.clone()
+    }
+
+    /// The credentials inbound INVITEs must present (`[sip.inbound_auth]`), with the
+    /// password resolved from `password_env` or `password`; `None` = no challenge.
+    pub fn inbound_auth(&self) -> Option<crate::sip::ua::ServerCredentials> {
+        let auth = self.sip.inbound_auth.as_ref()?;
+        let password = match &auth.password_env {
+            Some(var) => std::env::var(var).ok()?,
+            None => auth.password.clone()?,
+        };
+        if password.is_empty() {
+            return None;
+        }
+        Some(crate::sip::ua::ServerCredentials {
+            realm: auth.realm.clone(),
+            username: auth.username.clone()?,
+            password,
+        })
     }
 
     /// Model cache directory in force.
@@ -772,6 +862,72 @@ mod tests {
         std::fs::write(&path, "[sip]\nregistrars = [\"127.0.0.1:5060\"]\n").expect("write");
         let err = Config::load(&path).expect_err("no password must fail");
         assert!(err.to_string().contains("sip.password"), "{err}");
+    }
+
+    #[test]
+    fn inbound_auth_table_loads_and_its_mistakes_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[sip]\nuser = \"bot\"\n").expect("write");
+        let cfg = Config::load(&path).expect("loads");
+        assert!(cfg.sip.inbound_auth.is_none() && cfg.inbound_auth().is_none());
+
+        std::fs::write(
+            &path,
+            "[sip.inbound_auth]\nusername = \"pbx\"\npassword = \"pw-in-file\"\n",
+        )
+        .expect("write");
+        let cfg = Config::load(&path).expect("loads");
+        let creds = cfg.inbound_auth().expect("enabled");
+        assert_eq!(
+            (creds.realm.as_str(), creds.username.as_str()),
+            ("tingshuo", "pbx")
+        );
+        assert_eq!(creds.password, "pw-in-file");
+        assert!(
+            !format!("{cfg:?}").contains("pw-in-file"),
+            "Debug output never shows the password"
+        );
+
+        // The environment variable wins over the file.
+        let var = "TINGSHUO_TEST_INBOUND_PW_7f3a";
+        std::env::set_var(var, "pw-from-env");
+        std::fs::write(
+            &path,
+            format!("[sip.inbound_auth]\nrealm = \"hotline\"\nusername = \"pbx\"\npassword = \"x\"\npassword_env = \"{var}\"\n"),
+        )
+        .expect("write");
+        let creds = Config::load(&path)
+            .expect("loads")
+            .inbound_auth()
+            .expect("enabled");
+        assert_eq!(
+            (creds.realm.as_str(), creds.password.as_str()),
+            ("hotline", "pw-from-env")
+        );
+        std::env::remove_var(var);
+        let err = Config::load(&path).expect_err("unset env var").to_string();
+        assert!(
+            err.contains("sip.inbound_auth.password_env") && err.contains(var),
+            "{err}"
+        );
+
+        std::fs::write(&path, "[sip.inbound_auth]\nusername = \"pbx\"\n").expect("write");
+        let err = Config::load(&path).expect_err("no password").to_string();
+        assert!(
+            err.contains("sip.inbound_auth.password") && err.contains("password_env"),
+            "{err}"
+        );
+        std::fs::write(&path, "[sip.inbound_auth]\npassword = \"p\"\n").expect("write");
+        let err = Config::load(&path).expect_err("no username").to_string();
+        assert!(err.contains("sip.inbound_auth.username"), "{err}");
+        std::fs::write(
+            &path,
+            "[sip.inbound_auth]\nusername = \"u\"\npassword = \"p\"\nnonce_secs = 5\n",
+        )
+        .expect("write");
+        let err = Config::load(&path).expect_err("unknown key").to_string();
+        assert!(err.contains("nonce_secs"), "{err}");
     }
 
     #[test]

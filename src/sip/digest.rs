@@ -1,11 +1,20 @@
 //! HTTP digest authentication for SIP (RFC 2617 / RFC 3261 §22), MD5 with `qop=auth`.
 //!
-//! Registrars challenge REGISTER with 401 (`WWW-Authenticate`, answered in
+//! Client side: registrars challenge REGISTER with 401 (`WWW-Authenticate`, answered in
 //! `Authorization`) and proxies challenge INVITE with 407 (`Proxy-Authenticate`,
 //! answered in `Proxy-Authorization`). The nonce count must grow for every reuse of a
 //! nonce, so a [`DigestState`] remembers the last challenge per realm.
+//!
+//! Server side ([`DigestServer`]): the optional challenge of inbound INVITEs. Nonces are
+//! stateless (issue time + a keyed SHA-256 MAC under a per-process random secret), so a
+//! flood of unauthenticated INVITEs costs no memory; only nonces that carried a valid
+//! response are remembered, with their last nonce count, to refuse replays.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use md5::{Digest as _, Md5};
+use sha2::Sha256;
 
 /// One parsed challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +119,254 @@ fn md5_hex(s: &str) -> String {
     hex::encode(Md5::digest(s.as_bytes()))
 }
 
+/// How long an issued nonce stays valid; older ones get a fresh challenge with `stale=true`.
+pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+/// What the UAS checks inbound INVITEs against (`[sip.inbound_auth]`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerCredentials {
+    pub realm: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for ServerCredentials {
+    /// Never prints the password (configs are logged at debug level).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCredentials")
+            .field("realm", &self.realm)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The outcome of checking a request's `Authorization` headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid credentials for our realm and user.
+    Accepted,
+    /// No usable credentials for our realm (none, an unknown or forged nonce, a replayed
+    /// nonce count, or a correct response on an expired nonce when `stale`): answer 401
+    /// with a fresh challenge.
+    Challenge { stale: bool, why: &'static str },
+    /// Credentials for our realm that are wrong (user, password, algorithm): answer 403.
+    Forbidden(&'static str),
+    /// Credentials for our realm missing a field the digest needs: answer 400.
+    Malformed(&'static str),
+}
+
+/// Server-side digest: issues stateless nonces and verifies responses (RFC 2617, MD5,
+/// `qop=auth`; RFC 2069 responses without qop are accepted too).
+pub struct DigestServer {
+    creds: ServerCredentials,
+    /// Keys the nonce MAC; new per process, so nonces do not survive a restart.
+    secret: [u8; 32],
+    /// Time origin of the timestamps in nonces.
+    epoch: Instant,
+    lifetime: Duration,
+    /// Nonces that authenticated a request → (highest nonce count, issue time).
+    seen: HashMap<String, (u32, Instant)>,
+}
+
+impl std::fmt::Debug for DigestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestServer")
+            .field("creds", &self.creds)
+            .field("seen", &self.seen.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Length of the hex timestamp at the start of a nonce.
+const TS_HEX: usize = 16;
+
+impl DigestServer {
+    pub fn new(creds: ServerCredentials, epoch: Instant) -> Self {
+        Self {
+            creds,
+            secret: rand::random(),
+            epoch,
+            lifetime: NONCE_LIFETIME,
+            seen: HashMap::new(),
+        }
+    }
+
+    pub fn realm(&self) -> &str {
+        &self.creds.realm
+    }
+
+    /// HMAC-SHA256 (RFC 2104) of the timestamp, truncated to 128 bits.
+    fn mac(&self, ts: &str) -> String {
+        let mut ipad = [0x36u8; 64];
+        let mut opad = [0x5cu8; 64];
+        for (i, k) in self.secret.iter().enumerate() {
+            ipad[i] ^= k;
+            opad[i] ^= k;
+        }
+        let inner = Sha256::new()
+            .chain_update(ipad)
+            .chain_update(ts.as_bytes())
+            .finalize();
+        let outer = Sha256::new()
+            .chain_update(opad)
+            .chain_update(inner)
+            .finalize();
+        hex::encode(&outer[..16])
+    }
+
+    /// A new nonce: hex seconds since `epoch`, then the MAC over them.
+    pub fn nonce(&self, now: Instant) -> String {
+        let ts = format!(
+            "{:0width$x}",
+            now.saturating_duration_since(self.epoch).as_secs(),
+            width = TS_HEX
+        );
+        let mac = self.mac(&ts);
+        format!("{ts}{mac}")
+    }
+
+    /// The `WWW-Authenticate` value of a 401.
+    pub fn challenge(&self, now: Instant, stale: bool) -> String {
+        let mut v = format!(
+            "Digest realm=\"{}\", nonce=\"{}\", qop=\"auth\", algorithm=MD5",
+            self.creds.realm.replace(['"', '\\'], ""),
+            self.nonce(now)
+        );
+        if stale {
+            v.push_str(", stale=true");
+        }
+        v
+    }
+
+    /// Issue instant of `nonce` if we issued it (MAC matches), else `None`.
+    fn nonce_issued(&self, nonce: &str) -> Option<Instant> {
+        if nonce.len() != TS_HEX + 32 || !nonce.is_ascii() {
+            return None;
+        }
+        let (ts, mac) = nonce.split_at(TS_HEX);
+        if !ct_eq(mac.as_bytes(), self.mac(ts).as_bytes()) {
+            return None;
+        }
+        let secs = u64::from_str_radix(ts, 16).ok()?;
+        self.epoch.checked_add(Duration::from_secs(secs))
+    }
+
+    /// Checks the `Authorization` header values of a `method` request at `now`.
+    pub fn verify(&mut self, method: &str, authorization: &[String], now: Instant) -> Verdict {
+        // Only credentials for our realm count (others may be meant for a proxy).
+        let Some(params) = authorization.iter().find_map(|v| {
+            let (scheme, rest) = v.trim().split_once(char::is_whitespace)?;
+            if !scheme.eq_ignore_ascii_case("Digest") {
+                return None;
+            }
+            let p = parse_params(rest);
+            let realm = p
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("realm"))
+                .map(|(_, v)| v.as_str());
+            (realm == Some(self.creds.realm.as_str())).then_some(p)
+        }) else {
+            return Verdict::Challenge {
+                stale: false,
+                why: "no credentials for our realm",
+            };
+        };
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.as_str())
+        };
+        if get("username") != Some(self.creds.username.as_str()) {
+            return Verdict::Forbidden("unknown user name");
+        }
+        if get("algorithm").is_some_and(|a| !a.eq_ignore_ascii_case("MD5")) {
+            return Verdict::Forbidden("unsupported digest algorithm (only MD5)");
+        }
+        let (Some(nonce), Some(uri), Some(response)) = (get("nonce"), get("uri"), get("response"))
+        else {
+            return Verdict::Malformed("Authorization lacks nonce, uri or response");
+        };
+        let Some(issued) = self.nonce_issued(nonce) else {
+            return Verdict::Challenge {
+                stale: false,
+                why: "nonce not issued by us (forged or from before a restart)",
+            };
+        };
+        let ha1 = md5_hex(&format!(
+            "{}:{}:{}",
+            self.creds.username, self.creds.realm, self.creds.password
+        ));
+        let ha2 = md5_hex(&format!("{method}:{uri}"));
+        let (expected, nc) = match get("qop") {
+            Some(q) if q.eq_ignore_ascii_case("auth") => {
+                let (Some(nc), Some(cnonce)) = (get("nc"), get("cnonce")) else {
+                    return Verdict::Malformed("qop=auth without nc or cnonce");
+                };
+                let Ok(count) = u32::from_str_radix(nc, 16) else {
+                    return Verdict::Malformed("nc is not a hex number");
+                };
+                (
+                    md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")),
+                    Some(count),
+                )
+            }
+            Some(_) => return Verdict::Forbidden("unsupported qop (only auth)"),
+            None => (md5_hex(&format!("{ha1}:{nonce}:{ha2}")), None),
+        };
+        if !ct_eq(
+            expected.as_bytes(),
+            response.to_ascii_lowercase().as_bytes(),
+        ) {
+            return Verdict::Forbidden("wrong digest response (password)");
+        }
+        if now.saturating_duration_since(issued) > self.lifetime {
+            return Verdict::Challenge {
+                stale: true,
+                why: "nonce expired",
+            };
+        }
+        if let Some(count) = nc {
+            let last = self.seen.get(nonce).map(|(n, _)| *n).unwrap_or(0);
+            if count <= last {
+                return Verdict::Challenge {
+                    stale: false,
+                    why: "nonce count not above the last one (replay)",
+                };
+            }
+            self.seen.insert(nonce.to_string(), (count, issued));
+        }
+        Verdict::Accepted
+    }
+
+    /// Forgets the nonce counts of expired nonces (they can no longer be accepted).
+    pub fn prune(&mut self, now: Instant) {
+        let lifetime = self.lifetime;
+        self.seen
+            .retain(|_, (_, issued)| now.saturating_duration_since(*issued) <= lifetime);
+    }
+}
+
+/// The `username` of the first Digest credentials, for log lines (never the response).
+pub fn credentials_username(authorization: &[String]) -> Option<String> {
+    authorization.iter().find_map(|v| {
+        let (scheme, rest) = v.trim().split_once(char::is_whitespace)?;
+        if !scheme.eq_ignore_ascii_case("Digest") {
+            return None;
+        }
+        parse_params(rest)
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("username"))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Comparison whose time does not depend on where the inputs differ.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Credentials plus the nonce-count bookkeeping for the last challenge seen.
 #[derive(Debug, Clone)]
 pub struct DigestState {
@@ -198,6 +455,54 @@ mod tests {
             .authorize_with("GET", "/dir/index.html", "0a4f113b")
             .expect("authorizes");
         assert!(v2.contains("nc=00000002"), "nonce count grows: {v2}");
+    }
+
+    fn server(epoch: Instant) -> DigestServer {
+        DigestServer::new(
+            ServerCredentials {
+                realm: "r".into(),
+                username: "u".into(),
+                password: "p".into(),
+            },
+            epoch,
+        )
+    }
+
+    #[test]
+    fn server_nonces_do_not_survive_a_restart_and_seen_counts_are_pruned() {
+        let now = Instant::now();
+        let mut before = server(now);
+        let mut after = server(now);
+        let ch = parse_challenge(&before.challenge(now, false)).expect("parses");
+        assert_eq!(ch.nonce.len(), TS_HEX + 32);
+        let mut d = DigestState::new("u", "p");
+        d.challenge(ch);
+        let authz = vec![d.authorize("INVITE", "sip:bot@h").expect("authorizes")];
+        assert_eq!(
+            credentials_username(&authz).as_deref(),
+            Some("u"),
+            "user name for logs"
+        );
+        // Another process (new secret) did not issue this nonce.
+        assert!(matches!(
+            after.verify("INVITE", &authz, now),
+            Verdict::Challenge { stale: false, .. }
+        ));
+        assert_eq!(before.verify("INVITE", &authz, now), Verdict::Accepted);
+        // The method is part of the digest.
+        assert!(matches!(
+            before.verify("BYE", &authz, now),
+            Verdict::Forbidden(_)
+        ));
+        assert_eq!(before.seen.len(), 1);
+        before.prune(now + NONCE_LIFETIME);
+        assert_eq!(
+            before.seen.len(),
+            1,
+            "kept while the nonce may still be used"
+        );
+        before.prune(now + NONCE_LIFETIME + Duration::from_secs(1));
+        assert!(before.seen.is_empty());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum SipError {
     Resolve { registrar: String, reason: String },
     #[error("sip.allowed_sources entry {0:?} is not an address or CIDR network. Write e.g. \"127.0.0.0/8\" or \"10.1.2.3\".")]
     BadSource(String),
+    #[error("[sip.inbound_auth] is present but its username or password cannot be resolved (is the environment variable named by sip.inbound_auth.password_env set?). Set username and password_env or password, or remove the table to accept INVITEs without a challenge.")]
+    InboundAuth,
     #[error("the SIP agent task has stopped; start it again")]
     Stopped,
 }
@@ -94,6 +96,11 @@ pub async fn ua_config(config: &Config) -> Result<UaConfig, SipError> {
     cfg.register_expires = sip.register_expires;
     cfg.max_calls = sip.max_calls;
     cfg.retry_after = sip.retry_after_secs;
+    // Fail closed: a configured challenge never silently turns into none.
+    cfg.inbound_auth = config.inbound_auth();
+    if sip.inbound_auth.is_some() && cfg.inbound_auth.is_none() {
+        return Err(SipError::InboundAuth);
+    }
     cfg.allowed_sources = sip
         .allowed_sources
         .iter()

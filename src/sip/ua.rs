@@ -5,7 +5,10 @@
 //! It owns the transaction tables, the registration machine and one [`Call`] per
 //! Call-ID. Policy lives here too: which sources may send INVITEs (direct mode), the
 //! call limit, a per-source request rate limit and a cap on in-flight transactions, so a
-//! flood from one peer cannot starve the others.
+//! flood from one peer cannot starve the others. Optionally, new INVITEs must carry
+//! digest credentials (`[sip.inbound_auth]`, RFC 3261 §22.4): without them they get a
+//! 401 challenge, with wrong ones a 403. In-dialog requests, CANCEL, ACK and OPTIONS
+//! are never challenged.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use rsip::{Header, Method, Request, Response, SipMessage};
 
-use super::digest::{parse_challenge, DigestState};
+pub use super::digest::ServerCredentials;
+use super::digest::{credentials_username, parse_challenge, DigestServer, DigestState, Verdict};
 use super::msg::{self, hdr};
 use super::registration::{RegConfig, RegKind, RegOutput, Registration};
 use super::sdp::{self, Direction, LocalMedia, RemoteMedia};
@@ -92,6 +96,8 @@ pub struct UaConfig {
     pub user_agent: String,
     /// Seconds in the Retry-After of INVITEs refused for load (486/503).
     pub retry_after: u32,
+    /// When set, new INVITEs must authenticate with these (digest, 401/Authorization).
+    pub inbound_auth: Option<ServerCredentials>,
 }
 
 impl UaConfig {
@@ -115,6 +121,7 @@ impl UaConfig {
             rate_per_source: 400,
             user_agent: format!("tingshuo/{}", env!("CARGO_PKG_VERSION")),
             retry_after: 30,
+            inbound_auth: None,
         }
     }
 }
@@ -224,6 +231,8 @@ pub struct UserAgent {
     shutting_down: bool,
     /// Graceful shutdown: new INVITEs get 503, calls in progress continue.
     draining: bool,
+    /// Verifier of inbound INVITE credentials (`cfg.inbound_auth`).
+    auth: Option<DigestServer>,
 }
 
 /// Turns a caller-given dial target into a Request-URI.
@@ -250,8 +259,14 @@ impl UserAgent {
             probe_timeout: cfg.probe_timeout,
             user_agent: cfg.user_agent.clone(),
         });
+        // The nonce clock starts here; `now` values fed later are never earlier.
+        let auth = cfg
+            .inbound_auth
+            .clone()
+            .map(|c| DigestServer::new(c, Instant::now()));
         Self {
             cfg,
+            auth,
             reg,
             clients: HashMap::new(),
             servers: HashMap::new(),
@@ -656,6 +671,40 @@ impl UserAgent {
         };
         if !self.source_allowed(source.ip()) {
             return reject(self, 403, "source not in sip.allowed_sources");
+        }
+        if let Some(server) = self.auth.as_mut() {
+            // Log the user name and the reason only: never the password or the response.
+            let creds = msg::header_values(&req.headers, "Authorization");
+            let user = credentials_username(&creds);
+            match server.verify("INVITE", &creds, now) {
+                Verdict::Accepted => {
+                    tracing::info!(%call_id, %source, user = ?user, "INVITE authenticated");
+                }
+                Verdict::Challenge { stale, why } => {
+                    let value = server.challenge(now, stale);
+                    tracing::info!(%call_id, %source, user = ?user, why, stale, "challenging INVITE (401)");
+                    let extra = vec![hdr("WWW-Authenticate", value)];
+                    self.reply_phrase(
+                        key,
+                        &req,
+                        401,
+                        "Unauthorized",
+                        Some(&to_tag),
+                        extra,
+                        None,
+                        now,
+                    );
+                    return;
+                }
+                Verdict::Forbidden(why) => {
+                    tracing::warn!(%call_id, %source, user = ?user, why, "INVITE failed authentication");
+                    return reject(self, 403, "authentication failed");
+                }
+                Verdict::Malformed(why) => {
+                    tracing::warn!(%call_id, %source, user = ?user, why, "INVITE with malformed credentials");
+                    return reject(self, 400, why);
+                }
+            }
         }
         if self.shutting_down || self.draining {
             return reject(self, 503, "shutting down (draining calls in progress)");
@@ -1549,6 +1598,9 @@ impl UserAgent {
         });
         self.buckets
             .retain(|_, b| now.saturating_duration_since(b.last) < Duration::from_secs(60));
+        if let Some(a) = self.auth.as_mut() {
+            a.prune(now);
+        }
         self.finish()
     }
 }

@@ -867,3 +867,351 @@ fn only_unfinished_transactions_count_against_the_cap() {
         vec![503]
     );
 }
+
+// ---------------------------------------------------------------------------
+// Inbound digest challenge (`[sip.inbound_auth]`). The caller's side is computed with
+// the UAC `DigestState`, never hard-coded.
+
+const AUTH_USER: &str = "pbx";
+const AUTH_PW: &str = "s3cret-inbound";
+const RURI: &str = "sip:bot@127.0.0.1:5090";
+
+fn auth_ua() -> UserAgent {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.inbound_auth = Some(ServerCredentials {
+        realm: "tingshuo".into(),
+        username: AUTH_USER.into(),
+        password: AUTH_PW.into(),
+    });
+    UserAgent::new(cfg)
+}
+
+/// An out-of-dialog INVITE with an optional `Authorization` value.
+fn auth_invite(call_id: &str, branch: &str, cseq: u32, authorization: Option<&str>) -> String {
+    let auth = authorization
+        .map(|v| format!("Authorization: {v}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "INVITE {RURI} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch={branch};rport\r\nFrom: <sip:1001@127.0.0.1>;tag=ft\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:1001@{PEER}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    )
+}
+
+/// Feeds an INVITE and expects `100` then a 401; returns the parsed challenge.
+fn expect_challenge(
+    ua: &mut UserAgent,
+    call_id: &str,
+    branch: &str,
+    cseq: u32,
+    authorization: Option<&str>,
+    now: Instant,
+) -> crate::sip::digest::Challenge {
+    let a = ua.on_message(
+        auth_invite(call_id, branch, cseq, authorization).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 401]);
+    assert!(call_events(&a).is_empty(), "a challenged INVITE is no call");
+    let resp = sent(&a).remove(1).0;
+    let value = msg::header_value(resp.headers(), "WWW-Authenticate").expect("WWW-Authenticate");
+    assert!(
+        value.contains("realm=\"tingshuo\"")
+            && value.contains("qop=\"auth\"")
+            && value.contains("algorithm=MD5"),
+        "{value}"
+    );
+    crate::sip::digest::parse_challenge(&value).expect("our challenge parses")
+}
+
+fn caller(ch: crate::sip::digest::Challenge, password: &str) -> DigestState {
+    let mut d = DigestState::new(AUTH_USER, password);
+    d.challenge(ch);
+    d
+}
+
+#[test]
+fn inbound_auth_challenges_then_accepts_and_never_challenges_in_dialog() {
+    let mut ua = auth_ua();
+    let now = Instant::now();
+    let ch = expect_challenge(&mut ua, "a1", "z9hG4bKa1", 1, None, now);
+    assert!(ch.qop_auth && !ch.stale);
+    // The ACK to the 401 (same branch) is absorbed by the server transaction: no reply,
+    // and the 401 is no longer retransmitted.
+    let ack = in_dialog("ACK", "a1", "x", 1, "z9hG4bKa1");
+    let a = ua.on_message(ack.as_bytes(), peer(), Transport::Udp, now);
+    assert!(sent(&a).is_empty() && call_events(&a).is_empty());
+    assert!(codes(&ua.on_tick(now + Duration::from_secs(2))).is_empty());
+
+    // The INVITE again with credentials: the call proceeds as without the feature.
+    let authz = caller(ch, AUTH_PW)
+        .authorize("INVITE", RURI)
+        .expect("authorizes");
+    let a = ua.on_message(
+        auth_invite("a1", "z9hG4bKa2", 2, Some(&authz)).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now + Duration::from_secs(2),
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+    assert!(matches!(
+        &call_events(&a)[..],
+        [CallEvent::IncomingCall { call_id, .. }] if call_id == "a1"
+    ));
+    let tag = msg::to_tag(sent(&a)[1].0.headers()).expect("To tag");
+    let a = ua.command(
+        Command::Answer {
+            call_id: "a1".into(),
+            media: media(),
+        },
+        now + Duration::from_secs(2),
+    );
+    assert_eq!(codes(&a), vec![200]);
+    let t = now + Duration::from_secs(3);
+    ua.on_message(
+        in_dialog("ACK", "a1", &tag, 2, "z9hG4bKa3").as_bytes(),
+        peer(),
+        Transport::Udp,
+        t,
+    );
+    // Out-of-dialog OPTIONS, in-dialog re-INVITE and INFO: never challenged.
+    let opt = in_dialog("OPTIONS", "probe", "", 1, "z9hG4bKo").replace(";tag=\r\n", "\r\n");
+    assert_eq!(
+        codes(&ua.on_message(opt.as_bytes(), peer(), Transport::Udp, t)),
+        vec![200]
+    );
+    let reinvite = in_dialog("INVITE", "a1", &tag, 3, "z9hG4bKa4");
+    assert_eq!(
+        codes(&ua.on_message(reinvite.as_bytes(), peer(), Transport::Udp, t)),
+        vec![100, 200]
+    );
+    ua.on_message(
+        in_dialog("ACK", "a1", &tag, 3, "z9hG4bKa5").as_bytes(),
+        peer(),
+        Transport::Udp,
+        t,
+    );
+    let info = in_dialog("INFO", "a1", &tag, 4, "z9hG4bKa6");
+    assert_eq!(
+        codes(&ua.on_message(info.as_bytes(), peer(), Transport::Udp, t)),
+        vec![200]
+    );
+    let bye = in_dialog("BYE", "a1", &tag, 5, "z9hG4bKa7");
+    let a = ua.on_message(bye.as_bytes(), peer(), Transport::Udp, t);
+    assert_eq!(codes(&a), vec![200]);
+    assert_eq!(
+        call_events(&a),
+        vec![CallEvent::Ended {
+            call_id: "a1".into(),
+            reason: EndReason::RemoteHangup
+        }]
+    );
+}
+
+#[test]
+fn inbound_auth_wrong_password_or_user_gets_403_without_a_new_challenge() {
+    let mut ua = auth_ua();
+    let now = Instant::now();
+    let ch = expect_challenge(&mut ua, "w1", "z9hG4bKw1", 1, None, now);
+    let authz = caller(ch.clone(), "not-the-password")
+        .authorize("INVITE", RURI)
+        .expect("authorizes");
+    let a = ua.on_message(
+        auth_invite("w1", "z9hG4bKw2", 2, Some(&authz)).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 403]);
+    assert!(call_events(&a).is_empty());
+    let forbidden = sent(&a).remove(1).0;
+    assert!(msg::header_value(forbidden.headers(), "WWW-Authenticate").is_none());
+    // The right password under another user name is refused too.
+    let mut other = DigestState::new("intruder", AUTH_PW);
+    other.challenge(ch);
+    let authz = other.authorize("INVITE", RURI).expect("authorizes");
+    let a = ua.on_message(
+        auth_invite("w1", "z9hG4bKw3", 3, Some(&authz)).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 403]);
+    assert_eq!(ua.active_calls(), 0);
+}
+
+#[test]
+fn inbound_auth_stale_nonce_gets_a_fresh_challenge_marked_stale() {
+    let mut ua = auth_ua();
+    let now = Instant::now();
+    let ch = expect_challenge(&mut ua, "s1", "z9hG4bKs1", 1, None, now);
+    let authz = caller(ch, AUTH_PW)
+        .authorize("INVITE", RURI)
+        .expect("authorizes");
+    let later = now + crate::sip::digest::NONCE_LIFETIME + Duration::from_secs(1);
+    let ch = expect_challenge(&mut ua, "s1", "z9hG4bKs2", 2, Some(&authz), later);
+    assert!(ch.stale, "a correct answer on an expired nonce is stale");
+    let authz = caller(ch, AUTH_PW)
+        .authorize("INVITE", RURI)
+        .expect("authorizes");
+    let a = ua.on_message(
+        auth_invite("s1", "z9hG4bKs3", 3, Some(&authz)).as_bytes(),
+        peer(),
+        Transport::Udp,
+        later,
+    );
+    assert_eq!(codes(&a), vec![100, 180], "the fresh nonce is accepted");
+}
+
+#[test]
+fn inbound_auth_refuses_forged_nonces_and_replays() {
+    let mut ua = auth_ua();
+    let now = Instant::now();
+    let ch = expect_challenge(&mut ua, "t1", "z9hG4bKt1", 1, None, now);
+    // A nonce with a changed timestamp (to extend its life) no longer matches its MAC;
+    // the response is computed correctly over the forged nonce.
+    let mut forged = ch.clone();
+    let mut chars: Vec<char> = forged.nonce.chars().collect();
+    chars[10] = if chars[10] == 'f' { 'e' } else { 'f' };
+    forged.nonce = chars.into_iter().collect();
+    let authz = caller(forged, AUTH_PW)
+        .authorize("INVITE", RURI)
+        .expect("authorizes");
+    let again = expect_challenge(&mut ua, "t1", "z9hG4bKt2", 2, Some(&authz), now);
+    assert!(!again.stale, "a forged nonce is not stale, it is unknown");
+    let mut invented = ch.clone();
+    invented.nonce = "made-up-nonce".into();
+    let authz = caller(invented, AUTH_PW)
+        .authorize("INVITE", RURI)
+        .expect("authorizes");
+    expect_challenge(&mut ua, "t1", "z9hG4bKt3", 3, Some(&authz), now);
+
+    // A valid answer works once; the same Authorization on a new INVITE is a replay
+    // (its nonce count did not grow), while the next nonce count is fine.
+    let mut d = caller(ch, AUTH_PW);
+    let authz = d.authorize("INVITE", RURI).expect("authorizes");
+    let a = ua.on_message(
+        auth_invite("t1", "z9hG4bKt4", 4, Some(&authz)).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+    expect_challenge(&mut ua, "t2", "z9hG4bKt5", 1, Some(&authz), now);
+    let authz = d.authorize("INVITE", RURI).expect("authorizes");
+    let a = ua.on_message(
+        auth_invite("t3", "z9hG4bKt6", 1, Some(&authz)).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+}
+
+#[test]
+fn inbound_auth_accepts_rfc2069_answers_and_rejects_incomplete_ones() {
+    let mut ua = auth_ua();
+    let now = Instant::now();
+    let mut ch = expect_challenge(&mut ua, "r1", "z9hG4bKr1", 1, None, now);
+    // Credentials without a uri cannot be verified: 400.
+    let authz = caller(ch.clone(), AUTH_PW)
+        .authorize("INVITE", RURI)
+        .expect("authorizes");
+    let no_uri = authz.replace(&format!(", uri=\"{RURI}\""), "");
+    assert_ne!(no_uri, authz);
+    let a = ua.on_message(
+        auth_invite("r1", "z9hG4bKr2", 2, Some(&no_uri)).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 400]);
+    // An old RFC 2069 client ignores qop.
+    ch.qop_auth = false;
+    let authz = caller(ch, AUTH_PW)
+        .authorize("INVITE", RURI)
+        .expect("authorizes");
+    assert!(!authz.contains("qop"));
+    let a = ua.on_message(
+        auth_invite("r1", "z9hG4bKr3", 3, Some(&authz)).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+    // CANCEL of the ringing, authenticated call is not challenged either.
+    let cancel = format!(
+        "CANCEL {RURI} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bKr3;rport\r\nFrom: <sip:1001@127.0.0.1>;tag=ft\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: r1\r\nCSeq: 3 CANCEL\r\nContent-Length: 0\r\n\r\n"
+    );
+    let a = ua.on_message(cancel.as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![200, 487]);
+}
+
+#[test]
+fn without_inbound_auth_credentials_are_neither_needed_nor_checked() {
+    let mut ua = ua();
+    assert!(ua.config().inbound_auth.is_none());
+    let now = Instant::now();
+    let a = ua.on_message(
+        auth_invite("n1", "z9hG4bKn1", 1, None).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+    // Stray credentials (e.g. meant for a proxy) are ignored.
+    let a = ua.on_message(
+        auth_invite(
+            "n2",
+            "z9hG4bKn2",
+            1,
+            Some("Digest username=\"x\", realm=\"y\", nonce=\"z\", uri=\"sip:a\", response=\"00\""),
+        )
+        .as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+}
+
+#[test]
+fn inbound_auth_applies_in_registered_mode_to_invites_relayed_by_the_registrar() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.registrars = vec![registrar()];
+    cfg.password = Some("passbot".into());
+    cfg.allowed_sources = Vec::new();
+    cfg.inbound_auth = Some(ServerCredentials {
+        realm: "tingshuo".into(),
+        username: AUTH_USER.into(),
+        password: AUTH_PW.into(),
+    });
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let a = ua.on_message(
+        auth_invite("g1", "z9hG4bKg1", 1, None).as_bytes(),
+        registrar(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 401]);
+    let resp = sent(&a).remove(1).0;
+    let ch = crate::sip::digest::parse_challenge(
+        &msg::header_value(resp.headers(), "WWW-Authenticate").expect("challenge"),
+    )
+    .expect("parses");
+    // The caller computed its answer over the URI it dialled (the registrar's); the
+    // proxy rewrote the Request-URI to our Contact. The digest covers the `uri`
+    // parameter, so this still verifies.
+    let authz = caller(ch, AUTH_PW)
+        .authorize("INVITE", "sip:bot@127.0.0.1:5060")
+        .expect("authorizes");
+    let a = ua.on_message(
+        auth_invite("g1", "z9hG4bKg2", 2, Some(&authz)).as_bytes(),
+        registrar(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+}
