@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use md5::{Digest as _, Md5};
 use hmac::{Hmac, Mac};
+use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
 /// One parsed challenge.
