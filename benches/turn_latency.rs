@@ -23,7 +23,7 @@
 //! caller's silences).
 //!
 //! ```text
-//! cargo bench --bench turn_latency -- --quick        # 1 and 4 calls, ~2-3 min, gated
+//! cargo bench --bench turn_latency -- --quick        # 1 and 4 calls, ~3-4 min, gated
 //! cargo bench --bench turn_latency                   # sweep 1, 2, 4, 8, 12 calls
 //!   options: --calls 1,4  --phase-secs 90  --line-noise  --bin PATH (or TINGSHUO_BENCH_BIN)
 //! ```
@@ -131,7 +131,7 @@ impl Args {
     /// time (the agent's knowledge-base answers run ~10 s).
     fn phase_secs(&self, calls: usize) -> u64 {
         self.phase_secs.unwrap_or(match (self.quick, calls) {
-            (true, 1) => 75,
+            (true, 1) => 120,
             (true, _) => 50,
             (false, 1) => 100,
             (false, _) => 75,
@@ -362,7 +362,12 @@ max_calls = 32\n[console]\nlisten = \"127.0.0.1:{console_port}\"\n[store]\npath 
         .arg("serve")
         .arg("--config")
         .arg(&config)
-        .env("RUST_LOG", "info")
+        // `TINGSHUO_BENCH_LOG` (a RUST_LOG filter) raises the agent's log detail, e.g.
+        // `info,tingshuo::call=debug` for each speculative transcript and early end.
+        .env(
+            "RUST_LOG",
+            std::env::var("TINGSHUO_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(logf)
         .stderr(logf2)

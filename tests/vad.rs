@@ -101,3 +101,56 @@ fn turn_audio_covers_the_speech_with_preroll() {
     // It holds the loud part, not just silence.
     assert!(rms(&turn) > db_to_amp(-30.0));
 }
+
+/// Stream time (ms) of the end of the last 10 ms window louder than `dbfs`.
+fn last_loud_ms(rate: u32, audio: &[f32], dbfs: f32) -> u64 {
+    let win = (rate / 100) as usize;
+    let last = audio
+        .chunks(win)
+        .rposition(|w| rms(w) > db_to_amp(dbfs))
+        .expect("some sound");
+    (last as u64 + 1) * 10
+}
+
+fn speech_end(rate: u32, audio: &[f32]) -> u64 {
+    let m = model();
+    let ev = events(&m, rate, audio);
+    match ev.last() {
+        Some(EndpointEvent::SpeechEnd { speech_end_ms, .. }) => *speech_end_ms,
+        other => panic!("turn did not end: {other:?} in {ev:?}"),
+    }
+}
+
+#[test]
+fn a_clean_end_of_speech_is_found_without_waiting_for_silero_to_decay() {
+    let rate = 16000;
+    let speech = espeak("好的，没有别的问题了。", rate);
+    let audio = with_silence(rate, &speech);
+    let sound_end = last_loud_ms(rate, &audio, -50.0);
+    let end = speech_end(rate, &audio);
+    // Silero alone lands a chunk or more after the sound stops (4832 vs 4790 ms on
+    // espeak-ng 1.51); the deep-quiet rule ends the speech within one chunk of it.
+    assert!(
+        end <= sound_end + 32,
+        "speech end {end} ms, sound stopped at {sound_end} ms"
+    );
+    assert!(
+        end + 64 >= sound_end,
+        "cut before the sound stopped: {end} vs {sound_end}"
+    );
+}
+
+#[test]
+fn with_a_noise_floor_silero_alone_decides_the_end() {
+    let rate = 16000;
+    let speech = espeak("好的，没有别的问题了。", rate);
+    let clean = with_silence(rate, &speech);
+    let noise = white_noise(rate, clean.len() as f32 / rate as f32 + 0.1, -40.0, 3);
+    let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(s, n)| s + n).collect();
+    let sound_end = last_loud_ms(rate, &clean, -50.0);
+    let end = speech_end(rate, &noisy);
+    assert!(
+        end >= sound_end && end <= sound_end + 400,
+        "speech end {end} ms in noise, sound stopped at {sound_end} ms"
+    );
+}

@@ -7,9 +7,15 @@
 //! reports its queue wait separately from its inference time, so load shows up as
 //! queueing and not as "slow ASR". Speculative jobs (started at a tentative end)
 //! are cancelled through their token when the caller resumes speaking.
+//!
+//! CPU threads are handed out as tokens ([`Cores`]): a job that finds the pool idle
+//! takes `lone_threads` of them and decodes faster; otherwise a job takes one. A
+//! worker waits for a free token rather than start more whisper threads than there
+//! are tokens, because whisper.cpp's threads spin on barriers and an oversubscribed
+//! multi-threaded decode is an order of magnitude slower.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -89,6 +95,57 @@ struct Envelope {
     reply: Sender<AsrOutcome>,
 }
 
+/// CPU-thread tokens shared by a pool's workers.
+#[derive(Debug)]
+pub struct Cores {
+    free: Mutex<usize>,
+    freed: Condvar,
+    total: usize,
+}
+
+impl Cores {
+    pub fn new(total: usize) -> Self {
+        let total = total.max(1);
+        Self {
+            free: Mutex::new(total),
+            freed: Condvar::new(),
+            total,
+        }
+    }
+
+    /// Takes threads for one job: all of `lone` when every token is free and
+    /// `queued` is false (the job is alone), else `shared`; fewer if fewer are free,
+    /// but at least one (waiting for it). Give them back with [`Self::release`].
+    pub fn acquire(&self, lone: usize, shared: usize, queued: bool) -> usize {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let want = if *free == self.total && !queued {
+            lone
+        } else {
+            shared
+        };
+        let n = want.clamp(1, *free);
+        *free -= n;
+        n
+    }
+
+    pub fn release(&self, n: usize) {
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        *free = (*free + n).min(self.total);
+        self.freed.notify_all();
+    }
+
+    /// Tokens not held by a decode right now.
+    pub fn free(&self) -> usize {
+        *self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// The worker pool. Dropping it lets queued jobs finish, then joins the workers.
 pub struct AsrPool {
     tx: Option<Sender<Envelope>>,
@@ -106,13 +163,19 @@ impl AsrPool {
         cfg: AsrConfig,
     ) -> Result<Self, AsrError> {
         let (tx, rx) = crossbeam_channel::bounded::<Envelope>(cfg.queue_capacity.max(1));
+        let shared = cfg.threads_per_worker.max(1);
+        let cores = Arc::new(Cores::new(
+            cfg.lone_threads.max(cfg.workers.max(1) * shared),
+        ));
         let mut workers = Vec::new();
         for w in 0..cfg.workers.max(1) {
             let mut rec = Recognizer::new(model, cfg.clone(), gate)?;
             let rx = rx.clone();
+            let cores = Arc::clone(&cores);
+            let lone = cfg.lone_threads.max(1);
             let handle = std::thread::Builder::new()
                 .name(format!("asr-{w}"))
-                .spawn(move || worker_loop(w, &mut rec, rx))
+                .spawn(move || worker_loop(w, &mut rec, rx, &cores, lone, shared))
                 .map_err(|e| AsrError::Whisper(format!("cannot start ASR worker thread: {e}")))?;
             workers.push(handle);
         }
@@ -194,15 +257,30 @@ fn injected_crash() -> bool {
     JOBS.fetch_add(1, Ordering::Relaxed) >= after
 }
 
-fn worker_loop(worker: usize, rec: &mut Recognizer, rx: Receiver<Envelope>) {
+fn worker_loop(
+    worker: usize,
+    rec: &mut Recognizer,
+    rx: Receiver<Envelope>,
+    cores: &Cores,
+    lone: usize,
+    shared: usize,
+) {
     while let Ok(env) = rx.recv() {
         if injected_crash() {
             tracing::error!(worker, "{FAULT_CRASH_AFTER_ENV}: crashing this ASR worker");
             panic!("ASR worker {worker} crashed on purpose ({FAULT_CRASH_AFTER_ENV})");
         }
+        // Waiting for a core counts as queueing: the job has not started decoding.
+        let threads = cores.acquire(lone, shared, !rx.is_empty());
         let started = Instant::now();
         let queue_ms = started.duration_since(env.submitted).as_secs_f64() * 1e3;
-        let result = rec.transcribe(&env.job.samples, &env.job.hot_words, Some(&env.cancel));
+        let result = rec.transcribe_on(
+            &env.job.samples,
+            &env.job.hot_words,
+            Some(&env.cancel),
+            threads,
+        );
+        cores.release(threads);
         let infer_ms = started.elapsed().as_secs_f64() * 1e3;
         // The submitter may have gone away (call ended): nothing to do then.
         let _ = env.reply.send(AsrOutcome {
@@ -212,5 +290,55 @@ fn worker_loop(worker: usize, rec: &mut Recognizer, rx: Receiver<Envelope>) {
             infer_ms,
             worker,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cores;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_lone_job_takes_every_core_and_a_busy_pool_one() {
+        let c = Cores::new(2);
+        assert_eq!(c.acquire(2, 1, false), 2, "idle pool, nothing queued");
+        c.release(2);
+        assert_eq!(c.acquire(2, 1, true), 1, "another job is waiting");
+        assert_eq!(c.acquire(2, 1, false), 1, "one core is already busy");
+        assert_eq!(c.free(), 0);
+        c.release(1);
+        c.release(1);
+        assert_eq!(c.free(), 2);
+    }
+
+    #[test]
+    fn a_job_waits_for_a_core_instead_of_oversubscribing() {
+        let c = Arc::new(Cores::new(2));
+        assert_eq!(c.acquire(2, 1, false), 2);
+        let c2 = Arc::clone(&c);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let t = std::thread::spawn(move || {
+            let n = c2.acquire(2, 1, false);
+            let _ = tx.send(n);
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "no core is free: the second job must wait"
+        );
+        c.release(2);
+        let n = rx.recv_timeout(Duration::from_secs(5)).expect("woken");
+        assert_eq!(n, 2, "the pool was idle again when it woke");
+        t.join().expect("joined");
+        c.release(n);
+        assert_eq!(c.free(), 2);
+    }
+
+    #[test]
+    fn release_never_exceeds_the_total() {
+        let c = Cores::new(1);
+        c.release(3);
+        assert_eq!(c.free(), 1);
+        assert_eq!(c.acquire(4, 1, false), 1);
     }
 }

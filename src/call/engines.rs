@@ -89,9 +89,9 @@ impl SpeechEngines {
         }
         let pcm = self.phrases.get_or_synthesize(text, &self.voice)?;
         let pcm8 = audio::resample(&pcm, self.phrases.sample_rate(), 8000)?;
-        // The reply is heard as soon as its first syllable is: start the line 20 ms
-        // before it rather than after the voice's silent lead-in.
-        let pcm8 = audio::trim_leading_silence(&pcm8, 8000, LEAD_IN_DBFS, 20);
+        // The reply is heard as soon as its first syllable is: start the line 10 ms
+        // before it (room for the onset) rather than after the voice's silent lead-in.
+        let pcm8 = audio::trim_leading_silence(&pcm8, 8000, LEAD_IN_DBFS, 10);
         let frames = pcm8.len().div_ceil(FRAME_8K).max(1);
         let mut out = vec![0i16; frames * FRAME_8K];
         for (o, s) in out.iter_mut().zip(pcm8) {

@@ -68,7 +68,8 @@ pub struct CallTuning {
     /// Longest call before the agent closes it.
     pub max_call: Duration,
     /// Semantic early end of turn: when the speculative transcript (started at the
-    /// tentative end) is a finished sentence (ends in 。？！) and the pause has lasted
+    /// tentative end) sounds finished ([`crate::dialogue::turn_end::sounds_finished`]:
+    /// a question, a bare answer, a whole phone number) and the pause has lasted
     /// this long, the turn ends without waiting for the full hangover. `None` waits
     /// for the hangover always.
     pub early_commit: Option<Duration>,
@@ -81,7 +82,9 @@ impl Default for CallTuning {
             barge_in: BargeInConfig::default(),
             silence_timeout: Duration::from_secs(7),
             max_call: Duration::from_secs(15 * 60),
-            early_commit: Some(Duration::from_millis(320)),
+            // Measured from the VAD's end of speech, which already trails the
+            // caller's last sound by about a chunk or two.
+            early_commit: Some(Duration::from_millis(192)),
         }
     }
 }
@@ -168,6 +171,8 @@ struct AsrInFlight {
     speech_end_ms: u64,
     cancel: CancelToken,
     result: Option<AsrOutcome>,
+    /// The speculative text sounds like a whole turn (judged once, when it arrives).
+    sounds_finished: bool,
     /// Confirmed by `SpeechEnd`: its text is the turn's text.
     final_: bool,
     /// When the caller's speech stopped (estimated from the endpointer's stream times).
@@ -202,6 +207,8 @@ struct CallLoop<'a> {
     last_activity: Instant,
     report: CallReport,
     hot_words: Arc<[String]>,
+    /// Speech length of the turn being recognised speculatively (ms).
+    speech_ms: u64,
     console: Option<ConsoleLink>,
     /// An operator has taken the call over: the dialogue engine is paused.
     taken_over: bool,
@@ -263,6 +270,7 @@ pub fn run_call(
             latencies: Vec::new(),
         },
         hot_words: Arc::from(Vec::<String>::new()),
+        speech_ms: 0,
         console,
         taken_over: false,
         on_air: OnAir::default(),
@@ -365,6 +373,11 @@ pub fn run_call(
             recv(asr_rx) -> outcome => {
                 if let Ok(outcome) = outcome {
                     lp.on_asr(outcome);
+                    // Decide at once rather than at the next frame: the reply then
+                    // reaches the pacer before its next tick.
+                    if lp.try_early_commit(Instant::now()) {
+                        turn.drop_turn();
+                    }
                 }
             }
             recv(render_rx) -> rendered => {
@@ -736,12 +749,13 @@ impl CallLoop<'_> {
                 self.timing = TurnTiming::default();
             }
             EndpointEvent::TentativeEnd {
+                start_ms,
                 speech_end_ms,
                 at_ms,
-                ..
             } => {
                 let lag = Duration::from_millis(at_ms.saturating_sub(speech_end_ms));
                 let speech_end_at = at.checked_sub(lag).unwrap_or(at);
+                self.speech_ms = speech_end_ms.saturating_sub(start_ms);
                 self.submit(turn.turn_audio(), speech_end_ms, false, speech_end_at);
             }
             EndpointEvent::SpeechResumed { .. } => {
@@ -798,6 +812,7 @@ impl CallLoop<'_> {
                     speech_end_ms,
                     cancel,
                     result: None,
+                    sounds_finished: false,
                     final_,
                     speech_end_at,
                     submitted: Instant::now(),
@@ -820,6 +835,17 @@ impl CallLoop<'_> {
             self.asr = None;
             self.on_final(outcome);
         } else {
+            a.sounds_finished = matches!(&outcome.result,
+                Ok(t) if crate::dialogue::turn_end::sounds_finished(&t.text, self.speech_ms));
+            if let Ok(t) = &outcome.result {
+                tracing::debug!(
+                    text = %t.text,
+                    finished = a.sounds_finished,
+                    infer_ms = outcome.infer_ms as u64,
+                    queue_ms = outcome.queue_ms as u64,
+                    "speculative transcript"
+                );
+            }
             a.result = Some(outcome);
         }
     }
@@ -880,7 +906,7 @@ impl CallLoop<'_> {
         self.apply(result.actions, Some((&text, confidence)), Some(intent));
     }
 
-    /// Ends the turn early when the speculative transcript is a finished sentence and
+    /// Ends the turn early when the speculative transcript sounds finished and
     /// the pause has lasted [`CallTuning::early_commit`]. Returns true when it did (the
     /// caller then drops the endpointer's turn so it does not end a second time).
     fn try_early_commit(&mut self, now: Instant) -> bool {
@@ -888,13 +914,9 @@ impl CallLoop<'_> {
             return false;
         };
         let ready = match &self.asr {
-            Some(a) if !a.final_ => match &a.result {
-                Some(AsrOutcome { result: Ok(t), .. }) => {
-                    now.saturating_duration_since(a.speech_end_at) >= min_pause
-                        && t.text.trim_end().ends_with(['。', '？', '！', '?', '!'])
-                }
-                _ => false,
-            },
+            Some(a) if !a.final_ && a.result.is_some() => {
+                a.sounds_finished && now.saturating_duration_since(a.speech_end_at) >= min_pause
+            }
             _ => false,
         };
         if !ready {

@@ -16,6 +16,7 @@ pub mod script;
 pub mod sim;
 pub mod text;
 pub mod timeparse;
+pub mod turn_end;
 
 pub use engine::{Action, Conversation, FixedLine, Outcome, TurnResult};
 pub use intent::Intent;

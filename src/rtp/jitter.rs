@@ -3,8 +3,10 @@
 //!
 //! Packets are placed by RTP timestamp into a preallocated ring of 20 ms slots, so
 //! reordering, any packetisation time (10/20/30 ms…) and duplicates need no allocation.
-//! Playout starts a target delay after the first packet of a talk spurt (default 40 ms,
-//! at most one extra tick: this delay adds directly to the agent's turn latency).
+//! Playout starts a target delay after the first packet of a talk spurt (default: three
+//! times the measured jitter, 20–120 ms, plus at most one tick: this delay adds directly
+//! to the agent's turn latency, and the listener is a recogniser, which a stalled
+//! playout point (below) does not hurt the way it would a human ear).
 //! When the buffer runs dry the playout point stalls (the delay grows by one frame)
 //! instead of racing ahead; packets that still arrive too late are counted and dropped,
 //! and three in a row, a far timestamp jump or a new SSRC re-synchronise the buffer.
@@ -59,7 +61,7 @@ impl Default for JitterConfig {
     fn default() -> Self {
         Self {
             depth: Depth::Adaptive {
-                min: Duration::from_millis(40),
+                min: Duration::from_millis(20),
                 max: Duration::from_millis(120),
             },
             capacity_frames: 50,

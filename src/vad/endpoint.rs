@@ -34,15 +34,17 @@ impl Default for EndpointConfig {
     /// multi-clause turns of our TTS voice at speeds 0.85–1.15 Silero sees pauses
     /// of p50 288 ms, p90 416 ms, max 448 ms (espeak-ng: max 224 ms); the hangover
     /// is one chunk of margin over the longest, rounded to 16 chunks (512 ms). The
-    /// tentative end (192 ms) fires at most clause pauses, so speculative ASR starts
-    /// early and a resumption cancels it. Measured on synthesized speech only: real
-    /// callers pause longer mid-turn, so recheck with recorded calls.
+    /// tentative end fires after one quiet chunk (32 ms): speculative ASR then has
+    /// its transcript ready about when a finished-sounding turn may end early (the
+    /// call loop's `early_commit`), and a resumption cancels it cheaply. Measured on
+    /// synthesized speech only: real callers pause longer mid-turn, so recheck with
+    /// recorded calls.
     fn default() -> Self {
         Self {
             threshold: 0.5,
             threshold_off: 0.35,
             start_ms: 64,
-            tentative_ms: 192,
+            tentative_ms: 32,
             hangover_ms: 512,
             max_turn_ms: 15_000,
         }
