@@ -4,6 +4,7 @@
 //!  MediaSession thread (src/rtp)            this loop (one std thread per call)
 //!  RTP in → jitter → G.711 decode ──frames──▶ 8→16 kHz → Silero VAD + endpointer
 //!                                            │   tentative end → speculative ASR job ─┐
+//!                                            │   sounds finished → turn ends early    │
 //!                                            │   speech end → confirm or resubmit     │ ASR pool
 //!                                            │◀──────────── transcript ───────────────┘ (worker threads)
 //!                                            ▼
@@ -30,6 +31,7 @@ use crate::audio::{FrameResampler, FRAME_8K};
 use crate::console::hub::{
     CallAudioFrame, CallControl, CallEnd, CallPublisher, OperatorAction, Speaker, TranscriptLine,
 };
+use crate::dialogue::turn_end::Finished;
 use crate::dialogue::{Action, Conversation, Outcome, Script};
 use crate::rtp::session::{InboundFrame, OutboundFrame, PlaybackQueue};
 use crate::rtp::DtmfEvent;
@@ -41,6 +43,9 @@ use super::recording::CallRecorder;
 use super::records::RecordWriter;
 use super::timing::TurnTiming;
 use super::CallError;
+
+/// Added to the measured echo delay when ignoring the echo tail after the agent stops.
+const ECHO_TAIL_MARGIN_MS: u64 = 60;
 
 /// Which side placed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,8 +176,8 @@ struct AsrInFlight {
     speech_end_ms: u64,
     cancel: CancelToken,
     result: Option<AsrOutcome>,
-    /// The speculative text sounds like a whole turn (judged once, when it arrives).
-    sounds_finished: bool,
+    /// Whether the speculative text sounds like a whole turn (judged once, on arrival).
+    finished: Finished,
     /// Confirmed by `SpeechEnd`: its text is the turn's text.
     final_: bool,
     /// When the caller's speech stopped (estimated from the endpointer's stream times).
@@ -209,6 +214,8 @@ struct CallLoop<'a> {
     hot_words: Arc<[String]>,
     /// Speech length of the turn being recognised speculatively (ms).
     speech_ms: u64,
+    /// The caller's current turn began by interrupting the agent.
+    turn_barged: bool,
     console: Option<ConsoleLink>,
     /// An operator has taken the call over: the dialogue engine is paused.
     taken_over: bool,
@@ -271,6 +278,7 @@ pub fn run_call(
         },
         hot_words: Arc::from(Vec::<String>::new()),
         speech_ms: 0,
+        turn_barged: false,
         console,
         taken_over: false,
         on_air: OnAir::default(),
@@ -298,6 +306,12 @@ pub fn run_call(
     }
     // The greeting is the turn the callee answers to; its record is written now.
     let mut remote_hangup = false;
+    // Echo tail: when the agent's audio stops, the line's echo of it goes on for the
+    // echo delay. A turn heard over the agent's own line, or in that tail, is the
+    // echo (unless the caller barged in): it is dropped, never recognised.
+    let mut was_speaking = false;
+    let mut barged = false;
+    let mut echo_tail_until: Option<Instant> = None;
 
     loop {
         if lp.fault.is_some() {
@@ -347,12 +361,31 @@ pub fn run_call(
                 let verdict = barge.on_received(&frame8, speaking);
                 if verdict == FrameVerdict::BargeIn && !lp.taken_over && lp.barge_in(frame.at) {
                     barge.reset();
+                    barged = true;
                 }
+                if speaking && !was_speaking {
+                    barged = false;
+                }
+                if was_speaking && !speaking && !barged {
+                    let delay = barge.echo_delay_ms().unwrap_or(0.0).max(0.0) as u64;
+                    echo_tail_until =
+                        Some(frame.at + Duration::from_millis(delay + ECHO_TAIL_MARGIN_MS));
+                    turn.drop_turn();
+                }
+                was_speaking = speaking;
                 if !speaking {
                     barge.reset();
                 }
                 let frame16 = resampler.process_i16(&frame.samples)?;
-                let event = turn.push_frame(frame16)?;
+                let mut event = turn.push_frame(frame16)?;
+                if echo_tail_until.is_some_and(|t| frame.at < t) {
+                    if turn.endpointer().in_speech() {
+                        turn.drop_turn();
+                    }
+                    event = None;
+                } else {
+                    echo_tail_until = None;
+                }
                 if let Some(ev) = event {
                     // While the agent talks, only a confirmed barge-in opens a turn: the
                     // endpointer otherwise reacts to the agent's own echo.
@@ -737,6 +770,7 @@ impl CallLoop<'_> {
         // new turn decides what comes next.
         self.lines.clear();
         self.report.barge_ins += 1;
+        self.turn_barged = true;
         self.last_activity = at;
         true
     }
@@ -812,7 +846,7 @@ impl CallLoop<'_> {
                     speech_end_ms,
                     cancel,
                     result: None,
-                    sounds_finished: false,
+                    finished: Finished::No,
                     final_,
                     speech_end_at,
                     submitted: Instant::now(),
@@ -835,12 +869,14 @@ impl CallLoop<'_> {
             self.asr = None;
             self.on_final(outcome);
         } else {
-            a.sounds_finished = matches!(&outcome.result,
-                Ok(t) if crate::dialogue::turn_end::sounds_finished(&t.text, self.speech_ms));
+            a.finished = match &outcome.result {
+                Ok(t) => crate::dialogue::turn_end::judge(&t.text, self.speech_ms),
+                Err(_) => Finished::No,
+            };
             if let Ok(t) = &outcome.result {
                 tracing::debug!(
                     text = %t.text,
-                    finished = a.sounds_finished,
+                    finished = ?a.finished,
                     infer_ms = outcome.infer_ms as u64,
                     queue_ms = outcome.queue_ms as u64,
                     "speculative transcript"
@@ -852,6 +888,7 @@ impl CallLoop<'_> {
 
     fn on_final(&mut self, outcome: AsrOutcome) {
         self.asr = None;
+        self.turn_barged = false;
         self.timing.t_asr_done = Some(Instant::now());
         self.timing.asr_queue_wait = Some(Duration::from_secs_f64(outcome.queue_ms / 1000.0));
         let transcript = match outcome.result {
@@ -915,7 +952,14 @@ impl CallLoop<'_> {
         };
         let ready = match &self.asr {
             Some(a) if !a.final_ && a.result.is_some() => {
-                a.sounds_finished && now.saturating_duration_since(a.speech_end_at) >= min_pause
+                // A caller who interrupts the agent usually goes on to say why (喂，
+                // 等一下…): only a strong cue ends such a turn early.
+                let cue = match a.finished {
+                    Finished::Strong => true,
+                    Finished::Weak => !self.turn_barged,
+                    Finished::No => false,
+                };
+                cue && now.saturating_duration_since(a.speech_end_at) >= min_pause
             }
             _ => false,
         };

@@ -28,8 +28,8 @@ const CONTINUATIONS: [&str; 22] = [
     "如果", "的话", "就是", "是", "在", "到", "给", "把", "比如", "那个",
 ];
 /// Hesitations that hold the floor (那个…, 嗯…): never a whole turn.
-/// Preambles too (请问…, 我想问一下…, 你好…): the question comes after them.
-const FILLERS: [&str; 15] = [
+/// Preambles too (请问…, 我想问一下…, 你好…, 喂…): what they announce comes after them.
+const FILLERS: [&str; 16] = [
     "嗯",
     "呃",
     "额",
@@ -45,6 +45,7 @@ const FILLERS: [&str; 15] = [
     "我想问一下",
     "你好",
     "您好",
+    "喂",
 ];
 /// Question words: a last clause holding one is a whole question even when Whisper
 /// ends it with 。 (网速特别慢，是什么原因。).
@@ -102,40 +103,58 @@ const SHORT_TURN_MS: u64 = 1200;
 /// ... as long as it is this short in characters.
 const SHORT_TURN_CHARS: usize = 6;
 
+/// How sure the judge is that a turn is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The words may go on: wait for the hangover.
+    No,
+    /// A bare answer or a short turn (好的, 没有了, 对): whole when said on its own,
+    /// but also how a longer turn can begin (对，我是王先生).
+    Weak,
+    /// A question, a sentence-final particle or a whole phone number.
+    Strong,
+}
+
 /// True when `text` (a transcript, punctuation as Whisper writes it) sounds like a
 /// finished turn; `speech_ms` is how long the caller spoke.
 pub fn sounds_finished(text: &str, speech_ms: u64) -> bool {
+    judge(text, speech_ms) != Finished::No
+}
+
+/// [`sounds_finished`] with the strength of the cue.
+pub fn judge(text: &str, speech_ms: u64) -> Finished {
+    use Finished::{No, Strong, Weak};
     let t = text.trim();
     let Some(last) = t.chars().last() else {
-        return false;
+        return No;
     };
     if FINAL_MARKS.contains(&last) {
-        return true;
+        return Strong;
     }
     if CONTINUING_MARKS.contains(&last) {
-        return false;
+        return No;
     }
     let body = t.trim_end_matches(['。', '.', '…', ' ', '～', '~']);
     if body.ends_with("...") || t.ends_with('…') {
-        return false;
+        return No;
     }
     let content: Vec<char> = body
         .chars()
         .filter(|c| c.is_alphanumeric() && !c.is_ascii_punctuation())
         .collect();
     let Some(&end) = content.last() else {
-        return false;
+        return No;
     };
     let hans = content.len();
     let bare: String = content.iter().collect();
     if FILLERS.contains(&bare.as_str()) {
-        return false;
+        return No;
     }
     if hans <= SHORT_ANSWER_CHARS && !is_digit_like(end) {
-        return true;
+        return Weak;
     }
     if CONTINUATIONS.iter().any(|w| body.ends_with(w)) {
-        return false;
+        return No;
     }
     if is_digit_like(end) {
         // Numbers are read out in groups with pauses between them: only a whole
@@ -149,16 +168,10 @@ pub fn sounds_finished(text: &str, speech_ms: u64) -> bool {
             .into_iter()
             .rev()
             .collect();
-        return whole_phone_number(&run);
+        return if whole_phone_number(&run) { Strong } else { No };
     }
     if FINAL_PARTICLES.contains(&end) {
-        return true;
-    }
-    if speech_ms <= SHORT_TURN_MS && hans <= SHORT_TURN_CHARS {
-        return true;
-    }
-    if end == '了' && hans <= SHORT_LE_CHARS {
-        return true;
+        return Strong;
     }
     let last_clause = body
         .rsplit(['。', '，', ',', '；', ';', '.'])
@@ -167,9 +180,15 @@ pub fn sounds_finished(text: &str, speech_ms: u64) -> bool {
     if QUESTION_WORDS.iter().any(|w| last_clause.contains(w))
         && !NOT_QUESTIONS.iter().any(|w| last_clause.contains(w))
     {
-        return true;
+        return Strong;
     }
-    false
+    if speech_ms <= SHORT_TURN_MS && hans <= SHORT_TURN_CHARS {
+        return Weak;
+    }
+    if end == '了' && hans <= SHORT_LE_CHARS {
+        return Weak;
+    }
+    No
 }
 
 #[cfg(test)]
@@ -179,6 +198,20 @@ mod tests {
     /// A turn of ordinary length (long enough for a mid-turn pause).
     fn fin(t: &str) -> bool {
         sounds_finished(t, 2500)
+    }
+
+    #[test]
+    fn cues_have_a_strength() {
+        assert_eq!(judge("还能续费吗？", 2000), Finished::Strong);
+        assert_eq!(judge("手机号是13912345678。", 3000), Finished::Strong);
+        assert_eq!(judge("好的。", 700), Finished::Weak);
+        assert_eq!(judge("没别的了", 1500), Finished::Weak);
+        assert_eq!(judge("我现在在开车。", 1500), Finished::No);
+        assert_eq!(
+            judge("喂。", 400),
+            Finished::No,
+            "a call for attention comes first"
+        );
     }
 
     #[test]
