@@ -34,4 +34,6 @@ pub enum AsrError {
     QueueFull { capacity: usize },
     #[error("the ASR pool has shut down")]
     PoolClosed,
+    #[error("ASR worker {worker} crashed on this clip ({message}); it was restarted with a fresh Whisper state")]
+    WorkerCrashed { worker: usize, message: String },
 }

@@ -169,13 +169,21 @@ impl AsrPool {
         ));
         let mut workers = Vec::new();
         for w in 0..cfg.workers.max(1) {
-            let mut rec = Recognizer::new(model, cfg.clone(), gate)?;
+            let rec = Recognizer::new(model, cfg.clone(), gate)?;
+            let worker = Worker {
+                id: w,
+                rec,
+                model: model.clone(),
+                gate: gate.cloned(),
+                cfg: cfg.clone(),
+                cores: Arc::clone(&cores),
+                lone: cfg.lone_threads.max(1),
+                shared,
+            };
             let rx = rx.clone();
-            let cores = Arc::clone(&cores);
-            let lone = cfg.lone_threads.max(1);
             let handle = std::thread::Builder::new()
                 .name(format!("asr-{w}"))
-                .spawn(move || worker_loop(w, &mut rec, rx, &cores, lone, shared))
+                .spawn(move || worker.run(rx))
                 .map_err(|e| AsrError::Whisper(format!("cannot start ASR worker thread: {e}")))?;
             workers.push(handle);
         }
@@ -237,50 +245,125 @@ impl Drop for AsrPool {
     }
 }
 
-/// Environment variable for resilience tests: after this many jobs in the process,
-/// each ASR worker that takes a job crashes (panics), as a worker killed mid-call would.
+/// Environment variable for resilience tests: `N` makes every job after the first `N`
+/// in the process crash (panic) the worker that takes it, as a worker killed mid-call
+/// would; `N:K` crashes only the `K` jobs after the first `N`.
 pub const FAULT_CRASH_AFTER_ENV: &str = "TINGSHUO_FAULT_ASR_CRASH_AFTER";
+
+/// Parses [`FAULT_CRASH_AFTER_ENV`]: (jobs before the first crash, crashes or unlimited).
+fn parse_fault(v: &str) -> Option<(u64, Option<u64>)> {
+    let (after, count) = match v.trim().split_once(':') {
+        Some((a, k)) => (a, Some(k.trim().parse().ok()?)),
+        None => (v.trim(), None),
+    };
+    Some((after.trim().parse().ok()?, count))
+}
 
 /// True when the fault-injection variable says this job's worker must crash.
 fn injected_crash() -> bool {
     use std::sync::atomic::AtomicU64;
     use std::sync::OnceLock;
-    static AFTER: OnceLock<Option<u64>> = OnceLock::new();
+    static FAULT: OnceLock<Option<(u64, Option<u64>)>> = OnceLock::new();
     static JOBS: AtomicU64 = AtomicU64::new(0);
-    let Some(after) = *AFTER.get_or_init(|| {
+    let Some((after, count)) = *FAULT.get_or_init(|| {
         std::env::var(FAULT_CRASH_AFTER_ENV)
             .ok()
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|v| parse_fault(&v))
     }) else {
         return false;
     };
-    JOBS.fetch_add(1, Ordering::Relaxed) >= after
+    let n = JOBS.fetch_add(1, Ordering::Relaxed);
+    n >= after && count.is_none_or(|k| n < after + k)
 }
 
-fn worker_loop(
-    worker: usize,
-    rec: &mut Recognizer,
-    rx: Receiver<Envelope>,
-    cores: &Cores,
+/// Gives a job's CPU threads back even when the decode panics.
+struct CoreGuard<'a> {
+    cores: &'a Cores,
+    n: usize,
+}
+
+impl Drop for CoreGuard<'_> {
+    fn drop(&mut self) {
+        self.cores.release(self.n);
+    }
+}
+
+/// One worker thread: its recogniser and what it needs to rebuild it.
+struct Worker {
+    id: usize,
+    rec: Recognizer,
+    model: WhisperModel,
+    gate: Option<SileroModel>,
+    cfg: AsrConfig,
+    cores: Arc<Cores>,
     lone: usize,
     shared: usize,
-) {
-    while let Ok(env) = rx.recv() {
+}
+
+impl Worker {
+    /// Serves jobs until the pool closes. A job that panics (a whisper.cpp fault or
+    /// the fault-injection variable) is answered with [`AsrError::WorkerCrashed`], so
+    /// its call switches to the emergency script at once, and the worker carries on
+    /// with a fresh Whisper state: a crash costs one clip, never the pool.
+    fn run(mut self, rx: Receiver<Envelope>) {
+        while let Ok(env) = rx.recv() {
+            let reply = env.reply.clone();
+            let (id, submitted) = (env.job.id, env.submitted);
+            let job = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.serve(env, !rx.is_empty())
+            }));
+            let Err(panic) = job else { continue };
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(worker = self.id, %message, "ASR worker crashed; restarting it");
+            let _ = reply.send(AsrOutcome {
+                id,
+                result: Err(AsrError::WorkerCrashed {
+                    worker: self.id,
+                    message,
+                }),
+                queue_ms: 0.0,
+                infer_ms: submitted.elapsed().as_secs_f64() * 1e3,
+                worker: self.id,
+            });
+            match Recognizer::new(&self.model, self.cfg.clone(), self.gate.as_ref()) {
+                Ok(rec) => self.rec = rec,
+                Err(e) => {
+                    tracing::error!(worker = self.id, error = %e, "cannot restart the ASR worker; it stops");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn serve(&mut self, env: Envelope, queued: bool) {
         if injected_crash() {
-            tracing::error!(worker, "{FAULT_CRASH_AFTER_ENV}: crashing this ASR worker");
-            panic!("ASR worker {worker} crashed on purpose ({FAULT_CRASH_AFTER_ENV})");
+            tracing::error!(
+                worker = self.id,
+                "{FAULT_CRASH_AFTER_ENV}: crashing this ASR worker"
+            );
+            panic!(
+                "ASR worker {} crashed on purpose ({FAULT_CRASH_AFTER_ENV})",
+                self.id
+            );
         }
         // Waiting for a core counts as queueing: the job has not started decoding.
-        let threads = cores.acquire(lone, shared, !rx.is_empty());
+        let threads = self.cores.acquire(self.lone, self.shared, queued);
+        let _cores = CoreGuard {
+            cores: &self.cores,
+            n: threads,
+        };
         let started = Instant::now();
         let queue_ms = started.duration_since(env.submitted).as_secs_f64() * 1e3;
-        let result = rec.transcribe_on(
+        let result = self.rec.transcribe_on(
             &env.job.samples,
             &env.job.hot_words,
             Some(&env.cancel),
             threads,
         );
-        cores.release(threads);
         let infer_ms = started.elapsed().as_secs_f64() * 1e3;
         // The submitter may have gone away (call ended): nothing to do then.
         let _ = env.reply.send(AsrOutcome {
@@ -288,7 +371,7 @@ fn worker_loop(
             result,
             queue_ms,
             infer_ms,
-            worker,
+            worker: self.id,
         });
     }
 }
@@ -332,6 +415,15 @@ mod tests {
         t.join().expect("joined");
         c.release(n);
         assert_eq!(c.free(), 2);
+    }
+
+    #[test]
+    fn fault_injection_settings_parse() {
+        use super::parse_fault;
+        assert_eq!(parse_fault("3"), Some((3, None)));
+        assert_eq!(parse_fault(" 1:2 "), Some((1, Some(2))));
+        assert_eq!(parse_fault("x"), None);
+        assert_eq!(parse_fault("1:"), None);
     }
 
     #[test]
