@@ -74,7 +74,55 @@ const QUESTION_WORDS: [&str; 21] = [
 ];
 /// ... unless negated (不知道什么, 没什么).
 const NOT_QUESTIONS: [&str; 5] = ["不知道", "没什么", "没啥", "什么都", "没有什么"];
-/// Short utterances (Han characters) taken as whole answers: 好的, 没有了, 满意, 对.
+/// The commonest whole answers on a service call (compared without punctuation).
+const BARE_ANSWERS: [&str; 44] = [
+    "好",
+    "好的",
+    "行",
+    "可以",
+    "对",
+    "对的",
+    "对对",
+    "是",
+    "是的",
+    "嗯嗯",
+    "没有",
+    "没有了",
+    "没了",
+    "不用",
+    "不用了",
+    "不要",
+    "不需要",
+    "不是",
+    "不对",
+    "满意",
+    "很满意",
+    "非常满意",
+    "还行",
+    "还可以",
+    "一般",
+    "不满意",
+    "没问题",
+    "知道了",
+    "明白",
+    "明白了",
+    "谢谢",
+    "谢谢你",
+    "再见",
+    "拜拜",
+    "没别的了",
+    "没事",
+    "没事了",
+    "没有别的了",
+    "就这些",
+    "就这样",
+    "好的谢谢",
+    "可以的",
+    "不太满意",
+    "清楚了",
+];
+/// Other utterances this short (Han characters) are probably whole, but may be the
+/// first clause of a longer turn (搬家了，宽带可以移机吗).
 const SHORT_ANSWER_CHARS: usize = 3;
 /// A clause ending in 了 this short is a whole answer (没别的了, 知道了, 不用了).
 const SHORT_LE_CHARS: usize = 5;
@@ -99,18 +147,22 @@ fn whole_phone_number(digits: &[char]) -> bool {
 /// Speech this short (ms, pauses included) is a whole answer whatever its words:
 /// callers do not pause inside a one-second reply, and a short answer Whisper
 /// misheard in noise (没别的了 → 美妃子女) should not wait out the hangover either.
-const SHORT_TURN_MS: u64 = 1200;
+const SHORT_TURN_MS: u64 = 1000;
 /// ... as long as it is this short in characters.
-const SHORT_TURN_CHARS: usize = 6;
+const SHORT_TURN_CHARS: usize = 4;
 
 /// How sure the judge is that a turn is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
     /// The words may go on: wait for the hangover.
     No,
-    /// A bare answer or a short turn (好的, 没有了, 对): whole when said on its own,
-    /// but also how a longer turn can begin (对，我是王先生).
-    Weak,
+    /// Short, so probably whole, but as likely the first clause of a longer turn
+    /// (搬家了，…; a short answer misheard in noise): worth ending only after a
+    /// longer pause than the other cues.
+    Short,
+    /// One of the common bare answers (好的, 没有了, 满意): whole when said on its
+    /// own, though a longer turn can begin with one (对，我是王先生).
+    Answer,
     /// A question, a sentence-final particle or a whole phone number.
     Strong,
 }
@@ -123,7 +175,7 @@ pub fn sounds_finished(text: &str, speech_ms: u64) -> bool {
 
 /// [`sounds_finished`] with the strength of the cue.
 pub fn judge(text: &str, speech_ms: u64) -> Finished {
-    use Finished::{No, Strong, Weak};
+    use Finished::{Answer, No, Short, Strong};
     let t = text.trim();
     let Some(last) = t.chars().last() else {
         return No;
@@ -150,8 +202,11 @@ pub fn judge(text: &str, speech_ms: u64) -> Finished {
     if FILLERS.contains(&bare.as_str()) {
         return No;
     }
+    if BARE_ANSWERS.contains(&bare.as_str()) {
+        return Answer;
+    }
     if hans <= SHORT_ANSWER_CHARS && !is_digit_like(end) {
-        return Weak;
+        return Short;
     }
     if CONTINUATIONS.iter().any(|w| body.ends_with(w)) {
         return No;
@@ -183,10 +238,10 @@ pub fn judge(text: &str, speech_ms: u64) -> Finished {
         return Strong;
     }
     if speech_ms <= SHORT_TURN_MS && hans <= SHORT_TURN_CHARS {
-        return Weak;
+        return Short;
     }
     if end == '了' && hans <= SHORT_LE_CHARS {
-        return Weak;
+        return Short;
     }
     No
 }
@@ -204,8 +259,23 @@ mod tests {
     fn cues_have_a_strength() {
         assert_eq!(judge("还能续费吗？", 2000), Finished::Strong);
         assert_eq!(judge("手机号是13912345678。", 3000), Finished::Strong);
-        assert_eq!(judge("好的。", 700), Finished::Weak);
-        assert_eq!(judge("没别的了", 1500), Finished::Weak);
+        assert_eq!(judge("好的。", 700), Finished::Answer);
+        assert_eq!(judge("没别的了", 1500), Finished::Answer);
+        assert_eq!(
+            judge("搬家了。", 600),
+            Finished::Short,
+            "may go on: 搬家了，…"
+        );
+        assert_eq!(
+            judge("美妃子女。", 900),
+            Finished::Short,
+            "a misheard short answer"
+        );
+        assert_eq!(
+            judge("往速特别慢着。", 1100),
+            Finished::No,
+            "first clause of a question"
+        );
         assert_eq!(judge("我现在在开车。", 1500), Finished::No);
         assert_eq!(
             judge("喂。", 400),
