@@ -613,7 +613,22 @@ impl CallLoop<'_> {
                     self.say(text, interruptible);
                 }
                 Action::RecordField { key, value } => write.fields.push((key, value)),
-                Action::ScheduleCallback { at } => write.callback_due = Some(at.to_rfc3339()),
+                // A callback by a person is for people to make (it stays in the
+                // record's fields); only the agent's own callbacks go to its dialler.
+                Action::ScheduleCallback {
+                    at,
+                    by_person: false,
+                    ..
+                } => write.callback_due = Some(at.to_rfc3339()),
+                Action::ScheduleCallback { .. } => {}
+                // Transfers are enabled only by a driver that can run them
+                // (Conversation::set_transfer); this session never enables them.
+                Action::Transfer { reason, .. } => {
+                    tracing::warn!(
+                        reason = reason.as_str(),
+                        "transfer requested on a call without transfer support"
+                    )
+                }
                 Action::HangUp { outcome } => self.hangup_after_playback = Some(outcome),
             }
         }

@@ -69,7 +69,7 @@ fn turn_fields(r: &TurnResult) -> (Vec<(String, String)>, Option<String>) {
     for a in &r.actions {
         match a {
             Action::RecordField { key, value } => fields.push((key.clone(), value.clone())),
-            Action::ScheduleCallback { at } => cb = Some(at.to_rfc3339()),
+            Action::ScheduleCallback { at, .. } => cb = Some(at.to_rfc3339()),
             _ => {}
         }
     }

@@ -29,6 +29,8 @@ pub enum Outcome {
     Failed,
     /// An operator hung up from the console before the script reached an outcome.
     OperatorEnded,
+    /// The call was handed to a person (REFER accepted or bridged leg answered).
+    Transferred,
 }
 
 impl Outcome {
@@ -41,6 +43,7 @@ impl Outcome {
             Outcome::DoNotCall => "do_not_call",
             Outcome::Failed => "failed",
             Outcome::OperatorEnded => "operator_ended",
+            Outcome::Transferred => "transferred",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -52,6 +55,7 @@ impl Outcome {
             Outcome::DoNotCall,
             Outcome::Failed,
             Outcome::OperatorEnded,
+            Outcome::Transferred,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
@@ -72,10 +76,58 @@ pub enum Action {
     },
     /// Store a collected field (appended to earlier values of the same key).
     RecordField { key: String, value: String },
-    /// Schedule a callback.
-    ScheduleCallback { at: DateTime<FixedOffset> },
+    /// Schedule a callback. `by_person` callbacks are for a human agent to make
+    /// (the caller asked for a person and no transfer was possible): the agent's
+    /// own dialler must not place them.
+    ScheduleCallback {
+        at: DateTime<FixedOffset>,
+        by_person: bool,
+        reason: Option<String>,
+    },
+    /// Hand the call to a person. The driver says its announce line, runs the
+    /// transfer and reports back with [`Conversation::on_transfer_result`].
+    /// Emitted only when [`Conversation::set_transfer`] enabled transfers.
+    Transfer {
+        reason: TransferReason,
+        /// The caller's last words, for the summary the person sees.
+        request: String,
+    },
     /// End the call.
     HangUp { outcome: Outcome },
+}
+
+/// Why the conversation asks for a transfer to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferReason {
+    /// The caller asked for a person (转人工, 找真人, …).
+    CallerAsked,
+    /// The script says this step or outcome goes to a person.
+    Script,
+    /// The agent failed to understand the caller several times in a row.
+    NotUnderstood,
+    /// An operator pressed "transfer" in the console.
+    Operator,
+}
+
+impl TransferReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferReason::CallerAsked => "caller_asked",
+            TransferReason::Script => "script",
+            TransferReason::NotUnderstood => "not_understood",
+            TransferReason::Operator => "operator",
+        }
+    }
+}
+
+/// What became of a transfer the driver ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferResult {
+    /// A person has the call (REFER accepted with a 2xx NOTIFY, or the bridged leg answered).
+    Connected { target: String },
+    /// Busy, no answer, unreachable or refused; `why` is recorded with the callback.
+    Failed { why: String },
 }
 
 /// The result of one turn.
@@ -147,6 +199,14 @@ const LOW_CONFIDENCE: &str = "不好意思，刚才没听清楚，您能再说�
 const IDENTITY: &str = "我是智能语音助手，受委托为您服务，通话内容会如实记录并由工作人员跟进。";
 const HOLD: &str = "好的，不着急，我等您。";
 const EARLY_BYE: &str = "好的，不打扰您了，后续有任何问题可以随时联系我们，再见。";
+const ABUSIVE: &str = "非常抱歉给您带来不好的体验，今天先不打扰您了，再见。";
+const EMPATHY: &str = "非常抱歉给您添麻烦了。";
+const HUMAN_CALLBACK: &str =
+    "好的，我已经为您登记，稍后由人工客服给您回电，请保持电话畅通。感谢您的来电，再见。";
+const TRANSFER_FAILED: &str = "抱歉，人工客服现在暂时无法接通。我已经为您登记，稍后由人工客服给您回电，请保持电话畅通。再见。";
+const OFFER_TRANSFER: &str = "不好意思，我可能没理解您的意思。需要我为您转接人工客服吗？";
+/// How soon a person calls back when no transfer was possible.
+const HUMAN_CALLBACK_MINUTES: i64 = 30;
 
 const BUILTIN: &[&str] = &[
     REPEAT_PREFIX,
@@ -173,6 +233,11 @@ const BUILTIN: &[&str] = &[
     IDENTITY,
     EARLY_BYE,
     HOLD,
+    ABUSIVE,
+    EMPATHY,
+    HUMAN_CALLBACK,
+    TRANSFER_FAILED,
+    OFFER_TRANSFER,
 ];
 
 /// KB confidence needed to treat a statement without question words as a question.
@@ -213,6 +278,10 @@ enum State {
     ConfirmEmail {
         email: String,
     },
+    /// Asked "需要为您转接人工客服吗？" after repeated misunderstandings.
+    OfferTransfer,
+    /// A transfer is running in the driver; waiting for its result.
+    Transferring,
     Ended,
 }
 
@@ -241,6 +310,14 @@ pub struct Conversation {
     outcome: Option<Outcome>,
     callback_at: Option<DateTime<FixedOffset>>,
     started: DateTime<FixedOffset>,
+    /// Transfers to a person are possible (a target is configured, the script allows it).
+    transfer_enabled: bool,
+    /// Consecutive not-understood turns that lead to a transfer offer (0 = never).
+    transfer_after_failures: u32,
+    /// Consecutive turns the agent could not understand or answer.
+    failures: u32,
+    /// The state a declined transfer offer returns to.
+    before_offer: Option<State>,
 }
 
 fn question_sentence(text: &str) -> String {
@@ -369,7 +446,108 @@ impl Conversation {
             outcome: None,
             callback_at: None,
             started: now,
+            transfer_enabled: false,
+            transfer_after_failures: 2,
+            failures: 0,
+            before_offer: None,
         })
+    }
+
+    /// Enables transfers to a person (the driver has a `[transfer] target` and the
+    /// script does not forbid them) and sets after how many consecutive
+    /// not-understood turns a transfer is offered (0 = never). Without this, a caller
+    /// asking for a person is promised a callback by a person instead.
+    pub fn set_transfer(&mut self, enabled: bool, after_failures: u32) {
+        self.transfer_enabled = enabled;
+        self.transfer_after_failures = after_failures;
+    }
+
+    /// The driver's transfer finished: connected (the conversation ends as
+    /// `transferred`, nothing more to say) or failed (the caller hears so, a
+    /// callback by a person is scheduled with the reason, and the call ends).
+    pub fn on_transfer_result(
+        &mut self,
+        now: DateTime<FixedOffset>,
+        result: TransferResult,
+    ) -> TurnResult {
+        let mut actions = Vec::new();
+        if self.state == State::Ended {
+            return self.result(Intent::Transfer, actions, None);
+        }
+        match result {
+            TransferResult::Connected { target } => {
+                self.record("transferred_to", &target, &mut actions);
+                self.outcome = Some(Outcome::Transferred);
+                self.state = State::Ended;
+                self.path.push("transfer".into());
+            }
+            TransferResult::Failed { why } => {
+                self.record("transfer_failed", &why, &mut actions);
+                actions.push(self.builtin(TRANSFER_FAILED));
+                let reason = format!("transfer failed: {why}");
+                self.human_callback(now, &reason, &mut actions);
+            }
+        }
+        self.result(Intent::Transfer, actions, None)
+    }
+
+    /// An operator pressed "transfer" in the console: the same path as a caller's
+    /// request, whatever the script says.
+    pub fn operator_transfer(&mut self, _now: DateTime<FixedOffset>) -> TurnResult {
+        let mut actions = Vec::new();
+        if !matches!(self.state, State::Ended | State::Transferring) {
+            self.before_offer = None;
+            self.state = State::Transferring;
+            actions.push(Action::Transfer {
+                reason: TransferReason::Operator,
+                request: String::new(),
+            });
+        }
+        self.result(Intent::Transfer, actions, None)
+    }
+
+    /// The caller (or repeated misunderstanding) wants a person: transfer when
+    /// possible, otherwise promise a callback by a person and end the call.
+    fn to_person(
+        &mut self,
+        reason: TransferReason,
+        request: &str,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) {
+        self.record("transfer_requested", reason.as_str(), actions);
+        if self.transfer_enabled {
+            self.state = State::Transferring;
+            actions.push(Action::Transfer {
+                reason,
+                request: request.to_string(),
+            });
+        } else {
+            actions.push(self.builtin(HUMAN_CALLBACK));
+            let why = match reason {
+                TransferReason::CallerAsked => format!("caller asked for a person: {request}"),
+                _ => format!("{}: {request}", reason.as_str()),
+            };
+            self.human_callback(now, &why, actions);
+        }
+    }
+
+    fn human_callback(
+        &mut self,
+        now: DateTime<FixedOffset>,
+        reason: &str,
+        actions: &mut Vec<Action>,
+    ) {
+        let at = now + Duration::minutes(HUMAN_CALLBACK_MINUTES);
+        self.callback_at = Some(at);
+        self.record("callback_at", &at.to_rfc3339(), actions);
+        self.record("callback_by", "person", actions);
+        actions.push(Action::ScheduleCallback {
+            at,
+            by_person: true,
+            reason: Some(reason.to_string()),
+        });
+        self.finish(Outcome::CallbackScheduled, actions);
     }
 
     pub fn script(&self) -> &Script {
@@ -406,6 +584,7 @@ impl Conversation {
             State::Step(i) => self.script.steps[*i].id(),
             State::AwaitCallbackTime { .. } => "callback".into(),
             State::AwaitEmail { .. } | State::ConfirmEmail { .. } => "email".into(),
+            State::OfferTransfer | State::Transferring => "transfer".into(),
             State::Ended => "closing".into(),
         }
     }
@@ -418,7 +597,8 @@ impl Conversation {
             State::AwaitCallbackTime { .. } => Expecting::CallbackTime,
             State::AwaitEmail { .. } => Expecting::Email,
             State::ConfirmEmail { .. } => Expecting::EmailConfirmation,
-            State::NotStarted | State::Ended => Expecting::Nothing,
+            State::OfferTransfer => Expecting::Step(StepKind::Confirm),
+            State::NotStarted | State::Transferring | State::Ended => Expecting::Nothing,
         }
     }
 
@@ -666,7 +846,10 @@ impl Conversation {
         confidence: f32,
         now: DateTime<FixedOffset>,
     ) -> TurnResult {
-        if matches!(self.state, State::Ended | State::NotStarted) {
+        if matches!(
+            self.state,
+            State::Ended | State::NotStarted | State::Transferring
+        ) {
             return self.result(Intent::Silence, Vec::new(), None);
         }
         let c = classify(text, now);
@@ -682,6 +865,19 @@ impl Conversation {
 
         // Universal intents first.
         match c.intent {
+            Intent::Transfer => {
+                if c.upset {
+                    actions.push(self.builtin(EMPATHY));
+                }
+                self.to_person(TransferReason::CallerAsked, &c.text, now, &mut actions);
+                return self.result(c.intent, actions, None);
+            }
+            Intent::Abusive => {
+                actions.push(self.builtin(ABUSIVE));
+                self.record("reason", &c.text, &mut actions);
+                self.finish(Outcome::Declined, &mut actions);
+                return self.result(c.intent, actions, None);
+            }
             Intent::Hostile => {
                 actions.push(self.builtin(HOSTILE));
                 self.record("do_not_call", "true", &mut actions);
@@ -733,12 +929,63 @@ impl Conversation {
             }
             State::AwaitEmail { tries } => self.on_email_reply(&c, tries, &mut actions),
             State::ConfirmEmail { email } => self.on_email_confirm(&c, &email, &mut actions),
+            State::OfferTransfer => self.on_transfer_offer_reply(&c, now, &mut actions),
             State::Opening | State::Step(_) => {
                 kb_hit = self.on_step_reply(&c, confidence, now, &mut actions);
             }
-            State::NotStarted | State::Ended => {}
+            State::NotStarted | State::Transferring | State::Ended => {}
         }
+        self.count_failures(&c, &mut actions);
         self.result(c.intent, actions, kb_hit)
+    }
+
+    /// Counts turns the agent could not understand or answer; after
+    /// `transfer_after_failures` of them in a row, offers a person instead of
+    /// another "I can't answer that".
+    fn count_failures(&mut self, c: &Classified, actions: &mut Vec<Action>) {
+        let failed = actions.iter().any(
+            |a| matches!(a, Action::Say { text, .. } if text == HOLDING || text == LOW_CONFIDENCE),
+        );
+        if !failed {
+            self.failures = 0;
+            return;
+        }
+        self.failures += 1;
+        if self.transfer_enabled
+            && self.transfer_after_failures > 0
+            && self.failures >= self.transfer_after_failures
+            && matches!(self.state, State::Opening | State::Step(_))
+        {
+            self.failures = 0;
+            actions.retain(|a| !matches!(a, Action::Say { .. }));
+            actions.push(self.builtin(OFFER_TRANSFER));
+            self.record("transfer_offered", &c.text, actions);
+            self.before_offer = Some(self.state.clone());
+            self.state = State::OfferTransfer;
+        }
+    }
+
+    fn on_transfer_offer_reply(
+        &mut self,
+        c: &Classified,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) {
+        match c.intent {
+            Intent::Agree | Intent::Transfer => {
+                self.before_offer = None;
+                self.to_person(TransferReason::NotUnderstood, &c.text, now, actions);
+            }
+            Intent::Goodbye | Intent::Decline => {
+                actions.push(self.builtin(EARLY_BYE));
+                self.finish(Outcome::Declined, actions);
+            }
+            _ => {
+                // "不用" or anything else: back to where we were, asking again.
+                self.state = self.before_offer.take().unwrap_or(State::Opening);
+                self.resume(actions);
+            }
+        }
     }
 
     fn schedule(
@@ -749,7 +996,11 @@ impl Conversation {
     ) {
         self.callback_at = Some(at);
         self.record("callback_at", &at.to_rfc3339(), actions);
-        actions.push(Action::ScheduleCallback { at });
+        actions.push(Action::ScheduleCallback {
+            at,
+            by_person: false,
+            reason: None,
+        });
         let line = format!(
             "好的，那我{}再打给您。感谢您的接听，再见。",
             speak_time(at, now)
@@ -1163,7 +1414,11 @@ impl Conversation {
                 self.held = true;
                 None
             }
-            Intent::Hostile | Intent::Repeat | Intent::Silence => None,
+            Intent::Hostile
+            | Intent::Abusive
+            | Intent::Transfer
+            | Intent::Repeat
+            | Intent::Silence => None,
         }
     }
 

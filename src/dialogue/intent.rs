@@ -36,8 +36,14 @@ pub enum Intent {
     DocsRequest,
     /// Mentions a special need (night shift, key task).
     SpecialNeed,
-    /// Hostile or "don't call again".
+    /// An explicit do-not-call request ("别再打了", "把我号码删掉"). Nothing
+    /// else puts a caller on the do-not-call list: a worried question
+    /// ("你们不会是骗子吧？") is a question, an insult is [`Intent::Abusive`].
     Hostile,
+    /// Insults without a do-not-call request: apologise and end, no list.
+    Abusive,
+    /// Asks for a person (转人工, 找真人, 人工客服, 接线员).
+    Transfer,
     /// Wrong person / wrong number.
     WrongPerson,
     /// Ends the call.
@@ -65,6 +71,8 @@ impl Intent {
             Intent::DocsRequest => "docs_request",
             Intent::SpecialNeed => "special_need",
             Intent::Hostile => "hostile",
+            Intent::Abusive => "abusive",
+            Intent::Transfer => "transfer",
             Intent::WrongPerson => "wrong_person",
             Intent::Goodbye => "goodbye",
             Intent::OffTopic => "off_topic",
@@ -88,11 +96,16 @@ pub struct Classified {
     pub question_like: bool,
     /// Contains a "no" word (没有, 不用, 不是).
     pub negative_word: Option<String>,
+    /// Frustrated or angry (打了三次了, 到底有没有人管): acknowledge before answering.
+    pub upset: bool,
 }
 
 struct Families {
     hold: Keywords,
     hostile: Keywords,
+    abusive: Keywords,
+    upset: Keywords,
+    transfer: Keywords,
     wrong: Keywords,
     repeat: Keywords,
     busy: Keywords,
@@ -133,26 +146,97 @@ fn families() -> &'static Families {
             "再也别打",
             "别再给我打",
             "不要再给我打",
-            "骗子",
+            "别给我打电话",
+            "不要给我打电话",
+            "别再联系",
+            "不要再联系",
+            "别联系我",
+            "不要联系我",
+            "删掉我的号码",
+            "删了我的号码",
+            "把我号码删",
+            "把我的号码删",
+            "号码删掉",
+            "号码删了",
+            "删除我的号码",
+            "把我拉黑",
+            "拉入黑名单",
+            "加入黑名单",
+            "免打扰",
+            "以后不要再",
+            "以后别再",
+        ]),
+        abusive: Keywords::new(&[
             "滚蛋",
             "滚开",
             "你滚",
             "神经病",
-            "烦死了",
-            "烦不烦",
-            "投诉你们",
-            "投诉你",
-            "拉黑",
-            "有病",
-            "骚扰",
-            "别再联系",
-            "不要再联系",
-            "删掉我的号码",
-            "删了我的号码",
             "去死",
             "闭嘴",
             "他妈",
+            "有病吧",
+            "你有病",
+        ]),
+        upset: Keywords::new(&[
+            "烦死了",
+            "烦不烦",
             "有完没完",
+            "投诉",
+            "到底有没有人管",
+            "没人管",
+            "有没有人管",
+            "打了好几次",
+            "打了三次",
+            "打了两次",
+            "打了几次",
+            "好几遍",
+            "气死",
+            "太差",
+            "什么破",
+            "搞什么",
+            "急死了",
+            "等了半天",
+            "等了好久",
+            "等了好几天",
+            "还没修好",
+            "一直没人",
+            "受不了",
+            "太过分",
+            "怎么回事啊",
+            "怎么搞的",
+            "太慢了",
+            "耽误",
+            "到底",
+            "都说了",
+            "说了多少遍",
+        ]),
+        transfer: Keywords::new(&[
+            "转人工",
+            "人工客服",
+            "人工服务",
+            "找人工",
+            "要人工",
+            "接人工",
+            "转接人工",
+            "人工坐席",
+            "真人客服",
+            "找真人",
+            "转真人",
+            "要真人",
+            "换真人",
+            "换个人",
+            "找个人跟我说",
+            "找个真人",
+            "接线员",
+            "话务员",
+            "找你们领导",
+            "找你们经理",
+            "找负责人",
+            "找客服",
+            "转客服",
+            "跟人说",
+            "和人说",
+            "活人",
         ]),
         wrong: Keywords::new(&[
             "打错了",
@@ -540,11 +624,16 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         wants_docs,
         question_like,
         negative_word,
+        upset: f.upset.any_in(&ph) || f.abusive.any_in(&ph),
     };
     c.intent = if norm.is_empty() {
         Intent::Silence
     } else if f.hostile.any_in(&ph) {
         Intent::Hostile
+    } else if f.transfer.any_in(&ph) {
+        Intent::Transfer
+    } else if f.abusive.any_in(&ph) {
+        Intent::Abusive
     } else if f.wrong.any_in(&ph) {
         Intent::WrongPerson
     } else if f.hold.any_in(&ph)
@@ -588,6 +677,12 @@ pub fn warm_up() {
     let _ = families();
 }
 
+/// True when the utterance asks for a person (used by drivers that run their own
+/// classification, e.g. the console's take-over hint).
+pub fn asks_for_person(text: &str) -> bool {
+    families().transfer.any_in(&Phonetic::new(&normalize(text)))
+}
+
 /// True when the utterance carries little beyond an acknowledgement.
 pub fn is_short(text: &str) -> bool {
     normalize(text).chars().count() <= 6
@@ -608,6 +703,17 @@ mod tests {
         assert_eq!(i("嗯，能先说下费用吗"), Intent::Question);
         assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
         assert_eq!(i("别再打了烦死了"), Intent::Hostile);
+        assert_eq!(i("把我号码删掉"), Intent::Hostile);
+        // Worry is a question, not a do-not-call request.
+        assert_eq!(i("你们不会是骗子吧？"), Intent::Question);
+        assert_eq!(
+            i("我最近骚扰电话特别多，你们会把我信息给别人吗？"),
+            Intent::Question
+        );
+        assert_eq!(i("我要转人工"), Intent::Transfer);
+        assert_eq!(i("给我转真人客服"), Intent::Transfer);
+        assert_eq!(i("你是真人吗"), Intent::AskIdentity);
+        assert!(classify("我都打了三次了，到底有没有人管！", now()).upset);
         assert_eq!(i("我在开会晚点再打"), Intent::NotConvenient);
         // 很满意 sounds like 很忙 once n/ng fold; it is praise, not a busy caller.
         assert_ne!(i("挺好的，很满意"), Intent::NotConvenient);

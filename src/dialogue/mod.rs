@@ -18,7 +18,9 @@ pub mod text;
 pub mod timeparse;
 pub mod turn_end;
 
-pub use engine::{Action, Conversation, FixedLine, Outcome, TurnResult};
+pub use engine::{
+    Action, Conversation, FixedLine, Outcome, TransferReason, TransferResult, TurnResult,
+};
 pub use intent::Intent;
 pub use kb::KnowledgeBase;
 pub use script::{Script, Step, StepKind};
