@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod encoder;
 pub mod engine;
 pub mod eval;
 pub mod intent;
