@@ -144,7 +144,8 @@ impl Drop for Encoder {
     }
 }
 
-struct Shared {
+/// The process-wide encoder and its passage cache.
+pub struct Shared {
     encoder: Mutex<Encoder>,
     passages: Mutex<HashMap<String, Arc<Vec<f32>>>>,
 }
@@ -152,6 +153,13 @@ struct Shared {
 static SHARED: OnceLock<Option<Shared>> = OnceLock::new();
 
 fn shared() -> Option<&'static Shared> {
+    init(&ModelPaths::default_cache())
+}
+
+/// Loads the encoder from `paths` (the agent's configured model cache) unless it
+/// is loaded already; drivers call it at start-up so no call pays for the load.
+/// Returns whether an encoder is available.
+pub fn init(paths: &ModelPaths) -> Option<&'static Shared> {
     SHARED
         .get_or_init(|| {
             if std::env::var("TINGSHUO_ENCODER").is_ok_and(|v| v == "off" || v == "0") {
@@ -160,7 +168,7 @@ fn shared() -> Option<&'static Shared> {
                 );
                 return None;
             }
-            match Encoder::load(&ModelPaths::default_cache()) {
+            match Encoder::load(paths) {
                 Ok(e) => Some(Shared {
                     encoder: Mutex::new(e),
                     passages: Mutex::new(HashMap::new()),

@@ -448,6 +448,17 @@ impl KnowledgeBase {
         hit.map(|h| (h, &self.entries[h.index]))
     }
 
+    /// Embeds the entries and the background now (start-up), so the first caller
+    /// question of a call does not wait for them.
+    pub fn warm_up(&self) {
+        if !self.entries.is_empty() && encoder::available() {
+            let _ = self.dense("warm-up");
+            if let Ok(mut m) = self.memo.lock() {
+                *m = None;
+            }
+        }
+    }
+
     fn dense_memo(&self, query: &str) -> Dense {
         if let Ok(m) = self.memo.lock() {
             if let Some((q, d)) = m.as_ref() {
