@@ -327,6 +327,19 @@ const CANNOT_WORDS: &[&str] = &[
     "没有",
     "没找到",
     "不清楚",
+    "找不着",
+    "磨掉",
+    "磨没",
+    "看不见",
+    "够不着",
+    "拿不到",
+    "不在身边",
+    "没看到",
+    "不晓得",
+    "模糊",
+    "掉了",
+    "撕了",
+    "在哪",
 ];
 
 /// KB confidence needed to treat a statement without question words as a question.
@@ -1182,8 +1195,30 @@ impl Conversation {
             }
             State::NotStarted | State::Transferring | State::Ended => {}
         }
+        self.keep_stray_phone(&c, now, &mut actions);
         self.count_failures(&c, &mut actions);
         self.result(c.intent, actions, kb_hit)
+    }
+
+    /// A phone number said where no step asked for one ("别打我老伴的，打我的…")
+    /// is still recorded: a careful agent writes it down.
+    fn keep_stray_phone(
+        &mut self,
+        c: &Classified,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(phone) = slots::extract(FieldKind::Phone, &c.text, now).filter(|p| p.len() >= 11)
+        else {
+            return;
+        };
+        if self.fields.values().any(|v| v.contains(phone.as_str())) {
+            return;
+        }
+        if self.prefill.values().any(|v| v == &phone) {
+            return;
+        }
+        self.set_field("联系电话", &phone, FieldKind::Phone, actions);
     }
 
     /// Counts turns the agent could not understand or answer; after
@@ -1470,7 +1505,10 @@ impl Conversation {
     ) -> Option<Option<(usize, f32)>> {
         let st = self.script.steps[i].clone();
         let kind = self.branch_kind.or(st.field)?;
-        if !matches!(st.kind, StepKind::Info | StepKind::Confirm) {
+        if !matches!(
+            st.kind,
+            StepKind::Info | StepKind::Confirm | StepKind::Statement
+        ) {
             return None;
         }
         if matches!(
@@ -1481,8 +1519,7 @@ impl Conversation {
         }
         let key = st.title.clone();
         let value = slots::extract(kind, &c.text, now);
-        let change =
-            CHANGE_WORDS.iter().any(|w| c.text.contains(w)) || c.intent == Intent::Negative;
+        let change = CHANGE_WORDS.iter().any(|w| c.text.contains(w));
         let asks = c.intent == Intent::Question && value.is_none();
         if st.kind == StepKind::Info {
             if kind == FieldKind::Text && (c.question_like || is_short(&c.text)) {
@@ -1605,8 +1642,12 @@ impl Conversation {
         if !statement_like && !need_question {
             return None;
         }
+        let norm = normalize(&c.text);
         let greeting = c.intent == Intent::Agree && is_short(&c.text)
-            || normalize(&c.text).chars().count() <= 3;
+            || ["喂", "你好", "您好", "在吗", "hello", "哈喽"]
+                .iter()
+                .any(|g| norm.starts_with(g))
+                && norm.chars().count() <= 5;
         if greeting {
             if self.answered == 0
                 && first.text() != self.script.opening

@@ -209,6 +209,33 @@ fn families() -> &'static Families {
             "到底",
             "都说了",
             "说了多少遍",
+            "等了一下午",
+            "等了一上午",
+            "等了一个多小时",
+            "等了一天",
+            "白等",
+            "放鸽子",
+            "爽约",
+            "没来",
+            "白交",
+            "白花",
+            "交了钱",
+            "疼了",
+            "疼死",
+            "受罪",
+            "不负责",
+            "离谱",
+            "过分",
+            "什么服务",
+            "什么态度",
+            "糟糕",
+            "差劲",
+            "失望",
+            "生气",
+            "火大",
+            "闹心",
+            "听不清楚",
+            "一点都听不见",
         ]),
         transfer: Keywords::new(&[
             "转人工",
@@ -224,7 +251,23 @@ fn families() -> &'static Families {
             "转真人",
             "要真人",
             "换真人",
-            "换个人",
+            "跟真人",
+            "和真人",
+            "让真人",
+            "让个真人",
+            "真人来",
+            "真人说",
+            "人工台",
+            "人工服务台",
+            "主管",
+            "能做主",
+            "负责人",
+            "领导",
+            "前台的人",
+            "叫个人来",
+            "本人给我回",
+            "本人回电",
+            "本人跟我",
             "找个人跟我说",
             "找个真人",
             "接线员",
@@ -607,7 +650,8 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     let f = families();
     let ph = Phonetic::new(&norm);
     let email = extract_email(text);
-    let callback = parse_callback_time(text, now);
+    let callback =
+        super::slots::callback_time(text, now).or_else(|| parse_callback_time(text, now));
     let wants_docs = f.docs.any_in(&ph) || email.is_some();
     let raw_q = text.contains('？') || text.contains('?');
     // A-not-A questions often end in a bare 不/没 (要打孔不, 来了没).

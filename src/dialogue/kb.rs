@@ -443,7 +443,8 @@ impl KnowledgeBase {
                 _ => Some(d),
             },
             // Closer to unrelated questions than to any entry: "I don't know".
-            Dense::Unrelated => None,
+            // unless the characters match well.
+            Dense::Unrelated => lexical.filter(|l| l.confidence >= LEXICAL_OVERRULES),
         };
         hit.map(|h| (h, &self.entries[h.index]))
     }
@@ -540,7 +541,7 @@ const DENSE_OVER_SECOND: f32 = 0.015;
 const LEXICAL_OVERRULES: f32 = 0.3;
 /// Confidence reported for an encoder match: enough to answer a question, not
 /// enough to turn a statement into one.
-const DENSE_CONFIDENCE: f32 = 0.35;
+const DENSE_CONFIDENCE: f32 = 0.25;
 
 /// Questions callers ask that no service script's Q&A answers, across domains:
 /// the encoder's floor for "this is something else".

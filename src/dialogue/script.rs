@@ -224,7 +224,7 @@ fn heading_re() -> &'static Regex {
 fn step_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:\d{1,2}\s*[\.、\)）．]|[一二三四五六七八九十]{1,3}\s*[、．]|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
+        r"^(?:\d{1,2}\s*[\.、\)）．]|[一二三四五六七八九十]{1,3}\s*[、．]|【\s*(?:步骤|第)?\s*[0-9一二三四五六七八九十]+\s*步?\s*】\s*[：:]?|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
         &C,
     )
 }
@@ -320,6 +320,10 @@ fn classify_heading(text: &str, callee_half: bool) -> Section {
         "Q&A",
         "QA",
         "常见疑问",
+        "常问",
+        "常见问",
+        "疑问解答",
+        "问与答",
     ]) {
         Section::Kb
     } else if has(&[
@@ -516,7 +520,7 @@ impl Script {
     /// Parses a script document; `source` names it in messages.
     pub fn parse(text: &str, source: &str) -> Result<Self, DialogueError> {
         let mut p = Parser {
-            lines: text.lines().map(|l| l.trim_end().to_string()).collect(),
+            lines: table_steps_as_lists(text),
             warnings: Vec::new(),
         };
         p.parse(source)
@@ -1073,6 +1077,15 @@ impl Parser {
                 StepKind::Info | StepKind::Confirm | StepKind::AnyQuestions
             ) {
                 s.field = field_kind(&s.title, &s.text());
+            } else if s.kind == StepKind::Statement
+                && ["核对", "确认"].iter().any(|k| s.title.contains(k))
+                && !s.title.contains("身份")
+            {
+                // "核对安装时间：系统里给您预约的是…": a statement that states a value the
+                // caller may want changed.
+                s.field = field_kind(&s.title, &s.text()).filter(|k| {
+                    matches!(k, FieldKind::Time | FieldKind::Address | FieldKind::Phone)
+                });
             }
         }
         steps.retain(|s| !s.lines.is_empty());
@@ -1329,6 +1342,75 @@ fn split_title(rest: &str) -> (String, Option<String>) {
     (r.to_string(), None)
 }
 
+/// A steps table (| 序号 | 目的 | 话术 | 特殊情况 |) rewritten as the numbered list
+/// the loader reads: one "N. title" per row, its speech as a bullet, every
+/// special-case cell (split at <br>) as a conditional bullet. Other lines pass
+/// through unchanged.
+fn table_steps_as_lists(text: &str) -> Vec<String> {
+    let lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+    let cells = |l: &str| -> Vec<String> {
+        l.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let is_row = |l: &str| l.trim_start().starts_with('|');
+    let mut out = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        if !is_row(&lines[i]) {
+            out.push(lines[i].clone());
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < lines.len() && is_row(&lines[i]) {
+            i += 1;
+        }
+        let rows: Vec<Vec<String>> = lines[start..i].iter().map(|l| cells(l)).collect();
+        let header = &rows[0];
+        let col = |keys: &[&str]| {
+            header
+                .iter()
+                .position(|h| keys.iter().any(|k| h.contains(k)))
+        };
+        let speech = col(&["话术", "台词", "坐席说", "说法", "原话"]);
+        let title = col(&["目的", "环节", "名称", "标题", "阶段", "内容", "步骤"])
+            .filter(|t| Some(*t) != speech);
+        let special = col(&["特殊", "情况", "应对", "分支", "备注", "异常"]);
+        let Some(speech) = speech else {
+            out.extend(lines[start..i].iter().cloned());
+            continue;
+        };
+        let mut n = 0;
+        for row in rows.iter().skip(1) {
+            if row
+                .iter()
+                .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
+            {
+                out.push(String::new());
+                continue;
+            }
+            n += 1;
+            let t = title
+                .and_then(|t| row.get(t))
+                .cloned()
+                .unwrap_or_else(|| format!("步骤{n}"));
+            out.push(format!("{n}. {t}"));
+            if let Some(sp) = row.get(speech).filter(|c| !c.is_empty()) {
+                out.push(format!("    - {sp}"));
+            }
+            if let Some(sc) = special.and_then(|c| row.get(c)) {
+                for part in sc.split("<br>").map(str::trim).filter(|p| !p.is_empty()) {
+                    out.push(format!("    - {part}"));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Words that mark a bracketed aside as an instruction, not speech.
 const DIRECTION_WORDS: &[&str] = &[
     "若",
@@ -1477,7 +1559,7 @@ fn push_line(step: &mut Step, content: &str) {
     }
     if let Some(c) = condition_re().captures(content) {
         let cond = strip_markup(&c[1]);
-        let line = strip_directions(&strip_markers(&extract_speech(&c[2])));
+        let line = strip_markers(&extract_speech(&strip_directions(&c[2])));
         if !line.is_empty() {
             step.conditionals.push(Conditional {
                 condition: cond,

@@ -8,7 +8,7 @@
 use chrono::{DateTime, FixedOffset};
 
 use super::script::FieldKind;
-use super::timeparse::parse_callback_time;
+use super::timeparse::{parse_callback_time, CallbackTime};
 
 fn digit_of(c: char) -> Option<char> {
     Some(match c {
@@ -163,20 +163,154 @@ pub fn extract_address(s: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-/// A value of `kind` in `s`, normalised for the record (times as RFC 3339).
+/// A value of `kind` in `s`, normalised for the record (times as RFC 3339). A
+/// sentence that corrects itself ("13812345678，不对，是…") gives the value after
+/// the last correction.
 pub fn extract(kind: FieldKind, s: &str, now: DateTime<FixedOffset>) -> Option<String> {
+    if let Some((before, after)) = split_at_last_correction(s) {
+        if let Some(v) = extract_plain(kind, after, now) {
+            // "一三八 一二三四 五六七八，不对，最后是五六七九": a corrected last group.
+            if kind == FieldKind::Phone && v.len() < 11 {
+                if let Some(full) = extract_plain(kind, before, now).filter(|f| f.len() >= 11) {
+                    return Some(format!("{}{v}", &full[..full.len() - v.len()]));
+                }
+            }
+            return Some(v);
+        }
+        if kind == FieldKind::Phone {
+            let tail = digit_runs(after)
+                .into_iter()
+                .find(|r| (3..=8).contains(&r.len()));
+            if let (Some(tail), Some(full)) =
+                (tail, extract_phone(before).filter(|f| f.len() >= 11))
+            {
+                return Some(format!("{}{tail}", &full[..full.len() - tail.len()]));
+            }
+        }
+        if kind == FieldKind::Time {
+            // "周五上午十点，哦不对，十一点": the day from before, the clock from after.
+            if let Some(d) = date_words(before) {
+                if let Some(v) = extract_plain(kind, &format!("{d}{after}"), now) {
+                    return Some(v);
+                }
+            }
+        }
+    }
+    extract_plain(kind, s, now)
+}
+
+fn extract_plain(kind: FieldKind, s: &str, now: DateTime<FixedOffset>) -> Option<String> {
     match kind {
         FieldKind::Phone => extract_phone(s),
         FieldKind::Serial => extract_serial(s),
         FieldKind::Address => extract_address(s),
-        FieldKind::Time => parse_callback_time(s, now)
-            .filter(|t| t.at > now)
-            .map(|t| t.at.to_rfc3339()),
+        FieldKind::Time => extract_time(s, now).map(|t| t.to_rfc3339()),
         FieldKind::Text => {
             let t = s.trim();
             (t.chars().filter(|c| c.is_alphanumeric()).count() >= 4).then(|| t.to_string())
         }
     }
+}
+
+/// Splits "A，不对，B" at its last correction cue.
+pub fn split_at_last_correction(s: &str) -> Option<(&str, &str)> {
+    CORRECTION_CUES
+        .iter()
+        .filter_map(|c| s.rfind(c).map(|i| (i, c.len())))
+        .max_by_key(|(i, _)| *i)
+        .map(|(i, n)| (&s[..i], &s[i + n..]))
+        .filter(|(_, after)| after.chars().any(|c| c.is_alphanumeric()))
+}
+
+const DATE_WORDS: &[&str] = &[
+    "大后天",
+    "今天",
+    "明天",
+    "后天",
+    "下周一",
+    "下周二",
+    "下周三",
+    "下周四",
+    "下周五",
+    "下周六",
+    "下周日",
+    "下周天",
+    "周一",
+    "周二",
+    "周三",
+    "周四",
+    "周五",
+    "周六",
+    "周日",
+    "周天",
+    "星期一",
+    "星期二",
+    "星期三",
+    "星期四",
+    "星期五",
+    "星期六",
+    "星期日",
+    "星期天",
+    "礼拜一",
+    "礼拜二",
+    "礼拜三",
+    "礼拜四",
+    "礼拜五",
+    "礼拜六",
+    "礼拜天",
+];
+
+/// The last day word of `s` (明天, 周五, 星期三…).
+fn date_words(s: &str) -> Option<&'static str> {
+    DATE_WORDS
+        .iter()
+        .filter_map(|w| s.rfind(w).map(|i| (i + w.len(), *w)))
+        .max_by_key(|(end, w)| (*end, w.len()))
+        .map(|(_, w)| w)
+}
+
+/// The callback time a caller asks for, read like [`extract_time`] (the last
+/// clause with a clock, the value after a self-correction).
+pub fn callback_time(s: &str, now: DateTime<FixedOffset>) -> Option<CallbackTime> {
+    let text = match split_at_last_correction(s) {
+        Some((before, after)) => format!("{}{after}", date_words(before).unwrap_or("")),
+        None => s.to_string(),
+    };
+    let at = extract_time(&text, now)?;
+    let whole = parse_callback_time(&text, now);
+    Some(CallbackTime {
+        at,
+        exact: whole.map(|w| w.exact).unwrap_or(true),
+    })
+}
+
+/// A time in the future. When several clauses name times ("后天上午有事，下午三点"),
+/// the last clause with a clock wins, with the day said before it.
+pub fn extract_time(s: &str, now: DateTime<FixedOffset>) -> Option<DateTime<FixedOffset>> {
+    let clauses: Vec<&str> = s
+        .split(['，', ',', '。', '；', ';', '！', '!', '？', '?'])
+        .filter(|c| !c.trim().is_empty())
+        .collect();
+    if clauses.len() > 1 {
+        for (i, c) in clauses.iter().enumerate().rev() {
+            let has_clock = c.contains('点') || c.contains(':') || c.contains('：');
+            if !has_clock {
+                continue;
+            }
+            let text = if date_words(c).is_some() {
+                c.to_string()
+            } else {
+                let before = clauses[..i].join("，");
+                format!("{}{c}", date_words(&before).unwrap_or(""))
+            };
+            if let Some(t) = parse_callback_time(&text, now).filter(|t| t.at > now) {
+                return Some(t.at);
+            }
+        }
+    }
+    parse_callback_time(s, now)
+        .filter(|t| t.at > now)
+        .map(|t| t.at)
 }
 
 /// "不对，是602，不是502" / "刚才说错了，手机是…": the new value and, when said, the
@@ -195,9 +329,9 @@ const CORRECTION_CUES: &[&str] = &[
     "纠正",
     "搞错",
     "改一下",
-    "改成",
     "应该是",
     "记错",
+    "口误",
 ];
 
 /// True when the caller corrects something said before.
@@ -293,6 +427,38 @@ mod tests {
         );
         assert_eq!(extract_address("我不知道"), None);
         assert_eq!(extract_address("编号是QS2024A0567"), None);
+    }
+
+    #[test]
+    fn self_corrections_in_one_sentence() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap();
+        assert_eq!(
+            extract(
+                FieldKind::Phone,
+                "打我的13812345678，不对，是13812345687",
+                now
+            )
+            .as_deref(),
+            Some("13812345687")
+        );
+        assert_eq!(
+            extract(
+                FieldKind::Phone,
+                "一三八 一二三四 五六七八，不对不对，最后是五六七九",
+                now
+            )
+            .as_deref(),
+            Some("13812345679")
+        );
+        let t = |s: &str| extract(FieldKind::Time, s, now).unwrap_or_default();
+        assert!(
+            t("改到后天上午十点吧，哦不对，后天上午有事，下午三点").starts_with("2026-12-09T15:00")
+        );
+        assert!(t("改到周五上午十点吧，哦不对，周五上午要送孩子，改十一点")
+            .starts_with("2026-12-11T11:00"));
+        assert!(
+            t("周六不行，改到周日上午十点吧，不对，周日下午两点").starts_with("2026-12-13T14:00")
+        );
     }
 
     #[test]
