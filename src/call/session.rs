@@ -290,6 +290,11 @@ struct CallLoop<'a> {
     operator_target: Option<String>,
     /// The bridged transfer's second leg.
     leg: Option<Leg>,
+    /// What the person hears before the legs are joined (`announce_to_agent`).
+    whisper_line: Option<String>,
+    /// The whisper is being rendered or played to the person: the caller's audio is
+    /// not relayed yet.
+    whispering: bool,
 }
 
 /// The second leg of a bridged transfer: its own RTP session.
@@ -362,6 +367,8 @@ pub fn run_call(
         deferred_transfer: None,
         operator_target: None,
         leg: None,
+        whisper_line: None,
+        whispering: false,
     };
     // Transfers are possible when a target is configured for this call; otherwise the
     // dialogue promises a callback by a person.
@@ -446,7 +453,13 @@ pub fn run_call(
                 // Bridged to a person: the caller's audio goes to the person's leg and
                 // the agent only listens (recording and console taps above go on).
                 if let Some(leg) = lp.leg.as_ref().filter(|l| l.up) {
-                    let _ = leg.media.playback().push(&frame.samples);
+                    let playback = leg.media.playback();
+                    if lp.whispering && lp.whisper_line.is_none() && playback.is_empty() {
+                        lp.whispering = false;
+                    }
+                    if !lp.whispering {
+                        let _ = playback.push(&frame.samples);
+                    }
                     lp.check_timers(started);
                     if lp.finished() {
                         break;
@@ -757,6 +770,14 @@ impl CallLoop<'_> {
             "transferring the call to a person"
         );
         self.say(policy.announce.clone(), false);
+        self.whisper_line = policy.announce_to_agent.then(|| {
+            let asked = request.trim();
+            if asked.is_empty() {
+                "您好，有一位客户转接过来，请接听。".to_string()
+            } else {
+                format!("您好，有一位客户转接过来，客户说：{asked}。")
+            }
+        });
         self.transfer_reason = reason;
         self.transfer_logged = 0;
         self.transfer = Some(Transfer::new(policy, summary, Instant::now()));
@@ -913,6 +934,16 @@ impl CallLoop<'_> {
                     if bridge {
                         if let Some(l) = self.leg.as_mut() {
                             l.up = true;
+                        }
+                        // The person hears who is coming before the caller is joined.
+                        if let Some(line) = &self.whisper_line {
+                            match self.engines.render_async(line, self.render_tx.clone()) {
+                                Ok(()) => self.whispering = true,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "no whisper for the person");
+                                    self.whisper_line = None;
+                                }
+                            }
                         }
                         self.publish_transfer("bridged");
                     } else {
@@ -1147,6 +1178,24 @@ impl CallLoop<'_> {
     }
 
     fn on_rendered(&mut self, text: &str, result: Result<Line8k, CallError>) {
+        if self.whispering && self.whisper_line.as_deref() == Some(text) {
+            self.whisper_line = None;
+            match (result, &self.leg) {
+                (Ok(audio), Some(leg)) => {
+                    let playback = leg.media.playback();
+                    for chunk in audio.chunks_exact(FRAME_8K) {
+                        let mut frame = [0i16; FRAME_8K];
+                        frame.copy_from_slice(chunk);
+                        if playback.push(&frame).is_err() {
+                            break;
+                        }
+                    }
+                }
+                (Err(e), _) => tracing::warn!(error = %e, "the whisper could not be rendered"),
+                _ => {}
+            }
+            return;
+        }
         match result {
             Ok(audio) => {
                 for l in self
