@@ -1095,7 +1095,14 @@ async fn an_operator_transfers_a_live_call_and_transfers_are_counted() {
         })
     );
     // Without a target: the transfer configured for the call.
-    let r = http(tc.addr, "POST", "/api/calls/call-xfer/transfer", &auth, None).await;
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-xfer/transfer",
+        &auth,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         call.control.actions.recv().await,

@@ -381,6 +381,7 @@ pub fn run_call(
         after_failures,
     );
     let mut leg_rx: Receiver<InboundFrame> = crossbeam_channel::never();
+    let mut relaying = false;
     let mut last_sent = [0i16; FRAME_8K];
     let mut recorder = setup.recording.as_deref().and_then(|path| {
         CallRecorder::start(path)
@@ -553,10 +554,6 @@ pub fn run_call(
                     Ok(CallSignal::RemoteHangup) | Err(_) => { remote_hangup = true; break; }
                     Ok(CallSignal::Transfer(ts)) => {
                         lp.on_transfer_signal(ts);
-                        match lp.leg.as_ref().filter(|l| l.up) {
-                            Some(l) => leg_rx = l.media.inbound(),
-                            None => leg_rx = crossbeam_channel::never(),
-                        }
                         if lp.finished() {
                             break;
                         }
@@ -572,6 +569,15 @@ pub fn run_call(
             }
         }
         lp.drive_transfer(Instant::now());
+        // The person's leg joined or left: relay its audio, or stop.
+        let up = lp.leg.as_ref().is_some_and(|l| l.up);
+        if up != relaying {
+            relaying = up;
+            leg_rx = match lp.leg.as_ref().filter(|l| l.up) {
+                Some(l) => l.media.inbound(),
+                None => crossbeam_channel::never(),
+            };
+        }
         if lp.finished() {
             break;
         }
@@ -780,6 +786,8 @@ impl CallLoop<'_> {
         });
         self.transfer_reason = reason;
         self.transfer_logged = 0;
+        // The first attempt starts from the loop (`drive_transfer`), not from here
+        // inside `apply`.
         self.transfer = Some(Transfer::new(policy, summary, Instant::now()));
         self.publish_transfer("announcing");
     }
@@ -807,9 +815,9 @@ impl CallLoop<'_> {
         let Some(t) = self.transfer.as_mut() else {
             return;
         };
-        let mut out = Vec::new();
+        let mut out = t.start(now);
         if t.announcing() && !speaking {
-            out = t.announced(now);
+            out.extend(t.announced(now));
         }
         out.extend(t.on_tick(now));
         self.run_transfer(out, now);

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  announce line played ─▶ REFER ──202/NOTIFY 2xx──▶ connected (agent hangs up)
+//!  (a bridge dials at once, while the announce line plays, and joins after it)
 //!                           │ 405/501/603, NOTIFY failure (not busy/no answer)
 //!                           ▼
 //!                         bridge: INVITE target (X-Tingshuo-Summary) ──200──▶ connected
@@ -194,6 +195,11 @@ pub struct Transfer {
     sent_at: Option<Instant>,
     ringing_at: Option<Instant>,
     attempts: Vec<Attempt>,
+    /// The announce line has been heard.
+    announced: bool,
+    /// The person answered while the announce line was still playing.
+    answered_early: bool,
+    started: bool,
 }
 
 impl Transfer {
@@ -207,6 +213,23 @@ impl Transfer {
             sent_at: None,
             ringing_at: None,
             attempts: Vec::new(),
+            announced: false,
+            answered_early: false,
+            started: false,
+        }
+    }
+
+    /// What to do at once: a bridge dials the person while the caller hears the
+    /// announce line (the phone rings seconds earlier); a REFER waits for the line,
+    /// since the caller's phone leaves the agent with it.
+    /// Idempotent: only the first call does anything.
+    pub fn start(&mut self, now: Instant) -> Vec<Output> {
+        if std::mem::replace(&mut self.started, true) {
+            return Vec::new();
+        }
+        match (self.phase, self.policy.method) {
+            (Phase::Announcing, TransferMethod::Bridge) => self.dial(now),
+            _ => Vec::new(),
         }
     }
 
@@ -233,9 +256,9 @@ impl Transfer {
         }
     }
 
-    /// The announce line is still to be heard before the first attempt.
+    /// The announce line is still to be heard.
     pub fn announcing(&self) -> bool {
-        self.phase == Phase::Announcing
+        !self.announced && self.phase != Phase::Done
     }
 
     /// Whether the second leg is up and audio must be relayed.
@@ -257,8 +280,20 @@ impl Transfer {
         self.ringing_at.map(|t| t - self.requested_at)
     }
 
-    /// The announce line finished playing: start the first attempt.
+    /// The announce line finished playing: start the first attempt (or join a person
+    /// who already answered).
     pub fn announced(&mut self, now: Instant) -> Vec<Output> {
+        if self.announced {
+            return Vec::new();
+        }
+        self.announced = true;
+        if self.answered_early && self.phase == Phase::Dialing {
+            self.phase = Phase::Bridged;
+            return vec![Output::Connected {
+                target: self.policy.target.clone(),
+                bridge: true,
+            }];
+        }
         if self.phase != Phase::Announcing {
             return Vec::new();
         }
@@ -365,10 +400,15 @@ impl Transfer {
 
     /// The second leg answered: bridge.
     pub fn on_leg_answered(&mut self, now: Instant) -> Vec<Output> {
-        if self.phase != Phase::Dialing {
+        if self.phase != Phase::Dialing || self.answered_early {
             return vec![Output::HangupLeg];
         }
         self.attempt("bridge", AttemptResult::Connected, Some(200), now);
+        if !self.announced {
+            // Joined once the caller has heard the announce line.
+            self.answered_early = true;
+            return Vec::new();
+        }
         self.phase = Phase::Bridged;
         vec![Output::Connected {
             target: self.policy.target.clone(),
@@ -381,6 +421,13 @@ impl Transfer {
     pub fn on_leg_ended(&mut self, reason: &EndReason, now: Instant) -> Vec<Output> {
         if self.phase != Phase::Dialing {
             return Vec::new();
+        }
+        if self.answered_early {
+            // Answered, then hung up before the caller was joined.
+            self.phase = Phase::Done;
+            return vec![Output::Failed {
+                why: "the person hung up before the call was joined".into(),
+            }];
         }
         let (result, code) = match reason {
             EndReason::Busy => (AttemptResult::Busy, Some(486)),
@@ -403,7 +450,9 @@ impl Transfer {
             (Phase::Referring, Some(t)) if now >= t + self.policy.timeout + grace => {
                 self.fail("refer", AttemptResult::NoAnswer, None, now)
             }
-            (Phase::Dialing, Some(t)) if now >= t + self.policy.timeout + grace * 2 => {
+            (Phase::Dialing, Some(t))
+                if !self.answered_early && now >= t + self.policy.timeout + grace * 2 =>
+            {
                 // The SIP layer's ring timeout should have ended the leg by now.
                 let mut out = vec![Output::HangupLeg];
                 out.extend(self.fail("bridge", AttemptResult::NoAnswer, None, now));
@@ -547,7 +596,8 @@ mod tests {
         for (reason, result, why_has) in cases {
             let t0 = Instant::now();
             let mut t = Transfer::new(policy(TransferMethod::Bridge), "s".into(), t0);
-            assert!(matches!(t.announced(t0)[..], [Output::Dial { .. }]));
+            assert!(matches!(t.start(t0)[..], [Output::Dial { .. }]));
+            assert!(t.announced(t0).is_empty());
             match &t.on_leg_ended(&reason, t0)[..] {
                 [Output::Failed { why }] => assert!(why.contains(why_has), "{why}"),
                 o => panic!("{o:?}"),
@@ -576,9 +626,36 @@ mod tests {
             [Output::Failed { .. }]
         ));
         let mut t = Transfer::new(policy(TransferMethod::Bridge), "s".into(), t0);
-        t.announced(t0);
+        t.start(t0);
         assert_eq!(t.abandon(t0), vec![Output::HangupLeg]);
         assert_eq!(t.attempts()[0].result, AttemptResult::Abandoned);
+    }
+
+    #[test]
+    fn a_bridge_rings_during_the_announce_line_and_joins_after_it() {
+        let t0 = Instant::now();
+        let mut t = Transfer::new(policy(TransferMethod::Bridge), "s".into(), t0);
+        assert!(t.announcing());
+        assert!(matches!(t.start(t0)[..], [Output::Dial { .. }]));
+        assert!(t.start(t0).is_empty(), "starts once");
+        t.on_leg_ringing(t0 + Duration::from_millis(10));
+        assert_eq!(t.ring_delay(), Some(Duration::from_millis(10)));
+        // The person answers before the caller heard the whole announce line.
+        assert!(t.on_leg_answered(t0 + Duration::from_secs(1)).is_empty());
+        assert!(!t.bridged());
+        assert_eq!(
+            t.announced(t0 + Duration::from_secs(3)),
+            vec![Output::Connected {
+                target: "2001".into(),
+                bridge: true
+            }]
+        );
+        assert!(t.bridged());
+        assert_eq!(t.attempts()[0].answer_ms, Some(1000));
+        // A REFER never starts before the line was heard.
+        let mut r = Transfer::new(policy(TransferMethod::Refer), "s".into(), t0);
+        assert!(r.start(t0).is_empty());
+        assert!(matches!(r.announced(t0)[..], [Output::Refer { .. }]));
     }
 
     #[test]

@@ -270,18 +270,6 @@ pub struct Baresip {
 impl Baresip {
     /// `answermode`: "auto" (answers at once) or "manual".
     pub fn start(user: &str, kamailio_port: u16, answermode: &str, source: &[i16]) -> Self {
-        Self::start_with(user, kamailio_port, answermode, source, "")
-    }
-
-    /// [`Baresip::start`] with extra lines for baresip's `config` (e.g.
-    /// `call_max_calls\t0\n` for a phone that answers every call 486 Busy).
-    pub fn start_with(
-        user: &str,
-        kamailio_port: u16,
-        answermode: &str,
-        source: &[i16],
-        extra_config: &str,
-    ) -> Self {
         require("baresip", "baresip-core");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
@@ -301,7 +289,7 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
             rtp_end = rtp + 11,
             dir = d.display(),
         );
-        std::fs::write(d.join("config"), config + extra_config).expect("write config");
+        std::fs::write(d.join("config"), config).expect("write config");
         let account = format!(
             "<sip:{user}@127.0.0.1:{kamailio_port};transport=udp>;auth_pass=pass{user};answermode={answermode};ptime=20;audio_codecs=PCMU/8000/1,PCMA/8000/1;regint=60\n"
         );
