@@ -278,10 +278,9 @@ fn silence_reprompts_twice_then_closes() {
 fn hostile_closes_with_do_not_call() {
     for p in [
         "别再给我打电话了",
-        "你们烦不烦啊",
-        "骗子吧你",
         "再打我就投诉你们",
         "以后别打了行吗",
+        "把我号码删掉，别联系我了",
     ] {
         let mut c = at_step("3");
         let r = c.on_utterance(p, 1.0, now());
@@ -291,6 +290,12 @@ fn hostile_closes_with_do_not_call() {
             c.fields().get("do_not_call").map(String::as_str),
             Some("true")
         );
+    }
+    // Annoyance, suspicion and complaints are not do-not-call requests (issue 14).
+    for p in ["你们烦不烦啊", "骗子吧你", "我要投诉你们", "神经病"] {
+        let mut c = at_step("3");
+        c.on_utterance(p, 1.0, now());
+        assert!(!c.fields().contains_key("do_not_call"), "{p}");
     }
     // "回滚" is not an insult.
     let mut c = at_step("3");

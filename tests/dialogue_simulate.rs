@@ -3,8 +3,6 @@
 
 mod shared_dir;
 
-use std::path::Path;
-
 use tingshuo::dialogue::demo::{INBOUND, OUTBOUND};
 use tingshuo::dialogue::sim::run_simulation;
 use tingshuo::dialogue::Script;

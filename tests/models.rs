@@ -231,7 +231,7 @@ fn second_fetch_on_the_real_cache_is_a_no_op() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(
-        stderr.contains("all 8 model files present and verified")
+        stderr.contains("all 11 model files present and verified")
             && stderr.contains("nothing to do"),
         "{stderr}"
     );

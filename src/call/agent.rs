@@ -250,6 +250,22 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
     let script = Arc::new(load_script(&config)?);
     let scripts_by_user = load_user_scripts(&config)?;
     let vars = config.agent.vars.clone();
+    {
+        // The Q&A sentence encoder and every script's Q&A embeddings, before any call.
+        let paths = paths.clone();
+        let scripts: Vec<Arc<Script>> = std::iter::once(script.clone())
+            .chain(scripts_by_user.values().cloned())
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            if crate::dialogue::encoder::init(&paths).is_some() {
+                for s in &scripts {
+                    crate::dialogue::KnowledgeBase::new(&s.kb).warm_up();
+                }
+            }
+        })
+        .await
+        .map_err(|e| CallError::Thread(e.to_string()))?;
+    }
     tracing::info!(script = %script.source, "loading speech models");
     let loaded = {
         let paths = paths.clone();

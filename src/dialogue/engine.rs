@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use super::intent::{classify, is_short, Classified, Intent};
 use super::kb::KnowledgeBase;
-use super::script::{Script, StepKind};
+use super::script::{FieldKind, Script, StepKind};
+use super::slots;
+use super::text::normalize;
 use super::timeparse::{parse_callback_time, speak_time};
 use super::DialogueError;
 
@@ -205,6 +207,9 @@ const HUMAN_CALLBACK: &str =
     "好的，我已经为您登记，稍后由人工客服给您回电，请保持电话畅通。感谢您的来电，再见。";
 const TRANSFER_FAILED: &str = "抱歉，人工客服现在暂时无法接通。我已经为您登记，稍后由人工客服给您回电，请保持电话畅通。再见。";
 const OFFER_TRANSFER: &str = "不好意思，我可能没理解您的意思。需要我为您转接人工客服吗？";
+const REASSURE: &str = "您的谨慎很有必要。我们是官方服务热线，不会向您索要密码、验证码，也不会让您转账；您的信息只用于这次服务，不会提供给任何第三方。";
+const ASK_NEW_VALUE: &str = "好的，麻烦您说一下新的信息。";
+const OK_SHORT: &str = "好的。";
 /// How soon a person calls back when no transfer was possible.
 const HUMAN_CALLBACK_MINUTES: i64 = 30;
 
@@ -238,10 +243,97 @@ const BUILTIN: &[&str] = &[
     HUMAN_CALLBACK,
     TRANSFER_FAILED,
     OFFER_TRANSFER,
+    REASSURE,
+    ASK_NEW_VALUE,
+    OK_SHORT,
+];
+
+/// Worried questions about who is calling or what happens to the caller's data:
+/// answered with a reassurance, never taken as a do-not-call request.
+const WORRY: &[&str] = &[
+    "骗子",
+    "诈骗",
+    "骗人",
+    "骚扰",
+    "泄露",
+    "给别人",
+    "卖给",
+    "个人信息",
+    "隐私",
+    "正规",
+    "靠谱",
+    "真的假的",
+    "安全吗",
+    "可信",
+];
+
+/// Words of a fault report ("不出水了", "开不了机"): a question carrying one at the
+/// need step is the caller's need, not a Q&A lookup.
+const PROBLEM_WORDS: &[&str] = &[
+    "坏",
+    "不出",
+    "漏",
+    "响",
+    "异味",
+    "怪味",
+    "不能",
+    "不了",
+    "没法",
+    "故障",
+    "不工作",
+    "不亮",
+    "黑屏",
+    "断",
+    "卡",
+    "不动",
+    "失灵",
+    "报修",
+    "维修",
+    "出问题",
+    "没反应",
+    "打不开",
+    "用不了",
+];
+
+/// Words that say a proposed value does not suit the caller (这个时间不行, 那天不在家).
+const CHANGE_WORDS: &[&str] = &[
+    "不行",
+    "不在家",
+    "不在",
+    "没空",
+    "换",
+    "改",
+    "不方便",
+    "有事",
+    "来不了",
+    "赶不上",
+    "不对",
+    "变了",
+    "搬",
+    "不用这个",
+    "不是这个",
+    "停机",
+    "不用了",
+];
+
+/// Words that say the caller cannot give the value (找不到编号, 不记得).
+const CANNOT_WORDS: &[&str] = &[
+    "找不到",
+    "不知道",
+    "不记得",
+    "忘了",
+    "看不到",
+    "看不清",
+    "没有",
+    "没找到",
+    "不清楚",
 ];
 
 /// KB confidence needed to treat a statement without question words as a question.
 const STATEMENT_KB_CONFIDENCE: f32 = 0.3;
+/// Outside "any questions?", a statement is taken as a question ("师傅来之前会先打电话吧")
+/// only when it covers most of a Q&A entry.
+const STATEMENT_AS_QUESTION: f32 = 0.5;
 
 /// Words that make "不方便" about the call itself.
 const CALL_BUSY: &[&str] = &[
@@ -318,6 +410,17 @@ pub struct Conversation {
     failures: u32,
     /// The state a declined transfer offer returns to.
     before_offer: Option<State>,
+    /// Typed fields in the order they were recorded (key, kind), for corrections.
+    typed: Vec<(String, FieldKind)>,
+    /// Values for later steps heard early ("漏水了，编号是QS…"), by step index.
+    prefill: BTreeMap<usize, String>,
+    /// The value kind a branch of the current step asked for instead of its own
+    /// ("找不到编号？报手机号也行").
+    branch_kind: Option<FieldKind>,
+    /// Times the current value step was asked again.
+    value_retries: u32,
+    /// The caller reported a fault or need (not only asked questions).
+    need_noted: bool,
 }
 
 fn question_sentence(text: &str) -> String {
@@ -450,6 +553,11 @@ impl Conversation {
             transfer_after_failures: 2,
             failures: 0,
             before_offer: None,
+            typed: Vec::new(),
+            prefill: BTreeMap::new(),
+            branch_kind: None,
+            value_retries: 0,
+            need_noted: false,
         })
     }
 
@@ -508,7 +616,7 @@ impl Conversation {
 
     /// The caller (or repeated misunderstanding) wants a person: transfer when
     /// possible, otherwise promise a callback by a person and end the call.
-    fn to_person(
+    fn hand_to_person(
         &mut self,
         reason: TransferReason,
         request: &str,
@@ -685,6 +793,119 @@ impl Conversation {
         });
     }
 
+    /// Records a typed value as the step's field, replacing (not appending to) an
+    /// earlier value of the same key.
+    fn set_field(&mut self, key: &str, value: &str, kind: FieldKind, actions: &mut Vec<Action>) {
+        self.fields.insert(key.to_string(), value.to_string());
+        self.typed.retain(|(k, _)| k != key);
+        self.typed.push((key.to_string(), kind));
+        actions.push(Action::RecordField {
+            key: key.to_string(),
+            value: value.to_string(),
+        });
+    }
+
+    /// "不对，是602，不是502": patches the field that held the old value (or the
+    /// latest field of the new value's kind), keeps the old value in the record as
+    /// a correction, and acknowledges. False when nothing fitted.
+    fn apply_correction(&mut self, text: &str, actions: &mut Vec<Action>) -> bool {
+        let Some(corr) = slots::correction(text) else {
+            return false;
+        };
+        let target = if let Some(old) = &corr.old {
+            self.typed
+                .iter()
+                .rev()
+                .find(|(k, _)| self.fields.get(k).is_some_and(|v| v.contains(old.as_str())))
+                .cloned()
+                .map(|(k, kind)| {
+                    let v = self.fields.get(&k).cloned().unwrap_or_default();
+                    (k, kind, v.replacen(old.as_str(), &corr.new, 1))
+                })
+        } else {
+            self.typed
+                .iter()
+                .rev()
+                .find(|(_, kind)| match kind {
+                    FieldKind::Phone => slots::extract_phone(text).is_some(),
+                    FieldKind::Serial => slots::extract_serial(text).is_some(),
+                    _ => false,
+                })
+                .cloned()
+                .map(|(k, kind)| {
+                    let v = slots::extract(kind, text, self.started).unwrap_or(corr.new.clone());
+                    (k, kind, v)
+                })
+        };
+        let Some((key, kind, value)) = target else {
+            return false;
+        };
+        let old_value = self.fields.get(&key).cloned().unwrap_or_default();
+        self.set_field(&key, &value, kind, actions);
+        self.record(
+            "corrections",
+            &format!("{key}: {old_value} → {value}"),
+            actions,
+        );
+        actions.push(Action::Say {
+            text: format!("好的，已经更正为{value}。"),
+            step: Some(self.current_step()),
+            interruptible: true,
+            fixed: false,
+        });
+        true
+    }
+
+    /// Values for later steps that the caller already gave ("漏水了，编号是QS…").
+    fn prefill_from(&mut self, text: &str, after: usize, now: DateTime<FixedOffset>) {
+        for j in after..self.script.steps.len() {
+            let st = &self.script.steps[j];
+            let Some(kind) = st.field else { continue };
+            if !matches!(
+                kind,
+                FieldKind::Phone | FieldKind::Serial | FieldKind::Address
+            ) {
+                continue;
+            }
+            if st.kind != StepKind::Info || self.fields.contains_key(&st.title) {
+                continue;
+            }
+            if let Some(v) = slots::extract(kind, text, now) {
+                self.prefill.entry(j).or_insert(v);
+            }
+        }
+    }
+
+    /// The conditional line of step `i` that fits the caller's reply: a "cannot"
+    /// branch (找不到/不知道) or a "change" branch (改时间/地址有变/换号码).
+    fn branch_line(&self, i: usize, text: &str) -> Option<(String, Option<FieldKind>)> {
+        let st = &self.script.steps[i];
+        let cannot = CANNOT_WORDS.iter().any(|w| text.contains(w));
+        let change = CHANGE_WORDS.iter().any(|w| text.contains(w));
+        if !cannot && !change {
+            return None;
+        }
+        st.conditionals
+            .iter()
+            .filter(|c| {
+                !["方便", "忙", "没空"]
+                    .iter()
+                    .any(|k| c.condition.contains(k))
+            })
+            .find(|c| {
+                let cond = &c.condition;
+                let cond_cannot = CANNOT_WORDS.iter().any(|w| cond.contains(w));
+                let cond_change = ["改", "换", "变", "不对", "有误", "错", "不行", "调整"]
+                    .iter()
+                    .any(|w| cond.contains(w));
+                (cannot && cond_cannot) || (change && cond_change)
+            })
+            .map(|c| {
+                let kind = super::script::field_kind(&c.condition, &c.line).or(st.field);
+                (c.line.clone(), kind)
+            })
+    }
+
     fn finish(&mut self, outcome: Outcome, actions: &mut Vec<Action>) {
         self.outcome = Some(outcome);
         self.state = State::Ended;
@@ -745,6 +966,18 @@ impl Conversation {
         if i >= self.script.steps.len() {
             self.close(actions);
             return;
+        }
+        self.branch_kind = None;
+        self.value_retries = 0;
+        if let Some(v) = self.prefill.remove(&i) {
+            // Already answered earlier in the call: record and skip the question.
+            if let Some(kind) = self.script.steps[i].field {
+                let key = self.script.steps[i].title.clone();
+                self.set_field(&key, &v, kind, actions);
+                self.path.push(self.script.steps[i].id());
+                self.enter_step(i + 1, actions);
+                return;
+            }
         }
         self.state = State::Step(i);
         self.path.push(self.script.steps[i].id());
@@ -863,13 +1096,24 @@ impl Conversation {
         let mut actions = Vec::new();
         let mut kb_hit = None;
 
+        // A value given earlier is corrected ("不对，是602，不是502", "刚才说错了…").
+        if matches!(self.state, State::Opening | State::Step(_))
+            && slots::is_correction(&c.text)
+            && !self.typed.is_empty()
+            && self.apply_correction(&c.text, &mut actions)
+        {
+            self.repeats = 0;
+            self.resume(&mut actions);
+            self.failures = 0;
+            return self.result(Intent::Statement, actions, None);
+        }
         // Universal intents first.
         match c.intent {
             Intent::Transfer => {
                 if c.upset {
                     actions.push(self.builtin(EMPATHY));
                 }
-                self.to_person(TransferReason::CallerAsked, &c.text, now, &mut actions);
+                self.hand_to_person(TransferReason::CallerAsked, &c.text, now, &mut actions);
                 return self.result(c.intent, actions, None);
             }
             Intent::Abusive => {
@@ -921,6 +1165,9 @@ impl Conversation {
             _ => {}
         }
         self.repeats = 0;
+        if c.upset && c.intent != Intent::Transfer {
+            actions.push(self.builtin(EMPATHY));
+        }
 
         let state = self.state.clone();
         match state {
@@ -974,7 +1221,7 @@ impl Conversation {
         match c.intent {
             Intent::Agree | Intent::Transfer => {
                 self.before_offer = None;
-                self.to_person(TransferReason::NotUnderstood, &c.text, now, actions);
+                self.hand_to_person(TransferReason::NotUnderstood, &c.text, now, actions);
             }
             Intent::Goodbye | Intent::Decline => {
                 actions.push(self.builtin(EARLY_BYE));
@@ -1212,6 +1459,181 @@ impl Conversation {
         }
     }
 
+    /// A reply at a step that collects (or confirms) a value. `None` lets the
+    /// general intent handling run.
+    fn on_value_reply(
+        &mut self,
+        i: usize,
+        c: &Classified,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) -> Option<Option<(usize, f32)>> {
+        let st = self.script.steps[i].clone();
+        let kind = self.branch_kind.or(st.field)?;
+        if !matches!(st.kind, StepKind::Info | StepKind::Confirm) {
+            return None;
+        }
+        if matches!(
+            c.intent,
+            Intent::Hold | Intent::Goodbye | Intent::WrongPerson | Intent::DocsRequest
+        ) {
+            return None;
+        }
+        let key = st.title.clone();
+        let value = slots::extract(kind, &c.text, now);
+        let change =
+            CHANGE_WORDS.iter().any(|w| c.text.contains(w)) || c.intent == Intent::Negative;
+        let asks = c.intent == Intent::Question && value.is_none();
+        if st.kind == StepKind::Info {
+            if kind == FieldKind::Text && (c.question_like || is_short(&c.text)) {
+                return None;
+            }
+            if let Some(v) = value {
+                self.set_field(&key, &v, kind, actions);
+                self.prefill_from(&c.text, i + 1, now);
+                actions.push(self.builtin(OK_SHORT));
+                self.advance(actions);
+                return Some(None);
+            }
+            if let Some((line, k)) = self.branch_line(i, &c.text) {
+                self.branch_kind = k;
+                actions.push(self.say(&line, Some(i), true));
+                return Some(None);
+            }
+            if asks {
+                return None;
+            }
+            if kind != FieldKind::Text
+                && matches!(
+                    c.intent,
+                    Intent::Statement | Intent::Agree | Intent::SpecialNeed
+                )
+                && !is_short(&c.text)
+                && self.value_retries == 0
+            {
+                // Something else than the value asked for: ask once more, then take
+                // what was said as it is.
+                self.value_retries += 1;
+                actions.push(self.builtin(NOTED));
+                let q = short_question(&st.text());
+                actions.push(self.say(&q, Some(i), true));
+                return Some(None);
+            }
+            return None;
+        }
+        // A confirmation of a value (time, address, phone).
+        if c.intent == Intent::NotConvenient
+            && value.is_none()
+            && super::intent::classify(&c.text, now).callback.is_some()
+        {
+            return None;
+        }
+        if let Some(v) = value.filter(|_| change || self.branch_kind.is_some()) {
+            self.set_field(&key, &v, kind, actions);
+            let said = if kind == FieldKind::Time {
+                chrono::DateTime::parse_from_rfc3339(&v)
+                    .map(|t| speak_time(t, now))
+                    .unwrap_or_else(|_| v.clone())
+            } else {
+                v.clone()
+            };
+            actions.push(Action::Say {
+                text: format!("好的，已经为您改为{said}。"),
+                step: Some(st.id()),
+                interruptible: true,
+                fixed: false,
+            });
+            self.advance(actions);
+            return Some(None);
+        }
+        if change && !asks && c.intent != Intent::Agree {
+            match self.branch_line(i, &c.text) {
+                Some((line, k)) => {
+                    self.branch_kind = k.or(Some(kind));
+                    actions.push(self.say(&line, Some(i), true));
+                }
+                None => {
+                    self.branch_kind = Some(kind);
+                    actions.push(self.builtin(ASK_NEW_VALUE));
+                }
+            }
+            return Some(None);
+        }
+        None
+    }
+
+    /// The caller's first words on an inbound line ("净水器漏水了"): the need is
+    /// recorded as the first step's answer and the flow goes on to the next step;
+    /// a bare greeting is answered with the first step's question.
+    fn on_need(
+        &mut self,
+        c: &Classified,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) -> Option<Option<(usize, f32)>> {
+        let first = self.script.steps.first()?.clone();
+        let need_step = first.kind == StepKind::AnyQuestions
+            || first.field == Some(FieldKind::Text)
+            || first.kind == StepKind::Info;
+        if !need_step || !self.skip_first_step && first.kind != StepKind::AnyQuestions {
+            return None;
+        }
+        let problem = PROBLEM_WORDS.iter().any(|w| c.text.contains(w));
+        let kb_strong = self
+            .kb
+            .answer(&c.text)
+            .is_some_and(|(h, _)| h.confidence >= 0.5);
+        if problem {
+            self.need_noted = true;
+        }
+        // "没有别的了" after answers to questions only (no fault reported): close.
+        if self.answered > 0
+            && !self.need_noted
+            && matches!(c.intent, Intent::Negative | Intent::Goodbye)
+        {
+            self.close(actions);
+            return Some(None);
+        }
+        let statement_like = matches!(
+            c.intent,
+            Intent::Statement | Intent::SpecialNeed | Intent::Agree | Intent::Negative
+        );
+        // A fault told as a question ("到底有没有人管！") with no Q&A answer is the need.
+        let need_question =
+            c.intent == Intent::Question && problem && self.kb.answer(&c.text).is_none();
+        let _ = kb_strong;
+        if !statement_like && !need_question {
+            return None;
+        }
+        let greeting = c.intent == Intent::Agree && is_short(&c.text)
+            || normalize(&c.text).chars().count() <= 3;
+        if greeting {
+            if self.answered == 0
+                && first.text() != self.script.opening
+                && self.state == State::Opening
+            {
+                self.enter_step(0, actions);
+                return Some(None);
+            }
+            return None;
+        }
+        // A problem the Q&A solves outright is answered (and noted as the need).
+        if let Some((h, _)) = self.kb.answer(&c.text) {
+            if h.confidence >= 0.5 && !need_question {
+                self.record(&first.title, &c.text, actions);
+                let hit = self.answer_question(c, actions);
+                self.resume(actions);
+                return Some(hit);
+            }
+        }
+        self.record(&first.title, &c.text, actions);
+        self.typed.push((first.title.clone(), FieldKind::Text));
+        self.prefill_from(&c.text, 1, now);
+        actions.push(self.builtin(NOTED));
+        self.enter_step(1, actions);
+        Some(None)
+    }
+
     fn progress(&self) -> f32 {
         let done = self.step_index().map(|i| i + 1).unwrap_or(0);
         done as f32 / self.script.steps.len() as f32
@@ -1239,6 +1661,38 @@ impl Conversation {
         {
             actions.push(self.builtin(LOW_CONFIDENCE));
             return None;
+        }
+        // A worried question ("你们不会是骗子吧？") is answered with a reassurance.
+        if WORRY.iter().any(|w| c.text.contains(w))
+            && matches!(
+                c.intent,
+                Intent::Question | Intent::Statement | Intent::AskIdentity | Intent::Negative
+            )
+        {
+            let hit = match self.kb.answer(&c.text).filter(|(h, _)| h.confidence >= 0.5) {
+                Some(_) => self.answer_question(c, actions),
+                None => {
+                    actions.push(self.builtin(REASSURE));
+                    None
+                }
+            };
+            self.resume(actions);
+            return hit;
+        }
+        // Steps that collect a value: pick it out of the sentence, or take the
+        // script's branch when the caller cannot give it or wants it changed.
+        if let Some(i) = self.step_index() {
+            if let Some(done) = self.on_value_reply(i, c, now, actions) {
+                return done;
+            }
+        }
+        // An inbound caller states the need at the opening.
+        if (matches!(self.state, State::Opening) && kind == StepKind::AnyQuestions)
+            || (self.state == State::Step(0) && self.answered == 0)
+        {
+            if let Some(done) = self.on_need(c, now, actions) {
+                return done;
+            }
         }
         // Context: a "no" to "is now a good time?" is not convenient / a refusal.
         if kind == StepKind::Convenience && intent == Intent::Negative {
@@ -1388,8 +1842,15 @@ impl Conversation {
             }
             Intent::Statement => {
                 // Maybe a question without question words.
+                let has_value = slots::extract_phone(&c.text).is_some()
+                    || slots::extract_serial(&c.text).is_some();
+                // A statement is not a question: only where the agent has just asked
+                // "what can I do for you?" may a strong Q&A match answer it.
                 if let Some((hit, _)) = self.kb.answer(&c.text).filter(|(h, _)| {
-                    h.confidence >= STATEMENT_KB_CONFIDENCE || kind == StepKind::AnyQuestions
+                    !has_value
+                        && (h.confidence >= STATEMENT_AS_QUESTION
+                            || kind == StepKind::AnyQuestions
+                                && h.confidence >= STATEMENT_KB_CONFIDENCE)
                 }) {
                     let _ = hit;
                     let h = self.answer_question(c, actions);

@@ -612,7 +612,17 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     let raw_q = text.contains('？') || text.contains('?');
     // A-not-A questions often end in a bare 不/没 (要打孔不, 来了没).
     let a_not_a = norm.chars().count() >= 4 && (norm.ends_with('不') || norm.ends_with('没'));
-    let question_like = (raw_q || a_not_a || f.question.any_in(&ph)) && !f.not_question.any_in(&ph)
+    // Question words by characters only: their sound-alikes are ordinary content
+    // ("底下全是水" is not "是谁").
+    // "师傅会先打电话吧": a guess put up for confirmation is a question, unless it
+    // proposes a time ("明天上午十点吧").
+    let tag_q = norm.ends_with('吧')
+        && ["会", "能", "应该", "可以", "是"]
+            .iter()
+            .any(|m| norm.contains(m))
+        && callback.is_none();
+    let question_like = (raw_q || a_not_a || tag_q || f.question.any_literal_in(&norm))
+        && !f.not_question.any_in(&ph)
         || (raw_q && !norm.is_empty());
 
     let negative_word = f.negative.first_in(&ph).map(str::to_string);
@@ -710,6 +720,7 @@ mod tests {
             i("我最近骚扰电话特别多，你们会把我信息给别人吗？"),
             Intent::Question
         );
+        assert_ne!(i("底下全是水"), Intent::Question);
         assert_eq!(i("我要转人工"), Intent::Transfer);
         assert_eq!(i("给我转真人客服"), Intent::Transfer);
         assert_eq!(i("你是真人吗"), Intent::AskIdentity);

@@ -9,8 +9,9 @@
 //! engine gives the holding answer instead of guessing.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use super::encoder;
 use super::script::QaEntry;
 use super::text::{is_han, normalize};
 
@@ -45,6 +46,8 @@ const SYNONYMS: &[&[&str]] = &[
     &["邮件", "邮箱", "email", "电邮", "油箱"],
     &[
         "多久",
+        "几天",
+        "多快",
         "多长时间",
         "多少时间",
         "时长",
@@ -81,7 +84,16 @@ const SYNONYMS: &[&[&str]] = &[
     &["退款", "退钱", "返还", "退费"],
     &["取消", "不要了", "退掉", "撤销"],
     &["预约", "约时间", "预订", "约好"],
-    &["上门", "到家", "来家里", "过来", "入户"],
+    &[
+        "上门",
+        "到家",
+        "来家里",
+        "过来",
+        "入户",
+        "有人来",
+        "来人",
+        "派人",
+    ],
     &["师傅", "工程师", "技术员", "安装工", "维修工", "技术人员"],
     &["安装", "装机", "装"],
     &["快递", "包裹"],
@@ -123,6 +135,31 @@ const SYNONYMS: &[&[&str]] = &[
     &["赔偿", "补偿", "赔"],
     &["投诉", "反映问题", "举报"],
     &["人工", "真人", "转人工", "客服人员"],
+    &[
+        "保修",
+        "质保",
+        "保修期",
+        "保质期",
+        "在保",
+        "过保",
+        "保修范围",
+    ],
+    &[
+        "确认身份",
+        "核对身份",
+        "工牌",
+        "工装",
+        "冒充",
+        "真假",
+        "是不是你们",
+        "你们的人",
+        "你们公司的",
+        "怎么认",
+    ],
+    &["直接喝", "直接饮用", "能喝", "生喝", "直饮"],
+    &["更换", "换新", "替换", "换一次", "要换"],
+    &["送到", "到货", "送来", "寄到", "收到货", "送过来"],
+    &["报修", "维修", "修理", "来修", "修一下", "坏了"],
 ];
 
 /// Function words and question frames that say nothing about the topic.
@@ -272,6 +309,10 @@ pub struct KnowledgeBase {
     df: HashMap<String, usize>,
     avg_len: f32,
     pub threshold: f32,
+    /// Encoder embeddings of the entries' questions (computed on first need).
+    dense_entries: OnceLock<Option<Vec<Arc<Vec<f32>>>>>,
+    /// The last query's encoder result: a turn asks several times.
+    memo: Mutex<Option<(String, Dense)>>,
 }
 
 impl KnowledgeBase {
@@ -306,6 +347,8 @@ impl KnowledgeBase {
             df,
             avg_len,
             threshold: DEFAULT_THRESHOLD,
+            dense_entries: OnceLock::new(),
+            memo: Mutex::new(None),
         }
     }
 
@@ -374,13 +417,168 @@ impl KnowledgeBase {
         best.filter(|h| h.score > 0.0)
     }
 
-    /// The entry to answer with, or `None` when confidence is below the threshold.
-    pub fn answer(&self, query: &str) -> Option<(Hit, &QaEntry)> {
+    /// The lexical entry to answer with, or `None` below the threshold.
+    pub fn answer_lexical(&self, query: &str) -> Option<(Hit, &QaEntry)> {
         self.best(query)
             .filter(|h| h.confidence >= self.threshold)
             .map(|h| (h, &self.entries[h.index]))
     }
+
+    /// The entry to answer with, or `None` ("I don't know"). A confident
+    /// character match answers at once; otherwise the sentence encoder decides
+    /// (when provisioned): its best entry must stand out from the other entries
+    /// and from a background of unrelated questions, so a question the Q&A does
+    /// not cover is not given a neighbour's answer.
+    pub fn answer(&self, query: &str) -> Option<(Hit, &QaEntry)> {
+        let lexical = self.best(query);
+        if let Some(h) = lexical.filter(|h| h.confidence >= LEXICAL_SURE) {
+            return Some((h, &self.entries[h.index]));
+        }
+        let lexical = lexical.filter(|h| h.confidence >= self.threshold);
+        let hit = match self.dense_memo(query) {
+            Dense::Unavailable | Dense::Ambiguous => lexical,
+            // Agreement, or a character match good enough to overrule the encoder.
+            Dense::Hit(d) => match lexical {
+                Some(l) if l.index == d.index || l.confidence >= LEXICAL_OVERRULES => Some(l),
+                _ => Some(d),
+            },
+            // Closer to unrelated questions than to any entry: "I don't know".
+            Dense::Unrelated => None,
+        };
+        hit.map(|h| (h, &self.entries[h.index]))
+    }
+
+    /// Embeds the entries and the background now (start-up), so the first caller
+    /// question of a call does not wait for them.
+    pub fn warm_up(&self) {
+        if !self.entries.is_empty() && encoder::available() {
+            let _ = self.dense("warm-up");
+            if let Ok(mut m) = self.memo.lock() {
+                *m = None;
+            }
+        }
+    }
+
+    fn dense_memo(&self, query: &str) -> Dense {
+        if let Ok(m) = self.memo.lock() {
+            if let Some((q, d)) = m.as_ref() {
+                if q == query {
+                    return *d;
+                }
+            }
+        }
+        let d = self.dense(query);
+        if let Ok(mut m) = self.memo.lock() {
+            *m = Some((query.to_string(), d));
+        }
+        d
+    }
+
+    /// Meaning-based retrieval with the sentence encoder.
+    fn dense(&self, query: &str) -> Dense {
+        if self.entries.is_empty() || !encoder::available() {
+            return Dense::Unavailable;
+        }
+        let entries = self.dense_entries.get_or_init(|| {
+            self.entries
+                .iter()
+                .map(|e| encoder::passage(&e.question))
+                .collect::<Option<Vec<_>>>()
+        });
+        let (Some(entries), Some(q)) = (entries.as_ref(), encoder::query(query)) else {
+            return Dense::Unavailable;
+        };
+        let mut scored: Vec<(usize, f32)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, encoder::cosine(&q, e)))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let (top, s1) = scored[0];
+        let s2 = scored.get(1).map(|x| x.1).unwrap_or(s1 - 1.0);
+        let background = BACKGROUND
+            .iter()
+            .filter_map(|b| encoder::passage(b))
+            .map(|b| encoder::cosine(&q, &b))
+            .fold(f32::MIN, f32::max);
+        if std::env::var_os("KB_DEBUG").is_some() {
+            eprintln!("dense {query}: top {top} {s1:.3} second {s2:.3} background {background:.3}");
+        }
+        if s1 < background {
+            Dense::Unrelated
+        } else if s1 - background >= DENSE_OVER_BACKGROUND && s1 - s2 >= DENSE_OVER_SECOND {
+            Dense::Hit(Hit {
+                index: top,
+                score: s1,
+                confidence: DENSE_CONFIDENCE,
+            })
+        } else {
+            Dense::Ambiguous
+        }
+    }
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Dense {
+    /// No encoder: characters decide.
+    Unavailable,
+    /// One entry stands out.
+    Hit(Hit),
+    /// Entries close together: characters decide.
+    Ambiguous,
+    /// Nearer to the background of unrelated questions than to any entry.
+    Unrelated,
+}
+
+/// A character match this good answers without asking the encoder.
+const LEXICAL_SURE: f32 = 0.45;
+/// The encoder's best entry must beat the closest unrelated question by this much…
+const DENSE_OVER_BACKGROUND: f32 = 0.02;
+/// …and the runner-up entry by this much.
+const DENSE_OVER_SECOND: f32 = 0.015;
+/// A character match this good wins when the encoder prefers another entry.
+const LEXICAL_OVERRULES: f32 = 0.3;
+/// Confidence reported for an encoder match: enough to answer a question, not
+/// enough to turn a statement into one.
+const DENSE_CONFIDENCE: f32 = 0.35;
+
+/// Questions callers ask that no service script's Q&A answers, across domains:
+/// the encoder's floor for "this is something else".
+const BACKGROUND: &[&str] = &[
+    "今天天气怎么样？",
+    "明天会下雨吗？",
+    "最近有什么好看的电影？",
+    "你喜欢什么颜色？",
+    "你会唱歌吗？",
+    "世界上最高的山是哪座？",
+    "这道数学题怎么做？",
+    "你们公司在哪个城市？",
+    "你们老板是谁？",
+    "附近有什么好吃的餐馆？",
+    "股票最近行情怎么样？",
+    "你叫什么名字？",
+    "你今年多大了？",
+    "现在几点了？",
+    "你们公司有多少员工？",
+    "你们招人吗？",
+    "怎么去火车站？",
+    "机票多少钱一张？",
+    "医院几点开门？",
+    "孩子上学要准备什么？",
+    "你们有没有优惠活动？",
+    "能不能便宜一点？",
+    "你们还卖别的产品吗？",
+    "周末上班吗？",
+    "怎么注册会员？",
+    "积分怎么兑换？",
+    "你们的网站是什么？",
+    "有没有微信公众号？",
+    "你是哪里人？",
+    "你们的产品是哪里生产的？",
+    "能用支付宝付款吗？",
+    "你们和别的公司比有什么优势？",
+    "停车场在哪里？",
+];
 
 #[cfg(test)]
 mod tests {

@@ -9,11 +9,14 @@
 
 pub mod cli;
 pub mod demo;
+pub mod encoder;
 pub mod engine;
+pub mod eval;
 pub mod intent;
 pub mod kb;
 pub mod script;
 pub mod sim;
+pub mod slots;
 pub mod text;
 pub mod timeparse;
 pub mod turn_end;

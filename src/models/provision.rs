@@ -862,11 +862,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = ModelPaths::in_cache(dir.path());
         let all = status(&paths).unwrap();
-        assert_eq!(all.len(), 8);
+        assert_eq!(all.len(), 11);
         assert!(all.iter().all(|s| s.state == FileState::Missing));
         let err = print_status(&paths).unwrap_err().to_string();
         assert!(
-            err.contains("8 of 8") && err.contains("tingshuo models fetch"),
+            err.contains("11 of 11") && err.contains("tingshuo models fetch"),
             "{err}"
         );
     }
