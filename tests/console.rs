@@ -1060,3 +1060,66 @@ async fn shutdown_ends_open_event_streams() {
     // A new connection is refused once it stopped.
     assert!(tokio::net::TcpStream::connect(tc.addr).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_transfers_a_live_call_and_transfers_are_counted() {
+    let tc = TestConsole::start(AuthPolicy::default()).await;
+    let mut call = start_synthetic_call(&tc.hub, "call-xfer", false);
+    let (cookie, csrf) = login(tc.addr, OPERATOR, PASSWORD).await;
+    let auth = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    // A target that is neither an extension nor a SIP URI is refused, saying so.
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-xfer/transfer?target=call%20the%20desk",
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("SIP URI or an extension"), "{}", r.text());
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-xfer/transfer?target=2001",
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        call.control.actions.recv().await,
+        Some(OperatorAction::Transfer {
+            operator: OPERATOR.into(),
+            target: Some("2001".into())
+        })
+    );
+    // Without a target: the transfer configured for the call.
+    let r = http(
+        tc.addr,
+        "POST",
+        "/api/calls/call-xfer/transfer",
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        call.control.actions.recv().await,
+        Some(OperatorAction::Transfer {
+            operator: OPERATOR.into(),
+            target: None
+        })
+    );
+    tc.hub.metrics().transfer("connected");
+    tc.hub.metrics().transfer("no_answer");
+    let r = http(tc.addr, "GET", "/metrics", &[], None).await;
+    let text = r.text();
+    assert!(
+        text.contains("tingshuo_transfers_total{result=\"connected\"} 1")
+            && text.contains("tingshuo_transfers_total{result=\"no_answer\"} 1"),
+        "{text}"
+    );
+    let audit = std::fs::read_to_string(tc.audit_path()).expect("audit");
+    assert!(audit.contains("\"action\":\"transfer\""), "{audit}");
+}

@@ -209,7 +209,7 @@ async fn operator_console_in_headless_chromium() {
                         OperatorAction::Listen { .. } if actions.len() == 1 => {
                             tokio::spawn(speak_more(lines.clone()));
                         }
-                        OperatorAction::Listen { .. } => {}
+                        OperatorAction::Listen { .. } | OperatorAction::Transfer { .. } => {}
                     }
                 }
                 Some(frame) = call.control.operator_audio.recv() => {
@@ -308,6 +308,7 @@ async fn operator_console_in_headless_chromium() {
             OperatorAction::TakeOver { .. } => "take_over",
             OperatorAction::HandBack { .. } => "hand_back",
             OperatorAction::HangUp { .. } => "hang_up",
+            OperatorAction::Transfer { .. } => "transfer",
         })
         .collect();
     assert_eq!(

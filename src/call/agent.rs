@@ -31,11 +31,11 @@ use super::engines::SpeechEngines;
 use super::records::RecordWriter;
 use super::session::{
     run_call, CallMedia, CallReport, CallRequest, CallSetup, CallSignal, CallTuning, ConsoleLink,
-    Direction,
+    Direction, LegPorts, TransferSignal,
 };
 use super::CallError;
 
-fn g711(codec: Codec) -> G711 {
+pub(super) fn g711(codec: Codec) -> G711 {
     match codec {
         Codec::Pcmu => G711::Pcmu,
         Codec::Pcma => G711::Pcma,
@@ -53,7 +53,14 @@ struct LiveCall {
     record_id: Option<i64>,
     /// The script this call runs (per called user for inbound calls).
     script: Arc<Script>,
+    /// The called user (inbound calls), for per-user transfer settings.
+    called_user: Option<String>,
 }
+
+/// Second legs of bridged transfers: leg Call-ID → the Call-ID of the call that
+/// placed it. Filled by the request thread before the INVITE goes out, so the leg's
+/// SIP events always find their call.
+type Legs = Arc<std::sync::Mutex<HashMap<String, String>>>;
 
 /// Loads the per-user scripts of `[agent.scripts_by_user]`, keyed by user part.
 pub fn load_user_scripts(config: &Config) -> Result<HashMap<String, Arc<Script>>, CallError> {
@@ -292,6 +299,8 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
             let probe = Conversation::new(s, &vars, chrono::Local::now().fixed_offset())?;
             fixed.extend(probe.all_fixed_lines().into_iter().map(|l| l.text));
         }
+        // Transfer announce lines are heard right after the caller's request.
+        fixed.extend(config.transfer_announces());
         let failed = {
             let engines = engines.clone();
             tokio::task::spawn_blocking(move || {
@@ -374,23 +383,47 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
     }
 
     let (req_tx, req_rx) = crossbeam_channel::unbounded::<CallRequest>();
+    let legs: Legs = Arc::default();
     {
         let commands = commands.clone();
+        let legs = legs.clone();
         std::thread::Builder::new()
             .name("call-requests".into())
             .spawn(move || {
                 for req in req_rx {
-                    match req {
-                        CallRequest::Hangup { call_id } => {
-                            let _ = commands.send(Command::Hangup { call_id });
+                    let cmd = match req {
+                        CallRequest::Hangup { call_id } => Command::Hangup { call_id },
+                        CallRequest::Refer { call_id, target } => Command::Refer { call_id, target },
+                        CallRequest::Dial {
+                            call_id,
+                            leg_id,
+                            target,
+                            rtp,
+                            headers,
+                            ring_timeout,
+                        } => {
+                            tracing::info!(%call_id, %leg_id, %target, "dialling the transfer target (bridge)");
+                            if let Ok(mut l) = legs.lock() {
+                                l.insert(leg_id.clone(), call_id);
+                            }
+                            Command::PlaceCallWithHeaders {
+                                call_id: leg_id,
+                                target,
+                                media: LocalMedia::new(rtp),
+                                ring_timeout,
+                                headers,
+                            }
                         }
-                    }
+                    };
+                    let _ = commands.send(cmd);
                 }
             })
             .map_err(|e| CallError::Thread(e.to_string()))?;
     }
 
     let ctx = Ctx {
+        config: Arc::new(config.clone()),
+        legs,
         local_ip: config.sip.listen.ip(),
         ports,
         engines,
@@ -436,6 +469,9 @@ pub(super) async fn shutdown_signal() {
 }
 
 struct Ctx {
+    /// For per-call settings decided at answer time (`[transfer]`).
+    config: Arc<Config>,
+    legs: Legs,
     local_ip: std::net::IpAddr,
     ports: Arc<PortAllocator>,
     /// `None` when the models could not load: every call runs the emergency script.
@@ -560,9 +596,55 @@ impl Ctx {
                 vars,
                 record_id,
                 script,
+                called_user: None,
             },
         );
         Ok(call_id)
+    }
+
+    /// Routes a bridged transfer's second-leg event to the call that placed it.
+    /// Returns the event back when it is not about a leg.
+    fn on_leg_event(&self, ev: CallEvent, calls: &HashMap<String, LiveCall>) -> Option<CallEvent> {
+        let leg_id = match &ev {
+            CallEvent::Ringing { call_id }
+            | CallEvent::Answered { call_id, .. }
+            | CallEvent::EarlyMedia { call_id, .. }
+            | CallEvent::MediaUpdate { call_id, .. }
+            | CallEvent::Ended { call_id, .. } => call_id.clone(),
+            _ => return Some(ev),
+        };
+        let owner = {
+            let Ok(mut legs) = self.legs.lock() else {
+                return Some(ev);
+            };
+            match &ev {
+                CallEvent::Ended { .. } => legs.remove(&leg_id),
+                _ => legs.get(&leg_id).cloned(),
+            }
+        };
+        let Some(owner) = owner else {
+            return Some(ev);
+        };
+        let signal = match ev {
+            CallEvent::Ringing { .. } => TransferSignal::LegRinging,
+            CallEvent::Answered { negotiated, .. } => TransferSignal::LegAnswered(negotiated),
+            CallEvent::Ended { reason, .. } => TransferSignal::LegEnded(reason),
+            // Early media and re-INVITEs of the person's leg: not relayed.
+            _ => return None,
+        };
+        tracing::info!(call_id = %owner, leg = %leg_id, ?signal, "transfer leg event");
+        match calls.get(&owner).and_then(|c| c.signal.as_ref()) {
+            Some(sig) => {
+                let _ = sig.try_send(CallSignal::Transfer(signal));
+            }
+            None => {
+                // The caller is gone: the leg must not ring on alone.
+                if !matches!(signal, TransferSignal::LegEnded(_)) {
+                    let _ = self.commands.send(Command::Hangup { call_id: leg_id });
+                }
+            }
+        }
+        None
     }
 
     fn on_call_event(
@@ -570,6 +652,7 @@ impl Ctx {
         ev: CallEvent,
         calls: &mut HashMap<String, LiveCall>,
     ) -> Option<String> {
+        let ev = self.on_leg_event(ev, calls)?;
         match ev {
             CallEvent::IncomingCall {
                 call_id,
@@ -606,6 +689,7 @@ impl Ctx {
                                 vars: self.vars.clone(),
                                 record_id: None,
                                 script: self.script_for(&to),
+                                called_user: user_part(&to).map(str::to_string),
                             },
                         );
                     }
@@ -696,6 +780,17 @@ impl Ctx {
                 tracing::info!(call_id, "ringing");
                 None
             }
+            CallEvent::Transfer { call_id, status } => {
+                tracing::info!(call_id, ?status, "transfer progress (REFER)");
+                if let Some(sig) = calls.get(&call_id).and_then(|c| c.signal.as_ref()) {
+                    let _ = sig.try_send(CallSignal::Transfer(TransferSignal::Refer(status)));
+                }
+                None
+            }
+            CallEvent::ReferRefused { call_id, refer_to } => {
+                tracing::warn!(call_id, refer_to, "the peer's REFER was refused (603)");
+                None
+            }
         }
     }
 
@@ -714,7 +809,7 @@ impl Ctx {
             playback: media.playback(),
             dtmf: media.dtmf_events(),
         };
-        let (sig_tx, sig_rx) = crossbeam_channel::bounded(2);
+        let (sig_tx, sig_rx) = crossbeam_channel::bounded(16);
         let record_id = call.record_id;
         let setup = CallSetup {
             call_id: call_id.to_string(),
@@ -730,6 +825,13 @@ impl Ctx {
                 .map(|dir| super::recording::path_for(dir, record_id, call_id)),
             emergency: Some(self.emergency.clone()),
             admission: Some(self.admission.clone()),
+            transfer: self
+                .config
+                .transfer_for(call.called_user.as_deref(), &call.script.source),
+            legs: Some(LegPorts {
+                ports: self.ports.clone(),
+                local_ip: self.local_ip,
+            }),
         };
         // The console shows live and finished calls under the record's id.
         let (publisher, control) = self.hub.start_call(CallInfo {

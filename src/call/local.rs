@@ -142,6 +142,9 @@ pub fn talk(config: &Config, script: Option<&Path>) -> Result<CallReport, CallEr
         // is logged and the session goes on.
         emergency: None,
         admission: None,
+        // No phone line: nobody to transfer to.
+        transfer: None,
+        legs: None,
         recording: config
             .agent
             .record_audio

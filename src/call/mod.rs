@@ -7,8 +7,8 @@
 //! * [`records`]: the call-record writer thread;
 //! * [`recording`]: the stereo WAV of a call, written off the real-time path;
 //! * [`local`]: `tingshuo talk`, a call on the computer's microphone and speaker;
-//! * [`barge_in`], [`timing`], [`health`]: sans-IO pieces (echo-aware barge-in, turn
-//!   timing, answer rate and alert level).
+//! * [`barge_in`], [`timing`], [`health`], [`transfer`]: sans-IO pieces (echo-aware
+//!   barge-in, turn timing, answer rate and alert level, transfer to a person).
 
 pub mod admission;
 pub mod agent;
@@ -24,6 +24,7 @@ pub mod recording;
 pub mod records;
 pub mod session;
 pub mod timing;
+pub mod transfer;
 
 /// Why a call (or the agent) could not run.
 #[derive(Debug, thiserror::Error)]

@@ -28,13 +28,18 @@ use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::asr::{AsrJob, AsrOutcome, CancelToken};
 use crate::audio::{FrameResampler, FRAME_8K};
+use crate::config::TransferPolicy;
 use crate::console::hub::{
     CallAudioFrame, CallControl, CallEnd, CallPublisher, OperatorAction, Speaker, TranscriptLine,
 };
 use crate::dialogue::turn_end::Finished;
-use crate::dialogue::{Action, Conversation, Outcome, Script};
-use crate::rtp::session::{InboundFrame, OutboundFrame, PlaybackQueue};
+use crate::dialogue::{Action, Conversation, Outcome, Script, TransferReason, TransferResult};
+use crate::rtp::session::{
+    InboundFrame, MediaConfig, MediaSession, OutboundFrame, PlaybackQueue, PortAllocator,
+};
 use crate::rtp::DtmfEvent;
+use crate::sip::sdp::Negotiated;
+use crate::sip::{EndReason, ReferStatus};
 use crate::vad::{EndpointConfig, EndpointEvent, TurnDetector};
 
 use super::barge_in::{BargeInConfig, BargeInDetector, FrameVerdict, OnAir, OnAirLine};
@@ -42,6 +47,7 @@ use super::engines::{Line8k, SpeechEngines};
 use super::recording::CallRecorder;
 use super::records::RecordWriter;
 use super::timing::TurnTiming;
+use super::transfer::{self as xfer, Transfer};
 use super::CallError;
 
 /// Added to the measured echo delay when ignoring the echo tail after the agent stops.
@@ -115,6 +121,18 @@ pub struct CallSetup {
     pub emergency: Option<Arc<super::emergency::Emergency>>,
     /// Turn latencies feed the agent's admission control (shedding under overload).
     pub admission: Option<Arc<super::admission::Admission>>,
+    /// Where and how this call goes to a person (`None`: no transfers; a caller asking
+    /// for a person is promised a callback by a person).
+    pub transfer: Option<TransferPolicy>,
+    /// Ports and address for a bridged transfer's second leg (`None`: no SIP here).
+    pub legs: Option<LegPorts>,
+}
+
+/// What a call needs to open a second RTP leg (bridged transfer).
+#[derive(Clone)]
+pub struct LegPorts {
+    pub ports: Arc<PortAllocator>,
+    pub local_ip: std::net::IpAddr,
 }
 
 /// The media side of a call, from the RTP session.
@@ -136,6 +154,21 @@ pub struct ConsoleLink {
 pub enum CallSignal {
     /// The caller hung up (or the call failed): stop now.
     RemoteHangup,
+    /// Progress of a transfer to a person.
+    Transfer(TransferSignal),
+}
+
+/// SIP progress of a transfer, routed to the call that runs it.
+#[derive(Debug, Clone)]
+pub enum TransferSignal {
+    /// Our REFER in the caller's dialog progressed.
+    Refer(ReferStatus),
+    /// The second leg (bridged transfer) rings.
+    LegRinging,
+    /// The second leg answered with this media.
+    LegAnswered(Negotiated),
+    /// The second leg ended (before or after it answered).
+    LegEnded(EndReason),
 }
 
 /// What the call asks of the SIP side.
@@ -143,6 +176,18 @@ pub enum CallSignal {
 pub enum CallRequest {
     /// Send BYE: the script reached its end.
     Hangup { call_id: String },
+    /// Blind transfer: REFER the caller to `target`.
+    Refer { call_id: String, target: String },
+    /// Bridged transfer: dial `target` as leg `leg_id` of call `call_id`, with our
+    /// RTP at `rtp`; the leg's progress comes back as [`TransferSignal`]s.
+    Dial {
+        call_id: String,
+        leg_id: String,
+        target: String,
+        rtp: std::net::SocketAddr,
+        headers: Vec<(String, String)>,
+        ring_timeout: Duration,
+    },
 }
 
 /// How a call went, for logs, campaigns and tests.
@@ -232,6 +277,32 @@ struct CallLoop<'a> {
     /// A speech worker failed, hung or is overloaded: the call goes to the emergency
     /// script (why, for the log and the console).
     fault: Option<String>,
+    requests: Sender<CallRequest>,
+    /// The transfer to a person in progress (or done), if any.
+    transfer: Option<Transfer>,
+    transfer_reason: TransferReason,
+    /// Attempts of `transfer` already written to the record.
+    transfer_logged: usize,
+    /// A transfer result to give the dialogue at the next chance (not from inside
+    /// [`CallLoop::apply`]).
+    deferred_transfer: Option<TransferResult>,
+    /// An operator's explicit transfer target for the next transfer.
+    operator_target: Option<String>,
+    /// The bridged transfer's second leg.
+    leg: Option<Leg>,
+    /// What the person hears before the legs are joined (`announce_to_agent`).
+    whisper_line: Option<String>,
+    /// The whisper is being rendered or played to the person: the caller's audio is
+    /// not relayed yet.
+    whispering: bool,
+}
+
+/// The second leg of a bridged transfer: its own RTP session.
+struct Leg {
+    id: String,
+    media: MediaSession,
+    /// The person answered: audio is relayed between the legs.
+    up: bool,
 }
 
 /// Runs a call to its end. Blocking: call it on the call's own thread.
@@ -289,7 +360,28 @@ pub fn run_call(
         on_air: OnAir::default(),
         interrupted: None,
         fault: None,
+        requests: requests.clone(),
+        transfer: None,
+        transfer_reason: TransferReason::CallerAsked,
+        transfer_logged: 0,
+        deferred_transfer: None,
+        operator_target: None,
+        leg: None,
+        whisper_line: None,
+        whispering: false,
     };
+    // Transfers are possible when a target is configured for this call; otherwise the
+    // dialogue promises a callback by a person.
+    let after_failures = setup.transfer.as_ref().map_or(
+        crate::config::TransferConfig::default().after_failures,
+        |p| p.after_failures,
+    );
+    lp.conv.set_transfer(
+        setup.transfer.is_some() && setup.legs.is_some(),
+        after_failures,
+    );
+    let mut leg_rx: Receiver<InboundFrame> = crossbeam_channel::never();
+    let mut relaying = false;
     let mut last_sent = [0i16; FRAME_8K];
     let mut recorder = setup.recording.as_deref().and_then(|path| {
         CallRecorder::start(path)
@@ -359,6 +451,22 @@ pub fn run_call(
                     });
                 }
                 lp.poll_console();
+                // Bridged to a person: the caller's audio goes to the person's leg and
+                // the agent only listens (recording and console taps above go on).
+                if let Some(leg) = lp.leg.as_ref().filter(|l| l.up) {
+                    let playback = leg.media.playback();
+                    if lp.whispering && lp.whisper_line.is_none() && playback.is_empty() {
+                        lp.whispering = false;
+                    }
+                    if !lp.whispering {
+                        let _ = playback.push(&frame.samples);
+                    }
+                    lp.check_timers(started);
+                    if lp.finished() {
+                        break;
+                    }
+                    continue;
+                }
                 // Barge-in first: the flush must reach the pacer before the next tick,
                 // so it does not wait for the VAD and resampler below.
                 lp.feed_playback();
@@ -429,9 +537,27 @@ pub fn run_call(
                     lp.last_activity = Instant::now();
                 }
             }
+            recv(leg_rx) -> frame => {
+                match frame {
+                    // The person's voice to the caller; a queue already 200 ms deep
+                    // drops the frame rather than let the delay grow.
+                    Ok(f) => {
+                        if lp.playback.len() < 10 {
+                            let _ = lp.playback.push(&f.samples);
+                        }
+                    }
+                    Err(_) => leg_rx = crossbeam_channel::never(),
+                }
+            }
             recv(signals) -> sig => {
                 match sig {
                     Ok(CallSignal::RemoteHangup) | Err(_) => { remote_hangup = true; break; }
+                    Ok(CallSignal::Transfer(ts)) => {
+                        lp.on_transfer_signal(ts);
+                        if lp.finished() {
+                            break;
+                        }
+                    }
                 }
             }
             default(Duration::from_millis(200)) => {
@@ -442,7 +568,21 @@ pub fn run_call(
                 }
             }
         }
+        lp.drive_transfer(Instant::now());
+        // The person's leg joined or left: relay its audio, or stop.
+        let up = lp.leg.as_ref().is_some_and(|l| l.up);
+        if up != relaying {
+            relaying = up;
+            leg_rx = match lp.leg.as_ref().filter(|l| l.up) {
+                Some(l) => l.media.inbound(),
+                None => crossbeam_channel::never(),
+            };
+        }
+        if lp.finished() {
+            break;
+        }
     }
+    lp.end_transfer();
 
     lp.flush_pending_turn();
     // --- resilience: a failed speech worker hands the call to the emergency script ---
@@ -518,6 +658,7 @@ pub fn run_call(
 impl CallLoop<'_> {
     /// Applies operator requests and, during a take-over, sends the operator's voice.
     fn poll_console(&mut self) {
+        let mut op_transfer = None;
         let Some(c) = self.console.as_mut() else {
             return;
         };
@@ -548,6 +689,20 @@ impl CallLoop<'_> {
                         .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
                     record_line(self.records, self.record_id, "operator", note, None);
                 }
+                OperatorAction::Transfer { operator, target } => {
+                    tracing::info!(%operator, ?target, "operator transfers the call to a person");
+                    let note = format!(
+                        "（{operator} 转接人工 / transfer{}）",
+                        target
+                            .as_deref()
+                            .map(|t| format!(" → {t}"))
+                            .unwrap_or_default()
+                    );
+                    c.publisher
+                        .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
+                    record_line(self.records, self.record_id, "operator", note, None);
+                    op_transfer = Some(target);
+                }
                 OperatorAction::HangUp { operator } => {
                     tracing::info!(%operator, "operator hung up the call");
                     let note = format!("（{operator} 挂断通话 / hung up）");
@@ -570,6 +725,340 @@ impl CallLoop<'_> {
                 }
             }
         }
+        if let Some(target) = op_transfer {
+            self.operator_target = target;
+            self.taken_over = false;
+            let result = self.conv.operator_transfer(now_local());
+            self.apply(result.actions, None, Some("transfer".into()));
+        }
+    }
+
+    // ---- transfer to a person ----
+
+    /// The dialogue asked for a person: say the announce line, then transfer.
+    fn start_transfer(&mut self, reason: TransferReason, request: String) {
+        let policy = match (self.operator_target.take(), self.setup.transfer.clone()) {
+            (Some(target), Some(p)) => Some(TransferPolicy { target, ..p }),
+            (Some(target), None) => {
+                let d = crate::config::TransferConfig::default();
+                Some(TransferPolicy {
+                    target,
+                    method: d.method,
+                    announce: d.announce,
+                    timeout: Duration::from_secs(d.timeout_secs),
+                    after_failures: d.after_failures,
+                    announce_to_agent: false,
+                })
+            }
+            (None, p) => p,
+        };
+        let Some(policy) = policy.filter(|_| self.setup.legs.is_some()) else {
+            tracing::warn!(
+                reason = reason.as_str(),
+                "transfer requested but this call has no transfer target; a person will call back"
+            );
+            self.deferred_transfer = Some(TransferResult::Failed {
+                why: "no transfer target is configured for this call".into(),
+            });
+            return;
+        };
+        let summary = xfer::summary(
+            reason.as_str(),
+            &self.setup.peer,
+            &request,
+            self.conv.fields(),
+        );
+        tracing::info!(
+            reason = reason.as_str(),
+            target = %policy.target,
+            method = policy.method.as_str(),
+            %summary,
+            "transferring the call to a person"
+        );
+        self.say(policy.announce.clone(), false);
+        self.whisper_line = policy.announce_to_agent.then(|| {
+            let asked = request.trim();
+            if asked.is_empty() {
+                "您好，有一位客户转接过来，请接听。".to_string()
+            } else {
+                format!("您好，有一位客户转接过来，客户说：{asked}。")
+            }
+        });
+        self.transfer_reason = reason;
+        self.transfer_logged = 0;
+        // The first attempt starts from the loop (`drive_transfer`), not from here
+        // inside `apply`.
+        self.transfer = Some(Transfer::new(policy, summary, Instant::now()));
+        self.publish_transfer("announcing");
+    }
+
+    /// Shows the transfer's state on the console's card.
+    fn publish_transfer(&self, state: &str) {
+        let (Some(t), Some(c)) = (&self.transfer, &self.console) else {
+            return;
+        };
+        c.publisher.transfer(crate::console::hub::TransferView {
+            target: t.policy().target.clone(),
+            method: t.method().as_str().to_string(),
+            state: state.to_string(),
+            summary: t.summary().to_string(),
+        });
+    }
+
+    /// Starts the first attempt once the announce line was heard; runs time-outs.
+    fn drive_transfer(&mut self, now: Instant) {
+        if let Some(result) = self.deferred_transfer.take() {
+            let r = self.conv.on_transfer_result(now_local(), result);
+            self.apply(r.actions, None, Some("transfer".into()));
+        }
+        let speaking = self.agent_speaking();
+        let Some(t) = self.transfer.as_mut() else {
+            return;
+        };
+        let mut out = t.start(now);
+        if t.announcing() && !speaking {
+            out.extend(t.announced(now));
+        }
+        out.extend(t.on_tick(now));
+        self.run_transfer(out, now);
+    }
+
+    fn on_transfer_signal(&mut self, signal: TransferSignal) {
+        let now = Instant::now();
+        let Some(t) = self.transfer.as_mut() else {
+            tracing::debug!(?signal, "transfer signal without a transfer; ignored");
+            return;
+        };
+        let out = match signal {
+            TransferSignal::Refer(status) => {
+                let out = t.on_refer(status, now);
+                if matches!(status, ReferStatus::Progress(180..=183)) {
+                    tracing::info!(
+                        ring_ms = t.ring_delay().map(|d| d.as_millis() as u64),
+                        "the person's phone rings (REFER)"
+                    );
+                    self.publish_transfer("ringing");
+                }
+                out
+            }
+            TransferSignal::LegRinging => {
+                t.on_leg_ringing(now);
+                tracing::info!(
+                    ring_ms = t.ring_delay().map(|d| d.as_millis() as u64),
+                    "the person's phone rings (bridge)"
+                );
+                self.publish_transfer("ringing");
+                Vec::new()
+            }
+            TransferSignal::LegAnswered(neg) => {
+                if let Some(leg) = &self.leg {
+                    leg.media
+                        .set_codec(super::agent::g711(neg.codec), neg.telephone_event_pt);
+                    if let Some(addr) = neg.remote.rtp_addr {
+                        leg.media.set_remote(addr, None);
+                    }
+                }
+                t.on_leg_answered(now)
+            }
+            TransferSignal::LegEnded(reason) => {
+                let was_up = self.leg.as_ref().is_some_and(|l| l.up);
+                if let Some(leg) = self.leg.take() {
+                    leg.media.stop();
+                }
+                if was_up {
+                    tracing::info!(?reason, "the person hung up; ending the call");
+                    self.playback.flush();
+                    self.hangup_after_playback = Some(Outcome::Transferred);
+                    Vec::new()
+                } else {
+                    t.on_leg_ended(&reason, now)
+                }
+            }
+        };
+        self.run_transfer(out, now);
+    }
+
+    fn run_transfer(&mut self, out: Vec<xfer::Output>, now: Instant) {
+        for o in out {
+            match o {
+                xfer::Output::Refer { target } => {
+                    let _ = self.requests.send(CallRequest::Refer {
+                        call_id: self.setup.call_id.clone(),
+                        target,
+                    });
+                    self.publish_transfer("transferring");
+                }
+                xfer::Output::Dial {
+                    target,
+                    headers,
+                    ring_timeout,
+                } => {
+                    self.log_transfer_attempts();
+                    match self.open_leg() {
+                        Ok((leg_id, rtp)) => {
+                            let _ = self.requests.send(CallRequest::Dial {
+                                call_id: self.setup.call_id.clone(),
+                                leg_id,
+                                target,
+                                rtp,
+                                headers,
+                                ring_timeout,
+                            });
+                            self.publish_transfer("dialing");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "no media port for the transfer leg");
+                            let more = self
+                                .transfer
+                                .as_mut()
+                                .map(|t| t.on_leg_ended(&EndReason::Failed(503), now))
+                                .unwrap_or_default();
+                            self.run_transfer(more, now);
+                        }
+                    }
+                }
+                xfer::Output::HangupLeg => {
+                    if let Some(leg) = self.leg.take() {
+                        let _ = self.requests.send(CallRequest::Hangup { call_id: leg.id });
+                        leg.media.stop();
+                    }
+                }
+                xfer::Output::Connected { target, bridge } => {
+                    self.log_transfer_attempts();
+                    tracing::info!(%target, bridge, "the call is with a person");
+                    self.playback.flush();
+                    self.playing = None;
+                    self.on_air.flushed();
+                    self.lines.clear();
+                    if let Some(c) = &self.console {
+                        let note = format!("（已转接人工 {target} / transferred）");
+                        c.publisher
+                            .transcript(TranscriptLine::new(Speaker::Agent, note));
+                    }
+                    let r = self
+                        .conv
+                        .on_transfer_result(now_local(), TransferResult::Connected { target });
+                    self.apply(r.actions, None, Some("transfer".into()));
+                    if bridge {
+                        if let Some(l) = self.leg.as_mut() {
+                            l.up = true;
+                        }
+                        // The person hears who is coming before the caller is joined.
+                        if let Some(line) = &self.whisper_line {
+                            match self.engines.render_async(line, self.render_tx.clone()) {
+                                Ok(()) => self.whispering = true,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "no whisper for the person");
+                                    self.whisper_line = None;
+                                }
+                            }
+                        }
+                        self.publish_transfer("bridged");
+                    } else {
+                        self.publish_transfer("connected");
+                        self.hangup_after_playback = Some(Outcome::Transferred);
+                    }
+                }
+                xfer::Output::Failed { why } => {
+                    self.log_transfer_attempts();
+                    let state = self
+                        .transfer
+                        .as_ref()
+                        .and_then(|t| t.attempts().last())
+                        .map_or("failed", |a| a.result.as_str());
+                    self.publish_transfer(state);
+                    tracing::info!(%why, "the transfer failed; a person will call back");
+                    if let Some(leg) = self.leg.take() {
+                        leg.media.stop();
+                    }
+                    let r = self
+                        .conv
+                        .on_transfer_result(now_local(), TransferResult::Failed { why });
+                    self.apply(r.actions, None, Some("transfer".into()));
+                }
+            }
+        }
+    }
+
+    /// Opens the second leg's RTP session; returns its Call-ID and RTP address.
+    fn open_leg(&mut self) -> Result<(String, std::net::SocketAddr), CallError> {
+        let legs = self
+            .setup
+            .legs
+            .as_ref()
+            .ok_or_else(|| CallError::Thread("no SIP side for a second leg".into()))?;
+        let cfg = MediaConfig::new(legs.local_ip, None, crate::codec::G711::Pcmu);
+        let media = MediaSession::start(&legs.ports, cfg)?;
+        let rtp = media.local_rtp();
+        let id = crate::sip::new_call_id();
+        self.leg = Some(Leg {
+            id: id.clone(),
+            media,
+            up: false,
+        });
+        Ok((id, rtp))
+    }
+
+    /// Writes attempts not yet in the record (and counts them on `/metrics`).
+    fn log_transfer_attempts(&mut self) {
+        let Some(t) = &self.transfer else {
+            return;
+        };
+        for a in &t.attempts()[self.transfer_logged..] {
+            let row = crate::store::TransferRow {
+                at: now_local().to_rfc3339(),
+                reason: self.transfer_reason.as_str().to_string(),
+                method: a.method.to_string(),
+                target: a.target.clone(),
+                result: a.result.as_str().to_string(),
+                code: a.code,
+                ring_ms: a.ring_ms,
+                answer_ms: a.answer_ms,
+                summary: t.summary().to_string(),
+            };
+            tracing::info!(
+                method = a.method,
+                result = a.result.as_str(),
+                code = ?a.code,
+                ring_ms = ?a.ring_ms,
+                answer_ms = ?a.answer_ms,
+                "transfer attempt"
+            );
+            if let Some(c) = &self.console {
+                c.publisher.transfer_attempt(row.clone());
+            }
+            if let Some(id) = self.record_id {
+                self.records.apply(move |s| {
+                    if let Err(e) = s.add_transfer(id, &row) {
+                        tracing::error!(error = %e, "cannot store the transfer attempt");
+                    }
+                });
+            }
+        }
+        self.transfer_logged = t.attempts().len();
+    }
+
+    /// The call ends: a ringing or bridged second leg is hung up with it.
+    fn end_transfer(&mut self) {
+        let now = Instant::now();
+        let out = self
+            .transfer
+            .as_mut()
+            .map(|t| t.abandon(now))
+            .unwrap_or_default();
+        for o in out {
+            if o == xfer::Output::HangupLeg {
+                if let Some(leg) = self.leg.take() {
+                    let _ = self.requests.send(CallRequest::Hangup { call_id: leg.id });
+                    leg.media.stop();
+                }
+            }
+        }
+        if let Some(leg) = self.leg.take() {
+            let _ = self.requests.send(CallRequest::Hangup { call_id: leg.id });
+            leg.media.stop();
+        }
+        self.log_transfer_attempts();
     }
 
     fn agent_speaking(&self) -> bool {
@@ -620,15 +1109,19 @@ impl CallLoop<'_> {
                     by_person: false,
                     ..
                 } => write.callback_due = Some(at.to_rfc3339()),
-                Action::ScheduleCallback { .. } => {}
-                // Transfers are enabled only by a driver that can run them
-                // (Conversation::set_transfer); this session never enables them.
-                Action::Transfer { reason, .. } => {
-                    tracing::warn!(
-                        reason = reason.as_str(),
-                        "transfer requested on a call without transfer support"
-                    )
+                Action::ScheduleCallback { at, reason, .. } => {
+                    let reason = reason.unwrap_or_else(|| "the caller asked for a person".into());
+                    tracing::info!(due = %at, %reason, "callback by a person stored");
+                    if let Some(id) = self.record_id {
+                        let (due, created) = (at.to_rfc3339(), now_local().to_rfc3339());
+                        self.records.apply(move |s| {
+                            if let Err(e) = s.add_person_callback(id, &due, &reason, &created) {
+                                tracing::error!(error = %e, "cannot store the callback for a person");
+                            }
+                        });
+                    }
                 }
+                Action::Transfer { reason, request } => self.start_transfer(reason, request),
                 Action::HangUp { outcome } => self.hangup_after_playback = Some(outcome),
             }
         }
@@ -693,6 +1186,24 @@ impl CallLoop<'_> {
     }
 
     fn on_rendered(&mut self, text: &str, result: Result<Line8k, CallError>) {
+        if self.whispering && self.whisper_line.as_deref() == Some(text) {
+            self.whisper_line = None;
+            match (result, &self.leg) {
+                (Ok(audio), Some(leg)) => {
+                    let playback = leg.media.playback();
+                    for chunk in audio.chunks_exact(FRAME_8K) {
+                        let mut frame = [0i16; FRAME_8K];
+                        frame.copy_from_slice(chunk);
+                        if playback.push(&frame).is_err() {
+                            break;
+                        }
+                    }
+                }
+                (Err(e), _) => tracing::warn!(error = %e, "the whisper could not be rendered"),
+                _ => {}
+            }
+            return;
+        }
         match result {
             Ok(audio) => {
                 for l in self
@@ -1084,7 +1595,10 @@ impl CallLoop<'_> {
             self.hangup_after_playback = Some(Outcome::Completed);
             return;
         }
-        let idle = !self.agent_speaking() && self.asr.is_none() && !self.taken_over;
+        let idle = !self.agent_speaking()
+            && self.asr.is_none()
+            && !self.taken_over
+            && self.transfer.is_none();
         if idle && now.duration_since(self.last_activity) > self.setup.tuning.silence_timeout {
             tracing::info!(
                 silent_ms = now.duration_since(self.last_activity).as_millis() as u64,

@@ -49,6 +49,7 @@ pub struct Config {
     pub emergency: EmergencyConfig,
     pub overload: OverloadConfig,
     pub alerts: AlertsConfig,
+    pub transfer: TransferConfig,
     /// Directory the file was loaded from; relative paths in it are resolved against this.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -397,6 +398,214 @@ impl Default for AlertsConfig {
     }
 }
 
+/// How a call is handed to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMethod {
+    /// Blind transfer with REFER (RFC 3515): the caller's phone calls the person; the
+    /// agent leaves the call. Falls back to `bridge` when the peer refuses REFER.
+    Refer,
+    /// The agent calls the person itself and relays audio between the two legs,
+    /// staying in the path (recording and console listen-in continue).
+    Bridge,
+}
+
+impl TransferMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferMethod::Refer => "refer",
+            TransferMethod::Bridge => "bridge",
+        }
+    }
+}
+
+/// `[transfer]`: handing calls to a person (转人工). Without `target` no call is
+/// transferred: a caller asking for a person is promised a callback by a person.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Where people answer: a SIP URI (`sip:2001@10.0.0.5`) or an extension (`2001`,
+    /// dialled through the registrar).
+    pub target: Option<String>,
+    pub method: TransferMethod,
+    /// What the caller hears before the transfer starts.
+    pub announce: String,
+    /// How long the person's phone may ring (and a REFER may take) before the
+    /// transfer counts as not answered, seconds.
+    pub timeout_secs: u64,
+    /// Consecutive not-understood turns after which a transfer is offered (0 = never).
+    pub after_failures: u32,
+    /// Speak the call's summary to the person before bridging (bridge method only).
+    pub announce_to_agent: bool,
+    /// Scripts whose calls are never transferred (outbound notices): their callers
+    /// are offered a callback by a person instead. Paths as in `agent.script`.
+    pub forbid_scripts: Vec<PathBuf>,
+    /// Per called user (like `agent.scripts_by_user`): overrides of the keys above.
+    pub by_user: BTreeMap<String, TransferOverride>,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self {
+            target: None,
+            method: TransferMethod::Refer,
+            announce: "好的，正在为您转接人工客服，请稍候。".into(),
+            timeout_secs: 30,
+            after_failures: 2,
+            announce_to_agent: false,
+            forbid_scripts: Vec::new(),
+            by_user: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[transfer.by_user."4001"]`: transfer settings of calls to one user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferOverride {
+    /// `false` forbids transfers for calls to this user.
+    pub enabled: Option<bool>,
+    pub target: Option<String>,
+    pub method: Option<TransferMethod>,
+    pub announce: Option<String>,
+    pub timeout_secs: Option<u64>,
+    pub after_failures: Option<u32>,
+    pub announce_to_agent: Option<bool>,
+}
+
+/// The transfer settings in force for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferPolicy {
+    pub target: String,
+    pub method: TransferMethod,
+    pub announce: String,
+    pub timeout: std::time::Duration,
+    pub after_failures: u32,
+    pub announce_to_agent: bool,
+}
+
+/// Whether `t` is a SIP URI (`sip:`/`sips:` with a host) or an extension (digits,
+/// letters and `+*#._-`, no spaces): what `transfer.target` accepts.
+pub fn is_transfer_target(t: &str) -> bool {
+    let t = t.trim();
+    if let Some(rest) = t.strip_prefix("sip:").or_else(|| t.strip_prefix("sips:")) {
+        let host = rest.rsplit('@').next().unwrap_or("");
+        let host = host.split([';', '?']).next().unwrap_or("");
+        return !host.is_empty()
+            && !rest.contains(char::is_whitespace)
+            && rsip::Uri::try_from(t).is_ok();
+    }
+    !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+*#._-".contains(c))
+}
+
+impl Config {
+    /// The transfer settings for a call to `user` running the script at
+    /// `script_source`; `None` when that call cannot be transferred (no target, or
+    /// the script or user forbids it).
+    pub fn transfer_for(&self, user: Option<&str>, script_source: &str) -> Option<TransferPolicy> {
+        let t = &self.transfer;
+        if t.forbid_scripts
+            .iter()
+            .any(|p| p.as_os_str() == std::ffi::OsStr::new(script_source))
+        {
+            return None;
+        }
+        let o = user
+            .and_then(|u| t.by_user.get(u))
+            .cloned()
+            .unwrap_or_default();
+        if o.enabled == Some(false) {
+            return None;
+        }
+        let target = o.target.or_else(|| t.target.clone())?;
+        Some(TransferPolicy {
+            target: target.trim().to_string(),
+            method: o.method.unwrap_or(t.method),
+            announce: o.announce.unwrap_or_else(|| t.announce.clone()),
+            timeout: std::time::Duration::from_secs(o.timeout_secs.unwrap_or(t.timeout_secs)),
+            after_failures: o.after_failures.unwrap_or(t.after_failures),
+            announce_to_agent: o.announce_to_agent.unwrap_or(t.announce_to_agent),
+        })
+    }
+
+    /// Every announce line a transfer may say (pre-synthesized at start-up).
+    pub fn transfer_announces(&self) -> Vec<String> {
+        let mut out = vec![self.transfer.announce.clone()];
+        for o in self.transfer.by_user.values() {
+            if let Some(a) = &o.announce {
+                out.push(a.clone());
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn validate_transfer(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: String, fix: &str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            problem,
+            fix: fix.to_string(),
+        };
+        const TARGET_FIX: &str = "Write a SIP URI such as \"sip:2001@10.0.0.5:5060\" or an extension such as \"2001\" (dialled through the registrar).";
+        if let Some(t) = &self.transfer.target {
+            if !is_transfer_target(t) {
+                return Err(invalid(
+                    "transfer.target",
+                    format!("({t:?}) is not a SIP URI or an extension"),
+                    TARGET_FIX,
+                ));
+            }
+        }
+        for (user, o) in &self.transfer.by_user {
+            if let Some(t) = &o.target {
+                if !is_transfer_target(t) {
+                    return Err(invalid(
+                        "transfer.by_user.target",
+                        format!("of user {user:?} ({t:?}) is not a SIP URI or an extension"),
+                        TARGET_FIX,
+                    ));
+                }
+            }
+            if o.timeout_secs == Some(0)
+                || o.announce.as_deref().is_some_and(|a| a.trim().is_empty())
+            {
+                return Err(invalid(
+                    "transfer.by_user",
+                    format!("entry {user:?} has timeout_secs 0 or an empty announce"),
+                    "Use at least 1 second and a line to say, or remove the key to inherit [transfer].",
+                ));
+            }
+        }
+        if self.transfer.timeout_secs == 0 {
+            return Err(invalid(
+                "transfer.timeout_secs",
+                "is 0".into(),
+                "Let the person's phone ring at least a few seconds (default 30).",
+            ));
+        }
+        if self.transfer.announce.trim().is_empty() {
+            return Err(invalid(
+                "transfer.announce",
+                "is empty".into(),
+                "Write the line the caller hears before the transfer, or remove the key for the default.",
+            ));
+        }
+        let forbid: Vec<PathBuf> = self
+            .transfer
+            .forbid_scripts
+            .iter()
+            .map(|p| self.resolve(p))
+            .collect();
+        self.transfer.forbid_scripts = forbid;
+        Ok(())
+    }
+}
+
 fn home_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -698,6 +907,7 @@ impl Config {
                 "Allow at least one call.",
             ));
         }
+        self.validate_transfer(path)?;
         Ok(())
     }
 
@@ -776,6 +986,58 @@ pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("tingshuo-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(format!("t{}.toml", text.len()));
+        std::fs::write(&path, text).expect("write config");
+        let r = Config::load(&path);
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    #[test]
+    fn transfer_defaults_and_per_user_overrides() {
+        let cfg = load_text(
+            "[transfer]\ntarget = \"2001\"\n[transfer.by_user.\"4001\"]\ntarget = \"sip:3001@127.0.0.1:5070\"\nmethod = \"bridge\"\n[transfer.by_user.\"4002\"]\nenabled = false\n",
+        )
+        .expect("valid transfer config");
+        let p = cfg.transfer_for(None, "x.md").expect("default target");
+        assert_eq!(p.target, "2001");
+        assert_eq!(p.method, TransferMethod::Refer);
+        assert_eq!(p.after_failures, 2);
+        assert_eq!(p.announce, "好的，正在为您转接人工客服，请稍候。");
+        let u = cfg
+            .transfer_for(Some("4001"), "x.md")
+            .expect("per-user target");
+        assert_eq!(u.target, "sip:3001@127.0.0.1:5070");
+        assert_eq!(u.method, TransferMethod::Bridge);
+        assert_eq!(cfg.transfer_for(Some("4002"), "x.md"), None);
+        assert!(Config::default().transfer_for(None, "x.md").is_none());
+    }
+
+    #[test]
+    fn a_bad_transfer_target_fails_naming_the_key() {
+        for bad in ["not a uri", "http://example.com", "sip:", "20 01"] {
+            let err = load_text(&format!("[transfer]\ntarget = {bad:?}\n"))
+                .expect_err("bad target must fail");
+            let msg = err.to_string();
+            assert!(msg.contains("transfer.target"), "{msg}");
+            assert!(msg.contains("SIP URI"), "{msg}");
+        }
+        let err = load_text("[transfer.by_user.\"9\"]\ntarget = \"a b\"\n").expect_err("bad");
+        assert!(err.to_string().contains("transfer.by_user.target"), "{err}");
+        let err = load_text("[transfer]\nmethod = \"fax\"\n").expect_err("bad method");
+        assert!(err.to_string().contains("method"), "{err}");
+        for good in [
+            "2001",
+            "sip:2001@127.0.0.1:5060",
+            "sips:ops@pbx.example.com;transport=tls",
+        ] {
+            assert!(is_transfer_target(good), "{good}");
+        }
+    }
 
     #[test]
     fn empty_file_is_the_embedded_default() {

@@ -44,6 +44,10 @@ pub struct CallDetail {
     /// Where the WAV lies; never sent to the browser (it fetches the recording endpoint).
     #[serde(skip)]
     pub recording: Option<PathBuf>,
+    /// Attempts at handing the call to a person (method, result, times).
+    pub transfers: Vec<crate::store::TransferRow>,
+    /// Callbacks a person is to make for this call.
+    pub person_callbacks: Vec<crate::store::PersonCallback>,
 }
 
 impl CallDetail {
@@ -196,6 +200,8 @@ mod tests {
             turn_latencies_ms: vec![300.0, 500.0],
             has_recording: false,
             recording: None,
+            transfers: Vec::new(),
+            person_callbacks: Vec::new(),
         }
     }
 
@@ -390,6 +396,8 @@ impl HistorySource for StoreHistory {
             turn_latencies_ms: latencies,
             has_recording: recording.is_some(),
             recording,
+            transfers: d.transfers.clone(),
+            person_callbacks: d.person_callbacks.clone(),
         }))
     }
 }

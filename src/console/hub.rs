@@ -135,6 +135,12 @@ pub enum OperatorAction {
     HandBack { operator: String },
     /// End the call cleanly (BYE).
     HangUp { operator: String },
+    /// Hand the call to a person: the transfer configured for the call, or to
+    /// `target` (an extension or SIP URI) when given.
+    Transfer {
+        operator: String,
+        target: Option<String>,
+    },
 }
 
 /// What the call layer receives from operators.
@@ -174,6 +180,25 @@ pub enum HubEvent {
         call_id: String,
         outcome: String,
     },
+    /// A transfer to a person started or changed state: the "incoming transfer"
+    /// card for the operators (who, why, the summary, and how it went).
+    Transfer {
+        call_id: String,
+        transfer: TransferView,
+    },
+}
+
+/// A call's transfer to a person as the console shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TransferView {
+    pub target: String,
+    /// `refer` or `bridge` (the attempt in progress).
+    pub method: String,
+    /// `announcing`, `ringing`, `connected`, `bridged`, or an attempt's failure
+    /// (`busy`, `no_answer`, `unreachable`, `refused`, `abandoned`).
+    pub state: String,
+    /// Why, who, what was asked, what was collected (the `X-Tingshuo-Summary` text).
+    pub summary: String,
 }
 
 /// A live call as the console lists it.
@@ -188,10 +213,14 @@ pub struct LiveCallView {
     pub taken_over_by: Option<String>,
     pub listeners: usize,
     pub transcript: Vec<TranscriptLine>,
+    /// The transfer to a person in progress or done, if any.
+    pub transfer: Option<TransferView>,
 }
 
 struct LiveCall {
     view: LiveCallView,
+    /// Transfer attempts, moved to the history when the call ends.
+    transfers: Vec<crate::store::TransferRow>,
     turn_latencies_ms: Vec<f64>,
     audio: broadcast::Sender<CallAudioFrame>,
     actions: mpsc::Sender<OperatorAction>,
@@ -287,11 +316,13 @@ impl ConsoleHub {
             taken_over_by: None,
             listeners: 0,
             transcript: Vec::new(),
+            transfer: None,
         };
         lock(&self.inner.calls).insert(
             info.id.clone(),
             LiveCall {
                 view: view.clone(),
+                transfers: Vec::new(),
                 turn_latencies_ms: Vec::new(),
                 audio: audio.clone(),
                 actions: actions_tx,
@@ -400,7 +431,9 @@ impl ConsoleHub {
                     }
                     Some(None)
                 }
-                OperatorAction::Listen { .. } | OperatorAction::HangUp { .. } => None,
+                OperatorAction::Listen { .. }
+                | OperatorAction::HangUp { .. }
+                | OperatorAction::Transfer { .. } => None,
             };
             // Queue first: the live view changes only if the call will see the action.
             c.actions
@@ -443,6 +476,8 @@ impl ConsoleHub {
             turn_latencies_ms: call.turn_latencies_ms,
             has_recording: end.recording.is_some(),
             recording: end.recording,
+            transfers: call.transfers,
+            person_callbacks: Vec::new(),
         });
         self.emit(HubEvent::CallEnded {
             call_id: id.to_string(),
@@ -498,6 +533,23 @@ impl CallPublisher {
             call_id: self.id.clone(),
             ms,
         });
+    }
+
+    /// A transfer to a person started or changed state (the console's card).
+    pub fn transfer(&self, transfer: TransferView) {
+        self.hub
+            .update(&self.id, |c| c.view.transfer = Some(transfer.clone()));
+        self.hub.emit(HubEvent::Transfer {
+            call_id: self.id.clone(),
+            transfer,
+        });
+    }
+
+    /// One transfer attempt finished: counted on `/metrics` by result and kept for
+    /// the call's history.
+    pub fn transfer_attempt(&self, row: crate::store::TransferRow) {
+        self.hub.inner.metrics.transfer(&row.result);
+        self.hub.update(&self.id, |c| c.transfers.push(row.clone()));
     }
 
     /// One 20 ms audio tick. Never blocks or allocates; without listeners it is a no-op.

@@ -40,6 +40,7 @@ pub struct ConsoleMetrics {
     tts_queue: Gauge,
     registration: Family<Labels, Gauge>,
     emergency: Gauge,
+    transfers: Family<Labels, Counter>,
 }
 
 impl Default for ConsoleMetrics {
@@ -64,6 +65,7 @@ impl ConsoleMetrics {
         let tts_queue = Gauge::default();
         let registration = Family::<Labels, Gauge>::default();
         let emergency = Gauge::default();
+        let transfers = Family::<Labels, Counter>::default();
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("calls_answered", "Calls answered", answered.clone());
         registry.register(
@@ -121,7 +123,13 @@ impl ConsoleMetrics {
             "1 while calls run the emergency script",
             emergency.clone(),
         );
+        registry.register(
+            "transfers",
+            "Transfer attempts to a person by result (connected, refused, busy, no_answer, unreachable, abandoned)",
+            transfers.clone(),
+        );
         Self {
+            transfers,
             registry,
             active_calls,
             answered,
@@ -145,6 +153,13 @@ impl ConsoleMetrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+
+    /// One transfer attempt ended with `result`.
+    pub fn transfer(&self, result: &str) {
+        self.transfers
+            .get_or_create(&vec![("result".to_string(), result.to_string())])
+            .inc();
     }
 
     pub(crate) fn set_active_calls(&self, n: usize) {
@@ -215,8 +230,13 @@ mod tests {
         m.set_alert_level(AlertLevel::Orange);
         m.set_registered("127.0.0.1:5060", true);
         m.observe_turn_latency(Duration::from_millis(450));
+        m.transfer("connected");
+        m.transfer("busy");
+        m.transfer("busy");
         let text = m.render();
         for needle in [
+            "tingshuo_transfers_total{result=\"connected\"} 1",
+            "tingshuo_transfers_total{result=\"busy\"} 2",
             "tingshuo_calls_answered_total 1",
             "tingshuo_calls_shed_total 1",
             "tingshuo_alert_level 2",

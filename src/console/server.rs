@@ -98,6 +98,7 @@ pub(crate) fn router(state: St) -> Router {
         .route("/api/calls/{id}/takeover", post(take_over))
         .route("/api/calls/{id}/handback", post(hand_back))
         .route("/api/calls/{id}/hangup", post(hang_up))
+        .route("/api/calls/{id}/transfer", post(transfer))
         .route("/api/rtc/{peer}/close", post(close_peer))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -753,6 +754,46 @@ async fn hang_up(
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct TransferQuery {
+    /// An extension or SIP URI; absent: the transfer configured for the call.
+    target: Option<String>,
+}
+
+/// Hands a live call to a person (the same path as a caller's 转人工).
+async fn transfer(
+    State(st): State<St>,
+    CsrfOperator(op): CsrfOperator,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TransferQuery>,
+) -> Response {
+    if let Some(r) = audit_refusal(&st, &op, "transfer", &id) {
+        return r;
+    }
+    let target = q
+        .target
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &target {
+        if !crate::config::is_transfer_target(t) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "target is not a SIP URI or an extension (e.g. 2001 or sip:2001@10.0.0.5)",
+            );
+        }
+    }
+    match st.hub.send_action(
+        &id,
+        OperatorAction::Transfer {
+            operator: op.name.clone(),
+            target,
+        },
+    ) {
+        Ok(()) => Json(serde_json::json!({ "ok": true })).into_response(),
+        Err(e) => hub_error(e),
+    }
+}
+
 async fn close_peer(
     State(st): State<St>,
     CsrfOperator(op): CsrfOperator,
@@ -791,6 +832,7 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("POST", "/api/calls/{id}/takeover", true),
     ("POST", "/api/calls/{id}/handback", true),
     ("POST", "/api/calls/{id}/hangup", true),
+    ("POST", "/api/calls/{id}/transfer", true),
     ("POST", "/api/rtc/{peer}/close", true),
 ];
 

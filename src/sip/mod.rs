@@ -116,12 +116,40 @@ pub enum CallEvent {
         call_id: String,
         reason: EndReason,
     },
+    /// Our REFER (blind transfer, RFC 3515) made progress: accepted or refused by the
+    /// peer, then the transferee's call to the target as NOTIFY sipfrag reports it.
+    Transfer {
+        call_id: String,
+        status: ReferStatus,
+    },
+    /// The peer sent us a REFER (it wants our call moved elsewhere). We refuse it with
+    /// 603 and a reason phrase saying why; this tells the layer above it happened.
+    ReferRefused {
+        call_id: String,
+        refer_to: String,
+    },
     /// An INVITE refused for load or shutdown (486/503 with Retry-After) before it
     /// became a call: an offered call that was not served (answer rate, alerts).
     Refused {
         call_id: String,
         code: u16,
     },
+}
+
+/// Progress of a REFER we sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferStatus {
+    /// 202 Accepted: the transferee is trying the target.
+    Accepted,
+    /// The REFER got a final failure (405, 501, 603, …; 408 when unanswered).
+    Refused(u16),
+    /// NOTIFY with a provisional sipfrag (100 Trying, 180 Ringing).
+    Progress(u16),
+    /// NOTIFY with a 2xx sipfrag: the target answered the transferee.
+    Succeeded(u16),
+    /// NOTIFY with a failure sipfrag (486, 480, …), or the subscription ended
+    /// without a final status (0).
+    Failed(u16),
 }
 
 /// Why a call ended; outcomes a caller needs to tell apart are distinct variants.
@@ -182,6 +210,19 @@ pub enum Command {
         media: LocalMedia,
         ring_timeout: Duration,
     },
+    /// [`Command::PlaceCall`] with extra headers on the INVITE (name, value), e.g. the
+    /// `X-Tingshuo-Summary` of a bridged transfer.
+    PlaceCallWithHeaders {
+        call_id: String,
+        target: String,
+        media: LocalMedia,
+        ring_timeout: Duration,
+        headers: Vec<(String, String)>,
+    },
+    /// Blind transfer (RFC 3515): send REFER in the call's dialog with `target` (a
+    /// user, dialled via the registrar, or a SIP URI) in Refer-To and us in
+    /// Referred-By; progress comes back as [`CallEvent::Transfer`].
+    Refer { call_id: String, target: String },
     /// Hang up every call and un-REGISTER.
     Shutdown,
     /// Graceful shutdown, first step: refuse new INVITEs (503 + Retry-After) while

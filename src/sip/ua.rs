@@ -25,9 +25,9 @@ use super::sdp::{self, Direction, LocalMedia, RemoteMedia};
 use super::transaction::{
     key as tx_key, ClientTx, ServerState, ServerTx, Timer, TimerValues, TxAction,
 };
-use super::{Action, CallEvent, Command, EndReason, SipEvent, Transport};
+use super::{Action, CallEvent, Command, EndReason, ReferStatus, SipEvent, Transport};
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY";
 
 /// A network in CIDR form (`127.0.0.0/8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +177,17 @@ struct Call {
     /// ACK for the 2xx (UAC), re-sent when the 2xx is retransmitted.
     ack: Option<(Vec<u8>, SocketAddr)>,
     ended_at: Option<Instant>,
+    /// Extra headers of our INVITE (UAC), e.g. a transfer's summary.
+    extra_headers: Vec<(String, String)>,
+    /// A REFER of ours is in progress (its NOTIFYs are expected).
+    refer: Option<ReferState>,
+}
+
+/// Our REFER in a dialog: the implicit subscription's state (RFC 3515 §2.4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReferState {
+    /// A final sipfrag (or a refusal) was reported: later NOTIFYs are only answered.
+    done: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +196,7 @@ enum Owner {
     Invite(String),
     Bye(String),
     Cancel(String),
+    Refer(String),
 }
 
 #[derive(Debug)]
@@ -541,6 +553,8 @@ impl UserAgent {
                         self.reply(&key, &req, 200, None, extra, None, now);
                     }
                     Method::Info => self.on_info(&key, &req, now),
+                    Method::Notify => self.on_notify(&key, &req, now),
+                    Method::Refer => self.on_refer(&key, &req, now),
                     _ => {
                         self.reply(&key, &req, 405, None, vec![hdr("Allow", ALLOW)], None, now);
                     }
@@ -773,6 +787,8 @@ impl UserAgent {
             digest: DigestState::new(&self.cfg.user, ""),
             ack: None,
             ended_at: None,
+            extra_headers: Vec::new(),
+            refer: None,
         };
         self.calls.insert(call_id.clone(), call);
         if let Some(e) = self.servers.get_mut(key) {
@@ -962,6 +978,173 @@ impl UserAgent {
         }
     }
 
+    /// Sends REFER (RFC 3515) for a blind transfer of an established call.
+    fn send_refer(&mut self, cid: &str, target: &str, now: Instant) {
+        let local_contact = self.contact(Transport::Udp);
+        let ua = self.cfg.user_agent.clone();
+        let local = self.cfg.local;
+        let refer_to = target_uri(target, self.reg.active_addr());
+        let Some(call) = self.calls.get_mut(cid) else {
+            tracing::warn!(call_id = %cid, "REFER for an unknown call; ignored");
+            return;
+        };
+        let refused = if call.state != CallState::Confirmed {
+            Some("the call is not established")
+        } else if call.refer.is_some_and(|r| !r.done) {
+            Some("a transfer is already in progress")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            tracing::warn!(call_id = %cid, why, "cannot send REFER");
+            self.event(CallEvent::Transfer {
+                call_id: cid.to_string(),
+                status: ReferStatus::Refused(491),
+            });
+            return;
+        }
+        call.local_cseq += 1;
+        let cseq = call.local_cseq;
+        let (mut req, dest) = dialog_request(call, Method::Refer, cseq, local, &local_contact, &ua);
+        let referred_by = call.local_uri.clone();
+        req.headers.push(hdr("Refer-To", format!("<{refer_to}>")));
+        req.headers.push(hdr("Referred-By", referred_by));
+        call.refer = Some(ReferState { done: false });
+        let transport = call.transport;
+        tracing::info!(call_id = %cid, %refer_to, "sending REFER (blind transfer)");
+        self.start_client(
+            req,
+            dest,
+            transport,
+            None,
+            Owner::Refer(cid.to_string()),
+            now,
+        );
+    }
+
+    /// The final response to our REFER.
+    fn refer_response(&mut self, cid: &str, code: u16) {
+        let Some(call) = self.calls.get_mut(cid) else {
+            return;
+        };
+        let Some(state) = call.refer.as_mut() else {
+            return;
+        };
+        let status = if (200..300).contains(&code) {
+            ReferStatus::Accepted
+        } else if code >= 300 {
+            if state.done {
+                return;
+            }
+            state.done = true;
+            ReferStatus::Refused(code)
+        } else {
+            return;
+        };
+        tracing::info!(call_id = %cid, code, "REFER answered");
+        self.event(CallEvent::Transfer {
+            call_id: cid.to_string(),
+            status,
+        });
+    }
+
+    /// NOTIFY in a dialog: the progress of our REFER (`Event: refer`, body
+    /// `message/sipfrag`). Always answered 200 when the dialog exists, so the
+    /// transferee's subscription is never left hanging.
+    fn on_notify(&mut self, key: &str, req: &Request, now: Instant) {
+        let Some(cid) = self.dialog_of(req) else {
+            self.reply(key, req, 481, None, Vec::new(), None, now);
+            return;
+        };
+        let event = msg::header_value(&req.headers, "Event")
+            .or_else(|| msg::header_value(&req.headers, "o"))
+            .unwrap_or_default();
+        let is_refer = event
+            .split(';')
+            .next()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case("refer"));
+        if !is_refer {
+            self.reply(
+                key,
+                req,
+                489,
+                None,
+                vec![hdr("Allow-Events", "refer")],
+                None,
+                now,
+            );
+            return;
+        }
+        self.reply(key, req, 200, None, Vec::new(), None, now);
+        let terminated = msg::header_value(&req.headers, "Subscription-State")
+            .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+        let code = sipfrag_status(&req.body);
+        let Some(state) = self.calls.get_mut(&cid).and_then(|c| c.refer.as_mut()) else {
+            tracing::debug!(call_id = %cid, "NOTIFY without a REFER of ours; answered");
+            return;
+        };
+        if state.done {
+            return;
+        }
+        let status = match code {
+            Some(c) if c < 200 && !terminated => ReferStatus::Progress(c),
+            Some(c) if (200..300).contains(&c) => ReferStatus::Succeeded(c),
+            Some(c) if c >= 300 => ReferStatus::Failed(c),
+            Some(c) => ReferStatus::Failed(c),
+            None if terminated => ReferStatus::Failed(0),
+            None => return,
+        };
+        if !matches!(status, ReferStatus::Progress(_)) {
+            state.done = true;
+        }
+        tracing::info!(call_id = %cid, ?status, "transfer progress (NOTIFY)");
+        self.event(CallEvent::Transfer {
+            call_id: cid,
+            status,
+        });
+    }
+
+    /// A REFER from the peer: we do not move our calls on a peer's say-so (the call's
+    /// record and script stay with us), so it is refused with 603 and a reason phrase
+    /// that says so, never left unanswered (RFC 3515 §2.4.2).
+    fn on_refer(&mut self, key: &str, req: &Request, now: Instant) {
+        let Some(cid) = self.dialog_of(req) else {
+            self.reply(key, req, 481, None, Vec::new(), None, now);
+            return;
+        };
+        let refer_to = msg::header_value(&req.headers, "Refer-To")
+            .or_else(|| msg::header_value(&req.headers, "r"))
+            .unwrap_or_default();
+        if refer_to.trim().is_empty() {
+            self.reply_phrase(
+                key,
+                req,
+                400,
+                "Bad Request: REFER without Refer-To",
+                None,
+                Vec::new(),
+                None,
+                now,
+            );
+            return;
+        }
+        tracing::warn!(call_id = %cid, %refer_to, "peer asked to transfer our call; refusing (603)");
+        self.reply_phrase(
+            key,
+            req,
+            603,
+            "Decline: tingshuo does not follow transfers requested by the peer",
+            None,
+            Vec::new(),
+            None,
+            now,
+        );
+        self.event(CallEvent::ReferRefused {
+            call_id: cid,
+            refer_to,
+        });
+    }
+
     fn end(&mut self, cid: &str, reason: EndReason, now: Instant) {
         if let Some(c) = self.calls.get_mut(cid) {
             if c.state == CallState::Ended {
@@ -1058,6 +1241,7 @@ impl UserAgent {
                 self.apply_reg(out, now);
             }
             Owner::Invite(cid) => self.uac_response(cid, resp, now),
+            Owner::Refer(cid) => self.refer_response(cid, msg::status(&resp)),
             Owner::Bye(_) | Owner::Cancel(_) => {}
         }
     }
@@ -1072,6 +1256,7 @@ impl UserAgent {
                 let reason = self.calls.get(cid).and_then(|c| c.cancel_reason.clone());
                 self.end(cid, reason.unwrap_or(EndReason::Timeout), now);
             }
+            Owner::Refer(cid) => self.refer_response(cid, 408),
             Owner::Bye(_) | Owner::Cancel(_) => {}
         }
     }
@@ -1225,7 +1410,15 @@ impl UserAgent {
                 target,
                 media,
                 ring_timeout,
-            } => self.place_call(call_id, &target, media, ring_timeout, now),
+            } => self.place_call(call_id, &target, media, ring_timeout, Vec::new(), now),
+            Command::PlaceCallWithHeaders {
+                call_id,
+                target,
+                media,
+                ring_timeout,
+                headers,
+            } => self.place_call(call_id, &target, media, ring_timeout, headers, now),
+            Command::Refer { call_id, target } => self.send_refer(&call_id, &target, now),
             Command::Shutdown => self.shutdown(now),
             Command::StopAccepting => {
                 tracing::info!("not accepting new calls (draining)");
@@ -1400,6 +1593,7 @@ impl UserAgent {
         target: &str,
         media: LocalMedia,
         ring_timeout: Duration,
+        extra_headers: Vec<(String, String)>,
         now: Instant,
     ) {
         if self.shutting_down || self.calls.contains_key(&cid) {
@@ -1465,6 +1659,8 @@ impl UserAgent {
             digest: DigestState::new(&self.cfg.user, self.cfg.password.as_deref().unwrap_or("")),
             ack: None,
             ended_at: None,
+            extra_headers,
+            refer: None,
         };
         self.calls.insert(cid.clone(), call);
         self.send_invite(&cid, None, now);
@@ -1499,6 +1695,9 @@ impl UserAgent {
             hdr("User-Agent", ua),
             hdr("Content-Type", "application/sdp"),
         ];
+        for (name, value) in &call.extra_headers {
+            headers.push(hdr(name, value.clone()));
+        }
         if let Some(h) = auth_header {
             if let Some(v) = call.digest.authorize("INVITE", &uri) {
                 headers.push(hdr(h, v));
@@ -1687,6 +1886,19 @@ fn via_dest_raw(raw: &msg::RawMessage, source: SocketAddr) -> SocketAddr {
         .unwrap_or(source)
 }
 
+/// The status code of a `message/sipfrag` body (`SIP/2.0 180 Ringing`).
+fn sipfrag_status(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().find(|l| !l.trim().is_empty())?;
+    let mut parts = line.split_whitespace();
+    let version = parts.next()?;
+    if !version.to_ascii_uppercase().starts_with("SIP/") {
+        return None;
+    }
+    let code: u16 = parts.next()?.parse().ok()?;
+    (100..700).contains(&code).then_some(code)
+}
+
 /// DTMF digit from an INFO body (`application/dtmf-relay` "Signal=5" or `application/dtmf`).
 fn dtmf_from_info(ctype: &str, body: &[u8]) -> Option<char> {
     let text = std::str::from_utf8(body).ok()?;
@@ -1709,3 +1921,5 @@ fn dtmf_from_info(ctype: &str, body: &[u8]) -> Option<char> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transfer_tests;

@@ -19,6 +19,8 @@ use serde::Serialize;
 
 mod campaigns;
 pub use campaigns::{CallbackState, CampaignRow, RowStatus};
+mod transfers;
+pub use transfers::{PersonCallback, TransferRow};
 
 /// Current schema version (`PRAGMA user_version`): one per entry of [`MIGRATIONS`].
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -26,7 +28,13 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Schema migrations, applied in order; entry `i` takes the database from
 /// version `i` to `i + 1`. Append only: a released entry never changes, because
 /// databases in the field have already run it.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, campaigns::SCHEMA_V4];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1,
+    SCHEMA_V2,
+    SCHEMA_V3,
+    campaigns::SCHEMA_V4,
+    transfers::SCHEMA_V5,
+];
 
 /// Errors of the record store.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +231,10 @@ pub struct CallDetail {
     pub turns: Vec<StoredTurn>,
     /// The call's stereo WAV (caller left, agent right), when it was recorded.
     pub recording: Option<String>,
+    /// Attempts at handing the call to a person.
+    pub transfers: Vec<TransferRow>,
+    /// Callbacks a person is to make (never dialled by the agent).
+    pub person_callbacks: Vec<PersonCallback>,
 }
 
 /// The records database.
@@ -564,6 +576,8 @@ impl Store {
             callbacks,
             turns,
             recording,
+            transfers: self.transfers(id)?,
+            person_callbacks: self.person_callbacks(Some(id))?,
         })
     }
 }

@@ -92,6 +92,14 @@ function renderDetail() {
     ol.replaceChildren(...c.transcript.map(transcriptItem));
     ol.scrollTop = ol.scrollHeight;
   }
+  // The "incoming transfer" card: who, why, what was asked, and how it goes.
+  const card = $('transfer-card');
+  card.hidden = !c.transfer;
+  if (c.transfer) {
+    const t = c.transfer;
+    card.replaceChildren(el('span', { class: 'field' }, `转接 ${t.method} → ${t.target} · ${t.state}`),
+      el('span', { class: 'field' }, t.summary));
+  }
   const mine = c.taken_over_by === state.operator;
   $('btn-listen').hidden = !!state.listen || !!state.takeover;
   $('btn-stop').hidden = !state.listen;
@@ -118,6 +126,7 @@ function applyEvent(ev) {
     case 'transcript': if (c) c.transcript.push(ev.line); break;
     case 'turn_latency': if (c) c.last_turn_latency_ms = ev.ms; break;
     case 'control': if (c) { c.taken_over_by = ev.taken_over_by; c.listeners = ev.listeners; } break;
+    case 'transfer': if (c) c.transfer = ev.transfer; break;
   }
   renderCalls();
 }
@@ -213,6 +222,14 @@ async function handBack() {
   await listen();
 }
 
+async function transferCall() {
+  const target = prompt('转接到分机或 SIP URI（留空用配置的目标）· Extension or SIP URI (empty: the configured target)', '');
+  if (target === null) return;
+  const q = target.trim() ? `?target=${encodeURIComponent(target.trim())}` : '';
+  try { await api(`/api/calls/${encodeURIComponent(state.selected)}/transfer${q}`, { method: 'POST' }); }
+  catch (e) { alert(e.message); }
+}
+
 async function hangUp() {
   if (!confirm('确定挂断此通话？ Hang up this call?')) return;
   try { await api(`/api/calls/${encodeURIComponent(state.selected)}/hangup`, { method: 'POST' }); }
@@ -270,6 +287,10 @@ async function showRecord(id) {
   const max = Math.max(1000, ...d.turn_latencies_ms);
   $('hist-latency').replaceChildren(...d.turn_latencies_ms.map((ms, i) => el('div', { class: 'bar' },
     el('span', {}, `#${i + 1}`), bar(ms, max), `${Math.round(ms)} ms`)));
+  const tr = (d.transfers || []).map((t) => el('span', { class: 'field' },
+    `${t.method} → ${t.target}: ${t.result}${t.code ? ` (${t.code})` : ''}${t.ring_ms != null ? ` · 振铃 ${t.ring_ms} ms` : ''}${t.answer_ms != null ? ` · 接听 ${t.answer_ms} ms` : ''}`));
+  for (const cb of d.person_callbacks || []) tr.push(el('span', { class: 'field' }, `人工回电 ${fmtTime(cb.due_at)} · ${cb.reason}`));
+  $('hist-transfers').replaceChildren(...(tr.length ? tr : [el('span', { class: 'empty' }, '无 · none')]));
   $('hist-transcript').replaceChildren(...d.transcript.map(transcriptItem));
   $('hist-view').dataset.shown = id; // rendered (the browser test waits on it)
 }
@@ -298,6 +319,7 @@ async function main() {
   $('btn-listen').addEventListener('click', listen);
   $('btn-stop').addEventListener('click', () => { stopAudio(); renderDetail(); });
   $('btn-takeover').addEventListener('click', takeOver);
+  $('btn-transfer').addEventListener('click', transferCall);
   $('btn-handback').addEventListener('click', handBack);
   $('btn-hangup').addEventListener('click', hangUp);
   $('logout').addEventListener('click', logout);

@@ -1,0 +1,408 @@
+//! Transfer to a person (转人工), black box over real SIP on loopback: baresip calls
+//! `tingshuo serve` through Kamailio and asks for a person (synthesized); a second
+//! baresip registered as the target is the person.
+//!
+//! * REFER: the caller's phone follows our REFER and ends up talking to the person
+//!   (the person's tone reaches the caller); the record says `transferred`.
+//! * Bridge: the agent dials the person itself (with `X-Tingshuo-Summary`, seen by
+//!   Kamailio) and relays audio; then a busy target (486, a raw SIP responder behind
+//!   Kamailio) and a baresip that never answers
+//!   (per-user overrides, dialled directly): the caller hears the fall-back line and a
+//!   callback for a person is stored with the reason.
+//!
+//! Each test prints the time from the end of the caller's request to the person's
+//! phone ringing.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::*;
+use tingshuo::store::{CallDetail, Store};
+
+/// Synthesizes `text` at 8 kHz with `tingshuo say` and returns the samples.
+fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
+    let out = dir.join(format!("{name}.wav"));
+    let status = tingshuo()
+        .args(["say", text, "-o"])
+        .arg(&out)
+        .args(["--rate", "8000"])
+        .status()
+        .expect("run tingshuo say");
+    assert!(status.success(), "tingshuo say failed for {text:?}");
+    hound::WavReader::open(&out)
+        .expect("read synthesized wav")
+        .into_samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect()
+}
+
+/// The caller: quiet through the greeting, then asks for a person, then listens.
+fn caller_audio(dir: &Path) -> Vec<i16> {
+    let mut a = vec![0i16; 10 * 8000];
+    // "我要转人工" itself comes back from the ASR as "我要在人工" with this synthetic
+    // voice; "请转接人工客服" is the same request and is recognised.
+    a.extend(say(dir, "ask", "请转接人工客服。"));
+    a.extend(vec![0i16; 50 * 8000]);
+    a
+}
+
+/// Starts `tingshuo serve` with `transfer` appended to its config. A loaded test
+/// machine may take seconds per recognition: the emergency script's ASR watchdog is
+/// relaxed so it does not take over these calls.
+fn start_agent(dir: &Path, kam: &Kamailio, transfer: &str) -> (Proc, u16, PathBuf) {
+    let config = dir.join("tingshuo.toml");
+    let db = dir.join("records.db");
+    let rtp = (free_port_span(41) + 1) & !1;
+    let sip_port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
+rtp_port_min = {rtp}\nrtp_port_max = {}\n\
+[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n\
+[emergency]\nasr_timeout_ms = 60000\nasr_queue_limit_ms = 60000\n{transfer}",
+            kam.addr(),
+            rtp + 39,
+            free_port(),
+            db.display()
+        ),
+    )
+    .expect("write config");
+    let log = dir.join("agent.log");
+    let logf = std::fs::File::create(&log).expect("log");
+    let child = tingshuo()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().expect("log"))
+        .stderr(logf)
+        .spawn()
+        .expect("start tingshuo serve");
+    let agent = Proc { child, log };
+    let registered = wait_until(Duration::from_secs(180), || {
+        sip_ping(kam.port, "bot") == Some(200)
+    });
+    assert!(
+        registered,
+        "the agent did not register; log:\n{}",
+        agent.log_text()
+    );
+    (agent, sip_port, db)
+}
+
+/// Waits for the next call record (id above `after`) to end; returns its detail.
+fn next_ended_call(store: &Store, after: i64, agent: &Proc) -> CallDetail {
+    let find = || {
+        store
+            .list(100)
+            .ok()
+            .and_then(|l| l.into_iter().filter(|c| c.id > after).min_by_key(|c| c.id))
+    };
+    let ended = wait_until(Duration::from_secs(90), || {
+        find().is_some_and(|c| c.outcome.is_some())
+    });
+    assert!(ended, "the call did not end; log:\n{}", agent.log_text());
+    store
+        .show(find().expect("the call").id)
+        .expect("call record")
+}
+
+/// Largest share of a 200 ms window's energy at `hz` (1.0 = a pure tone), over
+/// windows loud enough to matter.
+fn tone_share(samples: &[i16], hz: f32) -> f32 {
+    let n = 1600;
+    let w = std::f32::consts::TAU * hz / 8000.0;
+    samples
+        .chunks_exact(n)
+        .filter_map(|c| {
+            let energy: f32 = c.iter().map(|&s| (s as f32).powi(2)).sum();
+            if energy / (n as f32) < 100.0f32.powi(2) {
+                return None;
+            }
+            let (mut re, mut im) = (0.0f32, 0.0f32);
+            for (i, &s) in c.iter().enumerate() {
+                re += s as f32 * (w * i as f32).cos();
+                im -= s as f32 * (w * i as f32).sin();
+            }
+            Some((re * re + im * im).sqrt() / ((n as f32 / 2.0).sqrt() * energy.sqrt()))
+        })
+        .fold(0.0, f32::max)
+}
+
+/// What the phone heard on all its calls (baresip's sndfile `*-dec.wav` dumps).
+fn heard(phone: &Baresip) -> Vec<i16> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(phone.dir.path())
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for f in files {
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        if name.starts_with("dump") && name.ends_with("-dec.wav") {
+            if let Ok(r) = hound::WavReader::open(&f) {
+                out.extend(r.into_samples::<i16>().map_while(Result::ok));
+            }
+        }
+    }
+    out
+}
+
+/// From the end of the caller's request to the person's phone ringing, in ms:
+/// the turn's own latency (speech end → transfer decided) plus the ring delay.
+fn request_to_ringing_ms(call: &CallDetail) -> Option<i64> {
+    let turn = call
+        .turns
+        .iter()
+        .find(|t| t.line.speaker == "callee" && t.line.text.contains("人工"))?;
+    let decided = turn.timing.t_reply_chosen? - turn.timing.t_speech_end?;
+    let ring = call.transfers.first()?.ring_ms? as i64;
+    Some(decided + ring)
+}
+
+/// A SIP phone that is always busy: answers every INVITE with 486 Busy Here (and
+/// absorbs the ACK). Returns its address for a `sip:busy@…` target.
+fn busy_phone() -> std::net::SocketAddr {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind busy phone");
+    let addr = sock.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !text.starts_with("INVITE ") {
+                continue;
+            }
+            let mut reply = String::from("SIP/2.0 486 Busy Here\r\n");
+            for line in text.split("\r\n").skip(1) {
+                let name = line
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                match name.as_str() {
+                    "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => {
+                        reply.push_str(line);
+                        reply.push_str("\r\n");
+                    }
+                    "to" | "t" => reply.push_str(&format!("{line};tag=busy1\r\n")),
+                    _ => {}
+                }
+            }
+            reply.push_str("Content-Length: 0\r\n\r\n");
+            let _ = sock.send_to(reply.as_bytes(), from);
+        }
+    });
+    addr
+}
+
+/// From the end of the caller's request to the person answering, in ms (a REFER's
+/// NOTIFYs from baresip carry no 180, so for REFER this bounds the ringing time).
+fn request_to_answer_ms(call: &CallDetail) -> Option<i64> {
+    let turn = call
+        .turns
+        .iter()
+        .find(|t| t.line.speaker == "callee" && t.line.text.contains("人工"))?;
+    let t = call.transfers.iter().find(|t| t.result == "connected")?;
+    let at = chrono::DateTime::parse_from_rfc3339(&t.at).ok()?;
+    Some(at.timestamp_millis() - turn.timing.t_speech_end?)
+}
+
+fn hang_up_all(phones: &[&Baresip]) {
+    for p in phones {
+        p.ctrl("hangup", "");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+}
+
+#[test]
+fn caller_asks_for_a_person_and_follows_our_refer_to_the_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let (agent, _, db) = start_agent(
+        dir.path(),
+        &kam,
+        "[transfer]\ntarget = \"1002\"\nmethod = \"refer\"\ntimeout_secs = 20\n",
+    );
+    let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 900.0));
+    let caller = Baresip::start("1001", kam.port, "auto", &caller_audio(dir.path()));
+    let reply = caller.ctrl("dial", "bot");
+    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+
+    let store = Store::open(&db).expect("open records");
+    let call = next_ended_call(&store, 0, &agent);
+    let context = format!(
+        "record: {call:#?}\nagent log:\n{}\ncaller log:\n{}",
+        agent.log_text(),
+        caller.proc.log_text()
+    );
+    assert_eq!(
+        call.call.outcome.as_deref(),
+        Some("transferred"),
+        "{context}"
+    );
+    let t = call.transfers.first().expect("a transfer attempt");
+    assert_eq!(
+        (t.method.as_str(), t.result.as_str(), t.target.as_str()),
+        ("refer", "connected", "1002"),
+        "{context}"
+    );
+    assert_eq!(t.reason, "caller_asked");
+    assert_eq!(
+        call.fields.get("transferred_to").map(String::as_str),
+        Some("1002")
+    );
+    // The caller now talks to the person: the person's tone reaches the caller.
+    std::thread::sleep(Duration::from_secs(3));
+    hang_up_all(&[&caller, &person]);
+    let share = tone_share(&heard(&caller), 900.0);
+    assert!(
+        share > 0.7,
+        "the person's 900 Hz tone did not reach the caller (best share {share}); {context}"
+    );
+    eprintln!(
+        "REFER: request → person's phone ringing: {:?} ms, → answered: {:?} ms (ring_ms from the transfer decision {:?}, answered {:?} ms after the REFER)",
+        request_to_ringing_ms(&call),
+        request_to_answer_ms(&call),
+        t.ring_ms,
+        t.answer_ms
+    );
+}
+
+#[test]
+fn bridged_transfer_relays_the_person_and_busy_or_unanswered_targets_fall_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let busy = busy_phone();
+    let (agent, agent_port, db) = start_agent(
+        dir.path(),
+        &kam,
+        &format!(
+            "[transfer]\ntarget = \"1002\"\nmethod = \"bridge\"\ntimeout_secs = 20\n\
+[transfer.by_user.\"4002\"]\ntarget = \"sip:busy@{busy}\"\n\
+[transfer.by_user.\"4003\"]\ntarget = \"1004\"\ntimeout_secs = 4\n"
+        ),
+    );
+    let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 700.0));
+    let away = Baresip::start("1004", kam.port, "manual", &[0; 8000]);
+    let caller = Baresip::start("1001", kam.port, "auto", &caller_audio(dir.path()));
+    let store = Store::open(&db).expect("open records");
+
+    // 1. Through Kamailio, bridged to 1002.
+    let reply = caller.ctrl("dial", "bot");
+    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    let bridged = wait_until(Duration::from_secs(90), || {
+        agent.log_text().contains("the call is with a person")
+    });
+    assert!(bridged, "no bridge; agent log:\n{}", agent.log_text());
+    std::thread::sleep(Duration::from_secs(3));
+    hang_up_all(&[&caller]);
+    let call = next_ended_call(&store, 0, &agent);
+    let context = format!("record: {call:#?}\nagent log:\n{}", agent.log_text());
+    assert_eq!(
+        call.call.outcome.as_deref(),
+        Some("transferred"),
+        "{context}"
+    );
+    let t = call.transfers.first().expect("a transfer attempt");
+    assert_eq!(
+        (t.method.as_str(), t.result.as_str()),
+        ("bridge", "connected"),
+        "{context}"
+    );
+    assert!(t.answer_ms.is_some(), "{context}");
+    let share = tone_share(&heard(&caller), 700.0);
+    assert!(
+        share > 0.7,
+        "the person's 700 Hz tone was not relayed to the caller (best share {share}); {context}"
+    );
+    // The summary header reached the person's side on the bridged INVITE.
+    let kam_log = kam.proc.log_text();
+    let line = kam_log
+        .lines()
+        .find(|l| l.contains("transfer summary to 1002: "))
+        .unwrap_or_else(|| panic!("no X-Tingshuo-Summary on the INVITE; kamailio log:\n{kam_log}"));
+    let encoded = line
+        .split("transfer summary to 1002: ")
+        .nth(1)
+        .unwrap_or("")
+        .trim();
+    let summary = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .expect("UTF-8 summary")
+        .to_string();
+    assert!(
+        summary.contains("转人工") && summary.contains("人工"),
+        "{summary}"
+    );
+    assert!(encoded.len() < 1600 && !encoded.contains(' '), "{encoded}");
+    eprintln!(
+        "bridge: request → person's phone ringing: {:?} ms, → answered: {:?} ms (ring_ms from the transfer decision {:?}, answered {:?} ms after the INVITE)",
+        request_to_ringing_ms(&call),
+        request_to_answer_ms(&call),
+        t.ring_ms,
+        t.answer_ms
+    );
+
+    // 2. A busy person (486) and 3. nobody answering: fall-back line + person callback.
+    let mut last = call.call.id;
+    for (user, result) in [("4002", "busy"), ("4003", "no_answer")] {
+        let reply = caller.ctrl("dial", &format!("sip:{user}@127.0.0.1:{agent_port}"));
+        assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+        let call = next_ended_call(&store, last, &agent);
+        last = call.call.id;
+        let context = format!("record: {call:#?}\nagent log:\n{}", agent.log_text());
+        assert_eq!(
+            call.call.outcome.as_deref(),
+            Some("callback_scheduled"),
+            "{context}"
+        );
+        let t = call.transfers.first().expect("a transfer attempt");
+        assert_eq!(
+            (t.method.as_str(), t.result.as_str()),
+            ("bridge", result),
+            "{context}"
+        );
+        assert!(
+            call.turns
+                .iter()
+                .any(|l| l.line.speaker == "agent" && l.line.text.contains("暂时无法接通")),
+            "the caller did not hear the fall-back line; {context}"
+        );
+        let cb = call
+            .person_callbacks
+            .first()
+            .expect("a callback for a person");
+        assert!(cb.reason.contains("transfer failed"), "{context}");
+        assert!(
+            call.callbacks.is_empty(),
+            "not for the agent's dialler; {context}"
+        );
+        hang_up_all(&[&caller]);
+    }
+    drop((away, person));
+}
+
+#[test]
+fn a_transfer_target_that_is_not_a_sip_uri_or_extension_fails_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[transfer]\ntarget = \"call the desk\"\n").expect("write");
+    let out = tingshuo()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run tingshuo serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start-up must fail: {err}");
+    assert!(err.contains("transfer.target"), "{err}");
+}
