@@ -98,9 +98,21 @@ pub struct UaConfig {
     pub retry_after: u32,
     /// When set, new INVITEs must authenticate with these (digest, 401/Authorization).
     pub inbound_auth: Option<ServerCredentials>,
+    /// The TLS listen address (`sip.tls_listen`); Via and Contact of TLS messages use it.
+    pub tls_local: Option<SocketAddr>,
+    /// Transport to the registrars (`sips:` or `;transport=tls` entries: TLS).
+    pub registrar_transport: Transport,
 }
 
 impl UaConfig {
+    /// The address we are reachable at on `transport` (Via sent-by and Contact).
+    pub fn local_for(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_local) {
+            (Transport::Tls, Some(a)) => a,
+            _ => self.local,
+        }
+    }
+
     /// Direct-mode defaults around a local address (tests and simple setups).
     pub fn direct(local: SocketAddr) -> Self {
         Self {
@@ -122,6 +134,8 @@ impl UaConfig {
             user_agent: format!("tingshuo/{}", env!("CARGO_PKG_VERSION")),
             retry_after: 30,
             inbound_auth: None,
+            tls_local: None,
+            registrar_transport: Transport::Udp,
         }
     }
 }
@@ -252,7 +266,8 @@ impl UserAgent {
         let reg = Registration::new(RegConfig {
             user: cfg.user.clone(),
             password: cfg.password.clone().unwrap_or_default(),
-            local: cfg.local,
+            local: cfg.local_for(cfg.registrar_transport),
+            transport: cfg.registrar_transport,
             registrars: cfg.registrars.clone(),
             expires: cfg.register_expires,
             keepalive: cfg.keepalive,
@@ -550,10 +565,12 @@ impl UserAgent {
     }
 
     fn contact(&self, transport: Transport) -> String {
-        match transport {
-            Transport::Udp => format!("<sip:{}@{}>", self.cfg.user, self.cfg.local),
-            Transport::Tcp => format!("<sip:{}@{};transport=tcp>", self.cfg.user, self.cfg.local),
-        }
+        format!(
+            "<sip:{}@{}{}>",
+            self.cfg.user,
+            self.cfg.local_for(transport),
+            transport.uri_param()
+        )
     }
 
     /// Sends a response through server transaction `key`.
@@ -1084,7 +1101,7 @@ impl UserAgent {
             self.start_client(
                 r.request,
                 r.dest,
-                Transport::Udp,
+                self.cfg.registrar_transport,
                 r.timeout,
                 Owner::Reg(r.idx, r.kind),
                 now,
@@ -1159,9 +1176,10 @@ impl UserAgent {
     }
 
     fn uac_answered(&mut self, cid: &str, resp: &Response, now: Instant) {
-        let local_contact = self.contact(Transport::Udp);
+        let tr = self.call_transport(cid);
+        let local_contact = self.contact(tr);
         let ua = self.cfg.user_agent.clone();
-        let local = self.cfg.local;
+        let local = self.cfg.local_for(tr);
         let Some(call) = self.calls.get_mut(cid) else {
             return;
         };
@@ -1340,9 +1358,10 @@ impl UserAgent {
     }
 
     fn bye(&mut self, cid: &str, reason: EndReason, now: Instant) {
-        let local_contact = self.contact(Transport::Udp);
+        let tr = self.call_transport(cid);
+        let local_contact = self.contact(tr);
         let ua = self.cfg.user_agent.clone();
-        let local = self.cfg.local;
+        let local = self.cfg.local_for(tr);
         let Some(call) = self.calls.get_mut(cid) else {
             return;
         };
@@ -1412,6 +1431,11 @@ impl UserAgent {
         }
         let proxy = self.reg.active_addr();
         let uri = target_uri(target, proxy);
+        // Through the registrar: its transport; direct: what the target URI asks for.
+        let transport = match proxy {
+            Some(_) if Transport::of_uri(&uri) == Transport::Udp => self.cfg.registrar_transport,
+            _ => Transport::of_uri(&uri),
+        };
         let dest = match proxy.or_else(|| msg::uri_socket_addr(&uri)) {
             Some(d) => d,
             None => {
@@ -1454,7 +1478,7 @@ impl UserAgent {
             invite_key: String::new(),
             awaiting_ack: None,
             peer: dest,
-            transport: Transport::Udp,
+            transport,
             local_media: Some(media),
             remote_media: None,
             sdp_version: 1,
@@ -1471,10 +1495,17 @@ impl UserAgent {
         self.schedule(now + ring_timeout, TimerTarget::Ring(cid));
     }
 
+    fn call_transport(&self, cid: &str) -> Transport {
+        self.calls
+            .get(cid)
+            .map_or(Transport::Udp, |c| c.transport)
+    }
+
     /// Sends (or re-sends, after a challenge) the INVITE of an outgoing call.
     fn send_invite(&mut self, cid: &str, auth_header: Option<&str>, now: Instant) {
-        let contact = self.contact(Transport::Udp);
-        let local = self.cfg.local;
+        let tr = self.call_transport(cid);
+        let contact = self.contact(tr);
+        let local = self.cfg.local_for(tr);
         let ua = self.cfg.user_agent.clone();
         let Some(call) = self.calls.get_mut(cid) else {
             return;
@@ -1487,7 +1518,12 @@ impl UserAgent {
         let mut headers = vec![
             hdr(
                 "Via",
-                format!("SIP/2.0/UDP {local};branch={};rport", msg::new_branch()),
+                format!(
+                    "SIP/2.0/{} {local};branch={};rport{}",
+                    tr.via_name(),
+                    msg::new_branch(),
+                    tr.via_params()
+                ),
             ),
             hdr("Max-Forwards", "70"),
             hdr("From", format!("{};tag={}", call.local_uri, call.local_tag)),
@@ -1618,7 +1654,11 @@ fn dialog_request(
     let mut headers = vec![
         hdr(
             "Via",
-            format!("SIP/2.0/{tr} {local};branch={};rport", msg::new_branch()),
+            format!(
+                "SIP/2.0/{tr} {local};branch={};rport{}",
+                msg::new_branch(),
+                call.transport.via_params()
+            ),
         ),
         hdr("Max-Forwards", "70"),
     ];
