@@ -40,6 +40,7 @@ pub struct ConsoleMetrics {
     tts_queue: Gauge,
     registration: Family<Labels, Gauge>,
     emergency: Gauge,
+    srtp_dropped: Counter,
 }
 
 impl Default for ConsoleMetrics {
@@ -64,6 +65,12 @@ impl ConsoleMetrics {
         let tts_queue = Gauge::default();
         let registration = Family::<Labels, Gauge>::default();
         let emergency = Gauge::default();
+        let srtp_dropped = Counter::default();
+        registry.register(
+            "srtp_dropped_packets",
+            "SRTP/SRTCP packets dropped: bad authentication tag, replay or malformed",
+            srtp_dropped.clone(),
+        );
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("calls_answered", "Calls answered", answered.clone());
         registry.register(
@@ -136,11 +143,17 @@ impl ConsoleMetrics {
             tts_queue,
             registration,
             emergency,
+            srtp_dropped,
         }
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
+        let total = crate::rtp::srtp::dropped_total();
+        let seen = self.srtp_dropped.get();
+        if total > seen {
+            self.srtp_dropped.inc_by(total - seen);
+        }
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

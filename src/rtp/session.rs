@@ -332,6 +332,8 @@ enum Command {
     Remote(SocketAddr, Option<SocketAddr>),
     Codec(G711, Option<u8>),
     Sending(bool),
+    /// SRTP keys learnt after the session started (a call we placed was answered).
+    Srtp(Box<SrtpEdge>),
 }
 
 /// A running media session; dropping it stops the thread and frees the ports.
@@ -513,6 +515,21 @@ impl MediaSession {
         self.dtmf_enabled
             .store(dtmf_payload_type.is_some(), Ordering::Release);
         let _ = self.cmd.try_send(Command::Codec(codec, dtmf_payload_type));
+    }
+
+    /// Switches the session to SRTP with these keys (the answer to our offer arrived).
+    /// The cipher contexts are built here, off the media thread.
+    pub fn set_srtp(&self, keys: &SrtpKeys) -> Result<(), RtpError> {
+        let edge = SrtpEdge::new(keys).map_err(|e| RtpError::Io {
+            what: "SRTP context",
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        self.cmd
+            .try_send(Command::Srtp(Box::new(edge)))
+            .map_err(|_| RtpError::Io {
+                what: "SRTP keys",
+                source: std::io::Error::other("media session command queue full or stopped"),
+            })
     }
 
     /// Stops or resumes sending RTP (hold: SDP `recvonly`/`inactive`). While stopped the
@@ -848,6 +865,7 @@ impl Worker {
                     self.codec = codec;
                     self.dtmf_pt = pt;
                 }
+                Command::Srtp(edge) => self.srtp = Some(*edge),
                 Command::Sending(on) => {
                     self.sending = on;
                     if !on {

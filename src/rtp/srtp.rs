@@ -27,6 +27,19 @@ pub const SALT_LEN: usize = 14;
 /// Packets remembered by the replay windows (RFC 3711 minimum is 64).
 const REPLAY_WINDOW: usize = 128;
 
+/// SRTP/SRTCP packets dropped by every call of this process (the
+/// `tingshuo_srtp_dropped_packets` metric).
+static DROPPED_TOTAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Packets dropped (bad tag, replay, malformed) by all SRTP sessions so far.
+pub fn dropped_total() -> u64 {
+    DROPPED_TOTAL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count_drop() {
+    DROPPED_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// An SDES crypto suite we speak (RFC 4568 §6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Suite {
@@ -297,12 +310,14 @@ impl SrtpEdge {
     /// why it was dropped (also counted in [`stats`](Self::stats)).
     pub fn unprotect_rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, Rejected> {
         let Some(pkt) = buf.get(..len) else {
+            count_drop();
             self.stats.malformed += 1;
             return Err(Rejected::Malformed);
         };
         match self.rx.decrypt_rtp(pkt) {
             Ok(plain) => put(buf, &plain).ok_or(Rejected::Malformed),
             Err(e) => {
+                count_drop();
                 let why = classify(&e);
                 match why {
                     Rejected::Auth => self.stats.auth_failed += 1,
@@ -324,12 +339,14 @@ impl SrtpEdge {
     /// Decrypts the SRTCP packet in `buf[..len]` in place.
     pub fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, Rejected> {
         let Some(pkt) = buf.get(..len) else {
+            count_drop();
             self.stats.malformed += 1;
             return Err(Rejected::Malformed);
         };
         match self.rx.decrypt_rtcp(pkt) {
             Ok(plain) => put(buf, &plain).ok_or(Rejected::Malformed),
             Err(e) => {
+                count_drop();
                 let why = classify(&e);
                 match why {
                     Rejected::Auth => self.stats.rtcp_auth_failed += 1,

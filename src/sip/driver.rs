@@ -145,6 +145,7 @@ async fn ua_config_with_names(
         .map(|s| Cidr::parse(s).ok_or_else(|| SipError::BadSource(s.clone())))
         .collect::<Result<_, _>>()?;
     cfg.tls_local = sip.tls_listen;
+    cfg.srtp = config.media.srtp;
     if let Some(first) = sip.registrars.first() {
         cfg.registrar_transport = registrar_target(first).1;
     }

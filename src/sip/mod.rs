@@ -17,6 +17,7 @@ pub mod digest;
 pub mod driver;
 pub mod msg;
 pub mod registration;
+pub mod sdes;
 pub mod sdp;
 pub mod tls;
 pub mod transaction;
@@ -125,6 +126,8 @@ pub enum CallEvent {
         to: String,
         remote: RemoteMedia,
         remote_sdp: String,
+        /// SDES keys when the call is SRTP (start the media session with them).
+        srtp: Option<crate::rtp::srtp::SrtpKeys>,
     },
     /// Outgoing call: the far end is ringing (180).
     Ringing {
@@ -139,6 +142,8 @@ pub enum CallEvent {
     Answered {
         call_id: String,
         negotiated: Negotiated,
+        /// SDES keys when the call is SRTP (UAC: apply them to the media session).
+        srtp: Option<crate::rtp::srtp::SrtpKeys>,
     },
     /// Re-INVITE: hold/resume or a new codec/address.
     MediaUpdate {

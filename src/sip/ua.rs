@@ -21,7 +21,9 @@ pub use super::digest::ServerCredentials;
 use super::digest::{credentials_username, parse_challenge, DigestServer, DigestState, Verdict};
 use super::msg::{self, hdr};
 use super::registration::{RegConfig, RegKind, RegOutput, Registration};
+use super::sdes;
 use super::sdp::{self, Direction, LocalMedia, RemoteMedia};
+use crate::rtp::srtp::{CryptoAttr, SrtpKeys, Suite};
 use super::transaction::{
     key as tx_key, ClientTx, ServerState, ServerTx, Timer, TimerValues, TxAction,
 };
@@ -102,6 +104,8 @@ pub struct UaConfig {
     pub tls_local: Option<SocketAddr>,
     /// Transport to the registrars (`sips:` or `;transport=tls` entries: TLS).
     pub registrar_transport: Transport,
+    /// `[media] srtp`: when calls use SRTP with SDES keys.
+    pub srtp: crate::config::SrtpPolicy,
 }
 
 impl UaConfig {
@@ -136,6 +140,7 @@ impl UaConfig {
             inbound_auth: None,
             tls_local: None,
             registrar_transport: Transport::Udp,
+            srtp: crate::config::SrtpPolicy::Optional,
         }
     }
 }
@@ -191,6 +196,10 @@ struct Call {
     /// ACK for the 2xx (UAC), re-sent when the 2xx is retransmitted.
     ack: Option<(Vec<u8>, SocketAddr)>,
     ended_at: Option<Instant>,
+    /// SDES keys of an SRTP call (UAS: from the offer; UAC: once answered).
+    srtp: Option<SrtpKeys>,
+    /// UAC: the crypto line we offered.
+    srtp_offer: Option<CryptoAttr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -757,6 +766,10 @@ impl UserAgent {
         if let Err(e) = sdp::negotiate(&remote, &probe) {
             return reject(self, 488, &e.to_string());
         }
+        let srtp = match sdes::answer(self.cfg.srtp, transport, &sdes::parse(&req.body)) {
+            Ok(k) => k,
+            Err(why) => return reject(self, 488, &why),
+        };
         let from = msg::header_value(&req.headers, "From").unwrap_or_default();
         let to = msg::header_value(&req.headers, "To").unwrap_or_default();
         let remote_target = msg::header_value(&req.headers, "Contact")
@@ -790,6 +803,8 @@ impl UserAgent {
             digest: DigestState::new(&self.cfg.user, ""),
             ack: None,
             ended_at: None,
+            srtp: srtp.clone(),
+            srtp_offer: None,
         };
         self.calls.insert(call_id.clone(), call);
         if let Some(e) = self.servers.get_mut(key) {
@@ -804,6 +819,7 @@ impl UserAgent {
             to,
             remote,
             remote_sdp: String::from_utf8_lossy(&req.body).into_owned(),
+            srtp,
         });
     }
 
@@ -868,6 +884,11 @@ impl UserAgent {
         };
         call.awaiting_ack = Some(key.to_string());
         let tag = call.local_tag.clone();
+        // An SRTP call stays SRTP across re-INVITEs (hold/resume) with the same keys.
+        let sdp_body = match call.srtp.as_ref() {
+            Some(k) => sdes::secure_sdp(&sdp_body, &k.local),
+            None => sdp_body,
+        };
         let extra = vec![hdr("Contact", self.contact(transport)), hdr("Allow", ALLOW)];
         self.reply(key, req, 200, Some(&tag), extra, Some(sdp_body), now);
         if let Some(neg) = update {
@@ -1197,6 +1218,13 @@ impl UserAgent {
         });
         let was_cancelled = call.cancel_pending || call.state == CallState::Ended;
         call.state = CallState::Confirmed;
+        call.srtp = call
+            .srtp_offer
+            .as_ref()
+            .and_then(|o| sdes::keys_from_answer(o, &sdes::parse(&resp.body)));
+        let srtp = call.srtp.clone();
+        // We offered SRTP only: an answer without matching keys cannot be used.
+        let srtp_refused = call.srtp_offer.is_some() && srtp.is_none();
         // ACK for the 2xx: a new transaction, sent along the route set.
         let cseq = msg::cseq(&call.invite.headers).map(|c| c.0).unwrap_or(1);
         let (ack, dest) = dialog_request(call, Method::Ack, cseq, local, &local_contact, &ua);
@@ -1204,15 +1232,22 @@ impl UserAgent {
         call.ack = Some((ack_bytes.clone(), dest));
         let transport = call.transport;
         self.send(ack_bytes, dest, transport);
+        let neg = if srtp_refused {
+            tracing::warn!(call_id = %cid, "answer to our SRTP offer has no matching a=crypto; hanging up");
+            None
+        } else {
+            neg
+        };
         match (was_cancelled, neg) {
             (false, Some(n)) => {
-                tracing::info!(call_id = %cid, "outgoing call answered");
+                tracing::info!(call_id = %cid, srtp = srtp.is_some(), "outgoing call answered");
                 if let Some(c) = self.calls.get_mut(cid) {
                     c.remote_media = Some(n.remote.clone());
                 }
                 self.event(CallEvent::Answered {
                     call_id: cid.to_string(),
                     negotiated: n,
+                    srtp,
                 });
             }
             (false, None) => {
@@ -1272,6 +1307,11 @@ impl UserAgent {
         match sdp::negotiate(&remote, &media) {
             Ok(neg) => {
                 let body = sdp::build_answer(&neg, &media, call.sdp_version);
+                let body = match call.srtp.as_ref() {
+                    Some(k) => sdes::secure_sdp(&body, &k.local),
+                    None => body,
+                };
+                let srtp = call.srtp.clone();
                 call.local_media = Some(media);
                 call.state = CallState::Confirmed;
                 call.awaiting_ack = Some(key.clone());
@@ -1285,6 +1325,7 @@ impl UserAgent {
                 self.event(CallEvent::Answered {
                     call_id: cid.to_string(),
                     negotiated: neg,
+                    srtp,
                 });
             }
             Err(e) => {
@@ -1489,6 +1530,9 @@ impl UserAgent {
             digest: DigestState::new(&self.cfg.user, self.cfg.password.as_deref().unwrap_or("")),
             ack: None,
             ended_at: None,
+            srtp: None,
+            srtp_offer: sdes::offers(self.cfg.srtp, transport)
+                .then(|| CryptoAttr::generate(1, Suite::AesCm128HmacSha1_80)),
         };
         self.calls.insert(cid.clone(), call);
         self.send_invite(&cid, None, now);
@@ -1540,7 +1584,12 @@ impl UserAgent {
                 headers.push(hdr(h, v));
             }
         }
-        let body = sdp::build_offer(&media, call.sdp_version, Direction::SendRecv).into_bytes();
+        let body = sdp::build_offer(&media, call.sdp_version, Direction::SendRecv);
+        let body = match call.srtp_offer.as_ref() {
+            Some(c) => sdes::secure_sdp(&body, c),
+            None => body,
+        }
+        .into_bytes();
         let Some(req) = msg::request(Method::Invite, &uri, headers, body) else {
             return;
         };
