@@ -59,8 +59,14 @@ fn main() {
     let (protect, unprotect) = (protect / n, unprotect / n);
     println!("SRTP per 20 ms packet over {n} packets (AES_CM_128_HMAC_SHA1_80, 172-byte RTP):");
     println!("  plain copy        {:>8.2} µs", plain.as_secs_f64() * 1e6);
-    println!("  protect (send)    {:>8.2} µs", protect.as_secs_f64() * 1e6);
-    println!("  unprotect (recv)  {:>8.2} µs", unprotect.as_secs_f64() * 1e6);
+    println!(
+        "  protect (send)    {:>8.2} µs",
+        protect.as_secs_f64() * 1e6
+    );
+    println!(
+        "  unprotect (recv)  {:>8.2} µs",
+        unprotect.as_secs_f64() * 1e6
+    );
     let both = (protect + unprotect).as_secs_f64() * 1e3;
     println!(
         "  both directions   {both:.4} ms per 20 ms frame ({:.3}% of the frame); turn latency \

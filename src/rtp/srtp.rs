@@ -91,7 +91,9 @@ pub enum SrtpError {
     Malformed(String),
     #[error("a=crypto suite {0} is not supported: offer AES_CM_128_HMAC_SHA1_80 or AES_CM_128_HMAC_SHA1_32")]
     UnsupportedSuite(String),
-    #[error("a=crypto key is {0} bytes after base64 decoding; AES_CM_128 needs 30 (16 key + 14 salt)")]
+    #[error(
+        "a=crypto key is {0} bytes after base64 decoding; AES_CM_128 needs 30 (16 key + 14 salt)"
+    )]
     KeyLength(usize),
     #[error("a=crypto uses MKI or session parameters ({0}), which are not supported")]
     Unsupported(String),
@@ -187,7 +189,12 @@ impl CryptoAttr {
         let mut raw = [0u8; KEY_LEN + SALT_LEN];
         raw[..KEY_LEN].copy_from_slice(&self.key);
         raw[KEY_LEN..].copy_from_slice(&self.salt);
-        format!("{} {} inline:{}", self.tag, self.suite.name(), B64.encode(raw))
+        format!(
+            "{} {} inline:{}",
+            self.tag,
+            self.suite.name(),
+            B64.encode(raw)
+        )
     }
 }
 
@@ -238,7 +245,11 @@ pub struct SrtpStats {
 impl SrtpStats {
     /// All dropped packets, RTP and RTCP.
     pub fn dropped(&self) -> u64 {
-        self.auth_failed + self.replayed + self.malformed + self.rtcp_auth_failed + self.rtcp_replayed
+        self.auth_failed
+            + self.replayed
+            + self.malformed
+            + self.rtcp_auth_failed
+            + self.rtcp_replayed
     }
 }
 
@@ -265,9 +276,9 @@ fn classify(e: &webrtc_srtp::Error) -> Rejected {
         E::SrtpSsrcDuplicated(..) | E::SrtcpSsrcDuplicated(..) | E::ErrDuplicated => {
             Rejected::Replay
         }
-        E::RtpFailedToVerifyAuthTag | E::RtcpFailedToVerifyAuthTag | E::ErrFailedToVerifyAuthTag => {
-            Rejected::Auth
-        }
+        E::RtpFailedToVerifyAuthTag
+        | E::RtcpFailedToVerifyAuthTag
+        | E::ErrFailedToVerifyAuthTag => Rejected::Auth,
         _ => Rejected::Malformed,
     }
 }

@@ -117,7 +117,11 @@ pub fn registrar_target(entry: &str) -> (String, Transport) {
     if has_port {
         (host_port, transport)
     } else {
-        let port = if transport == Transport::Tls { 5061 } else { 5060 };
+        let port = if transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
         (format!("{host_port}:{port}"), transport)
     }
 }
@@ -261,7 +265,12 @@ pub async fn start_with_tls(
         })?;
         cfg.tls_local = Some(bound);
         tls_addr = Some(bound);
-        tokio::spawn(accept_loop(listener, in_tx.clone(), writers.clone(), Some(ctx)));
+        tokio::spawn(accept_loop(
+            listener,
+            in_tx.clone(),
+            writers.clone(),
+            Some(ctx),
+        ));
         tracing::info!(%bound, "SIP agent listening (TLS)");
     }
     let core = UserAgent::new(cfg);

@@ -182,7 +182,10 @@ impl Registration {
         let mut headers = vec![
             msg::hdr(
                 "Via",
-                format!("SIP/2.0/{tr} {local};branch={};rport{via}", msg::new_branch()),
+                format!(
+                    "SIP/2.0/{tr} {local};branch={};rport{via}",
+                    msg::new_branch()
+                ),
             ),
             msg::hdr("Max-Forwards", "70"),
             msg::hdr("From", format!("{aor};tag={}", slot.from_tag)),

@@ -141,7 +141,10 @@ mod tests {
     fn secure_sdp_round_trips_through_parse() {
         let c = CryptoAttr::generate(1, Suite::AesCm128HmacSha1_80);
         let s = secure_sdp(PLAIN, &c);
-        assert!(s.contains("m=audio 4000 RTP/SAVP 0 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"), "{s}");
+        assert!(
+            s.contains("m=audio 4000 RTP/SAVP 0 101\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{s}"
+        );
         let o = parse(s.as_bytes());
         assert!(o.savp);
         assert_eq!(o.crypto, vec![c.to_sdp_value()]);
@@ -153,7 +156,10 @@ mod tests {
         let plain = parse(PLAIN.as_bytes());
         let err = answer(SrtpPolicy::Required, Transport::Tls, &plain).unwrap_err();
         assert!(err.contains("SRTP required"), "{err}");
-        assert_eq!(answer(SrtpPolicy::Optional, Transport::Tls, &plain), Ok(None));
+        assert_eq!(
+            answer(SrtpPolicy::Optional, Transport::Tls, &plain),
+            Ok(None)
+        );
         assert_eq!(answer(SrtpPolicy::Off, Transport::Udp, &plain), Ok(None));
     }
 

@@ -279,7 +279,8 @@ mod tests {
     fn via_alias_reads_the_top_via_of_requests_only() {
         let req = b"INVITE sip:bot@127.0.0.1:5091 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK1;alias, SIP/2.0/TLS 10.0.0.1:5061;branch=z9\r\nCall-ID: x\r\n\r\n";
         assert_eq!(via_alias(req), Some("127.0.0.1:5061".parse().unwrap()));
-        let no_alias = b"INVITE sip:bot@h SIP/2.0\r\nv: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK1\r\n\r\n";
+        let no_alias =
+            b"INVITE sip:bot@h SIP/2.0\r\nv: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK1\r\n\r\n";
         assert_eq!(via_alias(no_alias), None);
         let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;alias\r\n\r\n";
         assert_eq!(via_alias(resp), None);
@@ -319,8 +320,13 @@ mod tests {
             }
         });
         let (other, other_key) = self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let good = TlsContext::new(vec![other.clone()], other_key.clone_key(), Some(roots), true)
-            .unwrap();
+        let good = TlsContext::new(
+            vec![other.clone()],
+            other_key.clone_key(),
+            Some(roots),
+            true,
+        )
+        .unwrap();
         let s = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut tls = good
             .connector

@@ -23,11 +23,11 @@ use super::msg::{self, hdr};
 use super::registration::{RegConfig, RegKind, RegOutput, Registration};
 use super::sdes;
 use super::sdp::{self, Direction, LocalMedia, RemoteMedia};
-use crate::rtp::srtp::{CryptoAttr, SrtpKeys, Suite};
 use super::transaction::{
     key as tx_key, ClientTx, ServerState, ServerTx, Timer, TimerValues, TxAction,
 };
 use super::{Action, CallEvent, Command, EndReason, SipEvent, Transport};
+use crate::rtp::srtp::{CryptoAttr, SrtpKeys, Suite};
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 
@@ -1540,9 +1540,7 @@ impl UserAgent {
     }
 
     fn call_transport(&self, cid: &str) -> Transport {
-        self.calls
-            .get(cid)
-            .map_or(Transport::Udp, |c| c.transport)
+        self.calls.get(cid).map_or(Transport::Udp, |c| c.transport)
     }
 
     /// Sends (or re-sends, after a challenge) the INVITE of an outgoing call.

@@ -1249,7 +1249,10 @@ fn required_srtp_refuses_plain_offers_and_answers_sdes_over_tls() {
     assert_eq!(codes(&a), vec![100, 180]);
     let ring = sent(&a).into_iter().nth(1).expect("180").0;
     let contact = msg::header_value(ring.headers(), "Contact").expect("contact");
-    assert!(contact.contains("127.0.0.1:5091;transport=tls"), "{contact}");
+    assert!(
+        contact.contains("127.0.0.1:5091;transport=tls"),
+        "{contact}"
+    );
     let keys = match &call_events(&a)[..] {
         [CallEvent::IncomingCall {
             srtp: Some(keys), ..
