@@ -342,12 +342,9 @@ mod tests {
         wrong.add(other.clone()).unwrap();
         let bad = TlsContext::new(vec![other], other_key, Some(wrong), true).unwrap();
         let s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let err = bad
-            .connector
-            .connect(bad.server_name(addr), s)
-            .await
-            .err()
-            .expect("untrusted certificate must be refused");
+        let Err(err) = bad.connector.connect(bad.server_name(addr), s).await else {
+            panic!("untrusted certificate must be refused");
+        };
         assert!(
             err.to_string().to_ascii_lowercase().contains("certificate"),
             "{err}"
