@@ -68,6 +68,7 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
     let SipEvent::Call(CallEvent::Answered {
         call_id,
         negotiated,
+        ..
     }) = ev
     else {
         unreachable!()

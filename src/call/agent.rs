@@ -659,6 +659,7 @@ impl Ctx {
                 from,
                 to,
                 remote,
+                srtp,
                 ..
             } => {
                 let _span = crate::logging::call_span(&call_id).entered();
@@ -671,6 +672,7 @@ impl Ctx {
                 }
                 let mut cfg = MediaConfig::new(self.local_ip, remote.rtp_addr, G711::Pcmu);
                 cfg.tap_outbound = true;
+                cfg.srtp = srtp;
                 match MediaSession::start(&self.ports, cfg) {
                     Ok(media) => {
                         let local: SocketAddr = media.local_rtp();
@@ -704,9 +706,18 @@ impl Ctx {
             CallEvent::Answered {
                 call_id,
                 negotiated,
+                srtp,
             } => {
                 if let Some(call) = calls.get_mut(&call_id) {
                     let _span = crate::logging::call_span(&call_id).entered();
+                    // UAC: the keys came with the answer (UAS sessions started with them).
+                    if let (Some(keys), Some(media), Direction::Outbound) =
+                        (&srtp, call.media.as_ref(), call.direction)
+                    {
+                        if let Err(e) = media.set_srtp(keys) {
+                            tracing::error!(error = %e, "cannot switch the call's media to SRTP");
+                        }
+                    }
                     if call.record_id.is_none() {
                         call.record_id = self.new_record(
                             &call.script.clone(),

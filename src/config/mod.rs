@@ -50,6 +50,7 @@ pub struct Config {
     pub overload: OverloadConfig,
     pub alerts: AlertsConfig,
     pub transfer: TransferConfig,
+    pub media: MediaSettings,
     /// Directory the file was loaded from; relative paths in it are resolved against this.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -90,6 +91,60 @@ pub struct SipConfig {
     pub drain_timeout_secs: u64,
     /// `[sip.inbound_auth]`: when present, new INVITEs must pass a digest challenge.
     pub inbound_auth: Option<InboundAuthConfig>,
+    /// Local address for SIP over TLS (RFC 3261 §26), e.g. `127.0.0.1:5091`; absent: no
+    /// TLS listener (outgoing TLS to `sips:` registrars still works).
+    pub tls_listen: Option<SocketAddr>,
+    /// `[sip.tls]`: certificate, trusted CAs and verification for SIP over TLS.
+    pub tls: SipTlsConfig,
+}
+
+/// `[sip.tls]`: certificates for SIP over TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipTlsConfig {
+    /// PEM certificate chain of the listener (absent with key_file: self-signed at start-up).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the listener.
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates trusted for registrars and call targets (absent: Mozilla roots).
+    pub ca_file: Option<PathBuf>,
+    /// Verify peers' certificates. `false` only for tests; logged loudly.
+    pub verify: bool,
+}
+
+impl Default for SipTlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            verify: true,
+        }
+    }
+}
+
+/// `[media]`: media security.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSettings {
+    pub srtp: SrtpPolicy,
+}
+
+/// When calls use SRTP (SDES keys, RFC 4568). Keys travel in the SDP, so they are only
+/// offered or accepted on TLS signalling unless `forced`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    /// Never SRTP; an SRTP-only offer is refused with 488.
+    Off,
+    /// SRTP on TLS signalling when the peer offers or accepts it; plain RTP otherwise.
+    #[default]
+    Optional,
+    /// Only SRTP calls: plain offers get 488, calls we place offer SRTP only.
+    Required,
+    /// Like `optional` but also on plain UDP/TCP signalling (keys visible on the wire:
+    /// only for trusted networks and tests).
+    Forced,
 }
 
 /// `[sip.inbound_auth]`: credentials callers must present (digest MD5, 401 challenge).
@@ -146,6 +201,8 @@ impl Default for SipConfig {
             retry_after_secs: 30,
             drain_timeout_secs: 60,
             inbound_auth: None,
+            tls_listen: None,
+            tls: SipTlsConfig::default(),
         }
     }
 }

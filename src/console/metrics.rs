@@ -41,6 +41,7 @@ pub struct ConsoleMetrics {
     registration: Family<Labels, Gauge>,
     emergency: Gauge,
     transfers: Family<Labels, Counter>,
+    srtp_dropped: Counter,
 }
 
 impl Default for ConsoleMetrics {
@@ -66,6 +67,12 @@ impl ConsoleMetrics {
         let registration = Family::<Labels, Gauge>::default();
         let emergency = Gauge::default();
         let transfers = Family::<Labels, Counter>::default();
+        let srtp_dropped = Counter::default();
+        registry.register(
+            "srtp_dropped_packets",
+            "SRTP/SRTCP packets dropped: bad authentication tag, replay or malformed",
+            srtp_dropped.clone(),
+        );
         registry.register("active_calls", "Calls in progress", active_calls.clone());
         registry.register("calls_answered", "Calls answered", answered.clone());
         registry.register(
@@ -144,11 +151,17 @@ impl ConsoleMetrics {
             tts_queue,
             registration,
             emergency,
+            srtp_dropped,
         }
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
+        let total = crate::rtp::srtp::dropped_total();
+        let seen = self.srtp_dropped.get();
+        if total > seen {
+            self.srtp_dropped.inc_by(total - seen);
+        }
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -19,6 +19,7 @@ pub mod pacer;
 pub mod packet;
 pub mod rtcp;
 pub mod session;
+pub mod srtp;
 
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender};
 pub use jitter::{

@@ -24,6 +24,7 @@ use super::jitter::{Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats, F
 use super::pacer::{Pacer, RtpStream};
 use super::packet::{classify, PacketKind, RtpPacket};
 use super::rtcp::{self, RtcpPacket, SenderInfo};
+use super::srtp::{Rejected, SrtpEdge, SrtpKeys, SrtpStats};
 use super::RtpError;
 use crate::codec::G711;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
@@ -177,6 +178,9 @@ pub struct MediaConfig {
     /// CPU-hungry inference threads cannot delay packets. Best effort: without the
     /// privilege (CAP_SYS_NICE / rtprio limit) the thread runs at normal priority.
     pub realtime: bool,
+    /// SDES keys when the call negotiated SRTP: packets are decrypted right after they
+    /// are received and encrypted right before they are sent (SRTCP too).
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl MediaConfig {
@@ -195,6 +199,7 @@ impl MediaConfig {
             rtcp_interval: Duration::from_secs(5),
             tap_outbound: false,
             realtime: true,
+            srtp: None,
         }
     }
 }
@@ -302,6 +307,8 @@ pub struct MediaStats {
     pub peer_jitter_ms: f64,
     pub rtt: Option<Duration>,
     pub peer_bye: bool,
+    /// SRTP/SRTCP packets dropped (bad tag, replay, malformed); zero without SRTP.
+    pub srtp: SrtpStats,
 }
 
 /// What a finished session measured.
@@ -325,6 +332,8 @@ enum Command {
     Remote(SocketAddr, Option<SocketAddr>),
     Codec(G711, Option<u8>),
     Sending(bool),
+    /// SRTP keys learnt after the session started (a call we placed was answered).
+    Srtp(Box<SrtpEdge>),
 }
 
 /// A running media session; dropping it stops the thread and frees the ports.
@@ -389,6 +398,13 @@ impl MediaSession {
         }));
         let dtmf_enabled = Arc::new(AtomicBool::new(cfg.dtmf_payload_type.is_some()));
 
+        let srtp = match &cfg.srtp {
+            Some(keys) => Some(SrtpEdge::new(keys).map_err(|e| RtpError::Io {
+                what: "SRTP context",
+                source: std::io::Error::other(e.to_string()),
+            })?),
+            None => None,
+        };
         let remote_rtcp = cfg.remote_rtcp.or_else(|| {
             cfg.remote
                 .map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)))
@@ -434,6 +450,7 @@ impl MediaSession {
             ticks: 0,
             busy: Duration::ZERO,
             busy_max: Duration::ZERO,
+            srtp,
         };
         let realtime = cfg.realtime;
         let thread = std::thread::Builder::new()
@@ -498,6 +515,21 @@ impl MediaSession {
         self.dtmf_enabled
             .store(dtmf_payload_type.is_some(), Ordering::Release);
         let _ = self.cmd.try_send(Command::Codec(codec, dtmf_payload_type));
+    }
+
+    /// Switches the session to SRTP with these keys (the answer to our offer arrived).
+    /// The cipher contexts are built here, off the media thread.
+    pub fn set_srtp(&self, keys: &SrtpKeys) -> Result<(), RtpError> {
+        let edge = SrtpEdge::new(keys).map_err(|e| RtpError::Io {
+            what: "SRTP context",
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        self.cmd
+            .try_send(Command::Srtp(Box::new(edge)))
+            .map_err(|_| RtpError::Io {
+                what: "SRTP keys",
+                source: std::io::Error::other("media session command queue full or stopped"),
+            })
     }
 
     /// Stops or resumes sending RTP (hold: SDP `recvonly`/`inactive`). While stopped the
@@ -619,6 +651,7 @@ struct Worker {
     ticks: u64,
     busy: Duration,
     busy_max: Duration,
+    srtp: Option<SrtpEdge>,
 }
 
 impl Worker {
@@ -711,6 +744,9 @@ impl Worker {
         }
         while let Ok((n, from)) = self.rtcp.recv_from(&mut self.buf) {
             if classify(&self.buf[..n]) == PacketKind::Rtcp {
+                let Some(n) = self.unprotect(n, from, true) else {
+                    continue;
+                };
                 if !self.rtcp_latched {
                     self.remote_rtcp = Some(from);
                     self.rtcp_latched = true;
@@ -734,11 +770,17 @@ impl Worker {
             }
             PacketKind::Rtcp => {
                 // rtcp-mux peer.
-                self.on_rtcp(n, now);
+                if let Some(n) = self.unprotect(n, from, true) {
+                    self.on_rtcp(n, now);
+                }
                 return;
             }
             PacketKind::Rtp => {}
         }
+        // Authenticate before latching: a forged packet must not redirect our media.
+        let Some(n) = self.unprotect(n, from, false) else {
+            return;
+        };
         let buf = &self.buf[..n];
         let Ok(pkt) = RtpPacket::parse(buf) else {
             self.stats.garbage_dropped += 1;
@@ -823,6 +865,7 @@ impl Worker {
                     self.codec = codec;
                     self.dtmf_pt = pt;
                 }
+                Command::Srtp(edge) => self.srtp = Some(*edge),
                 Command::Sending(on) => {
                     self.sending = on;
                     if !on {
@@ -918,7 +961,50 @@ impl Worker {
         self.publish(false);
     }
 
+    /// With SRTP, decrypts `self.buf[..n]` in place; `None` (dropped, counted, logged
+    /// sparingly with the peer) when it does not authenticate.
+    fn unprotect(&mut self, n: usize, from: SocketAddr, rtcp: bool) -> Option<usize> {
+        let Some(edge) = self.srtp.as_mut() else {
+            return Some(n);
+        };
+        let r = if rtcp {
+            edge.unprotect_rtcp(&mut self.buf, n)
+        } else {
+            edge.unprotect_rtp(&mut self.buf, n)
+        };
+        self.stats.srtp = edge.stats;
+        match r {
+            Ok(n) => Some(n),
+            Err(why) => {
+                let dropped = edge.stats.dropped();
+                // First drop, then every power of two: a flood cannot flood the log.
+                if dropped.is_power_of_two() {
+                    let reason = match why {
+                        Rejected::Auth => "authentication tag mismatch (tampered or wrong key)",
+                        Rejected::Replay => "replayed packet",
+                        Rejected::Malformed => "malformed packet",
+                    };
+                    tracing::warn!(peer = %from, rtcp, reason, dropped, "SRTP packet dropped; the call continues");
+                }
+                None
+            }
+        }
+    }
+
+    /// With SRTP, encrypts `self.out[..len]` in place; returns the length to send.
+    fn protect(&mut self, len: usize, rtcp: bool) -> Option<usize> {
+        match self.srtp.as_mut() {
+            None => Some(len),
+            Some(edge) if rtcp => edge.protect_rtcp(&mut self.out, len),
+            Some(edge) => edge.protect_rtp(&mut self.out, len),
+        }
+    }
+
     fn send(&mut self, len: usize, to: SocketAddr) {
+        let Some(len) = self.protect(len, false) else {
+            self.stats.send_errors += 1;
+            return;
+        };
         match self.rtp.send_to(&self.out[..len], to) {
             Ok(_) => self.stats.rtp_sent += 1,
             Err(_) => self.stats.send_errors += 1,
@@ -949,6 +1035,9 @@ impl Worker {
             block.as_ref(),
             &self.cname,
         ) {
+            let Some(len) = self.protect(len, true) else {
+                return;
+            };
             if self.rtcp.send_to(&self.out[..len], to).is_ok() {
                 self.stats.rtcp_sent += 1;
             }
@@ -978,7 +1067,10 @@ impl Worker {
         let Ok(m) = rtcp::write_bye(&mut self.out[n..], self.stream.ssrc) else {
             return;
         };
-        if self.rtcp.send_to(&self.out[..n + m], to).is_ok() {
+        let Some(len) = self.protect(n + m, true) else {
+            return;
+        };
+        if self.rtcp.send_to(&self.out[..len], to).is_ok() {
             self.stats.rtcp_sent += 1;
         }
     }

@@ -17,7 +17,9 @@ pub mod digest;
 pub mod driver;
 pub mod msg;
 pub mod registration;
+pub mod sdes;
 pub mod sdp;
+pub mod tls;
 pub mod transaction;
 pub mod ua;
 
@@ -33,6 +35,8 @@ pub use ua::{UaConfig, UserAgent};
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 §26) on TCP.
+    Tls,
 }
 
 impl Transport {
@@ -40,7 +44,43 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
+    }
+
+    /// The `;transport=` URI parameter for Contact (none for UDP).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        }
+    }
+
+    /// Extra Via parameters: on TLS `alias` (RFC 5923) asks the peer to send its own
+    /// requests to us over this connection instead of opening one to our listener.
+    pub fn via_params(self) -> &'static str {
+        match self {
+            Transport::Tls => ";alias",
+            _ => "",
+        }
+    }
+
+    /// Whether a URI or registrar entry asks for TLS (`sips:` or `;transport=tls`).
+    pub fn of_uri(uri: &str) -> Transport {
+        let lower = uri.trim().to_ascii_lowercase();
+        if lower.starts_with("sips:") || lower.contains(";transport=tls") {
+            Transport::Tls
+        } else if lower.contains(";transport=tcp") {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }
+    }
+
+    /// Whether signalling on this transport is confidential (SDES keys may travel on it).
+    pub fn is_secure(self) -> bool {
+        self == Transport::Tls
     }
 }
 
@@ -86,6 +126,8 @@ pub enum CallEvent {
         to: String,
         remote: RemoteMedia,
         remote_sdp: String,
+        /// SDES keys when the call is SRTP (start the media session with them).
+        srtp: Option<crate::rtp::srtp::SrtpKeys>,
     },
     /// Outgoing call: the far end is ringing (180).
     Ringing {
@@ -100,6 +142,8 @@ pub enum CallEvent {
     Answered {
         call_id: String,
         negotiated: Negotiated,
+        /// SDES keys when the call is SRTP (UAC: apply them to the media session).
+        srtp: Option<crate::rtp::srtp::SrtpKeys>,
     },
     /// Re-INVITE: hold/resume or a new codec/address.
     MediaUpdate {

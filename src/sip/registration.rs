@@ -57,6 +57,8 @@ pub struct RegConfig {
     pub user: String,
     pub password: String,
     pub local: SocketAddr,
+    /// Transport to the registrars (TLS: `local` is the TLS listen address).
+    pub transport: super::Transport,
     pub registrars: Vec<SocketAddr>,
     pub expires: u32,
     pub keepalive: Duration,
@@ -157,13 +159,20 @@ impl Registration {
     }
 
     fn contact(&self) -> String {
-        format!("<sip:{}@{}>", self.cfg.user, self.cfg.local)
+        format!(
+            "<sip:{}@{}{}>",
+            self.cfg.user,
+            self.cfg.local,
+            self.cfg.transport.uri_param()
+        )
     }
 
     fn build(&mut self, idx: usize, method: Method, expires: Option<u32>) -> Option<Request> {
         let uri = self.uri(idx);
         let host = self.host(idx);
         let local = self.cfg.local;
+        let via = self.cfg.transport.via_params();
+        let tr = self.cfg.transport.via_name();
         let user = self.cfg.user.clone();
         let ua = self.cfg.user_agent.clone();
         let contact = self.contact();
@@ -173,7 +182,10 @@ impl Registration {
         let mut headers = vec![
             msg::hdr(
                 "Via",
-                format!("SIP/2.0/UDP {local};branch={};rport", msg::new_branch()),
+                format!(
+                    "SIP/2.0/{tr} {local};branch={};rport{via}",
+                    msg::new_branch()
+                ),
             ),
             msg::hdr("Max-Forwards", "70"),
             msg::hdr("From", format!("{aor};tag={}", slot.from_tag)),
@@ -544,6 +556,7 @@ mod tests {
             user: "bot".into(),
             password: "passbot".into(),
             local: "127.0.0.1:5090".parse().expect("addr"),
+            transport: crate::sip::Transport::Udp,
             registrars: (0..n)
                 .map(|i| format!("127.0.0.1:{}", 5060 + i).parse().expect("addr"))
                 .collect(),

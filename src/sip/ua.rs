@@ -21,11 +21,13 @@ pub use super::digest::ServerCredentials;
 use super::digest::{credentials_username, parse_challenge, DigestServer, DigestState, Verdict};
 use super::msg::{self, hdr};
 use super::registration::{RegConfig, RegKind, RegOutput, Registration};
+use super::sdes;
 use super::sdp::{self, Direction, LocalMedia, RemoteMedia};
 use super::transaction::{
     key as tx_key, ClientTx, ServerState, ServerTx, Timer, TimerValues, TxAction,
 };
 use super::{Action, CallEvent, Command, EndReason, ReferStatus, SipEvent, Transport};
+use crate::rtp::srtp::{CryptoAttr, SrtpKeys, Suite};
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY";
 
@@ -98,9 +100,23 @@ pub struct UaConfig {
     pub retry_after: u32,
     /// When set, new INVITEs must authenticate with these (digest, 401/Authorization).
     pub inbound_auth: Option<ServerCredentials>,
+    /// The TLS listen address (`sip.tls_listen`); Via and Contact of TLS messages use it.
+    pub tls_local: Option<SocketAddr>,
+    /// Transport to the registrars (`sips:` or `;transport=tls` entries: TLS).
+    pub registrar_transport: Transport,
+    /// `[media] srtp`: when calls use SRTP with SDES keys.
+    pub srtp: crate::config::SrtpPolicy,
 }
 
 impl UaConfig {
+    /// The address we are reachable at on `transport` (Via sent-by and Contact).
+    pub fn local_for(&self, transport: Transport) -> SocketAddr {
+        match (transport, self.tls_local) {
+            (Transport::Tls, Some(a)) => a,
+            _ => self.local,
+        }
+    }
+
     /// Direct-mode defaults around a local address (tests and simple setups).
     pub fn direct(local: SocketAddr) -> Self {
         Self {
@@ -122,6 +138,9 @@ impl UaConfig {
             user_agent: format!("tingshuo/{}", env!("CARGO_PKG_VERSION")),
             retry_after: 30,
             inbound_auth: None,
+            tls_local: None,
+            registrar_transport: Transport::Udp,
+            srtp: crate::config::SrtpPolicy::Optional,
         }
     }
 }
@@ -181,6 +200,10 @@ struct Call {
     extra_headers: Vec<(String, String)>,
     /// A REFER of ours is in progress (its NOTIFYs are expected).
     refer: Option<ReferState>,
+    /// SDES keys of an SRTP call (UAS: from the offer; UAC: once answered).
+    srtp: Option<SrtpKeys>,
+    /// UAC: the crypto line we offered.
+    srtp_offer: Option<CryptoAttr>,
 }
 
 /// Our REFER in a dialog: the implicit subscription's state (RFC 3515 §2.4.4).
@@ -264,7 +287,8 @@ impl UserAgent {
         let reg = Registration::new(RegConfig {
             user: cfg.user.clone(),
             password: cfg.password.clone().unwrap_or_default(),
-            local: cfg.local,
+            local: cfg.local_for(cfg.registrar_transport),
+            transport: cfg.registrar_transport,
             registrars: cfg.registrars.clone(),
             expires: cfg.register_expires,
             keepalive: cfg.keepalive,
@@ -564,10 +588,12 @@ impl UserAgent {
     }
 
     fn contact(&self, transport: Transport) -> String {
-        match transport {
-            Transport::Udp => format!("<sip:{}@{}>", self.cfg.user, self.cfg.local),
-            Transport::Tcp => format!("<sip:{}@{};transport=tcp>", self.cfg.user, self.cfg.local),
-        }
+        format!(
+            "<sip:{}@{}{}>",
+            self.cfg.user,
+            self.cfg.local_for(transport),
+            transport.uri_param()
+        )
     }
 
     /// Sends a response through server transaction `key`.
@@ -754,6 +780,10 @@ impl UserAgent {
         if let Err(e) = sdp::negotiate(&remote, &probe) {
             return reject(self, 488, &e.to_string());
         }
+        let srtp = match sdes::answer(self.cfg.srtp, transport, &sdes::parse(&req.body)) {
+            Ok(k) => k,
+            Err(why) => return reject(self, 488, &why),
+        };
         let from = msg::header_value(&req.headers, "From").unwrap_or_default();
         let to = msg::header_value(&req.headers, "To").unwrap_or_default();
         let remote_target = msg::header_value(&req.headers, "Contact")
@@ -789,6 +819,8 @@ impl UserAgent {
             ended_at: None,
             extra_headers: Vec::new(),
             refer: None,
+            srtp: srtp.clone(),
+            srtp_offer: None,
         };
         self.calls.insert(call_id.clone(), call);
         if let Some(e) = self.servers.get_mut(key) {
@@ -803,6 +835,7 @@ impl UserAgent {
             to,
             remote,
             remote_sdp: String::from_utf8_lossy(&req.body).into_owned(),
+            srtp,
         });
     }
 
@@ -867,6 +900,11 @@ impl UserAgent {
         };
         call.awaiting_ack = Some(key.to_string());
         let tag = call.local_tag.clone();
+        // An SRTP call stays SRTP across re-INVITEs (hold/resume) with the same keys.
+        let sdp_body = match call.srtp.as_ref() {
+            Some(k) => sdes::secure_sdp(&sdp_body, &k.local),
+            None => sdp_body,
+        };
         let extra = vec![hdr("Contact", self.contact(transport)), hdr("Allow", ALLOW)];
         self.reply(key, req, 200, Some(&tag), extra, Some(sdp_body), now);
         if let Some(neg) = update {
@@ -1269,7 +1307,7 @@ impl UserAgent {
             self.start_client(
                 r.request,
                 r.dest,
-                Transport::Udp,
+                self.cfg.registrar_transport,
                 r.timeout,
                 Owner::Reg(r.idx, r.kind),
                 now,
@@ -1344,9 +1382,10 @@ impl UserAgent {
     }
 
     fn uac_answered(&mut self, cid: &str, resp: &Response, now: Instant) {
-        let local_contact = self.contact(Transport::Udp);
+        let tr = self.call_transport(cid);
+        let local_contact = self.contact(tr);
         let ua = self.cfg.user_agent.clone();
-        let local = self.cfg.local;
+        let local = self.cfg.local_for(tr);
         let Some(call) = self.calls.get_mut(cid) else {
             return;
         };
@@ -1364,6 +1403,13 @@ impl UserAgent {
         });
         let was_cancelled = call.cancel_pending || call.state == CallState::Ended;
         call.state = CallState::Confirmed;
+        call.srtp = call
+            .srtp_offer
+            .as_ref()
+            .and_then(|o| sdes::keys_from_answer(o, &sdes::parse(&resp.body)));
+        let srtp = call.srtp.clone();
+        // We offered SRTP only: an answer without matching keys cannot be used.
+        let srtp_refused = call.srtp_offer.is_some() && srtp.is_none();
         // ACK for the 2xx: a new transaction, sent along the route set.
         let cseq = msg::cseq(&call.invite.headers).map(|c| c.0).unwrap_or(1);
         let (ack, dest) = dialog_request(call, Method::Ack, cseq, local, &local_contact, &ua);
@@ -1371,15 +1417,22 @@ impl UserAgent {
         call.ack = Some((ack_bytes.clone(), dest));
         let transport = call.transport;
         self.send(ack_bytes, dest, transport);
+        let neg = if srtp_refused {
+            tracing::warn!(call_id = %cid, "answer to our SRTP offer has no matching a=crypto; hanging up");
+            None
+        } else {
+            neg
+        };
         match (was_cancelled, neg) {
             (false, Some(n)) => {
-                tracing::info!(call_id = %cid, "outgoing call answered");
+                tracing::info!(call_id = %cid, srtp = srtp.is_some(), "outgoing call answered");
                 if let Some(c) = self.calls.get_mut(cid) {
                     c.remote_media = Some(n.remote.clone());
                 }
                 self.event(CallEvent::Answered {
                     call_id: cid.to_string(),
                     negotiated: n,
+                    srtp,
                 });
             }
             (false, None) => {
@@ -1447,6 +1500,11 @@ impl UserAgent {
         match sdp::negotiate(&remote, &media) {
             Ok(neg) => {
                 let body = sdp::build_answer(&neg, &media, call.sdp_version);
+                let body = match call.srtp.as_ref() {
+                    Some(k) => sdes::secure_sdp(&body, &k.local),
+                    None => body,
+                };
+                let srtp = call.srtp.clone();
                 call.local_media = Some(media);
                 call.state = CallState::Confirmed;
                 call.awaiting_ack = Some(key.clone());
@@ -1460,6 +1518,7 @@ impl UserAgent {
                 self.event(CallEvent::Answered {
                     call_id: cid.to_string(),
                     negotiated: neg,
+                    srtp,
                 });
             }
             Err(e) => {
@@ -1533,9 +1592,10 @@ impl UserAgent {
     }
 
     fn bye(&mut self, cid: &str, reason: EndReason, now: Instant) {
-        let local_contact = self.contact(Transport::Udp);
+        let tr = self.call_transport(cid);
+        let local_contact = self.contact(tr);
         let ua = self.cfg.user_agent.clone();
-        let local = self.cfg.local;
+        let local = self.cfg.local_for(tr);
         let Some(call) = self.calls.get_mut(cid) else {
             return;
         };
@@ -1606,6 +1666,11 @@ impl UserAgent {
         }
         let proxy = self.reg.active_addr();
         let uri = target_uri(target, proxy);
+        // Through the registrar: its transport; direct: what the target URI asks for.
+        let transport = match proxy {
+            Some(_) if Transport::of_uri(&uri) == Transport::Udp => self.cfg.registrar_transport,
+            _ => Transport::of_uri(&uri),
+        };
         let dest = match proxy.or_else(|| msg::uri_socket_addr(&uri)) {
             Some(d) => d,
             None => {
@@ -1648,7 +1713,7 @@ impl UserAgent {
             invite_key: String::new(),
             awaiting_ack: None,
             peer: dest,
-            transport: Transport::Udp,
+            transport,
             local_media: Some(media),
             remote_media: None,
             sdp_version: 1,
@@ -1661,16 +1726,24 @@ impl UserAgent {
             ended_at: None,
             extra_headers,
             refer: None,
+            srtp: None,
+            srtp_offer: sdes::offers(self.cfg.srtp, transport)
+                .then(|| CryptoAttr::generate(1, Suite::AesCm128HmacSha1_80)),
         };
         self.calls.insert(cid.clone(), call);
         self.send_invite(&cid, None, now);
         self.schedule(now + ring_timeout, TimerTarget::Ring(cid));
     }
 
+    fn call_transport(&self, cid: &str) -> Transport {
+        self.calls.get(cid).map_or(Transport::Udp, |c| c.transport)
+    }
+
     /// Sends (or re-sends, after a challenge) the INVITE of an outgoing call.
     fn send_invite(&mut self, cid: &str, auth_header: Option<&str>, now: Instant) {
-        let contact = self.contact(Transport::Udp);
-        let local = self.cfg.local;
+        let tr = self.call_transport(cid);
+        let contact = self.contact(tr);
+        let local = self.cfg.local_for(tr);
         let ua = self.cfg.user_agent.clone();
         let Some(call) = self.calls.get_mut(cid) else {
             return;
@@ -1683,7 +1756,12 @@ impl UserAgent {
         let mut headers = vec![
             hdr(
                 "Via",
-                format!("SIP/2.0/UDP {local};branch={};rport", msg::new_branch()),
+                format!(
+                    "SIP/2.0/{} {local};branch={};rport{}",
+                    tr.via_name(),
+                    msg::new_branch(),
+                    tr.via_params()
+                ),
             ),
             hdr("Max-Forwards", "70"),
             hdr("From", format!("{};tag={}", call.local_uri, call.local_tag)),
@@ -1703,7 +1781,12 @@ impl UserAgent {
                 headers.push(hdr(h, v));
             }
         }
-        let body = sdp::build_offer(&media, call.sdp_version, Direction::SendRecv).into_bytes();
+        let body = sdp::build_offer(&media, call.sdp_version, Direction::SendRecv);
+        let body = match call.srtp_offer.as_ref() {
+            Some(c) => sdes::secure_sdp(&body, c),
+            None => body,
+        }
+        .into_bytes();
         let Some(req) = msg::request(Method::Invite, &uri, headers, body) else {
             return;
         };
@@ -1817,7 +1900,11 @@ fn dialog_request(
     let mut headers = vec![
         hdr(
             "Via",
-            format!("SIP/2.0/{tr} {local};branch={};rport", msg::new_branch()),
+            format!(
+                "SIP/2.0/{tr} {local};branch={};rport{}",
+                msg::new_branch(),
+                call.transport.via_params()
+            ),
         ),
         hdr("Max-Forwards", "70"),
     ];

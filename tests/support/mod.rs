@@ -147,8 +147,22 @@ impl Drop for Proc {
 /// Kamailio registrar/proxy from sip-config/kamailio-test.cfg on its own port.
 pub struct Kamailio {
     pub port: u16,
+    /// The TLS port, when started with [`Kamailio::start_tls`].
+    pub tls_port: Option<u16>,
     pub proc: Proc,
     pub dir: tempfile::TempDir,
+}
+
+/// Kamailio's TLS server certificate (self-signed for 127.0.0.1) as PEM files in `dir`:
+/// `kamailio.crt` (also the CA file agents trust) and `kamailio.key`.
+pub fn kamailio_tls_files(dir: &Path) -> (PathBuf, PathBuf) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+        .expect("generate a certificate");
+    let crt = dir.join("kamailio.crt");
+    let key = dir.join("kamailio.key");
+    std::fs::write(&crt, ck.cert.pem()).expect("write cert");
+    std::fs::write(&key, ck.key_pair.serialize_pem()).expect("write key");
+    (crt, key)
 }
 
 impl Kamailio {
@@ -157,6 +171,32 @@ impl Kamailio {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::start_inner(port, None)
+    }
+
+    /// Also listening for SIP over TLS on a free port (tls.so from `kamailio-tls-modules`),
+    /// with a self-signed certificate in `dir` (see [`kamailio_tls_files`]). Kamailio
+    /// honours the RFC 5923 `alias` Via parameter (`tcp_accept_aliases`), and does not
+    /// verify agents' certificates (they are self-signed in tests).
+    pub fn start_tls() -> Self {
+        require("kamailio", "kamailio");
+        assert!(
+            Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so").is_file()
+                || Path::new("/usr/lib/kamailio/modules/tls.so").is_file(),
+            "Kamailio's TLS module is not installed but this test needs it. Install it with \
+             `apt-get install -y kamailio-tls-modules` and run the test again."
+        );
+        let port = free_port();
+        let tls = loop {
+            let t = free_port();
+            if t != port {
+                break t;
+            }
+        };
+        Self::start_inner(port, Some(tls))
+    }
+
+    fn start_inner(port: u16, tls: Option<u16>) -> Self {
         require("kamailio", "kamailio");
         // A Kamailio just stopped on this port (a restart in the fail-over test)
         // exits before its forked children have closed their listening sockets:
@@ -172,7 +212,31 @@ impl Kamailio {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = std::fs::read_to_string(repo_file("sip-config/kamailio-test.cfg"))
             .expect("sip-config/kamailio-test.cfg is in the repository");
-        let cfg = cfg.replace("127.0.0.1:5060", &format!("127.0.0.1:{port}"));
+        let mut cfg = cfg.replace("127.0.0.1:5060", &format!("127.0.0.1:{port}"));
+        if let Some(tls_port) = tls {
+            let (crt, key) = kamailio_tls_files(dir.path());
+            let tls_cfg = dir.path().join("tls.cfg");
+            std::fs::write(
+                &tls_cfg,
+                format!(
+                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n\
+                     private_key = {}\ncertificate = {}\n\n[client:default]\nmethod = TLSv1.2+\n\
+                     verify_certificate = no\nrequire_certificate = no\n",
+                    key.display(),
+                    crt.display()
+                ),
+            )
+            .expect("write tls.cfg");
+            cfg = cfg.replacen(
+                "auto_aliases=no\n",
+                &format!(
+                    "auto_aliases=no\nenable_tls=yes\ntcp_accept_aliases=yes\nlisten=tls:127.0.0.1:{tls_port}\n\
+                     alias=\"127.0.0.1:{tls_port}\"\nloadmodule \"tls.so\"\nmodparam(\"tls\", \"config\", \"{}\")\n",
+                    tls_cfg.display()
+                ),
+                1,
+            );
+        }
         let cfg_path = dir.path().join("kamailio.cfg");
         std::fs::write(&cfg_path, cfg).expect("write kamailio.cfg");
         let run = dir.path().join("run");
@@ -192,6 +256,7 @@ impl Kamailio {
             .expect("kamailio starts");
         let k = Self {
             port,
+            tls_port: tls,
             proc: Proc { child, log },
             dir,
         };

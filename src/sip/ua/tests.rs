@@ -1215,3 +1215,72 @@ fn inbound_auth_applies_in_registered_mode_to_invites_relayed_by_the_registrar()
     );
     assert_eq!(codes(&a), vec![100, 180]);
 }
+
+/// `[media] srtp = "required"`: a plain-RTP offer over TLS is refused with 488 naming the
+/// reason; an SDES offer over TLS is answered with RTP/SAVP, our own key, and the keys
+/// reach the call layer; the same SDES offer over UDP is refused (keys in clear text).
+#[test]
+fn required_srtp_refuses_plain_offers_and_answers_sdes_over_tls() {
+    use crate::rtp::srtp::{CryptoAttr, Suite};
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.tls_local = Some("127.0.0.1:5091".parse().expect("addr"));
+    cfg.srtp = crate::config::SrtpPolicy::Required;
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let a = ua.on_message(
+        invite("plain", "z9hG4bKp1", OFFER).as_bytes(),
+        peer(),
+        Transport::Tls,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 488]);
+    let (resp, _) = sent(&a).into_iter().nth(1).expect("488");
+    let text = resp.to_string();
+    assert!(text.contains("SRTP required"), "{text}");
+
+    let theirs = CryptoAttr::generate(1, Suite::AesCm128HmacSha1_80);
+    let secure_offer = sdes::secure_sdp(OFFER, &theirs);
+    let a = ua.on_message(
+        invite("sec", "z9hG4bKs1", &secure_offer).as_bytes(),
+        peer(),
+        Transport::Tls,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+    let ring = sent(&a).into_iter().nth(1).expect("180").0;
+    let contact = msg::header_value(ring.headers(), "Contact").expect("contact");
+    assert!(
+        contact.contains("127.0.0.1:5091;transport=tls"),
+        "{contact}"
+    );
+    let keys = match &call_events(&a)[..] {
+        [CallEvent::IncomingCall {
+            srtp: Some(keys), ..
+        }] => keys.clone(),
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(keys.remote, theirs);
+    let a = ua.command(
+        Command::Answer {
+            call_id: "sec".into(),
+            media: media(),
+        },
+        now,
+    );
+    let (ok, _) = sent(&a).into_iter().next().expect("200");
+    let body = match ok {
+        SipMessage::Response(r) => String::from_utf8_lossy(&r.body).into_owned(),
+        _ => panic!("response expected"),
+    };
+    let ans = sdes::parse(body.as_bytes());
+    assert!(ans.savp, "{body}");
+    assert_eq!(ans.crypto, vec![keys.local.to_sdp_value()]);
+
+    let a = ua.on_message(
+        invite("udp", "z9hG4bKu1", &secure_offer).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 488]);
+}
