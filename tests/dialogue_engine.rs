@@ -604,3 +604,69 @@ fn turn_handling_time_report() {
         best
     );
 }
+
+#[test]
+fn transfer_requests_follow_the_configuration() {
+    use tingshuo::dialogue::{TransferReason, TransferResult};
+    // No target configured: a person calls back, the call ends as such.
+    let mut c = at_step("3");
+    let r = c.on_utterance("我要转人工", 1.0, now());
+    assert!(r.actions.iter().any(|a| matches!(
+        a,
+        Action::ScheduleCallback {
+            by_person: true,
+            ..
+        }
+    )));
+    assert_eq!(r.outcome(), Some(Outcome::CallbackScheduled));
+    // A target configured: the driver is asked to transfer, and its result ends the call.
+    let mut c = at_step("3");
+    c.set_transfer(true, 2);
+    let r = c.on_utterance("给我找个真人客服", 1.0, now());
+    assert!(r.actions.iter().any(|a| matches!(
+        a,
+        Action::Transfer {
+            reason: TransferReason::CallerAsked,
+            ..
+        }
+    )));
+    assert!(r.outcome().is_none());
+    c.on_transfer_result(
+        now(),
+        TransferResult::Connected {
+            target: "sip:2000@127.0.0.1".into(),
+        },
+    );
+    assert_eq!(c.outcome(), Some(Outcome::Transferred));
+    // A failed transfer: the caller hears so and a person's callback is booked.
+    let mut c = at_step("3");
+    c.set_transfer(true, 2);
+    c.on_utterance("转人工", 1.0, now());
+    let r = c.on_transfer_result(now(), TransferResult::Failed { why: "busy".into() });
+    assert!(said(&r).contains("无法接通"));
+    assert_eq!(r.outcome(), Some(Outcome::CallbackScheduled));
+}
+
+#[test]
+fn two_misunderstandings_offer_a_person() {
+    use tingshuo::dialogue::TransferReason;
+    let mut c = at_step("3");
+    c.set_transfer(true, 2);
+    c.on_utterance("你们那个量子纠缠的专利是哪年申请的？", 1.0, now());
+    let r = c.on_utterance("那你们董事会今年换届了吗？", 1.0, now());
+    assert!(said(&r).contains("转接人工"), "{}", said(&r));
+    let r = c.on_utterance("好的", 1.0, now());
+    assert!(r.actions.iter().any(|a| matches!(
+        a,
+        Action::Transfer {
+            reason: TransferReason::NotUnderstood,
+            ..
+        }
+    )));
+    // Off (0): no offer, ever.
+    let mut c = at_step("3");
+    c.set_transfer(true, 0);
+    c.on_utterance("你们那个量子纠缠的专利是哪年申请的？", 1.0, now());
+    let r = c.on_utterance("那你们董事会今年换届了吗？", 1.0, now());
+    assert!(!said(&r).contains("转接人工"));
+}

@@ -88,7 +88,7 @@ fn status_on_an_empty_cache_fails_and_names_the_fetch_command() {
     assert!(stderr.contains("tingshuo models fetch"), "{stderr}");
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("missing")).count(),
-        8,
+        11,
         "{stdout}"
     );
     assert!(stdout.contains("ggml-base.bin") && stdout.contains("libonnxruntime.so"));

@@ -239,6 +239,8 @@ fn families() -> &'static Families {
         ]),
         transfer: Keywords::new(&[
             "转人工",
+            // Whisper hears a quick 转人工 as 在人工 (measured on our own voice).
+            "在人工",
             "人工客服",
             "人工服务",
             "找人工",
