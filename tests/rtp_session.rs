@@ -2,7 +2,7 @@
 //! STUN/garbage on the RTP port, RTCP. Prints the measured send jitter; asserts no timing.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tingshuo::codec::G711;
 use tingshuo::rtp::session::{MediaConfig, MediaSession, PortAllocator};
@@ -11,6 +11,15 @@ use tingshuo::rtp::{RtpError, FRAME_SAMPLES};
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A linear chirp 300 → 3000 Hz: correlates with itself at exactly one lag.
+/// These tests measure real-time behaviour (pacing, jitter depth, what the peer hears
+/// within a window after a flush): run them one at a time so one test's CPU load does
+/// not move another's timing windows on a 2-core machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn chirp(seconds: f64, amplitude: f64) -> Vec<i16> {
     let n = (seconds * 8000.0) as usize;
     let (f0, f1) = (300.0, 3000.0);
@@ -96,6 +105,7 @@ fn config(remote: Option<SocketAddr>) -> MediaConfig {
 
 #[test]
 fn two_sessions_exchange_audio_and_measure_send_jitter() {
+    let _serial = serial();
     let ports: Arc<PortAllocator> = PortAllocator::new(47300, 47319).unwrap();
     // B does not know A's address (as when answering without usable SDP): it learns it
     // from A's packets (symmetric RTP).
@@ -206,6 +216,7 @@ fn two_sessions_exchange_audio_and_measure_send_jitter() {
 
 #[test]
 fn dtmf_digits_arrive_once_and_in_order() {
+    let _serial = serial();
     let ports = PortAllocator::new(47320, 47329).unwrap();
     let b = MediaSession::start(&ports, config(None)).unwrap();
     let a = MediaSession::start(&ports, config(Some(b.local_rtp()))).unwrap();
@@ -247,6 +258,7 @@ fn dtmf_digits_arrive_once_and_in_order() {
 
 #[test]
 fn flush_silences_the_very_next_packet() {
+    let _serial = serial();
     let ports = PortAllocator::new(47330, 47339).unwrap();
     let b = MediaSession::start(&ports, config(None)).unwrap();
     let a = MediaSession::start(&ports, config(Some(b.local_rtp()))).unwrap();
@@ -256,7 +268,7 @@ fn flush_silences_the_very_next_packet() {
         let mut v = Vec::new();
         while let Ok(f) = b_in.recv_timeout(Duration::from_millis(300)) {
             v.push(f);
-            if v.len() >= 75 {
+            if v.len() >= 100 {
                 break;
             }
         }
@@ -266,7 +278,7 @@ fn flush_silences_the_very_next_packet() {
         let mut v = Vec::new();
         while let Ok(f) = tap.recv_timeout(Duration::from_millis(300)) {
             v.push(f);
-            if v.len() >= 75 {
+            if v.len() >= 100 {
                 break;
             }
         }
@@ -278,7 +290,9 @@ fn flush_silences_the_very_next_packet() {
     a.playback().flush();
     // Something new queued after the flush (the agent's reply to the barge-in) does play.
     let reply = tone(0.2, 900.0, 8000.0);
-    std::thread::sleep(Duration::from_millis(300));
+    // Long enough that B's window below starts after its jitter buffer has drained
+    // even on a loaded machine (this test runs beside the SRTP relay test).
+    std::thread::sleep(Duration::from_millis(500));
     let replied_at = Instant::now();
     queue_all(&a, &reply);
     std::thread::sleep(Duration::from_millis(500));
@@ -312,16 +326,26 @@ fn flush_silences_the_very_next_packet() {
     let window: Vec<_> = b_frames
         .iter()
         .filter(|f| {
-            f.at > flushed_at + Duration::from_millis(100)
-                && f.at < replied_at + Duration::from_millis(40)
+            f.at > flushed_at + Duration::from_millis(250)
+                // Not later: the reply queued at `replied_at` may reach B within a
+                // frame or two, and it is meant to be heard.
+                && f.at < replied_at
         })
         .collect();
     assert!(window.len() >= 8, "{} frames in the window", window.len());
+    let loud: Vec<(u128, i16)> = window
+        .iter()
+        .filter(|f| f.samples.iter().any(|&s| s.abs() >= 50))
+        .map(|f| {
+            (
+                f.at.duration_since(flushed_at).as_millis(),
+                f.samples.iter().map(|s| s.abs()).max().unwrap_or(0),
+            )
+        })
+        .collect();
     assert!(
-        window
-            .iter()
-            .all(|f| f.samples.iter().all(|&s| s.abs() < 50)),
-        "the peer hears silence after the flush"
+        loud.is_empty(),
+        "the peer hears silence after the flush; loud frames (ms after flush, peak): {loud:?}"
     );
     let heard_before = b_frames
         .iter()
@@ -332,6 +356,7 @@ fn flush_silences_the_very_next_packet() {
 
 #[test]
 fn hold_pauses_sending_and_keeps_the_queue() {
+    let _serial = serial();
     let ports = PortAllocator::new(47340, 47349).unwrap();
     let b = MediaSession::start(&ports, config(None)).unwrap();
     let a = MediaSession::start(&ports, config(Some(b.local_rtp()))).unwrap();
@@ -376,6 +401,7 @@ fn entropy(bytes: &[u8]) -> f64 {
 /// packets are dropped and counted, and the call goes on.
 #[test]
 fn srtp_sessions_exchange_audio_and_drop_replayed_and_tampered_packets() {
+    let _serial = serial();
     use tingshuo::rtp::srtp::{CryptoAttr, SrtpKeys, Suite};
     let ports: Arc<PortAllocator> = PortAllocator::new(47340, 47359).unwrap();
     let ka = CryptoAttr::generate(1, Suite::AesCm128HmacSha1_80);
