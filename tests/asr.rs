@@ -144,15 +144,22 @@ fn cancel_during_decoding_stops_early() {
     let m = models();
     let pool = AsrPool::new(&m.whisper, Some(&m.vad), AsrConfig::default()).unwrap();
     let clip = tts_clip("我们明天上午九点过来检修，维修大概需要两个小时，请您提前安排好时间。");
-    let full = pool
-        .submit(AsrJob {
-            id: 1,
-            samples: clip.clone(),
-            hot_words: Arc::from(Vec::<String>::new()),
-        })
-        .unwrap()
-        .wait()
-        .unwrap();
+    // Decode twice and time the warm run: a cold first decode would make the wait
+    // below longer than a whole warm decode, and the cancel would come too late.
+    let mut full = None;
+    for id in [10, 11] {
+        full = Some(
+            pool.submit(AsrJob {
+                id,
+                samples: clip.clone(),
+                hot_words: Arc::from(Vec::<String>::new()),
+            })
+            .unwrap()
+            .wait()
+            .unwrap(),
+        );
+    }
+    let full = full.expect("two decodes ran");
     let h = pool
         .submit(AsrJob {
             id: 2,

@@ -456,6 +456,11 @@ impl Recognizer {
         if rep && is_prompt_echo(&self.cfg.answers, &simplified, &collapsed) {
             return finish(out, Some(Rejection::PromptEcho));
         }
+        // One character looped many times ("不不不…" ×36 on pink noise) is Whisper
+        // decoding no speech, not a caller's answer.
+        if rep && is_single_char_loop(&simplified) {
+            return finish(out, Some(Rejection::NoSpeech));
+        }
         let kept_logprob = {
             let kept: Vec<f32> = out
                 .segments
@@ -530,4 +535,10 @@ mod tests {
         assert!(p.starts_with(&c.prompt));
         assert!(p.ends_with("捷讯通信、宽带。"));
     }
+}
+
+/// True when `text` is one character repeated ten or more times (punctuation aside).
+fn is_single_char_loop(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().filter(|c| c.is_alphanumeric()).collect();
+    chars.len() >= 10 && chars.iter().all(|c| *c == chars[0])
 }
