@@ -489,6 +489,12 @@ impl Recognizer {
     }
 }
 
+/// True when `text` is one character repeated ten or more times (punctuation aside).
+fn is_single_char_loop(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().filter(|c| c.is_alphanumeric()).collect();
+    chars.len() >= 10 && chars.iter().all(|c| *c == chars[0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -535,10 +541,4 @@ mod tests {
         assert!(p.starts_with(&c.prompt));
         assert!(p.ends_with("捷讯通信、宽带。"));
     }
-}
-
-/// True when `text` is one character repeated ten or more times (punctuation aside).
-fn is_single_char_loop(text: &str) -> bool {
-    let chars: Vec<char> = text.chars().filter(|c| c.is_alphanumeric()).collect();
-    chars.len() >= 10 && chars.iter().all(|c| *c == chars[0])
 }
