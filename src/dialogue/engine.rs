@@ -825,7 +825,25 @@ impl Conversation {
         let Some(corr) = slots::correction(text) else {
             return false;
         };
-        let target = if let Some(old) = &corr.old {
+        let target = if corr.tail {
+            // "最后四位是8889": the end of the latest phone number.
+            self.typed
+                .iter()
+                .rev()
+                .find(|(k, kind)| {
+                    *kind == FieldKind::Phone
+                        && self.fields.get(k).is_some_and(|v| v.len() > corr.new.len())
+                })
+                .cloned()
+                .map(|(k, kind)| {
+                    let v = self.fields.get(&k).cloned().unwrap_or_default();
+                    (
+                        k,
+                        kind,
+                        format!("{}{}", &v[..v.len() - corr.new.len()], corr.new),
+                    )
+                })
+        } else if let Some(old) = &corr.old {
             self.typed
                 .iter()
                 .rev()
@@ -850,9 +868,35 @@ impl Conversation {
                     (k, kind, v)
                 })
         };
+        // A value the agent read out for confirmation ("地址是…3幢502室，对吗？") and
+        // the caller patches ("是4幢，不是3幢"): the confirmed value, corrected.
+        let confirming = self.step_index().filter(|&i| {
+            let st = &self.script.steps[i];
+            !self.fields.contains_key(&st.title)
+                && corr
+                    .old
+                    .as_ref()
+                    .is_some_and(|o| st.text().contains(o.as_str()))
+        });
+        let target = target.or_else(|| {
+            let i = confirming?;
+            let old = corr.old.as_ref()?;
+            let st = &self.script.steps[i];
+            let line = st.text();
+            let kinds = st.field.into_iter().chain([
+                FieldKind::Address,
+                FieldKind::Phone,
+                FieldKind::Serial,
+            ]);
+            kinds
+                .filter_map(|k| slots::extract(k, &line, self.started).map(|v| (k, v)))
+                .find(|(_, v)| v.contains(old.as_str()))
+                .map(|(k, v)| (st.title.clone(), k, v.replacen(old.as_str(), &corr.new, 1)))
+        });
         let Some((key, kind, value)) = target else {
             return false;
         };
+        let confirmed = confirming.is_some_and(|i| self.script.steps[i].title == key);
         let old_value = self.fields.get(&key).cloned().unwrap_or_default();
         self.set_field(&key, &value, kind, actions);
         self.record(
@@ -866,6 +910,9 @@ impl Conversation {
             interruptible: true,
             fixed: false,
         });
+        if confirmed {
+            self.advance(actions);
+        }
         true
     }
 
@@ -1110,16 +1157,22 @@ impl Conversation {
         let mut kb_hit = None;
 
         // A value given earlier is corrected ("不对，是602，不是502", "刚才说错了…").
+        let before = self.state.clone();
         if matches!(self.state, State::Opening | State::Step(_))
             && slots::is_correction(&c.text)
-            && !self.typed.is_empty()
             && self.apply_correction(&c.text, &mut actions)
         {
             self.repeats = 0;
-            self.resume(&mut actions);
+            if self.state == before {
+                self.resume(&mut actions);
+            }
             self.failures = 0;
             return self.result(Intent::Statement, actions, None);
         }
+        // "网速慢……不对，不是慢，是完全断了": where the caller is saying what they
+        // called about, what counts is what comes after the last correction cue. A
+        // corrected value ("账号是…，不对，是…") is a statement, never a "no".
+        let c = self.after_correction(c, now);
         // Universal intents first.
         match c.intent {
             Intent::Transfer => {
@@ -1198,6 +1251,62 @@ impl Conversation {
         self.keep_stray_phone(&c, now, &mut actions);
         self.count_failures(&c, &mut actions);
         self.result(c.intent, actions, kb_hit)
+    }
+
+    /// The utterance as it stands after a self-correction (see `on_utterance`).
+    fn after_correction(&self, c: Classified, now: DateTime<FixedOffset>) -> Classified {
+        if matches!(
+            c.intent,
+            Intent::Transfer | Intent::Abusive | Intent::Hostile
+        ) || !slots::is_correction(&c.text)
+        {
+            return c;
+        }
+        let has_value =
+            slots::extract_phone(&c.text).is_some() || slots::extract_serial(&c.text).is_some();
+        if has_value {
+            let mut c = c;
+            if matches!(c.intent, Intent::Negative | Intent::Agree) {
+                c.intent = Intent::Statement;
+            }
+            // "账号是HZ20261234，不对，是HZ20261243" is noted as "账号是HZ20261243".
+            if let (Some((before, _)), Some(corr)) = (
+                slots::split_at_last_strong_correction(&c.text),
+                slots::correction(&c.text),
+            ) {
+                let old = slots::extract_serial(before).or_else(|| slots::extract_phone(before));
+                if let Some(old) = old.filter(|o| !corr.tail && before.contains(o.as_str())) {
+                    let fixed = before
+                        .trim_end_matches(|ch: char| !ch.is_alphanumeric())
+                        .replacen(old.as_str(), &corr.new, 1);
+                    c.text = fixed;
+                }
+            }
+            return c;
+        }
+        let stating_need = self.current_kind() == StepKind::AnyQuestions
+            || (self.state == State::Step(0) && self.answered == 0);
+        if !stating_need {
+            return c;
+        }
+        match slots::split_at_last_strong_correction(&c.text) {
+            Some((_, after)) => {
+                let after = after.trim_start_matches(|ch: char| !ch.is_alphanumeric());
+                // "不是慢，是完全断了": the denied clause goes too.
+                let after = match after.strip_prefix("不是") {
+                    Some(rest) => rest.split_once(['，', ',']).map_or(after, |(_, r)| r),
+                    None => after,
+                };
+                let after =
+                    after.trim_start_matches(|ch: char| !ch.is_alphanumeric() || ch == '是');
+                if after.chars().filter(|ch| ch.is_alphanumeric()).count() >= 2 {
+                    classify(after, now)
+                } else {
+                    c
+                }
+            }
+            None => c,
+        }
     }
 
     /// A phone number said where no step asked for one ("别打我老伴的，打我的…")
@@ -1897,6 +2006,21 @@ impl Conversation {
                     let h = self.answer_question(c, actions);
                     self.resume(actions);
                     return h;
+                }
+                if kind == StepKind::AnyQuestions && has_value {
+                    // "账号是HZ20261243": a value to note, not a question.
+                    if let Some(v) = slots::extract(FieldKind::Serial, &c.text, now) {
+                        let key = if c.text.contains("账号") {
+                            "账号"
+                        } else {
+                            "编号"
+                        };
+                        self.set_field(key, &v, FieldKind::Serial, actions);
+                    }
+                    self.prefill_from(&c.text, 0, now);
+                    actions.push(self.builtin(NOTED));
+                    self.resume(actions);
+                    return None;
                 }
                 if kind == StepKind::AnyQuestions {
                     let h = self.answer_question(c, actions);

@@ -698,7 +698,7 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         && norm.chars().count() <= 12
     {
         Intent::Hold
-    } else if f.repeat.any_in(&ph) {
+    } else if f.repeat.any_in(&ph) && !super::slots::is_correction(&norm) {
         Intent::Repeat
     } else if f.busy.any_in(&ph)
         || (c.callback.is_some() && f.callback_verbs.any_in(&ph) && !c.question_like)

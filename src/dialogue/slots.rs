@@ -168,6 +168,14 @@ pub fn extract_address(s: &str) -> Option<String> {
 /// the last correction.
 pub fn extract(kind: FieldKind, s: &str, now: DateTime<FixedOffset>) -> Option<String> {
     if let Some((before, after)) = split_at_last_correction(s) {
+        if kind == FieldKind::Time && date_words(after).is_none() {
+            // "明天上午十点，哦不对，下午四点吧": the day from before, the clock from after.
+            if let Some(d) = date_words(before) {
+                if let Some(v) = extract_plain(kind, &format!("{d}{after}"), now) {
+                    return Some(v);
+                }
+            }
+        }
         if let Some(v) = extract_plain(kind, after, now) {
             // "一三八 一二三四 五六七八，不对，最后是五六七九": a corrected last group.
             if kind == FieldKind::Phone && v.len() < 11 {
@@ -215,6 +223,22 @@ fn extract_plain(kind: FieldKind, s: &str, now: DateTime<FixedOffset>) -> Option
 /// Splits "A，不对，B" at its last correction cue.
 pub fn split_at_last_correction(s: &str) -> Option<(&str, &str)> {
     CORRECTION_CUES
+        .iter()
+        .filter_map(|c| s.rfind(c).map(|i| (i, c.len())))
+        .max_by_key(|(i, _)| *i)
+        .map(|(i, n)| (&s[..i], &s[i + n..]))
+        .filter(|(_, after)| after.chars().any(|c| c.is_alphanumeric()))
+}
+
+/// Cues that certainly take back what was said before them (not 改一下 / 应该是,
+/// which also start ordinary requests: 密码改一下怎么弄).
+const STRONG_CUES: &[&str] = &[
+    "不对", "说错", "错了", "搞错", "记错", "口误", "更正", "纠正",
+];
+
+/// Splits "A，不对，B" at its last strong correction cue.
+pub fn split_at_last_strong_correction(s: &str) -> Option<(&str, &str)> {
+    STRONG_CUES
         .iter()
         .filter_map(|c| s.rfind(c).map(|i| (i, c.len())))
         .max_by_key(|(i, _)| *i)
@@ -319,6 +343,8 @@ pub fn extract_time(s: &str, now: DateTime<FixedOffset>) -> Option<DateTime<Fixe
 pub struct Correction {
     pub new: String,
     pub old: Option<String>,
+    /// "最后四位是8889" / "尾号是1112": `new` replaces the end of a phone number.
+    pub tail: bool,
 }
 
 const CORRECTION_CUES: &[&str] = &[
@@ -334,46 +360,147 @@ const CORRECTION_CUES: &[&str] = &[
     "口误",
 ];
 
-/// True when the caller corrects something said before.
+/// Words that say the digits after them are the end of a number.
+const TAIL_CUES: &[&str] = &[
+    "尾号",
+    "尾数",
+    "最后四位",
+    "最后4位",
+    "最后三位",
+    "最后3位",
+    "最后两位",
+    "最后2位",
+    "后四位",
+    "后4位",
+    "后三位",
+    "后3位",
+    "末四位",
+    "末4位",
+    "最后一位",
+    "最后几位",
+];
+
+/// Units that make a number part of an address (3幢, 502室) or a count.
+const UNITS: &[char] = &[
+    '号', '幢', '栋', '楼', '层', '室', '单', '弄', '路', '街', '巷', '座', '区',
+];
+
+/// True when the caller corrects something said before: a cue (不对, 说错了…) or a
+/// value said to be wrong ("是4幢，不是3幢").
 pub fn is_correction(s: &str) -> bool {
-    CORRECTION_CUES.iter().any(|c| s.contains(c))
+    CORRECTION_CUES.iter().any(|c| s.contains(c)) || denies_a_number(s)
 }
 
-/// Parses a correction: "是X，不是Y" / "不是Y，是X" / "…改成X".
+/// "不是3幢" / "不是502": "不是" right before digits.
+fn denies_a_number(s: &str) -> bool {
+    s.match_indices("不是").any(|(i, m)| {
+        let after: String = s[i + m.len()..].chars().take(4).collect();
+        after
+            .trim_start_matches('是')
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit() || ('０'..='９').contains(&c))
+    })
+}
+
+/// The value a correction clause names: a run of digits with the unit that follows
+/// it (4幢, 602室), else a serial.
+fn correction_token(part: &str) -> Option<String> {
+    let p = part
+        .trim()
+        .trim_start_matches(['是', '：', ':', '应', '该'])
+        .trim();
+    let runs = digit_runs(p);
+    if let Some(serial) = extract_serial(p).filter(|v| v.chars().any(|c| c.is_ascii_alphabetic())) {
+        return Some(serial);
+    }
+    if let Some(r) = runs.iter().max_by_key(|r| r.len()) {
+        // Keep the unit written right after the digits ("4幢"), when the digits
+        // are written as they are (not read out in Chinese numerals).
+        if let Some(pos) = p.find(r.as_str()) {
+            let after = p[pos + r.len()..].chars().next();
+            if let Some(u) = after.filter(|c| UNITS.contains(c)) {
+                return Some(format!("{r}{u}"));
+            }
+        }
+        return Some(r.clone());
+    }
+    None
+}
+
+/// Parses a correction: "是X，不是Y" / "不是Y，是X" / "X，不是Y" / "…改成X" / "尾号是X".
 pub fn correction(s: &str) -> Option<Correction> {
     if !is_correction(s) {
         return None;
     }
-    let token = |part: &str| -> Option<String> {
-        let p = part.trim().trim_start_matches(['是', '：', ':']).trim();
-        let runs = digit_runs(p);
-        if let Some(r) = runs.into_iter().max_by_key(|r| r.len()) {
-            return Some(r);
-        }
-        extract_serial(p)
-    };
-    let clauses: Vec<&str> = s
-        .split(['，', ',', '。', '；', ';', '！', '!'])
-        .filter(|c| !c.trim().is_empty())
-        .collect();
-    let mut new = None;
-    let mut old = None;
-    for c in &clauses {
-        let c = c.trim();
-        if let Some(rest) = c
-            .strip_prefix("不是")
-            .or_else(|| c.split_once("不是").map(|x| x.1))
+    if let Some(i) = TAIL_CUES
+        .iter()
+        .filter_map(|c| s.find(c).map(|i| i + c.len()))
+        .max()
+    {
+        if let Some(tail) = digit_runs(&s[i..])
+            .into_iter()
+            .find(|r| (1..=8).contains(&r.len()))
         {
-            if old.is_none() {
-                old = token(rest);
-            }
-            continue;
-        }
-        if let Some(v) = token(c) {
-            new.get_or_insert(v);
+            return Some(Correction {
+                new: tail,
+                old: None,
+                tail: true,
+            });
         }
     }
-    new.map(|new| Correction { new, old })
+    let clauses: Vec<&str> = s
+        .split(['，', ',', '。', '；', ';', '！', '!', '…'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    // "不是Y" names the old value; the new one is in the same clause before it
+    // ("是4幢不是3幢") or in the clause next to it, preferring one with the same unit.
+    let mut old: Option<(usize, String)> = None;
+    for (i, c) in clauses.iter().enumerate() {
+        if let Some(pos) = c.find("不是") {
+            if let Some(t) = correction_token(&c[pos + "不是".len()..]) {
+                if let Some(n) = correction_token(&c[..pos]) {
+                    return Some(Correction {
+                        new: n,
+                        old: Some(t),
+                        tail: false,
+                    });
+                }
+                old = Some((i, t));
+                break;
+            }
+        }
+    }
+    let unit = |t: &str| t.chars().last().filter(|c| UNITS.contains(c));
+    let candidates: Vec<(usize, String)> = clauses
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| old.as_ref().is_none_or(|(j, _)| j != i) && !c.contains("不是"))
+        .filter_map(|(i, c)| correction_token(c).map(|t| (i, t)))
+        .collect();
+    let new = match &old {
+        Some((j, o)) => candidates
+            .iter()
+            .min_by_key(|(i, t)| {
+                let same_unit = unit(t) == unit(o);
+                (!same_unit, i.abs_diff(*j))
+            })
+            .map(|(_, t)| t.clone()),
+        // Without an old value, the value said after the last cue wins.
+        None => split_at_last_correction(s)
+            .and_then(|(_, after)| {
+                after
+                    .split(['，', ',', '。', '；', ';', '！', '!'])
+                    .find_map(correction_token)
+            })
+            .or_else(|| candidates.last().map(|(_, t)| t.clone())),
+    };
+    new.map(|new| Correction {
+        new,
+        old: old.map(|(_, o)| o),
+        tail: false,
+    })
 }
 
 #[cfg(test)]
@@ -459,6 +586,7 @@ mod tests {
         assert!(
             t("周六不行，改到周日上午十点吧，不对，周日下午两点").starts_with("2026-12-13T14:00")
         );
+        assert!(t("明天上午十点，哦不对，上午我要上班，下午四点吧").starts_with("2026-12-08T16:00"));
     }
 
     #[test]
@@ -467,16 +595,43 @@ mod tests {
             correction("不对，是602，不是502"),
             Some(Correction {
                 new: "602".into(),
-                old: Some("502".into())
+                old: Some("502".into()),
+                tail: false,
             })
         );
         assert_eq!(
             correction("刚才说错了，手机是13988881112"),
             Some(Correction {
                 new: "13988881112".into(),
-                old: None
+                old: None,
+                tail: false,
             })
         );
         assert_eq!(correction("好的没问题"), None);
+        let c = |s: &str| correction(s).map(|c| (c.new, c.old, c.tail));
+        assert_eq!(
+            c("是文三路88号，不过是4幢，不是3幢"),
+            Some(("4幢".into(), Some("3幢".into()), false))
+        );
+        assert_eq!(
+            c("门牌号不对，是602，不是502"),
+            Some(("602".into(), Some("502".into()), false))
+        );
+        assert_eq!(
+            c("不是502室，是602室"),
+            Some(("602室".into(), Some("502室".into()), false))
+        );
+        assert_eq!(
+            c("不对不对，最后四位是8889"),
+            Some(("8889".into(), None, true))
+        );
+        assert_eq!(
+            c("刚才说错了，手机尾号是1112"),
+            Some(("1112".into(), None, true))
+        );
+        assert_eq!(
+            c("账号是HZ20261234，不对，是HZ20261243"),
+            Some(("HZ20261243".into(), None, false))
+        );
     }
 }
