@@ -65,17 +65,15 @@ fn variant(name: &str) -> Option<AsrConfig> {
             timestamps: false,
             ..d
         },
-        "beam5" => AsrConfig {
-            beam_size: 5,
-            ..d
-        },
+        "beam5" => AsrConfig { beam_size: 5, ..d },
         _ => return None,
     })
 }
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
-    let (mut model, mut cond, mut limit, mut names) = (None, "g711".to_string(), usize::MAX, Vec::new());
+    let (mut model, mut cond, mut limit, mut names) =
+        (None, "g711".to_string(), usize::MAX, Vec::new());
     // One thread by default: whisper.cpp's threads spin on barriers, so on a loaded
     // machine a 2-thread decode can take ten times as long as a 1-thread one.
     let mut threads = 1usize;
@@ -102,11 +100,15 @@ fn main() {
         .iter()
         .map(|n| {
             let cfg = variant(n).unwrap_or_else(|| panic!("unknown variant {n}"));
-            (n.clone(), Recognizer::new(&whisper, cfg, Some(&vad)).unwrap())
+            (
+                n.clone(),
+                Recognizer::new(&whisper, cfg, Some(&vad)).unwrap(),
+            )
         })
         .collect();
     let clips: Vec<_> = real_speech().into_iter().take(limit).collect();
-    let peer_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_speech/faster_whisper.tsv");
+    let peer_path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_speech/faster_whisper.tsv");
     let peer: std::collections::HashMap<String, String> = std::fs::read_to_string(peer_path)
         .unwrap_or_default()
         .lines()
@@ -128,8 +130,12 @@ fn main() {
         // The channel audio, for measuring the peer on exactly the same input.
         let wav_dir = target_dir().join("real-speech").join(&cond);
         std::fs::create_dir_all(&wav_dir).unwrap();
-        tingshuo::audio::write_wav(&wav_dir.join(c.name.replace(".flac", ".wav")), &audio, 16_000)
-            .unwrap();
+        tingshuo::audio::write_wav(
+            &wav_dir.join(c.name.replace(".flac", ".wav")),
+            &audio,
+            16_000,
+        )
+        .unwrap();
         let mut row = serde_json::json!({"clip": c.name, "ref": c.text});
         let mut n = 0;
         for (i, (name, rec)) in recs.iter_mut().enumerate() {
@@ -148,22 +154,33 @@ fn main() {
         }
         rows.push(row);
     }
-    println!("real speech, {cond}, {} clips, {total} characters, {threads} threads", clips.len());
+    println!(
+        "real speech, {cond}, {} clips, {total} characters, {threads} threads",
+        clips.len()
+    );
     let mut summary = Vec::new();
     for (i, (name, _)) in recs.iter().enumerate() {
         let (e, ms, loops) = stats[i];
         let cer = 100.0 * e as f64 / total.max(1) as f64;
-        println!("{name:>14}: CER {cer:6.2} %  ({e} errors)  mean {:5.0} ms/clip  loops {loops}", ms / clips.len() as f64);
+        println!(
+            "{name:>14}: CER {cer:6.2} %  ({e} errors)  mean {:5.0} ms/clip  loops {loops}",
+            ms / clips.len() as f64
+        );
         summary.push(serde_json::json!({"variant": name, "cer": cer, "errors": e, "mean_ms": ms / clips.len() as f64, "loops": loops}));
     }
     if peer_n == total && total > 0 {
-        println!("{:>14}: CER {:6.2} %  ({peer_err} errors)", "faster-whisper", 100.0 * peer_err as f64 / total as f64);
+        println!(
+            "{:>14}: CER {:6.2} %  ({peer_err} errors)",
+            "faster-whisper",
+            100.0 * peer_err as f64 / total as f64
+        );
     }
     let dir = target_dir().join("bench");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join(format!("asr_real-{cond}.json")),
-        serde_json::to_string_pretty(&serde_json::json!({"summary": summary, "clips": rows})).unwrap(),
+        serde_json::to_string_pretty(&serde_json::json!({"summary": summary, "clips": rows}))
+            .unwrap(),
     )
     .unwrap();
 }

@@ -1437,7 +1437,11 @@ fn phase_figures(
     }
     let reprompted = turns
         .iter()
-        .filter(|t| t.heard.as_ref().is_some_and(|h| h.1.as_deref() == Some("repeat")))
+        .filter(|t| {
+            t.heard
+                .as_ref()
+                .is_some_and(|h| h.1.as_deref() == Some("repeat"))
+        })
         .count();
     // Recognition accuracy: the agent's transcript of each heard turn vs the corpus.
     let (mut errs, mut chars) = (0usize, 0usize);

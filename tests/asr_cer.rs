@@ -223,7 +223,10 @@ fn cer_on_real_speech_vs_faster_whisper() {
                 c.name, c.text, t.text, p, t.infer_ms
             );
             if e > pe {
-                eprintln!("[{}] {} {}: ours {e}/{n} {:?}, peer {pe} {:?}", cond.name, c.name, c.text, t.text, p);
+                eprintln!(
+                    "[{}] {} {}: ours {e}/{n} {:?}, peer {pe} {:?}",
+                    cond.name, c.name, c.text, t.text, p
+                );
             }
             hyps.push(t.text);
             peer_hyps.push(p);
@@ -236,7 +239,9 @@ fn cer_on_real_speech_vs_faster_whisper() {
         } else {
             None
         };
-        let peer_txt = peer_cer.map_or("not measured".to_string(), |p| format!("{:.2} %", 100.0 * p));
+        let peer_txt = peer_cer.map_or("not measured".to_string(), |p| {
+            format!("{:.2} %", 100.0 * p)
+        });
         let _ = writeln!(
             report,
             "## {}\n\nOurs CER **{:.2} %** ({e}/{n}), faster-whisper {peer_txt}; ours {:.0} ms ASR per clip ({:.2}× real time, {threads} threads); loops: {}.\n\n| clip | reference | ours | errors | faster-whisper | errors | ms |\n|---|---|---|---|---|---|---|\n{rows}",
@@ -246,7 +251,11 @@ fn cer_on_real_speech_vs_faster_whisper() {
             infer_ms / audio_ms,
             if loops.is_empty() { "none".to_string() } else { loops.join(", ") }
         );
-        eprintln!("{}: ours CER {:.2} %, faster-whisper {peer_txt}, loops {loops:?}", cond.name, 100.0 * cer);
+        eprintln!(
+            "{}: ours CER {:.2} %, faster-whisper {peer_txt}, loops {loops:?}",
+            cond.name,
+            100.0 * cer
+        );
         match peer_cer {
             Some(p) if cer > p => failures.push(format!(
                 "{}: CER {:.2} % above faster-whisper's {:.2} %",
@@ -265,5 +274,9 @@ fn cer_on_real_speech_vs_faster_whisper() {
         }
     }
     std::fs::write(dir.join("real-speech-cer.md"), &report).unwrap();
-    assert!(failures.is_empty(), "{} (see target/real-speech-cer.md)", failures.join("; "));
+    assert!(
+        failures.is_empty(),
+        "{} (see target/real-speech-cer.md)",
+        failures.join("; ")
+    );
 }

@@ -138,8 +138,18 @@ impl Default for AsrConfig {
             temperature_inc: 0.0,
             entropy_threshold: 2.4,
             short_answers: [
-                "是的", "好的", "满意", "还行", "不满意", "可以", "不用了", "没有了", "对", "不是",
-                "知道了", "没问题",
+                "是的",
+                "好的",
+                "满意",
+                "还行",
+                "不满意",
+                "可以",
+                "不用了",
+                "没有了",
+                "对",
+                "不是",
+                "知道了",
+                "没问题",
             ]
             .map(String::from)
             .to_vec(),
@@ -538,8 +548,7 @@ impl Recognizer {
                 .collect();
             lp.iter().sum::<f32>() / lp.len().max(1) as f32
         };
-        if kept_logprob < self.cfg.answer_min_logprob && is_prompt_echo_once(answers, &collapsed)
-        {
+        if kept_logprob < self.cfg.answer_min_logprob && is_prompt_echo_once(answers, &collapsed) {
             return (Err(Rejection::PromptEcho), rep);
         }
         let (clean, hit) = text::strip_silence_phrases(&collapsed);
@@ -554,7 +563,6 @@ impl Recognizer {
         (Ok(text::fullwidth_punctuation(&clean)), rep)
     }
 }
-
 
 /// True when `text` is one character repeated ten or more times (punctuation aside).
 fn is_single_char_loop(text: &str) -> bool {

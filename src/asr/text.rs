@@ -428,10 +428,14 @@ mod tests {
 
     #[test]
     fn a_repeated_half_sentence_is_a_loop_but_short_repeats_are_not() {
-        assert!(looks_looped("我国的经济处在爬坡过坎的重要关口，爬坡过坎的重要关口"));
+        assert!(looks_looped(
+            "我国的经济处在爬坡过坎的重要关口，爬坡过坎的重要关口"
+        ));
         assert!(!looks_looped("我国的经济处在爬坡过坎的重要关口"));
         assert!(!looks_looped("对对对，是的是的，好的好的"));
-        assert!(!looks_looped("提高农业现代化水平农民生活水平和新农村建设水平"));
+        assert!(!looks_looped(
+            "提高农业现代化水平农民生活水平和新农村建设水平"
+        ));
     }
 
     #[test]

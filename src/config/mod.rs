@@ -831,10 +831,18 @@ impl Config {
             ));
         }
         if self.asr.threads == Some(0) {
-            return Err(invalid("asr.threads", "is 0".into(), "Use at least 1, or remove the key to use every core (up to 4)."));
+            return Err(invalid(
+                "asr.threads",
+                "is 0".into(),
+                "Use at least 1, or remove the key to use every core (up to 4).",
+            ));
         }
         if self.asr.language.trim().is_empty() {
-            return Err(invalid("asr.language", "is empty".into(), "Use a Whisper language code such as \"zh\"."));
+            return Err(invalid(
+                "asr.language",
+                "is empty".into(),
+                "Use a Whisper language code such as \"zh\".",
+            ));
         }
         if let Some(script) = self.agent.script.clone() {
             let resolved = self.resolve(&script);
@@ -1240,21 +1248,35 @@ mod tests {
         std::fs::write(&path, "[asr]\nmodel = \"ggml-small.bin\"\n").expect("write");
         let msg = Config::load(&path).expect_err("missing model").to_string();
         assert!(
-            msg.contains("asr.model") && msg.contains("ggml-small.bin") && msg.contains("ggml Whisper model"),
+            msg.contains("asr.model")
+                && msg.contains("ggml-small.bin")
+                && msg.contains("ggml Whisper model"),
             "{msg}"
         );
         // Something else (an ONNX file) under that name.
         std::fs::write(dir.path().join("ggml-small.bin"), b"\x08\x07onnx model").expect("write");
         let msg = Config::load(&path).expect_err("not ggml").to_string();
-        assert!(msg.contains("not a ggml Whisper model") && msg.contains("ggml-small.bin"), "{msg}");
+        assert!(
+            msg.contains("not a ggml Whisper model") && msg.contains("ggml-small.bin"),
+            "{msg}"
+        );
         // The magic is enough for the config; whisper.cpp checks the rest at start-up.
         std::fs::write(dir.path().join("ggml-small.bin"), b"lmgg\0\0\0\0").expect("write");
         let cfg = Config::load(&path).expect("ggml file");
         let asr = cfg.asr.asr_config();
-        assert_eq!(asr.model_file.as_deref(), Some(dir.path().join("ggml-small.bin").as_path()));
-        assert_eq!((asr.language.as_str(), asr.beam_size, asr.prompt_enabled), ("zh", 1, true));
+        assert_eq!(
+            asr.model_file.as_deref(),
+            Some(dir.path().join("ggml-small.bin").as_path())
+        );
+        assert_eq!(
+            (asr.language.as_str(), asr.beam_size, asr.prompt_enabled),
+            ("zh", 1, true)
+        );
         std::fs::write(&path, "[asr]\nbeam_size = 0\n").expect("write");
-        assert!(Config::load(&path).expect_err("beam 0").to_string().contains("asr.beam_size"));
+        assert!(Config::load(&path)
+            .expect_err("beam 0")
+            .to_string()
+            .contains("asr.beam_size"));
         std::fs::write(&path, "[asr]\nprompt = false\nthreads = 1\n").expect("write");
         let asr = Config::load(&path).expect("prompt off").asr.asr_config();
         assert!(asr.prompt_with(&["宽带".to_string()]).is_empty());

@@ -203,13 +203,25 @@ pub fn real_speech() -> Vec<RealClip> {
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
     let mut clips = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let f: Vec<&str> = line.split('\t').collect();
-        assert_eq!(f.len(), 8, "manifest line {line:?} needs 8 tab-separated fields");
+        assert_eq!(
+            f.len(),
+            8,
+            "manifest line {line:?} needs 8 tab-separated fields"
+        );
         let path = dir.join(f[0]);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let sha = hex::encode(Sha256::digest(&bytes));
-        assert_eq!(sha, f[1], "{}: SHA-256 differs from the manifest", path.display());
+        assert_eq!(
+            sha,
+            f[1],
+            "{}: SHA-256 differs from the manifest",
+            path.display()
+        );
         let mut reader = claxon::FlacReader::new(std::io::Cursor::new(bytes))
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let info = reader.streaminfo();
