@@ -176,6 +176,34 @@ pub fn looks_looped(s: &str) -> bool {
     })
 }
 
+/// Drops what follows the first sentence that the decoder then said again: Whisper
+/// often repeats a whole sentence (or its start, cut off at the token limit) after
+/// the real one, with a character or two changed, which [`collapse_repetitions`]
+/// cannot match. A later sentence is dropped, with all after it, when it shares a
+/// 5-character run with the text before it ([`looks_looped`]); a trailing U+FFFD
+/// (a character cut in half by the token limit) goes too. Returns the text and
+/// whether anything was dropped.
+pub fn drop_repeated_tail(s: &str) -> (String, bool) {
+    let mut kept = String::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| matches!(c, '。' | '？' | '！' | '.' | '?' | '!'))
+            .map_or(rest.len(), |(i, c)| i + c.len_utf8());
+        let sentence = &rest[..end];
+        if !kept.is_empty() && looks_looped(&format!("{kept}{sentence}")) && !looks_looped(&kept)
+        {
+            return (kept, true);
+        }
+        kept.push_str(sentence);
+        rest = &rest[end..];
+    }
+    let trimmed = kept.trim_end_matches('\u{FFFD}');
+    let cut = trimmed.len() != kept.len();
+    (trimmed.to_string(), cut)
+}
+
 /// Chinese (full-width) punctuation where Whisper wrote ASCII next to Chinese text,
 /// so the dialogue engine and records see one style. A '.' between digits (3.5) or
 /// in Latin text stays.
@@ -424,6 +452,16 @@ mod tests {
         assert_eq!(char_errors("幺三八", "138"), (0, 3));
         assert_eq!(char_errors("一三九", "138").0, 1);
         assert_eq!(char_errors("百分之五十", "50%"), (0, 5));
+    }
+
+    #[test]
+    fn a_sentence_said_again_with_changes_is_dropped() {
+        let (t, cut) = drop_repeated_tail("时间进距离真查和情报收集任务。实现进距离真查和情报收集任务。");
+        assert_eq!((t.as_str(), cut), ("时间进距离真查和情报收集任务。", true));
+        let (t, cut) = drop_repeated_tail("大力发展现在农作物众业。大力发展现在农作物\u{FFFD}");
+        assert_eq!((t.as_str(), cut), ("大力发展现在农作物众业。", true));
+        let (t, cut) = drop_repeated_tail("好的。我知道了。谢谢您。");
+        assert_eq!((t.as_str(), cut), ("好的。我知道了。谢谢您。", false));
     }
 
     #[test]
