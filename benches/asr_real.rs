@@ -16,7 +16,6 @@
 //! is printed beside them. Writes `target/bench/asr_real-<cond>.json`.
 
 #[path = "../tests/asr_support/mod.rs"]
-#[allow(dead_code)]
 mod asr_support;
 
 use std::path::PathBuf;

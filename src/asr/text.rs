@@ -192,8 +192,7 @@ pub fn drop_repeated_tail(s: &str) -> (String, bool) {
             .find(|&(_, c)| matches!(c, '。' | '？' | '！' | '.' | '?' | '!'))
             .map_or(rest.len(), |(i, c)| i + c.len_utf8());
         let sentence = &rest[..end];
-        if !kept.is_empty() && looks_looped(&format!("{kept}{sentence}")) && !looks_looped(&kept)
-        {
+        if !kept.is_empty() && looks_looped(&format!("{kept}{sentence}")) && !looks_looped(&kept) {
             return (kept, true);
         }
         kept.push_str(sentence);
@@ -456,7 +455,8 @@ mod tests {
 
     #[test]
     fn a_sentence_said_again_with_changes_is_dropped() {
-        let (t, cut) = drop_repeated_tail("时间进距离真查和情报收集任务。实现进距离真查和情报收集任务。");
+        let (t, cut) =
+            drop_repeated_tail("时间进距离真查和情报收集任务。实现进距离真查和情报收集任务。");
         assert_eq!((t.as_str(), cut), ("时间进距离真查和情报收集任务。", true));
         let (t, cut) = drop_repeated_tail("大力发展现在农作物众业。大力发展现在农作物\u{FFFD}");
         assert_eq!((t.as_str(), cut), ("大力发展现在农作物众业。", true));

@@ -360,15 +360,15 @@ impl Default for AsrSettings {
 impl AsrSettings {
     /// The recogniser settings these keys give (defaults for the rest).
     pub fn asr_config(&self) -> crate::asr::AsrConfig {
-        let mut c = crate::asr::AsrConfig::default();
-        c.model_file = self.model.clone();
-        if let Some(t) = self.threads {
-            c.lone_threads = t;
+        let d = crate::asr::AsrConfig::default();
+        crate::asr::AsrConfig {
+            model_file: self.model.clone(),
+            lone_threads: self.threads.unwrap_or(d.lone_threads),
+            language: self.language.clone(),
+            beam_size: self.beam_size,
+            prompt_enabled: self.prompt,
+            ..d
         }
-        c.language = self.language.clone();
-        c.beam_size = self.beam_size;
-        c.prompt_enabled = self.prompt;
-        c
     }
 }
 
