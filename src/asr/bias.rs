@@ -34,7 +34,8 @@ fn bare(s: &str) -> String {
 
 /// Hot words for the turn after the agent's last prompt: the current step's expected
 /// answers, the call's variables (name, address), the callee's name, then the FAQ
-/// questions (shortest first, as their key terms), until [`MAX_HOT_CHARS`].
+/// questions (shortest first, as their key terms), until [`MAX_HOT_CHARS`]. Ranked:
+/// the prompt carries only the first `[asr] hot_words_chars` of them.
 pub fn hot_words(
     script: &Script,
     expecting: Expecting,

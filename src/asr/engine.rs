@@ -56,6 +56,12 @@ pub struct AsrConfig {
     /// went from wrong to right; 2 of 12 held-out short answers improved and none
     /// got worse; about +60 ms per decode (longer prompt).
     pub answers: Vec<String>,
+    /// Budget of the call's hot words in the prompt, in characters (the first of
+    /// them, in the order [`crate::asr::bias::hot_words`] ranks them). Every prompt
+    /// character costs decoder time on every turn: on the bench corpus (2 threads)
+    /// a decode took 198 ms median with none, 244 ms with 16 and 299 ms with 60,
+    /// which pushed the 1-call median turn past its 500 ms budget.
+    pub hot_words_chars: usize,
     /// A transcript that is exactly one of `answers` needs at least this average
     /// log-probability: the bias that helps real answers also pulls noise towards
     /// them (pink noise at −45 dBFS, with the voice gate off, decoded as 没有了 at
@@ -130,6 +136,7 @@ impl Default for AsrConfig {
                 .map(String::from)
                 .to_vec(),
             answer_min_logprob: -1.0,
+            hot_words_chars: 16,
             audio_ctx_margin: 32,
             // 128 measured the same CER on voice A but 13.4 % vs 12.2 % on the
             // pitch/speed-shifted voice B; 64 returns nothing on a 1.5 s clip.
@@ -190,10 +197,19 @@ impl AsrConfig {
             p.push_str(a);
             p.push('。');
         }
+        let mut used = 0;
         let words: Vec<&str> = hot_words
             .iter()
             .map(|w| w.trim())
             .filter(|w| !w.is_empty())
+            .filter(|w| {
+                let n = w.chars().count();
+                let fits = used + n <= self.hot_words_chars;
+                if fits {
+                    used += n;
+                }
+                fits
+            })
             .collect();
         if !words.is_empty() {
             p.push_str(&format!("相关词语：{}。", words.join("、")));

@@ -343,6 +343,9 @@ pub struct AsrSettings {
     /// Give the decoder its initial prompt (setting, common answers, the call's hot
     /// words). Off: no prompt at all.
     pub prompt: bool,
+    /// Characters of the call's hot words (expected answers, the call's variables,
+    /// FAQ terms) the prompt may carry: each costs decoder time on every turn.
+    pub hot_words_chars: usize,
 }
 
 impl Default for AsrSettings {
@@ -353,6 +356,7 @@ impl Default for AsrSettings {
             language: "zh".into(),
             beam_size: 1,
             prompt: true,
+            hot_words_chars: crate::asr::AsrConfig::default().hot_words_chars,
         }
     }
 }
@@ -367,6 +371,7 @@ impl AsrSettings {
             language: self.language.clone(),
             beam_size: self.beam_size,
             prompt_enabled: self.prompt,
+            hot_words_chars: self.hot_words_chars,
             ..d
         }
     }
