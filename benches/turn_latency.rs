@@ -507,6 +507,9 @@ struct TurnResult {
     overlapped: bool,
     barge_stop_ms: Option<f64>,
     agent: Option<AgentTiming>,
+    /// What the agent's records say it recognised for this turn, and the intent
+    /// (`repeat`: heard speech but no words, so it asked the caller to repeat).
+    heard: Option<(String, Option<String>)>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -956,6 +959,7 @@ fn attach_agent_timings(db: &Path, turns: &mut [TurnResult]) -> Result<usize, St
             .min_by_key(|&(_, d)| d);
         let Some((i, _)) = best else { continue };
         let c = cands.remove(i);
+        t.heard = Some((c.line.text.clone(), c.line.intent.clone()));
         let tm = c.timing;
         let (Some(se), Some(ep), Some(asr), Some(ch), Some(rtp)) = (
             tm.t_speech_end,
@@ -1276,6 +1280,13 @@ fn run() -> Result<bool, String> {
         let n = p["calls"].as_u64().unwrap_or(0) as usize;
         let lat = &p["latency_ms"];
         let share = num(p, "reply_share");
+        let missed = p["missed"].as_u64().unwrap_or(0);
+        if missed > 0 {
+            failures.push(format!(
+                "{n} call(s): {missed} turn(s) missed (not heard or not answered): {}",
+                p["missed_by_kind"]
+            ));
+        }
         if share < budget.min_reply_share {
             failures.push(format!(
                 "{n} call(s): the agent answered {:.0} % of turns (< {:.0} %)",
@@ -1401,6 +1412,48 @@ fn phase_figures(
         .filter(|t| t.agent.is_none())
         .filter_map(|t| t.latency_ms)
         .collect();
+    // Every turn with a clean edge counts in the percentiles at its real latency: a
+    // turn the agent did not hear counts at the time until whatever it said next (the
+    // silence re-prompt), a turn with no reply at all at the reply timeout.
+    let every = |f: &dyn Fn(&TurnResult) -> bool| -> Vec<f64> {
+        clean_edge
+            .iter()
+            .filter(|t| f(t))
+            .map(|t| t.latency_ms.unwrap_or(REPLY_TIMEOUT.as_secs_f64() * 1e3))
+            .collect()
+    };
+    // Missed: not heard (no record of the turn) or never answered. A `repeat` turn
+    // was heard: the agent asked the caller to say it again within turn latency.
+    let is_missed = |t: &TurnResult| t.agent.is_none() || t.latency_ms.is_none();
+    let missed: Vec<&TurnResult> = turns.iter().filter(|t| is_missed(t)).collect();
+    let mut missed_by_kind = serde_json::Map::new();
+    for t in &missed {
+        let n = missed_by_kind
+            .entry(t.kind.clone())
+            .or_insert(json!(0))
+            .as_u64()
+            .unwrap_or(0);
+        missed_by_kind.insert(t.kind.clone(), json!(n + 1));
+    }
+    let reprompted = turns
+        .iter()
+        .filter(|t| {
+            t.heard
+                .as_ref()
+                .is_some_and(|h| h.1.as_deref() == Some("repeat"))
+        })
+        .count();
+    // Recognition accuracy: the agent's transcript of each heard turn vs the corpus.
+    let (mut errs, mut chars) = (0usize, 0usize);
+    let mut per_turn = Vec::new();
+    for t in turns {
+        if let Some((heard, _)) = &t.heard {
+            let (e, n) = tingshuo::asr::text::char_errors(&t.text, heard);
+            errs += e;
+            chars += n;
+            per_turn.push(json!({"call": t.call, "kind": t.kind, "said": t.text, "heard": heard, "errors": e}));
+        }
+    }
     let stage = |f: &dyn Fn(&AgentTiming) -> f64| -> Value {
         summary(
             measured
@@ -1416,7 +1469,7 @@ fn phase_figures(
         .collect();
     let mut kinds = serde_json::Map::new();
     for k in ["kb", "short", "sentence", "callback", "barge"] {
-        kinds.insert(k.into(), summary(lat(&|t| t.kind == k)));
+        kinds.insert(k.into(), summary(every(&|t| t.kind == k)));
     }
     json!({
         "calls": n,
@@ -1428,8 +1481,15 @@ fn phase_figures(
         "reply_share": if turns.is_empty() { 0.0 } else { replied as f64 / turns.len() as f64 },
         "overlapped": turns.iter().filter(|t| t.overlapped).count(),
         "matched_agent_records": matched,
-        "latency_ms": summary(lat(&|_| true)),
+        "latency_ms": summary(every(&|_| true)),
+        "answered_turns_latency_ms": summary(lat(&|_| true)),
         "not_heard_but_followed_by_speech_ms": summary(unheard),
+        "missed": missed.len(),
+        "missed_by_kind": missed_by_kind,
+        "missed_turns": missed.iter().map(|t| json!({"call": t.call, "kind": t.kind, "text": t.text, "variant": t.variant})).collect::<Vec<_>>(),
+        "reprompted": reprompted,
+        "recognition_cer": if chars == 0 { f64::NAN } else { errs as f64 / chars as f64 },
+        "recognition_per_turn": per_turn,
         "by_variant": {
             "clean": summary(lat(&|t| t.variant == "clean")),
             "noisy-15dB": summary(lat(&|t| t.variant == "noisy-15dB")),
@@ -1501,6 +1561,17 @@ fn print_table(phases: &[Value]) {
             num(g, "cpu_per_call_pct"),
             num(g, "rss_peak_mib"),
             num(g, "rss_per_call_mib"),
+        );
+    }
+    for p in phases {
+        let _ = writeln!(
+            o,
+            "{} call(s): {} missed turn(s) {}, {} re-prompted (heard, no words), recognition CER {:.1} %",
+            p["calls"],
+            u(&p["missed"]),
+            p["missed_by_kind"],
+            u(&p["reprompted"]),
+            100.0 * num(p, "recognition_cer"),
         );
     }
     for p in phases {

@@ -58,7 +58,7 @@ pub fn transcribe_file(
     let audio = crate::audio::read_wav(wav)?;
     let samples = crate::audio::resample(&audio.samples, audio.rate, 16_000)?;
     let vad = SileroModel::load(paths)?;
-    let model = WhisperModel::load(paths)?;
+    let model = WhisperModel::load_for(paths, &cfg)?;
     let pool = AsrPool::new(&model, Some(&vad), cfg)?;
     let load_ms = ms(t0);
 

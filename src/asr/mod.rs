@@ -9,6 +9,7 @@
 //! - [`text`]: text clean-up and CER normalisation.
 //! - [`file`]: whole-file transcription for `tingshuo transcribe`.
 
+pub mod bias;
 pub mod engine;
 pub mod file;
 pub mod pool;

@@ -159,6 +159,50 @@ pub fn collapse_repetitions(s: &str, max_short_repeats: usize) -> (String, bool)
     (out.into_iter().collect(), found)
 }
 
+/// Whether a transcript looks like a decoding loop that [`collapse_repetitions`]
+/// cannot undo: a run of 5 or more characters (punctuation ignored) said again
+/// later in the text, e.g. the second half of a sentence repeated after the whole
+/// one. Read speech in the evaluation set never repeats 5 characters; a caller who
+/// really repeats a phrase is re-decoded, which costs time but no words.
+pub fn looks_looped(s: &str) -> bool {
+    const MIN_RUN: usize = 5;
+    let c: Vec<char> = s.chars().filter(|&c| !is_punct_or_space(c)).collect();
+    if c.len() < 2 * MIN_RUN {
+        return false;
+    }
+    (0..=c.len() - 2 * MIN_RUN).any(|i| {
+        let pat = &c[i..i + MIN_RUN];
+        c[i + MIN_RUN..].windows(MIN_RUN).any(|w| w == pat)
+    })
+}
+
+/// Drops what follows the first sentence that the decoder then said again: Whisper
+/// often repeats a whole sentence (or its start, cut off at the token limit) after
+/// the real one, with a character or two changed, which [`collapse_repetitions`]
+/// cannot match. A later sentence is dropped, with all after it, when it shares a
+/// 5-character run with the text before it ([`looks_looped`]); a trailing U+FFFD
+/// (a character cut in half by the token limit) goes too. Returns the text and
+/// whether anything was dropped.
+pub fn drop_repeated_tail(s: &str) -> (String, bool) {
+    let mut kept = String::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let end = rest
+            .char_indices()
+            .find(|&(_, c)| matches!(c, '。' | '？' | '！' | '.' | '?' | '!'))
+            .map_or(rest.len(), |(i, c)| i + c.len_utf8());
+        let sentence = &rest[..end];
+        if !kept.is_empty() && looks_looped(&format!("{kept}{sentence}")) && !looks_looped(&kept) {
+            return (kept, true);
+        }
+        kept.push_str(sentence);
+        rest = &rest[end..];
+    }
+    let trimmed = kept.trim_end_matches('\u{FFFD}');
+    let cut = trimmed.len() != kept.len();
+    (trimmed.to_string(), cut)
+}
+
 /// Chinese (full-width) punctuation where Whisper wrote ASCII next to Chinese text,
 /// so the dialogue engine and records see one style. A '.' between digits (3.5) or
 /// in Latin text stays.
@@ -214,6 +258,16 @@ const DIGITS: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '�
 /// years and long digit strings digit by digit, other integers as cardinals,
 /// `%` as 百分之, `9:30` as 九点三十), with 两→二, 幺→一, 〇→零.
 pub fn normalize_for_cer(s: &str) -> String {
+    normalize_reading(s, 0).0
+}
+
+/// [`normalize_for_cer`] where plain integers of 2 to 4 digits (no `%`, `:`, `.`
+/// or `年` after them) may be read either way: bit `k` of `digitwise` reads the
+/// k-th such number digit by digit (138 → 一三八, as a phone number or a room is
+/// read) instead of as a cardinal (一百三十八). Returns the text and how many such
+/// numbers it has.
+fn normalize_reading(s: &str, digitwise: u32) -> (String, usize) {
+    let mut ambiguous = 0usize;
     let s = to_simplified(s);
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
@@ -267,6 +321,13 @@ pub fn normalize_for_cer(s: &str) -> String {
             }
             if next == Some('年') {
                 out.extend(run.chars().map(|d| DIGITS[d as usize - '0' as usize]));
+            } else if (2..=4).contains(&run.len()) && !run.starts_with('0') {
+                if ambiguous < 32 && digitwise & (1 << ambiguous) != 0 {
+                    out.extend(run.chars().map(|d| DIGITS[d as usize - '0' as usize]));
+                } else {
+                    out.push_str(&cardinal_or_digits(&run));
+                }
+                ambiguous += 1;
             } else {
                 out.push_str(&cardinal_or_digits(&run));
             }
@@ -283,6 +344,17 @@ pub fn normalize_for_cer(s: &str) -> String {
             c if c.is_ascii_alphabetic() => out.push(c.to_ascii_lowercase()),
             c => out.push(c),
         }
+    }
+    (out, ambiguous)
+}
+
+/// Every reading of `s` by [`normalize_reading`] (at most 16: the first four
+/// ambiguous numbers vary).
+fn readings(s: &str) -> Vec<String> {
+    let (first, n) = normalize_reading(s, 0);
+    let mut out = vec![first];
+    for mask in 1..(1u32 << n.min(4)) {
+        out.push(normalize_reading(s, mask).0);
     }
     out
 }
@@ -351,15 +423,58 @@ pub fn edit_distance(a: &[char], b: &[char]) -> usize {
 }
 
 /// Character errors and reference length after [`normalize_for_cer`] of both.
+/// A 2-4 digit number counts as right in either reading (138 matches 一三八 and
+/// 一百三十八); the reference length is that of its cardinal reading.
 pub fn char_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
-    let r: Vec<char> = normalize_for_cer(reference).chars().collect();
-    let h: Vec<char> = normalize_for_cer(hypothesis).chars().collect();
-    (edit_distance(&r, &h), r.len())
+    let refs = readings(reference);
+    let hyps = readings(hypothesis);
+    let len = refs[0].chars().count();
+    let mut best = usize::MAX;
+    for r in &refs {
+        let r: Vec<char> = r.chars().collect();
+        for h in &hyps {
+            let h: Vec<char> = h.chars().collect();
+            best = best.min(edit_distance(&r, &h));
+        }
+    }
+    (best, len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_numbers_count_in_either_reading() {
+        assert_eq!(char_errors("房间一三八", "房间138"), (0, 5));
+        assert_eq!(char_errors("一百三十八元", "138元"), (0, 6));
+        assert_eq!(char_errors("幺三八", "138"), (0, 3));
+        assert_eq!(char_errors("一三九", "138").0, 1);
+        assert_eq!(char_errors("百分之五十", "50%"), (0, 5));
+    }
+
+    #[test]
+    fn a_sentence_said_again_with_changes_is_dropped() {
+        let (t, cut) =
+            drop_repeated_tail("时间进距离真查和情报收集任务。实现进距离真查和情报收集任务。");
+        assert_eq!((t.as_str(), cut), ("时间进距离真查和情报收集任务。", true));
+        let (t, cut) = drop_repeated_tail("大力发展现在农作物众业。大力发展现在农作物\u{FFFD}");
+        assert_eq!((t.as_str(), cut), ("大力发展现在农作物众业。", true));
+        let (t, cut) = drop_repeated_tail("好的。我知道了。谢谢您。");
+        assert_eq!((t.as_str(), cut), ("好的。我知道了。谢谢您。", false));
+    }
+
+    #[test]
+    fn a_repeated_half_sentence_is_a_loop_but_short_repeats_are_not() {
+        assert!(looks_looped(
+            "我国的经济处在爬坡过坎的重要关口，爬坡过坎的重要关口"
+        ));
+        assert!(!looks_looped("我国的经济处在爬坡过坎的重要关口"));
+        assert!(!looks_looped("对对对，是的是的，好的好的"));
+        assert!(!looks_looped(
+            "提高农业现代化水平农民生活水平和新农村建设水平"
+        ));
+    }
 
     #[test]
     fn traditional_becomes_simplified() {

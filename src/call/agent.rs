@@ -13,7 +13,6 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::asr::AsrConfig;
 use crate::codec::G711;
 use crate::config::Config;
 use crate::console::history::StoreHistory;
@@ -270,7 +269,8 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
     let loaded = {
         let paths = paths.clone();
         let tts = config.tts.clone();
-        tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, AsrConfig::default(), &tts))
+        let asr_cfg = config.asr.asr_config();
+        tokio::task::spawn_blocking(move || SpeechEngines::load(&paths, asr_cfg, &tts))
             .await
             .map_err(|e| CallError::Thread(e.to_string()))?
     };

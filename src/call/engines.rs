@@ -47,7 +47,7 @@ impl SpeechEngines {
         tts_cfg: &crate::config::TtsConfig,
     ) -> Result<Arc<Self>, CallError> {
         let vad = SileroModel::load(paths)?;
-        let whisper = WhisperModel::load(paths)?;
+        let whisper = WhisperModel::load_for(paths, &asr_cfg)?;
         let asr = AsrPool::new(&whisper, Some(&vad), asr_cfg)?;
         let tts = Arc::new(TtsWorker::spawn(paths, tts_model_config(paths, tts_cfg))?);
         let phrases = Arc::new(PhraseCache::new(

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::asr::AsrConfig;
 use crate::audio::device::LocalAudio;
 use crate::audio::{f32_to_i16, FrameResampler, FRAME_8K};
 use crate::codec::G711;
@@ -53,7 +52,7 @@ pub fn talk(config: &Config, script: Option<&Path>) -> Result<CallReport, CallEr
     let vars = config.agent.vars.clone();
     println!("loading speech models…");
     let paths = ModelPaths::in_cache(&config.models_dir());
-    let engines = SpeechEngines::load(&paths, AsrConfig::default(), &config.tts)?;
+    let engines = SpeechEngines::load(&paths, config.asr.asr_config(), &config.tts)?;
     let probe = Conversation::new(&script, &vars, chrono::Local::now().fixed_offset())?;
     let fixed: Vec<String> = probe
         .all_fixed_lines()

@@ -52,6 +52,8 @@ use super::CallError;
 
 /// Added to the measured echo delay when ignoring the echo tail after the agent stops.
 const ECHO_TAIL_MARGIN_MS: u64 = 60;
+/// Said when a voiced caller turn gave no words: asks the caller to say it again.
+const ASK_REPEAT: &str = "不好意思，您刚才说的是？";
 
 /// Which side placed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1147,6 +1149,12 @@ impl CallLoop<'_> {
             c.publisher.step(&self.conv.current_step());
         }
         self.timing.t_reply_chosen = Some(Instant::now());
+        // The next turn answers what the agent just asked: bias the decoder to it.
+        self.hot_words = Arc::from(crate::asr::bias::hot_words(
+            self.conv.script(),
+            self.conv.expecting(),
+            &self.setup.vars,
+        ));
         self.awaiting_first_rtp = write.lines.iter().any(|l| l.speaker == "agent");
         self.flush_pending_turn();
         self.pending_turn = Some(PendingTurn {
@@ -1442,6 +1450,30 @@ impl CallLoop<'_> {
                     tracing::info!(line = %l.text, "resuming the line a noise interrupted");
                     self.say(l.text, l.interruptible);
                 }
+                return;
+            }
+            // The caller said something (the gates heard speech) that Whisper could not
+            // make out even with the short-answer prompt: ask at once rather than wait
+            // out the silence timer with the caller waiting for an answer.
+            let voiced = transcript.rejected.is_some_and(|r| r.was_voiced());
+            if voiced
+                && !self.taken_over
+                && !self.agent_speaking()
+                && self.conv.expecting() != crate::dialogue::engine::Expecting::Nothing
+            {
+                tracing::info!("a voiced turn gave no words; asking the caller to repeat");
+                self.apply(
+                    vec![Action::Say {
+                        text: ASK_REPEAT.to_string(),
+                        step: None,
+                        interruptible: true,
+                        fixed: true,
+                    }],
+                    // An empty caller line: the record (and the turn's timing) shows
+                    // a turn that was heard but not understood.
+                    Some(("", 0.0)),
+                    Some("repeat".into()),
+                );
             }
             return;
         }

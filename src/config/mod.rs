@@ -51,6 +51,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub transfer: TransferConfig,
     pub media: MediaSettings,
+    pub asr: AsrSettings,
     /// Directory the file was loaded from; relative paths in it are resolved against this.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -322,6 +323,62 @@ pub struct ModelsConfig {
     /// Cache directory. Default: `$TINGSHUO_CACHE`, else `~/.cache/tingshuo`.
     pub dir: Option<PathBuf>,
 }
+
+/// `[asr]`: the speech recogniser. Every key is optional; the provisioned Whisper
+/// base is the default model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AsrSettings {
+    /// A ggml Whisper model file (whisper.cpp's format: tiny … large-v3-turbo, f16 or
+    /// quantised, multilingual). Relative paths are resolved against the config file's
+    /// directory. Default: the provisioned base in the model cache.
+    pub model: Option<PathBuf>,
+    /// CPU threads a turn decodes on when it is the only one (default: the number of
+    /// cores, up to 4).
+    pub threads: Option<usize>,
+    /// Whisper language code of the callers' speech.
+    pub language: String,
+    /// 1 = greedy decoding (fastest); more = beam search of that width.
+    pub beam_size: usize,
+    /// Give the decoder its initial prompt (setting, common answers, the call's hot
+    /// words). Off: no prompt at all.
+    pub prompt: bool,
+    /// Characters of the call's hot words (expected answers, the call's variables,
+    /// FAQ terms) the prompt may carry: each costs decoder time on every turn.
+    pub hot_words_chars: usize,
+}
+
+impl Default for AsrSettings {
+    fn default() -> Self {
+        Self {
+            model: None,
+            threads: None,
+            language: "zh".into(),
+            beam_size: 1,
+            prompt: true,
+            hot_words_chars: crate::asr::AsrConfig::default().hot_words_chars,
+        }
+    }
+}
+
+impl AsrSettings {
+    /// The recogniser settings these keys give (defaults for the rest).
+    pub fn asr_config(&self) -> crate::asr::AsrConfig {
+        let d = crate::asr::AsrConfig::default();
+        crate::asr::AsrConfig {
+            model_file: self.model.clone(),
+            lone_threads: self.threads.unwrap_or(d.lone_threads),
+            language: self.language.clone(),
+            beam_size: self.beam_size,
+            prompt_enabled: self.prompt,
+            hot_words_chars: self.hot_words_chars,
+            ..d
+        }
+    }
+}
+
+/// ggml's file magic ("ggml" as a little-endian u32), first 4 bytes of a Whisper model.
+const GGML_MAGIC: [u8; 4] = *b"lmgg";
 
 /// `[tts]`: the voice. By default the provisioned Baker FastSpeech2 + MB-MelGAN pair;
 /// any ONNX acoustic model + vocoder pair with the same kind of inputs can replace it
@@ -746,6 +803,52 @@ impl Config {
             problem,
             fix: fix.to_string(),
         };
+        if let Some(model) = self.asr.model.clone() {
+            let resolved = self.resolve(&model);
+            const FIX: &str = "Point it at a ggml Whisper model (whisper.cpp's format, e.g. ggml-small.bin or ggml-large-v3-turbo-q5_0.bin from the whisper.cpp model downloads), or remove the key to use the provisioned base (`tingshuo models fetch`).";
+            let mut magic = [0u8; 4];
+            let read = std::fs::File::open(&resolved)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+            match read {
+                Err(e) => {
+                    return Err(invalid(
+                        "asr.model",
+                        format!("names {} which cannot be read ({e})", resolved.display()),
+                        FIX,
+                    ))
+                }
+                Ok(()) if magic != GGML_MAGIC => {
+                    return Err(invalid(
+                        "asr.model",
+                        format!("names {} which is not a ggml Whisper model (its first bytes are not the ggml magic)", resolved.display()),
+                        FIX,
+                    ))
+                }
+                Ok(()) => {}
+            }
+            self.asr.model = Some(resolved);
+        }
+        if self.asr.beam_size == 0 || self.asr.beam_size > 8 {
+            return Err(invalid(
+                "asr.beam_size",
+                format!("is {}", self.asr.beam_size),
+                "Use 1 (greedy, the fastest) up to 8.",
+            ));
+        }
+        if self.asr.threads == Some(0) {
+            return Err(invalid(
+                "asr.threads",
+                "is 0".into(),
+                "Use at least 1, or remove the key to use every core (up to 4).",
+            ));
+        }
+        if self.asr.language.trim().is_empty() {
+            return Err(invalid(
+                "asr.language",
+                "is empty".into(),
+                "Use a Whisper language code such as \"zh\".",
+            ));
+        }
         if let Some(script) = self.agent.script.clone() {
             let resolved = self.resolve(&script);
             if !resolved.is_file() {
@@ -1141,6 +1244,48 @@ mod tests {
         assert_eq!(parse_host_port("nohost"), None);
         assert_eq!(parse_host_port(":5060"), None);
         assert_eq!(parse_host_port("h:0"), None);
+    }
+
+    #[test]
+    fn asr_model_must_be_a_readable_ggml_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[asr]\nmodel = \"ggml-small.bin\"\n").expect("write");
+        let msg = Config::load(&path).expect_err("missing model").to_string();
+        assert!(
+            msg.contains("asr.model")
+                && msg.contains("ggml-small.bin")
+                && msg.contains("ggml Whisper model"),
+            "{msg}"
+        );
+        // Something else (an ONNX file) under that name.
+        std::fs::write(dir.path().join("ggml-small.bin"), b"\x08\x07onnx model").expect("write");
+        let msg = Config::load(&path).expect_err("not ggml").to_string();
+        assert!(
+            msg.contains("not a ggml Whisper model") && msg.contains("ggml-small.bin"),
+            "{msg}"
+        );
+        // The magic is enough for the config; whisper.cpp checks the rest at start-up.
+        std::fs::write(dir.path().join("ggml-small.bin"), b"lmgg\0\0\0\0").expect("write");
+        let cfg = Config::load(&path).expect("ggml file");
+        let asr = cfg.asr.asr_config();
+        assert_eq!(
+            asr.model_file.as_deref(),
+            Some(dir.path().join("ggml-small.bin").as_path())
+        );
+        assert_eq!(
+            (asr.language.as_str(), asr.beam_size, asr.prompt_enabled),
+            ("zh", 1, true)
+        );
+        std::fs::write(&path, "[asr]\nbeam_size = 0\n").expect("write");
+        assert!(Config::load(&path)
+            .expect_err("beam 0")
+            .to_string()
+            .contains("asr.beam_size"));
+        std::fs::write(&path, "[asr]\nprompt = false\nthreads = 1\n").expect("write");
+        let asr = Config::load(&path).expect("prompt off").asr.asr_config();
+        assert!(asr.prompt_with(&["宽带".to_string()]).is_empty());
+        assert_eq!(asr.lone_threads, 1);
     }
 
     #[test]

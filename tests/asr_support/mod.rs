@@ -184,3 +184,78 @@ pub fn target_dir() -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
+
+/// One clip of real human Mandarin read speech with its published transcript
+/// (tests/data/real_speech: AISHELL-1 test utterances, see its README).
+pub struct RealClip {
+    pub name: String,
+    pub text: String,
+    /// 16 kHz mono.
+    pub samples: Vec<f32>,
+}
+
+/// Loads every clip listed in tests/data/real_speech/manifest.tsv, checking each
+/// FLAC file's SHA-256 against the manifest.
+pub fn real_speech() -> Vec<RealClip> {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_speech");
+    let manifest = dir.join("manifest.tsv");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    let mut clips = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(
+            f.len(),
+            8,
+            "manifest line {line:?} needs 8 tab-separated fields"
+        );
+        let path = dir.join(f[0]);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let sha = hex::encode(Sha256::digest(&bytes));
+        assert_eq!(
+            sha,
+            f[1],
+            "{}: SHA-256 differs from the manifest",
+            path.display()
+        );
+        let mut reader = claxon::FlacReader::new(std::io::Cursor::new(bytes))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let info = reader.streaminfo();
+        assert_eq!(
+            (info.sample_rate, info.channels, info.bits_per_sample),
+            (16_000, 1, 16),
+            "{}: expected 16 kHz mono 16-bit",
+            path.display()
+        );
+        let samples = reader
+            .samples()
+            .map(|s| s.unwrap_or_else(|e| panic!("{}: {e}", path.display())) as f32 / 32768.0)
+            .collect();
+        clips.push(RealClip {
+            name: f[0].to_string(),
+            text: f[7].to_string(),
+            samples,
+        });
+    }
+    clips
+}
+
+/// The same telephone channel as [`telephone`], µ-law (PCMU) instead of A-law.
+pub fn telephone_pcmu(samples: &[f32], rate: u32) -> Vec<f32> {
+    use tingshuo::codec::G711;
+    let narrow = tingshuo::audio::resample(samples, rate, 8000).expect("resample to 8 kHz");
+    let pcm: Vec<i16> = narrow
+        .iter()
+        .map(|&s| tingshuo::audio::f32_to_i16(s))
+        .collect();
+    let mut law = vec![0u8; pcm.len()];
+    G711::Pcmu.encode(&pcm, &mut law);
+    let mut back = vec![0i16; law.len()];
+    G711::Pcmu.decode(&law, &mut back);
+    let f: Vec<f32> = back.iter().map(|&s| s as f32 / 32768.0).collect();
+    tingshuo::audio::resample(&f, 8000, 16000).expect("resample to 16 kHz")
+}
