@@ -508,6 +508,34 @@ fn rephrase(text: &str) -> String {
     format!("也就是说，{text}")
 }
 
+/// Words that make a statement an implicit question or request ("墙上要打孔" asks
+/// whether that is allowed); a plain fact ("洗衣机是去年买的") has none of them.
+const IMPLIED_QUESTION: [&str; 14] = [
+    "要", "能", "会", "可以", "需要", "得", "想", "怎么", "担心", "怕", "多少", "收费", "几", "该",
+];
+
+fn implies_question(text: &str) -> bool {
+    IMPLIED_QUESTION.iter().any(|w| text.contains(w))
+}
+
+/// The sentence without its clauses that carry a phone number or serial
+/// ("网断了，我手机号138…，赶紧派人来修" → "网断了，赶紧派人来修").
+fn without_value_clauses(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .split(['，', ',', '。', '；', ';'])
+        .filter(|c| {
+            !c.trim().is_empty()
+                && slots::extract_phone(c).is_none()
+                && slots::extract_serial(c).is_none()
+        })
+        .collect();
+    if kept.is_empty() {
+        text.to_string()
+    } else {
+        kept.join("，")
+    }
+}
+
 fn is_question_kind(k: StepKind) -> bool {
     k != StepKind::Statement
 }
@@ -1253,6 +1281,27 @@ impl Conversation {
         self.result(c.intent, actions, kb_hit)
     }
 
+    /// Writes down the phone number or serial the caller gave where no step asked
+    /// for it, and keeps it for the step that will ask.
+    fn note_values(&mut self, text: &str, now: DateTime<FixedOffset>, actions: &mut Vec<Action>) {
+        if let Some(v) = slots::extract(FieldKind::Serial, text, now) {
+            if !self.fields.values().any(|f| f.contains(v.as_str())) {
+                let key = if text.contains("账号") {
+                    "账号"
+                } else {
+                    "编号"
+                };
+                self.set_field(key, &v, FieldKind::Serial, actions);
+            }
+        }
+        if let Some(v) = slots::extract(FieldKind::Phone, text, now).filter(|p| p.len() >= 11) {
+            if !self.fields.values().any(|f| f.contains(v.as_str())) {
+                self.set_field("联系电话", &v, FieldKind::Phone, actions);
+            }
+        }
+        self.prefill_from(text, 0, now);
+    }
+
     /// The utterance as it stands after a self-correction (see `on_utterance`).
     fn after_correction(&self, c: Classified, now: DateTime<FixedOffset>) -> Classified {
         if matches!(
@@ -1321,7 +1370,16 @@ impl Conversation {
         else {
             return;
         };
-        if self.fields.values().any(|v| v.contains(phone.as_str())) {
+        // Already written down as a phone number (a free-text note holding it does not
+        // count: the record needs it as a value).
+        let noted = self.typed.iter().any(|(k, kind)| {
+            *kind == FieldKind::Phone
+                && self
+                    .fields
+                    .get(k)
+                    .is_some_and(|v| v.contains(phone.as_str()))
+        });
+        if noted || self.fields.values().any(|v| v == &phone) {
             return;
         }
         if self.prefill.values().any(|v| v == &phone) {
@@ -1674,7 +1732,26 @@ impl Conversation {
         {
             return None;
         }
-        if let Some(v) = value.filter(|_| change || self.branch_kind.is_some()) {
+        // A value other than the one read out ("新号码是135…" to "尾号3308的手机可以吗？")
+        // is a change even without a word saying so.
+        let step_text = st.text();
+        let differs = value.as_ref().is_some_and(|v| {
+            let tail: String = v
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            matches!(
+                kind,
+                FieldKind::Phone | FieldKind::Serial | FieldKind::Address
+            ) && c.intent != Intent::Question
+                && !step_text.contains(v.as_str())
+                && !step_text.contains(&tail)
+        });
+        if let Some(v) = value.filter(|_| change || differs || self.branch_kind.is_some()) {
             self.set_field(&key, &v, kind, actions);
             let said = if kind == FieldKind::Time {
                 chrono::DateTime::parse_from_rfc3339(&v)
@@ -1767,11 +1844,34 @@ impl Conversation {
             }
             return None;
         }
-        // A problem the Q&A solves outright is answered (and noted as the need).
-        if let Some((h, _)) = self.kb.answer(&c.text) {
+        let has_value = slots::extract_phone(&c.text).is_some_and(|p| p.len() >= 7)
+            || slots::extract_serial(&c.text).is_some();
+        // "你记一下我的手机号，138…" as the first words: a value to note, not the
+        // reason for the call, which is still to be asked.
+        if has_value
+            && !problem
+            && c.intent != Intent::Question
+            && self.state == State::Opening
+            && self.answered == 0
+        {
+            self.note_values(&c.text, now, actions);
+            actions.push(self.builtin(NOTED));
+            let q = short_question(&self.script.opening);
+            actions.push(self.say(&q, None, true));
+            return Some(None);
+        }
+        // A problem the Q&A solves outright is answered (and noted as the need); the
+        // clauses that only carry a number do not take part in the match.
+        let query = without_value_clauses(&c.text);
+        if let Some((h, _)) = self.kb.answer(&query) {
             if h.confidence >= 0.5 && !need_question {
                 self.record(&first.title, &c.text, actions);
-                let hit = self.answer_question(c, actions);
+                self.prefill_from(&c.text, 1, now);
+                let asked = Classified {
+                    text: query.clone(),
+                    ..c.clone()
+                };
+                let hit = self.answer_question(&asked, actions);
                 self.resume(actions);
                 return Some(hit);
             }
@@ -1858,6 +1958,7 @@ impl Conversation {
         // "嗯，墙上要打孔…" : a filler does not make a question an acknowledgement.
         if intent == Intent::Agree
             && !is_short(&c.text)
+            && implies_question(&c.text)
             && self
                 .kb
                 .answer(&c.text)
@@ -1998,7 +2099,7 @@ impl Conversation {
                 // "what can I do for you?" may a strong Q&A match answer it.
                 if let Some((hit, _)) = self.kb.answer(&c.text).filter(|(h, _)| {
                     !has_value
-                        && (h.confidence >= STATEMENT_AS_QUESTION
+                        && (h.confidence >= STATEMENT_AS_QUESTION && implies_question(&c.text)
                             || kind == StepKind::AnyQuestions
                                 && h.confidence >= STATEMENT_KB_CONFIDENCE)
                 }) {
@@ -2009,15 +2110,7 @@ impl Conversation {
                 }
                 if kind == StepKind::AnyQuestions && has_value {
                     // "账号是HZ20261243": a value to note, not a question.
-                    if let Some(v) = slots::extract(FieldKind::Serial, &c.text, now) {
-                        let key = if c.text.contains("账号") {
-                            "账号"
-                        } else {
-                            "编号"
-                        };
-                        self.set_field(key, &v, FieldKind::Serial, actions);
-                    }
-                    self.prefill_from(&c.text, 0, now);
+                    self.note_values(&c.text, now, actions);
                     actions.push(self.builtin(NOTED));
                     self.resume(actions);
                     return None;

@@ -720,13 +720,35 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Goodbye
     } else if c.negative_word.is_some() {
         Intent::Negative
-    } else if f.agree.any_in(&ph) {
+    } else if agrees(&f.agree, text, &norm) {
         Intent::Agree
     } else {
         Intent::Statement
     };
     c
 }
+
+/// An acknowledgement: a short reply holding an agreeing word, or a longer one that
+/// opens with it ("是我，…", "好的，…"). "是" in the middle of a sentence ("洗衣机是
+/// 去年买的") is a copula, not a yes.
+fn agrees(agree: &Keywords, text: &str, norm: &str) -> bool {
+    if norm.chars().count() <= 6 {
+        return agree.any_in(&Phonetic::new(norm));
+    }
+    let first = normalize(
+        text.split(PUNCT)
+            .find(|c| !c.trim().is_empty())
+            .unwrap_or(""),
+    );
+    let head: String = if first.chars().count() <= 4 {
+        first
+    } else {
+        norm.chars().take(2).collect()
+    };
+    agree.any_in(&Phonetic::new(&head))
+}
+
+const PUNCT: [char; 10] = ['，', ',', '。', '.', '！', '!', '？', '?', '；', ' '];
 
 /// Builds the keyword tables now, so the first turn of a call does not pay for it.
 pub fn warm_up() {
@@ -756,6 +778,12 @@ mod tests {
     fn priorities() {
         let i = |s: &str| classify(s, now()).intent;
         assert_eq!(i("嗯你说"), Intent::Agree);
+        // "是" inside a sentence is a copula, not a yes; at its head it is a yes.
+        assert_eq!(i("洗衣机是去年买的"), Intent::Statement);
+        assert_eq!(i("我家路由器是自己买的"), Intent::Statement);
+        assert_eq!(i("是我，那个洗衣机是前年买的"), Intent::Agree);
+        // A correction cue is not a request to repeat.
+        assert_ne!(i("刚才说错了，是一三五 一二三四 八八九九"), Intent::Repeat);
         assert_eq!(i("嗯，能先说下费用吗"), Intent::Question);
         assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
         assert_eq!(i("别再打了烦死了"), Intent::Hostile);
