@@ -21,7 +21,7 @@ use crate::console::{CallInfo, ConsoleHub, ConsoleOptions, ConsoleServer};
 use crate::dialogue::{demo, Conversation, Script};
 use crate::models::ModelPaths;
 use crate::rtp::session::{MediaConfig, MediaSession, PortAllocator};
-use crate::sip::sdp::{Codec, LocalMedia, Negotiated};
+use crate::sip::sdp::{LocalMedia, Negotiated};
 use crate::sip::{CallEvent, Command, EndReason, SipEvent};
 
 use super::admission::Admission;
@@ -34,13 +34,6 @@ use super::session::{
     Direction, LegPorts, TransferSignal,
 };
 use super::CallError;
-
-pub(super) fn g711(codec: Codec) -> G711 {
-    match codec {
-        Codec::Pcmu => G711::Pcmu,
-        Codec::Pcma => G711::Pcma,
-    }
-}
 
 /// A call between INVITE and its end.
 struct LiveCall {
@@ -819,6 +812,7 @@ impl Ctx {
             sent,
             playback: media.playback(),
             dtmf: media.dtmf_events(),
+            rate: media.audio_rate(),
         };
         let (sig_tx, sig_rx) = crossbeam_channel::bounded(16);
         let record_id = call.record_id;
@@ -891,7 +885,7 @@ impl Ctx {
 }
 
 fn apply_negotiated(media: &MediaSession, n: &Negotiated) {
-    media.set_codec(g711(n.codec), n.telephone_event_pt);
+    media.set_codec(n.codec, n.telephone_event_pt);
     if let Some(addr) = n.remote.rtp_addr {
         media.set_remote(addr, None);
     }
