@@ -14,7 +14,7 @@ use crossbeam_channel::Sender;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::asr::AsrConfig;
-use crate::codec::G711;
+use crate::codec::{AudioCodec, G711};
 use crate::config::Config;
 use crate::console::history::StoreHistory;
 use crate::console::{CallInfo, ConsoleHub, ConsoleOptions, ConsoleServer};
@@ -663,7 +663,14 @@ impl Ctx {
                     let _ = self.commands.send(Command::Reject { call_id, code: 503 });
                     return None;
                 }
-                let mut cfg = MediaConfig::new(self.local_ip, remote.rtp_addr, G711::Pcmu);
+                // Start the media with the codec the answer will carry: silence sent
+                // before the call thread applies the negotiation must not switch payload
+                // type under the peer (baresip re-creates its decoder on such a switch,
+                // and after PCMU → G.722 it decoded nothing more).
+                let probe = LocalMedia::new(SocketAddr::new(crate::sip::sdp::UNSPECIFIED, 0));
+                let codec = crate::sip::sdp::negotiate(&remote, &probe)
+                    .map_or(AudioCodec::Pcmu, |n| n.codec);
+                let mut cfg = MediaConfig::new(self.local_ip, remote.rtp_addr, codec);
                 cfg.tap_outbound = true;
                 cfg.srtp = srtp;
                 match MediaSession::start(&self.ports, cfg) {
