@@ -45,7 +45,7 @@ ensure_rust() {
         if [ -x "$HOME/.cargo/bin/cargo" ]; then
             export PATH="$HOME/.cargo/bin:$PATH"
         else
-            echo "error: cargo (Rust stable) is not installed. Install Rust with rustup (https://rustup.rs) or Debian's cargo >= 1.85, then re-run." >&2
+            echo "error: cargo (Rust stable) is not installed. Install Rust with rustup (https://rustup.rs) or Debian's cargo >= 1.89, then re-run." >&2
             exit 1
         fi
     fi

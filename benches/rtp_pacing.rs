@@ -1,7 +1,9 @@
 //! RTP media benchmark (`cargo bench --bench rtp_pacing`; `RTP_BENCH_SECS`, default 60).
 //!
 //! 1. CPU cost of one 20 ms frame on the media path, measured in a tight loop:
-//!    parse + jitter-buffer push (G.711 decode) + pop, and G.711 encode + RTP build.
+//!    parse + jitter-buffer push (G.711 decode) + pop, and G.711 encode + RTP build;
+//!    then the same for G.722 (16 kHz, 320 samples ↔ 160 bytes), and G.722 encode +
+//!    decode alone.
 //! 2. A real call on loopback between two media sessions for `RTP_BENCH_SECS`: send
 //!    lateness against the ideal 20 ms grid (p50/p99/max), inter-arrival jitter seen by
 //!    the receiver, per-tick processing time, loss.
@@ -44,6 +46,49 @@ fn cpu_per_frame() {
     );
     let st = jb.stats();
     assert_eq!(st.lost, 0);
+}
+
+fn cpu_per_frame_g722() {
+    use tingshuo::codec::g722::{G722Decoder, G722Encoder};
+    let frames = 50_000u32;
+    let pcm: Vec<i16> = (0..320)
+        .map(|i| ((i as f32 * 0.15).sin() * 8000.0) as i16)
+        .collect();
+    // Codec alone: encode + decode one 20 ms frame.
+    let (mut enc, mut dec) = (G722Encoder::new(), G722Decoder::new());
+    let mut bytes = [0u8; 160];
+    let mut out = [0i16; 320];
+    let start = Instant::now();
+    for _ in 0..frames {
+        black_box(enc.encode(black_box(&pcm), &mut bytes));
+        black_box(dec.decode(black_box(&bytes), &mut out));
+    }
+    let codec = start.elapsed() / frames;
+    // The media path: encode + build + parse + buffer + decode at playout + pop.
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    jb.set_audio_rate(16_000);
+    let mut stream = RtpStream::new(1, 0, 0);
+    let mut buf = [0u8; 512];
+    let t0 = Instant::now();
+    let start = Instant::now();
+    for n in 0..frames {
+        let at = t0 + Duration::from_millis(20 * n as u64);
+        let h: RtpHeader = stream.audio_header(9, n as u64, true);
+        let len = h
+            .write_with(&mut buf, |p| enc.encode(&pcm, p))
+            .expect("fits");
+        let pkt = RtpPacket::parse(&buf[..len]).expect("valid");
+        jb.push(&pkt, at);
+        black_box(jb.pop_frame(at + Duration::from_millis(1)));
+    }
+    let path = start.elapsed() / frames;
+    println!(
+        "G.722 per 20 ms frame: encode+decode {:.2} µs; media path (encode+build+parse+buffer+decode+pop) {:.2} µs ({} frames)",
+        codec.as_nanos() as f64 / 1000.0,
+        path.as_nanos() as f64 / 1000.0,
+        frames
+    );
+    assert_eq!(jb.stats().lost, 0);
 }
 
 fn call(seconds: u64) {
@@ -144,6 +189,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     cpu_per_frame();
+    cpu_per_frame_g722();
     memory_per_session();
     call(seconds);
 }

@@ -829,11 +829,7 @@ async fn run_call(
     let mut agent_hung_up = false;
     match answered {
         Ok(neg) => {
-            let codec = match neg.codec {
-                Codec::Pcmu => G711::Pcmu,
-                Codec::Pcma => G711::Pcma,
-            };
-            media.set_codec(codec, neg.telephone_event_pt);
+            media.set_codec(neg.codec, neg.telephone_event_pt);
             if let Some(addr) = neg.remote.rtp_addr {
                 media.set_remote(addr, None);
             }

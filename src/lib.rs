@@ -4,9 +4,11 @@
 //!
 //! ```text
 //!  SIP (sip) ──▶ call (call) ──▶ RTP in (rtp) ─▶ G.711 decode (codec) ─▶ 8→16 kHz (audio)
+//!                                               (or G.722 decode: 16 kHz as it is)
 //!                                 ─▶ VAD/endpointer (vad) ─▶ Whisper ASR pool (asr)
 //!                                 ─▶ script dialogue (dialogue) ─▶ TTS / pre-synthesized PCM (tts)
 //!                                 ─▶ 24→8 kHz (audio) ─▶ G.711 encode (codec) ─▶ RTP out (rtp)
+//!                                    (or 24→16 kHz ─▶ G.722 encode)
 //!  records (store) · operator console (console) · config (config) · model files (models)
 //! ```
 

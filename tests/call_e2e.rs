@@ -14,11 +14,16 @@ use support::*;
 
 /// Synthesizes `text` at 8 kHz with `tingshuo say` and returns the samples.
 fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
+    say_at(dir, name, text, 8000)
+}
+
+/// [`say`] at `rate` (16000 for a wideband phone's source).
+fn say_at(dir: &Path, name: &str, text: &str, rate: u32) -> Vec<i16> {
     let out = dir.join(format!("{name}.wav"));
     let status = tingshuo()
         .args(["say", text, "-o"])
         .arg(&out)
-        .args(["--rate", "8000"])
+        .args(["--rate", &rate.to_string()])
         .status()
         .expect("run tingshuo say");
     assert!(status.success(), "tingshuo say failed for {text:?}");
@@ -56,13 +61,18 @@ struct Agent {
 }
 
 fn start_agent(dir: &Path, kamailio: &Kamailio) -> Agent {
+    start_agent_with(dir, kamailio, "")
+}
+
+/// [`start_agent`] with `extra` appended to its config file.
+fn start_agent_with(dir: &Path, kamailio: &Kamailio, extra: &str) -> Agent {
     let config = dir.join("tingshuo.toml");
     let rtp = (free_port_span(21) + 1) & !1;
     std::fs::write(
         &config,
         format!(
             "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
-rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
+rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n{extra}",
             free_port(),
             kamailio.addr(),
             rtp,
@@ -192,6 +202,24 @@ fn inbound_call_runs_the_script_end_to_end() {
     );
 }
 
+/// The log without its colour escapes (ESC [ ... m).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Share of `reference`'s Han-character bigrams that occur in `heard`.
 fn bigram_coverage(reference: &str, heard: &str) -> f64 {
     let han = |s: &str| -> Vec<char> {
@@ -204,4 +232,98 @@ fn bigram_coverage(reference: &str, heard: &str) -> f64 {
     let pairs: Vec<String> = r.windows(2).map(|w| w.iter().collect()).collect();
     let hits = pairs.iter().filter(|p| h.contains(p.as_str())).count();
     hits as f64 / pairs.len().max(1) as f64
+}
+
+/// An HD-voice phone (baresip with G.722 offered first, 16 kHz audio) calls the agent:
+/// the agent answers G.722, recognises the caller's 16 kHz speech (no 8→16 kHz
+/// upsampling on the way to Whisper), records the call at 16 kHz, and the phone hears
+/// the opening line rendered 24→16 kHz (recognised from baresip's recording).
+#[test]
+fn g722_call_is_recognised_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let agent = start_agent_with(dir.path(), &kam, "[agent]\nrecord_audio = true\n");
+
+    let rate = 16_000;
+    let mut callee = vec![0i16; 8 * rate as usize];
+    callee.extend(say_at(dir.path(), "q16", "家里突然断网了，怎么办？", rate));
+    callee.extend(vec![0i16; 12 * rate as usize]);
+    let phone = Baresip::start_with("1001", kam.port, "auto", &callee, &G722_PHONE);
+    let reply = phone.ctrl("dial", "bot");
+    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+
+    // The phone hangs up when its file ends; the record then has an outcome.
+    let ended = wait_until(Duration::from_secs(90), || {
+        let list = records(&agent.config, &["list"]);
+        list.as_array()
+            .and_then(|calls| calls.first())
+            .map(|c| !c["outcome"].is_null())
+            .unwrap_or(false)
+    });
+    let log = strip_ansi(&agent.proc.log_text());
+    assert!(ended, "the call did not end; agent log:\n{log}");
+    assert!(
+        log.contains("codec=G722") && log.contains("call audio rate rate=16000"),
+        "the call ran G.722 at 16 kHz; agent log:\n{log}"
+    );
+    let list = records(&agent.config, &["list"]);
+    let id = list[0]["id"].to_string();
+    let detail = records(&agent.config, &["show", &id]);
+    let text = detail.to_string();
+    eprintln!("record: {text}");
+    assert!(
+        text.contains("断网"),
+        "the agent recognised the caller's question: {text}\nagent log:\n{log}"
+    );
+
+    // The agent's recording is 16 kHz stereo.
+    let recordings = dir.path().join("recordings");
+    let wav = std::fs::read_dir(&recordings)
+        .expect("recordings folder")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        .expect("a call recording");
+    let spec = hound::WavReader::open(&wav).expect("recording").spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 16_000), "{wav:?}");
+
+    // What the phone heard (16 kHz) contains the opening line.
+    let (heard, _) = phone.dumps();
+    let heard = heard.expect("baresip wrote what it heard");
+    let heard_rate = hound::WavReader::open(&heard)
+        .expect("dump")
+        .spec()
+        .sample_rate;
+    assert_eq!(heard_rate, 16_000, "baresip decoded 16 kHz audio");
+    let out = tingshuo()
+        .arg("transcribe")
+        .arg(&heard)
+        .output()
+        .expect("transcribe");
+    let transcript = String::from_utf8_lossy(&out.stdout).to_string();
+    let samples = hound::WavReader::open(&heard).map(|r| r.len()).unwrap_or(0);
+    let keep = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let _ = std::fs::copy(&heard, keep.join("g722_heard.wav"));
+    let _ = std::fs::copy(&wav, keep.join("g722_recording.wav"));
+    let _ = std::fs::write(keep.join("g722_baresip.log"), phone.proc.log_text());
+    let _ = std::fs::write(keep.join("g722_agent.log"), &log);
+    if let (_, Some(enc)) = phone.dumps() {
+        let _ = std::fs::copy(enc, keep.join("g722_sent.wav"));
+    }
+    eprintln!(
+        "transcribe of {samples} samples: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opening = "您好，欢迎致电星河宽带客服热线，我是智能客服小安，请问有什么可以帮您？";
+    let covered = bigram_coverage(opening, &transcript);
+    eprintln!(
+        "G.722 caller heard ({:.0} % of the opening's bigrams): {transcript}",
+        covered * 100.0
+    );
+    assert!(
+        covered >= 0.4,
+        "opening line heard by the caller ({:.0} % of its bigrams): {transcript}\nrecord: {text}\nagent log:\n{log}",
+        covered * 100.0
+    );
 }

@@ -161,7 +161,7 @@ f: <sip:t@127.0.0.1>\n ;tag=t2\nt: <sip:bot@127.0.0.1>\ni: {}@torture\nCSeq:\n  
         ),
         (
             "INVITE offering only codecs we do not have",
-            invite(&good_sdp.replace("RTP/AVP 0", "RTP/AVP 9"), ""),
+            invite(&good_sdp.replace("RTP/AVP 0", "RTP/AVP 18"), ""),
             Expect::Code(488),
         ),
         // Cannot be answered: no Via to send a response to, or not SIP at all.

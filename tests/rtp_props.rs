@@ -36,7 +36,7 @@ proptest! {
     #[test]
     fn random_packets_never_panic_the_jitter_buffer(
         ops in proptest::collection::vec(
-            (any::<bool>(), any::<u16>(), any::<u32>(), 0u32..3, prop_oneof![Just(0u8), Just(8), Just(101), any::<u8>()],
+            (any::<bool>(), any::<u16>(), any::<u32>(), 0u32..3, prop_oneof![Just(0u8), Just(8), Just(9), Just(101), any::<u8>()],
              proptest::collection::vec(any::<u8>(), 0..400), 0u64..50, any::<bool>()),
             1..200),
     ) {
@@ -47,7 +47,9 @@ proptest! {
             t += Duration::from_millis(dt);
             if pop {
                 let f = jb.pop_frame(t);
-                prop_assert_eq!(f.samples.len(), FRAME_SAMPLES);
+                // 20 ms: 160 samples at 8 kHz (G.711) or 320 at 16 kHz (G.722, PT 9).
+                let want = if f.samples.is_wideband() { 2 * FRAME_SAMPLES } else { FRAME_SAMPLES };
+                prop_assert_eq!(f.samples.len(), want);
             } else {
                 jb.push_parts(pt & 0x7F, seq, ts, ssrc, marker, &payload, t);
             }

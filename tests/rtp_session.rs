@@ -490,3 +490,194 @@ fn srtp_sessions_exchange_audio_and_drop_replayed_and_tampered_packets() {
     );
     assert!(h >= 7.5, "SRTP payload must look random: {h:.3} bits/byte");
 }
+
+/// A chirp at 16 kHz reaching up to 7 kHz (beyond G.711's 4 kHz band).
+fn chirp16(seconds: f64, amplitude: f64) -> Vec<i16> {
+    let n = (seconds * 16_000.0) as usize;
+    let (f0, f1) = (300.0, 7000.0);
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / 16_000.0;
+            let phase = 2.0 * std::f64::consts::PI * (f0 * t + (f1 - f0) * t * t / (2.0 * seconds));
+            (amplitude * phase.sin()) as i16
+        })
+        .collect()
+}
+
+fn queue_all16(session: &MediaSession, pcm: &[i16]) {
+    let q = session.playback();
+    for chunk in pcm.chunks_exact(320) {
+        let f = tingshuo::rtp::PcmFrame::from_samples(chunk).expect("320 samples");
+        q.push_timeout(&f, Duration::from_secs(2))
+            .expect("playback queue accepts the frame");
+    }
+}
+
+fn collect_for(
+    s: &MediaSession,
+    ms: u64,
+) -> std::thread::JoinHandle<Vec<tingshuo::rtp::session::InboundFrame>> {
+    let rx = s.inbound();
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_millis(ms);
+        let mut frames = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            if let Ok(f) = rx.recv_timeout(left) {
+                frames.push(f);
+            }
+        }
+        frames
+    })
+}
+
+/// G.722 on the wire: payload type 9, 160 bytes per 20 ms, timestamps advancing by 160
+/// (RFC 3551: the RTP clock is 8 kHz though the audio is 16 kHz); a G.722 peer session
+/// hears the 16 kHz chirp, 7 kHz top included.
+#[test]
+fn g722_sessions_carry_wideband_audio_with_the_8k_rtp_clock() {
+    let _serial = serial();
+    let ports: Arc<PortAllocator> = PortAllocator::new(47360, 47379).unwrap();
+    // What goes on the wire, seen by a raw socket.
+    let raw = UdpSocket::bind((LO, 0)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut cfg = MediaConfig::new(
+        LO,
+        Some(raw.local_addr().unwrap()),
+        tingshuo::codec::AudioCodec::G722,
+    );
+    cfg.tap_outbound = true;
+    let wire = MediaSession::start(&ports, cfg).unwrap();
+    assert_eq!(wire.audio_rate(), 16_000);
+    queue_all16(&wire, &chirp16(0.2, 9000.0));
+    let mut last_ts: Option<u32> = None;
+    let mut buf = [0u8; 2048];
+    for _ in 0..8 {
+        let (n, _) = raw.recv_from(&mut buf).expect("an RTP packet");
+        assert_eq!(buf[1] & 0x7f, 9, "payload type 9");
+        assert_eq!(n, 12 + 160, "a 20 ms G.722 frame is 160 bytes");
+        let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        if let Some(prev) = last_ts {
+            assert_eq!(ts.wrapping_sub(prev), 160, "timestamp step");
+        }
+        last_ts = Some(ts);
+    }
+    let sent = wire
+        .outbound_tap()
+        .unwrap()
+        .recv_timeout(Duration::from_secs(1))
+        .unwrap();
+    assert!(
+        sent.samples.is_wideband(),
+        "the tap shows the 16 kHz frame sent"
+    );
+    wire.stop();
+
+    let b = MediaSession::start(
+        &ports,
+        MediaConfig::new(LO, None, tingshuo::codec::AudioCodec::G722),
+    )
+    .unwrap();
+    let a = MediaSession::start(
+        &ports,
+        MediaConfig::new(LO, Some(b.local_rtp()), tingshuo::codec::AudioCodec::G722),
+    )
+    .unwrap();
+    let b_rx = collect_for(&b, 3400);
+    let says = chirp16(3.0, 9000.0);
+    queue_all16(&a, &says);
+    let frames = b_rx.join().unwrap();
+    let st = b.stats();
+    a.stop();
+    b.stop();
+    assert!(
+        frames.iter().all(|f| f.samples.is_wideband()),
+        "every frame is 16 kHz"
+    );
+    let heard: Vec<i16> = frames.iter().flat_map(|f| f.samples).collect();
+    let (corr, lag, chunks) = match_audio(&says, &heard);
+    eprintln!(
+        "G.722 loopback: {:.0}% of 100 ms chunks match, whole-signal correlation {corr:.3} at lag {lag}, {} packets, {} bytes",
+        chunks * 100.0,
+        st.rtp_received,
+        st.rtp_bytes_received
+    );
+    assert!(
+        chunks >= 0.8,
+        "B heard A's 300-7000 Hz chirp: {:.0}% of chunks",
+        chunks * 100.0
+    );
+    // The last second of the chirp is all above 5 kHz: G.711 could not carry it.
+    let top = &says[says.len() - 16_000..says.len() - 12_800];
+    let (c, _) = best_correlation_in(top, &heard, 0, heard.len());
+    assert!(
+        c > 0.9,
+        "the chirp above 5 kHz arrived (correlation {c:.3})"
+    );
+}
+
+/// The transfer relay pushes one leg's frames into the other leg's playback queue;
+/// when the legs negotiated different codecs the media thread converts the rate before
+/// encoding: 8 kHz audio into a G.722 leg and 16 kHz audio into a G.711 leg both arrive.
+#[test]
+fn playback_frames_at_the_other_rate_are_transcoded() {
+    let _serial = serial();
+    let ports: Arc<PortAllocator> = PortAllocator::new(47380, 47399).unwrap();
+    use tingshuo::codec::AudioCodec;
+    // 8 kHz chirp → G.722 leg → a G.722 listener hears it (at 16 kHz).
+    let wide_rx =
+        MediaSession::start(&ports, MediaConfig::new(LO, None, AudioCodec::G722)).unwrap();
+    let wide_tx = MediaSession::start(
+        &ports,
+        MediaConfig::new(LO, Some(wide_rx.local_rtp()), AudioCodec::G722),
+    )
+    .unwrap();
+    // 16 kHz chirp → PCMA leg → an A-law listener hears it (at 8 kHz).
+    let narrow_rx = MediaSession::start(&ports, MediaConfig::new(LO, None, G711::Pcma)).unwrap();
+    let narrow_tx = MediaSession::start(
+        &ports,
+        MediaConfig::new(LO, Some(narrow_rx.local_rtp()), G711::Pcma),
+    )
+    .unwrap();
+    let heard_wide = collect_for(&wide_rx, 2600);
+    let heard_narrow = collect_for(&narrow_rx, 2600);
+    let narrow_chirp = chirp(2.0, 9000.0);
+    queue_all(&wide_tx, &narrow_chirp);
+    // The same 300-3000 Hz chirp made at 16 kHz.
+    let wide_chirp: Vec<i16> = {
+        let n = 32_000usize;
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / 16_000.0;
+                let phase = 2.0 * std::f64::consts::PI * (300.0 * t + 2700.0 * t * t / 4.0);
+                (9000.0 * phase.sin()) as i16
+            })
+            .collect()
+    };
+    queue_all16(&narrow_tx, &wide_chirp);
+    let wide = heard_wide.join().unwrap();
+    let narrow = heard_narrow.join().unwrap();
+    for s in [wide_rx, wide_tx, narrow_rx, narrow_tx] {
+        s.stop();
+    }
+    assert!(wide.iter().all(|f| f.samples.is_wideband()));
+    assert!(narrow.iter().all(|f| !f.samples.is_wideband()));
+    let heard: Vec<i16> = wide.iter().flat_map(|f| f.samples).collect();
+    let (c16, _, chunks16) = match_audio(&wide_chirp, &heard);
+    let heard: Vec<i16> = narrow.iter().flat_map(|f| f.samples).collect();
+    let (c8, _, chunks8) = match_audio(&narrow_chirp, &heard);
+    eprintln!(
+        "8 kHz frames over G.722: {:.0}% chunks (corr {c16:.3}); 16 kHz frames over PCMA: {:.0}% chunks (corr {c8:.3})",
+        chunks16 * 100.0,
+        chunks8 * 100.0
+    );
+    assert!(
+        chunks16 >= 0.8,
+        "8 kHz audio through a G.722 leg: {:.0}%",
+        chunks16 * 100.0
+    );
+    assert!(
+        chunks8 >= 0.8,
+        "16 kHz audio through a PCMA leg: {:.0}%",
+        chunks8 * 100.0
+    );
+}

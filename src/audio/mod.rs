@@ -45,7 +45,7 @@ impl FrameResampler {
     /// A resampler for 20 ms frames from `from_hz` to `to_hz`.
     pub fn new(from_hz: u32, to_hz: u32) -> Result<Self, AudioError> {
         let frame_in = (from_hz / 50) as usize;
-        if frame_in == 0 || from_hz % 50 != 0 || to_hz % 50 != 0 {
+        if frame_in == 0 || !from_hz.is_multiple_of(50) || !to_hz.is_multiple_of(50) {
             return Err(AudioError::Resampler {
                 from: from_hz,
                 to: to_hz,

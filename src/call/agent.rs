@@ -13,14 +13,14 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::codec::G711;
+use crate::codec::{AudioCodec, G711};
 use crate::config::Config;
 use crate::console::history::StoreHistory;
 use crate::console::{CallInfo, ConsoleHub, ConsoleOptions, ConsoleServer};
 use crate::dialogue::{demo, Conversation, Script};
 use crate::models::ModelPaths;
 use crate::rtp::session::{MediaConfig, MediaSession, PortAllocator};
-use crate::sip::sdp::{Codec, LocalMedia, Negotiated};
+use crate::sip::sdp::{LocalMedia, Negotiated};
 use crate::sip::{CallEvent, Command, EndReason, SipEvent};
 
 use super::admission::Admission;
@@ -33,13 +33,6 @@ use super::session::{
     Direction, LegPorts, TransferSignal,
 };
 use super::CallError;
-
-pub(super) fn g711(codec: Codec) -> G711 {
-    match codec {
-        Codec::Pcmu => G711::Pcmu,
-        Codec::Pcma => G711::Pcma,
-    }
-}
 
 /// A call between INVITE and its end.
 struct LiveCall {
@@ -670,7 +663,14 @@ impl Ctx {
                     let _ = self.commands.send(Command::Reject { call_id, code: 503 });
                     return None;
                 }
-                let mut cfg = MediaConfig::new(self.local_ip, remote.rtp_addr, G711::Pcmu);
+                // Start the media with the codec the answer will carry: silence sent
+                // before the call thread applies the negotiation must not switch payload
+                // type under the peer (baresip re-creates its decoder on such a switch,
+                // and after PCMU → G.722 it decoded nothing more).
+                let probe = LocalMedia::new(SocketAddr::new(crate::sip::sdp::UNSPECIFIED, 0));
+                let codec = crate::sip::sdp::negotiate(&remote, &probe)
+                    .map_or(AudioCodec::Pcmu, |n| n.codec);
+                let mut cfg = MediaConfig::new(self.local_ip, remote.rtp_addr, codec);
                 cfg.tap_outbound = true;
                 cfg.srtp = srtp;
                 match MediaSession::start(&self.ports, cfg) {
@@ -819,6 +819,7 @@ impl Ctx {
             sent,
             playback: media.playback(),
             dtmf: media.dtmf_events(),
+            rate: media.audio_rate(),
         };
         let (sig_tx, sig_rx) = crossbeam_channel::bounded(16);
         let record_id = call.record_id;
@@ -891,7 +892,7 @@ impl Ctx {
 }
 
 fn apply_negotiated(media: &MediaSession, n: &Negotiated) {
-    media.set_codec(g711(n.codec), n.telephone_event_pt);
+    media.set_codec(n.codec, n.telephone_event_pt);
     if let Some(addr) = n.remote.rtp_addr {
         media.set_remote(addr, None);
     }

@@ -578,6 +578,78 @@ mod tests {
         );
     }
 
+    /// A G.722 call: the agent's 16 kHz frames and the line's 16 kHz echo (through the
+    /// G.722 codec) reach the detector decimated to 8 kHz, as the call loop does.
+    /// The echo does not fire and its delay is tracked; the caller's voice does fire.
+    #[test]
+    fn wideband_call_decimated_for_the_detector_separates_echo_from_caller() {
+        use crate::codec::g722::{G722Decoder, G722Encoder};
+        use crate::rtp::PcmFrame;
+        let voice16 = |seed: f32, f0: f32, len: usize| -> Vec<i16> {
+            let mut phase = 0.0f32;
+            (0..len)
+                .map(|i| {
+                    let t = i as f32 / 16_000.0;
+                    phase += 2.0 * std::f32::consts::PI * (f0 + 30.0 * (t * 3.0 + seed).sin())
+                        / 16_000.0;
+                    let env = 0.6 + 0.4 * (t * 2.0 * std::f32::consts::PI * 4.0 + seed).sin();
+                    let v: f32 = (1..12)
+                        .map(|h| 0.1 / h as f32 * (phase * h as f32 + seed * h as f32).sin())
+                        .sum();
+                    crate::audio::f32_to_i16(env * v)
+                })
+                .collect()
+        };
+        let to8 = |f: &[i16]| -> Vec<f32> {
+            let frame = PcmFrame::from_samples(f).expect("320 samples");
+            frame
+                .narrowband()
+                .iter()
+                .map(|s| *s as f32 / 32768.0)
+                .collect()
+        };
+        let agent = voice16(0.7, 140.0, 16_000 * 4);
+        let caller = voice16(2.1, 230.0, 16_000 * 4);
+        let delay = 120 * 16; // 120 ms at 16 kHz
+        for with_caller in [false, true] {
+            let (mut enc, mut dec) = (G722Encoder::new(), G722Decoder::new());
+            let mut d = BargeInDetector::new(BargeInConfig::default());
+            let mut fired = None;
+            for (i, a) in agent.chunks_exact(320).enumerate() {
+                let line: Vec<i16> = (0..320)
+                    .map(|k| {
+                        let n = i * 320 + k;
+                        let echo = if n >= delay { agent[n - delay] / 2 } else { 0 };
+                        let c = if with_caller && i >= 100 {
+                            caller[n]
+                        } else {
+                            0
+                        };
+                        echo.saturating_add(c)
+                    })
+                    .collect();
+                let (mut bytes, mut heard) = ([0u8; 160], [0i16; 320]);
+                enc.encode(&line, &mut bytes);
+                dec.decode(&bytes, &mut heard);
+                d.on_sent(&to8(a));
+                if d.on_received(&to8(&heard), true) == FrameVerdict::BargeIn && fired.is_none() {
+                    fired = Some(i);
+                }
+            }
+            if with_caller {
+                let at = fired.expect("the caller's voice fires barge-in");
+                assert!((100..=104).contains(&at), "fired at frame {at}");
+            } else {
+                assert_eq!(fired, None, "the agent's own G.722 echo triggered barge-in");
+                let found = d.echo_delay_ms().expect("echo delay tracked");
+                assert!(
+                    (found - 120.0).abs() <= 1.5,
+                    "delay 120 ms tracked as {found} ms"
+                );
+            }
+        }
+    }
+
     #[test]
     fn own_echo_at_minus_6_db_does_not_fire_at_any_delay() {
         let agent = voice(0.7, 140.0, 8000 * 4);

@@ -407,8 +407,11 @@ fn record_message(
         select! {
             recv(media.inbound) -> f => match f {
                 Ok(f) => {
-                    samples.extend_from_slice(&f.samples);
-                    if end.push(&f.samples) {
+                    // The message is kept at 8 kHz whatever the codec (a G.722
+                    // caller's 16 kHz frames are decimated).
+                    let narrow = f.samples.narrowband();
+                    samples.extend_from_slice(&narrow);
+                    if end.push(&narrow) {
                         return (samples, Heard::Done);
                     }
                 }

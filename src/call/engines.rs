@@ -1,9 +1,10 @@
 //! The speech engines every call shares, loaded once per process: the Silero model
 //! (each call gets its own VAD state), the Whisper worker pool, the TTS worker with its
-//! phrase cache, and the 8 kHz copies of known lines ready to be sent.
+//! phrase cache, and the copies of known lines ready to be sent at each call rate:
+//! 8 kHz for G.711 calls, 16 kHz for wideband (G.722) calls.
 //!
 //! Known lines (every fixed line of the loaded scripts) are synthesized and converted
-//! to 8 kHz when the script loads, so a reply starts playing without waiting for TTS.
+//! to both rates when the script loads, so a reply starts playing without waiting for TTS.
 //! Dynamic text goes to a render thread; the call's real-time loop never waits on it.
 
 use std::collections::HashMap;
@@ -12,20 +13,27 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::asr::{AsrConfig, AsrPool, WhisperModel};
-use crate::audio::{self, FRAME_8K};
+use crate::audio;
 use crate::models::ModelPaths;
 use crate::tts::{ModelConfig, PhraseCache, TtsWorker, VoiceParams};
 use crate::vad::SileroModel;
 
 use super::CallError;
 
-/// One line of agent audio at 8 kHz, padded to whole 20 ms frames.
-pub type Line8k = Arc<[i16]>;
+/// One line of agent audio at a call rate (8 or 16 kHz), padded to whole 20 ms frames.
+pub type LineAudio = Arc<[i16]>;
+/// A line at 8 kHz (G.711 calls, the emergency flow).
+pub type Line8k = LineAudio;
+
+/// The call rates lines are prepared at: G.711 and G.722.
+pub const CALL_RATES: [u32; 2] = [8000, 16_000];
 
 /// A dynamic line to render off the real-time path.
 pub struct RenderRequest {
     pub text: String,
-    pub reply: Sender<(String, Result<Line8k, CallError>)>,
+    /// 8000 or 16000.
+    pub rate: u32,
+    pub reply: Sender<(String, Result<LineAudio, CallError>)>,
 }
 
 /// Shared speech resources.
@@ -35,7 +43,7 @@ pub struct SpeechEngines {
     pub asr: AsrPool,
     pub phrases: Arc<PhraseCache>,
     pub voice: VoiceParams,
-    lines: Mutex<HashMap<String, Line8k>>,
+    lines: Mutex<HashMap<(String, u32), LineAudio>>,
     render_tx: Sender<RenderRequest>,
 }
 
@@ -78,58 +86,78 @@ impl SpeechEngines {
 
     /// The 8 kHz audio of `text` if it was prepared already (never blocks on TTS).
     pub fn ready_line(&self, text: &str) -> Option<Line8k> {
-        self.lines_lock().get(text.trim()).cloned()
+        self.ready_line_at(text, 8000)
+    }
+
+    /// The audio of `text` at `rate` (8000 or 16000) if it was prepared already.
+    pub fn ready_line_at(&self, text: &str, rate: u32) -> Option<LineAudio> {
+        self.lines_lock()
+            .get(&(text.trim().to_string(), rate))
+            .cloned()
     }
 
     /// Synthesizes (or takes from the phrase cache) and converts to 8 kHz. Blocking:
     /// for start-up, call set-up and the render thread, never the frame loop.
     pub fn prepare_line(&self, text: &str) -> Result<Line8k, CallError> {
-        if let Some(l) = self.ready_line(text) {
+        self.prepare_line_at(text, 8000)
+    }
+
+    /// [`Self::prepare_line`] at `rate`: 8000 (G.711) or 16000 (G.722; the voice's
+    /// 24 kHz is resampled to 16 kHz, not to 8 kHz).
+    pub fn prepare_line_at(&self, text: &str, rate: u32) -> Result<LineAudio, CallError> {
+        if let Some(l) = self.ready_line_at(text, rate) {
             return Ok(l);
         }
         let pcm = self.phrases.get_or_synthesize(text, &self.voice)?;
-        let pcm8 = audio::resample(&pcm, self.phrases.sample_rate(), 8000)?;
+        let pcm = audio::resample(&pcm, self.phrases.sample_rate(), rate)?;
         // The reply is heard as soon as its first syllable is: start the line 10 ms
         // before it (room for the onset) rather than after the voice's silent lead-in.
-        let pcm8 = audio::trim_leading_silence(&pcm8, 8000, LEAD_IN_DBFS, 10);
-        let frames = pcm8.len().div_ceil(FRAME_8K).max(1);
-        let mut out = vec![0i16; frames * FRAME_8K];
-        for (o, s) in out.iter_mut().zip(pcm8) {
+        let pcm = audio::trim_leading_silence(&pcm, rate, LEAD_IN_DBFS, 10);
+        let frame = rate as usize / 50;
+        let frames = pcm.len().div_ceil(frame).max(1);
+        let mut out = vec![0i16; frames * frame];
+        for (o, s) in out.iter_mut().zip(pcm) {
             *o = audio::f32_to_i16(*s);
         }
-        let line: Line8k = out.into();
+        let line: LineAudio = out.into();
         self.lines_lock()
-            .insert(text.trim().to_string(), line.clone());
+            .insert((text.trim().to_string(), rate), line.clone());
         Ok(line)
     }
 
-    /// Prepares many lines (script load); returns how many failed, logging each.
+    /// Prepares many lines at every call rate (script load); returns how many failed,
+    /// logging each.
     pub fn prepare_lines<'a>(&self, lines: impl IntoIterator<Item = &'a str>) -> usize {
         let mut failed = 0;
         for text in lines {
-            if let Err(e) = self.prepare_line(text) {
-                tracing::warn!(line = text, error = %e, "could not pre-synthesize a script line");
-                failed += 1;
+            for rate in CALL_RATES {
+                if let Err(e) = self.prepare_line_at(text, rate) {
+                    tracing::warn!(line = text, rate, error = %e, "could not pre-synthesize a script line");
+                    failed += 1;
+                    break;
+                }
             }
         }
         failed
     }
 
-    /// Queues `text` for rendering; the result arrives on `reply`.
+    /// Queues `text` for rendering at `rate`; the result arrives on `reply`.
     pub fn render_async(
         &self,
         text: &str,
-        reply: Sender<(String, Result<Line8k, CallError>)>,
+        rate: u32,
+        reply: Sender<(String, Result<LineAudio, CallError>)>,
     ) -> Result<(), CallError> {
         self.render_tx
             .send(RenderRequest {
                 text: text.to_string(),
+                rate,
                 reply,
             })
             .map_err(|_| CallError::Thread("the TTS render thread has stopped".into()))
     }
 
-    fn lines_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Line8k>> {
+    fn lines_lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), LineAudio>> {
         // A panic while holding this lock cannot leave the map half-updated
         // (single insert), so a poisoned lock is still usable.
         self.lines.lock().unwrap_or_else(|p| p.into_inner())
@@ -165,7 +193,7 @@ fn render_loop(engines: std::sync::Weak<SpeechEngines>, rx: Receiver<RenderReque
         let Some(engines) = engines.upgrade() else {
             return;
         };
-        let result = engines.prepare_line(&req.text);
+        let result = engines.prepare_line_at(&req.text, req.rate);
         let _ = req.reply.send((req.text, result));
     }
 }

@@ -98,6 +98,7 @@ pub fn talk(config: &Config, script: Option<&Path>) -> Result<CallReport, CallEr
         sent,
         playback: media.playback(),
         dtmf: media.dtmf_events(),
+        rate: media.audio_rate(),
     };
 
     let stop = Arc::new(AtomicBool::new(false));

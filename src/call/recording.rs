@@ -1,4 +1,5 @@
-//! Call recording: one stereo WAV per call (8 kHz, 16-bit; left = caller, right = agent).
+//! Call recording: one stereo WAV per call (16-bit; left = caller, right = agent) at the
+//! call's audio rate: 8 kHz for G.711, 16 kHz for a wideband (G.722) call.
 //!
 //! The call thread is real-time, so it never touches the file: it hands fixed-size
 //! frame pairs to a writer thread over a bounded channel and never waits. If the disk
@@ -15,7 +16,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::audio::FRAME_8K;
+use crate::rtp::{PcmFrame, ToPcmFrame};
 
 /// Frame pairs the writer may lag behind (500 × 20 ms = 10 s).
 const QUEUE_FRAMES: usize = 500;
@@ -57,7 +58,7 @@ pub fn default_dir(store_path: &Path) -> PathBuf {
         .join("recordings")
 }
 
-type Pair = ([i16; FRAME_8K], [i16; FRAME_8K]);
+type Pair = (PcmFrame, PcmFrame);
 
 /// One call's recorder, owned by the call thread.
 pub struct CallRecorder {
@@ -65,13 +66,17 @@ pub struct CallRecorder {
     tx: Option<Sender<Pair>>,
     writer: Option<JoinHandle<Result<u64, RecordingError>>>,
     /// Agent frames sent but not yet paired with an inbound frame.
-    pending: VecDeque<[i16; FRAME_8K]>,
+    pending: VecDeque<PcmFrame>,
     dropped: Arc<AtomicU64>,
+    /// The file's sample rate: every frame is written at it.
+    rate: u32,
 }
 
 impl CallRecorder {
-    /// Creates the file and starts its writer thread.
-    pub fn start(path: &Path) -> Result<Self, RecordingError> {
+    /// Creates the file at `rate` (8000 or 16000, the call's codec) and starts its
+    /// writer thread. A frame at the other rate (a codec change mid-call) is converted.
+    pub fn start(path: &Path, rate: u32) -> Result<Self, RecordingError> {
+        let rate = if rate == 16_000 { 16_000 } else { 8000 };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| RecordingError::Dir {
                 path: dir.to_path_buf(),
@@ -80,7 +85,7 @@ impl CallRecorder {
         }
         let spec = hound::WavSpec {
             channels: 2,
-            sample_rate: 8000,
+            sample_rate: rate,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
@@ -100,8 +105,9 @@ impl CallRecorder {
                 };
                 let mut frames = 0u64;
                 for (caller, agent) in rx {
-                    let mut w = wav.get_i16_writer(2 * FRAME_8K as u32);
-                    for (c, a) in caller.iter().zip(&agent) {
+                    let (caller, agent) = (caller.to_rate(rate), agent.to_rate(rate));
+                    let mut w = wav.get_i16_writer(2 * caller.len() as u32);
+                    for (c, a) in caller.samples().iter().zip(agent.samples()) {
                         w.write_sample(*c);
                         w.write_sample(*a);
                     }
@@ -118,6 +124,7 @@ impl CallRecorder {
             writer: Some(writer),
             pending: VecDeque::with_capacity(PENDING_SENT),
             dropped: Arc::new(AtomicU64::new(0)),
+            rate,
         })
     }
 
@@ -125,20 +132,28 @@ impl CallRecorder {
         &self.path
     }
 
+    /// The file's sample rate.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
     /// A frame the agent sent (one per tick, silence included).
-    pub fn on_sent(&mut self, frame: &[i16; FRAME_8K]) {
+    pub fn on_sent(&mut self, frame: &impl ToPcmFrame) {
         if self.pending.len() == PENDING_SENT {
             self.pending.pop_front();
         }
-        self.pending.push_back(*frame);
+        self.pending.push_back(frame.to_pcm_frame());
     }
 
     /// The inbound frame of a tick: written with the agent frame of the same tick
     /// (silence if none was sent). Never blocks.
-    pub fn on_received(&mut self, frame: &[i16; FRAME_8K]) {
-        let agent = self.pending.pop_front().unwrap_or([0; FRAME_8K]);
+    pub fn on_received(&mut self, frame: &impl ToPcmFrame) {
+        let agent = self
+            .pending
+            .pop_front()
+            .unwrap_or(PcmFrame::silence(self.rate));
         let Some(tx) = &self.tx else { return };
-        match tx.try_send((*frame, agent)) {
+        match tx.try_send((frame.to_pcm_frame(), agent)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -169,6 +184,7 @@ impl CallRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::FRAME_8K;
 
     fn frame(v: i16) -> [i16; FRAME_8K] {
         [v; FRAME_8K]
@@ -179,7 +195,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = path_for(&dir.path().join("rec"), Some(7), "abc@host;x");
         assert!(path.ends_with("call-7-abchostx.wav"));
-        let mut r = CallRecorder::start(&path).unwrap();
+        let mut r = CallRecorder::start(&path, 8000).unwrap();
         for i in 0..50i16 {
             r.on_sent(&frame(1000 + i));
             r.on_received(&frame(-i));
@@ -206,11 +222,35 @@ mod tests {
     }
 
     #[test]
+    fn wideband_call_records_16_khz_and_converts_stray_8_khz_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.wav");
+        let mut r = CallRecorder::start(&path, 16_000).unwrap();
+        assert_eq!(r.rate(), 16_000);
+        for i in 0..10i16 {
+            r.on_sent(&[100 + i; 320]);
+            r.on_received(&[-i; 320]);
+        }
+        // An 8 kHz frame (e.g. an operator's voice relayed) is upsampled, not dropped.
+        r.on_sent(&frame(300));
+        r.on_received(&frame(-300));
+        let (p, frames) = r.finish().unwrap();
+        assert_eq!(frames, 11);
+        let mut wav = hound::WavReader::open(&p).unwrap();
+        assert_eq!((wav.spec().channels, wav.spec().sample_rate), (2, 16_000));
+        let s: Vec<i16> = wav.samples::<i16>().map(|s| s.unwrap()).collect();
+        assert_eq!(s.len(), 11 * 320 * 2);
+        assert_eq!((s[2 * 320 * 3], s[2 * 320 * 3 + 1]), (-3, 103));
+        let last = 10 * 320 * 2;
+        assert_eq!((s[last + 100], s[last + 101]), (-300, 300));
+    }
+
+    #[test]
     fn unwritable_folder_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, b"x").unwrap();
-        let err = CallRecorder::start(&blocker.join("sub").join("a.wav"))
+        let err = CallRecorder::start(&blocker.join("sub").join("a.wav"), 8000)
             .err()
             .expect("a file in the way must fail");
         let msg = err.to_string();

@@ -27,7 +27,7 @@ use chrono::{DateTime, FixedOffset};
 use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::asr::{AsrJob, AsrOutcome, CancelToken};
-use crate::audio::{FrameResampler, FRAME_8K};
+use crate::audio::FrameResampler;
 use crate::config::TransferPolicy;
 use crate::console::hub::{
     CallAudioFrame, CallControl, CallEnd, CallPublisher, OperatorAction, Speaker, TranscriptLine,
@@ -37,13 +37,15 @@ use crate::dialogue::{Action, Conversation, Outcome, Script, TransferReason, Tra
 use crate::rtp::session::{
     InboundFrame, MediaConfig, MediaSession, OutboundFrame, PlaybackQueue, PortAllocator,
 };
-use crate::rtp::DtmfEvent;
+use crate::rtp::{DtmfEvent, PcmFrame, MAX_FRAME_SAMPLES};
+/// Samples of a 20 ms frame at 8 kHz.
+const FRAME_8K: usize = crate::audio::FRAME_8K;
 use crate::sip::sdp::Negotiated;
 use crate::sip::{EndReason, ReferStatus};
 use crate::vad::{EndpointConfig, EndpointEvent, TurnDetector};
 
 use super::barge_in::{BargeInConfig, BargeInDetector, FrameVerdict, OnAir, OnAirLine};
-use super::engines::{Line8k, SpeechEngines};
+use super::engines::{LineAudio, SpeechEngines};
 use super::recording::CallRecorder;
 use super::records::RecordWriter;
 use super::timing::TurnTiming;
@@ -143,6 +145,8 @@ pub struct CallMedia {
     pub sent: Receiver<OutboundFrame>,
     pub playback: PlaybackQueue,
     pub dtmf: Receiver<DtmfEvent>,
+    /// Audio rate of the negotiated codec: 8000 (G.711) or 16000 (G.722).
+    pub rate: u32,
 }
 
 /// The call's link to the operator console: what it publishes and what operators ask.
@@ -211,14 +215,14 @@ fn now_local() -> DateTime<FixedOffset> {
 struct QueuedLine {
     text: String,
     interruptible: bool,
-    audio: Option<Line8k>,
+    audio: Option<LineAudio>,
 }
 
 /// The line being fed to the playback queue.
 struct Playing {
     text: String,
     interruptible: bool,
-    audio: Line8k,
+    audio: LineAudio,
     next_frame: usize,
 }
 
@@ -253,7 +257,10 @@ struct CallLoop<'a> {
     playback: PlaybackQueue,
     lines: VecDeque<QueuedLine>,
     playing: Option<Playing>,
-    render_tx: Sender<(String, Result<Line8k, CallError>)>,
+    render_tx: Sender<(String, Result<LineAudio, CallError>)>,
+    /// The call's audio rate (the codec's at the start: 8000 for G.711, 16000 for
+    /// G.722): the agent's lines are rendered at it.
+    rate: u32,
     asr_tx: Sender<AsrOutcome>,
     asr: Option<AsrInFlight>,
     next_job: u64,
@@ -325,8 +332,13 @@ pub fn run_call(
     let mut barge = BargeInDetector::new(setup.tuning.barge_in);
     let (render_tx, render_rx) = crossbeam_channel::unbounded();
     let (asr_tx, asr_rx) = crossbeam_channel::bounded(8);
+    // Barge-in and echo analysis work at 8 kHz whatever the codec (a wideband
+    // frame is decimated); the recogniser gets 16 kHz: upsampled G.711, or G.722 as is.
     let mut frame8 = [0.0f32; FRAME_8K];
     let mut sent8 = [0.0f32; FRAME_8K];
+    let mut wide16 = [0.0f32; MAX_FRAME_SAMPLES];
+    let rate = if media.rate == 16_000 { 16_000 } else { 8000 };
+    tracing::info!(rate, "call audio rate");
 
     let mut lp = CallLoop {
         setup: &setup,
@@ -338,6 +350,7 @@ pub fn run_call(
         lines: VecDeque::new(),
         playing: None,
         render_tx,
+        rate,
         asr_tx,
         asr: None,
         next_job: 1,
@@ -386,7 +399,7 @@ pub fn run_call(
     let mut relaying = false;
     let mut last_sent = [0i16; FRAME_8K];
     let mut recorder = setup.recording.as_deref().and_then(|path| {
-        CallRecorder::start(path)
+        CallRecorder::start(path, rate)
             .map_err(|e| tracing::error!(error = %e, "the call is not recorded"))
             .ok()
     });
@@ -421,14 +434,15 @@ pub fn run_call(
                 let Ok(frame) = frame else { remote_hangup = true; break };
                 // Outbound tap: what was really sent, for echo reference and timing.
                 while let Ok(sent) = media.sent.try_recv() {
-                    for (d, s) in sent8.iter_mut().zip(sent.samples.iter()) {
+                    let narrow = sent.samples.narrowband();
+                    for (d, s) in sent8.iter_mut().zip(narrow.iter()) {
                         *d = *s as f32 / 32768.0;
                     }
                     barge.on_sent(&sent8);
                     if let Some(r) = recorder.as_mut() {
                         r.on_sent(&sent.samples);
                     }
-                    last_sent = sent.samples;
+                    last_sent = narrow;
                     if sent.speech {
                         lp.on_air.sent_frame();
                         // Caller silence counts from the end of the agent's audio.
@@ -439,15 +453,18 @@ pub fn run_call(
                         lp.first_reply_sent(sent.at);
                     }
                 }
-                for (d, s) in frame8.iter_mut().zip(frame.samples.iter()) {
+                let narrow = frame.samples.narrowband();
+                for (d, s) in frame8.iter_mut().zip(narrow.iter()) {
                     *d = *s as f32 / 32768.0;
                 }
                 if let Some(r) = recorder.as_mut() {
                     r.on_received(&frame.samples);
                 }
+                // The console listens at 8 kHz (PCMU to the browser): a wideband call
+                // is decimated.
                 if let Some(c) = &lp.console {
                     c.publisher.audio(&CallAudioFrame {
-                        caller: frame.samples,
+                        caller: narrow,
                         agent: last_sent,
                         captured: frame.at,
                     });
@@ -491,7 +508,15 @@ pub fn run_call(
                 if !speaking {
                     barge.reset();
                 }
-                let frame16 = resampler.process_i16(&frame.samples)?;
+                let frame16: &[f32] = if frame.samples.is_wideband() {
+                    // G.722: already 16 kHz, no upsampling.
+                    for (d, s) in wide16.iter_mut().zip(frame.samples.samples()) {
+                        *d = *s as f32 / 32768.0;
+                    }
+                    &wide16
+                } else {
+                    resampler.process_i16(frame.samples.samples())?
+                };
                 let mut event = turn.push_frame(frame16)?;
                 if echo_tail_until.is_some_and(|t| frame.at < t) {
                     if turn.endpointer().in_speech() {
@@ -854,8 +879,7 @@ impl CallLoop<'_> {
             }
             TransferSignal::LegAnswered(neg) => {
                 if let Some(leg) = &self.leg {
-                    leg.media
-                        .set_codec(super::agent::g711(neg.codec), neg.telephone_event_pt);
+                    leg.media.set_codec(neg.codec, neg.telephone_event_pt);
                     if let Some(addr) = neg.remote.rtp_addr {
                         leg.media.set_remote(addr, None);
                     }
@@ -947,7 +971,10 @@ impl CallLoop<'_> {
                         }
                         // The person hears who is coming before the caller is joined.
                         if let Some(line) = &self.whisper_line {
-                            match self.engines.render_async(line, self.render_tx.clone()) {
+                            match self
+                                .engines
+                                .render_async(line, self.rate, self.render_tx.clone())
+                            {
                                 Ok(()) => self.whispering = true,
                                 Err(e) => {
                                     tracing::warn!(error = %e, "no whisper for the person");
@@ -989,7 +1016,10 @@ impl CallLoop<'_> {
             .legs
             .as_ref()
             .ok_or_else(|| CallError::Thread("no SIP side for a second leg".into()))?;
-        let cfg = MediaConfig::new(legs.local_ip, None, crate::codec::G711::Pcmu);
+        // The leg offers G.722 first like any call; if the person's phone answers with
+        // another codec than the caller's, the relayed frames are converted (8 ↔ 16 kHz)
+        // by each leg's media thread before they are encoded.
+        let cfg = MediaConfig::new(legs.local_ip, None, crate::codec::AudioCodec::Pcmu);
         let media = MediaSession::start(&legs.ports, cfg)?;
         let rtp = media.local_rtp();
         let id = crate::sip::new_call_id();
@@ -1168,7 +1198,7 @@ impl CallLoop<'_> {
     }
 
     fn say(&mut self, text: String, interruptible: bool) {
-        let audio = self.engines.ready_line(&text);
+        let audio = self.engines.ready_line_at(&text, self.rate);
         if audio.is_some() {
             self.lines.push_back(QueuedLine {
                 text,
@@ -1180,7 +1210,10 @@ impl CallLoop<'_> {
             // value or a time): render its first clause on its own, so the caller
             // hears it after that clause's synthesis rather than the whole line's.
             for piece in first_clause_split(&text) {
-                if let Err(e) = self.engines.render_async(&piece, self.render_tx.clone()) {
+                if let Err(e) = self
+                    .engines
+                    .render_async(&piece, self.rate, self.render_tx.clone())
+                {
                     tracing::error!(error = %e, "cannot render a line");
                 }
                 self.lines.push_back(QueuedLine {
@@ -1193,15 +1226,16 @@ impl CallLoop<'_> {
         self.feed_playback();
     }
 
-    fn on_rendered(&mut self, text: &str, result: Result<Line8k, CallError>) {
+    fn on_rendered(&mut self, text: &str, result: Result<LineAudio, CallError>) {
         if self.whispering && self.whisper_line.as_deref() == Some(text) {
             self.whisper_line = None;
             match (result, &self.leg) {
                 (Ok(audio), Some(leg)) => {
                     let playback = leg.media.playback();
-                    for chunk in audio.chunks_exact(FRAME_8K) {
-                        let mut frame = [0i16; FRAME_8K];
-                        frame.copy_from_slice(chunk);
+                    for chunk in audio.chunks_exact(self.frame_len()) {
+                        let Some(frame) = PcmFrame::from_samples(chunk) else {
+                            break;
+                        };
                         if playback.push(&frame).is_err() {
                             break;
                         }
@@ -1231,6 +1265,11 @@ impl CallLoop<'_> {
         self.feed_playback();
     }
 
+    /// Samples of a 20 ms frame at the call's rate.
+    fn frame_len(&self) -> usize {
+        self.rate as usize / 50
+    }
+
     /// Moves audio into the playback queue as far as it has room; never blocks.
     fn feed_playback(&mut self) {
         loop {
@@ -1242,7 +1281,7 @@ impl CallLoop<'_> {
                                 self.on_air.queued(
                                     &l.text,
                                     l.interruptible,
-                                    audio.len() / FRAME_8K,
+                                    audio.len() / self.frame_len(),
                                 );
                                 self.playing = Some(Playing {
                                     text: l.text,
@@ -1259,11 +1298,13 @@ impl CallLoop<'_> {
             let Some(p) = self.playing.as_mut() else {
                 return;
             };
-            let frames = p.audio.len() / FRAME_8K;
+            let n = if self.rate == 16_000 { 320 } else { FRAME_8K };
+            let frames = p.audio.len() / n;
             while p.next_frame < frames {
-                let start = p.next_frame * FRAME_8K;
-                let mut frame = [0i16; FRAME_8K];
-                frame.copy_from_slice(&p.audio[start..start + FRAME_8K]);
+                let start = p.next_frame * n;
+                let Some(frame) = PcmFrame::from_samples(&p.audio[start..start + n]) else {
+                    break;
+                };
                 if self.playback.push(&frame).is_err() {
                     return;
                 }

@@ -1,8 +1,81 @@
-//! G.711 codecs: µ-law (PCMU, payload type 0) and A-law (PCMA, payload type 8).
+//! Telephone audio codecs: G.711 µ-law (PCMU, payload type 0) and A-law (PCMA, payload
+//! type 8) at 8 kHz, and G.722 (payload type 9, [`g722`]) at 16 kHz.
 //!
-//! Decoding uses 256-entry tables built at compile time; encoding is the classic
-//! segment search of ITU-T G.711 on 16-bit linear samples. Both work on caller-owned
-//! slices so the real-time path never allocates.
+//! G.711 decoding uses 256-entry tables built at compile time; encoding is the classic
+//! segment search of ITU-T G.711 on 16-bit linear samples. Every codec works on
+//! caller-owned slices so the real-time path never allocates.
+
+pub mod g722;
+
+/// A codec an RTP stream can carry, with what the media path needs to know of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioCodec {
+    Pcmu,
+    Pcma,
+    /// Wideband: 16 kHz audio on an 8 kHz RTP clock (RFC 3551 §4.5.2).
+    G722,
+}
+
+impl AudioCodec {
+    /// Static RTP payload type.
+    pub fn payload_type(self) -> u8 {
+        match self {
+            AudioCodec::Pcmu => 0,
+            AudioCodec::Pcma => 8,
+            AudioCodec::G722 => g722::PAYLOAD_TYPE,
+        }
+    }
+
+    /// The codec of a static payload type we carry.
+    pub fn from_payload_type(pt: u8) -> Option<Self> {
+        match pt {
+            0 => Some(AudioCodec::Pcmu),
+            8 => Some(AudioCodec::Pcma),
+            9 => Some(AudioCodec::G722),
+            _ => None,
+        }
+    }
+
+    /// SDP encoding name.
+    pub fn encoding_name(self) -> &'static str {
+        match self {
+            AudioCodec::Pcmu => "PCMU",
+            AudioCodec::Pcma => "PCMA",
+            AudioCodec::G722 => "G722",
+        }
+    }
+
+    /// Sample rate of the audio (not the RTP clock: G.722's is 8000 too).
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            AudioCodec::G722 => g722::SAMPLE_RATE,
+            _ => 8000,
+        }
+    }
+
+    /// Samples in a 20 ms frame at [`Self::sample_rate`].
+    pub fn frame_samples(self) -> usize {
+        self.sample_rate() as usize / 50
+    }
+
+    /// The G.711 law, for the narrowband codecs.
+    pub fn g711(self) -> Option<G711> {
+        match self {
+            AudioCodec::Pcmu => Some(G711::Pcmu),
+            AudioCodec::Pcma => Some(G711::Pcma),
+            AudioCodec::G722 => None,
+        }
+    }
+}
+
+impl From<G711> for AudioCodec {
+    fn from(law: G711) -> Self {
+        match law {
+            G711::Pcmu => AudioCodec::Pcmu,
+            G711::Pcma => AudioCodec::Pcma,
+        }
+    }
+}
 
 /// Which G.711 law a stream uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

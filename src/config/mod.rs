@@ -1050,7 +1050,9 @@ impl Config {
                 ));
             }
         }
-        if self.sip.rtp_port_min >= self.sip.rtp_port_max || self.sip.rtp_port_min % 2 != 0 {
+        if self.sip.rtp_port_min >= self.sip.rtp_port_max
+            || !self.sip.rtp_port_min.is_multiple_of(2)
+        {
             return Err(invalid(
                 "sip.rtp_port_min",
                 format!(

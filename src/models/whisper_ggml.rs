@@ -442,7 +442,7 @@ impl GgmlType {
 /// Pure f32 arithmetic in a fixed order (Rust never fuses or reorders it), so the
 /// output is identical in debug and release builds and on every x86-64 machine.
 pub fn quantize_q8_0(values: &[f32]) -> Vec<u8> {
-    debug_assert!(values.len() % QK8_0 == 0);
+    debug_assert!(values.len().is_multiple_of(QK8_0));
     let mut out = Vec::with_capacity(values.len() / QK8_0 * Q8_0_BLOCK_BYTES);
     for block in values.chunks_exact(QK8_0) {
         let amax = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -595,7 +595,7 @@ fn split_rows(
 ) -> Result<(Vec<Vec<f32>>, Vec<usize>), ConvertError> {
     let v = vars.get(ct2)?;
     let shape: Vec<usize> = v.dims.iter().map(|&d| d as usize).collect();
-    if shape.is_empty() || shape[0] % parts != 0 {
+    if shape.is_empty() || !shape[0].is_multiple_of(parts) {
         return Err(ConvertError::Shape {
             name: ct2.to_string(),
             dims: v.dims.clone(),

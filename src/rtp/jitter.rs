@@ -1,5 +1,6 @@
 //! Jitter buffer (sans-IO): RTP packets in with their arrival time, one 20 ms frame of
-//! 8 kHz PCM out per tick.
+//! PCM out per tick: 8 kHz for G.711, 16 kHz for G.722 (whose RTP clock is 8 kHz too,
+//! so the placement by timestamp below is the same for both).
 //!
 //! Packets are placed by RTP timestamp into a preallocated ring of 20 ms slots, so
 //! reordering, any packetisation time (10/20/30 ms…) and duplicates need no allocation.
@@ -11,18 +12,22 @@
 //! instead of racing ahead; packets that still arrive too late are counted and dropped,
 //! and three in a row, a far timestamp jump or a new SSRC re-synchronise the buffer.
 //! Missing frames are concealed by repeating the last good frame with decaying gain,
-//! then silence. Sequence numbers feed the RFC 3550 loss statistics and duplicate
+//! then silence. G.711 is decoded as packets arrive; G.722 is stateful (ADPCM), so its
+//! bytes are kept and decoded in playout order when the frame is popped. Sequence numbers feed the RFC 3550 loss statistics and duplicate
 //! detection; arrival times feed the RFC 3550 A.8 interarrival jitter.
 
+use super::frame::PcmFrame;
 use super::rtcp::ReportBlock;
-use crate::codec::G711;
+use crate::codec::g722::G722Decoder;
+use crate::codec::AudioCodec;
 use std::time::{Duration, Instant};
 
-/// Samples in one 20 ms frame at 8 kHz.
+/// Samples in one 20 ms frame at 8 kHz, and RTP timestamp units per 20 ms frame (for
+/// G.722 too: 320 samples at 16 kHz, RFC 3551 §4.5.2).
 pub const FRAME_SAMPLES: usize = 160;
 /// Duration of one frame.
 pub const FRAME_DURATION: Duration = Duration::from_millis(20);
-/// RTP clock rate of G.711.
+/// RTP clock rate of G.711 and G.722.
 pub const CLOCK_RATE: u32 = 8000;
 /// One frame of 8 kHz mono PCM.
 pub type Frame = [i16; FRAME_SAMPLES];
@@ -83,7 +88,7 @@ pub enum FrameKind {
 /// One 20 ms output frame.
 #[derive(Debug, Clone, Copy)]
 pub struct AudioFrame {
-    pub samples: Frame,
+    pub samples: PcmFrame,
     pub kind: FrameKind,
 }
 
@@ -98,7 +103,7 @@ pub enum PushOutcome {
     Late,
     /// The buffer restarted on this packet (new SSRC, timestamp jump, persistent lateness).
     Resync,
-    /// Not G.711 (e.g. comfort noise) or empty: dropped.
+    /// Not audio we decode (e.g. comfort noise) or empty: dropped.
     Unsupported,
 }
 
@@ -215,13 +220,19 @@ struct Slot {
     /// Frame number held, or `i64::MIN` when empty.
     frame: i64,
     filled: u16,
+    /// G.711: decoded on arrival.
     samples: Frame,
+    /// G.722: the payload bytes (one per timestamp unit), decoded at playout.
+    wide: bool,
+    bytes: [u8; FRAME_SAMPLES],
 }
 
 const EMPTY: Slot = Slot {
     frame: i64::MIN,
     filled: 0,
     samples: [0; FRAME_SAMPLES],
+    wide: false,
+    bytes: [0; FRAME_SAMPLES],
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -251,8 +262,11 @@ pub struct JitterBuffer {
     play_at: Option<Instant>,
     /// No source yet (or reset): output silence.
     active: bool,
-    last: Frame,
+    last: PcmFrame,
     have_last: bool,
+    /// Rate of the silence played when there is nothing else (the negotiated codec's).
+    silence_rate: u32,
+    g722: G722Decoder,
     conceal_run: usize,
     stalled: u32,
     late_run: u32,
@@ -276,8 +290,10 @@ impl JitterBuffer {
             highest_frame: i64::MIN,
             play_at: None,
             active: false,
-            last: [0; FRAME_SAMPLES],
+            last: PcmFrame::silence(8000),
             have_last: false,
+            silence_rate: 8000,
+            g722: G722Decoder::new(),
             conceal_run: 0,
             stalled: 0,
             late_run: 0,
@@ -295,6 +311,12 @@ impl JitterBuffer {
             (src.jitter16 as f64 / 16.0) * 1000.0 / CLOCK_RATE as f64
         });
         s
+    }
+
+    /// The negotiated codec's audio rate: silence (before the first packet, after
+    /// concealment) is played at it, so the frames' rate only changes with the codec.
+    pub fn set_audio_rate(&mut self, rate: u32) {
+        self.silence_rate = rate;
     }
 
     /// SSRC of the current source, if any.
@@ -397,6 +419,8 @@ impl JitterBuffer {
                     self.stats.resyncs += 1;
                     outcome = PushOutcome::Resync;
                 }
+                // A new stream: G.722's predictors start from scratch too.
+                self.g722 = G722Decoder::new();
                 self.source = Some(Source {
                     ssrc,
                     seq: SeqTracker::new(seq),
@@ -413,7 +437,7 @@ impl JitterBuffer {
 
         // Telephone-events and comfort noise share the sequence space (so they count for
         // loss statistics) but carry no audio to place.
-        let codec = match G711::from_payload_type(payload_type) {
+        let codec = match AudioCodec::from_payload_type(payload_type) {
             Some(c) if !payload.is_empty() => c,
             _ => {
                 self.stats.unsupported += 1;
@@ -501,8 +525,18 @@ impl JitterBuffer {
                     slot.frame = f;
                     slot.filled = 0;
                     slot.samples = [0; FRAME_SAMPLES];
+                    slot.bytes = [0; FRAME_SAMPLES];
                 }
-                codec.decode(&remaining[..n], &mut slot.samples[off..off + n]);
+                match codec.g711() {
+                    Some(law) => {
+                        slot.wide = false;
+                        law.decode(&remaining[..n], &mut slot.samples[off..off + n]);
+                    }
+                    None => {
+                        slot.wide = true;
+                        slot.bytes[off..off + n].copy_from_slice(&remaining[..n]);
+                    }
+                }
                 slot.filled = (slot.filled + n as u16).min(FRAME_SAMPLES as u16);
                 self.highest_frame = self.highest_frame.max(f);
             }
@@ -528,7 +562,7 @@ impl JitterBuffer {
     /// The frame to play now (call once per 20 ms tick).
     pub fn pop_frame(&mut self, now: Instant) -> AudioFrame {
         if !self.active {
-            return silence();
+            return self.silence();
         }
         if let Some(t) = self.play_at {
             if now < t {
@@ -561,8 +595,15 @@ impl JitterBuffer {
         let idx = self.next_frame.rem_euclid(self.slots.len() as i64) as usize;
         let slot = &mut self.slots[idx];
         if slot.frame == self.next_frame && slot.filled > 0 {
+            let samples = if slot.wide {
+                let mut f = PcmFrame::silence(16_000);
+                self.g722.decode(&slot.bytes, f.samples_mut());
+                f
+            } else {
+                PcmFrame::narrow(&slot.samples)
+            };
             let out = AudioFrame {
-                samples: slot.samples,
+                samples,
                 kind: FrameKind::Audio,
             };
             slot.frame = i64::MIN;
@@ -591,7 +632,7 @@ impl JitterBuffer {
             self.conceal_run += 1;
             self.stats.concealed += 1;
             let mut samples = self.last;
-            for s in samples.iter_mut() {
+            for s in samples.samples_mut() {
                 *s = (*s as f32 * gain) as i16;
             }
             AudioFrame {
@@ -600,21 +641,22 @@ impl JitterBuffer {
             }
         } else {
             self.have_last = false;
-            silence()
+            self.silence()
         }
     }
-}
 
-fn silence() -> AudioFrame {
-    AudioFrame {
-        samples: [0; FRAME_SAMPLES],
-        kind: FrameKind::Silence,
+    fn silence(&self) -> AudioFrame {
+        AudioFrame {
+            samples: PcmFrame::silence(self.silence_rate),
+            kind: FrameKind::Silence,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::G711;
 
     const PT: u8 = 0;
 
@@ -679,7 +721,7 @@ mod tests {
             );
             let f = s.pop(i as u64 * 20 + 1);
             if f.kind == FrameKind::Audio {
-                played.push(f.samples[0]);
+                played.push(f.samples.samples()[0]);
             }
         }
         // 40 ms target: the first frame plays at the third tick.
@@ -700,7 +742,7 @@ mod tests {
             s.push(i as u16, i * 160, code(i), k as u64 * 20);
             let f = s.pop(k as u64 * 20 + 1);
             if f.kind == FrameKind::Audio {
-                played.push(f.samples[0]);
+                played.push(f.samples.samples()[0]);
             }
         }
         let expected: Vec<i16> = (0..played.len() as u32).map(|i| value(code(i))).collect();
@@ -738,7 +780,7 @@ mod tests {
             );
             let f = s.pop(i as u64 * 20 + 1);
             if f.kind == FrameKind::Audio {
-                played.push(f.samples[0]);
+                played.push(f.samples.samples()[0]);
             }
         }
         let expected: Vec<i16> = (0..28).map(|i| value(code(i))).collect();
@@ -766,7 +808,7 @@ mod tests {
             }
             let f = s.pop(k * 20 + 41 + 40);
             kinds.push(f.kind);
-            levels.push(f.samples[0]);
+            levels.push(f.samples.samples()[0]);
         }
         use FrameKind::*;
         // 4 played, then 3 concealed frames with falling level, then silence until frame 10.
@@ -790,7 +832,7 @@ mod tests {
         s.pop(61); // conceals 1 (2 is here), moves on
         assert_eq!(s.push(1, 160, code(1), 62), PushOutcome::Late);
         let f = s.pop(81);
-        assert_eq!(f.samples[0], value(code(2)));
+        assert_eq!(f.samples.samples()[0], value(code(2)));
         let st = s.jb.stats();
         assert_eq!(st.late, 1);
         assert_eq!(st.lost, 0, "a late packet was received, not lost");
@@ -812,7 +854,7 @@ mod tests {
         s.pop(121);
         let f = s.pop(141);
         assert_eq!(f.kind, FrameKind::Audio);
-        assert_eq!(f.samples[0], value(code(50)));
+        assert_eq!(f.samples.samples()[0], value(code(50)));
         assert_eq!(s.jb.stats().ssrc_changes, 1);
     }
 
@@ -831,7 +873,7 @@ mod tests {
         for k in 0..5u64 {
             let f = s.pop(81 + k * 20);
             if f.kind == FrameKind::Audio {
-                got.push(f.samples[0]);
+                got.push(f.samples.samples()[0]);
             }
         }
         assert_eq!(got[..3], [value(code(9)), value(code(10)), value(code(11))]);
@@ -863,12 +905,12 @@ mod tests {
         let mut s = Sim::new(fixed40());
         s.push(0, 0, code(0), 0);
         s.push(1, 160, code(1), 20);
-        assert_eq!(s.pop(41).samples[0], value(code(0)));
-        assert_eq!(s.pop(61).samples[0], value(code(1)));
+        assert_eq!(s.pop(41).samples.samples()[0], value(code(0)));
+        assert_eq!(s.pop(61).samples.samples()[0], value(code(1)));
         // Packet 2 is 30 ms late: the tick at 81 conceals without skipping it.
         assert_eq!(s.pop(81).kind, FrameKind::Concealed);
         assert_eq!(s.push(2, 320, code(2), 90), PushOutcome::Buffered);
-        assert_eq!(s.pop(101).samples[0], value(code(2)));
+        assert_eq!(s.pop(101).samples.samples()[0], value(code(2)));
         assert_eq!(s.jb.stats().late, 0);
     }
 
@@ -892,7 +934,7 @@ mod tests {
             FrameKind::Audio,
             "plays within the target delay, not after 300 ms"
         );
-        assert_eq!(f.samples[0], value(code(7)));
+        assert_eq!(f.samples.samples()[0], value(code(7)));
     }
 
     #[test]
@@ -904,7 +946,7 @@ mod tests {
         }
         let f = s.pop(41);
         assert_eq!(f.kind, FrameKind::Audio);
-        assert!(f.samples.iter().all(|&x| x == value(code(0))));
+        assert!(f.samples.samples().iter().all(|&x| x == value(code(0))));
     }
 
     #[test]
@@ -976,7 +1018,7 @@ mod tests {
         s.pop(21);
         let f = s.pop(41);
         assert_eq!(f.kind, FrameKind::Audio);
-        assert_eq!(f.samples[0], value(code(3)));
+        assert_eq!(f.samples.samples()[0], value(code(3)));
     }
 
     #[test]
@@ -998,5 +1040,56 @@ mod tests {
         assert_eq!(jb.pop_frame(now).kind, FrameKind::Silence);
         let st = jb.stats();
         assert_eq!((st.lost, st.unsupported), (0, 3));
+    }
+
+    #[test]
+    fn g722_packets_play_as_16_khz_frames_decoded_in_timestamp_order() {
+        use crate::codec::g722::{G722Decoder, G722Encoder};
+        // 1 s of a 1 kHz tone at 16 kHz, encoded in 20 ms packets (160 bytes, timestamp
+        // step 160: RFC 3551's 8 kHz clock for G.722).
+        let pcm: Vec<i16> = (0..16_000)
+            .map(|i| (8000.0 * (i as f64 / 16_000.0 * 1000.0 * std::f64::consts::TAU).sin()) as i16)
+            .collect();
+        let mut enc = G722Encoder::new();
+        let packets: Vec<[u8; 160]> = pcm
+            .chunks_exact(320)
+            .map(|c| {
+                let mut p = [0u8; 160];
+                assert_eq!(enc.encode(c, &mut p), 160);
+                p
+            })
+            .collect();
+        // What an in-order decoder makes of the stream: the reference.
+        let mut dec = G722Decoder::new();
+        let mut reference = Vec::new();
+        for p in &packets {
+            let mut f = [0i16; 320];
+            dec.decode(p, &mut f);
+            reference.extend_from_slice(&f);
+        }
+        let mut s = Sim::new(fixed40());
+        s.jb.set_audio_rate(16_000);
+        assert!(
+            s.pop(0).samples.is_wideband(),
+            "silence at the codec's rate"
+        );
+        // Pairs swapped in flight: 1 0 3 2 5 4 ...
+        let mut played = Vec::new();
+        for k in 0..packets.len() {
+            let i = k ^ 1;
+            let at = s.at(k as u64 * 20);
+            let out =
+                s.jb.push_parts(9, i as u16, i as u32 * 160, s.ssrc, false, &packets[i], at);
+            assert_ne!(out, PushOutcome::Unsupported);
+            let f = s.pop(k as u64 * 20 + 1);
+            assert!(f.samples.is_wideband());
+            if f.kind == FrameKind::Audio {
+                played.extend_from_slice(f.samples.samples());
+            }
+        }
+        assert!(played.len() >= 45 * 320, "{} samples played", played.len());
+        // Reordering does not reach the stateful decoder: playout equals in-order decoding.
+        assert_eq!(played[..], reference[..played.len()]);
+        assert_eq!(s.jb.stats().lost, 0);
     }
 }

@@ -7,13 +7,18 @@
 //! sends the next frame from the playback queue.
 //!
 //! ```text
-//!  UDP ─▶ classify ─▶ RTP ─▶ JitterBuffer ─(20 ms tick)─▶ [i16;160] ─▶ inbound channel ─▶ pipeline
+//!  UDP ─▶ classify ─▶ RTP ─▶ JitterBuffer ─(20 ms tick)─▶ PcmFrame ─▶ inbound channel ─▶ pipeline
 //!                 │       └▶ DtmfReceiver ─▶ digits channel
 //!                 └▶ RTCP ─▶ peer stats          (STUN / garbage dropped)
-//!  pipeline ─▶ PlaybackQueue [i16;160] ─(Pacer tick)─▶ G.711 encode ─▶ RTP ─▶ UDP (symmetric)
+//!  pipeline ─▶ PlaybackQueue PcmFrame ─(Pacer tick)─▶ G.711 / G.722 encode ─▶ RTP ─▶ UDP (symmetric)
 //! ```
+//!
+//! A [`PcmFrame`] is 20 ms at the codec's audio rate: 160 samples at 8 kHz for G.711,
+//! 320 at 16 kHz for G.722. The RTP clock is 8 kHz for both (RFC 3551), so timestamps
+//! advance by 160 per frame either way.
 
 pub mod dtmf;
+pub mod frame;
 pub mod jitter;
 pub mod pacer;
 pub mod packet;
@@ -22,6 +27,7 @@ pub mod session;
 pub mod srtp;
 
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender};
+pub use frame::{PcmFrame, ToPcmFrame, MAX_FRAME_SAMPLES};
 pub use jitter::{
     AudioFrame, Depth, Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats, PushOutcome,
     FRAME_DURATION, FRAME_SAMPLES,

@@ -7,7 +7,8 @@
 //! precisely, so it both receives promptly and sends on time.
 //!
 //! The pipeline talks to the thread only through bounded lock-free channels of fixed
-//! 20 ms frames (`[i16; 160]`, 8 kHz): [`MediaSession::inbound`] delivers decoded
+//! 20 ms frames ([`PcmFrame`]: 160 samples at 8 kHz for G.711, 320 at 16 kHz for
+//! G.722): [`MediaSession::inbound`] delivers decoded
 //! frames (received, concealed or silence: exactly one per tick, so the channel is
 //! also the pipeline's clock), and [`PlaybackQueue`] takes frames to send. Nothing on
 //! the per-packet path allocates. [`PlaybackQueue::flush`] (barge-in) bumps a
@@ -20,13 +21,15 @@
 //! follows the peer's RTCP source once it sends.
 
 use super::dtmf::{DtmfEvent, DtmfReceiver, DtmfSender};
-use super::jitter::{Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats, FRAME_SAMPLES};
+use super::frame::{PcmFrame, ToPcmFrame};
+use super::jitter::{FrameKind, JitterBuffer, JitterConfig, JitterStats, FRAME_SAMPLES};
 use super::pacer::{Pacer, RtpStream};
 use super::packet::{classify, PacketKind, RtpPacket};
 use super::rtcp::{self, RtcpPacket, SenderInfo};
 use super::srtp::{Rejected, SrtpEdge, SrtpKeys, SrtpStats};
 use super::RtpError;
-use crate::codec::G711;
+use crate::codec::g722::G722Encoder;
+use crate::codec::AudioCodec;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use mio::net::UdpSocket as MioUdp;
 use mio::{Events, Interest, Poll, Token};
@@ -65,7 +68,7 @@ struct AllocState {
 impl PortAllocator {
     /// A shared allocator for the range; `min` must be even and below `max`.
     pub fn new(min: u16, max: u16) -> Result<Arc<Self>, RtpError> {
-        if min % 2 != 0 || min >= max || min == 0 {
+        if !min.is_multiple_of(2) || min >= max || min == 0 {
             return Err(RtpError::BadPortRange { min, max });
         }
         // Even ports p with p + 1 <= max.
@@ -160,7 +163,7 @@ pub struct MediaConfig {
     pub remote: Option<SocketAddr>,
     /// The peer's RTCP address if SDP gave `a=rtcp`; default remote port + 1.
     pub remote_rtcp: Option<SocketAddr>,
-    pub codec: G711,
+    pub codec: AudioCodec,
     /// Negotiated telephone-event payload type (8000 Hz), if any.
     pub dtmf_payload_type: Option<u8>,
     pub jitter: JitterConfig,
@@ -185,12 +188,12 @@ pub struct MediaConfig {
 
 impl MediaConfig {
     /// Defaults for everything but the addresses and codec.
-    pub fn new(local_ip: IpAddr, remote: Option<SocketAddr>, codec: G711) -> Self {
+    pub fn new(local_ip: IpAddr, remote: Option<SocketAddr>, codec: impl Into<AudioCodec>) -> Self {
         Self {
             local_ip,
             remote,
             remote_rtcp: None,
-            codec,
+            codec: codec.into(),
             dtmf_payload_type: None,
             jitter: JitterConfig::default(),
             inbound_frames: 50,
@@ -207,7 +210,8 @@ impl MediaConfig {
 /// A decoded 20 ms frame from the peer.
 #[derive(Debug, Clone, Copy)]
 pub struct InboundFrame {
-    pub samples: Frame,
+    /// 8 kHz (G.711) or 16 kHz (G.722) audio.
+    pub samples: PcmFrame,
     pub kind: FrameKind,
     /// The tick at which it was played out.
     pub at: Instant,
@@ -216,7 +220,8 @@ pub struct InboundFrame {
 /// A frame as it was sent (from the outbound tap).
 #[derive(Debug, Clone, Copy)]
 pub struct OutboundFrame {
-    pub samples: Frame,
+    /// At the codec's rate, as encoded.
+    pub samples: PcmFrame,
     /// Queued speech (`true`) or fill silence.
     pub speech: bool,
     pub at: Instant,
@@ -224,7 +229,7 @@ pub struct OutboundFrame {
 
 struct Queued {
     generation: u32,
-    samples: Frame,
+    samples: PcmFrame,
 }
 
 /// Producer side of a session's outbound audio; cheap to clone.
@@ -240,20 +245,25 @@ pub struct PlaybackQueue {
 pub struct PlaybackFull;
 
 impl PlaybackQueue {
-    /// Queues one frame without blocking.
-    pub fn push(&self, samples: &Frame) -> Result<(), PlaybackFull> {
+    /// Queues one frame without blocking. A frame at the other rate than the codec's
+    /// (8 kHz audio on a G.722 call, or the reverse) is converted when it is sent.
+    pub fn push(&self, samples: &impl ToPcmFrame) -> Result<(), PlaybackFull> {
         let q = Queued {
             generation: self.generation.load(Ordering::Acquire),
-            samples: *samples,
+            samples: samples.to_pcm_frame(),
         };
         self.tx.try_send(q).map_err(|_| PlaybackFull)
     }
 
     /// Queues one frame, waiting up to `timeout` for room (for feeder threads, never the RTP thread).
-    pub fn push_timeout(&self, samples: &Frame, timeout: Duration) -> Result<(), PlaybackFull> {
+    pub fn push_timeout(
+        &self,
+        samples: &impl ToPcmFrame,
+        timeout: Duration,
+    ) -> Result<(), PlaybackFull> {
         let q = Queued {
             generation: self.generation.load(Ordering::Acquire),
-            samples: *samples,
+            samples: samples.to_pcm_frame(),
         };
         self.tx.send_timeout(q, timeout).map_err(|_| PlaybackFull)
     }
@@ -330,7 +340,7 @@ pub struct SessionReport {
 
 enum Command {
     Remote(SocketAddr, Option<SocketAddr>),
-    Codec(G711, Option<u8>),
+    Codec(AudioCodec, Option<u8>),
     Sending(bool),
     /// SRTP keys learnt after the session started (a call we placed was answered).
     Srtp(Box<SrtpEdge>),
@@ -339,6 +349,8 @@ enum Command {
 /// A running media session; dropping it stops the thread and frees the ports.
 pub struct MediaSession {
     local_rtp: SocketAddr,
+    /// Audio rate of the current codec (8000 or 16000), for the pipeline.
+    audio_rate: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<MediaStats>>,
     cmd: Sender<Command>,
@@ -397,6 +409,9 @@ impl MediaSession {
             ..Default::default()
         }));
         let dtmf_enabled = Arc::new(AtomicBool::new(cfg.dtmf_payload_type.is_some()));
+        let audio_rate = Arc::new(AtomicU32::new(cfg.codec.sample_rate()));
+        let mut jb = JitterBuffer::new(cfg.jitter);
+        jb.set_audio_rate(cfg.codec.sample_rate());
 
         let srtp = match &cfg.srtp {
             Some(keys) => Some(SrtpEdge::new(keys).map_err(|e| RtpError::Io {
@@ -415,13 +430,14 @@ impl MediaSession {
             poll,
             _lease: lease,
             codec: cfg.codec,
+            g722: G722Encoder::new(),
             dtmf_pt: cfg.dtmf_payload_type,
             remote: cfg.remote,
             remote_rtcp,
             latched: false,
             rtcp_latched: false,
             sending: true,
-            jb: JitterBuffer::new(cfg.jitter),
+            jb,
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx_state: DtmfSender::new(),
             stream: RtpStream::random(),
@@ -464,6 +480,7 @@ impl MediaSession {
             .map_err(io("media thread"))?;
         Ok(Self {
             local_rtp,
+            audio_rate,
             stop,
             stats,
             cmd: cmd_tx,
@@ -510,8 +527,22 @@ impl MediaSession {
         let _ = self.cmd.try_send(Command::Remote(rtp, rtcp));
     }
 
-    /// Codec change (re-INVITE).
-    pub fn set_codec(&self, codec: G711, dtmf_payload_type: Option<u8>) {
+    /// Audio rate of the negotiated codec: 8000 (G.711) or 16000 (G.722). Frames for
+    /// the playback queue are best made at this rate (others are converted).
+    pub fn audio_rate(&self) -> u32 {
+        self.audio_rate.load(Ordering::Acquire)
+    }
+
+    /// The shared cell behind [`Self::audio_rate`], for a pipeline that outlives this borrow.
+    pub fn audio_rate_cell(&self) -> Arc<AtomicU32> {
+        Arc::clone(&self.audio_rate)
+    }
+
+    /// Codec change (answer to our offer, or re-INVITE).
+    pub fn set_codec(&self, codec: impl Into<AudioCodec>, dtmf_payload_type: Option<u8>) {
+        let codec = codec.into();
+        self.audio_rate
+            .store(codec.sample_rate(), Ordering::Release);
         self.dtmf_enabled
             .store(dtmf_payload_type.is_some(), Ordering::Release);
         let _ = self.cmd.try_send(Command::Codec(codec, dtmf_payload_type));
@@ -617,7 +648,9 @@ struct Worker {
     rtcp: MioUdp,
     poll: Poll,
     _lease: Option<PortLease>,
-    codec: G711,
+    codec: AudioCodec,
+    /// Encoder state for G.722 (reset when the codec changes to it).
+    g722: G722Encoder,
     dtmf_pt: Option<u8>,
     remote: Option<SocketAddr>,
     remote_rtcp: Option<SocketAddr>,
@@ -862,7 +895,11 @@ impl Worker {
                     self.stats.remote = Some(rtp);
                 }
                 Command::Codec(codec, pt) => {
+                    if codec != self.codec && codec == AudioCodec::G722 {
+                        self.g722 = G722Encoder::new();
+                    }
                     self.codec = codec;
+                    self.jb.set_audio_rate(codec.sample_rate());
                     self.dtmf_pt = pt;
                 }
                 Command::Srtp(edge) => self.srtp = Some(*edge),
@@ -932,13 +969,24 @@ impl Worker {
             }
         }
         let speech = next.is_some();
-        let samples = next.unwrap_or([0; FRAME_SAMPLES]);
         let codec = self.codec;
+        let rate = codec.sample_rate();
+        let samples = match next {
+            Some(f) if f.rate() != rate => f.to_rate(rate),
+            Some(f) => f,
+            None => PcmFrame::silence(rate),
+        };
         let header = self
             .stream
             .audio_header(codec.payload_type(), index, speech);
-        if let Ok(len) = header.write_with(&mut self.out, |p| codec.encode(&samples, p)) {
+        let g722 = &mut self.g722;
+        let written = header.write_with(&mut self.out, |p| match codec.g711() {
+            Some(law) => law.encode(samples.samples(), p),
+            None => g722.encode(samples.samples(), p),
+        });
+        if let Ok(len) = written {
             self.send(len, remote);
+            // 160 bytes for G.711 and G.722 alike (and 160 RTP clock ticks).
             self.stream.count_sent(FRAME_SAMPLES);
         }
         if speech {
@@ -1144,7 +1192,7 @@ mod tests {
         let kept: Vec<i16> = rx
             .try_iter()
             .filter(|f| f.generation == current)
-            .map(|f| f.samples[0])
+            .map(|f| f.samples.samples()[0])
             .collect();
         assert_eq!(kept, vec![3]);
     }

@@ -1,4 +1,8 @@
-//! SDP offer/answer (RFC 3264) for one audio stream: PCMU, PCMA and telephone-event.
+//! SDP offer/answer (RFC 3264) for one audio stream: G.722, PCMU, PCMA and telephone-event.
+//!
+//! G.722 (wideband, 16 kHz audio) is chosen whenever both sides have it, wherever the
+//! offer lists it; otherwise the first G.711 law of the offer. Our offers list G.722
+//! first, then PCMU and PCMA.
 //!
 //! Peers send static payload types without `a=rtpmap`, offer several telephone-event
 //! rates and signal hold with `sendonly`/`inactive` or the old `c=0.0.0.0` form; all of
@@ -8,40 +12,25 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// An audio codec we can carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    Pcmu,
-    Pcma,
-}
+/// An audio codec we can carry (the media layer's codec: one type end to end).
+pub use crate::codec::AudioCodec as Codec;
 
-impl Codec {
-    /// The static RTP payload type (RFC 3551).
-    pub fn payload_type(self) -> u8 {
-        match self {
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
-        }
+/// The codec an `a=rtpmap` names. G.722 is `G722/8000` (RFC 3551's clock-rate quirk:
+/// the audio is 16 kHz, the RTP clock 8 kHz); a peer writing the audio rate instead
+/// (`G722/16000`, seen in the wild) means the same codec.
+fn codec_from_name(name: &str, rate: u32) -> Option<Codec> {
+    if name.eq_ignore_ascii_case("G722") && (rate == 8000 || rate == 16000) {
+        return Some(Codec::G722);
     }
-
-    pub fn encoding_name(self) -> &'static str {
-        match self {
-            Codec::Pcmu => "PCMU",
-            Codec::Pcma => "PCMA",
-        }
+    if rate != 8000 {
+        return None;
     }
-
-    fn from_name(name: &str, rate: u32) -> Option<Self> {
-        if rate != 8000 {
-            return None;
-        }
-        if name.eq_ignore_ascii_case("PCMU") {
-            Some(Codec::Pcmu)
-        } else if name.eq_ignore_ascii_case("PCMA") {
-            Some(Codec::Pcma)
-        } else {
-            None
-        }
+    if name.eq_ignore_ascii_case("PCMU") {
+        Some(Codec::Pcmu)
+    } else if name.eq_ignore_ascii_case("PCMA") {
+        Some(Codec::Pcma)
+    } else {
+        None
     }
 }
 
@@ -89,7 +78,7 @@ impl LocalMedia {
     pub fn new(rtp_addr: SocketAddr) -> Self {
         Self {
             rtp_addr,
-            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            codecs: vec![Codec::G722, Codec::Pcmu, Codec::Pcma],
             telephone_event_pt: Some(101),
         }
     }
@@ -139,7 +128,7 @@ pub enum SdpError {
     NoAudio,
     #[error("SDP line {0:?} is malformed")]
     BadLine(String),
-    #[error("no codec in common (offered payload types {0:?}; we support PCMU and PCMA)")]
+    #[error("no codec in common (offered payload types {0:?}; we support G722, PCMU and PCMA)")]
     NoCommonCodec(Vec<u8>),
 }
 
@@ -182,11 +171,7 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
                         if pt > 127 {
                             continue;
                         }
-                        let codec = match pt {
-                            0 => Some(Codec::Pcmu),
-                            8 => Some(Codec::Pcma),
-                            _ => None,
-                        };
+                        let codec = Codec::from_payload_type(pt);
                         payloads.push(Payload {
                             pt,
                             codec,
@@ -246,7 +231,7 @@ pub fn parse(body: &[u8]) -> Result<RemoteMedia, SdpError> {
                                     p.telephone_event_rate = Some(rate);
                                     p.codec = None;
                                 } else {
-                                    p.codec = Codec::from_name(ename, rate);
+                                    p.codec = codec_from_name(ename, rate);
                                 }
                             }
                         }
@@ -295,16 +280,19 @@ pub struct Negotiated {
     pub direction: Direction,
 }
 
-/// Picks the first offered codec we support (RFC 3264 §6.1: answerer keeps offer order).
+/// Picks the codec to answer with: a wideband codec both sides have (G.722: the
+/// recogniser hears 16 kHz audio), else the first offered codec we support (RFC 3264
+/// §6.1 lets the answerer choose any offered format; it keeps the offer's order).
 pub fn negotiate(remote: &RemoteMedia, local: &LocalMedia) -> Result<Negotiated, SdpError> {
-    let chosen = remote
-        .payloads
-        .iter()
-        .find_map(|p| {
+    let common = |wideband: bool| {
+        remote.payloads.iter().find_map(|p| {
             p.codec
-                .filter(|c| local.codecs.contains(c))
+                .filter(|c| local.codecs.contains(c) && (c.sample_rate() > 8000) == wideband)
                 .map(|c| (c, p.pt))
         })
+    };
+    let chosen = common(true)
+        .or_else(|| common(false))
         .ok_or_else(|| SdpError::NoCommonCodec(remote.payloads.iter().map(|p| p.pt).collect()))?;
     let direction = if remote.zero_connection {
         Direction::Inactive
@@ -431,12 +419,61 @@ mod tests {
 
     #[test]
     fn no_common_codec_is_an_error() {
-        let sdp =
-            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 9 18\r\na=rtpmap:9 G722/8000\r\n";
+        // G.729 and iLBC only: nothing we carry (the SIP layer answers 488).
+        let sdp = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 18 97\r\na=rtpmap:18 G729/8000\r\na=rtpmap:97 iLBC/8000\r\n";
         let err = negotiate(&parse(sdp.as_bytes()).expect("parses"), &local())
             .expect_err("no common codec");
-        assert_eq!(err, SdpError::NoCommonCodec(vec![9, 18]));
+        assert_eq!(err, SdpError::NoCommonCodec(vec![18, 97]));
         assert_eq!(parse(b"v=0\r\n"), Err(SdpError::NoAudio));
+        // A dynamic payload type named G722 at a clock we do not know is not G.722.
+        let odd =
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 96\r\na=rtpmap:96 G722/32000\r\n";
+        assert!(negotiate(&parse(odd.as_bytes()).expect("parses"), &local()).is_err());
+    }
+
+    /// baresip with its g722 module loaded: G.722 listed after G.711.
+    const BARESIP_G722: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 50710 RTP/AVP 0 8 9 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+    #[test]
+    fn g722_is_preferred_wherever_the_offer_lists_it() {
+        let r = parse(BARESIP_G722.as_bytes()).expect("parses");
+        assert_eq!(r.payloads[2].codec, Some(Codec::G722));
+        let n = negotiate(&r, &local()).expect("common codec");
+        assert_eq!((n.codec, n.pt), (Codec::G722, 9));
+        assert_eq!(n.telephone_event_pt, Some(101));
+        let ans = build_answer(&n, &local(), 1);
+        assert!(ans.contains("m=audio 40000 RTP/AVP 9 101\r\n"), "{ans}");
+        // RFC 3551: the RTP clock of G.722 is 8000 although the audio is 16 kHz.
+        assert!(ans.contains("a=rtpmap:9 G722/8000\r\n"), "{ans}");
+        let back = parse(ans.as_bytes()).expect("own answer parses");
+        assert_eq!(back.payloads[0].codec, Some(Codec::G722));
+        // Static payload type 9 without an rtpmap is G.722 too; so is a peer that
+        // wrote the audio rate.
+        for offer in [
+            BARESIP.replace("RTP/AVP 0 8 101 102", "RTP/AVP 8 9 101 102"),
+            BARESIP_G722.replace("G722/8000", "G722/16000"),
+        ] {
+            let n = negotiate(&parse(offer.as_bytes()).expect("parses"), &local()).expect("ok");
+            assert_eq!(n.codec, Codec::G722, "{offer}");
+        }
+    }
+
+    #[test]
+    fn falls_back_to_g711_without_g722_on_either_side() {
+        // The peer does not offer G.722: the first G.711 law of its offer.
+        let n = negotiate(&parse(BARESIP.as_bytes()).expect("parses"), &local()).expect("ok");
+        assert_eq!((n.codec, n.pt), (Codec::Pcmu, 0));
+        // We do not offer it (G.711-only configuration): the peer's G.722 is ignored.
+        let mut narrow = local();
+        narrow.codecs = vec![Codec::Pcmu, Codec::Pcma];
+        let offer = BARESIP_G722.replace("RTP/AVP 0 8 9 101", "RTP/AVP 9 8 0 101");
+        let n = negotiate(&parse(offer.as_bytes()).expect("parses"), &narrow).expect("ok");
+        assert_eq!((n.codec, n.pt), (Codec::Pcma, 8));
+        let ans = build_answer(&n, &narrow, 1);
+        assert!(
+            ans.contains("RTP/AVP 8 101\r\n") && !ans.contains("G722"),
+            "{ans}"
+        );
     }
 
     #[test]
@@ -474,10 +511,21 @@ mod tests {
     fn offer_lists_codecs_and_events() {
         let o = build_offer(&local(), 5, Direction::SendRecv);
         let r = parse(o.as_bytes()).expect("own offer parses");
+        // G.722 first (wideband preferred), then G.711 and events as before.
         assert_eq!(
             r.payloads.iter().map(|p| p.pt).collect::<Vec<_>>(),
-            vec![0, 8, 101]
+            vec![9, 0, 8, 101]
         );
+        assert_eq!(
+            r.payloads.iter().map(|p| p.codec).collect::<Vec<_>>(),
+            vec![
+                Some(Codec::G722),
+                Some(Codec::Pcmu),
+                Some(Codec::Pcma),
+                None
+            ]
+        );
+        assert!(o.contains("a=rtpmap:9 G722/8000\r\n"), "{o}");
         assert_eq!(r.telephone_event_pt(), Some(101));
         assert_eq!(r.rtp_addr, Some("127.0.0.1:40000".parse().expect("addr")));
     }

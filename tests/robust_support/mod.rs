@@ -232,11 +232,7 @@ impl Caller {
                 return Err(e);
             }
         };
-        let codec = match neg.codec {
-            Codec::Pcmu => G711::Pcmu,
-            Codec::Pcma => G711::Pcma,
-        };
-        media.set_codec(codec, neg.telephone_event_pt);
+        media.set_codec(neg.codec, neg.telephone_event_pt);
         let agent_rtp = neg
             .remote
             .rtp_addr

@@ -302,9 +302,14 @@ CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 
 /// Writes an 8 kHz mono 16-bit WAV (baresip's aufile source needs exactly that).
 pub fn write_wav(path: &Path, samples: &[i16]) {
+    write_wav_at(path, samples, 8000);
+}
+
+/// Writes a mono 16-bit WAV at `rate` (a wideband phone's source is 16 kHz).
+pub fn write_wav_at(path: &Path, samples: &[i16], rate: u32) {
     let spec = hound::WavSpec {
         channels: 1,
-        sample_rate: 8000,
+        sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
@@ -332,31 +337,73 @@ pub struct Baresip {
     pub dir: tempfile::TempDir,
 }
 
+/// What a baresip phone's audio runs at and which codecs it offers.
+pub struct PhoneAudio {
+    /// Source, player and sndfile rate (the source WAV must have it).
+    pub rate: u32,
+    /// Codec modules to load, e.g. `["g711.so", "g722.so"]`.
+    pub modules: &'static [&'static str],
+    /// The account's `audio_codecs`, in offer order.
+    pub codecs: &'static str,
+}
+
+/// A narrowband G.711 phone (every test before G.722).
+pub const G711_PHONE: PhoneAudio = PhoneAudio {
+    rate: 8000,
+    modules: &["g711.so"],
+    codecs: "PCMU/8000/1,PCMA/8000/1",
+};
+
+/// An HD-voice phone: G.722 first (baresip's g722 module), G.711 as fall-back.
+pub const G722_PHONE: PhoneAudio = PhoneAudio {
+    rate: 16_000,
+    modules: &["g711.so", "g722.so"],
+    codecs: "G722/16000/1,PCMU/8000/1,PCMA/8000/1",
+};
+
 impl Baresip {
     /// `answermode`: "auto" (answers at once) or "manual".
     pub fn start(user: &str, kamailio_port: u16, answermode: &str, source: &[i16]) -> Self {
+        Self::start_with(user, kamailio_port, answermode, source, &G711_PHONE)
+    }
+
+    /// [`Self::start`] with the audio rate and codecs of `audio`.
+    pub fn start_with(
+        user: &str,
+        kamailio_port: u16,
+        answermode: &str,
+        source: &[i16],
+        audio: &PhoneAudio,
+    ) -> Self {
         require("baresip", "baresip-core");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         let base = free_port_span(16);
         let (sip_port, cons_port, ctrl_port, rtp) = (base, base + 2, base + 3, base + 4);
         let src = d.join("source.wav");
-        write_wav(&src, source);
+        write_wav_at(&src, source, audio.rate);
+        let codec_modules: String = audio
+            .modules
+            .iter()
+            .map(|m| format!("module\t\t\t{m}\n"))
+            .collect();
         let config = format!(
             "poll_method\t\tepoll\nsip_listen\t\t127.0.0.1:{sip_port}\nnet_interface\t\t127.0.0.1\n\
 audio_player\t\taufile,{heard}\naudio_source\t\taufile,{src}\naudio_alert\t\taufile,/dev/null\n\
-ausrc_srate\t\t8000\nauplay_srate\t\t8000\naudio_channels\t\t1\nrtp_ports\t\t{rtp}-{rtp_end}\n\
+ausrc_srate\t\t{rate}\nauplay_srate\t\t{rate}\naudio_channels\t\t1\nrtp_ports\t\t{rtp}-{rtp_end}\n\
 module_path\t\t/usr/lib/baresip/modules\nmodule\t\t\tcons.so\ncons_listen\t\t127.0.0.1:{cons_port}\n\
-module\t\t\tg711.so\nmodule\t\t\taufile.so\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n\
+{codec_modules}module\t\t\taufile.so\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n\
 module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\tsndfile.so\nsnd_path\t\t{dir}\n",
             heard = d.join("heard.wav").display(),
             src = src.display(),
             rtp_end = rtp + 11,
+            rate = audio.rate,
             dir = d.display(),
         );
         std::fs::write(d.join("config"), config).expect("write config");
         let account = format!(
-            "<sip:{user}@127.0.0.1:{kamailio_port};transport=udp>;auth_pass=pass{user};answermode={answermode};ptime=20;audio_codecs=PCMU/8000/1,PCMA/8000/1;regint=60\n"
+            "<sip:{user}@127.0.0.1:{kamailio_port};transport=udp>;auth_pass=pass{user};answermode={answermode};ptime=20;audio_codecs={codecs};regint=60\n",
+            codecs = audio.codecs
         );
         std::fs::write(d.join("accounts"), account).expect("write accounts");
         let log = d.join("baresip.log");
@@ -438,7 +485,7 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
 pub fn media_socket() -> (UdpSocket, SocketAddr) {
     for _ in 0..100 {
         let port = free_port_span(2);
-        if port % 2 != 0 {
+        if !port.is_multiple_of(2) {
             continue;
         }
         if let Ok(s) = UdpSocket::bind(("127.0.0.1", port)) {

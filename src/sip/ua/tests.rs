@@ -264,9 +264,10 @@ fn reject_and_no_common_codec() {
             reason: EndReason::Rejected(486)
         }]
     );
-    let g722 = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 9");
+    // G.729 only: a codec we do not carry (G.722 alone would be answered now).
+    let g729 = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 18");
     let a = ua.on_message(
-        invite("c5", "z9hG4bK5", &g722).as_bytes(),
+        invite("c5", "z9hG4bK5", &g729).as_bytes(),
         peer(),
         Transport::Udp,
         now,
