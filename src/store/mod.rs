@@ -19,6 +19,7 @@ use serde::Serialize;
 
 mod campaigns;
 pub use campaigns::{CallbackState, CampaignRow, RowStatus};
+pub mod pg_schema;
 mod transfers;
 pub use transfers::{PersonCallback, TransferRow};
 

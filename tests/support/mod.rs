@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod postgres;
+
 /// Fails the test when `program` is not on PATH.
 pub fn require(program: &str, package: &str) {
     let found = std::env::var_os("PATH")
