@@ -6,6 +6,10 @@
 //! hide exactly the regressions these tests exist for.
 #![allow(dead_code)]
 
+mod agent;
+#[allow(unused_imports)]
+pub use agent::*;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -87,6 +91,21 @@ CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     None
 }
 
+/// SIPp aimed at `target` (`host:port`), on a free local port of 127.0.0.1, with no
+/// keyboard and `dir` as its working directory (its logs and CSV files go there).
+/// Fails the test with an install hint when SIPp is missing. Add the scenario
+/// (`-sn uac` or `-sf FILE`), the user (`-s`), counts and timeouts.
+pub fn sipp(target: impl std::fmt::Display, dir: &Path) -> Command {
+    require("sipp", "sip-tester");
+    let mut cmd = Command::new("sipp");
+    cmd.arg(target.to_string())
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .arg("-nostdin")
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
@@ -139,8 +158,21 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// Stops the process; when the test is failing, the end of its log goes to
+    /// stderr (the test's captured output), so every failure carries its peers' logs.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "----- last {} lines of {} -----\n{}\n-----",
+                tail.len(),
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
@@ -409,6 +441,25 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
                     if out.contains("\"response\":true") && out.ends_with(',') {
                         break;
                     }
+                }
+            }
+        }
+        out
+    }
+
+    /// What the phone heard on all its calls so far (baresip's sndfile `*-dec.wav`
+    /// dumps, oldest first).
+    pub fn heard_all(&self) -> Vec<i16> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let name = f.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with("dump") && name.ends_with("-dec.wav") {
+                if let Ok(r) = hound::WavReader::open(&f) {
+                    out.extend(r.into_samples::<i16>().map_while(Result::ok));
                 }
             }
         }
