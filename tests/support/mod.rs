@@ -447,6 +447,12 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
         out
     }
 
+    /// True once baresip reports no active call.
+    pub fn is_idle(&self) -> bool {
+        let out = self.ctrl("listcalls", "");
+        out.contains("\"ok\":true") && !out.contains("sip:")
+    }
+
     /// What the phone heard on all its calls so far (baresip's sndfile `*-dec.wav`
     /// dumps, oldest first).
     pub fn heard_all(&self) -> Vec<i16> {
@@ -516,6 +522,37 @@ pub async fn wait_event(
             Ok(None) => panic!("agent stopped while waiting for {what}; events: {seen:#?}"),
             Err(_) => panic!("timed out after {timeout:?} waiting for {what}; events: {seen:#?}"),
         }
+    }
+}
+
+/// The project's own SIP user agent (`bot`), registered on `kam`.
+pub async fn registered_ua(kam: &Kamailio) -> tingshuo::sip::SipHandle {
+    let cfg = agent_config(&[kam.addr()]);
+    let mut agent = tingshuo::sip::start(&cfg).await.expect("agent starts");
+    wait_event(&mut agent, Duration::from_secs(20), "Registered", |e| {
+        matches!(e, tingshuo::sip::SipEvent::Registered { .. })
+    })
+    .await;
+    agent
+}
+
+/// Waits for call `call` to end and returns why.
+pub async fn call_ended(
+    agent: &mut tingshuo::sip::SipHandle,
+    call: &str,
+    timeout: Duration,
+) -> tingshuo::sip::EndReason {
+    use tingshuo::sip::{CallEvent, SipEvent};
+    match wait_event(
+        agent,
+        timeout,
+        "Ended",
+        |e| matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call),
+    )
+    .await
+    {
+        SipEvent::Call(CallEvent::Ended { reason, .. }) => reason,
+        _ => unreachable!(),
     }
 }
 
