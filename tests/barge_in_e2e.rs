@@ -18,7 +18,6 @@ mod support;
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,19 +63,7 @@ const SCRIPT: &str = r#"# 晨光物业报修热线（呼入）
 "#;
 
 fn say(dir: &Path, text: &str) -> Vec<i16> {
-    let out = dir.join("caller.wav");
-    let status = tingshuo()
-        .args(["say", text, "-o"])
-        .arg(&out)
-        .args(["--rate", "8000"])
-        .status()
-        .expect("run tingshuo say");
-    assert!(status.success(), "tingshuo say failed for {text:?}");
-    hound::WavReader::open(&out)
-        .expect("read synthesized wav")
-        .into_samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect()
+    support::say(dir, "caller", text)
 }
 
 fn rms(x: &[i16]) -> f64 {
@@ -84,12 +71,6 @@ fn rms(x: &[i16]) -> f64 {
         return 0.0;
     }
     (x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
-}
-
-struct Agent {
-    proc: Proc,
-    config: PathBuf,
-    addr: SocketAddr,
 }
 
 /// A script whose first line is a legal notice marked non-interruptible (the opening
@@ -117,49 +98,16 @@ const NOTICE_SCRIPT: &str = r#"# 晨光物业满意度回访（呼出）
 **结束语：** "感谢您的配合，再见。"
 "#;
 
+/// The agent in direct mode on `script_text`, recording its calls' audio.
 fn start_agent(dir: &Path, script_text: &str) -> Agent {
     let script = dir.join("script.md");
     std::fs::write(&script, script_text).expect("write script");
-    let config = dir.join("tingshuo.toml");
-    let sip_port = free_port();
-    let rtp = (free_port_span(21) + 1) & !1;
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nregistrars = []\n\
-rtp_port_min = {}\nrtp_port_max = {}\n[agent]\nscript = \"{}\"\nrecord_audio = true\n\
-[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
-            rtp,
-            rtp + 19,
-            script.display(),
-            free_port(),
-            dir.join("records.db").display()
-        ),
-    )
-    .expect("write config");
-    let log = dir.join("agent.log");
-    let logf = std::fs::File::create(&log).expect("log");
-    let child = tingshuo()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone().expect("log"))
-        .stderr(logf)
-        .spawn()
-        .expect("start tingshuo serve");
-    let proc = Proc { child, log };
-    // Model loading and line pre-synthesis come before the SIP socket opens.
-    let up = wait_until(Duration::from_secs(240), || {
-        proc.log_text().contains("tingshuo is listening")
-    });
-    assert!(up, "the agent did not start; log:\n{}", proc.log_text());
-    Agent {
-        proc,
-        config,
-        addr: SocketAddr::from(([127, 0, 0, 1], sip_port)),
-    }
+    AgentSetup::new(dir)
+        .toml(&format!(
+            "[agent]\nscript = \"{}\"\nrecord_audio = true\n",
+            script.display()
+        ))
+        .start()
 }
 
 /// What the raw RTP peer does.
@@ -414,23 +362,6 @@ fn barge_ins_logged(agent: &Agent) -> usize {
     agent.proc.log_text().matches("caller barged in").count()
 }
 
-fn records(config: &Path, args: &[&str]) -> serde_json::Value {
-    let out = tingshuo()
-        .arg("records")
-        .args(args)
-        .arg("--json")
-        .arg("--config")
-        .arg(config)
-        .output()
-        .expect("run tingshuo records");
-    assert!(
-        out.status.success(),
-        "records {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("records --json prints JSON")
-}
-
 /// Waits for call `id`'s recording path (written when the call thread finishes).
 fn recording_of(config: &Path, id: i64) -> PathBuf {
     let mut path = None;
@@ -467,7 +398,7 @@ fn barge_in_stops_the_agent_within_150_ms_and_its_own_echo_does_not() {
     };
     let reference = call(
         &rt,
-        agent.addr,
+        agent.sip_addr(),
         Mode::Silent,
         Duration::from_secs(25),
         line_done,
@@ -489,7 +420,7 @@ fn barge_in_stops_the_agent_within_150_ms_and_its_own_echo_does_not() {
     // Echo: 120 ms late, −6 dB. Must not cut the line.
     let echo = call(
         &rt,
-        agent.addr,
+        agent.sip_addr(),
         Mode::Echo {
             delay: 6,
             gain: 0.5,
@@ -548,7 +479,7 @@ fn barge_in_stops_the_agent_within_150_ms_and_its_own_echo_does_not() {
         };
         let w = call(
             &rt,
-            agent.addr,
+            agent.sip_addr(),
             Mode::Talk { audio },
             Duration::from_secs(25),
             talked,
@@ -644,7 +575,7 @@ fn barge_in_stops_the_agent_within_150_ms_and_its_own_echo_does_not() {
     let audio = caller_audio.clone();
     let w = call(
         &rt,
-        agent.addr,
+        agent.sip_addr(),
         Mode::Talk { audio },
         Duration::from_secs(25),
         |w: &Wire| {

@@ -5,7 +5,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use support::*;
@@ -38,30 +38,11 @@ const HOTLINE: &str = "# 青禾物业 · 报修热线（测试）
 - 「好的，维修师傅会尽快联系您，再见。」
 ";
 
-fn records_list(config: &Path) -> serde_json::Value {
-    let out = tingshuo()
-        .args(["records", "list", "--json", "--config"])
-        .arg(config)
-        .output()
-        .expect("run tingshuo records");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("records --json prints JSON")
-}
-
 /// One SIPp call to `user` at the agent: INVITE, 2.5 s of call, BYE.
 fn sipp_call(agent_port: u16, user: &str, dir: &Path) -> std::process::Child {
-    require("sipp", "sip-tester");
-    Command::new("sipp")
-        .arg(format!("127.0.0.1:{agent_port}"))
+    sipp(format!("127.0.0.1:{agent_port}"), dir)
         .args(["-sn", "uac", "-s", user, "-m", "1", "-d", "2500"])
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-timeout", "30s", "-nostdin"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
+        .args(["-timeout", "30s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -73,39 +54,13 @@ fn a_call_to_a_mapped_user_runs_that_users_script() {
     let dir = tempfile::tempdir().expect("tempdir");
     let script: PathBuf = dir.path().join("hotline.md");
     std::fs::write(&script, HOTLINE).expect("write script");
-    let sip_port = free_port();
-    let rtp = (free_port_span(21) + 1) & !1;
-    let config = dir.path().join("tingshuo.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nrtp_port_min = {rtp}\nrtp_port_max = {}\n\
-[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n\
-[agent.scripts_by_user]\n\"4001\" = \"{}\"\n",
-            rtp + 19,
-            free_port(),
-            dir.path().join("records.db").display(),
+    let agent = AgentSetup::new(dir.path())
+        .toml(&format!(
+            "[agent.scripts_by_user]\n\"4001\" = \"{}\"\n",
             script.display()
-        ),
-    )
-    .expect("write config");
-    let log = dir.path().join("agent.log");
-    let logf = std::fs::File::create(&log).expect("log");
-    let child = tingshuo()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone().expect("log"))
-        .stderr(logf)
-        .spawn()
-        .expect("start tingshuo serve");
-    let agent = Proc { child, log };
-    let listening = wait_until(Duration::from_secs(180), || {
-        agent.log_text().contains("tingshuo is listening")
-    });
-    assert!(listening, "agent did not start:\n{}", agent.log_text());
+        ))
+        .start();
+    let (sip_port, config) = (agent.sip_port, agent.config.clone());
 
     let callers = [
         sipp_call(sip_port, "4001", dir.path()),
@@ -120,11 +75,11 @@ fn a_call_to_a_mapped_user_runs_that_users_script() {
         );
     }
     let both_ended = wait_until(Duration::from_secs(60), || {
-        let list = records_list(&config);
+        let list = records(&config, &["list"]);
         list.as_array()
             .is_some_and(|calls| calls.len() == 2 && calls.iter().all(|c| !c["ended_at"].is_null()))
     });
-    let list = records_list(&config);
+    let list = records(&config, &["list"]);
     assert!(
         both_ended,
         "two finished calls expected: {list}\nagent log:\n{}",
@@ -153,12 +108,7 @@ fn a_call_to_a_mapped_user_runs_that_users_script() {
         .and_then(|a| a.iter().find(|c| c["script"] == mapped.as_str()))
         .map(|c| c["id"].to_string())
         .expect("mapped call");
-    let out = tingshuo()
-        .args(["records", "show", &id, "--json", "--config"])
-        .arg(&config)
-        .output()
-        .expect("records show");
-    let detail = String::from_utf8_lossy(&out.stdout);
+    let detail = records(&config, &["show", &id]).to_string();
     assert!(
         detail.contains("青禾物业报修热线"),
         "the hotline's opening was said: {detail}"

@@ -368,29 +368,7 @@ fn tone_share(x: &[i16], hz: f64, rate: f64) -> (f64, f64) {
     (tone / energy.max(1.0), energy / x.len() as f64)
 }
 
-/// The test binary's `tingshuo` (`TINGSHUO_BIN` overrides, as in call_e2e).
-fn tingshuo_cmd() -> std::process::Command {
-    std::process::Command::new(
-        std::env::var_os("TINGSHUO_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_tingshuo").into()),
-    )
-}
-
-/// Synthesizes `text` at 8 kHz with `tingshuo say`.
-fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
-    let out = dir.join(format!("{name}.wav"));
-    let status = tingshuo_cmd()
-        .args(["say", text, "-o"])
-        .arg(&out)
-        .args(["--rate", "8000"])
-        .status()
-        .expect("run tingshuo say");
-    assert!(status.success(), "tingshuo say failed for {text:?}");
-    hound::WavReader::open(&out)
-        .expect("read synthesized wav")
-        .into_samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect()
-}
+use support::{say, tingshuo as tingshuo_cmd};
 
 /// The caller's side: four utterances, and between them a 200 ms tone burst every
 /// 2 s. Returns the samples and the bursts' offsets (seconds from the start).
@@ -569,22 +547,9 @@ fn phone_call_supervised_in_headless_chromium() {
 
     // The agent with its console, and an operator account beside its config.
     let kam = support::Kamailio::start();
-    let console_port = support::free_port();
-    let config = d.join("tingshuo.toml");
-    let rtp = (support::free_port_span(21) + 1) & !1;
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
-rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console_port}\"\n[store]\npath = \"{}\"\n",
-            support::free_port(),
-            kam.addr(),
-            rtp,
-            rtp + 19,
-            d.join("records.db").display()
-        ),
-    )
-    .expect("write config");
+    let setup = support::AgentSetup::new(d).registrar(&kam);
+    let written = setup.write();
+    let (config, console_port) = (written.path.clone(), written.console_port);
     let added = tingshuo_cmd()
         .args(["console", "add-operator", OPERATOR, "--config"])
         .arg(&config)
@@ -601,28 +566,8 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console_p
     let op_wav = d.join("operator.wav");
     operator_wav(&op_wav);
 
-    let log = d.join("agent.log");
-    let logf = std::fs::File::create(&log).expect("log");
-    let child = tingshuo_cmd()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone().expect("log"))
-        .stderr(logf)
-        .spawn()
-        .expect("start tingshuo serve");
-    let agent = support::Proc { child, log };
-    let agent_pid = agent.child.id();
-    let registered = support::wait_until(Duration::from_secs(180), || {
-        support::sip_ping(kam.port, "bot") == Some(200)
-    });
-    assert!(
-        registered,
-        "the agent did not register on Kamailio; log:\n{}",
-        agent.log_text()
-    );
+    let agent = setup.start_with(written);
+    let agent_pid = agent.pid();
 
     // The agent's CPU, sampled every 200 ms for the whole call.
     let cpu = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(f64, f64)>::new()));
@@ -743,12 +688,7 @@ rtp_port_min = {}\nrtp_port_max = {}\n[console]\nlisten = \"127.0.0.1:{console_p
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.join();
     // ... and the record shows the call ended.
-    let list = tingshuo_cmd()
-        .args(["records", "list", "--json", "--config"])
-        .arg(&config)
-        .output()
-        .expect("records list");
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("records JSON");
+    let list = support::records(&config, &["list"]);
     let call = &list[0];
     assert!(
         !call["outcome"].is_null() && !call["ended_at"].is_null(),

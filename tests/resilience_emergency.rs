@@ -80,7 +80,7 @@ fn assert_emergency_record(rec: &Record, agent: &Agent, min_message_s: f64) {
         .unwrap_or_else(|| panic!("no voice message recorded; log:\n{log}"));
     let msg = Path::new(msg);
     assert!(
-        msg.starts_with(&agent.messages),
+        msg.starts_with(messages_dir(agent.config.parent().expect("config dir"))),
         "message under messages_dir: {}",
         msg.display()
     );
@@ -136,7 +136,7 @@ fn asr_killed_mid_call_continues_in_emergency_mode() {
     let dialled = Instant::now();
 
     let flagged = wait_until(Duration::from_secs(40), || {
-        emergency_flag(agent.console) == Some(1.0)
+        emergency_flag(agent.console_port) == Some(1.0)
     });
     let flag_at = dialled.elapsed();
     let rec = wait_for_record(&agent, 90);
@@ -161,7 +161,7 @@ fn asr_killed_mid_call_continues_in_emergency_mode() {
         flag_at.as_secs_f64()
     );
     let back_to_normal = wait_until(Duration::from_secs(10), || {
-        emergency_flag(agent.console) == Some(0.0)
+        emergency_flag(agent.console_port) == Some(0.0)
     });
     assert!(
         back_to_normal,
@@ -226,7 +226,7 @@ fn missing_whisper_model_starts_in_emergency_mode() {
         "the start-up says loudly that it runs in emergency mode; log:\n{log}"
     );
     assert!(
-        emergency_flag(agent.console) == Some(1.0),
+        emergency_flag(agent.console_port) == Some(1.0),
         "emergency flag set from start-up"
     );
 

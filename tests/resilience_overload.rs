@@ -8,7 +8,6 @@ mod resilience_support;
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -162,16 +161,13 @@ fn sipp_at_three_times_capacity_sheds_the_excess_and_raises_the_alert() {
     let scenario = dir.path().join("overload.xml");
     std::fs::write(&scenario, SCENARIO).expect("scenario");
     let calls = 12;
-    let out = Command::new("sipp")
-        .arg(format!("127.0.0.1:{}", agent.sip))
+    let out = sipp(agent.sip_addr(), dir.path())
         .arg("-sf")
         .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
         .args(["-s", "bot", "-m", &calls.to_string(), "-l", "6"])
-        .args(["-r", "6", "-timeout", "60s", "-timeout_error", "-nostdin"])
+        .args(["-r", "6", "-timeout", "60s", "-timeout_error"])
         .args(["-trace_msg", "-message_file"])
         .arg(dir.path().join("msgs.log"))
-        .current_dir(dir.path())
         .output()
         .expect("sipp runs");
     let msgs = std::fs::read_to_string(dir.path().join("msgs.log")).unwrap_or_default();
@@ -205,21 +201,21 @@ fn sipp_at_three_times_capacity_sheds_the_excess_and_raises_the_alert() {
     });
     assert!(done, "admitted calls ended normally; log:\n{log}");
 
-    let shed = scrape(agent.console, "tingshuo_calls_shed_total").expect("shed counter");
-    let ok = scrape(agent.console, "tingshuo_calls_answered_total").expect("answered counter");
+    let shed = scrape(agent.console_port, "tingshuo_calls_shed_total").expect("shed counter");
+    let ok = scrape(agent.console_port, "tingshuo_calls_answered_total").expect("answered counter");
     assert_eq!(
         ok as usize,
         answered.len(),
         "answered counter matches the records"
     );
     assert_eq!(shed as usize + ok as usize, calls, "every offer counted");
-    let rate = scrape(agent.console, "tingshuo_answer_rate").expect("answer rate");
+    let rate = scrape(agent.console_port, "tingshuo_answer_rate").expect("answer rate");
     assert!(
         (rate - ok / calls as f64).abs() < 1e-6,
         "answer rate {rate}"
     );
     assert_eq!(
-        scrape(agent.console, "tingshuo_alert_level"),
+        scrape(agent.console_port, "tingshuo_alert_level"),
         Some(3.0),
         "red below 80 % answered"
     );
@@ -279,7 +275,7 @@ fn turn_latency_p95_above_budget_sheds_new_calls() {
         "the call had a timed turn; log:\n{}",
         agent.proc.log_text()
     );
-    let refused = raw_invite(agent.sip).expect("the agent answers the INVITE");
+    let refused = raw_invite(agent.sip_port).expect("the agent answers the INVITE");
     assert!(
         refused.starts_with("SIP/2.0 503") && refused.contains("Retry-After: 30"),
         "shed while p95 is above budget: {refused}"
@@ -290,7 +286,7 @@ fn turn_latency_p95_above_budget_sheds_new_calls() {
         "the shed is logged with its reason; log:\n{log}"
     );
     assert_eq!(
-        scrape(agent.console, "tingshuo_calls_shed_total"),
+        scrape(agent.console_port, "tingshuo_calls_shed_total"),
         Some(1.0)
     );
     // The call in progress was not disturbed: it ends normally with its record.

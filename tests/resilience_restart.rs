@@ -91,7 +91,7 @@ fn kill_9_mid_call_then_restart_keeps_records_and_callbacks() {
     let _ = agent.proc.child.wait();
 
     let restart = Instant::now();
-    let agent2 = restart_agent(&agent, &kam);
+    let agent2 = agent.restart();
     let restart_s = restart.elapsed().as_secs_f64();
 
     let store = Store::open(&agent2.db).expect("store");
@@ -133,7 +133,7 @@ fn sigterm_drains_calls_and_refuses_new_ones() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kam = Kamailio::start();
     let mut agent = start_agent(dir.path(), &kam, "", &[]);
-    assert_eq!(http_status(agent.console, "/readyz"), Some(200));
+    assert_eq!(http_status(agent.console_port, "/readyz"), Some(200));
 
     // The caller talks once and hangs up when the file ends, 20 s in.
     let mut caller = silence(8.0);
@@ -164,7 +164,8 @@ fn sigterm_drains_calls_and_refuses_new_ones() {
             .contains("not accepting new calls (draining)")
     });
     assert!(draining, "log:\n{}", agent.proc.log_text());
-    let refused = raw_invite(agent.sip).expect("the agent answers a new INVITE while draining");
+    let refused =
+        raw_invite(agent.sip_port).expect("the agent answers a new INVITE while draining");
     assert!(
         refused.starts_with("SIP/2.0 503"),
         "new INVITE refused while draining: {refused}"
@@ -173,7 +174,7 @@ fn sigterm_drains_calls_and_refuses_new_ones() {
         refused.to_ascii_lowercase().contains("retry-after: 30"),
         "503 carries Retry-After: {refused}"
     );
-    assert_eq!(http_status(agent.console, "/readyz"), Some(503));
+    assert_eq!(http_status(agent.console_port, "/readyz"), Some(503));
     assert!(
         matches!(agent.proc.child.try_wait(), Ok(None)),
         "the agent waits for the call in progress"

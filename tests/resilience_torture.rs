@@ -8,7 +8,6 @@ mod resilience_support;
 mod support;
 
 use std::net::UdpSocket;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use resilience_support::*;
@@ -190,16 +189,13 @@ fn torture_messages_get_clear_answers_while_a_call_continues() {
     let mut agent = start_agent_on(dir.path(), None, "", &[]);
 
     // One ordinary call (10 s) in progress throughout.
-    let sipp_port = free_port();
-    let target = format!("127.0.0.1:{}", agent.sip);
+    let target = format!("127.0.0.1:{}", agent.sip_port);
     let d = dir.path().to_path_buf();
     let call = std::thread::spawn(move || {
-        Command::new("sipp")
-            .args(["-sn", "uac", &target])
-            .args(["-i", "127.0.0.1", "-p", &sipp_port.to_string()])
+        sipp(target, &d)
+            .args(["-sn", "uac"])
             .args(["-s", "bot", "-m", "1", "-d", "10000"])
-            .args(["-timeout", "40s", "-timeout_error", "-nostdin"])
-            .current_dir(&d)
+            .args(["-timeout", "40s", "-timeout_error"])
             .output()
             .expect("sipp runs")
     });
@@ -210,7 +206,7 @@ fn torture_messages_get_clear_answers_while_a_call_continues() {
 
     let mut failures = Vec::new();
     for (name, msg, expect) in cases() {
-        let got = probe(agent.sip, &msg);
+        let got = probe(agent.sip_port, &msg);
         let code = got
             .as_deref()
             .and_then(|l| l.split_whitespace().nth(1))
@@ -237,7 +233,8 @@ fn torture_messages_get_clear_answers_while_a_call_continues() {
         agent.proc.log_text()
     );
     assert_eq!(
-        probe(agent.sip, &options("")).and_then(|l| l.split_whitespace().nth(1).map(String::from)),
+        probe(agent.sip_port, &options(""))
+            .and_then(|l| l.split_whitespace().nth(1).map(String::from)),
         Some("200".to_string()),
         "still serving after the torture"
     );

@@ -7,16 +7,6 @@ use std::time::{Duration, Instant};
 use support::*;
 use tingshuo::sip::{self, CallEvent, Command, EndReason, LocalMedia, SipEvent, SipHandle};
 
-async fn agent_on(kam: &Kamailio) -> SipHandle {
-    let cfg = agent_config(&[kam.addr()]);
-    let mut agent = sip::start(&cfg).await.expect("agent starts");
-    wait_event(&mut agent, Duration::from_secs(10), "Registered", |e| {
-        matches!(e, SipEvent::Registered { .. })
-    })
-    .await;
-    agent
-}
-
 async fn incoming(agent: &mut SipHandle, caller: &str) -> String {
     match wait_event(agent, Duration::from_secs(10), "IncomingCall", |e| {
         matches!(e, SipEvent::Call(CallEvent::IncomingCall { .. }))
@@ -40,31 +30,11 @@ async fn incoming(agent: &mut SipHandle, caller: &str) -> String {
     }
 }
 
-async fn ended(agent: &mut SipHandle, call: &str) -> EndReason {
-    match wait_event(
-        agent,
-        Duration::from_secs(10),
-        "Ended",
-        |e| matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call),
-    )
-    .await
-    {
-        SipEvent::Call(CallEvent::Ended { reason, .. }) => reason,
-        _ => unreachable!(),
-    }
-}
-
-/// True once baresip reports no active call.
-fn phone_idle(phone: &Baresip) -> bool {
-    let out = phone.ctrl("listcalls", "");
-    out.contains("\"ok\":true") && !out.contains("sip:")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_agent_agent_answers_and_hangs_up() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
-    let mut agent = agent_on(&kam).await;
+    let mut agent = registered_ua(&kam).await;
     let phone = std::sync::Arc::new(
         blocking(move || Baresip::start("1001", kport, "auto", &tone(20.0, 440.0))).await,
     );
@@ -104,7 +74,7 @@ async fn baresip_calls_agent_agent_answers_and_hangs_up() {
     );
     let p = phone.clone();
     assert!(
-        !blocking(move || phone_idle(&p)).await,
+        !blocking(move || p.is_idle()).await,
         "baresip shows the call"
     );
     agent
@@ -112,9 +82,12 @@ async fn baresip_calls_agent_agent_answers_and_hangs_up() {
             call_id: call.clone(),
         })
         .expect("hangup");
-    assert_eq!(ended(&mut agent, &call).await, EndReason::LocalHangup);
+    assert_eq!(
+        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
+        EndReason::LocalHangup
+    );
     let p = phone.clone();
-    let idle = blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await;
+    let idle = blocking(move || wait_until(Duration::from_secs(15), || p.is_idle())).await;
     assert!(
         idle,
         "baresip ended the call after our BYE; log:\n{}",
@@ -127,7 +100,7 @@ async fn baresip_calls_agent_agent_answers_and_hangs_up() {
 async fn baresip_hangs_up_after_answer() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
-    let mut agent = agent_on(&kam).await;
+    let mut agent = registered_ua(&kam).await;
     let phone = std::sync::Arc::new(
         blocking(move || Baresip::start("1002", kport, "auto", &tone(20.0, 440.0))).await,
     );
@@ -148,7 +121,10 @@ async fn baresip_hangs_up_after_answer() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let p = phone.clone();
     blocking(move || p.ctrl("hangup", "")).await;
-    assert_eq!(ended(&mut agent, &call).await, EndReason::RemoteHangup);
+    assert_eq!(
+        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
+        EndReason::RemoteHangup
+    );
     agent.shutdown().await;
 }
 
@@ -156,7 +132,7 @@ async fn baresip_hangs_up_after_answer() {
 async fn baresip_cancels_before_answer() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
-    let mut agent = agent_on(&kam).await;
+    let mut agent = registered_ua(&kam).await;
     let phone = std::sync::Arc::new(
         blocking(move || Baresip::start("1003", kport, "auto", &tone(20.0, 440.0))).await,
     );
@@ -166,9 +142,12 @@ async fn baresip_cancels_before_answer() {
     // Not answering: the phone gives up, which sends CANCEL; we answer 487.
     let p = phone.clone();
     blocking(move || p.ctrl("hangup", "")).await;
-    assert_eq!(ended(&mut agent, &call).await, EndReason::Cancelled);
+    assert_eq!(
+        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
+        EndReason::Cancelled
+    );
     let p = phone.clone();
-    let idle = blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await;
+    let idle = blocking(move || wait_until(Duration::from_secs(15), || p.is_idle())).await;
     assert!(
         idle,
         "baresip saw its call terminated (487); log:\n{}",

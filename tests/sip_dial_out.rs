@@ -8,16 +8,6 @@ use std::time::Duration;
 use support::*;
 use tingshuo::sip::{self, CallEvent, Command, EndReason, LocalMedia, SipEvent, SipHandle};
 
-async fn agent_on(kam: &Kamailio) -> SipHandle {
-    let cfg = agent_config(&[kam.addr()]);
-    let mut agent = sip::start(&cfg).await.expect("agent starts");
-    wait_event(&mut agent, Duration::from_secs(10), "Registered", |e| {
-        matches!(e, SipEvent::Registered { .. })
-    })
-    .await;
-    agent
-}
-
 fn dial(agent: &SipHandle, target: &str, media: std::net::SocketAddr, ring: Duration) -> String {
     let call_id = sip::new_call_id();
     agent
@@ -31,30 +21,11 @@ fn dial(agent: &SipHandle, target: &str, media: std::net::SocketAddr, ring: Dura
     call_id
 }
 
-async fn outcome(agent: &mut SipHandle, call: &str, timeout: Duration) -> EndReason {
-    match wait_event(
-        agent,
-        timeout,
-        "Ended",
-        |e| matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call),
-    )
-    .await
-    {
-        SipEvent::Call(CallEvent::Ended { reason, .. }) => reason,
-        _ => unreachable!(),
-    }
-}
-
-fn phone_idle(phone: &Baresip) -> bool {
-    let out = phone.ctrl("listcalls", "");
-    out.contains("\"ok\":true") && !out.contains("sip:")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_dials_baresip_and_both_sides_hang_up() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
-    let mut agent = agent_on(&kam).await;
+    let mut agent = registered_ua(&kam).await;
     let phone =
         Arc::new(blocking(move || Baresip::start("1001", kport, "auto", &tone(20.0, 300.0))).await);
     let (_m, media) = media_socket();
@@ -77,7 +48,7 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
     assert!(negotiated.remote.rtp_addr.is_some());
     let p = phone.clone();
     assert!(
-        !blocking(move || phone_idle(&p)).await,
+        !blocking(move || p.is_idle()).await,
         "baresip is in the call"
     );
     agent
@@ -86,12 +57,12 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
         })
         .expect("hangup");
     assert_eq!(
-        outcome(&mut agent, &call, Duration::from_secs(5)).await,
+        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
         EndReason::LocalHangup
     );
     let p = phone.clone();
     assert!(
-        blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await,
+        blocking(move || wait_until(Duration::from_secs(15), || p.is_idle())).await,
         "baresip got our BYE (through the record-routed proxy)"
     );
 
@@ -105,7 +76,7 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
     let p = phone.clone();
     blocking(move || p.ctrl("hangup", "")).await;
     assert_eq!(
-        outcome(&mut agent, &call, Duration::from_secs(5)).await,
+        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
         EndReason::RemoteHangup
     );
     agent.shutdown().await;
@@ -115,7 +86,7 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
 async fn busy_not_found_and_no_answer_are_distinct() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
-    let mut agent = agent_on(&kam).await;
+    let mut agent = registered_ua(&kam).await;
     let phone = Arc::new(
         blocking(move || Baresip::start("1002", kport, "manual", &tone(5.0, 300.0))).await,
     );
@@ -124,7 +95,7 @@ async fn busy_not_found_and_no_answer_are_distinct() {
     // Not registered: Kamailio answers 404.
     let call = dial(&agent, "1004", media, Duration::from_secs(20));
     assert_eq!(
-        outcome(&mut agent, &call, Duration::from_secs(10)).await,
+        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
         EndReason::NotFound
     );
 
@@ -137,19 +108,19 @@ async fn busy_not_found_and_no_answer_are_distinct() {
     let p = phone.clone();
     blocking(move || p.ctrl("hangup", "")).await;
     assert_eq!(
-        outcome(&mut agent, &call, Duration::from_secs(10)).await,
+        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
         EndReason::Busy
     );
 
     // Rings until our ringing timeout: we CANCEL and report NoAnswer.
     let call = dial(&agent, "1002", media, Duration::from_secs(2));
     assert_eq!(
-        outcome(&mut agent, &call, Duration::from_secs(10)).await,
+        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
         EndReason::NoAnswer
     );
     let p = phone.clone();
     assert!(
-        blocking(move || wait_until(Duration::from_secs(5), || phone_idle(&p))).await,
+        blocking(move || wait_until(Duration::from_secs(15), || p.is_idle())).await,
         "baresip saw the CANCEL"
     );
     agent.shutdown().await;

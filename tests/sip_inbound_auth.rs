@@ -9,7 +9,6 @@ mod resilience_support;
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use resilience_support::*;
@@ -25,16 +24,13 @@ fn sipp(dir: &Path, agent_sip: u16, scenario: &str, password: Option<&str>) -> (
         .join("tests/data/sipp")
         .join(scenario);
     let msgs = dir.join(format!("{scenario}.msgs.log"));
-    let mut cmd = Command::new("sipp");
-    cmd.arg(format!("127.0.0.1:{agent_sip}"))
-        .arg("-sf")
+    let mut cmd = support::sipp(format!("127.0.0.1:{agent_sip}"), dir);
+    cmd.arg("-sf")
         .arg(&scenario_path)
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
         .args(["-s", "bot", "-m", "1", "-l", "1"])
-        .args(["-timeout", "15s", "-timeout_error", "-nostdin"])
+        .args(["-timeout", "15s", "-timeout_error"])
         .args(["-trace_msg", "-message_file"])
-        .arg(&msgs)
-        .current_dir(dir);
+        .arg(&msgs);
     if let Some(pw) = password {
         cmd.args(["-au", USER, "-ap", pw]);
     }
@@ -66,7 +62,7 @@ fn inbound_invites_are_challenged_and_only_the_right_password_gets_through() {
     );
 
     // 1. No credentials: 401 with a Digest challenge, and nothing else.
-    let (ok, msgs) = sipp(dir.path(), agent.sip, "inbound_auth_none.xml", None);
+    let (ok, msgs) = sipp(dir.path(), agent.sip_port, "inbound_auth_none.xml", None);
     assert!(
         ok,
         "no credentials → 401 (ACKed):\n{msgs}\nagent log:\n{}",
@@ -94,7 +90,7 @@ fn inbound_invites_are_challenged_and_only_the_right_password_gets_through() {
     // 2. The right password: challenged, answered, hung up by the caller.
     let (ok, msgs) = sipp(
         dir.path(),
-        agent.sip,
+        agent.sip_port,
         "inbound_auth_call.xml",
         Some(PASSWORD),
     );
@@ -116,7 +112,7 @@ fn inbound_invites_are_challenged_and_only_the_right_password_gets_through() {
     // 3. The wrong password: 403, not another challenge.
     let (ok, msgs) = sipp(
         dir.path(),
-        agent.sip,
+        agent.sip_port,
         "inbound_auth_refused.xml",
         Some("not-the-password"),
     );

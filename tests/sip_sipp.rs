@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Command as Proc;
 use std::time::Duration;
 
 use support::*;
@@ -71,27 +70,17 @@ async fn run_sipp(transport: &'static str, calls: u32, concurrent: u32) {
         (answered, ended, rss, cmds)
     });
     let dir = tempfile::tempdir().expect("tmp");
-    let sipp_port = free_port();
     let d = dir.path().to_path_buf();
     let out = blocking(move || {
-        Proc::new("sipp")
-            .args(["-sn", "uac", &target.to_string()])
-            .args(["-i", "127.0.0.1", "-p", &sipp_port.to_string()])
+        sipp(target, &d)
+            .args(["-sn", "uac"])
             .args(["-t", transport, "-s", "bot"])
             .args(["-m", &calls.to_string(), "-l", &concurrent.to_string()])
             .args(["-r", "100", "-d", "200"])
-            .args([
-                "-timeout",
-                "60s",
-                "-timeout_error",
-                "-nostdin",
-                "-trace_stat",
-                "-stf",
-            ])
+            .args(["-timeout", "60s", "-timeout_error", "-trace_stat", "-stf"])
             .arg(d.join("stat.csv"))
             .args(["-trace_err", "-error_file"])
             .arg(d.join("err.log"))
-            .current_dir(&d)
             .output()
             .expect("sipp runs")
     })

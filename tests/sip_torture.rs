@@ -784,14 +784,14 @@ fn storm(
 
 #[test]
 fn torture_messages_and_rtp_during_a_call_leave_the_call_and_agent_working() {
-    let mut agent = Agent::start(4);
+    let mut agent = start_agent(4);
     let dir = tempfile::tempdir().expect("tempdir");
     // Questions the demo script's knowledge base answers: the call stays at its
     // first step, so it lasts as long as the storm does.
     let questions = [
-        say(dir.path(), "q1", "请问宽带续费可以用哪些方式办理"),
-        say(dir.path(), "q2", "晚上上网的速度特别慢是怎么回事"),
-        say(dir.path(), "q3", "无线网的密码忘了要怎么修改"),
+        say_frames(dir.path(), "q1", "请问宽带续费可以用哪些方式办理"),
+        say_frames(dir.path(), "q2", "晚上上网的速度特别慢是怎么回事"),
+        say_frames(dir.path(), "q3", "无线网的密码忘了要怎么修改"),
     ];
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -801,7 +801,7 @@ fn torture_messages_and_rtp_during_a_call_leave_the_call_and_agent_working() {
     let base = (free_port_span(11) + 1) & !1;
     let ports = PortAllocator::new(base, base + 9).expect("caller ports");
     let mut call = rt
-        .block_on(Caller::call(agent.sip, &ports, "torture"))
+        .block_on(Caller::call(agent.sip_addr(), &ports, "torture"))
         .unwrap_or_else(|e| panic!("the normal call: {e}; log:\n{}", agent.proc.log_text()));
     assert!(
         call.wait_reply(Duration::from_secs(30), Duration::from_millis(900)),
@@ -811,7 +811,7 @@ fn torture_messages_and_rtp_during_a_call_leave_the_call_and_agent_working() {
 
     // The storm runs beside the conversation.
     let worker = {
-        let (pid, sip, live) = (agent.pid, agent.sip, call.call_id.clone());
+        let (pid, sip, live) = (agent.pid(), agent.sip_addr(), call.call_id.clone());
         let latched = call.rtp_socket.try_clone().expect("clone RTP socket");
         let agent_rtp = call.agent_rtp;
         std::thread::spawn(move || storm(pid, sip, &live, &latched, agent_rtp))

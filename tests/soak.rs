@@ -31,11 +31,11 @@ fn four_calls_continuously_lose_no_record_and_memory_stays_flat() {
                 .unwrap_or_else(|_| panic!("TINGSHUO_SOAK_SECS={v:?}: give whole seconds"))
         })
         .unwrap_or(120);
-    let mut agent = Agent::start(CONCURRENT * 2);
+    let mut agent = start_agent(CONCURRENT * 2);
     let dir = tempfile::tempdir().expect("tempdir");
     let lines = Arc::new(vec![
-        say(dir.path(), "q", "我家宽带从早上开始就一直连不上网"),
-        say(dir.path(), "done", "好的，我没有别的问题了"),
+        say_frames(dir.path(), "q", "我家宽带从早上开始就一直连不上网"),
+        say_frames(dir.path(), "done", "好的，我没有别的问题了"),
     ]);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -62,7 +62,7 @@ fn four_calls_continuously_lose_no_record_and_memory_stays_flat() {
             failures.clone(),
             warm.clone(),
         );
-        let sip = agent.sip;
+        let sip = agent.sip_addr();
         workers.push(std::thread::spawn(move || {
             let mut n = 0;
             while Instant::now() < deadline {
@@ -108,7 +108,7 @@ fn four_calls_continuously_lose_no_record_and_memory_stays_flat() {
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (stop, warm) = (stop.clone(), warm.clone());
-        let pid = agent.pid;
+        let pid = agent.pid();
         std::thread::spawn(move || {
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {

@@ -15,29 +15,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use support::*;
 use tingshuo::store::{CallDetail, Store};
-
-/// Synthesizes `text` at 8 kHz with `tingshuo say` and returns the samples.
-fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
-    let out = dir.join(format!("{name}.wav"));
-    let status = tingshuo()
-        .args(["say", text, "-o"])
-        .arg(&out)
-        .args(["--rate", "8000"])
-        .status()
-        .expect("run tingshuo say");
-    assert!(status.success(), "tingshuo say failed for {text:?}");
-    hound::WavReader::open(&out)
-        .expect("read synthesized wav")
-        .into_samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect()
-}
 
 /// The caller: quiet through the greeting, then asks for a person, then listens.
 fn caller_audio(dir: &Path) -> Vec<i16> {
@@ -49,54 +31,17 @@ fn caller_audio(dir: &Path) -> Vec<i16> {
     a
 }
 
-/// Starts `tingshuo serve` with `transfer` appended to its config. A loaded test
-/// machine may take seconds per recognition: the emergency script's ASR watchdog is
-/// relaxed so it does not take over these calls.
-fn start_agent(dir: &Path, kam: &Kamailio, transfer: &str) -> (Proc, u16, PathBuf) {
-    let config = dir.join("tingshuo.toml");
-    let db = dir.join("records.db");
-    let rtp = (free_port_span(41) + 1) & !1;
-    let sip_port = free_port();
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nregistrars = [\"{}\"]\nuser = \"bot\"\npassword = \"passbot\"\n\
-rtp_port_min = {rtp}\nrtp_port_max = {}\n\
-[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n\
-[emergency]\nasr_timeout_ms = 60000\nasr_queue_limit_ms = 60000\n{transfer}",
-            kam.addr(),
-            rtp + 39,
-            free_port(),
-            db.display()
-        ),
-    )
-    .expect("write config");
-    let log = dir.join("agent.log");
-    let logf = std::fs::File::create(&log).expect("log");
-    let child = tingshuo()
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone().expect("log"))
-        .stderr(logf)
-        .spawn()
-        .expect("start tingshuo serve");
-    let agent = Proc { child, log };
-    let registered = wait_until(Duration::from_secs(180), || {
-        sip_ping(kam.port, "bot") == Some(200)
-    });
-    assert!(
-        registered,
-        "the agent did not register; log:\n{}",
-        agent.log_text()
-    );
-    (agent, sip_port, db)
+/// Starts `tingshuo serve` with `transfer` appended to its config.
+fn start_agent(dir: &Path, kam: &Kamailio, transfer: &str) -> Agent {
+    AgentSetup::new(dir)
+        .registrar(kam)
+        .rtp_ports(40)
+        .toml(transfer)
+        .start()
 }
 
 /// Waits for the next call record (id above `after`) to end; returns its detail.
-fn next_ended_call(store: &Store, after: i64, agent: &Proc) -> CallDetail {
+fn next_ended_call(store: &Store, after: i64, agent: &Agent) -> CallDetail {
     let find = || {
         store
             .list(100)
@@ -132,28 +77,6 @@ fn tone_share(samples: &[i16], hz: f32) -> f32 {
             Some((re * re + im * im).sqrt() / ((n as f32 / 2.0).sqrt() * energy.sqrt()))
         })
         .fold(0.0, f32::max)
-}
-
-/// What the phone heard on all its calls (baresip's sndfile `*-dec.wav` dumps).
-fn heard(phone: &Baresip) -> Vec<i16> {
-    let mut out = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(phone.dir.path())
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    for f in files {
-        let name = f
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        if name.starts_with("dump") && name.ends_with("-dec.wav") {
-            if let Ok(r) = hound::WavReader::open(&f) {
-                out.extend(r.into_samples::<i16>().map_while(Result::ok));
-            }
-        }
-    }
-    out
 }
 
 /// From the end of the caller's request to the person's phone ringing, in ms:
@@ -227,7 +150,7 @@ fn hang_up_all(phones: &[&Baresip]) {
 fn caller_asks_for_a_person_and_follows_our_refer_to_the_target() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kam = Kamailio::start();
-    let (agent, _, db) = start_agent(
+    let agent = start_agent(
         dir.path(),
         &kam,
         "[transfer]\ntarget = \"1002\"\nmethod = \"refer\"\ntimeout_secs = 20\n",
@@ -237,7 +160,7 @@ fn caller_asks_for_a_person_and_follows_our_refer_to_the_target() {
     let reply = caller.ctrl("dial", "bot");
     assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
 
-    let store = Store::open(&db).expect("open records");
+    let store = Store::open(&agent.db).expect("open records");
     let call = next_ended_call(&store, 0, &agent);
     let context = format!(
         "record: {call:#?}\nagent log:\n{}\ncaller log:\n{}",
@@ -263,7 +186,7 @@ fn caller_asks_for_a_person_and_follows_our_refer_to_the_target() {
     // The caller now talks to the person: the person's tone reaches the caller.
     std::thread::sleep(Duration::from_secs(3));
     hang_up_all(&[&caller, &person]);
-    let share = tone_share(&heard(&caller), 900.0);
+    let share = tone_share(&caller.heard_all(), 900.0);
     assert!(
         share > 0.7,
         "the person's 900 Hz tone did not reach the caller (best share {share}); {context}"
@@ -282,7 +205,7 @@ fn bridged_transfer_relays_the_person_and_busy_or_unanswered_targets_fall_back()
     let dir = tempfile::tempdir().expect("tempdir");
     let kam = Kamailio::start();
     let busy = busy_phone();
-    let (agent, agent_port, db) = start_agent(
+    let agent = start_agent(
         dir.path(),
         &kam,
         &format!(
@@ -294,7 +217,7 @@ fn bridged_transfer_relays_the_person_and_busy_or_unanswered_targets_fall_back()
     let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 700.0));
     let away = Baresip::start("1004", kam.port, "manual", &[0; 8000]);
     let caller = Baresip::start("1001", kam.port, "auto", &caller_audio(dir.path()));
-    let store = Store::open(&db).expect("open records");
+    let store = Store::open(&agent.db).expect("open records");
 
     // 1. Through Kamailio, bridged to 1002.
     let reply = caller.ctrl("dial", "bot");
@@ -319,7 +242,7 @@ fn bridged_transfer_relays_the_person_and_busy_or_unanswered_targets_fall_back()
         "{context}"
     );
     assert!(t.answer_ms.is_some(), "{context}");
-    let share = tone_share(&heard(&caller), 700.0);
+    let share = tone_share(&caller.heard_all(), 700.0);
     assert!(
         share > 0.7,
         "the person's 700 Hz tone was not relayed to the caller (best share {share}); {context}"
@@ -355,7 +278,7 @@ fn bridged_transfer_relays_the_person_and_busy_or_unanswered_targets_fall_back()
     // 2. A busy person (486) and 3. nobody answering: fall-back line + person callback.
     let mut last = call.call.id;
     for (user, result) in [("4002", "busy"), ("4003", "no_answer")] {
-        let reply = caller.ctrl("dial", &format!("sip:{user}@127.0.0.1:{agent_port}"));
+        let reply = caller.ctrl("dial", &format!("sip:{user}@{}", agent.sip_addr()));
         assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
         let call = next_ended_call(&store, last, &agent);
         last = call.call.id;

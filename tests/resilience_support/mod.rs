@@ -4,31 +4,9 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::*;
-
-/// Synthesizes `text` at 8 kHz with `tingshuo say`.
-pub fn say(dir: &Path, name: &str, text: &str) -> Vec<i16> {
-    let out = dir.join(format!("{name}.wav"));
-    let status = tingshuo()
-        .args(["say", text, "-o"])
-        .arg(&out)
-        .args(["--rate", "8000"])
-        .status()
-        .expect("run tingshuo say");
-    assert!(status.success(), "tingshuo say failed for {text:?}");
-    hound::WavReader::open(&out)
-        .expect("read synthesized wav")
-        .into_samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect()
-}
-
-pub fn silence(secs: f32) -> Vec<i16> {
-    vec![0; (secs * 8000.0) as usize]
-}
 
 /// Places `part` so that it starts `at` seconds into the caller's audio.
 pub fn place(audio: &mut Vec<i16>, at: f32, part: &[i16]) {
@@ -38,25 +16,14 @@ pub fn place(audio: &mut Vec<i16>, at: f32, part: &[i16]) {
     audio.extend_from_slice(part);
 }
 
-pub struct Agent {
-    pub proc: Proc,
-    pub db: PathBuf,
-    pub messages: PathBuf,
-    pub console: u16,
-    pub sip: u16,
-    pub config: PathBuf,
-}
-
 /// Writes the agent's config and starts `tingshuo serve`. `extra` is appended TOML:
-/// bare keys at its start still belong to the `[emergency]` table.
-/// Free ports are only free when checked: a port taken meanwhile by another process
-/// gets a fresh set of ports (three tries).
+/// bare keys at its start still belong to the `[emergency]` table (the ASR watchdog
+/// is relaxed, as in every test not about it, unless `extra` sets it).
 pub fn start_agent(dir: &Path, kamailio: &Kamailio, extra: &str, env: &[(&str, &str)]) -> Agent {
     start_agent_on(dir, Some(kamailio), extra, env)
 }
 
-/// As [`start_agent`]; without a Kamailio the agent runs in direct mode and is ready
-/// when it answers OPTIONS itself.
+/// As [`start_agent`]; without a Kamailio the agent runs in direct mode.
 pub fn start_agent_on(
     dir: &Path,
     kamailio: Option<&Kamailio>,
@@ -74,81 +41,31 @@ pub fn start_agent_with(
     extra: &str,
     env: &[(&str, &str)],
 ) -> Agent {
-    for _ in 0..2 {
-        match try_start_agent(dir, kamailio, sip_extra, extra, env) {
-            Ok(agent) => return agent,
-            Err(log) if log.contains("Address already in use") => continue,
-            Err(log) => panic!("the agent did not register on Kamailio; log:\n{log}"),
+    let mut emergency = format!(
+        "[emergency]\nmessage_silence_secs = 2.0\nmessages_dir = \"{}\"\n",
+        messages_dir(dir).display()
+    );
+    for key in ["asr_timeout_ms", "asr_queue_limit_ms"] {
+        if !extra.contains(key) {
+            emergency.push_str(&format!("{key} = 60000\n"));
         }
     }
-    try_start_agent(dir, kamailio, sip_extra, extra, env)
-        .unwrap_or_else(|log| panic!("the agent did not register on Kamailio; log:\n{log}"))
+    let mut setup = AgentSetup::new(dir)
+        .sip(sip_extra)
+        .toml(&emergency)
+        .toml(extra);
+    if let Some(k) = kamailio {
+        setup = setup.registrar(k);
+    }
+    for (k, v) in env {
+        setup = setup.env(k, v);
+    }
+    setup.start()
 }
 
-fn try_start_agent(
-    dir: &Path,
-    kamailio: Option<&Kamailio>,
-    sip_extra: &str,
-    extra: &str,
-    env: &[(&str, &str)],
-) -> Result<Agent, String> {
-    let config = dir.join("tingshuo.toml");
-    let rtp = (free_port_span(21) + 1) & !1;
-    let console = free_port();
-    let sip = free_port();
-    let db = dir.join("records.db");
-    let messages = dir.join("messages");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [{}]\nuser = \"bot\"\npassword = \"passbot\"\n\
-rtp_port_min = {}\nrtp_port_max = {}\n{sip_extra}[console]\nlisten = \"127.0.0.1:{console}\"\n[store]\npath = \"{}\"\n\
-[emergency]\nmessage_silence_secs = 2.0\nmessages_dir = \"{}\"\n{extra}",
-            sip,
-            kamailio
-                .map(|k| format!("\"{}\"", k.addr()))
-                .unwrap_or_default(),
-            rtp,
-            rtp + 19,
-            db.display(),
-            messages.display(),
-        ),
-    )
-    .expect("write config");
-    let log = dir.join("agent.log");
-    let logf = std::fs::File::create(&log).expect("log");
-    let mut cmd = tingshuo();
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone().expect("log"))
-        .stderr(logf);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("start tingshuo serve");
-    let agent = Agent {
-        proc: Proc { child, log },
-        db,
-        messages,
-        console,
-        sip,
-        config: config.clone(),
-    };
-    let mut agent = agent;
-    let registered = wait_until(Duration::from_secs(180), || {
-        // A process that exited (bad config, crash) will never register.
-        matches!(agent.proc.child.try_wait(), Ok(None))
-            && sip_ping(kamailio.map_or(sip, |k| k.port), "bot") == Some(200)
-            || matches!(agent.proc.child.try_wait(), Ok(Some(_)))
-    });
-    if registered && matches!(agent.proc.child.try_wait(), Ok(None)) {
-        Ok(agent)
-    } else {
-        Err(agent.proc.log_text())
-    }
+/// Where the agent in `dir` keeps emergency messages.
+pub fn messages_dir(dir: &Path) -> PathBuf {
+    dir.join("messages")
 }
 
 /// `GET /metrics` from the console, as text (empty when unreachable).
@@ -173,41 +90,6 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
 
 pub fn emergency_flag(port: u16) -> Option<f64> {
     metric(&metrics(port), "tingshuo_emergency_mode")
-}
-
-/// Starts `tingshuo serve` again on an existing config (a restart).
-pub fn restart_agent(old: &Agent, kamailio: &Kamailio) -> Agent {
-    let log = old.proc.log.with_extension("restart.log");
-    let logf = std::fs::File::create(&log).expect("log");
-    let child = tingshuo()
-        .arg("serve")
-        .arg("--config")
-        .arg(&old.config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(logf.try_clone().expect("log"))
-        .stderr(logf)
-        .spawn()
-        .expect("restart tingshuo serve");
-    let mut agent = Agent {
-        proc: Proc { child, log },
-        db: old.db.clone(),
-        messages: old.messages.clone(),
-        console: old.console,
-        sip: old.sip,
-        config: old.config.clone(),
-    };
-    let up = wait_until(Duration::from_secs(180), || {
-        matches!(agent.proc.child.try_wait(), Ok(Some(_)))
-            || agent.proc.log_text().contains("registered")
-                && sip_ping(kamailio.port, "bot") == Some(200)
-    });
-    assert!(
-        up && matches!(agent.proc.child.try_wait(), Ok(None)),
-        "the restarted agent did not register; log:\n{}",
-        agent.proc.log_text()
-    );
-    agent
 }
 
 /// HTTP status of `GET path` on the console (None when unreachable).

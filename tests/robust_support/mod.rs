@@ -6,8 +6,7 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,33 +17,15 @@ use tingshuo::sip::sdp::{Codec, LocalMedia};
 use tingshuo::sip::{new_call_id, CallEvent, Command as SipCommand, EndReason, SipEvent, UaConfig};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-pub use crate::support::tingshuo;
-use crate::support::{free_port, free_port_span, Proc};
+use crate::support::{say, Agent, AgentSetup};
 
 /// An agent frame carries speech above this RMS (16-bit units): far above the
 /// digital silence the agent sends between lines.
 pub const REPLY_RMS: f64 = 500.0;
 
 /// Synthesizes `text` at 8 kHz with `tingshuo say`, as 20 ms frames.
-pub fn say(dir: &Path, name: &str, text: &str) -> Vec<[i16; FRAME_SAMPLES]> {
-    let out = dir.join(format!("{name}.wav"));
-    let res = tingshuo()
-        .args(["say", text, "-o"])
-        .arg(&out)
-        .args(["--rate", "8000"])
-        .output()
-        .expect("run tingshuo say");
-    assert!(
-        res.status.success(),
-        "tingshuo say failed for {text:?}: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    let samples: Vec<i16> = hound::WavReader::open(&out)
-        .expect("read synthesized wav")
-        .into_samples::<i16>()
-        .map(|s| s.expect("sample"))
-        .collect();
-    samples
+pub fn say_frames(dir: &Path, name: &str, text: &str) -> Vec<[i16; FRAME_SAMPLES]> {
+    say(dir, name, text)
         .chunks(FRAME_SAMPLES)
         .map(|c| {
             let mut f = [0i16; FRAME_SAMPLES];
@@ -59,99 +40,13 @@ pub fn rms(frame: &[i16]) -> f64 {
     (sum / frame.len().max(1) as f64).sqrt()
 }
 
-/// `tingshuo serve` in direct mode on free ports, with its own records database.
-pub struct Agent {
-    pub proc: Proc,
-    pub pid: u32,
-    pub sip: SocketAddr,
-    pub db: PathBuf,
-    pub config: PathBuf,
-    pub dir: tempfile::TempDir,
-}
-
-impl Agent {
-    /// Starts the agent and waits until it listens (models load and every script
-    /// line is pre-synthesized first: up to minutes on a loaded 2-core machine).
-    pub fn start(max_calls: usize) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let sip_port = free_port();
-        let rtp = (free_port_span(41) + 1) & !1;
-        let config = dir.path().join("tingshuo.toml");
-        let db = dir.path().join("records.db");
-        std::fs::write(
-            &config,
-            format!(
-                "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nregistrars = []\nrtp_port_min = {rtp}\n\
-rtp_port_max = {}\nmax_calls = {max_calls}\n[console]\nlisten = \"127.0.0.1:{}\"\n[store]\npath = \"{}\"\n",
-                rtp + 39,
-                free_port(),
-                db.display()
-            ),
-        )
-        .expect("write agent config");
-        let log = dir.path().join("agent.log");
-        let logf = std::fs::File::create(&log).expect("agent log");
-        let child = tingshuo()
-            .arg("serve")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().expect("log"))
-            .stderr(logf)
-            .spawn()
-            .expect("start tingshuo serve");
-        let pid = child.id();
-        let mut agent = Self {
-            proc: Proc { child, log },
-            pid,
-            sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
-            db,
-            config,
-            dir,
-        };
-        let t0 = Instant::now();
-        loop {
-            let text = agent.proc.log_text();
-            if text.contains("tingshuo is listening") {
-                eprintln!(
-                    "agent ready in {:.1} s (pid {pid})",
-                    t0.elapsed().as_secs_f64()
-                );
-                return agent;
-            }
-            if let Ok(Some(status)) = agent.proc.child.try_wait() {
-                panic!("the agent exited ({status}) before listening; log:\n{text}");
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(600),
-                "the agent did not start within 600 s; log:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Panics (with the log) when the agent process has exited.
-    pub fn assert_alive(&mut self, after: &str) {
-        if let Ok(Some(status)) = self.proc.child.try_wait() {
-            panic!(
-                "the agent exited ({status}) after {after}; log:\n{}",
-                self.proc.log_text()
-            );
-        }
-    }
-
-    /// Resident memory in KiB.
-    pub fn rss_kb(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    }
+/// `tingshuo serve` in direct mode in a temp dir of its own, taking at most
+/// `max_calls` calls at once.
+pub fn start_agent(max_calls: usize) -> Agent {
+    AgentSetup::temp()
+        .rtp_ports(40)
+        .sip(&format!("max_calls = {max_calls}\n"))
+        .start()
 }
 
 /// One call from our own UAC to the agent, with its media session.

@@ -6,6 +6,10 @@
 //! hide exactly the regressions these tests exist for.
 #![allow(dead_code)]
 
+mod agent;
+#[allow(unused_imports)]
+pub use agent::*;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -89,6 +93,21 @@ CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     None
 }
 
+/// SIPp aimed at `target` (`host:port`), on a free local port of 127.0.0.1, with no
+/// keyboard and `dir` as its working directory (its logs and CSV files go there).
+/// Fails the test with an install hint when SIPp is missing. Add the scenario
+/// (`-sn uac` or `-sf FILE`), the user (`-s`), counts and timeouts.
+pub fn sipp(target: impl std::fmt::Display, dir: &Path) -> Command {
+    require("sipp", "sip-tester");
+    let mut cmd = Command::new("sipp");
+    cmd.arg(target.to_string())
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .arg("-nostdin")
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
@@ -141,8 +160,21 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// Stops the process; when the test is failing, the end of its log goes to
+    /// stderr (the test's captured output), so every failure carries its peers' logs.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let text = self.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "----- last {} lines of {} -----\n{}\n-----",
+                tail.len(),
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
@@ -464,6 +496,31 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
         out
     }
 
+    /// True once baresip reports no active call.
+    pub fn is_idle(&self) -> bool {
+        let out = self.ctrl("listcalls", "");
+        out.contains("\"ok\":true") && !out.contains("sip:")
+    }
+
+    /// What the phone heard on all its calls so far (baresip's sndfile `*-dec.wav`
+    /// dumps, oldest first).
+    pub fn heard_all(&self) -> Vec<i16> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        let mut out = Vec::new();
+        for f in files {
+            let name = f.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with("dump") && name.ends_with("-dec.wav") {
+                if let Ok(r) = hound::WavReader::open(&f) {
+                    out.extend(r.into_samples::<i16>().map_while(Result::ok));
+                }
+            }
+        }
+        out
+    }
+
     /// The sndfile recordings baresip wrote: (heard = decoded from the far end, sent).
     pub fn dumps(&self) -> (Option<PathBuf>, Option<PathBuf>) {
         let mut dec = None;
@@ -514,6 +571,37 @@ pub async fn wait_event(
             Ok(None) => panic!("agent stopped while waiting for {what}; events: {seen:#?}"),
             Err(_) => panic!("timed out after {timeout:?} waiting for {what}; events: {seen:#?}"),
         }
+    }
+}
+
+/// The project's own SIP user agent (`bot`), registered on `kam`.
+pub async fn registered_ua(kam: &Kamailio) -> tingshuo::sip::SipHandle {
+    let cfg = agent_config(&[kam.addr()]);
+    let mut agent = tingshuo::sip::start(&cfg).await.expect("agent starts");
+    wait_event(&mut agent, Duration::from_secs(20), "Registered", |e| {
+        matches!(e, tingshuo::sip::SipEvent::Registered { .. })
+    })
+    .await;
+    agent
+}
+
+/// Waits for call `call` to end and returns why.
+pub async fn call_ended(
+    agent: &mut tingshuo::sip::SipHandle,
+    call: &str,
+    timeout: Duration,
+) -> tingshuo::sip::EndReason {
+    use tingshuo::sip::{CallEvent, SipEvent};
+    match wait_event(
+        agent,
+        timeout,
+        "Ended",
+        |e| matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if call_id == call),
+    )
+    .await
+    {
+        SipEvent::Call(CallEvent::Ended { reason, .. }) => reason,
+        _ => unreachable!(),
     }
 }
 
