@@ -127,20 +127,6 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-/// Share of `reference`'s Han-character bigrams that occur in `heard`.
-fn bigram_coverage(reference: &str, heard: &str) -> f64 {
-    let han = |s: &str| -> Vec<char> {
-        s.chars()
-            .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
-            .collect()
-    };
-    let r = han(reference);
-    let h: String = han(heard).into_iter().collect();
-    let pairs: Vec<String> = r.windows(2).map(|w| w.iter().collect()).collect();
-    let hits = pairs.iter().filter(|p| h.contains(p.as_str())).count();
-    hits as f64 / pairs.len().max(1) as f64
-}
-
 /// An HD-voice phone (baresip with G.722 offered first, 16 kHz audio) calls the agent:
 /// the agent answers G.722, recognises the caller's 16 kHz speech (no 8→16 kHz
 /// upsampling on the way to Whisper), records the call at 16 kHz, and the phone hears

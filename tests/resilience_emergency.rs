@@ -257,17 +257,3 @@ fn missing_whisper_model_starts_in_emergency_mode() {
         "the caller heard the emergency lines (only {loud} loud samples)"
     );
 }
-
-/// Share of `reference`'s Han-character bigrams that occur in `heard`.
-fn bigram_coverage(reference: &str, heard: &str) -> f64 {
-    let han = |s: &str| -> Vec<char> {
-        s.chars()
-            .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
-            .collect()
-    };
-    let r = han(reference);
-    let h: String = han(heard).into_iter().collect();
-    let pairs: Vec<String> = r.windows(2).map(|w| w.iter().collect()).collect();
-    let hits = pairs.iter().filter(|p| h.contains(p.as_str())).count();
-    hits as f64 / pairs.len().max(1) as f64
-}

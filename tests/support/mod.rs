@@ -620,3 +620,18 @@ pub fn agent_config(registrars: &[String]) -> tingshuo::config::Config {
     );
     tingshuo::config::Config::parse(&text, Path::new("test.toml")).expect("test config parses")
 }
+
+/// Share of the reference's adjacent Han-character pairs found in what was heard:
+/// a recognition check tolerant of single-character slips.
+pub fn bigram_coverage(reference: &str, heard: &str) -> f64 {
+    let han = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+            .collect()
+    };
+    let r = han(reference);
+    let h: String = han(heard).into_iter().collect();
+    let pairs: Vec<String> = r.windows(2).map(|w| w.iter().collect()).collect();
+    let hits = pairs.iter().filter(|p| h.contains(p.as_str())).count();
+    hits as f64 / pairs.len().max(1) as f64
+}
