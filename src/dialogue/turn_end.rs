@@ -205,7 +205,9 @@ pub fn judge(text: &str, speech_ms: u64) -> Finished {
     if BARE_ANSWERS.contains(&bare.as_str()) {
         return Answer;
     }
-    if hans <= SHORT_ANSWER_CHARS && !is_digit_like(end) {
+    // A short run of digits is likely a number's first group (138…); a short word
+    // that merely ends in a digit-like character (满意 misheard as 埋一) is not.
+    if hans <= SHORT_ANSWER_CHARS && !content.iter().all(|&c| is_digit_like(c)) {
         return Short;
     }
     if CONTINUATIONS.iter().any(|w| body.ends_with(w)) {
@@ -277,6 +279,12 @@ mod tests {
             "first clause of a question"
         );
         assert_eq!(judge("我现在在开车。", 1500), Finished::No);
+        assert_eq!(
+            judge("埋一。", 600),
+            Finished::Short,
+            "a short word ending in a digit-like character is not a number"
+        );
+        assert_eq!(judge("一三八", 900), Finished::No, "a number's first group");
         assert_eq!(
             judge("喂。", 400),
             Finished::No,

@@ -45,6 +45,10 @@ const RTCP_TOKEN: Token = Token(1);
 const RECV_BUF: usize = 2048;
 /// Send-lateness histogram: 25 µs buckets up to 20 ms.
 const LATENESS_BUCKET_US: u64 = 25;
+/// How long after an inbound frame goes to the pipeline the period's outbound packet
+/// is built: time for the pipeline to react to that frame (VAD, end of turn, a
+/// cached reply queued takes 1–3 ms) so its reply leaves in the same period.
+const OUTBOUND_PHASE: Duration = Duration::from_millis(8);
 const LATENESS_BUCKETS: usize = 800;
 
 /// Hands out even RTP ports (RTCP on port + 1) from `sip.rtp_port_min..=rtp_port_max`.
@@ -691,26 +695,36 @@ impl Worker {
     fn run(mut self) -> SessionReport {
         let mut events = Events::with_capacity(8);
         let start = Instant::now();
-        let mut pacer = Pacer::twenty_ms(start);
+        // Inbound frames go to the pipeline at the start of each 20 ms period, and the
+        // outbound packet leaves OUTBOUND_PHASE later: a reply the pipeline decides on
+        // the frame it was just given (the end of the caller's turn) is already queued
+        // when its packet is built, instead of waiting a whole period for the next.
+        let mut inbound = Pacer::twenty_ms(start);
+        let mut outbound = Pacer::twenty_ms(start + OUTBOUND_PHASE);
         let mut next_rtcp = start + self.rtcp_interval / 2;
         loop {
             self.drain_sockets();
             let now = Instant::now();
-            while let Some(tick) = pacer.poll(now) {
+            while inbound.poll(now).is_some() {
+                self.apply_commands();
+                self.deliver_inbound(now);
+            }
+            while let Some(tick) = outbound.poll(now) {
                 let t0 = Instant::now();
-                self.on_tick(tick.index, now);
+                self.apply_commands();
+                self.send_outbound(tick.index, now);
                 if now >= next_rtcp {
                     self.send_report(now, tick.index);
                     next_rtcp = now + self.rtcp_interval;
                 }
                 self.record(tick.lateness, t0.elapsed());
             }
-            self.stats.ticks_skipped = pacer.skipped();
+            self.stats.ticks_skipped = outbound.skipped();
             if self.stop.load(Ordering::Acquire) {
                 break;
             }
             let now = Instant::now();
-            let due = pacer.next_due();
+            let due = inbound.next_due().min(outbound.next_due());
             if due > now {
                 let wait = due - now;
                 // epoll's millisecond timeout rounds up: wake a little early, then sleep
@@ -883,7 +897,8 @@ impl Worker {
         }
     }
 
-    fn on_tick(&mut self, index: u64, now: Instant) {
+    /// Applies the pipeline's commands (remote address, codec, SRTP, hold).
+    fn apply_commands(&mut self) {
         while let Ok(cmd) = self.cmd.try_recv() {
             match cmd {
                 Command::Remote(rtp, rtcp) => {
@@ -911,15 +926,10 @@ impl Worker {
                 }
             }
         }
-        if self.dtmf_pt.is_some() && !self.dtmf_tx_state.is_active() && self.remote.is_some() {
-            if let Ok((digit, duration)) = self.digits.try_recv() {
-                if self.dtmf_tx_state.start(digit, duration).is_ok() {
-                    self.stats.dtmf_sent += 1;
-                }
-            }
-        }
+    }
 
-        // Inbound: exactly one frame per tick to the pipeline.
+    /// Inbound: exactly one frame per period to the pipeline.
+    fn deliver_inbound(&mut self, now: Instant) {
         let frame = self.jb.pop_frame(now);
         let item = InboundFrame {
             samples: frame.samples,
@@ -938,8 +948,18 @@ impl Worker {
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
 
-        // Outbound.
+    /// Outbound: one packet per period (queued speech, DTMF or silence).
+    fn send_outbound(&mut self, index: u64, now: Instant) {
+        if self.dtmf_pt.is_some() && !self.dtmf_tx_state.is_active() && self.remote.is_some() {
+            if let Ok((digit, duration)) = self.digits.try_recv() {
+                if self.dtmf_tx_state.start(digit, duration).is_ok() {
+                    self.stats.dtmf_sent += 1;
+                }
+            }
+        }
+
         let Some(remote) = self.remote.filter(|_| self.sending) else {
             self.publish(false);
             return; // nowhere to send yet, or on hold: keep the playback queue for later

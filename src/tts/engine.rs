@@ -138,9 +138,15 @@ fn pause_seconds(end: ClauseEnd) -> f32 {
     }
 }
 
-/// Cuts leading/trailing silence: 10 ms windows quieter than 30 dB below the loudest
-/// window are silence; 30 ms are kept before the first sound and 60 ms after the last
-/// (quiet onsets such as s/f stay intact).
+/// Bumped whenever [`trim_edges`] or other post-processing changes what a line sounds
+/// like (it keys the phrase cache through the model id).
+const POSTPROCESS_REVISION: &str = "p2";
+
+/// Cuts leading/trailing silence in 10 ms windows. The first sound is the first
+/// window louder than 40 dB below the loudest (quiet onsets such as s/f/x sit
+/// 25–35 dB down, the vocoder's idle hiss further), and 10 ms are kept before it:
+/// every millisecond of lead-in is heard as turn latency. The end is the last window
+/// within 30 dB of the loudest, with 60 ms kept after it (a natural decay).
 fn trim_edges(mut samples: Vec<f32>, rate: u32) -> Vec<f32> {
     let win = (rate / 100).max(1) as usize;
     let rms: Vec<f32> = samples
@@ -151,14 +157,13 @@ fn trim_edges(mut samples: Vec<f32>, rate: u32) -> Vec<f32> {
     if loudest <= 0.0 {
         return samples;
     }
-    let threshold = loudest * 0.0316;
     let (Some(first), Some(last)) = (
-        rms.iter().position(|&v| v > threshold),
-        rms.iter().rposition(|&v| v > threshold),
+        rms.iter().position(|&v| v > loudest * 0.01),
+        rms.iter().rposition(|&v| v > loudest * 0.0316),
     ) else {
         return samples;
     };
-    let start = (first * win).saturating_sub(3 * win);
+    let start = (first * win).saturating_sub(win);
     let end = ((last + 1) * win + 6 * win).min(samples.len());
     samples.truncate(end);
     samples.drain(..start);
@@ -254,7 +259,12 @@ impl TtsEngine {
         let env = ort_environment(paths)?;
         let acoustic = open_session(&env, acoustic_path, cfg.threads)?;
         let vocoder = open_session(&env, vocoder_path, cfg.threads)?;
-        let model_id = model_checksum(&[acoustic_path, vocoder_path, &cfg.mapper])?;
+        // The post-processing revision is part of the id: cached phrases rendered
+        // with older trimming are rendered again rather than played as they were.
+        let model_id = format!(
+            "{}-{POSTPROCESS_REVISION}",
+            model_checksum(&[acoustic_path, vocoder_path, &cfg.mapper])?
+        );
         Ok(Self {
             acoustic,
             vocoder,
@@ -659,10 +669,23 @@ mod tests {
         x.extend((0..2400).map(|i| (i as f32 * 0.1).sin() * 0.5)); // 100 ms tone
         x.extend(vec![0.0f32; 4800]);
         let y = trim_edges(x, rate);
-        // 30 ms + 100 ms + 60 ms.
-        assert_eq!(y.len(), 720 + 2400 + 1440);
-        assert!(y[720..720 + 2400].iter().any(|v| v.abs() > 0.4));
+        // 10 ms + 100 ms + 60 ms.
+        assert_eq!(y.len(), 240 + 2400 + 1440);
+        assert!(y[240..240 + 2400].iter().any(|v| v.abs() > 0.4));
         // All silence stays as it is.
         assert_eq!(trim_edges(vec![0.0; 100], rate).len(), 100);
+    }
+
+    #[test]
+    fn a_quiet_onset_is_kept() {
+        let rate = 24_000;
+        let mut x = vec![0.0f32; 4800];
+        // 50 ms of a fricative-like onset 34 dB below the vowel, then the vowel.
+        x.extend((0..1200).map(|i| if i % 2 == 0 { 0.01 } else { -0.01 }));
+        x.extend((0..2400).map(|i| (i as f32 * 0.1).sin() * 0.7));
+        let y = trim_edges(x, rate);
+        // The onset and 10 ms before it stay.
+        assert_eq!(y.len(), 240 + 1200 + 2400);
+        assert_eq!(y[240], 0.01);
     }
 }
