@@ -25,6 +25,22 @@ fn expected_answers(kind: StepKind) -> &'static [&'static str] {
     }
 }
 
+/// Whether `word` is one of the answers some step kind expects: such hot words go
+/// into the prompt's answers sentence (in place of the general answers) rather
+/// than the bounded hot-word list ([`super::AsrConfig::prompt_with`]).
+pub fn is_expected_answer(word: &str) -> bool {
+    [
+        StepKind::Convenience,
+        StepKind::Confirm,
+        StepKind::Feedback,
+        StepKind::AnyQuestions,
+        StepKind::SpecialNeed,
+        StepKind::Info,
+    ]
+    .iter()
+    .any(|&k| expected_answers(k).contains(&word))
+}
+
 /// Strips punctuation and spaces (hot words are listed with 、).
 fn bare(s: &str) -> String {
     s.chars()

@@ -184,17 +184,40 @@ impl AsrConfig {
     /// that measured best: a comma-separated list made Whisper loop on it), then hot
     /// words (names, product terms), which bias Whisper towards spelling them as
     /// the script does.
+    ///
+    /// Hot words that are the answers the current step expects
+    /// ([`super::bias::is_expected_answer`]: 满意, 还行 after a rating question) come
+    /// first among the answers, and the general answers fill the rest of the same
+    /// character budget: the prompt is no longer (every prompt character costs
+    /// decoder time), but says what this turn will most likely be.
     pub fn prompt_with(&self, hot_words: &[String]) -> String {
         if !self.prompt_enabled {
             return String::new();
         }
         let mut p = self.prompt.clone();
-        for a in self
+        let general = self
             .answers
             .iter()
             .map(|a| a.trim())
-            .filter(|a| !a.is_empty())
-        {
+            .filter(|a| !a.is_empty());
+        let budget: usize = general.clone().map(|a| a.chars().count()).sum();
+        let expected = hot_words
+            .iter()
+            .map(|w| w.trim())
+            .filter(|w| super::bias::is_expected_answer(w));
+        let mut answers: Vec<&str> = Vec::new();
+        let mut spent = 0;
+        if budget > 0 {
+            for a in expected.chain(general) {
+                let n = a.chars().count();
+                if answers.contains(&a) || spent + n > budget {
+                    continue;
+                }
+                spent += n;
+                answers.push(a);
+            }
+        }
+        for a in &answers {
             p.push_str(a);
             p.push('。');
         }
@@ -202,7 +225,7 @@ impl AsrConfig {
         let words: Vec<&str> = hot_words
             .iter()
             .map(|w| w.trim())
-            .filter(|w| !w.is_empty())
+            .filter(|w| !w.is_empty() && !super::bias::is_expected_answer(w))
             .filter(|w| {
                 let n = w.chars().count();
                 let fits = used + n <= self.hot_words_chars;
@@ -797,5 +820,25 @@ mod tests {
             AsrConfig::default().prompt_with(&["宽带".into()]),
             c.prompt_with(&[])
         );
+    }
+
+    #[test]
+    fn a_steps_expected_answers_lead_the_answers_within_the_same_length() {
+        let c = AsrConfig::default();
+        let step: Vec<String> = ["满意", "还行", "不满意", "一般", "王先生"]
+            .map(String::from)
+            .to_vec();
+        let p = c.prompt_with(&step);
+        assert_eq!(
+            p,
+            format!("{}满意。还行。不满意。一般。是的。好的。", c.prompt)
+        );
+        assert!(p.chars().count() <= c.prompt_with(&[]).chars().count());
+        // No answers in the prompt (long turns): expected answers are not added.
+        let long = AsrConfig {
+            answers: Vec::new(),
+            ..AsrConfig::default()
+        };
+        assert_eq!(long.prompt_with(&step), long.prompt);
     }
 }

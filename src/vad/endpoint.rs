@@ -33,7 +33,8 @@ impl Default for EndpointConfig {
     /// Hangover measured by `cargo bench --bench vad` (pauses section): inside
     /// multi-clause turns of our TTS voice at speeds 0.85–1.15 Silero sees pauses
     /// of p50 288 ms, p90 416 ms, max 448 ms (espeak-ng: max 224 ms); the hangover
-    /// is one chunk of margin over the longest, rounded to 16 chunks (512 ms). The
+    /// is one chunk of margin over the longest (480 ms, the bench's suggestion; it was
+    /// 512 ms, rounded up to 16 chunks, which every unfinished-sounding turn paid). The
     /// tentative end fires after one quiet chunk (32 ms): speculative ASR then has
     /// its transcript ready about when a finished-sounding turn may end early (the
     /// call loop's `early_commit`), and a resumption cancels it cheaply. Measured on
@@ -45,7 +46,7 @@ impl Default for EndpointConfig {
             threshold_off: 0.35,
             start_ms: 64,
             tentative_ms: 32,
-            hangover_ms: 512,
+            hangover_ms: 480,
             max_turn_ms: 15_000,
         }
     }
