@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::intent::{classify, is_short, Classified, Intent};
 use super::kb::KnowledgeBase;
-use super::script::{FieldKind, Script, StepKind};
+use super::script::{FieldKind, Script, Step, StepKind};
 use super::slots;
 use super::text::normalize;
 use super::timeparse::{parse_callback_time, speak_time};
@@ -269,6 +269,63 @@ const WORRY: &[&str] = &[
 
 /// Words of a fault report ("不出水了", "开不了机"): a question carrying one at the
 /// need step is the caller's need, not a Q&A lookup.
+/// Whether an opening's last question is an open one about why the caller rings
+/// ("请问家里有什么需要报修的？", "您想咨询什么业务？"), not a yes/no question.
+fn asks_open_need(opening: &str) -> bool {
+    let last = opening
+        .trim_end_matches(['？', '?', '。', ' '])
+        .rsplit(['？', '?', '。', '！', '!'])
+        .next()
+        .unwrap_or(opening);
+    ["什么", "哪些", "哪方面", "啥"]
+        .iter()
+        .any(|w| last.contains(w))
+        && !last.ends_with('吗')
+        && !["方便", "时间", "几点", "哪天", "多少"]
+            .iter()
+            .any(|w| last.contains(w))
+}
+
+/// Whether a step asks what the caller rings about (the fault, the request): on an
+/// inbound line whose opening already asked that, the caller's first words answer it.
+fn step_asks_need(step: &Step) -> bool {
+    const NEED: &[&str] = &[
+        "问题",
+        "故障",
+        "坏",
+        "报修",
+        "需要",
+        "情况",
+        "什么事",
+        "内容",
+        "咨询",
+        "办理",
+    ];
+    match step.kind {
+        StepKind::AnyQuestions => true,
+        StepKind::Info => {
+            let told_already = step
+                .directions
+                .iter()
+                .any(|d| d.contains("已经") && d.contains("下一步"));
+            told_already
+                || NEED
+                    .iter()
+                    .any(|w| step.title.contains(w) || step.text().contains(w))
+                    && !matches!(
+                        step.field,
+                        Some(
+                            FieldKind::Phone
+                                | FieldKind::Serial
+                                | FieldKind::Time
+                                | FieldKind::Address
+                        )
+                    )
+        }
+        _ => false,
+    }
+}
+
 const PROBLEM_WORDS: &[&str] = &[
     "坏",
     "不出",
@@ -561,13 +618,15 @@ impl Conversation {
             StepKind::AnyQuestions
         } else if op.contains("方便") || op.contains("打扰") || op.contains("时间") {
             StepKind::Convenience
+        } else if asks_open_need(op) {
+            StepKind::AnyQuestions
         } else {
             StepKind::Confirm
         };
         let first = &script.steps[0];
         let skip_first_step = op == &first.text()
             || (opening_kind == StepKind::Convenience && first.kind == StepKind::Convenience)
-            || (opening_kind == StepKind::AnyQuestions && first.kind == StepKind::AnyQuestions);
+            || (opening_kind == StepKind::AnyQuestions && step_asks_need(first));
         Ok(Self {
             script,
             kb,
@@ -949,10 +1008,16 @@ impl Conversation {
         for j in after..self.script.steps.len() {
             let st = &self.script.steps[j];
             let Some(kind) = st.field else { continue };
+            // A time only with its day said ("电话139…，明天上午十点来就行"): a bare
+            // clock or 一会儿 in a fault description is no appointment.
+            let dated_time = kind == FieldKind::Time
+                && slots::date_words(text).is_some()
+                && (text.contains('点') || text.contains(':') || text.contains('：'));
             if !matches!(
                 kind,
                 FieldKind::Phone | FieldKind::Serial | FieldKind::Address
-            ) {
+            ) && !dated_time
+            {
                 continue;
             }
             if st.kind != StepKind::Info || self.fields.contains_key(&st.title) {

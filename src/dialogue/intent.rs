@@ -505,6 +505,8 @@ fn families() -> &'static Families {
             "怎么都行",
             "什么时候都行",
             "都可以",
+            // The emphatic 呢 of a statement (一直用着呢, 在家等着呢), not a question.
+            "着呢",
         ]),
         special: Keywords::new(&[
             "夜班",
@@ -698,7 +700,13 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         && norm.chars().count() <= 12
     {
         Intent::Hold
-    } else if f.repeat.any_in(&ph) && !super::slots::is_correction(&norm) {
+    } else if f
+        .repeat
+        .all_in(&ph)
+        // 喂喂 only as said: by sound it also matches 喂，卫生间….
+        .any(|k| k != "喂喂" || norm.contains("喂喂"))
+        && !super::slots::is_correction(&norm)
+    {
         Intent::Repeat
     } else if f.busy.any_in(&ph)
         || (c.callback.is_some() && f.callback_verbs.any_in(&ph) && !c.question_like)
@@ -786,6 +794,8 @@ mod tests {
         assert_ne!(i("刚才说错了，是一三五 一二三四 八八九九"), Intent::Repeat);
         assert_eq!(i("嗯，能先说下费用吗"), Intent::Question);
         assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
+        assert_eq!(i("喂喂，听得到吗"), Intent::Repeat);
+        assert_ne!(i("喂，卫生间下水道堵了"), Intent::Repeat);
         assert_eq!(i("别再打了烦死了"), Intent::Hostile);
         assert_eq!(i("把我号码删掉"), Intent::Hostile);
         // Worry is a question, not a do-not-call request.

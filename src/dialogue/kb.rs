@@ -434,9 +434,30 @@ impl KnowledgeBase {
         if let Some(h) = lexical.filter(|h| h.confidence >= LEXICAL_SURE) {
             return Some((h, &self.entries[h.index]));
         }
+        if std::env::var_os("KB_DEBUG").is_some() {
+            if let Some(l) = lexical {
+                eprintln!(
+                    "lexical {query}: best {} confidence {:.3}",
+                    l.index, l.confidence
+                );
+            }
+        }
+        let weak = lexical.filter(|h| h.confidence >= AGREEMENT_FLOOR);
         let lexical = lexical.filter(|h| h.confidence >= self.threshold);
         let hit = match self.dense_memo(query) {
-            Dense::Unavailable | Dense::Ambiguous => lexical,
+            // Two signals that agree: the encoder clearly prefers one entry but it is
+            // only just above the background of unrelated questions, and the
+            // characters, though few, point at the same entry.
+            Dense::Ambiguous {
+                top,
+                score,
+                clear_winner: true,
+            } if lexical.is_none() => weak.filter(|l| l.index == top).map(|_| Hit {
+                index: top,
+                score,
+                confidence: DENSE_CONFIDENCE,
+            }),
+            Dense::Unavailable | Dense::Ambiguous { .. } => lexical,
             // Agreement, or a character match good enough to overrule the encoder.
             Dense::Hit(d) => match lexical {
                 Some(l) if l.index == d.index || l.confidence >= LEXICAL_OVERRULES => Some(l),
@@ -514,7 +535,11 @@ impl KnowledgeBase {
                 confidence: DENSE_CONFIDENCE,
             })
         } else {
-            Dense::Ambiguous
+            Dense::Ambiguous {
+                top,
+                score: s1,
+                clear_winner: s1 - s2 >= DENSE_OVER_SECOND,
+            }
         }
     }
 }
@@ -525,8 +550,14 @@ enum Dense {
     Unavailable,
     /// One entry stands out.
     Hit(Hit),
-    /// Entries close together: characters decide.
-    Ambiguous,
+    /// Entries close together, or the best barely above the background:
+    /// characters decide (and confirm `top`, a `clear_winner` among the entries
+    /// that is only close to the background, when they agree on it).
+    Ambiguous {
+        top: usize,
+        score: f32,
+        clear_winner: bool,
+    },
     /// Nearer to the background of unrelated questions than to any entry.
     Unrelated,
 }
@@ -537,6 +568,10 @@ const LEXICAL_SURE: f32 = 0.45;
 const DENSE_OVER_BACKGROUND: f32 = 0.02;
 /// …and the runner-up entry by this much.
 const DENSE_OVER_SECOND: f32 = 0.015;
+/// A character match this weak still confirms the encoder's clear favourite entry
+/// when that is only just above the background (车停 in "我朋友开车来看我，车停哪里"
+/// for "外来车辆怎么停车？").
+const AGREEMENT_FLOOR: f32 = 0.05;
 /// A character match this good wins when the encoder prefers another entry.
 const LEXICAL_OVERRULES: f32 = 0.3;
 /// Confidence reported for an encoder match: enough to answer a question, not

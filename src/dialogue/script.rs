@@ -74,7 +74,18 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         "版本",
     ]) {
         Some(FieldKind::Serial)
-    } else if has(&["地址", "住址", "门牌", "住在哪"]) {
+    } else if has(&[
+        "地址",
+        "住址",
+        "门牌",
+        "住在哪",
+        "房号",
+        "几幢",
+        "几栋",
+        "几单元",
+        "几号房",
+        "几号楼",
+    ]) {
         Some(FieldKind::Address)
     } else if has(&["时间", "哪天", "几点", "日期", "什么时候"]) {
         Some(FieldKind::Time)
@@ -461,6 +472,25 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     }
     if x_has(&["特殊需求", "特殊要求", "夜班", "关键任务"]) {
         return StepKind::SpecialNeed;
+    }
+    // A value read out for a yes/no ("上门地址是{{地址}}，对吗？"): a confirmation,
+    // however the title reads (核对地址); a correction is still taken as the new value.
+    let tail = text.trim_end_matches(['？', '?', '。', ' ']);
+    let reads_a_value = text.contains("{{") || text.chars().any(|c| c.is_ascii_digit());
+    if reads_a_value
+        && [
+            "对吗",
+            "是吗",
+            "对不对",
+            "对吧",
+            "没错吧",
+            "是不是",
+            "没错吗",
+        ]
+        .iter()
+        .any(|t| tail.ends_with(t))
+    {
+        return StepKind::Confirm;
     }
     if t_has(&[
         "核实", "登记", "信息", "收集", "记录", "订单", "地址", "号码",

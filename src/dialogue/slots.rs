@@ -142,11 +142,43 @@ pub fn extract_address(s: &str) -> Option<String> {
         return None;
     }
     let mut t = s.trim();
+    // "上门地址是…": what follows the label.
+    for label in ["地址是", "地址在", "地址：", "地址:"] {
+        if let Some(p) = t.find(label) {
+            t = &t[p + label.len()..];
+            break;
+        }
+    }
+    // Trailing clauses with no address in them ("…302室，对吗？"): not part of it.
+    let is_mark = |c: char| matches!(c, '，' | ',' | '。' | '？' | '?' | '！' | '!' | '；' | ';');
+    // Leading ones too ("不对，我们上个月搬家了，现在住…").
+    let mut first: Option<usize> = None;
+    let mut end = 0;
+    let mut start = 0;
+    for (i, c) in t.char_indices() {
+        if is_mark(c) || i + c.len_utf8() == t.len() {
+            let stop = if is_mark(c) { i } else { t.len() };
+            let clause = &t[start..stop];
+            if ADDRESS_MARKERS.iter().any(|m| clause.contains(m))
+                || clause.chars().any(|c| c.is_ascii_digit())
+            {
+                first.get_or_insert(start);
+                end = stop;
+            }
+            start = i + c.len_utf8();
+        }
+    }
+    if let Some(first) = first.filter(|&f| f < end) {
+        t = &t[first..end];
+    }
     for lead in [
         "地址是",
         "地址在",
         "我家住在",
         "我家在",
+        "现在住在",
+        "现在住",
+        "我住",
         "我住在",
         "住在",
         "在",
@@ -285,7 +317,7 @@ const DATE_WORDS: &[&str] = &[
 ];
 
 /// The last day word of `s` (明天, 周五, 星期三…).
-fn date_words(s: &str) -> Option<&'static str> {
+pub(crate) fn date_words(s: &str) -> Option<&'static str> {
     DATE_WORDS
         .iter()
         .filter_map(|w| s.rfind(w).map(|i| (i + w.len(), *w)))
@@ -551,6 +583,15 @@ mod tests {
         assert_eq!(
             extract_address("地址是杭州市西湖区文三路88号").as_deref(),
             Some("杭州市西湖区文三路88号")
+        );
+        assert_eq!(
+            extract_address("上门地址是拱墅区莫干山路66号2幢302室，对吗？").as_deref(),
+            Some("拱墅区莫干山路66号2幢302室")
+        );
+        assert_eq!(
+            extract_address("不对，我们搬家了，现在住西湖区天目山路200号5幢1101，麻烦改一下")
+                .as_deref(),
+            Some("西湖区天目山路200号5幢1101")
         );
         assert_eq!(extract_address("我不知道"), None);
         assert_eq!(extract_address("编号是QS2024A0567"), None);

@@ -251,6 +251,13 @@ impl Keywords {
             .find(|k| text.contains(k))
             .map(|k| k.text.as_str())
     }
+    /// Every keyword found in `text`, in list order.
+    pub fn all_in<'a>(&'a self, text: &'a Phonetic) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(|k| text.contains(k))
+            .map(|k| k.text.as_str())
+    }
     pub fn any_in(&self, text: &Phonetic) -> bool {
         self.first_in(text).is_some()
     }
