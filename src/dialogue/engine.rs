@@ -954,6 +954,7 @@ impl Conversation {
                     let v = slots::extract(kind, text, self.started).unwrap_or(corr.new.clone());
                     (k, kind, v)
                 })
+                .or_else(|| self.replace_same_length_number(&corr.new))
         };
         // A value the agent read out for confirmation ("地址是…3幢502室，对吗？") and
         // the caller patches ("是4幢，不是3幢"): the confirmed value, corrected.
@@ -1001,6 +1002,41 @@ impl Conversation {
             self.advance(actions);
         }
         true
+    }
+
+    /// "不对，是602" right after an address with a room number: the new number
+    /// replaces the last number of the same length in the latest typed address
+    /// (4幢2单元502 → 4幢2单元602).
+    fn replace_same_length_number(&self, new: &str) -> Option<(String, FieldKind, String)> {
+        if new.is_empty() || !new.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let (key, kind) = self
+            .typed
+            .last()
+            .filter(|(_, k)| *k == FieldKind::Address)?
+            .clone();
+        let value = self.fields.get(&key)?;
+        let runs: Vec<(usize, usize)> = {
+            let mut out = Vec::new();
+            let mut start = None;
+            for (i, c) in value.char_indices() {
+                match (c.is_ascii_digit(), start) {
+                    (true, None) => start = Some(i),
+                    (false, Some(s)) => {
+                        out.push((s, i));
+                        start = None;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(s) = start {
+                out.push((s, value.len()));
+            }
+            out
+        };
+        let &(s, e) = runs.iter().rev().find(|(s, e)| e - s == new.len())?;
+        (value[s..e] != *new).then(|| (key, kind, format!("{}{new}{}", &value[..s], &value[e..])))
     }
 
     /// Values for later steps that the caller already gave ("漏水了，编号是QS…").
