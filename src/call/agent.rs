@@ -667,7 +667,10 @@ impl Ctx {
                 // before the call thread applies the negotiation must not switch payload
                 // type under the peer (baresip re-creates its decoder on such a switch,
                 // and after PCMU → G.722 it decoded nothing more).
-                let probe = LocalMedia::new(SocketAddr::new(crate::sip::sdp::UNSPECIFIED, 0));
+                let probe = LocalMedia {
+                    codecs: self.config.media.codec_list(),
+                    ..LocalMedia::new(SocketAddr::new(crate::sip::sdp::UNSPECIFIED, 0))
+                };
                 let codec = crate::sip::sdp::negotiate(&remote, &probe)
                     .map_or(AudioCodec::Pcmu, |n| n.codec);
                 let mut cfg = MediaConfig::new(self.local_ip, remote.rtp_addr, codec);

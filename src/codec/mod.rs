@@ -37,6 +37,13 @@ impl AudioCodec {
     }
 
     /// SDP encoding name.
+    /// The codec an encoding name (as in `a=rtpmap` or the config) names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [AudioCodec::G722, AudioCodec::Pcmu, AudioCodec::Pcma]
+            .into_iter()
+            .find(|c| c.encoding_name().eq_ignore_ascii_case(name.trim()))
+    }
+
     pub fn encoding_name(self) -> &'static str {
         match self {
             AudioCodec::Pcmu => "PCMU",

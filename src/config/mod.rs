@@ -124,11 +124,34 @@ impl Default for SipTlsConfig {
     }
 }
 
-/// `[media]`: media security.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[media]`: codecs and media security.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MediaSettings {
     pub srtp: SrtpPolicy,
+    /// Codecs offered and accepted, in preference order: `"G722"` (wideband, 16 kHz
+    /// audio to the recogniser), `"PCMU"`, `"PCMA"`. Drop G722 for a PBX or trunk that
+    /// mishandles it; G.711 alone is what every peer speaks.
+    pub codecs: Vec<String>,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        Self {
+            srtp: SrtpPolicy::default(),
+            codecs: ["G722", "PCMU", "PCMA"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl MediaSettings {
+    /// The configured codecs, in preference order (names checked by validation).
+    pub fn codec_list(&self) -> Vec<crate::codec::AudioCodec> {
+        self.codecs
+            .iter()
+            .filter_map(|n| crate::codec::AudioCodec::from_name(n))
+            .collect()
+    }
 }
 
 /// When calls use SRTP (SDES keys, RFC 4568). Keys travel in the SDP, so they are only
@@ -803,6 +826,27 @@ impl Config {
             problem,
             fix: fix.to_string(),
         };
+        const CODECS_FIX: &str =
+            "List one or more of \"G722\", \"PCMU\", \"PCMA\" in preference order, e.g. codecs = [\"PCMU\", \"PCMA\"].";
+        if let Some(bad) = self
+            .media
+            .codecs
+            .iter()
+            .find(|n| crate::codec::AudioCodec::from_name(n).is_none())
+        {
+            return Err(invalid(
+                "media.codecs",
+                format!("names {bad:?}, which is not a codec tingshuo carries"),
+                CODECS_FIX,
+            ));
+        }
+        if self.media.codecs.is_empty() {
+            return Err(invalid(
+                "media.codecs",
+                "is empty: no call could negotiate audio".into(),
+                CODECS_FIX,
+            ));
+        }
         if let Some(model) = self.asr.model.clone() {
             let resolved = self.resolve(&model);
             const FIX: &str = "Point it at a ggml Whisper model (whisper.cpp's format, e.g. ggml-small.bin or ggml-large-v3-turbo-q5_0.bin from the whisper.cpp model downloads), or remove the key to use the provisioned base (`tingshuo models fetch`).";
@@ -1199,6 +1243,25 @@ mod tests {
         ] {
             assert!(is_transfer_target(good), "{good}");
         }
+    }
+
+    #[test]
+    fn media_codecs_are_checked_and_ordered() {
+        use crate::codec::AudioCodec;
+        assert_eq!(
+            Config::default().media.codec_list(),
+            vec![AudioCodec::G722, AudioCodec::Pcmu, AudioCodec::Pcma]
+        );
+        let cfg = load_text("[media]\ncodecs = [\"pcma\", \"PCMU\"]\n").expect("valid codecs");
+        assert_eq!(
+            cfg.media.codec_list(),
+            vec![AudioCodec::Pcma, AudioCodec::Pcmu]
+        );
+        let err = load_text("[media]\ncodecs = [\"OPUS\"]\n").expect_err("unknown codec");
+        assert!(err.to_string().contains("media.codecs"), "{err}");
+        assert!(err.to_string().contains("OPUS"), "{err}");
+        let err = load_text("[media]\ncodecs = []\n").expect_err("no codec");
+        assert!(err.to_string().contains("empty"), "{err}");
     }
 
     #[test]

@@ -150,6 +150,7 @@ async fn ua_config_with_names(
         .collect::<Result<_, _>>()?;
     cfg.tls_local = sip.tls_listen;
     cfg.srtp = config.media.srtp;
+    cfg.codecs = config.media.codec_list();
     if let Some(first) = sip.registrars.first() {
         cfg.registrar_transport = registrar_target(first).1;
     }

@@ -22,7 +22,7 @@ use super::digest::{credentials_username, parse_challenge, DigestServer, DigestS
 use super::msg::{self, hdr};
 use super::registration::{RegConfig, RegKind, RegOutput, Registration};
 use super::sdes;
-use super::sdp::{self, Direction, LocalMedia, RemoteMedia};
+use super::sdp::{self, Codec, Direction, LocalMedia, RemoteMedia};
 use super::transaction::{
     key as tx_key, ClientTx, ServerState, ServerTx, Timer, TimerValues, TxAction,
 };
@@ -106,6 +106,8 @@ pub struct UaConfig {
     pub registrar_transport: Transport,
     /// `[media] srtp`: when calls use SRTP with SDES keys.
     pub srtp: crate::config::SrtpPolicy,
+    /// `[media] codecs`: what offers and answers may carry, in preference order.
+    pub codecs: Vec<Codec>,
 }
 
 impl UaConfig {
@@ -141,6 +143,7 @@ impl UaConfig {
             tls_local: None,
             registrar_transport: Transport::Udp,
             srtp: crate::config::SrtpPolicy::Optional,
+            codecs: vec![Codec::G722, Codec::Pcmu, Codec::Pcma],
         }
     }
 }
@@ -776,7 +779,7 @@ impl UserAgent {
             Ok(r) => r,
             Err(e) => return reject(self, 488, &e.to_string()),
         };
-        let probe = LocalMedia::new(SocketAddr::new(sdp::UNSPECIFIED, 0));
+        let probe = self.with_our_codecs(LocalMedia::new(SocketAddr::new(sdp::UNSPECIFIED, 0)));
         if let Err(e) = sdp::negotiate(&remote, &probe) {
             return reject(self, 488, &e.to_string());
         }
@@ -1453,7 +1456,51 @@ impl UserAgent {
     // -----------------------------------------------------------------------
     // Commands
 
+    /// The call's media description restricted to the configured codecs, in the
+    /// configured order (`[media] codecs`).
+    fn with_our_codecs(&self, mut media: LocalMedia) -> LocalMedia {
+        media.codecs = self
+            .cfg
+            .codecs
+            .iter()
+            .copied()
+            .filter(|c| media.codecs.contains(c))
+            .collect();
+        media
+    }
+
     pub fn command(&mut self, cmd: Command, now: Instant) -> Vec<Action> {
+        let cmd = match cmd {
+            Command::Answer { call_id, media } => Command::Answer {
+                call_id,
+                media: self.with_our_codecs(media),
+            },
+            Command::PlaceCall {
+                call_id,
+                target,
+                media,
+                ring_timeout,
+            } => Command::PlaceCall {
+                call_id,
+                target,
+                media: self.with_our_codecs(media),
+                ring_timeout,
+            },
+            Command::PlaceCallWithHeaders {
+                call_id,
+                target,
+                media,
+                ring_timeout,
+                headers,
+            } => Command::PlaceCallWithHeaders {
+                call_id,
+                target,
+                media: self.with_our_codecs(media),
+                ring_timeout,
+                headers,
+            },
+            other => other,
+        };
         match cmd {
             Command::Answer { call_id, media } => self.answer(&call_id, media, now),
             Command::Reject { call_id, code } => self.reject(&call_id, code, now),

@@ -1285,3 +1285,49 @@ fn required_srtp_refuses_plain_offers_and_answers_sdes_over_tls() {
     );
     assert_eq!(codes(&a), vec![100, 488]);
 }
+
+/// `[media] codecs` without G722: a wideband offer is answered with G.711, and an
+/// offer of G.722 alone is refused with 488.
+#[test]
+fn configured_codecs_limit_the_answer() {
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.codecs = vec![Codec::Pcma, Codec::Pcmu];
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let wide = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 9 0 8 101");
+    let a = ua.on_message(
+        invite("w1", "z9hG4bKw1", &wide).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert_eq!(codes(&a), vec![100, 180]);
+    let a = ua.command(
+        Command::Answer {
+            call_id: "w1".into(),
+            media: media(),
+        },
+        now,
+    );
+    assert_eq!(codes(&a), vec![200]);
+    let body = match sent(&a).remove(0).0 {
+        SipMessage::Response(r) => String::from_utf8_lossy(r.body()).to_string(),
+        _ => panic!("a response"),
+    };
+    let m_line = body
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .expect("m line");
+    // The offer's first G.711 law (the offerer's preference among what we allow).
+    assert!(m_line.contains("RTP/AVP 0 "), "{body}");
+    assert!(!body.contains("G722"), "{body}");
+
+    let only_wide = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 9 101");
+    let a = ua.on_message(
+        invite("w2", "z9hG4bKw2", &only_wide).as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    assert!(codes(&a).contains(&488), "{:?}", codes(&a));
+}
