@@ -72,27 +72,7 @@ async fn baresip_calls_agent_agent_answers_and_hangs_up() {
         got_rtp >= 12 + 160,
         "baresip streams 20 ms PCMU packets to the answered address"
     );
-    let p = phone.clone();
-    assert!(
-        !blocking(move || p.is_idle()).await,
-        "baresip shows the call"
-    );
-    agent
-        .send(Command::Hangup {
-            call_id: call.clone(),
-        })
-        .expect("hangup");
-    assert_eq!(
-        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
-        EndReason::LocalHangup
-    );
-    let p = phone.clone();
-    let idle = blocking(move || wait_until(Duration::from_secs(15), || p.is_idle())).await;
-    assert!(
-        idle,
-        "baresip ended the call after our BYE; log:\n{}",
-        phone.proc.log_text()
-    );
+    agent_hangs_up(&mut agent, &phone, &call).await;
     agent.shutdown().await;
 }
 
@@ -114,17 +94,8 @@ async fn baresip_hangs_up_after_answer() {
             media: LocalMedia::new(media_addr),
         })
         .expect("answer");
-    wait_event(&mut agent, Duration::from_secs(5), "Answered", |e| {
-        matches!(e, SipEvent::Call(CallEvent::Answered { .. }))
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let p = phone.clone();
-    blocking(move || p.ctrl("hangup", "")).await;
-    assert_eq!(
-        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
-        EndReason::RemoteHangup
-    );
+    answered(&mut agent, Duration::from_secs(5)).await;
+    phone_hangs_up(&mut agent, &phone, &call, Duration::from_millis(500)).await;
     agent.shutdown().await;
 }
 

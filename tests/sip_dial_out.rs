@@ -46,39 +46,13 @@ async fn agent_dials_baresip_and_both_sides_hang_up() {
     };
     assert_eq!(call_id, call);
     assert!(negotiated.remote.rtp_addr.is_some());
-    let p = phone.clone();
-    assert!(
-        !blocking(move || p.is_idle()).await,
-        "baresip is in the call"
-    );
-    agent
-        .send(Command::Hangup {
-            call_id: call.clone(),
-        })
-        .expect("hangup");
-    assert_eq!(
-        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
-        EndReason::LocalHangup
-    );
-    let p = phone.clone();
-    assert!(
-        blocking(move || wait_until(Duration::from_secs(15), || p.is_idle())).await,
-        "baresip got our BYE (through the record-routed proxy)"
-    );
+    // Our BYE reaches baresip through the record-routed proxy.
+    agent_hangs_up(&mut agent, &phone, &call).await;
 
     // 2: answered, baresip hangs up.
     let call = dial(&agent, "1001", media, Duration::from_secs(20));
-    wait_event(&mut agent, Duration::from_secs(10), "Answered", |e| {
-        matches!(e, SipEvent::Call(CallEvent::Answered { .. }))
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let p = phone.clone();
-    blocking(move || p.ctrl("hangup", "")).await;
-    assert_eq!(
-        call_ended(&mut agent, &call, Duration::from_secs(20)).await,
-        EndReason::RemoteHangup
-    );
+    answered(&mut agent, Duration::from_secs(10)).await;
+    phone_hangs_up(&mut agent, &phone, &call, Duration::from_millis(300)).await;
     agent.shutdown().await;
 }
 

@@ -605,6 +605,62 @@ pub async fn call_ended(
     }
 }
 
+/// Waits for the call being placed or answered to be answered.
+pub async fn answered(agent: &mut tingshuo::sip::SipHandle, timeout: Duration) {
+    use tingshuo::sip::{CallEvent, SipEvent};
+    wait_event(agent, timeout, "Answered", |e| {
+        matches!(e, SipEvent::Call(CallEvent::Answered { .. }))
+    })
+    .await;
+}
+
+/// The phone hangs up an established call `call` after `talk`; the agent must see
+/// the remote hang-up (BYE) within 20 s.
+pub async fn phone_hangs_up(
+    agent: &mut tingshuo::sip::SipHandle,
+    phone: &std::sync::Arc<Baresip>,
+    call: &str,
+    talk: Duration,
+) {
+    tokio::time::sleep(talk).await;
+    let p = phone.clone();
+    blocking(move || p.ctrl("hangup", "")).await;
+    assert_eq!(
+        call_ended(agent, call, Duration::from_secs(20)).await,
+        tingshuo::sip::EndReason::RemoteHangup
+    );
+}
+
+/// The agent hangs up an established call `call` the phone is in: the phone showed
+/// the call before, and is idle again within 15 s (it got our BYE).
+pub async fn agent_hangs_up(
+    agent: &mut tingshuo::sip::SipHandle,
+    phone: &std::sync::Arc<Baresip>,
+    call: &str,
+) {
+    let p = phone.clone();
+    assert!(
+        !blocking(move || p.is_idle()).await,
+        "the phone shows the call"
+    );
+    agent
+        .send(tingshuo::sip::Command::Hangup {
+            call_id: call.to_string(),
+        })
+        .expect("hangup");
+    assert_eq!(
+        call_ended(agent, call, Duration::from_secs(20)).await,
+        tingshuo::sip::EndReason::LocalHangup
+    );
+    let p = phone.clone();
+    let idle = blocking(move || wait_until(Duration::from_secs(15), || p.is_idle())).await;
+    assert!(
+        idle,
+        "the phone ended the call after our BYE; log:\n{}",
+        phone.proc.log_text()
+    );
+}
+
 /// Runs blocking test code (std sockets, child processes) off the async workers.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
