@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 use tingshuo::rtp::{MediaConfig, MediaSession, PcmFrame, PortAllocator, FRAME_SAMPLES};
-use tingshuo::sip::{self, sdp, CallEvent, Codec, Command, LocalMedia, SipEvent};
+use tingshuo::sip::{sdp, CallEvent, Codec, Command, LocalMedia, SipEvent};
 
 /// 100 ms tone segments with pseudo-random frequencies: distinctive at every lag.
 fn melody(seed: u64, secs: f32) -> Vec<i16> {
@@ -175,12 +175,7 @@ fn read_wav(path: &std::path::Path) -> Vec<i16> {
 async fn agent_plays_wav_records_caller_and_gets_dtmf() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
-    let cfg = agent_config(&[kam.addr()]);
-    let mut agent = sip::start(&cfg).await.expect("agent starts");
-    wait_event(&mut agent, Duration::from_secs(10), "Registered", |e| {
-        matches!(e, SipEvent::Registered { .. })
-    })
-    .await;
+    let mut agent = registered_ua(&kam).await;
 
     let caller_src = melody(7, 10.0);
     let agent_wav_samples = melody(1234, 8.0);
@@ -339,12 +334,7 @@ async fn agent_plays_wav_records_caller_and_gets_dtmf() {
 async fn g722_call_carries_wideband_audio_both_ways() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
-    let cfg = agent_config(&[kam.addr()]);
-    let mut agent = sip::start(&cfg).await.expect("agent starts");
-    wait_event(&mut agent, Duration::from_secs(10), "Registered", |e| {
-        matches!(e, SipEvent::Registered { .. })
-    })
-    .await;
+    let mut agent = registered_ua(&kam).await;
 
     let caller_src = melody_at(7, 10.0, 16_000, 7000);
     let agent_says = melody_at(1234, 8.0, 16_000, 7000);
@@ -514,12 +504,7 @@ async fn g722_call_carries_wideband_audio_both_ways() {
 async fn phone_without_g722_falls_back_to_g711() {
     let kam = blocking(Kamailio::start).await;
     let kport = kam.port;
-    let cfg = agent_config(&[kam.addr()]);
-    let mut agent = sip::start(&cfg).await.expect("agent starts");
-    wait_event(&mut agent, Duration::from_secs(10), "Registered", |e| {
-        matches!(e, SipEvent::Registered { .. })
-    })
-    .await;
+    let mut agent = registered_ua(&kam).await;
     let src = melody(3, 3.0);
     let phone = Arc::new(blocking(move || Baresip::start("1001", kport, "auto", &src)).await);
     let p = phone.clone();
