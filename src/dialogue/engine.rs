@@ -484,6 +484,9 @@ pub struct Conversation {
     typed: Vec<(String, FieldKind)>,
     /// Values for later steps heard early ("漏水了，编号是QS…"), by step index.
     prefill: BTreeMap<usize, String>,
+    /// Yes/no steps the caller already answered "yes" to in passing ("地址对，电话也能
+    /// 打通"): recorded and skipped when the flow reaches them.
+    affirmed_ahead: std::collections::BTreeSet<usize>,
     /// The value kind a branch of the current step asked for instead of its own
     /// ("找不到编号？报手机号也行").
     branch_kind: Option<FieldKind>,
@@ -655,6 +658,7 @@ impl Conversation {
             before_offer: None,
             typed: Vec::new(),
             prefill: BTreeMap::new(),
+            affirmed_ahead: Default::default(),
             branch_kind: None,
             value_retries: 0,
             need_noted: false,
@@ -1004,6 +1008,60 @@ impl Conversation {
         true
     }
 
+    /// The yes/no steps after the current one that `text` already answers "yes" in a
+    /// later clause: the clause names the step's subject (电话, 地址, or the words it
+    /// asks about: 家里有人) with nothing negative or changing in it.
+    fn note_affirmed_ahead(&mut self, text: &str) {
+        let Some(i) = self.step_index().or(match self.state {
+            State::Opening if self.skip_first_step => Some(0),
+            State::Opening => None,
+            _ => None,
+        }) else {
+            return;
+        };
+        let clauses: Vec<&str> = text
+            .split(['，', ',', '。', '；', ';', ' '])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if clauses.len() < 2 {
+            return;
+        }
+        const NOT: &[&str] = &["不", "没", "换", "改", "别", "错", "吗", "？", "?"];
+        for (j, st) in self.script.steps.iter().enumerate().skip(i + 1).take(2) {
+            if st.kind != StepKind::Confirm {
+                break;
+            }
+            let mut subject: Vec<String> = match st.field {
+                Some(FieldKind::Phone) => vec!["电话".into(), "号码".into(), "手机".into()],
+                Some(FieldKind::Address) => vec!["地址".into()],
+                _ => Vec::new(),
+            };
+            // What the question asks: "这个时间家里有人吗" → 家里有人.
+            let q = st.text();
+            let last = q
+                .trim_end_matches(['？', '?', '。'])
+                .rsplit(['，', ',', '。', '？', '?'])
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('吗');
+            let asked = last
+                .trim_start_matches("这个时间")
+                .trim_start_matches("这个号码")
+                .trim_start_matches("这个地址");
+            if asked.chars().count() >= 2 && asked.chars().count() <= 6 {
+                subject.push(asked.to_string());
+            }
+            let yes = clauses[1..].iter().any(|c| {
+                subject.iter().any(|w| c.contains(w.as_str())) && !NOT.iter().any(|n| c.contains(n))
+            });
+            if !yes {
+                break;
+            }
+            self.affirmed_ahead.insert(j);
+        }
+    }
+
     /// "不对，是602" right after an address with a room number: the new number
     /// replaces the last number of the same length in the latest typed address
     /// (4幢2单元502 → 4幢2单元602).
@@ -1158,6 +1216,13 @@ impl Conversation {
         }
         self.branch_kind = None;
         self.value_retries = 0;
+        if self.affirmed_ahead.remove(&i) {
+            let title = self.script.steps[i].title.clone();
+            self.record(&format!("confirm:{title}"), "是", actions);
+            self.path.push(self.script.steps[i].id());
+            self.enter_step(i + 1, actions);
+            return;
+        }
         if let Some(v) = self.prefill.remove(&i) {
             // Already answered earlier in the call: record and skip the question.
             if let Some(kind) = self.script.steps[i].field {
@@ -2179,6 +2244,9 @@ impl Conversation {
             Intent::Agree => {
                 if kind == StepKind::Confirm {
                     self.record(&format!("confirm:{title}"), "是", actions);
+                }
+                if matches!(kind, StepKind::Confirm | StepKind::Convenience) {
+                    self.note_affirmed_ahead(&c.text);
                 }
                 if kind == StepKind::AnyQuestions
                     && matches!(self.state, State::Opening)
