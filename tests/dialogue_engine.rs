@@ -670,3 +670,14 @@ fn two_misunderstandings_offer_a_person() {
     let r = c.on_utterance("那你们董事会今年换届了吗？", 1.0, now());
     assert!(!said(&r).contains("转接人工"));
 }
+
+/// Role and task written as bold labels inside a group section are read, and a
+/// value read out for a yes/no is a confirmation whatever its title says.
+#[test]
+fn bold_labels_and_read_out_values() {
+    let doc = "# 测试热线\n\n## 一、坐席设定\n\n**角色：** 测试公司的客服小测。\n\n**核心任务**：核对上门地址。\n\n## 二、服务流程\n\n一、核对地址\n话术：“上门地址是{{地址}}，对吗？”\n\n二、结束\n话术：“好的，再见。”\n";
+    let s = Script::parse(doc, "labels").unwrap();
+    assert_eq!(s.role, "测试公司的客服小测。");
+    assert_eq!(s.task, "核对上门地址。");
+    assert_eq!(s.steps[0].kind, StepKind::Confirm);
+}

@@ -232,6 +232,14 @@ fn heading_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(r"^\s{0,3}(#{1,6})\s*(.*?)\s*#*\s*$", &C)
 }
+/// A bold label with its text on the same line: `**角色：** …` or `**角色**：…`.
+fn label_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^\s*\*\*\s*([^*：:]{1,8}?)\s*(?:[：:]\s*\*\*|\*\*\s*[：:])\s*(\S.*)$",
+        &C,
+    )
+}
 fn step_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
@@ -893,6 +901,20 @@ impl Parser {
                 line,
                 what: what.to_string(),
             });
+        }
+
+        // Role and task written as bold labels inside a group section
+        // ("**角色：** 悦居物业的智能客服…") rather than under their own headings.
+        for i in 0..callee_start.map_or(self.lines.len(), |(l, _)| l) {
+            let Some(c) = label_re().captures(&self.lines[i]) else {
+                continue;
+            };
+            let (label, text) = (&c[1], c[2].trim().to_string());
+            match classify_heading(label, false) {
+                Section::Role if script.role.is_empty() => script.role = text,
+                Section::Task if script.task.is_empty() => script.task = text,
+                _ => {}
+            }
         }
 
         // Defaults and warnings.
