@@ -267,8 +267,6 @@ const WORRY: &[&str] = &[
     "可信",
 ];
 
-/// Words of a fault report ("不出水了", "开不了机"): a question carrying one at the
-/// need step is the caller's need, not a Q&A lookup.
 /// Whether an opening's last question is an open one about why the caller rings
 /// ("请问家里有什么需要报修的？", "您想咨询什么业务？"), not a yes/no question.
 fn asks_open_need(opening: &str) -> bool {
@@ -326,6 +324,8 @@ fn step_asks_need(step: &Step) -> bool {
     }
 }
 
+/// Words of a fault report ("不出水了", "开不了机"): a question carrying one at the
+/// need step is the caller's need, not a Q&A lookup.
 const PROBLEM_WORDS: &[&str] = &[
     "坏",
     "不出",
@@ -1012,11 +1012,8 @@ impl Conversation {
     /// later clause: the clause names the step's subject (电话, 地址, or the words it
     /// asks about: 家里有人) with nothing negative or changing in it.
     fn note_affirmed_ahead(&mut self, text: &str) {
-        let Some(i) = self.step_index().or(match self.state {
-            State::Opening if self.skip_first_step => Some(0),
-            State::Opening => None,
-            _ => None,
-        }) else {
+        let opening_is_first_step = self.state == State::Opening && self.skip_first_step;
+        let Some(i) = self.step_index().or(opening_is_first_step.then_some(0)) else {
             return;
         };
         let clauses: Vec<&str> = text

@@ -58,6 +58,31 @@ pub fn free_port() -> u16 {
     free_port_span(1)
 }
 
+/// A port free on 127.0.0.1 for UDP and TCP, below the kernel's ephemeral range
+/// (32768–60999 on Linux), for a peer that is stopped and started again on the same
+/// port (a registrar restart): between the two, a port from [`free_port`] can be
+/// handed to any socket bound to port 0 or any outgoing connection of a test running
+/// beside this one; one below the range cannot.
+pub fn free_restartable_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut x = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        | 1;
+    for _ in 0..2000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 31999 on 127.0.0.1");
+}
+
 fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -200,8 +225,9 @@ pub fn kamailio_tls_files(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 impl Kamailio {
+    /// On a port that stays ours across a restart ([`free_restartable_port`]).
     pub fn start() -> Self {
-        Self::start_on(free_port())
+        Self::start_on(free_restartable_port())
     }
 
     pub fn start_on(port: u16) -> Self {
