@@ -1470,37 +1470,6 @@ impl UserAgent {
     }
 
     pub fn command(&mut self, cmd: Command, now: Instant) -> Vec<Action> {
-        let cmd = match cmd {
-            Command::Answer { call_id, media } => Command::Answer {
-                call_id,
-                media: self.with_our_codecs(media),
-            },
-            Command::PlaceCall {
-                call_id,
-                target,
-                media,
-                ring_timeout,
-            } => Command::PlaceCall {
-                call_id,
-                target,
-                media: self.with_our_codecs(media),
-                ring_timeout,
-            },
-            Command::PlaceCallWithHeaders {
-                call_id,
-                target,
-                media,
-                ring_timeout,
-                headers,
-            } => Command::PlaceCallWithHeaders {
-                call_id,
-                target,
-                media: self.with_our_codecs(media),
-                ring_timeout,
-                headers,
-            },
-            other => other,
-        };
         match cmd {
             Command::Answer { call_id, media } => self.answer(&call_id, media, now),
             Command::Reject { call_id, code } => self.reject(&call_id, code, now),
@@ -1529,6 +1498,7 @@ impl UserAgent {
     }
 
     fn answer(&mut self, cid: &str, media: LocalMedia, now: Instant) {
+        let media = self.with_our_codecs(media);
         let Some(call) = self.calls.get_mut(cid) else {
             tracing::warn!(call_id = %cid, "answer for an unknown call; ignored");
             return;
@@ -1703,6 +1673,7 @@ impl UserAgent {
         extra_headers: Vec<(String, String)>,
         now: Instant,
     ) {
+        let media = self.with_our_codecs(media);
         if self.shutting_down || self.calls.contains_key(&cid) {
             tracing::warn!(call_id = %cid, "place call refused (shutting down or duplicate Call-ID)");
             self.event(CallEvent::Ended {
