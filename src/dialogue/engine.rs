@@ -210,6 +210,10 @@ const OFFER_TRANSFER: &str = "不好意思，我可能没理解您的意思。�
 const REASSURE: &str = "您的谨慎很有必要。我们是官方服务热线，不会向您索要密码、验证码，也不会让您转账；您的信息只用于这次服务，不会提供给任何第三方。";
 const ASK_NEW_VALUE: &str = "好的，麻烦您说一下新的信息。";
 const OK_SHORT: &str = "好的。";
+const DANGER_MEDICAL: &str = "您说的情况很危险，请马上拨打120急救电话，或者尽快去最近医院的急诊。";
+const DANGER_FIRE: &str = "情况紧急，请马上离开危险的地方，到安全的位置拨打119火警电话。";
+const DANGER_GAS: &str = "请不要开关电灯和电器，也不要点火，马上关掉燃气总阀、打开门窗，到室外再拨打燃气抢修电话或者119。";
+const DANGER_CRIME: &str = "您的安全最重要，请先到安全的地方，马上拨打110报警。";
 /// How soon a person calls back when no transfer was possible.
 const HUMAN_CALLBACK_MINUTES: i64 = 30;
 
@@ -246,6 +250,10 @@ const BUILTIN: &[&str] = &[
     REASSURE,
     ASK_NEW_VALUE,
     OK_SHORT,
+    DANGER_MEDICAL,
+    DANGER_FIRE,
+    DANGER_GAS,
+    DANGER_CRIME,
 ];
 
 /// Worried questions about who is calling or what happens to the caller's data:
@@ -317,6 +325,8 @@ fn step_asks_need(step: &Step) -> bool {
                                 | FieldKind::Serial
                                 | FieldKind::Time
                                 | FieldKind::Address
+                                | FieldKind::Name
+                                | FieldKind::Number
                         )
                     )
         }
@@ -350,7 +360,33 @@ const PROBLEM_WORDS: &[&str] = &[
     "没反应",
     "打不开",
     "用不了",
+    // Symptoms, for health lines ("我想问一下，就是我腰疼好几天了").
+    "疼",
+    "痛",
+    "不舒服",
+    "发烧",
+    "咳嗽",
+    "头晕",
+    "拉肚子",
+    "过敏",
 ];
+
+/// The two-character runs of `s` that carry content: not pronouns, particles or the
+/// words every service question has (需要, 可以, 时间).
+fn content_bigrams(s: &str) -> Vec<String> {
+    const GENERIC: &[&str] = &[
+        "我们", "你们", "您的", "需要", "可以", "这个", "那个", "时间", "一下", "的话", "什么",
+        "是不", "不是", "好的", "没有", "有没", "现在", "这样", "我的", "你的", "给您", "给我",
+    ];
+    let chars: Vec<char> = s.chars().filter(|c| super::text::is_han(*c)).collect();
+    chars
+        .windows(2)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|b| {
+            !GENERIC.contains(&b.as_str()) && !b.contains(['的', '了', '吧', '吗', '呢', '啊'])
+        })
+        .collect()
+}
 
 /// Words that say a proposed value does not suit the caller (这个时间不行, 那天不在家).
 const CHANGE_WORDS: &[&str] = &[
@@ -914,7 +950,7 @@ impl Conversation {
     /// a correction, and acknowledges. False when nothing fitted.
     fn apply_correction(&mut self, text: &str, actions: &mut Vec<Action>) -> bool {
         let Some(corr) = slots::correction(text) else {
-            return false;
+            return self.correct_typed(text, actions);
         };
         let target = if corr.tail {
             // "最后四位是8889": the end of the latest phone number.
@@ -951,6 +987,7 @@ impl Conversation {
                 .find(|(_, kind)| match kind {
                     FieldKind::Phone => slots::extract_phone(text).is_some(),
                     FieldKind::Serial => slots::extract_serial(text).is_some(),
+                    FieldKind::Number => slots::extract(*kind, text, self.started).is_some(),
                     _ => false,
                 })
                 .cloned()
@@ -986,7 +1023,7 @@ impl Conversation {
                 .map(|(k, v)| (st.title.clone(), k, v.replacen(old.as_str(), &corr.new, 1)))
         });
         let Some((key, kind, value)) = target else {
-            return false;
+            return self.correct_typed(text, actions);
         };
         let confirmed = confirming.is_some_and(|i| self.script.steps[i].title == key);
         let old_value = self.fields.get(&key).cloned().unwrap_or_default();
@@ -1005,6 +1042,46 @@ impl Conversation {
         if confirmed {
             self.advance(actions);
         }
+        true
+    }
+
+    /// "不对，是刘方，方向的方", "不对，我看错了，是一万八千", "不对，周六有事，改成周日
+    /// 上午吧": a name, count or time given earlier, said again after a correction
+    /// cue, replaces the recorded one (they carry no digit string for
+    /// [`slots::correction`]). The latest such field that the new words fit wins.
+    fn correct_typed(&mut self, text: &str, actions: &mut Vec<Action>) -> bool {
+        let Some((_, after)) = slots::split_at_last_strong_correction(text) else {
+            return false;
+        };
+        let found = self.typed.iter().rev().find_map(|(key, kind)| {
+            let value = match kind {
+                FieldKind::Name => slots::extract_name(after),
+                FieldKind::Number => slots::extract_quantity(after),
+                FieldKind::Time => slots::wanted_time(after, self.started),
+                _ => None,
+            }?;
+            let old = self.fields.get(key).cloned().unwrap_or_default();
+            (old != value).then(|| (key.clone(), *kind, old, value))
+        });
+        let Some((key, kind, old_value, value)) = found else {
+            return false;
+        };
+        self.set_field(&key, &value, kind, actions);
+        self.record(
+            "corrections",
+            &format!("{key}: {old_value} → {value}"),
+            actions,
+        );
+        let said = match chrono::DateTime::parse_from_rfc3339(&value) {
+            Ok(t) => speak_time(t, self.started),
+            Err(_) => value.clone(),
+        };
+        actions.push(Action::Say {
+            text: format!("好的，已经更正为{said}。"),
+            step: Some(self.current_step()),
+            interruptible: true,
+            fixed: false,
+        });
         true
     }
 
@@ -1049,8 +1126,14 @@ impl Conversation {
             if asked.chars().count() >= 2 && asked.chars().count() <= 6 {
                 subject.push(asked.to_string());
             }
+            // A yes/no about a service ("您需要我们上门取车吗？") is also answered by a
+            // clause that asks for it in words of the question ("你们派人来取车吧").
+            let shares_words = |c: &str| {
+                st.field.is_none() && content_bigrams(c).iter().any(|b| q.contains(b.as_str()))
+            };
             let yes = clauses[1..].iter().any(|c| {
-                subject.iter().any(|w| c.contains(w.as_str())) && !NOT.iter().any(|n| c.contains(n))
+                (subject.iter().any(|w| c.contains(w.as_str())) || shares_words(c))
+                    && !NOT.iter().any(|n| c.contains(n))
             });
             if !yes {
                 break;
@@ -1103,11 +1186,19 @@ impl Conversation {
             // clock or 一会儿 in a fault description is no appointment.
             let dated_time = kind == FieldKind::Time
                 && slots::date_words(text).is_some()
-                && (text.contains('点') || text.contains(':') || text.contains('：'));
+                && (["点", ":", "：", "上午", "下午", "中午", "晚上", "早上"]
+                    .iter()
+                    .any(|w| text.contains(w)));
+            // A name only where the caller introduces it ("我叫孙丽华，想挂妇科").
+            let named = kind == FieldKind::Name
+                && ["我叫", "名字是", "姓名是", "名字叫"]
+                    .iter()
+                    .any(|w| text.contains(w));
             if !matches!(
                 kind,
                 FieldKind::Phone | FieldKind::Serial | FieldKind::Address
             ) && !dated_time
+                && !named
             {
                 continue;
             }
@@ -1132,16 +1223,33 @@ impl Conversation {
         st.conditionals
             .iter()
             .filter(|c| {
-                !["方便", "忙", "没空"]
+                // "若对方不方便" is about the call, and handled as such; "如果客户周末
+                // 没空" is about the proposed time, and is this step's branch.
+                let about_time = ["时间", "周末", "那天", "日子", "上午", "下午", "工作日"]
                     .iter()
-                    .any(|k| c.condition.contains(k))
+                    .any(|k| c.condition.contains(k));
+                about_time
+                    || !["方便", "忙", "没空"]
+                        .iter()
+                        .any(|k| c.condition.contains(k))
             })
             .find(|c| {
                 let cond = &c.condition;
                 let cond_cannot = CANNOT_WORDS.iter().any(|w| cond.contains(w));
-                let cond_change = ["改", "换", "变", "不对", "有误", "错", "不行", "调整"]
-                    .iter()
-                    .any(|w| cond.contains(w));
+                let cond_change = [
+                    "改",
+                    "换",
+                    "变",
+                    "不对",
+                    "有误",
+                    "错",
+                    "不行",
+                    "调整",
+                    "没空",
+                    "不方便",
+                ]
+                .iter()
+                .any(|w| cond.contains(w));
                 (cannot && cond_cannot) || (change && cond_change)
             })
             .map(|c| {
@@ -1364,6 +1472,20 @@ impl Conversation {
         // called about, what counts is what comes after the last correction cue. A
         // corrected value ("账号是…，不对，是…") is a statement, never a "no".
         let c = self.after_correction(c, now);
+        // A danger to life comes before the script: say whom to call, note it, and
+        // stay where the call was.
+        if let Some(d) = super::intent::danger(&c.text) {
+            let line = match d {
+                super::intent::Danger::Medical => DANGER_MEDICAL,
+                super::intent::Danger::Fire => DANGER_FIRE,
+                super::intent::Danger::Gas => DANGER_GAS,
+                super::intent::Danger::Crime => DANGER_CRIME,
+            };
+            self.record("urgent", &c.text, &mut actions);
+            actions.push(self.builtin(line));
+            self.failures = 0;
+            return self.result(Intent::Statement, actions, None);
+        }
         // Universal intents first.
         match c.intent {
             Intent::Transfer => {
@@ -1848,16 +1970,27 @@ impl Conversation {
             return None;
         }
         let key = st.title.clone();
-        let value = slots::extract(kind, &c.text, now);
+        let value = match kind {
+            FieldKind::Time => slots::wanted_time(&c.text, now),
+            // "做一次保养得弄多久": a question is no count, nor a name.
+            FieldKind::Number | FieldKind::Name if c.question_like => None,
+            _ => slots::extract(kind, &c.text, now),
+        };
         let change = CHANGE_WORDS.iter().any(|w| c.text.contains(w));
         let asks = c.intent == Intent::Question && value.is_none();
         if st.kind == StepKind::Info {
-            if kind == FieldKind::Text && (c.question_like || is_short(&c.text)) {
+            if kind == FieldKind::Text
+                && (c.question_like
+                    || is_short(&c.text)
+                        && !matches!(c.intent, Intent::Statement | Intent::SpecialNeed))
+            {
                 return None;
             }
             if let Some(v) = value {
                 self.set_field(&key, &v, kind, actions);
                 self.prefill_from(&c.text, i + 1, now);
+                // "周六下午两点，你们派人来取车吧": a yes to the next question too.
+                self.note_affirmed_ahead(&c.text);
                 actions.push(self.builtin(OK_SHORT));
                 self.advance(actions);
                 return Some(None);
@@ -2117,6 +2250,21 @@ impl Conversation {
             } else {
                 Intent::NotConvenient
             };
+        }
+        // "不需要" to "您需要我们上门取车吗？" answers the question; it does not end the call.
+        if kind == StepKind::Confirm && intent == Intent::Decline {
+            let asks_need = self.step_index().is_some_and(|i| {
+                let q = self.script.steps[i].text();
+                ["需要", "要不要", "用不用"].iter().any(|w| q.contains(w))
+            });
+            if asks_need
+                && (is_short(&c.text)
+                    || ["不需要", "不用", "不要"]
+                        .iter()
+                        .any(|w| c.text.starts_with(w)))
+            {
+                intent = Intent::Negative;
+            }
         }
         // "嗯，墙上要打孔…" : a filler does not make a question an acknowledgement.
         if intent == Intent::Agree

@@ -14,6 +14,96 @@ use serde::Serialize;
 use super::text::{extract_email, normalize, Keywords, Phonetic};
 use super::timeparse::{parse_callback_time, CallbackTime};
 
+/// A danger to life the caller reports: whatever the script is about, a careful
+/// agent first tells them whom to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Danger {
+    /// Chest pain, breathlessness, someone unconscious: 120.
+    Medical,
+    /// Fire or smoke: 119.
+    Fire,
+    /// A gas smell or leak: leave, no switches, the gas company or 119.
+    Gas,
+    /// Violence or a break-in: 110.
+    Crime,
+}
+
+/// The danger `text` reports, if any. Hypotheticals ("要是燃气泄漏了怎么办") and
+/// negations ("胸口没有疼") are questions or reassurance, not emergencies.
+pub fn danger(text: &str) -> Option<Danger> {
+    const HYPOTHETICAL: &[&str] = &["要是", "如果", "万一", "假如", "假设", "的话", "怎么预防"];
+    if HYPOTHETICAL.iter().any(|w| text.contains(w)) {
+        return None;
+    }
+    const TABLE: &[(Danger, &[&str])] = &[
+        (
+            Danger::Medical,
+            &[
+                "胸口疼",
+                "胸口痛",
+                "胸口闷得",
+                "胸痛",
+                "心口疼",
+                "心口痛",
+                "喘不上气",
+                "喘不过气",
+                "上不来气",
+                "呼吸困难",
+                "昏迷",
+                "晕倒",
+                "昏倒",
+                "不省人事",
+                "叫不醒",
+                "抽搐",
+                "大出血",
+                "血止不住",
+                "中风",
+                "口眼歪斜",
+                "心梗",
+                "心脏病犯",
+                "喝了农药",
+                "吃了一瓶药",
+            ],
+        ),
+        (Danger::Fire, &["着火", "起火", "失火", "火灾", "烧起来了"]),
+        (
+            Danger::Gas,
+            &[
+                "煤气泄漏",
+                "燃气泄漏",
+                "天然气泄漏",
+                "煤气味",
+                "燃气味",
+                "天然气味",
+                "煤气漏",
+                "燃气漏",
+                "天然气漏",
+            ],
+        ),
+        (
+            Danger::Crime,
+            &[
+                "抢劫",
+                "有人闯进",
+                "有人撬门",
+                "被人打了",
+                "有人打我",
+                "要杀",
+            ],
+        ),
+    ];
+    for (kind, words) in TABLE {
+        for w in *words {
+            let Some(at) = text.find(w) else { continue };
+            let before: String = text[..at].chars().rev().take(2).collect();
+            if !before.contains(['没', '不', '无']) {
+                return Some(*kind);
+            }
+        }
+    }
+    None
+}
+
 /// What a callee utterance means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -266,6 +356,18 @@ fn families() -> &'static Families {
             "负责人",
             "领导",
             "前台的人",
+            "找前台",
+            "转前台",
+            "让前台",
+            "前台接",
+            "工作人员接",
+            "找工作人员",
+            "让工作人员",
+            "转工作人员",
+            "工作人员来",
+            "真人顾问",
+            "人工顾问",
+            "转一下人工",
             "叫个人来",
             "本人给我回",
             "本人回电",
@@ -656,10 +758,22 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     let email = extract_email(text);
     let callback =
         super::slots::callback_time(text, now).or_else(|| parse_callback_time(text, now));
-    let wants_docs = f.docs.any_in(&ph) || email.is_some();
+    // "短信发到13957120088": a number to send texts to is a new phone number, not a
+    // request for documents.
+    let to_a_phone = super::slots::extract_phone(text).is_some_and(|p| p.len() >= 11)
+        && !["邮箱", "邮件", "资料", "文档", "文件", "email"]
+            .iter()
+            .any(|w| norm.contains(w));
+    let wants_docs = f.docs.any_in(&ph) && !to_a_phone || email.is_some();
     let raw_q = text.contains('？') || text.contains('?');
     // A-not-A questions often end in a bare 不/没 (要打孔不, 来了没).
-    let a_not_a = norm.chars().count() >= 4 && (norm.ends_with('不') || norm.ends_with('没'));
+    let a_not_a = norm.chars().count() >= 4
+        && (norm.ends_with('不')
+            || norm.ends_with('没')
+            // "有啥活动没有": 有…没有.
+            || norm
+                .strip_suffix("没有")
+                .is_some_and(|head| head.contains('有')));
     // Question words by characters only: their sound-alikes are ordinary content
     // ("底下全是水" is not "是谁").
     // "师傅会先打电话吧": a guess put up for confirmation is a question, unless it
@@ -709,6 +823,8 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     {
         Intent::Repeat
     } else if f.busy.any_in(&ph)
+        // "我要是在外面的修理厂保养，还给保修吗": a supposition, not "I am out".
+        && !(c.question_like && ["要是", "如果", "假如", "万一"].iter().any(|w| norm.contains(w)))
         || (c.callback.is_some() && f.callback_verbs.any_in(&ph) && !c.question_like)
     {
         Intent::NotConvenient
@@ -740,6 +856,14 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
 /// opens with it ("是我，…", "好的，…"). "是" in the middle of a sentence ("洗衣机是
 /// 去年买的") is a copula, not a yes.
 fn agrees(agree: &Keywords, text: &str, norm: &str) -> bool {
+    // 中 ("OK" in northern speech) only as the whole reply: 挂中医科 is no yes.
+    let norm_owned;
+    let norm = if norm.chars().count() > 2 && norm.contains('中') {
+        norm_owned = norm.replace('中', "");
+        norm_owned.as_str()
+    } else {
+        norm
+    };
     if norm.chars().count() <= 6 {
         return agree.any_in(&Phonetic::new(norm));
     }
@@ -776,6 +900,20 @@ pub fn is_short(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dangers_and_not_dangers() {
+        assert_eq!(
+            danger("我爸刚才胸口疼得厉害，出了好多汗，怎么办"),
+            Some(Danger::Medical)
+        );
+        assert_eq!(danger("厨房里一股煤气味"), Some(Danger::Gas));
+        assert_eq!(danger("楼道里着火了"), Some(Danger::Fire));
+        assert_eq!(danger("要是燃气泄漏了怎么办"), None);
+        assert_eq!(danger("胸口不疼了，就是咳嗽"), None);
+        assert_eq!(danger("轮胎有点漏气"), None);
+        assert_eq!(danger("我想挂个口腔科"), None);
+    }
+
     use super::*;
 
     fn now() -> DateTime<FixedOffset> {
@@ -806,6 +944,7 @@ mod tests {
         );
         assert_ne!(i("底下全是水"), Intent::Question);
         assert_eq!(i("我要转人工"), Intent::Transfer);
+        assert_eq!(i("能不能让你们前台的工作人员接一下电话"), Intent::Transfer);
         assert_eq!(i("给我转真人客服"), Intent::Transfer);
         assert_eq!(i("你是真人吗"), Intent::AskIdentity);
         assert!(classify("我都打了三次了，到底有没有人管！", now()).upset);

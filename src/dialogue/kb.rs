@@ -57,6 +57,18 @@ const SYNONYMS: &[&[&str]] = &[
         "多长",
     ],
     &["共享", "网盘", "共享盘"],
+    &[
+        "周末",
+        "周六",
+        "周日",
+        "星期六",
+        "星期天",
+        "星期日",
+        "礼拜六",
+        "礼拜天",
+        "双休",
+    ],
+    &["营业", "开门", "开诊", "坐诊"],
     &["消息", "聊天", "即时通讯", "通讯", "im"],
     &["权限", "授权"],
     &[
@@ -199,11 +211,12 @@ const STOP: &[&str] = &[
     "是否",
     "可以",
     "需要",
+    "现在",
 ];
 const STOP_CHARS: &[char] = &[
-    '的', '了', '吗', '呢', '吧', '啊', '呀', '嘛', '哦', '么', '那', '这', '个', '您', '你', '我',
-    '他', '她', '是', '在', '有', '会', '能', '要', '和', '与', '及', '就', '都', '也', '还', '嗯',
-    '呃', '哈', '啦', '喔', '给', '把', '被', '让', '对', '很', '吗',
+    '啥', '的', '了', '吗', '呢', '吧', '啊', '呀', '嘛', '哦', '么', '那', '这', '个', '您', '你',
+    '我', '他', '她', '是', '在', '有', '会', '能', '要', '和', '与', '及', '就', '都', '也', '还',
+    '嗯', '呃', '哈', '啦', '喔', '给', '把', '被', '让', '对', '很', '吗',
 ];
 
 /// Synonym variants sorted longest first, each with its canonical word.
@@ -243,6 +256,77 @@ fn fold_synonyms(s: &str) -> String {
 }
 
 /// A query or document turned into weighted terms.
+/// What kind of answer a question wants, from its question words: two questions
+/// about the same thing that want different kinds of answer ("保养要多久" and
+/// "保养多少钱") are different questions, whatever words they share. "Where" and
+/// "how" are left out: callers use them for the same question (车停哪里 / 怎么停车).
+const ASKS_FOR: &[(&str, &[&str])] = &[
+    (
+        "\u{1}how-long",
+        &[
+            "多久",
+            "多长时间",
+            "多少时间",
+            "几个小时",
+            "几天",
+            "多长",
+            "要等",
+            "得弄",
+        ],
+    ),
+    (
+        "\u{1}price",
+        &[
+            "多少钱",
+            "收费",
+            "花钱",
+            "费用",
+            "价格",
+            "要钱",
+            "收钱",
+            "免费",
+            "贵不贵",
+            "怎么收",
+        ],
+    ),
+    (
+        "\u{1}hours",
+        &[
+            "几点",
+            "开门",
+            "关门",
+            "营业",
+            "开诊",
+            "上班时间",
+            "下班时间",
+            "周末开",
+            "休息日",
+        ],
+    ),
+    (
+        "\u{1}bring",
+        &[
+            "带什么",
+            "带哪些",
+            "要带",
+            "准备什么",
+            "准备哪些",
+            "证件",
+            "需要带",
+        ],
+    ),
+];
+
+/// The answer kinds `question` asks for, as index terms.
+fn asks_for(question: &str) -> Vec<(String, f32)> {
+    let s = normalize(question);
+    ASKS_FOR
+        .iter()
+        .filter(|(_, cues)| cues.iter().any(|c| s.contains(c)))
+        .map(|(t, _)| (t.to_string(), 1.5))
+        .collect()
+}
+
 fn terms(text: &str) -> Vec<(String, f32)> {
     let mut s = fold_synonyms(&normalize(text));
     for w in STOP {
@@ -325,6 +409,7 @@ impl KnowledgeBase {
             // The question counts twice: it is what callers paraphrase.
             for (t, w) in terms(&e.question)
                 .into_iter()
+                .chain(asks_for(&e.question))
                 .map(|(t, w)| (t, w * 2.0))
                 .chain(terms(&e.answer))
             {
@@ -371,7 +456,8 @@ impl KnowledgeBase {
         if self.docs.is_empty() {
             return None;
         }
-        let q = terms(query);
+        let mut q = terms(query);
+        q.extend(asks_for(query));
         let (k1, b) = (1.2f32, 0.75f32);
         // Unknown bigrams count against coverage as if rare.
         let max_idf = self.idf("\u{0}");

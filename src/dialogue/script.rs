@@ -54,6 +54,10 @@ pub enum FieldKind {
     Address,
     /// Serial / model / order numbers: letters and digits as heard.
     Serial,
+    /// A person's name (就诊人叫什么名字).
+    Name,
+    /// A quantity (里程多少公里, 几个人), as a plain number.
+    Number,
     /// A free-text need or description.
     Text,
 }
@@ -87,8 +91,24 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         "几号楼",
     ]) {
         Some(FieldKind::Address)
-    } else if has(&["时间", "哪天", "几点", "日期", "什么时候"]) {
+    } else if has(&["时间", "哪天", "哪一天", "几点", "日期", "什么时候"]) {
         Some(FieldKind::Time)
+    } else if has(&["姓名", "名字", "怎么称呼", "贵姓", "叫什么"]) {
+        Some(FieldKind::Name)
+    } else if has(&[
+        "多少公里",
+        "里程",
+        "几个人",
+        "几位",
+        "几口人",
+        "几台",
+        "数量",
+        "多少个",
+        "多少台",
+        "多大面积",
+        "多少平",
+    ]) {
+        Some(FieldKind::Number)
     } else if has(&["问题", "故障", "情况", "需求", "症状", "原因"]) {
         Some(FieldKind::Text)
     } else {
@@ -240,6 +260,14 @@ fn label_re() -> &'static Regex {
         &C,
     )
 }
+/// A plain bulleted role or task label: `- 角色：…`, `核心任务：…`.
+fn plain_label_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^\s*(?:[-*•·]\s*)?((?:核心)?(?:角色|人设|任务)(?:设定|定位)?)\s*[：:]\s*(\S.*)$",
+        &C,
+    )
+}
 fn step_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
@@ -287,11 +315,18 @@ fn condition_re() -> &'static Regex {
 
 /// Normalises a heading or label for keyword classification.
 fn clean_heading(s: &str) -> String {
-    let s = strip_parens(&strip_markup(s));
+    let marked = strip_markup(s);
+    let mut s = strip_parens(&marked);
+    if s.is_empty() {
+        // A heading that is all brackets ("## 【流程】") names its section inside them.
+        s = marked.replace(['【', '】', '[', ']', '（', '）', '(', ')'], " ");
+    }
     let s = s.trim_start_matches(|c: char| {
         c.is_ascii_digit() || "一二三四五六七八九十、.．)） ".contains(c)
     });
-    s.trim_end_matches(['：', ':', ' ']).to_string()
+    s.trim_start_matches(['·', '•', '-', '—', ' '])
+        .trim_end_matches(['：', ':', ' '])
+        .to_string()
 }
 
 fn classify_heading(text: &str, callee_half: bool) -> Section {
@@ -416,6 +451,16 @@ fn strip_markers(s: &str) -> String {
     out.trim().to_string()
 }
 
+/// "请留一个联系电话": a request for a value, though not a question. The value's
+/// noun follows the verb closely ("当天家里留个人" asks for no value).
+fn asks_to_leave_a_value(text: &str) -> bool {
+    const NOUNS: &[&str] = &["电话", "号码", "联系方式", "地址", "姓名", "名字", "邮箱"];
+    text.match_indices('留').any(|(i, _)| {
+        let near: String = text[i..].chars().take(7).collect();
+        NOUNS.iter().any(|n| near.contains(n))
+    })
+}
+
 /// Guesses what a step expects from its title and its lines.
 fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind {
     let asks =
@@ -452,9 +497,10 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
         "是多少",
         "哪个",
         "哪天",
+        "哪一天",
         "什么时间",
         "哪里",
-    ]);
+    ]) || asks_to_leave_a_value(text);
     if !asks && !asks_value {
         return StepKind::Statement;
     }
@@ -474,7 +520,16 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     if x_has(&["意见", "建议", "未覆盖", "反馈", "评价", "满意"]) {
         return StepKind::Feedback;
     }
-    if t_has(&["预约", "时间"]) && x_has(&["哪天", "什么时间", "几点", "什么时候"])
+    if t_has(&["预约", "时间"])
+        && x_has(&[
+            "哪天",
+            "哪一天",
+            "几号",
+            "什么时间",
+            "几点",
+            "什么时候",
+            "上午还是下午",
+        ])
     {
         return StepKind::Info;
     }
@@ -500,7 +555,10 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     {
         return StepKind::Confirm;
     }
-    if t_has(&[
+    if matches!(
+        field_kind(title, text),
+        Some(FieldKind::Name | FieldKind::Number)
+    ) || t_has(&[
         "核实", "登记", "信息", "收集", "记录", "订单", "地址", "号码",
     ]) || x_has(&[
         "请告诉我",
@@ -905,15 +963,39 @@ impl Parser {
 
         // Role and task written as bold labels inside a group section
         // ("**角色：** 悦居物业的智能客服…") rather than under their own headings.
+        // Also as plain bullets in one section ("- 角色：…" then "- 核心任务：…"), which
+        // the section's paragraph would otherwise run together.
+        let (mut labelled_role, mut labelled_task) = (None, None);
         for i in 0..callee_start.map_or(self.lines.len(), |(l, _)| l) {
-            let Some(c) = label_re().captures(&self.lines[i]) else {
-                continue;
+            let line = &self.lines[i];
+            let (label, text) = match label_re().captures(line) {
+                Some(c) => (c[1].to_string(), c[2].trim().to_string()),
+                None => match plain_label_re().captures(line) {
+                    Some(c) => (c[1].to_string(), c[2].trim().to_string()),
+                    None => continue,
+                },
             };
-            let (label, text) = (&c[1], c[2].trim().to_string());
-            match classify_heading(label, false) {
-                Section::Role if script.role.is_empty() => script.role = text,
-                Section::Task if script.task.is_empty() => script.task = text,
+            match classify_heading(&label, false) {
+                Section::Role => {
+                    labelled_role.get_or_insert(text);
+                }
+                Section::Task => {
+                    labelled_task.get_or_insert(text);
+                }
                 _ => {}
+            }
+        }
+        let merged = |s: &str, other: &Option<String>| {
+            other.as_ref().is_some_and(|o| s.contains(o.as_str()))
+        };
+        if let Some(r) = &labelled_role {
+            if script.role.is_empty() || merged(&script.role, &labelled_task) {
+                script.role = r.clone();
+            }
+        }
+        if let Some(t) = labelled_task {
+            if script.task.is_empty() || merged(&script.task, &labelled_role) {
+                script.task = t;
             }
         }
 

@@ -195,6 +195,189 @@ pub fn extract_address(s: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
+/// Common single-character surnames (the bulk of the population's), for telling a
+/// name ("王秀英") from another short answer ("不知道").
+const SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师和仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩明佘池查麻苑迟邝封";
+const COMPOUND_SURNAMES: &[&str] = &[
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "慕容", "令狐", "夏侯", "尉迟", "长孙", "公孙",
+    "宇文", "司徒", "端木", "独孤", "南宫", "西门",
+];
+
+/// A person's name in an answer to "叫什么名字": after 叫/名字是/姓名是 when said,
+/// else the whole answer when it is a name by itself. Two to four characters,
+/// starting with a known surname.
+pub fn extract_name(s: &str) -> Option<String> {
+    let mut t = s.trim();
+    for cue in ["名字是", "姓名是", "名字叫", "叫做", "叫"] {
+        if let Some(p) = t.rfind(cue) {
+            t = &t[p + cue.len()..];
+            break;
+        }
+    }
+    let t = t.trim_start_matches(|c: char| "是就嗯呃啊，, ".contains(c));
+    let run: String = t.chars().take_while(|c| super::text::is_han(*c)).collect();
+    let n = run.chars().count();
+    let surname_len = if COMPOUND_SURNAMES.iter().any(|c| run.starts_with(c)) {
+        2
+    } else if run.chars().next().is_some_and(|c| SURNAMES.contains(c)) {
+        1
+    } else {
+        return None;
+    };
+    if n < surname_len + 1 {
+        return None;
+    }
+    // A clause that goes on after the name ("我叫孙丽华想挂妇科"): given names have
+    // one or two characters.
+    let keep = if n <= surname_len + 2 {
+        n
+    } else {
+        surname_len + 2
+    };
+    let name: String = run.chars().take(keep).collect();
+    const NOT_NAMES: &[&str] = &[
+        "不", "没", "我", "你", "他", "她", "的", "吗", "了", "什么", "一下",
+    ];
+    if NOT_NAMES.iter().any(|w| name.contains(w)) {
+        return None;
+    }
+    Some(name)
+}
+
+/// A quantity said as Arabic digits or Chinese numerals with units (9800, 一万零二百,
+/// 九千五 = 9500, 一万二 = 12000, 1.2万), as a plain number. Digit strings read one by
+/// one (一三八…) and numbers too long to be a quantity are not quantities.
+pub fn extract_quantity(s: &str) -> Option<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if let Some((v, _)) = quantity_at(&chars[i..]) {
+            return Some(v.to_string());
+        }
+        // Skip the rest of a digit run that is no quantity (a phone number), so its
+        // tail is not read as one.
+        let run = chars[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit() || cn_digit(**c).is_some())
+            .count();
+        i += run.max(1);
+    }
+    None
+}
+
+fn cn_digit(c: char) -> Option<u64> {
+    Some(match c {
+        '零' | '〇' => 0,
+        '一' => 1,
+        '二' | '两' => 2,
+        '三' => 3,
+        '四' => 4,
+        '五' => 5,
+        '六' => 6,
+        '七' => 7,
+        '八' => 8,
+        '九' => 9,
+        _ => return None,
+    })
+}
+
+fn cn_unit(c: char) -> Option<u64> {
+    Some(match c {
+        '十' => 10,
+        '百' => 100,
+        '千' => 1000,
+        '万' => 10_000,
+        _ => return None,
+    })
+}
+
+/// The quantity starting at `c[0]`, with the characters it spans.
+fn quantity_at(c: &[char]) -> Option<(u64, usize)> {
+    if c[0].is_ascii_digit() {
+        let mut n = c.iter().take_while(|x| x.is_ascii_digit()).count();
+        if n > 9 {
+            return None;
+        }
+        let mut text: String = c[..n].iter().collect();
+        if c.get(n) == Some(&'.') && c.get(n + 1).is_some_and(|x| x.is_ascii_digit()) {
+            let frac = c[n + 1..].iter().take_while(|x| x.is_ascii_digit()).count();
+            text.push('.');
+            text.extend(&c[n + 1..n + 1 + frac]);
+            n += 1 + frac;
+        }
+        let mut value: f64 = text.parse().ok()?;
+        if let Some(u) = c.get(n).and_then(|x| cn_unit(*x)).filter(|u| *u >= 1000) {
+            value *= u as f64;
+            n += 1;
+        }
+        return Some((value.round() as u64, n));
+    }
+    if cn_digit(c[0]).is_none() && c[0] != '十' {
+        return None;
+    }
+    // A run of bare digits (一三八, 九八零零): positional, unless it is too long to be
+    // a quantity (a phone number read out).
+    let run = c.iter().take_while(|x| cn_digit(**x).is_some()).count();
+    if run >= 2 {
+        if run > 6 {
+            return None;
+        }
+        let v = c[..run]
+            .iter()
+            .fold(0u64, |a, x| a * 10 + cn_digit(*x).unwrap_or(0));
+        return Some((v, run));
+    }
+    let (mut total, mut section) = (0u64, 0u64);
+    let mut digit: Option<u64> = None;
+    let mut last_unit = 0u64;
+    let mut zero_before = false;
+    let mut i = 0;
+    while i < c.len() {
+        if let Some(d) = cn_digit(c[i]) {
+            if digit.is_some() {
+                break;
+            }
+            if d == 0 {
+                // 一万零二百: 零 only marks a skipped unit.
+                zero_before = true;
+                i += 1;
+                continue;
+            }
+            digit = Some(d);
+        } else if let Some(u) = cn_unit(c[i]) {
+            if u == 10_000 {
+                total += (section + digit.unwrap_or(0)) * u;
+                section = 0;
+            } else {
+                section += digit.unwrap_or(1) * u;
+            }
+            digit = None;
+            zero_before = false;
+            last_unit = u;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    if last_unit == 0 {
+        // One bare digit counts only before a measure word (三个人, 两台): 一下 and
+        // 一点 are not quantities.
+        let counted = c
+            .get(i)
+            .is_some_and(|m| "个位台口人辆次件张套间".contains(*m))
+            || c[i.min(c.len())..].starts_with(&['公', '里']);
+        return digit.filter(|_| counted).map(|d| (d, i));
+    }
+    let tail = match digit {
+        // 九千五 = 9500, 一万二 = 12000: a bare digit after a unit counts in the next
+        // unit down, unless a 零 came before it (一万零二 = 10002).
+        Some(d) if !zero_before && last_unit >= 100 => d * (last_unit / 10),
+        Some(d) => d,
+        None => 0,
+    };
+    Some((total + section + tail, i))
+}
+
 /// A value of `kind` in `s`, normalised for the record (times as RFC 3339). A
 /// sentence that corrects itself ("13812345678，不对，是…") gives the value after
 /// the last correction.
@@ -245,11 +428,57 @@ fn extract_plain(kind: FieldKind, s: &str, now: DateTime<FixedOffset>) -> Option
         FieldKind::Serial => extract_serial(s),
         FieldKind::Address => extract_address(s),
         FieldKind::Time => extract_time(s, now).map(|t| t.to_rfc3339()),
+        FieldKind::Name => extract_name(s),
+        FieldKind::Number => extract_quantity(s),
         FieldKind::Text => {
             let t = s.trim();
             (t.chars().filter(|c| c.is_alphanumeric()).count() >= 4).then(|| t.to_string())
         }
     }
+}
+
+/// Words that turn a proposed time down ("周六不行", "那天没空", "改成周日").
+const TIME_REFUSALS: &[&str] = &[
+    "不行",
+    "没空",
+    "有事",
+    "不在家",
+    "来不了",
+    "赶不上",
+    "不方便",
+    "去不了",
+    "过不去",
+    "改成",
+    "换成",
+    "改到",
+    "换到",
+    "改为",
+];
+
+/// A time in `s` as the caller now wants it: what follows the last word turning a
+/// time down ("周末没空，下周一下午四点吧" → 下周一下午四点; "周末我要上课，没空" →
+/// none), or the time itself when nothing is turned down.
+pub fn wanted_time(s: &str, now: DateTime<FixedOffset>) -> Option<String> {
+    let cut = TIME_REFUSALS
+        .iter()
+        .flat_map(|w| s.match_indices(w).map(move |(i, _)| (i, w.len())))
+        // "…行不行" asks; it turns nothing down.
+        .filter(|&(i, _)| !(s[i..].starts_with("不行") && s[..i].ends_with('行')))
+        .map(|(i, n)| i + n)
+        .max();
+    let Some(i) = cut else {
+        return extract(FieldKind::Time, s, now);
+    };
+    let (before, after) = (&s[..i], &s[i..]);
+    if date_words(after).is_none() {
+        // "后天上午有事，下午三点": the day from before, the clock from after.
+        if let Some(d) = date_words(before) {
+            if let Some(v) = extract(FieldKind::Time, &format!("{d}{after}"), now) {
+                return Some(v);
+            }
+        }
+    }
+    extract(FieldKind::Time, after, now)
 }
 
 /// Splits "A，不对，B" at its last correction cue.
@@ -538,6 +767,53 @@ pub fn correction(s: &str) -> Option<Correction> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_in_digits_and_numerals() {
+        let q = |s: &str| extract_quantity(s);
+        assert_eq!(q("差不多九千八百公里").as_deref(), Some("9800"));
+        assert_eq!(q("10200公里").as_deref(), Some("10200"));
+        assert_eq!(q("一万零二百").as_deref(), Some("10200"));
+        assert_eq!(q("九千五").as_deref(), Some("9500"));
+        assert_eq!(q("一万二左右").as_deref(), Some("12000"));
+        assert_eq!(q("开了一万一千公里").as_deref(), Some("11000"));
+        assert_eq!(q("快一万了").as_deref(), Some("10000"));
+        assert_eq!(q("1.2万").as_deref(), Some("12000"));
+        assert_eq!(q("两万三千四百五十").as_deref(), Some("23450"));
+        assert_eq!(q("一万零二").as_deref(), Some("10002"));
+        assert_eq!(q("家里三个人").as_deref(), Some("3"));
+        // A phone number read out is no quantity; no number at all gives none.
+        assert_eq!(q("一三八一二三四五六七八"), None);
+        assert_eq!(q("不太清楚"), None);
+    }
+
+    #[test]
+    fn times_turned_down_and_proposed() {
+        let now = DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap();
+        let t = |s: &str| wanted_time(s, now);
+        assert_eq!(t("周末我要带孩子上课，没空"), None);
+        assert!(t("周末没空，下周一下午四点吧").is_some_and(|v| v.starts_with("2026-12-14T16:00")));
+        assert!(t("周六我有事，改成周日上午吧").is_some_and(|v| v.starts_with("2026-12-13")));
+        assert!(t("周六下午三点").is_some_and(|v| v.starts_with("2026-12-12T15:00")));
+        assert!(t("周六上午我不在家，改到周日上午十点行不行")
+            .is_some_and(|v| v.starts_with("2026-12-13T10:00")));
+        assert!(t("改到后天上午十点吧，哦不对，后天上午有事，下午三点")
+            .is_some_and(|v| v.starts_with("2026-12-09T15:00")));
+    }
+
+    #[test]
+    fn names_alone_or_introduced() {
+        let n = |s: &str| extract_name(s);
+        assert_eq!(n("王秀英").as_deref(), Some("王秀英"));
+        assert_eq!(n("我妈叫张桂兰").as_deref(), Some("张桂兰"));
+        assert_eq!(n("我叫孙丽华，想挂妇科").as_deref(), Some("孙丽华"));
+        assert_eq!(n("是刘方，方向的方").as_deref(), Some("刘方"));
+        assert_eq!(n("欧阳娜娜").as_deref(), Some("欧阳娜娜"));
+        assert_eq!(n("赵明。").as_deref(), Some("赵明"));
+        assert_eq!(n("不知道"), None);
+        assert_eq!(n("你说什么"), None);
+        assert_eq!(n("13812345678"), None);
+    }
 
     #[test]
     fn phones_in_every_reading() {
