@@ -131,8 +131,7 @@ fn asr_killed_mid_call_continues_in_emergency_mode() {
     caller.extend(silence(25.0));
 
     let phone = Baresip::start("1001", kam.port, "auto", &caller);
-    let reply = phone.ctrl("dial", "bot");
-    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    phone.dial("bot");
     let dialled = Instant::now();
 
     let flagged = wait_until(Duration::from_secs(40), || {
@@ -174,12 +173,7 @@ fn asr_killed_mid_call_continues_in_emergency_mode() {
     std::thread::sleep(Duration::from_secs(1));
     let (heard, _) = phone.dumps();
     let heard = heard.expect("baresip wrote what it heard");
-    let out = tingshuo()
-        .arg("transcribe")
-        .arg(&heard)
-        .output()
-        .expect("transcribe");
-    let transcript = String::from_utf8_lossy(&out.stdout).to_string();
+    let transcript = transcribe(&heard);
     let covered = bigram_coverage(
         "当前为应急服务时段请在提示音后留下您的姓名和需求",
         &transcript,
@@ -230,16 +224,13 @@ fn missing_whisper_model_starts_in_emergency_mode() {
         "emergency flag set from start-up"
     );
 
-    let mut caller = silence(16.0);
-    caller.extend(say(
+    let caller = caller_lines(
         dir.path(),
-        "msg",
-        "你好，我的电话打不出去了，请回电给我。",
-    ));
-    caller.extend(silence(22.0));
+        &[(16.0, "你好，我的电话打不出去了，请回电给我。")],
+        22.0,
+    );
     let phone = Baresip::start("1001", kam.port, "auto", &caller);
-    let reply = phone.ctrl("dial", "bot");
-    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    phone.dial("bot");
     let rec = wait_for_record(&agent, 90);
     assert_emergency_record(&rec, &agent, 2.0);
     phone.ctrl("hangup", "");

@@ -67,16 +67,13 @@ fn kill_9_mid_call_then_restart_keeps_records_and_callbacks() {
     };
     let mut agent = start_agent(dir.path(), &kam, "", &[]);
 
-    let mut caller = silence(8.0);
-    caller.extend(say(
+    let caller = caller_lines(
         dir.path(),
-        "q",
-        "我家的宽带今天早上突然断了，一直连不上。",
-    ));
-    caller.extend(silence(60.0));
+        &[(8.0, "我家的宽带今天早上突然断了，一直连不上。")],
+        60.0,
+    );
     let phone = Baresip::start("1001", kam.port, "auto", &caller);
-    let reply = phone.ctrl("dial", "bot");
-    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    phone.dial("bot");
 
     let heard = wait_until(Duration::from_secs(60), || {
         callee_turns(&agent.db, earlier) >= 1
@@ -136,13 +133,14 @@ fn sigterm_drains_calls_and_refuses_new_ones() {
     assert_eq!(http_status(agent.console_port, "/readyz"), Some(200));
 
     // The caller talks once and hangs up when the file ends, 20 s in.
-    let mut caller = silence(8.0);
-    caller.extend(say(dir.path(), "q", "请问你们的营业时间是几点到几点？"));
-    caller.extend(silence(9.0));
+    let caller = caller_lines(
+        dir.path(),
+        &[(8.0, "请问你们的营业时间是几点到几点？")],
+        9.0,
+    );
     let call_len = caller.len() as f64 / 8000.0;
     let phone = Baresip::start("1001", kam.port, "auto", &caller);
-    let reply = phone.ctrl("dial", "bot");
-    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    phone.dial("bot");
     let dialled = Instant::now();
     let up = wait_until(Duration::from_secs(10), || {
         agent.proc.log_text().contains("incoming call")

@@ -157,8 +157,7 @@ fn caller_asks_for_a_person_and_follows_our_refer_to_the_target() {
     );
     let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 900.0));
     let caller = Baresip::start("1001", kam.port, "auto", &caller_audio(dir.path()));
-    let reply = caller.ctrl("dial", "bot");
-    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    caller.dial("bot");
 
     let store = Store::open(&agent.db).expect("open records");
     let call = next_ended_call(&store, 0, &agent);
@@ -220,8 +219,7 @@ fn bridged_transfer_relays_the_person_and_busy_or_unanswered_targets_fall_back()
     let store = Store::open(&agent.db).expect("open records");
 
     // 1. Through Kamailio, bridged to 1002.
-    let reply = caller.ctrl("dial", "bot");
-    assert!(reply.contains("\"ok\":true"), "dial accepted: {reply}");
+    caller.dial("bot");
     let bridged = wait_until(Duration::from_secs(90), || {
         agent.log_text().contains("the call is with a person")
     });

@@ -7,7 +7,7 @@
 // Env: CONSOLE_URL, CONSOLE_USER, CONSOLE_PASSWORD, CALLER (number shown for the live call),
 //      SCREENSHOT_DIR (where console-live.png and console-history.png go),
 //      TAKEOVER_MS (how long to hold the take-over, default 3000).
-import { need, step, launch, login, listenUntilAudio, join } from './lib.mjs';
+import { need, step, scenario, takeoverSent, login, listenUntilAudio, join } from './lib.mjs';
 
 const url = need('CONSOLE_URL');
 const user = need('CONSOLE_USER');
@@ -18,12 +18,7 @@ const holdMs = Number(process.env.TAKEOVER_MS || 3000);
 // Quiet windows (page open, idle / one listener) for the test's CPU measurement.
 const cpuWindowMs = Number(process.env.CPU_WINDOW_MS || 3000);
 
-const t0 = Date.now();
-const result = {};
-let browser;
-try {
-  browser = await launch();
-  const { page } = browser;
+await scenario({}, async (page, result) => {
 
   step('open console');
   await login(page, url, user, password);
@@ -58,13 +53,7 @@ try {
   await page.locator('#transcript li.operator').first().waitFor();
   await page.screenshot({ path: join(shots, 'console-takeover.png') });
   await page.waitForTimeout(holdMs);
-  result.takeover = await page.evaluate(async () => {
-    let out = {};
-    (await window.tingshuo.takeover.pc.getStats()).forEach((r) => {
-      if (r.type === 'outbound-rtp' && r.kind === 'audio') out = { bytesSent: r.bytesSent, packetsSent: r.packetsSent };
-    });
-    return out;
-  });
+  result.takeover = takeoverSent(page);
   await page.click('#btn-handback');
   await page.waitForFunction(() => !window.tingshuo.takeover && window.tingshuo.listen);
   step('handed back, listening again');
@@ -99,13 +88,4 @@ try {
   }));
   await page.screenshot({ path: join(shots, 'console-history.png') });
   step('history shown');
-  result.ok = true;
-} catch (e) {
-  result.ok = false;
-  result.error = String(e && e.stack || e);
-} finally {
-  if (browser) await browser.close();
-}
-result.seconds = (Date.now() - t0) / 1000;
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+});

@@ -84,3 +84,36 @@ async function codec(page) {
 }
 
 export { join };
+
+/// Runs one browser scenario: launches Chromium with `launchOptions`, awaits
+/// `body(page, result)`, prints `result` as JSON on stdout (with `ok`, `error` and
+/// `seconds`) and exits 0 when the body completed, 1 when it threw.
+export async function scenario(launchOptions, body) {
+  const t0 = Date.now();
+  const result = {};
+  let browser;
+  try {
+    browser = await launch(launchOptions);
+    await body(browser.page, result);
+    result.ok = true;
+  } catch (e) {
+    result.ok = false;
+    result.error = String(e && e.stack || e);
+  } finally {
+    if (browser) await browser.close();
+  }
+  result.seconds = (Date.now() - t0) / 1000;
+  console.log(JSON.stringify(result));
+  process.exit(result.ok ? 0 : 1);
+}
+
+/// What the operator's take-over connection has sent so far: { bytesSent, packetsSent }.
+export async function takeoverSent(page) {
+  return page.evaluate(async () => {
+    let out = {};
+    (await window.tingshuo.takeover.pc.getStats()).forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'audio') out = { bytesSent: r.bytesSent, packetsSent: r.packetsSent };
+    });
+    return out;
+  });
+}

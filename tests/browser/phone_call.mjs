@@ -7,7 +7,7 @@
 // Env: CONSOLE_URL, CONSOLE_USER, CONSOLE_PASSWORD, OPERATOR_WAV (the fake microphone),
 //      BURST_HZ (the caller's burst tone), LISTEN_MS (how long to time bursts),
 //      TAKEOVER_MS (how long to hold the take-over), SCREENSHOT_DIR (optional).
-import { need, step, launch, login, listenUntilAudio, jitterMs, join } from './lib.mjs';
+import { need, step, scenario, takeoverSent, login, listenUntilAudio, jitterMs, join } from './lib.mjs';
 
 const url = need('CONSOLE_URL');
 const user = need('CONSOLE_USER');
@@ -18,9 +18,6 @@ const listenMs = Number(process.env.LISTEN_MS || 12000);
 const holdMs = Number(process.env.TAKEOVER_MS || 4000);
 const shots = process.env.SCREENSHOT_DIR;
 
-const t0 = Date.now();
-const result = {};
-let browser;
 
 /// Taps the listen-in stream with Web Audio and records the wall-clock time (epoch ms)
 /// at which each burst of `hz` starts to play: the 5 ms block where the tone's share of
@@ -57,9 +54,7 @@ async function startBurstTimer(page, hz) {
   }, hz);
 }
 
-try {
-  browser = await launch({ fakeAudio: operatorWav });
-  const { page } = browser;
+await scenario({ fakeAudio: operatorWav }, async (page, result) => {
 
   step('open console');
   await login(page, url, user, password);
@@ -106,13 +101,7 @@ try {
   step('taken over; the fake microphone talks to the caller');
   await page.locator('#transcript li.operator').first().waitFor();
   await page.waitForTimeout(holdMs);
-  result.takeover = await page.evaluate(async () => {
-    let out = {};
-    (await window.tingshuo.takeover.pc.getStats()).forEach((r) => {
-      if (r.type === 'outbound-rtp' && r.kind === 'audio') out = { bytesSent: r.bytesSent, packetsSent: r.packetsSent };
-    });
-    return out;
-  });
+  result.takeover = takeoverSent(page);
   await page.click('#btn-handback');
   result.takeover_ended_at = Date.now();
   await page.waitForFunction(() => !window.tingshuo.takeover && window.tingshuo.listen);
@@ -134,13 +123,4 @@ try {
     transcript_lines: await page.locator('#hist-transcript li').count(),
   };
   step(`history: ${JSON.stringify(result.history)}`);
-  result.ok = true;
-} catch (e) {
-  result.ok = false;
-  result.error = String(e && e.stack || e);
-} finally {
-  if (browser) await browser.close();
-}
-result.seconds = (Date.now() - t0) / 1000;
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+});

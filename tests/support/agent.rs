@@ -349,3 +349,15 @@ pub fn say_at(dir: &Path, name: &str, text: &str, rate: u32) -> Vec<i16> {
 pub fn silence(secs: f32) -> Vec<i16> {
     vec![0; (secs * 8000.0) as usize]
 }
+
+/// What a phone plays into a call, at 8 kHz: each line after its pause (seconds of
+/// silence first), then `tail` seconds of silence so the phone stays on the line.
+pub fn caller_lines(dir: &Path, lines: &[(f32, &str)], tail: f32) -> Vec<i16> {
+    let mut out = Vec::new();
+    for (i, (pause, text)) in lines.iter().enumerate() {
+        out.extend(silence(*pause));
+        out.extend(say(dir, &format!("line{i}"), text));
+    }
+    out.extend(silence(tail));
+    out
+}

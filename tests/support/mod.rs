@@ -153,6 +153,17 @@ pub fn tingshuo() -> Command {
     )
 }
 
+/// What `tingshuo transcribe` hears in a WAV file (a phone's recording of the
+/// agent), as text.
+pub fn transcribe(wav: &Path) -> String {
+    let out = tingshuo()
+        .arg("transcribe")
+        .arg(wav)
+        .output()
+        .expect("run tingshuo transcribe");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// A child process killed (by its own pid) when dropped.
 pub struct Proc {
     pub child: Child,
@@ -520,6 +531,16 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
             }
         }
         out
+    }
+
+    /// Dials `target` (an extension on the registrar, or a SIP URI) and fails the
+    /// test when baresip does not accept the command.
+    pub fn dial(&self, target: &str) {
+        let reply = self.ctrl("dial", target);
+        assert!(
+            reply.contains("\"ok\":true"),
+            "dial {target} accepted: {reply}"
+        );
     }
 
     /// True once baresip reports no active call.
