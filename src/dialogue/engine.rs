@@ -360,6 +360,11 @@ const PROBLEM_WORDS: &[&str] = &[
     "没反应",
     "打不开",
     "用不了",
+    "停水",
+    "没水",
+    "停电",
+    "没电",
+    "爆了",
     // Symptoms, for health lines ("我想问一下，就是我腰疼好几天了").
     "疼",
     "痛",
@@ -370,6 +375,23 @@ const PROBLEM_WORDS: &[&str] = &[
     "拉肚子",
     "过敏",
 ];
+
+/// A line that asks for a yes or a no ("您需要送上门吗？").
+fn is_yes_no(line: &str) -> bool {
+    let t = line.trim_end_matches(['？', '?', '。', '！', ' ', '”', '」']);
+    t.ends_with('吗')
+        || t.ends_with('么')
+        || ["要不要", "需不需要", "是否", "可不可以", "行不行"]
+            .iter()
+            .any(|w| t.contains(w))
+}
+
+/// Steps that exist only for an earlier step's branch: the step's title names
+/// something (送货) that only that branch's line brings up ("如果对方来不了：…我们可以
+/// 送货上门…"). Said only when the branch was taken.
+fn branch_only_steps(script: &Script) -> BTreeMap<usize, usize> {
+    script.branch_only_steps()
+}
 
 /// The two-character runs of `s` that carry content: not pronouns, particles or the
 /// words every service question has (需要, 可以, 时间).
@@ -526,6 +548,14 @@ pub struct Conversation {
     /// The value kind a branch of the current step asked for instead of its own
     /// ("找不到编号？报手机号也行").
     branch_kind: Option<FieldKind>,
+    /// The current step's branch asked a yes/no of its own ("…我们可以送货上门，您需要
+    /// 送上门吗？"): the next reply answers it.
+    branch_offer: bool,
+    /// Steps whose branch was taken in this call.
+    branches_taken: std::collections::BTreeSet<usize>,
+    /// Steps that belong to an earlier step's branch (确认送货地址 after "如果对方来不了：
+    /// …送货上门…"), by step index: said only when that branch was taken.
+    branch_only: BTreeMap<usize, usize>,
     /// Times the current value step was asked again.
     value_retries: u32,
     /// The caller reported a fault or need (not only asked questions).
@@ -644,6 +674,7 @@ impl Conversation {
         now: DateTime<FixedOffset>,
     ) -> Result<Self, DialogueError> {
         let script = script.with_vars(vars)?;
+        let branch_only = branch_only_steps(&script);
         super::intent::warm_up();
         let kb = KnowledgeBase::new(&script.kb);
         let op = &script.opening;
@@ -696,6 +727,9 @@ impl Conversation {
             prefill: BTreeMap::new(),
             affirmed_ahead: Default::default(),
             branch_kind: None,
+            branch_offer: false,
+            branches_taken: Default::default(),
+            branch_only,
             value_retries: 0,
             need_noted: false,
         })
@@ -1250,10 +1284,23 @@ impl Conversation {
                 ]
                 .iter()
                 .any(|w| cond.contains(w));
-                (cannot && cond_cannot) || (change && cond_change)
+                // Or the caller says what the condition says ("来不了" / "如果对方来不了").
+                let same_words = CHANGE_WORDS
+                    .iter()
+                    .chain(CANNOT_WORDS)
+                    .any(|w| text.contains(w) && cond.contains(w));
+                (cannot && cond_cannot) || (change && cond_change) || same_words
             })
             .map(|c| {
-                let kind = super::script::field_kind(&c.condition, &c.line).or(st.field);
+                // What the branch's line asks for ("…说一下详细地址"), before what its
+                // condition names as missing ("若用户找不到户号").
+                let own = super::script::field_kind("", &c.line)
+                    .or_else(|| super::script::field_kind(&c.condition, &c.line));
+                let kind = if own.is_none() && is_yes_no(&c.line) {
+                    None
+                } else {
+                    own.or(st.field)
+                };
                 (c.line.clone(), kind)
             })
     }
@@ -1320,7 +1367,16 @@ impl Conversation {
             return;
         }
         self.branch_kind = None;
+        self.branch_offer = false;
         self.value_retries = 0;
+        if let Some(from) = self.branch_only.get(&i) {
+            if !self.branches_taken.contains(from) {
+                self.path
+                    .push(format!("{}:skipped", self.script.steps[i].id()));
+                self.enter_step(i + 1, actions);
+                return;
+            }
+        }
         if self.affirmed_ahead.remove(&i) {
             let title = self.script.steps[i].title.clone();
             self.record(&format!("confirm:{title}"), "是", actions);
@@ -1927,6 +1983,11 @@ impl Conversation {
             actions.push(self.builtin(IDENTITY));
             return None;
         }
+        if let Some(clause) = self.value_said_before(&c.text) {
+            actions.push(self.say(&format!("{clause}。"), None, true));
+            self.answered += 1;
+            return None;
+        }
         match self
             .kb
             .answer(&c.text)
@@ -1944,6 +2005,37 @@ impl Conversation {
                 None
             }
         }
+    }
+
+    /// "我的取件码是多少来着": a value the agent itself has said in this call (the
+    /// opening or a step's line, "您的取件码是6-2-3015"), said again: the clause of
+    /// those lines that names what is asked and holds a digit.
+    fn value_said_before(&self, question: &str) -> Option<String> {
+        let cut = ["是多少", "多少来着", "是什么来着", "是几", "多少"]
+            .iter()
+            .filter_map(|w| question.find(w))
+            .min()?;
+        let label: String = question[..cut]
+            .chars()
+            .rev()
+            .take_while(|c| super::text::is_han(*c) && !"的我你是".contains(*c))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if label.chars().count() < 2 {
+            return None;
+        }
+        let last = self.step_index().unwrap_or(0);
+        std::iter::once(self.script.opening.as_str())
+            .chain(
+                self.script.steps[..=last.min(self.script.steps.len().saturating_sub(1))]
+                    .iter()
+                    .flat_map(|s| s.lines.iter().map(String::as_str)),
+            )
+            .flat_map(|l| l.split(['，', '。', '；', '？', '！', ',']))
+            .find(|cl| cl.contains(label.as_str()) && cl.chars().any(|c| c.is_ascii_digit()))
+            .map(|cl| cl.trim().to_string())
     }
 
     /// A reply at a step that collects (or confirms) a value. `None` lets the
@@ -1970,7 +2062,12 @@ impl Conversation {
             return None;
         }
         let key = st.title.clone();
+        // "驿站晚上几点关门": a question about a time is no time given.
+        let asks_a_time = ["几点", "什么时候", "哪天", "几号", "多久"]
+            .iter()
+            .any(|w| c.text.contains(w));
         let value = match kind {
+            FieldKind::Time if asks_a_time => None,
             FieldKind::Time => slots::wanted_time(&c.text, now),
             // "做一次保养得弄多久": a question is no count, nor a name.
             FieldKind::Number | FieldKind::Name if c.question_like => None,
@@ -1996,7 +2093,29 @@ impl Conversation {
                 return Some(None);
             }
             if let Some((line, k)) = self.branch_line(i, &c.text) {
-                self.branch_kind = k;
+                self.branches_taken.insert(i);
+                // A branch that offers something ("您需要送上门吗？") waits for a yes
+                // or no; one that asks for another value collects that value.
+                self.branch_offer = k.is_none() && is_yes_no(&line);
+                self.branch_kind = k.filter(|_| !self.branch_offer);
+                // "来不了，帮我送上门吧": the offer is already accepted.
+                let accepted = self.branch_offer
+                    && c.text
+                        .split(['，', ',', '。', ' '])
+                        .filter(|cl| !["不", "没", "别"].iter().any(|n| cl.contains(n)))
+                        .any(|cl| {
+                            content_bigrams(cl)
+                                .iter()
+                                .any(|b| line.contains(b.as_str()))
+                        });
+                if accepted {
+                    self.branch_offer = false;
+                    self.record(&format!("branch:{key}"), "是", actions);
+                    self.prefill_from(&c.text, i + 1, now);
+                    actions.push(self.builtin(OK_SHORT));
+                    self.advance(actions);
+                    return Some(None);
+                }
                 actions.push(self.say(&line, Some(i), true));
                 return Some(None);
             }
@@ -2144,8 +2263,21 @@ impl Conversation {
             || slots::extract_serial(&c.text).is_some();
         // "你记一下我的手机号，138…" as the first words: a value to note, not the
         // reason for the call, which is still to be asked.
+        // More than the value ("户号是3301556677，我家水表一直在转，可是家里没用水"):
+        // the rest is the need.
+        let need_besides = without_value_clauses(&c.text)
+            .split('，')
+            .filter(|cl| {
+                !["号", "手机", "电话", "记一下", "记下"]
+                    .iter()
+                    .any(|w| cl.contains(w))
+            })
+            .map(|cl| cl.chars().filter(|ch| super::text::is_han(*ch)).count())
+            .sum::<usize>()
+            >= 6;
         if has_value
             && !problem
+            && !need_besides
             && c.intent != Intent::Question
             && self.state == State::Opening
             && self.answered == 0
@@ -2159,8 +2291,21 @@ impl Conversation {
         // A problem the Q&A solves outright is answered (and noted as the need); the
         // clauses that only carry a number do not take part in the match.
         let query = without_value_clauses(&c.text);
-        if let Some((h, _)) = self.kb.answer(&query) {
-            if h.confidence >= 0.5 && !need_question {
+        if let Some((h, e)) = self.kb.answer(&query) {
+            // "停水了" is a fault to report, not the question "停水通知在哪里看？";
+            // only a Q&A entry about what to do about it answers a fault.
+            let troubleshoots = [
+                "怎么办",
+                "怎么回事",
+                "为什么",
+                "什么原因",
+                "怎么处理",
+                "怎么解决",
+            ]
+            .iter()
+            .any(|w| e.question.contains(w));
+            let reported_fault = problem && c.intent != Intent::Question && !troubleshoots;
+            if h.confidence >= 0.5 && !need_question && !reported_fault {
                 self.record(&first.title, &c.text, actions);
                 self.prefill_from(&c.text, 1, now);
                 let asked = Classified {
@@ -2227,6 +2372,47 @@ impl Conversation {
         }
         // Steps that collect a value: pick it out of the sentence, or take the
         // script's branch when the caller cannot give it or wants it changed.
+        // The answer to a branch's own offer ("…我们可以送货上门，您需要送上门吗？").
+        if let (Some(i), true) = (self.step_index(), self.branch_offer) {
+            let no = c.intent == Intent::Negative
+                || c.intent == Intent::Decline
+                || ["不用", "不要", "不需要", "算了"]
+                    .iter()
+                    .any(|w| c.text.contains(w));
+            // A value for the step the branch leads to ("幸福里小区3栋502") is a yes too.
+            let gives_next_value = self
+                .script
+                .steps
+                .get(i + 1)
+                .and_then(|st| st.field)
+                .is_some_and(|k| slots::extract(k, &c.text, now).is_some());
+            let yes = !no
+                && (c.intent == Intent::Agree
+                    || gives_next_value
+                    || ["要", "需要", "送", "好", "行", "可以"]
+                        .iter()
+                        .any(|w| c.text.contains(w)));
+            if yes || no {
+                self.branch_offer = false;
+                let title = self.script.steps[i].title.clone();
+                self.record(
+                    &format!("branch:{title}"),
+                    if yes { "是" } else { "否" },
+                    actions,
+                );
+                if yes {
+                    // What the caller said with the yes may answer the next step
+                    // ("送上门吧，我家在幸福里5栋302").
+                    self.prefill_from(&c.text, i + 1, now);
+                    actions.push(self.builtin(OK_SHORT));
+                    self.advance(actions);
+                } else {
+                    self.branches_taken.remove(&i);
+                    self.resume(actions);
+                }
+                return None;
+            }
+        }
         if let Some(i) = self.step_index() {
             if let Some(done) = self.on_value_reply(i, c, now, actions) {
                 return done;
@@ -2392,6 +2578,12 @@ impl Conversation {
                 }
                 if matches!(kind, StepKind::Confirm | StepKind::Convenience) {
                     self.note_affirmed_ahead(&c.text);
+                    // "是我是我，我明天中午过去拿": a value for a later step said with
+                    // the yes.
+                    if !is_short(&c.text) {
+                        let next = self.step_index().map_or(0, |i| i + 1);
+                        self.prefill_from(&c.text, next, now);
+                    }
                 }
                 if kind == StepKind::AnyQuestions
                     && matches!(self.state, State::Opening)

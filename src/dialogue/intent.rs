@@ -773,7 +773,18 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
             // "有啥活动没有": 有…没有.
             || norm
                 .strip_suffix("没有")
-                .is_some_and(|head| head.contains('有')));
+                .is_some_and(|head| head.contains('有')))
+        // "送上门收不收钱", "能不能…": A-not-A anywhere.
+        || norm
+            .chars()
+            .collect::<Vec<_>>()
+            .windows(3)
+            .any(|w| {
+                // Verbs and adjectives callers ask with; not 在 (现在不在 is a statement).
+                w[0] == w[2]
+                    && (w[1] == '不' || w[1] == '没')
+                    && "是要能会有行好对收用去来需够贵远多想肯愿知认记可给送换退开方".contains(w[0])
+            });
     // Question words by characters only: their sound-alikes are ordinary content
     // ("底下全是水" is not "是谁").
     // "师傅会先打电话吧": a guess put up for confirmation is a question, unless it

@@ -64,6 +64,8 @@ pub enum FieldKind {
 
 /// Guesses the field a step collects from its title and line.
 pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
+    // What a placeholder is called ({{姓名}}) says nothing about what is asked.
+    let text = placeholder_re().replace_all(text, "");
     let has = |ks: &[&str]| ks.iter().any(|k| title.contains(k) || text.contains(k));
     if has(&["手机", "电话", "号码", "联系方式"]) && !has(&["编号"]) {
         Some(FieldKind::Phone)
@@ -75,6 +77,11 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         "工单号",
         "单号",
         "账号",
+        "户号",
+        "卡号",
+        "客户号",
+        "合同号",
+        "会员号",
         "版本",
     ]) {
         Some(FieldKind::Serial)
@@ -260,6 +267,15 @@ fn label_re() -> &'static Regex {
         &C,
     )
 }
+/// A section title on a plain line: `五、通话步骤`, `3. 常见问题`, `【开场白】`.
+fn plain_heading_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^(?:(?:[一二三四五六七八九十]{1,3}|\d{1,2})\s*[、．.]\s*(\S.{0,15})|【(\S.{0,15})】)$",
+        &C,
+    )
+}
+
 /// A plain bulleted role or task label: `- 角色：…`, `核心任务：…`.
 fn plain_label_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
@@ -271,14 +287,14 @@ fn plain_label_re() -> &'static Regex {
 fn step_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:\d{1,2}\s*[\.、\)）．]|[一二三四五六七八九十]{1,3}\s*[、．]|【\s*(?:步骤|第)?\s*[0-9一二三四五六七八九十]+\s*步?\s*】\s*[：:]?|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
+        r"^(?:[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|\d{1,2}\s*[\.、\)）．]|[一二三四五六七八九十]{1,3}\s*[、．]|【\s*(?:步骤|第)?\s*[0-9一二三四五六七八九十]+\s*步?\s*】\s*[：:]?|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
         &C,
     )
 }
 fn numbered_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*[\.、\)）．]|^第\s*[0-9一二三四五六七八九十]+\s*步|^步骤",
+        r"^(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*[\.、\)）．]|^[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|^第\s*[0-9一二三四五六七八九十]+\s*步|^步骤",
         &C,
     )
 }
@@ -388,6 +404,10 @@ fn classify_heading(text: &str, callee_half: bool) -> Section {
         "对方信息",
         "已知信息",
         "用户信息",
+        "收件人信息",
+        "业主信息",
+        "车主信息",
+        "客户档案",
     ]) {
         Section::Profile
     } else if has(&["流程", "话术", "步骤", "环节"]) {
@@ -482,7 +502,23 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     {
         return StepKind::SpecialNeed;
     }
-    if t_has(&["方便", "身份确认", "身份核实", "确认身份"])
+    // "请问您是{{姓名}}本人吗？": the identity question the opening usually asks too.
+    let asks_identity = x_has(&["本人吗", "本人么"])
+        || [
+            "姓名",
+            "名字",
+            "称呼",
+            "客户",
+            "用户",
+            "车主",
+            "收件人",
+            "机主",
+        ]
+        .iter()
+        .any(|n| text.contains(&format!("是{{{{{n}}}}}")))
+            && asks;
+    if asks_identity
+        || t_has(&["方便", "身份确认", "身份核实", "确认身份"])
         || conditionals
             .iter()
             .any(|c| c.condition.contains("方便") || c.condition.contains("忙"))
@@ -574,7 +610,65 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     if x_has(&["方便"]) {
         return StepKind::Convenience;
     }
+    // "请问打哪个电话？", "请您具体说一下是…还是别的问题？": a value is asked for,
+    // not a yes or no.
+    let wh_text = text.replace("几分钟", "");
+    if asks_value
+        || ["什么", "多少", "哪", "几", "怎么称呼"]
+            .iter()
+            .any(|w| wh_text.contains(w))
+    {
+        return StepKind::Info;
+    }
     StepKind::Confirm
+}
+
+impl Script {
+    /// Steps that exist only for an earlier step's branch: the step's title names
+    /// something that only that branch's conditional line brings up (确认送货地址
+    /// after "如果对方来不了：…我们可以送货上门…"), nowhere in the opening or in
+    /// the lines said unconditionally before it. By step index, to the branching
+    /// step's index.
+    pub fn branch_only_steps(&self) -> BTreeMap<usize, usize> {
+        let bigrams = |s: &str| -> Vec<String> {
+            let chars: Vec<char> = s
+                .chars()
+                .filter(|c| crate::dialogue::text::is_han(*c))
+                .collect();
+            chars.windows(2).map(|w| w.iter().collect()).collect()
+        };
+        // Step words and the values steps collect: "地址" in "找不到户号？说一下地址也行"
+        // does not make the address step a branch of its own.
+        const GENERIC: &[&str] = &[
+            "确认", "核对", "登记", "询问", "结束", "信息", "时间", "服务", "地址", "电话", "号码",
+            "手机", "姓名", "名字", "户号", "编号", "联系",
+        ];
+        let mut out = BTreeMap::new();
+        for j in 1..self.steps.len() {
+            let said_before: String = std::iter::once(self.opening.clone())
+                .chain(self.steps[..j].iter().flat_map(|s| {
+                    s.lines
+                        .iter()
+                        .cloned()
+                        .chain(std::iter::once(s.title.clone()))
+                }))
+                .collect();
+            let own = bigrams(&self.steps[j].title);
+            'steps: for i in (0..j).rev() {
+                for c in &self.steps[i].conditionals {
+                    if own.iter().any(|b| {
+                        !GENERIC.contains(&b.as_str())
+                            && c.line.contains(b.as_str())
+                            && !said_before.contains(b.as_str())
+                    }) {
+                        out.insert(j, i);
+                        break 'steps;
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Splits a compound surname off a Chinese name.
@@ -724,16 +818,21 @@ impl fmt::Display for Script {
         }
         writeln!(f, "opening: {}", short(&self.opening, 60))?;
         writeln!(f, "steps: {}", self.steps.len())?;
-        for s in &self.steps {
+        let branch_only = self.branch_only_steps();
+        for (j, s) in self.steps.iter().enumerate() {
             let flag = if s.interruptible {
                 ""
             } else {
                 " [不可打断]"
             };
+            let only = match branch_only.get(&j) {
+                Some(i) => format!(", only after step {}'s branch", self.steps[*i].number),
+                None => String::new(),
+            };
             writeln!(
                 f,
-                "  {}. {} ({:?}{}, line {})",
-                s.number, s.title, s.kind, flag, s.source_line
+                "  {}. {} ({:?}{}{}, line {})",
+                s.number, s.title, s.kind, flag, only, s.source_line
             )?;
             for l in &s.lines {
                 writeln!(f, "       say: {}", short(l, 50))?;
@@ -789,6 +888,27 @@ fn short(s: &str, n: usize) -> String {
     }
 }
 
+/// The cells of a Markdown table row (`| a | b |`), without the separator row
+/// (`| --- | --- |`); `None` for any other line.
+fn table_cells(line: &str) -> Option<Vec<String>> {
+    let t = line.trim();
+    if !t.starts_with('|') || t.len() < 3 {
+        return None;
+    }
+    let cells: Vec<String> = t
+        .trim_matches('|')
+        .split('|')
+        .map(|c| strip_markup(c.trim()))
+        .collect();
+    if cells
+        .iter()
+        .all(|c| !c.is_empty() && c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
+    {
+        return Some(Vec::new());
+    }
+    Some(cells.into_iter().filter(|c| !c.is_empty()).collect())
+}
+
 /// Content of one bullet/numbered item: text without the bullet marker.
 fn item_text(line: &str) -> String {
     match bullet_re().captures(line) {
@@ -799,7 +919,7 @@ fn item_text(line: &str) -> String {
 
 impl Parser {
     fn parse(&mut self, source: &str) -> Result<Script, DialogueError> {
-        let headings: Vec<Heading> = self
+        let mut headings: Vec<Heading> = self
             .lines
             .iter()
             .enumerate()
@@ -811,6 +931,29 @@ impl Parser {
                 })
             })
             .collect();
+        if headings.len() < 2 {
+            // A plain-text document (pasted from a word processor): its section titles
+            // are short numbered lines that name a known section ("五、通话步骤").
+            headings = self
+                .lines
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| {
+                    let c = plain_heading_re().captures(l.trim())?;
+                    let title = c.get(1).or_else(|| c.get(2))?.as_str();
+                    let t = clean_heading(title);
+                    let known = classify_heading(&t, false) != Section::Unknown
+                        || AGENT_HALF.iter().chain(CALLEE_HALF).any(|k| t.contains(k));
+                    (known && !title.contains(['，', '。', '？', '“', '"', '「'])).then(|| {
+                        Heading {
+                            line: i,
+                            level: 2,
+                            text: title.to_string(),
+                        }
+                    })
+                })
+                .collect();
+        }
         let callee_start = self.find_callee_half(&headings);
 
         // Sections: each heading owns the lines up to the next heading; headings
@@ -1251,6 +1394,21 @@ impl Parser {
             }
         };
         for &i in body {
+            // A Markdown table, one entry a row: | 问题 | 回答 |.
+            if let Some(cells) = table_cells(&self.lines[i]) {
+                flush(&mut out, &mut pending, &mut answer, &mut self.warnings);
+                let header = cells.iter().all(|c| c.chars().count() <= 6);
+                if let [q, a, ..] = cells.as_slice() {
+                    if !header {
+                        out.push(QaEntry {
+                            question: extract_speech(q),
+                            answer: extract_speech(a),
+                            source_line: i + 1,
+                        });
+                    }
+                }
+                continue;
+            }
             let t = strip_markup(&item_text(&strip_markup(&self.lines[i])));
             if t.is_empty() {
                 continue;
@@ -1721,5 +1879,94 @@ fn push_line(step: &mut Step, content: &str) {
     let line = strip_directions(&strip_markers(&extract_speech(&body)));
     if !line.is_empty() {
         step.lines.push(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plain-text document: numbered section lines, "（1）" steps, a Q&A table, and
+    /// a step that only follows a branch.
+    const PLAIN: &str = "驿站取件提醒
+
+一、角色
+驿站客服小丁。
+
+二、开场白
+\"您好，请问是{{姓名}}吗？您有一个包裹在驿站，现在方便吗？\"
+
+三、通话步骤
+（1）确认收件人
+\"请问您是{{姓名}}本人吗？\"
+（2）询问取件时间
+\"请问您大概什么时候过来取？\"
+如果对方来不了：\"我们可以送货上门，您需要吗？\"
+（3）确认送货地址
+\"请问送到哪个地址？\"
+
+四、常见问答
+| 问题 | 回答 |
+| --- | --- |
+| 驿站几点关门？ | 晚上九点关门。 |
+| 可以让别人代取吗？ | 可以，报取件码就行。 |
+";
+
+    #[test]
+    fn plain_text_documents_tables_and_branch_steps() {
+        let s = Script::parse(PLAIN, "plain").expect("parses");
+        assert_eq!(s.role, "驿站客服小丁。");
+        assert!(
+            s.opening.starts_with("您好，请问是{{姓名}}吗"),
+            "{}",
+            s.opening
+        );
+        let titles: Vec<&str> = s.steps.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["确认收件人", "询问取件时间", "确认送货地址"]);
+        // The identity question the opening also asks; a time; an address.
+        assert_eq!(s.steps[0].kind, StepKind::Convenience);
+        assert_eq!(s.steps[1].field, Some(FieldKind::Time));
+        assert_eq!(s.steps[2].field, Some(FieldKind::Address));
+        assert_eq!(s.kb.len(), 2);
+        assert_eq!(s.kb[1].question, "可以让别人代取吗？");
+        assert_eq!(s.kb[1].answer, "可以，报取件码就行。");
+        // 送货 comes up only in step 2's branch.
+        assert_eq!(s.branch_only_steps().get(&2), Some(&1));
+        assert!(s.branch_only_steps().get(&1).is_none());
+    }
+
+    #[test]
+    fn bracketed_sections_and_bulleted_labels() {
+        let doc = "# 保养提醒
+
+## 【坐席】
+- 角色：服务顾问小林。
+- 核心任务：约到店保养的时间。
+
+## 【流程】
+
+### 第一步 · 询问里程
+“您的车现在开到多少公里了？”
+
+### 第二步 · 就诊人
+“请问就诊人叫什么名字？”
+
+### 第三步 · 联系电话
+“请留一个联系电话，预约成功会发短信。”
+";
+        let s = Script::parse(doc, "bracketed").expect("parses");
+        assert_eq!(s.role, "服务顾问小林。");
+        assert_eq!(s.task, "约到店保养的时间。");
+        let fields: Vec<Option<FieldKind>> = s.steps.iter().map(|s| s.field).collect();
+        assert_eq!(
+            fields,
+            [
+                Some(FieldKind::Number),
+                Some(FieldKind::Name),
+                Some(FieldKind::Phone)
+            ]
+        );
+        assert!(s.steps.iter().all(|s| s.kind == StepKind::Info), "{s}");
+        assert_eq!(s.steps[0].title, "询问里程");
     }
 }
