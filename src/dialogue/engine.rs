@@ -2370,8 +2370,6 @@ impl Conversation {
             self.resume(actions);
             return hit;
         }
-        // Steps that collect a value: pick it out of the sentence, or take the
-        // script's branch when the caller cannot give it or wants it changed.
         // The answer to a branch's own offer ("…我们可以送货上门，您需要送上门吗？").
         if let (Some(i), true) = (self.step_index(), self.branch_offer) {
             let no = c.intent == Intent::Negative
@@ -2413,6 +2411,8 @@ impl Conversation {
                 return None;
             }
         }
+        // Steps that collect a value: pick it out of the sentence, or take the
+        // script's branch when the caller cannot give it or wants it changed.
         if let Some(i) = self.step_index() {
             if let Some(done) = self.on_value_reply(i, c, now, actions) {
                 return done;

@@ -32,7 +32,17 @@ pub enum Danger {
 /// negations ("胸口没有疼") are questions or reassurance, not emergencies.
 pub fn danger(text: &str) -> Option<Danger> {
     const HYPOTHETICAL: &[&str] = &["要是", "如果", "万一", "假如", "假设", "的话", "怎么预防"];
-    if HYPOTHETICAL.iter().any(|w| text.contains(w)) {
+    // "我妈前几天晕倒过，想约个神经内科": a past event, told to book a visit.
+    const PAST: &[&str] = &[
+        "前几天",
+        "之前",
+        "以前",
+        "上次",
+        "上个月",
+        "去年",
+        "前段时间",
+    ];
+    if HYPOTHETICAL.iter().chain(PAST).any(|w| text.contains(w)) {
         return None;
     }
     const TABLE: &[(Danger, &[&str])] = &[
@@ -96,7 +106,8 @@ pub fn danger(text: &str) -> Option<Danger> {
         for w in *words {
             let Some(at) = text.find(w) else { continue };
             let before: String = text[..at].chars().rev().take(2).collect();
-            if !before.contains(['没', '不', '无']) {
+            let past = text[at + w.len()..].starts_with('过');
+            if !before.contains(['没', '不', '无']) && !past {
                 return Some(*kind);
             }
         }
@@ -923,6 +934,8 @@ mod tests {
         assert_eq!(danger("胸口不疼了，就是咳嗽"), None);
         assert_eq!(danger("轮胎有点漏气"), None);
         assert_eq!(danger("我想挂个口腔科"), None);
+        assert_eq!(danger("我妈前几天晕倒过，想约个神经内科"), None);
+        assert_eq!(danger("我爸晕倒过一次"), None);
     }
 
     use super::*;

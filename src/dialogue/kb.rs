@@ -269,7 +269,6 @@ fn fold_synonyms(s: &str) -> String {
     out
 }
 
-/// A query or document turned into weighted terms.
 /// What kind of answer a question wants, from its question words: two questions
 /// about the same thing that want different kinds of answer ("保养要多久" and
 /// "保养多少钱") are different questions, whatever words they share. "Where" and
@@ -341,6 +340,7 @@ fn asks_for(question: &str) -> Vec<(String, f32)> {
         .collect()
 }
 
+/// A query or document turned into weighted terms.
 fn terms(text: &str) -> Vec<(String, f32)> {
     let mut s = fold_synonyms(&normalize(text));
     for w in STOP {

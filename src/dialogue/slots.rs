@@ -216,6 +216,14 @@ pub fn extract_name(s: &str) -> Option<String> {
     }
     let t = t.trim_start_matches(|c: char| "是就嗯呃啊，, ".contains(c));
     let run: String = t.chars().take_while(|c| super::text::is_han(*c)).collect();
+    // 明 and 时 are surnames too, but "明天上午" and "时间" are no names.
+    const NOT_NAME_STARTS: &[&str] = &[
+        "今天", "明天", "后天", "昨天", "周", "星期", "上午", "下午", "中午", "晚上", "时间",
+        "全部", "文件", "安排",
+    ];
+    if NOT_NAME_STARTS.iter().any(|w| run.starts_with(w)) {
+        return None;
+    }
     let n = run.chars().count();
     let surname_len = if COMPOUND_SURNAMES.iter().any(|c| run.starts_with(c)) {
         2
@@ -811,6 +819,7 @@ mod tests {
         assert_eq!(n("欧阳娜娜").as_deref(), Some("欧阳娜娜"));
         assert_eq!(n("赵明。").as_deref(), Some("赵明"));
         assert_eq!(n("不知道"), None);
+        assert_eq!(n("明天上午"), None);
         assert_eq!(n("你说什么"), None);
         assert_eq!(n("13812345678"), None);
     }
