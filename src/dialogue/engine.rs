@@ -386,13 +386,6 @@ fn is_yes_no(line: &str) -> bool {
             .any(|w| t.contains(w))
 }
 
-/// Steps that exist only for an earlier step's branch: the step's title names
-/// something (送货) that only that branch's line brings up ("如果对方来不了：…我们可以
-/// 送货上门…"). Said only when the branch was taken.
-fn branch_only_steps(script: &Script) -> BTreeMap<usize, usize> {
-    script.branch_only_steps()
-}
-
 /// The two-character runs of `s` that carry content: not pronouns, particles or the
 /// words every service question has (需要, 可以, 时间).
 fn content_bigrams(s: &str) -> Vec<String> {
@@ -674,7 +667,7 @@ impl Conversation {
         now: DateTime<FixedOffset>,
     ) -> Result<Self, DialogueError> {
         let script = script.with_vars(vars)?;
-        let branch_only = branch_only_steps(&script);
+        let branch_only = script.branch_only_steps();
         super::intent::warm_up();
         let kb = KnowledgeBase::new(&script.kb);
         let op = &script.opening;
