@@ -140,17 +140,40 @@ fn a_clean_end_of_speech_is_found_without_waiting_for_silero_to_decay() {
     );
 }
 
+/// In steady line noise Silero trails the end of speech by 100-230 ms (its
+/// probability stays at 0.99 on chunks already at the floor); the noise-floor rule
+/// ends the speech where the clean recording's sound stops, and never splits the
+/// sentence into two turns.
 #[test]
-fn with_a_noise_floor_silero_alone_decides_the_end() {
-    let rate = 16000;
-    let speech = espeak("好的，没有别的问题了。", rate);
-    let clean = with_silence(rate, &speech);
-    let noise = white_noise(rate, clean.len() as f32 / rate as f32 + 0.1, -40.0, 3);
-    let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(s, n)| s + n).collect();
-    let sound_end = last_loud_ms(rate, &clean, -50.0);
-    let end = speech_end(rate, &noisy);
-    assert!(
-        end >= sound_end && end <= sound_end + 400,
-        "speech end {end} ms in noise, sound stopped at {sound_end} ms"
-    );
+fn in_steady_noise_the_end_is_found_at_the_noise_floor() {
+    let m = model();
+    for rate in [8000, 16000] {
+        for text in ["好的，没有别的问题了。", "满意"] {
+            let speech = espeak(text, rate);
+            let clean = with_silence(rate, &speech);
+            let sound_end = last_loud_ms(rate, &clean, -50.0);
+            for db in [-40.0, -35.0, -30.0] {
+                let secs = clean.len() as f32 / rate as f32 + 0.1;
+                let noise = white_noise(rate, secs, db, 3);
+                let noisy: Vec<f32> = clean.iter().zip(&noise).map(|(s, n)| s + n).collect();
+                let ev = events(&m, rate, &noisy);
+                let ends: Vec<_> = ev
+                    .iter()
+                    .filter_map(|e| match e {
+                        EndpointEvent::SpeechEnd { speech_end_ms, .. } => Some(*speech_end_ms),
+                        _ => None,
+                    })
+                    .collect();
+                let [end] = ends[..] else {
+                    panic!("{text:?} at {rate} Hz in {db} dB noise: one turn expected, {ev:?}")
+                };
+                // Speech decaying below the noise is masked by it: the end may come a
+                // little before the clean sound's -50 dBFS edge, never long after.
+                assert!(
+                    end <= sound_end + 64 && end + 160 >= sound_end,
+                    "{text:?} at {rate} Hz in {db} dB noise: speech end {end} ms, sound stopped at {sound_end} ms"
+                );
+            }
+        }
+    }
 }

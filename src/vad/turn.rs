@@ -17,11 +17,31 @@ const TAIL_MS: u64 = 160;
 /// Silero says. Why: Silero's probability trails the end of speech by two or three
 /// chunks (0.98 and 0.5 on chunks at −73 and −120 dBFS after a −22 dBFS 没有了), and
 /// every chunk of that trail is added to the caller's wait. A line with noise on it
-/// never gets this quiet (15 dB SNR stays far above), so Silero alone decides there.
+/// never gets this quiet (15 dB SNR stays far above): [`NOISE_MARGIN_DB`] covers it.
 const DEEP_QUIET_DB: f32 = 35.0;
 
 /// Level of digital silence, below anything a chunk measures.
 const SILENT_DB: f32 = -120.0;
+/// On a line with a noise floor, a chunk within this of the floor is a pause whatever
+/// Silero says. Why: in steady noise Silero trails the end of speech by 3-6 chunks
+/// (0.99, 0.99, 0.88, 0.52 on chunks already at the -35 dBFS floor), 100-230 ms that
+/// every caller on a noisy line waited on top of the hangover. White noise measured in
+/// 32 ms chunks varies by well under 1 dB, so 3 dB keeps real speech (which adds at
+/// least 3 dB once it is as loud as the noise) out of the rule.
+const NOISE_MARGIN_DB: f32 = 3.0;
+/// The floor rule applies only when the floor lies this far below the turn's loudest
+/// chunk: a "floor" close to the speech level is quiet speech, not line noise.
+const NOISE_BELOW_PEAK_DB: f32 = 12.0;
+/// Chunks of the floor window (about 2 s of 32 ms chunks): the floor is the quietest
+/// chunk in it, so it includes the gaps of a turn and the quiet before it.
+const NOISE_WINDOW: usize = 64;
+/// Chunks quieter than this are digital silence (a muted or idle line), not a floor:
+/// [`DEEP_QUIET_DB`] already handles them.
+const DIGITAL_SILENCE_DB: f32 = -90.0;
+/// Chunks in a row at the floor before the rule applies: the closure of a stop
+/// consonant reaches the floor for a chunk, and each false pause would start (and
+/// throw away) a speculative recognition.
+const NOISE_RUN: u32 = 2;
 
 /// One call's VAD, endpointer and turn buffer.
 pub struct TurnDetector {
@@ -37,6 +57,12 @@ pub struct TurnDetector {
     samples_per_ms: u64,
     /// Loudest chunk of the current turn (dBFS), for [`DEEP_QUIET_DB`].
     peak_db: f32,
+    /// Levels (dBFS) of the last [`NOISE_WINDOW`] chunks that were not digital
+    /// silence, a ring written at `level_at`, for the line's noise floor.
+    levels: [f32; NOISE_WINDOW],
+    level_at: usize,
+    /// Chunks in a row at the noise floor during the current turn.
+    floor_run: u32,
 }
 
 impl TurnDetector {
@@ -56,6 +82,9 @@ impl TurnDetector {
             turn: None,
             samples_per_ms,
             peak_db: SILENT_DB,
+            levels: [0.0; NOISE_WINDOW],
+            level_at: 0,
+            floor_run: 0,
         })
     }
 
@@ -91,12 +120,18 @@ impl TurnDetector {
         let Some(mut p) = prob else { return Ok(None) };
         let chunk = self.vad.rate().chunk().min(self.buf.len());
         let db = crate::audio::rms_dbfs(&self.buf[self.buf.len() - chunk..]);
+        let floor = self.note_level(db);
         if self.ep.in_speech() {
-            if db < self.peak_db - DEEP_QUIET_DB {
+            let at_floor = floor.is_some_and(|f| {
+                f < self.peak_db - NOISE_BELOW_PEAK_DB && db < f + NOISE_MARGIN_DB
+            });
+            self.floor_run = if at_floor { self.floor_run + 1 } else { 0 };
+            if db < self.peak_db - DEEP_QUIET_DB || self.floor_run >= NOISE_RUN {
                 p = 0.0;
             }
         } else {
             self.peak_db = SILENT_DB;
+            self.floor_run = 0;
         }
         if p >= self.ep.config().threshold_off {
             self.peak_db = self.peak_db.max(db);
@@ -122,6 +157,22 @@ impl TurnDetector {
             None => {}
         }
         Ok(event)
+    }
+
+    /// Records a chunk's level and returns the line's noise floor: the quietest chunk
+    /// of the window, or `None` while the window has not filled with audio that is
+    /// not digital silence (a fresh call, a muted line).
+    fn note_level(&mut self, db: f32) -> Option<f32> {
+        if db > DIGITAL_SILENCE_DB {
+            self.levels[self.level_at % NOISE_WINDOW] = db;
+            self.level_at += 1;
+        }
+        (self.level_at >= NOISE_WINDOW / 4).then(|| {
+            self.levels[..self.level_at.min(NOISE_WINDOW)]
+                .iter()
+                .copied()
+                .fold(f32::INFINITY, f32::min)
+        })
     }
 
     /// Audio of the current or just-ended turn: pre-roll + speech + a short tail (all
