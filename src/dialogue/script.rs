@@ -114,6 +114,7 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         "多少台",
         "多大面积",
         "多少平",
+        "多少度",
     ]) {
         Some(FieldKind::Number)
     } else if has(&["问题", "故障", "情况", "需求", "症状", "原因"]) {
@@ -142,6 +143,9 @@ pub struct Step {
     /// Stage directions for the agent (（用户已说明时直接进入下一步）, 注意：…):
     /// instructions, never words to say.
     pub directions: Vec<String>,
+    /// What the script says the step records (收集：供热户号（8位）, 【收集】…): never
+    /// said; it tells the value's kind when the line to say does not.
+    pub collects: Vec<String>,
     pub kind: StepKind,
     /// What the step collects, when it asks for (or confirms) a value.
     pub field: Option<FieldKind>,
@@ -304,11 +308,18 @@ fn bullet_re() -> &'static Regex {
 }
 fn q_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
-    re(r"^(?i:q|问题|问|提问)\s*\d*\s*[:：、.]\s*(.*)$", &C)
+    // 客户问：/ 用户问：/ 来电问： name who asks, as call-centre Q&A often does.
+    re(
+        r"^(?:(?:客户|用户|顾客|来电人?|居民|业主|车主|患者)\s*)?(?i:q|问题|问|提问)\s*\d*\s*[:：、.]\s*(.*)$",
+        &C,
+    )
 }
 fn a_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
-    re(r"^(?i:a|答复|回答|答)\s*\d*\s*[:：、.]\s*(.*)$", &C)
+    re(
+        r"^(?:(?:坐席|客服|标准|参考|建议)\s*)?(?i:a|答复|回答|回复|应答|答)\s*\d*\s*[:：、.]\s*(.*)$",
+        &C,
+    )
 }
 fn placeholder_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
@@ -550,6 +561,11 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
         "有什么疑问",
         "还有什么疑问",
         "其他问题",
+        "还有什么想问",
+        "还有什么要问",
+        "还有别的要问",
+        "还有什么不清楚",
+        "还有什么不明白",
     ]) {
         return StepKind::AnyQuestions;
     }
@@ -601,13 +617,14 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
         "请提供",
         "请您说一下",
         "报一下",
-        "是多少",
+        "多少",
         "哪里",
         "地址是",
     ]) {
         return StepKind::Info;
     }
-    if x_has(&["方便"]) {
+    // "方便的话您量一下…" is politeness, not a question about convenience.
+    if text.replace("方便的话", "").contains("方便") {
         return StepKind::Convenience;
     }
     // "请问打哪个电话？", "请您具体说一下是…还是别的问题？": a value is asked for,
@@ -655,7 +672,15 @@ impl Script {
                 .collect();
             let own = bigrams(&self.steps[j].title);
             'steps: for i in (0..j).rev() {
-                for c in &self.steps[i].conditionals {
+                // Only a branch that offers or asks something leads to a step of its
+                // own ("…您需要送上门吗？"); one that settles itself ("我给您标成加急，
+                // 师傅会优先安排上门。") leads back to the main line.
+                let leads_on = |l: &str| l.contains(['？', '?']) || l.contains('吗');
+                for c in self.steps[i]
+                    .conditionals
+                    .iter()
+                    .filter(|c| leads_on(&c.line))
+                {
                     if own.iter().any(|b| {
                         !GENERIC.contains(&b.as_str())
                             && c.line.contains(b.as_str())
@@ -829,10 +854,11 @@ impl fmt::Display for Script {
                 Some(i) => format!(", only after step {}'s branch", self.steps[*i].number),
                 None => String::new(),
             };
+            let field = s.field.map(|k| format!(" → {k:?}")).unwrap_or_default();
             writeln!(
                 f,
-                "  {}. {} ({:?}{}{}, line {})",
-                s.number, s.title, s.kind, flag, only, s.source_line
+                "  {}. {} ({:?}{}{}{}, line {})",
+                s.number, s.title, s.kind, field, flag, only, s.source_line
             )?;
             for l in &s.lines {
                 writeln!(f, "       say: {}", short(l, 50))?;
@@ -842,6 +868,9 @@ impl fmt::Display for Script {
             }
             for d in &s.directions {
                 writeln!(f, "       direction (not said): {}", short(d, 40))?;
+            }
+            for c in &s.collects {
+                writeln!(f, "       records (not said): {}", short(c, 40))?;
             }
         }
         writeln!(f, "knowledge base: {} entries", self.kb.len())?;
@@ -931,6 +960,12 @@ impl Parser {
                 })
             })
             .collect();
+        // A document title ("# 宁北热力 供热服务热线 · 坐席话术手册"): the first heading,
+        // alone at a level above all the others. It names the document, not a section,
+        // even when it contains a section word (话术, 流程).
+        if headings.len() >= 3 && headings[1..].iter().all(|h| h.level > headings[0].level) {
+            headings.remove(0);
+        }
         if headings.len() < 2 {
             // A plain-text document (pasted from a word processor): its section titles
             // are short numbered lines that name a known section ("五、通话步骤").
@@ -1313,6 +1348,7 @@ impl Parser {
                     lines: Vec::new(),
                     conditionals: Vec::new(),
                     directions: Vec::new(),
+                    collects: Vec::new(),
                     kind: StepKind::Statement,
                     field: None,
                     interruptible: !non_int,
@@ -1353,7 +1389,8 @@ impl Parser {
                 s.kind,
                 StepKind::Info | StepKind::Confirm | StepKind::AnyQuestions
             ) {
-                s.field = field_kind(&s.title, &s.text());
+                s.field = field_kind(&s.title, &s.text())
+                    .or_else(|| field_kind("", &s.collects.join("；")));
             } else if s.kind == StepKind::Statement
                 && ["核对", "确认"].iter().any(|k| s.title.contains(k))
                 && !s.title.contains("身份")
@@ -1809,6 +1846,24 @@ fn leading_aside(s: &str) -> Option<(String, String)> {
     Some((a.trim().to_string(), rest))
 }
 
+/// A label that says what a step records ("收集：", "【需登记】"), not what to say.
+fn is_collect_label(label: &str) -> bool {
+    let l = label.trim();
+    l.chars().count() <= 6
+        && ["收集", "采集", "记录", "登记", "获取", "所需信息", "字段"]
+            .iter()
+            .any(|k| l.contains(k))
+}
+
+/// A label that says what follows is to be said ("【话术】", "【坐席说】").
+fn is_speech_label(label: &str) -> bool {
+    let l = label.trim();
+    l.chars().count() <= 5
+        && ["话术", "台词", "坐席说", "客服说", "原话", "说法"]
+            .iter()
+            .any(|k| l.contains(k))
+}
+
 fn push_line(step: &mut Step, content: &str) {
     // "> “…”" quote markers are layout, not speech.
     let content = content.trim().trim_start_matches(['>', '＞']).trim();
@@ -1820,7 +1875,18 @@ fn push_line(step: &mut Step, content: &str) {
             .trim()
             .trim_start_matches(['：', ':', '，', ','])
             .trim();
+        if is_collect_label(&aside) && !has_quote(rest) {
+            step.collects.push(rest.to_string());
+            return;
+        }
         let speech = strip_directions(&strip_markers(&extract_speech(rest)));
+        if is_speech_label(&aside) {
+            // 【话术】“…”: the label only says what follows is to be said.
+            if !speech.is_empty() {
+                step.lines.push(speech);
+            }
+            return;
+        }
         if speech.is_empty() {
             step.directions.push(aside);
         } else if is_direction(&aside) || aside.ends_with('时') {
@@ -1837,6 +1903,11 @@ fn push_line(step: &mut Step, content: &str) {
     // Notes for the agent written as labelled lines without a quote.
     if !has_quote(content) {
         if let Some(p) = content.find(['：', ':']) {
+            if p <= 12 && is_collect_label(&content[..p]) {
+                let what = content[p..].trim_start_matches(['：', ':']).trim();
+                step.collects.push(what.to_string());
+                return;
+            }
             if p <= 12
                 && [
                     "注意", "备注", "提示", "说明", "动作", "操作", "要求", "目的", "目标",
