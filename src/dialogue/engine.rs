@@ -365,6 +365,19 @@ const PROBLEM_WORDS: &[&str] = &[
     "停电",
     "没电",
     "爆了",
+    // A thing that should be warm, cold, running or flowing and is not.
+    "不热",
+    "不凉",
+    "不制冷",
+    "冰凉",
+    "不转",
+    "不通",
+    "堵",
+    "冒烟",
+    "喷水",
+    "滋水",
+    "渗水",
+    "往外冒",
     // Symptoms, for health lines ("我想问一下，就是我腰疼好几天了").
     "疼",
     "痛",
@@ -403,6 +416,162 @@ fn content_bigrams(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The unit a count is asked in: 度 in "屋里大概多少度？", 公里 in "开了多少公里".
+fn number_unit(question: &str) -> Option<String> {
+    let at = question
+        .find("多少")
+        .map(|i| i + "多少".len())
+        .or_else(|| question.find('几').map(|i| i + '几'.len_utf8()))?;
+    let unit: String = question[at..]
+        .chars()
+        .take_while(|c| super::text::is_han(*c) && !"的呢吗啊呀了".contains(*c))
+        .take(2)
+        .collect();
+    let unit = match unit.chars().next() {
+        Some('个' | '位' | '台' | '度' | '平' | '次' | '岁' | '天' | '年' | '人') => {
+            unit.chars().take(1).collect()
+        }
+        _ => unit,
+    };
+    (!unit.is_empty()).then_some(unit)
+}
+
+/// Words of one meaning written one way, so that a condition and the caller's words
+/// compare: 滋水/冒水/喷水/渗水 are all water coming out (漏水).
+fn same_meaning(s: &str) -> String {
+    const SAME: &[(&[&str], &str)] = &[
+        (
+            &["滋水", "冒水", "喷水", "渗水", "淌水", "往外流水"],
+            "漏水",
+        ),
+        (&["没在家", "不在家", "家里没人", "家里没有人"], "家里没人"),
+        (&["冰凉", "冰冷", "不怎么热", "不太热", "温吞"], "不热"),
+    ];
+    let mut out = s.to_string();
+    for (words, to) in SAME {
+        for w in words.iter() {
+            out = out.replace(w, to);
+        }
+    }
+    out
+}
+
+/// Whether the caller's words say what a branch's condition says: "今年的已经打过了"
+/// for 若对方说今年已经打过了, "我们白天都上班，家里没人" for 若用户白天家里没人,
+/// "这个疫苗我不打" for 若对方不想打. Each alternative of the condition (…或者…, 、)
+/// is compared on its content, leaving out the value the step is about: two of its
+/// bigrams said (or all, when it has one or two), a bigram also counting when its two characters come close together in one
+/// clause ("药我停了" says 停药). A negation on one side only is no match
+/// ("今年还没打过" does not say 已经打过了).
+fn says_condition(condition: &str, text: &str) -> bool {
+    const TOPIC_NOUNS: &[&str] = &[
+        "号码", "手机", "电话", "地址", "时间", "户号", "编号", "姓名", "名字", "日期",
+    ];
+    let condition = &same_meaning(condition);
+    let text = &same_meaning(text);
+    const NEG: &[char] = &['不', '没', '未', '别'];
+    let mut cond = condition.trim();
+    for p in ["若是", "若", "如果", "假如", "要是", "当"] {
+        cond = cond.trim_start_matches(p);
+    }
+    let cond = cond.replace(
+        [
+            '：', ':', '“', '”', '"', '（', '）', '(', ')', '。', '？', '！', '；', '，', ',', '、',
+        ],
+        "|",
+    );
+    let cond = cond.replace("或者", "|").replace('或', "|");
+    let clauses: Vec<&str> = text
+        .split(['，', ',', '。', '？', '！', '；', ' ', '、'])
+        .filter(|c| !c.is_empty())
+        .collect();
+    let near = |b: &str| {
+        let mut it = b.chars();
+        let (Some(x), Some(y)) = (it.next(), it.next()) else {
+            return false;
+        };
+        clauses.iter().any(|cl| {
+            let v: Vec<char> = cl.chars().collect();
+            let px: Vec<usize> = (0..v.len()).filter(|&k| v[k] == x).collect();
+            let py: Vec<usize> = (0..v.len()).filter(|&k| v[k] == y).collect();
+            px.iter().any(|a| py.iter().any(|b| a.abs_diff(*b) <= 3))
+        })
+    };
+    let text_negated = text.contains(NEG);
+    cond.split('|').any(|alt| {
+        let mut alt = alt.trim().to_string();
+        for who in [
+            "对方",
+            "客户",
+            "用户",
+            "居民",
+            "车主",
+            "业主",
+            "收件人",
+            "来电人",
+            "老人",
+            "患者",
+        ] {
+            if let Some(rest) = alt.strip_prefix(who) {
+                alt = rest.to_string();
+            }
+        }
+        for filler in [
+            "自己", "表示", "说", "提出", "反映", "经常", "一直", "总是", "明确",
+        ] {
+            alt = alt.replace(filler, "");
+        }
+        let negated = alt.contains(NEG);
+        // "不想打" / "我不打": the same verb refused.
+        if negated {
+            let chars: Vec<char> = alt.chars().collect();
+            if let Some(k) = chars.iter().position(|c| NEG.contains(c)) {
+                let rest: String = chars[k + 1..].iter().collect();
+                let verb = ["想", "要", "愿意", "愿", "打算", "用", "需要"]
+                    .iter()
+                    .find_map(|m| rest.strip_prefix(m))
+                    .unwrap_or(&rest);
+                let verb: String = verb.chars().take(1).collect();
+                if !verb.is_empty()
+                    && verb.chars().all(super::text::is_han)
+                    && clauses.iter().any(|cl| {
+                        NEG.iter().any(|n| {
+                            cl.match_indices(*n).any(|(i, _)| {
+                                cl[i..]
+                                    .chars()
+                                    .skip(1)
+                                    .take(3)
+                                    .collect::<String>()
+                                    .contains(&verb)
+                            })
+                        })
+                    })
+                    && alt.chars().count() <= 4
+                {
+                    return true;
+                }
+            }
+        }
+        if negated != text_negated {
+            return false;
+        }
+        // The value a step is about (号码 in 若对方换了号码) is its topic, not what the
+        // condition says about it.
+        let bigrams: Vec<String> = content_bigrams(&alt)
+            .into_iter()
+            .filter(|b| !TOPIC_NOUNS.contains(&b.as_str()))
+            .collect();
+        if bigrams.is_empty() {
+            return false;
+        }
+        let said = bigrams
+            .iter()
+            .filter(|b| text.contains(b.as_str()) || near(b))
+            .count();
+        said >= bigrams.len().min(2)
+    })
+}
+
 /// Words that say a proposed value does not suit the caller (这个时间不行, 那天不在家).
 const CHANGE_WORDS: &[&str] = &[
     "不行",
@@ -423,6 +592,21 @@ const CHANGE_WORDS: &[&str] = &[
     "停机",
     "不用了",
 ];
+
+/// Whether the caller asks to change the value: a [`CHANGE_WORDS`] word that is not
+/// itself denied ("号没换", "不用改", "地址没变" keep it).
+fn says_change(text: &str) -> bool {
+    CHANGE_WORDS.iter().any(|w| {
+        text.match_indices(w).any(|(i, _)| {
+            let head = &text[..i];
+            let denied = head.ends_with(['没', '不', '别', '未'])
+                || ["不用", "不要", "没有", "不必", "别再"]
+                    .iter()
+                    .any(|n| head.ends_with(n));
+            w.starts_with(['不', '没']) || !denied
+        })
+    })
+}
 
 /// Words that say the caller cannot give the value (找不到编号, 不记得).
 const CANNOT_WORDS: &[&str] = &[
@@ -448,6 +632,11 @@ const CANNOT_WORDS: &[&str] = &[
     "掉了",
     "撕了",
     "在哪",
+    "哪知道",
+    "扔了",
+    "丢了",
+    "没注意",
+    "想不起",
 ];
 
 /// KB confidence needed to treat a statement without question words as a question.
@@ -1221,18 +1410,29 @@ impl Conversation {
                 && ["我叫", "名字是", "姓名是", "名字叫"]
                     .iter()
                     .any(|w| text.contains(w));
+            // A count only with the unit the step asks in ("屋里现在才十四度" for
+            // "屋里现在大概多少度？"), and read from that clause.
+            let counted = (kind == FieldKind::Number)
+                .then(|| number_unit(&st.text()))
+                .flatten()
+                .and_then(|u| {
+                    text.split(['，', ',', '。', '；'])
+                        .find(|cl| cl.contains(u.as_str()))
+                        .and_then(slots::extract_quantity)
+                });
             if !matches!(
                 kind,
                 FieldKind::Phone | FieldKind::Serial | FieldKind::Address
             ) && !dated_time
                 && !named
+                && counted.is_none()
             {
                 continue;
             }
             if st.kind != StepKind::Info || self.fields.contains_key(&st.title) {
                 continue;
             }
-            if let Some(v) = slots::extract(kind, text, now) {
+            if let Some(v) = counted.or_else(|| slots::extract(kind, text, now)) {
                 self.prefill.entry(j).or_insert(v);
             }
         }
@@ -1243,7 +1443,7 @@ impl Conversation {
     fn branch_line(&self, i: usize, text: &str) -> Option<(String, Option<FieldKind>)> {
         let st = &self.script.steps[i];
         let cannot = CANNOT_WORDS.iter().any(|w| text.contains(w));
-        let change = CHANGE_WORDS.iter().any(|w| text.contains(w));
+        let change = says_change(text);
         if !cannot && !change {
             return None;
         }
@@ -2031,6 +2231,60 @@ impl Conversation {
             .map(|cl| cl.trim().to_string())
     }
 
+    /// The caller says what one of the step's conditions says ("今年的已经打过了" at
+    /// 若对方说今年已经打过了): the branch's line is said. A line that settles the
+    /// matter ("好的，我给您登记已接种。") records the branch, keeps any value the caller
+    /// gave with it, and moves on; a line that asks or offers waits for the answer.
+    fn take_said_branch(
+        &mut self,
+        i: usize,
+        c: &Classified,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) -> Option<Option<(usize, f32)>> {
+        let st = self.script.steps[i].clone();
+        let cond = st
+            .conditionals
+            .iter()
+            .filter(|b| {
+                !["方便", "忙", "没空", "打错", "不是本人"]
+                    .iter()
+                    .any(|k| b.condition.contains(k))
+            })
+            .find(|b| says_condition(&b.condition, &c.text))?
+            .clone();
+        self.branches_taken.insert(i);
+        let key = st.title.clone();
+        let asks = cond.line.contains(['？', '?'])
+            || is_yes_no(&cond.line)
+            || ["请您", "请问", "说一下", "告诉我"]
+                .iter()
+                .any(|w| cond.line.contains(w));
+        if asks {
+            let own = super::script::field_kind("", &cond.line);
+            self.branch_offer = own.is_none() && is_yes_no(&cond.line);
+            self.branch_kind = if self.branch_offer {
+                None
+            } else {
+                own.or(st.field)
+            };
+            actions.push(self.say(&cond.line, Some(i), true));
+            return Some(None);
+        }
+        let value = match st.field {
+            Some(FieldKind::Time) => slots::wanted_time(&c.text, now),
+            Some(k) if k != FieldKind::Text => slots::extract(k, &c.text, now),
+            _ => None,
+        };
+        match value {
+            Some(v) => self.set_field(&key, &v, st.field.unwrap_or(FieldKind::Text), actions),
+            None => self.record(&format!("branch:{key}"), &c.text, actions),
+        }
+        actions.push(self.say(&cond.line, Some(i), true));
+        self.advance(actions);
+        Some(None)
+    }
+
     /// A reply at a step that collects (or confirms) a value. `None` lets the
     /// general intent handling run.
     fn on_value_reply(
@@ -2041,6 +2295,16 @@ impl Conversation {
         actions: &mut Vec<Action>,
     ) -> Option<Option<(usize, f32)>> {
         let st = self.script.steps[i].clone();
+        if matches!(st.kind, StepKind::Info | StepKind::Confirm)
+            && self.branch_kind.is_none()
+            && !self.branch_offer
+            && !self.branches_taken.contains(&i)
+            && c.intent != Intent::Question
+        {
+            if let Some(done) = self.take_said_branch(i, c, now, actions) {
+                return Some(done);
+            }
+        }
         let kind = self.branch_kind.or(st.field)?;
         if !matches!(
             st.kind,
@@ -2066,7 +2330,7 @@ impl Conversation {
             FieldKind::Number | FieldKind::Name if c.question_like => None,
             _ => slots::extract(kind, &c.text, now),
         };
-        let change = CHANGE_WORDS.iter().any(|w| c.text.contains(w));
+        let change = says_change(&c.text);
         let asks = c.intent == Intent::Question && value.is_none();
         if st.kind == StepKind::Info {
             if kind == FieldKind::Text
@@ -2306,14 +2570,33 @@ impl Conversation {
                     ..c.clone()
                 };
                 let hit = self.answer_question(&asked, actions);
-                self.resume(actions);
+                if problem && c.intent != Intent::Question && self.script.steps.len() > 1 {
+                    // "暖气不热": the tip is given and the repair is still taken down.
+                    self.typed.push((first.title.clone(), FieldKind::Text));
+                    self.enter_step(1, actions);
+                } else {
+                    self.resume(actions);
+                }
                 return Some(hit);
             }
         }
         self.record(&first.title, &c.text, actions);
         self.typed.push((first.title.clone(), FieldKind::Text));
         self.prefill_from(&c.text, 1, now);
-        actions.push(self.builtin(NOTED));
+        // "暖气片往外滋水" with 若用户说暖气漏水或者喷水：“请您先把阀门关上…”: the
+        // first step's branch is said, then the flow goes on.
+        let branch = first
+            .conditionals
+            .iter()
+            .find(|b| says_condition(&b.condition, &c.text) && !b.line.contains(['？', '?']))
+            .map(|b| b.line.clone());
+        match branch {
+            Some(line) => {
+                self.branches_taken.insert(0);
+                actions.push(self.say(&line, Some(0), true));
+            }
+            None => actions.push(self.builtin(NOTED)),
+        }
         self.enter_step(1, actions);
         Some(None)
     }

@@ -601,7 +601,6 @@ fn families() -> &'static Families {
             "啥",
             "能否",
             "可否",
-            "还是",
             "谁",
             "怎样",
             "哪",
@@ -777,8 +776,26 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
             .any(|w| norm.contains(w));
     let wants_docs = f.docs.any_in(&ph) && !to_a_phone || email.is_some();
     let raw_q = text.contains('？') || text.contains('?');
-    // A-not-A questions often end in a bare 不/没 (要打孔不, 来了没).
-    let a_not_a = norm.chars().count() >= 4
+    let clauses: Vec<&str> = text
+        .split(['，', ',', '。', '；', '！', '…', ' '])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    // "上午还是下午": 还是 between two choices asks; at a clause's start it is "still"
+    // ("对，还是这个号").
+    let either_or = clauses.iter().any(|cl| {
+        cl.find("还是")
+            .is_some_and(|i| i > 0 && cl[i + "还是".len()..].chars().any(super::text::is_han))
+    });
+    // A-not-A questions often end in a bare 不/没 (要打孔不, 来了没), also in a
+    // clause before more words ("要自己掏钱不，我今年六十八了").
+    let a_not_a = either_or
+        || clauses.iter().any(|cl| {
+            cl.chars().count() >= 4
+                && (cl.ends_with('不') || cl.ends_with('没'))
+                && !cl.ends_with("也不")
+        })
+        || norm.chars().count() >= 4
         && (norm.ends_with('不')
             || norm.ends_with('没')
             // "有啥活动没有": 有…没有.
@@ -801,7 +818,7 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     // "师傅会先打电话吧": a guess put up for confirmation is a question, unless it
     // proposes a time ("明天上午十点吧").
     let tag_q = norm.ends_with('吧')
-        && ["会", "能", "应该", "可以", "是"]
+        && ["会", "能", "应该", "可以", "是", "不要紧", "没事", "没问题"]
             .iter()
             .any(|m| norm.contains(m))
         && callback.is_none();

@@ -125,6 +125,12 @@ pub fn extract_serial(s: &str) -> Option<String> {
     if cur.len() > best.len() {
         best = cur;
     }
+    // Read out in Chinese digits ("二零一六三三八七"): the longest such run.
+    if let Some(spoken) = digit_runs(s).into_iter().max_by_key(|r| r.len()) {
+        if spoken.len() > best.len() {
+            best = spoken;
+        }
+    }
     (best.len() >= 4 && best.chars().any(|c| c.is_ascii_digit())).then_some(best)
 }
 
