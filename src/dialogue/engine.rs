@@ -2200,6 +2200,29 @@ impl Conversation {
         }
     }
 
+    /// "周三上午吧，不过我这两天有点感冒，到时候还能打吗": a question asked after the
+    /// value, in the same breath, is answered when the Q&A knows the answer.
+    fn trailing_question(
+        &mut self,
+        text: &str,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) -> Option<(usize, f32)> {
+        let clauses: Vec<&str> = text
+            .split(['，', ',', '。', '；'])
+            .filter(|c| !c.trim().is_empty())
+            .collect();
+        let at =
+            (1..clauses.len()).find(|&k| super::intent::classify(clauses[k], now).question_like)?;
+        let question = clauses[at..].join("，");
+        let (hit, _) = self.kb.answer(&question)?;
+        if hit.confidence < 0.5 {
+            return None;
+        }
+        let asked = super::intent::classify(&question, now);
+        self.answer_question(&asked, actions)
+    }
+
     /// "我的取件码是多少来着": a value the agent itself has said in this call (the
     /// opening or a step's line, "您的取件码是6-2-3015"), said again: the clause of
     /// those lines that names what is asked and holds a digit.
@@ -2346,8 +2369,9 @@ impl Conversation {
                 // "周六下午两点，你们派人来取车吧": a yes to the next question too.
                 self.note_affirmed_ahead(&c.text);
                 actions.push(self.builtin(OK_SHORT));
+                let hit = self.trailing_question(&c.text, now, actions);
                 self.advance(actions);
-                return Some(None);
+                return Some(hit);
             }
             if let Some((line, k)) = self.branch_line(i, &c.text) {
                 self.branches_taken.insert(i);
@@ -2762,7 +2786,15 @@ impl Conversation {
                 StepKind::SpecialNeed => "special_need".to_string(),
                 _ => title.clone(),
             };
-            self.record(&key, &c.text, actions);
+            // A reading asked for ("血压是多少？") is written down in digits.
+            let asks_count = matches!(self.state, State::Step(i)
+                if self.script.steps[i].text().contains("多少"));
+            let value = if asks_count {
+                slots::numerals_to_digits(&c.text)
+            } else {
+                c.text.clone()
+            };
+            self.record(&key, &value, actions);
             let ack = if kind == StepKind::Feedback {
                 FEEDBACK_ACK
             } else if kind == StepKind::SpecialNeed {

@@ -290,6 +290,16 @@ fn families() -> &'static Families {
             "打了三次",
             "打了两次",
             "打了几次",
+            "第三回",
+            "第三次打",
+            "第二回",
+            "第二次打",
+            "好几回",
+            "每回都说",
+            "每次都说",
+            "也没人来",
+            "还没人来",
+            "没人来",
             "好几遍",
             "气死",
             "太差",
@@ -822,7 +832,25 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
             .iter()
             .any(|m| norm.contains(m))
         && callback.is_none();
-    let question_like = (raw_q || a_not_a || tag_q || f.question.any_literal_in(&norm))
+    // "我在菜市场呢": the durative 呢 after 在 tells what the caller is doing.
+    let unquestioned: String = text
+        .split_inclusive(['，', ',', '。', '；', ' '])
+        .map(|cl| {
+            let body = cl.trim_end_matches(['，', ',', '。', '；', ' ']);
+            let durative = body.ends_with('呢')
+                && body.contains('在')
+                && !["什么", "哪", "谁", "怎", "几", "多少", "吗"]
+                    .iter()
+                    .any(|w| body.contains(w));
+            if durative {
+                cl.replacen('呢', "", 1)
+            } else {
+                cl.to_string()
+            }
+        })
+        .collect();
+    let norm_q = normalize(&unquestioned);
+    let question_like = (raw_q || a_not_a || tag_q || f.question.any_literal_in(&norm_q))
         && !f.not_question.any_in(&ph)
         || (raw_q && !norm.is_empty());
 
@@ -859,6 +887,8 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         // 喂喂 only as said: by sound it also matches 喂，卫生间….
         .any(|k| k != "喂喂" || norm.contains("喂喂"))
         && !super::slots::is_correction(&norm)
+        // "吵得听不清，你晚上七点再打吧": a time to call back wins over the line.
+        && !(c.callback.is_some() && f.callback_verbs.any_in(&ph))
     {
         Intent::Repeat
     } else if f.busy.any_in(&ph)

@@ -305,6 +305,33 @@ fn cn_unit(c: char) -> Option<u64> {
     })
 }
 
+/// The text with its place-value numbers in Arabic digits ("一百三十二，八十" →
+/// "132，80"), as a person taking down a reading writes them. Digits read one by one
+/// (一三八) and words with a digit in them (一天, 两口子) stay as they are.
+pub fn numerals_to_digits(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..]
+            .iter()
+            .take_while(|c| cn_digit(**c).is_some() || cn_unit(**c).is_some())
+            .count();
+        if run >= 2 && chars[i..i + run].iter().any(|c| cn_unit(*c).is_some()) {
+            if let Some((v, n)) = quantity_at(&chars[i..]).filter(|(_, n)| *n > 0) {
+                if chars[i..i + n].iter().any(|c| cn_unit(*c).is_some()) {
+                    out.push_str(&v.to_string());
+                    i += n;
+                    continue;
+                }
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
 /// The quantity starting at `c[0]`, with the characters it spans.
 fn quantity_at(c: &[char]) -> Option<(u64, usize)> {
     if c[0].is_ascii_digit() {
@@ -781,6 +808,21 @@ pub fn correction(s: &str) -> Option<Correction> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn place_value_numbers_become_digits() {
+        assert_eq!(
+            numerals_to_digits("前天早上量的，一百三十二，八十"),
+            "前天早上量的，132，80"
+        );
+        assert_eq!(
+            numerals_to_digits("高压一百三，低压八十五"),
+            "高压130，低压85"
+        );
+        assert_eq!(numerals_to_digits("才十一度"), "才11度");
+        assert_eq!(numerals_to_digits("一天一片，两口子"), "一天一片，两口子");
+        assert_eq!(numerals_to_digits("一三八零"), "一三八零");
+    }
 
     #[test]
     fn quantities_in_digits_and_numerals() {
