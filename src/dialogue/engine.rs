@@ -2278,8 +2278,8 @@ impl Conversation {
             .clone();
         self.branches_taken.insert(i);
         let key = st.title.clone();
+        // "…看看要不要调药。" tells what will happen; only a question waits for a reply.
         let asks = cond.line.contains(['？', '?'])
-            || is_yes_no(&cond.line)
             || ["请您", "请问", "说一下", "告诉我"]
                 .iter()
                 .any(|w| cond.line.contains(w));
