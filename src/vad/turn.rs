@@ -160,8 +160,8 @@ impl TurnDetector {
     }
 
     /// Records a chunk's level and returns the line's noise floor: the quietest chunk
-    /// of the window, or `None` while the window has not filled with audio that is
-    /// not digital silence (a fresh call, a muted line).
+    /// of the window, or `None` while fewer than a quarter window (0.5 s) of audio that
+    /// is not digital silence has been heard (a fresh call, a muted line).
     fn note_level(&mut self, db: f32) -> Option<f32> {
         if db > DIGITAL_SILENCE_DB {
             self.levels[self.level_at % NOISE_WINDOW] = db;
