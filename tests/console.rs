@@ -733,61 +733,6 @@ async fn metrics_health_and_readiness_are_public_and_well_formed() {
     tc.server.shutdown().await;
 }
 
-mod rtc_client {
-    //! A WebRTC client peer built with the same crate, standing in for a browser.
-    use std::sync::Arc;
-
-    use tingshuo::console::rtc::build_api;
-    use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
-    use webrtc::peer_connection::RTCPeerConnection;
-    use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
-    use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
-    use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
-    use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
-    use webrtc::track::track_local::TrackLocal;
-
-    pub async fn peer(
-        mic: Option<Arc<TrackLocalStaticSample>>,
-    ) -> (Arc<RTCPeerConnection>, String) {
-        let api = build_api(true).expect("api");
-        let pc = Arc::new(
-            api.new_peer_connection(Default::default())
-                .await
-                .expect("pc"),
-        );
-        match mic {
-            Some(track) => {
-                pc.add_track(track as Arc<dyn TrackLocal + Send + Sync>)
-                    .await
-                    .expect("mic track");
-            }
-            None => {
-                pc.add_transceiver_from_kind(
-                    RTPCodecType::Audio,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Recvonly,
-                        send_encodings: vec![],
-                    }),
-                )
-                .await
-                .expect("transceiver");
-            }
-        }
-        let offer = pc.create_offer(None).await.expect("offer");
-        let mut gathered = pc.gathering_complete_promise().await;
-        pc.set_local_description(offer).await.expect("local");
-        let _ = gathered.recv().await;
-        let sdp = pc.local_description().await.expect("sdp").sdp;
-        (pc, sdp)
-    }
-
-    pub async fn accept(pc: &RTCPeerConnection, sdp: String) {
-        pc.set_remote_description(RTCSessionDescription::answer(sdp).expect("answer"))
-            .await
-            .expect("remote");
-    }
-}
-
 /// Energy of a decoded PCMU payload.
 fn rms(payload: &[u8]) -> f64 {
     let sum: f64 = payload
@@ -908,25 +853,11 @@ async fn listen_in_delivers_the_call_audio_to_several_operators() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up() {
-    use webrtc::api::media_engine::MIME_TYPE_PCMU;
-    use webrtc::media::Sample;
-    use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
-    use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
-
     let tc = TestConsole::start(AuthPolicy::default()).await;
     let mut call = start_synthetic_call(&tc.hub, "call-take", true);
     let (cookie, csrf) = login(tc.addr, OPERATOR, PASSWORD).await;
 
-    let mic = Arc::new(TrackLocalStaticSample::new(
-        RTCRtpCodecCapability {
-            mime_type: MIME_TYPE_PCMU.to_owned(),
-            clock_rate: 8000,
-            channels: 1,
-            ..Default::default()
-        },
-        "mic".into(),
-        "operator".into(),
-    ));
+    let mic = pcmu_mic();
     let (pc, offer) = rtc_client::peer(Some(mic.clone())).await;
     let body = serde_json::json!({ "sdp": offer }).to_string();
     let auth = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
@@ -951,28 +882,8 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
         Some(OPERATOR)
     );
 
-    // The "microphone": a 300 Hz tone in 20 ms PCMU samples.
-    let speaking = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let mic_task = {
-        let speaking = speaking.clone();
-        tokio::spawn(async move {
-            let mut ph = 0.0;
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            while speaking.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let pcm = tone_frame(&mut ph, 300.0, 9000.0);
-                let mut ulaw = [0u8; 160];
-                tingshuo::codec::G711::Pcmu.encode(&pcm, &mut ulaw);
-                let _ = mic
-                    .write_sample(&Sample {
-                        data: bytes::Bytes::copy_from_slice(&ulaw),
-                        duration: Duration::from_millis(20),
-                        ..Default::default()
-                    })
-                    .await;
-            }
-        })
-    };
+    // The "microphone": a 300 Hz tone.
+    let (speaking, mic_task) = speak_tone(mic.clone(), 300.0, 9000.0);
     let mut loud = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while loud < 10 {

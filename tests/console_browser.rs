@@ -368,7 +368,7 @@ fn tone_share(x: &[i16], hz: f64, rate: f64) -> (f64, f64) {
     (tone / energy.max(1.0), energy / x.len() as f64)
 }
 
-use support::{say, tingshuo as tingshuo_cmd};
+use support::say;
 
 /// The caller's side: four utterances, and between them a 200 ms tone burst every
 /// 2 s. Returns the samples and the bursts' offsets (seconds from the start).
@@ -550,18 +550,7 @@ fn phone_call_supervised_in_headless_chromium() {
     let setup = support::AgentSetup::new(d).registrar(&kam);
     let written = setup.write();
     let (config, console_port) = (written.path.clone(), written.console_port);
-    let added = tingshuo_cmd()
-        .args(["console", "add-operator", OPERATOR, "--config"])
-        .arg(&config)
-        .env("TINGSHUO_OPERATOR_PASSWORD", PASSWORD)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tingshuo console add-operator");
-    assert!(
-        added.status.success(),
-        "add-operator: {}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    written.add_operator(OPERATOR, PASSWORD);
     let (callee, bursts) = caller_audio(d);
     let op_wav = d.join("operator.wav");
     operator_wav(&op_wav);

@@ -686,6 +686,7 @@ impl CallLoop<'_> {
     /// Applies operator requests and, during a take-over, sends the operator's voice.
     fn poll_console(&mut self) {
         let mut op_transfer = None;
+        let mut op_take_over = None;
         let Some(c) = self.console.as_mut() else {
             return;
         };
@@ -706,11 +707,19 @@ impl CallLoop<'_> {
                     c.publisher
                         .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
                     record_line(self.records, self.record_id, "operator", note, None);
+                    op_take_over = Some(operator);
                 }
                 OperatorAction::HandBack { operator } => {
                     tracing::info!(%operator, "operator handed the call back");
                     self.taken_over = false;
                     self.last_activity = Instant::now();
+                    if self.conv.is_ended() && self.hangup_after_playback.is_none() {
+                        // Nothing is left for the agent to say (e.g. the operator took
+                        // the call from a transfer): handing back ends the call.
+                        tracing::info!("the dialogue had ended; the call ends with the hand back");
+                        self.hangup_after_playback =
+                            Some(self.conv.outcome().unwrap_or(Outcome::OperatorEnded));
+                    }
                     let note = format!("（{operator} 交回智能客服 / handed back）");
                     c.publisher
                         .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
@@ -751,6 +760,9 @@ impl CallLoop<'_> {
                     break;
                 }
             }
+        }
+        if let Some(operator) = op_take_over {
+            self.take_over_transfer(&operator);
         }
         if let Some(target) = op_transfer {
             self.operator_target = target;
@@ -817,6 +829,40 @@ impl CallLoop<'_> {
         // inside `apply`.
         self.transfer = Some(Transfer::new(policy, summary, Instant::now()));
         self.publish_transfer("announcing");
+    }
+
+    /// An operator took the call over while it was being handed to a person: the
+    /// operator is the person now. A ringing or bridged second leg is released and
+    /// the record says who took it.
+    fn take_over_transfer(&mut self, operator: &str) {
+        let now = Instant::now();
+        let Some(out) = self
+            .transfer
+            .as_mut()
+            .and_then(|t| t.take_over(operator, now))
+        else {
+            return;
+        };
+        for o in out {
+            if o == xfer::Output::HangupLeg {
+                if let Some(leg) = self.leg.take() {
+                    let _ = self.requests.send(CallRequest::Hangup { call_id: leg.id });
+                    leg.media.stop();
+                }
+            }
+        }
+        self.whispering = false;
+        self.whisper_line = None;
+        tracing::info!(%operator, "an operator took over the transfer; the person's leg is released");
+        self.log_transfer_attempts();
+        let r = self.conv.on_transfer_result(
+            now_local(),
+            TransferResult::Connected {
+                target: format!("operator {operator}"),
+            },
+        );
+        self.apply(r.actions, None, Some("transfer".into()));
+        self.publish_transfer("taken_over");
     }
 
     /// Shows the transfer's state on the console's card.

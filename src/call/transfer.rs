@@ -109,6 +109,9 @@ pub enum AttemptResult {
     Unreachable,
     /// The caller hung up while the transfer ran.
     Abandoned,
+    /// An operator took the call over from the console while the person's phone
+    /// rang, or took it from the person after the bridge.
+    TakenOver,
 }
 
 impl AttemptResult {
@@ -120,6 +123,7 @@ impl AttemptResult {
             AttemptResult::NoAnswer => "no_answer",
             AttemptResult::Unreachable => "unreachable",
             AttemptResult::Abandoned => "abandoned",
+            AttemptResult::TakenOver => "taken_over",
         }
     }
 
@@ -131,6 +135,7 @@ impl AttemptResult {
             AttemptResult::Unreachable => "the target could not be reached",
             AttemptResult::Refused => "the transfer was refused",
             AttemptResult::Abandoned => "the caller hung up",
+            AttemptResult::TakenOver => "an operator took the call over",
             AttemptResult::Connected => "connected",
         };
         match code {
@@ -403,6 +408,9 @@ impl Transfer {
         if self.phase != Phase::Dialing || self.answered_early {
             return vec![Output::HangupLeg];
         }
+        // A phone that answers at once may send no 180, or its 180 may arrive after
+        // the 200 (a proxy's workers can reorder them): it rang when it answered.
+        self.ringing_at.get_or_insert(now);
         self.attempt("bridge", AttemptResult::Connected, Some(200), now);
         if !self.announced {
             // Joined once the caller has heard the announce line.
@@ -462,6 +470,40 @@ impl Transfer {
         }
     }
 
+    /// An operator took the call over in the console (`operator` is their name):
+    /// they are the person now. A ringing leg is cancelled and a bridged person is
+    /// hung up; the record gets a `console` attempt that connected the operator. A
+    /// REFER already sent cannot be called back: the caller's phone may still leave
+    /// for the target, so nothing changes then (the operator talks meanwhile).
+    /// Returns `None` when there is nothing to take over (no transfer under way).
+    pub fn take_over(&mut self, operator: &str, now: Instant) -> Option<Vec<Output>> {
+        let mut out = Vec::new();
+        match self.phase {
+            Phase::Referring | Phase::Done => return None,
+            Phase::Dialing if !self.answered_early => {
+                self.attempt("bridge", AttemptResult::TakenOver, None, now);
+                out.push(Output::HangupLeg);
+            }
+            Phase::Dialing | Phase::Bridged => {
+                // The person had answered: their attempt stays `connected`.
+                out.push(Output::HangupLeg);
+            }
+            Phase::Announcing => {}
+        }
+        self.phase = Phase::Done;
+        self.answered_early = false;
+        let answer_ms = Some((now - self.requested_at).as_millis() as u64);
+        self.attempts.push(Attempt {
+            method: "console",
+            target: operator.to_string(),
+            result: AttemptResult::Connected,
+            code: None,
+            ring_ms: None,
+            answer_ms,
+        });
+        Some(out)
+    }
+
     /// The caller hung up while the transfer ran.
     pub fn abandon(&mut self, now: Instant) -> Vec<Output> {
         match self.phase {
@@ -500,6 +542,75 @@ mod tests {
             after_failures: 2,
             announce_to_agent: false,
         }
+    }
+
+    #[test]
+    fn an_operator_takes_over_a_ringing_or_bridged_transfer_but_not_a_sent_refer() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // Ringing: the leg is cancelled and marked taken over; the operator connects.
+        let mut t = Transfer::new(policy(TransferMethod::Bridge), "s".into(), t0);
+        assert!(matches!(t.start(t0)[..], [Output::Dial { .. }]));
+        t.on_leg_ringing(ms(40));
+        assert_eq!(
+            t.take_over("alice", ms(2000)),
+            Some(vec![Output::HangupLeg])
+        );
+        let got: Vec<_> = t
+            .attempts()
+            .iter()
+            .map(|a| (a.method, a.target.as_str(), a.result))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("bridge", "2001", AttemptResult::TakenOver),
+                ("console", "alice", AttemptResult::Connected)
+            ]
+        );
+        assert_eq!(t.attempts()[1].answer_ms, Some(2000));
+        assert!(!t.has_leg() && t.finished());
+        // A late answer of the cancelled leg is hung up, not bridged.
+        assert_eq!(t.on_leg_answered(ms(2100)), vec![Output::HangupLeg]);
+        assert!(t.take_over("bob", ms(2200)).is_none(), "only once");
+
+        // Bridged: the person is hung up; their attempt stays connected.
+        let mut t = Transfer::new(policy(TransferMethod::Bridge), "s".into(), t0);
+        t.start(t0);
+        t.announced(ms(3000));
+        t.on_leg_answered(ms(4000));
+        assert!(t.bridged());
+        assert_eq!(
+            t.take_over("alice", ms(9000)),
+            Some(vec![Output::HangupLeg])
+        );
+        let results: Vec<_> = t.attempts().iter().map(|a| (a.method, a.result)).collect();
+        assert_eq!(
+            results,
+            vec![
+                ("bridge", AttemptResult::Connected),
+                ("console", AttemptResult::Connected)
+            ]
+        );
+        assert!(!t.bridged());
+
+        // Answered during the announce line, taken over before the join.
+        let mut t = Transfer::new(policy(TransferMethod::Bridge), "s".into(), t0);
+        t.start(t0);
+        t.on_leg_answered(ms(1000));
+        assert_eq!(
+            t.take_over("alice", ms(1500)),
+            Some(vec![Output::HangupLeg])
+        );
+        assert!(t.announced(ms(3000)).is_empty(), "nobody is joined later");
+
+        // A REFER still announcing is simply not sent; one already sent stays.
+        let mut t = Transfer::new(policy(TransferMethod::Refer), "s".into(), t0);
+        assert_eq!(t.take_over("alice", ms(500)), Some(vec![]));
+        assert!(t.announced(ms(3000)).is_empty());
+        let mut t = Transfer::new(policy(TransferMethod::Refer), "s".into(), t0);
+        t.announced(ms(3000));
+        assert!(t.take_over("alice", ms(3500)).is_none());
     }
 
     #[test]

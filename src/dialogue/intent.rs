@@ -349,14 +349,14 @@ fn families() -> &'static Families {
             "一点都听不见",
         ]),
         transfer: Keywords::new(&[
+            // Any other verb with a lone 人工 (我要个人工, Whisper's 我要在人工 for a
+            // quick 转人工) is `asks_for_rengong`'s; 接人工 is there too, since it
+            // sounds like 解人工 (了解人工智能).
             "转人工",
-            // Whisper hears a quick 转人工 as 在人工 (measured on our own voice).
-            "在人工",
             "人工客服",
             "人工服务",
             "找人工",
             "要人工",
-            "接人工",
             "转接人工",
             "人工坐席",
             "真人客服",
@@ -869,7 +869,7 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Silence
     } else if f.hostile.any_in(&ph) {
         Intent::Hostile
-    } else if f.transfer.any_in(&ph) {
+    } else if asks_for_person_with(f, text) {
         Intent::Transfer
     } else if f.abusive.any_in(&ph) {
         Intent::Abusive
@@ -959,7 +959,76 @@ pub fn warm_up() {
 /// True when the utterance asks for a person (used by drivers that run their own
 /// classification, e.g. the console's take-over hint).
 pub fn asks_for_person(text: &str) -> bool {
-    families().transfer.any_in(&Phonetic::new(&normalize(text)))
+    asks_for_person_with(families(), text)
+}
+
+/// Transfer keywords or a lone 人工, outside what the caller refuses: 不用转人工了
+/// declines the offer of a person.
+fn asks_for_person_with(f: &Families, text: &str) -> bool {
+    let kept = without_refusals(text);
+    f.transfer.any_in(&Phonetic::new(&normalize(&kept))) || asks_for_rengong(&kept)
+}
+
+/// The text with each refusal (不要, 不用, 别 … and the four characters after it)
+/// cut out: 不用转人工了，谢谢 keeps only 了，谢谢, while 不用了，给我转人工 keeps its
+/// request.
+fn without_refusals(text: &str) -> String {
+    const REFUSALS: &[&str] = &[
+        "不需要",
+        "不要",
+        "不用",
+        "不想",
+        "别",
+        "不找",
+        "不转",
+        "不接",
+    ];
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    'next: while i < chars.len() {
+        for r in REFUSALS {
+            let n = r.chars().count();
+            if chars[i..].iter().take(n).copied().eq(r.chars()) {
+                // The refused words end at the clause's end, or four characters on.
+                let mut j = i + n;
+                while j < chars.len() && j < i + n + 4 && !"，,。.！!？?；;、".contains(chars[j])
+                {
+                    j += 1;
+                }
+                i = j;
+                continue 'next;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// 人工 on a service line means "a person" whatever verb comes with it: 我要个人工,
+/// 给我接个人工吧, 那就人工, and the verb misheard (我要拘人工). A clause counts when
+/// 人工 stands alone (ends the clause, or is followed by 客服/服务/坐席/台 or a
+/// particle), not in a compound (人工费, 人工智能, 人工关节), and a request cue comes
+/// before it (refusals are cut out before, see [`without_refusals`]).
+fn asks_for_rengong(text: &str) -> bool {
+    const AFTER: &[&str] = &[
+        "客服", "服务", "坐席", "台", "吧", "啊", "呀", "吗", "了", "的", "来", "接", "帮", "跟",
+        "和", "处理", "谢谢",
+    ];
+    const CUES: &[&str] = &[
+        "要", "想", "给我", "帮我", "请", "转", "找", "接", "换", "叫", "让", "就",
+    ];
+    text.split(|c: char| "，,。.！!？?；;、\n ".contains(c))
+        .any(|clause| {
+            let Some(at) = clause.find("人工") else {
+                return false;
+            };
+            let (before, after) = (&clause[..at], &clause[at + "人工".len()..]);
+            let alone = after.is_empty() || AFTER.iter().any(|a| after.starts_with(a));
+            let asked = CUES.iter().any(|c| before.contains(c));
+            alone && asked
+        })
 }
 
 /// True when the utterance carries little beyond an acknowledgement.
@@ -1015,6 +1084,29 @@ mod tests {
         );
         assert_ne!(i("底下全是水"), Intent::Question);
         assert_eq!(i("我要转人工"), Intent::Transfer);
+        // 人工 alone with any request cue, the verb misheard or missing.
+        for asks in [
+            "我要个人工",
+            "给我接个人工吧",
+            "那就人工吧",
+            "我要拘人工。",
+            "请帮我转到人工客服",
+        ] {
+            assert_eq!(i(asks), Intent::Transfer, "{asks}");
+        }
+        for not in [
+            "人工费要多少钱",
+            "我要问一下人工费",
+            "我不要人工",
+            "你们是人工吗",
+            "我想了解人工智能",
+            "不用转人工了，谢谢",
+            "不需要人工",
+        ] {
+            assert_ne!(i(not), Intent::Transfer, "{not}");
+        }
+        assert_eq!(i("不用了，给我转人工"), Intent::Transfer);
+        assert_eq!(i("我不想跟机器说话，转人工"), Intent::Transfer);
         assert_eq!(i("能不能让你们前台的工作人员接一下电话"), Intent::Transfer);
         assert_eq!(i("给我转真人客服"), Intent::Transfer);
         assert_eq!(i("你是真人吗"), Intent::AskIdentity);

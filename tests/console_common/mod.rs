@@ -393,3 +393,108 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+pub mod rtc_client {
+    //! A WebRTC client peer built with the same crate, standing in for a browser.
+    use std::sync::Arc;
+
+    use tingshuo::console::rtc::build_api;
+    use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+    use webrtc::peer_connection::RTCPeerConnection;
+    use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+    use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+    use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+    use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+    use webrtc::track::track_local::TrackLocal;
+
+    pub async fn peer(
+        mic: Option<Arc<TrackLocalStaticSample>>,
+    ) -> (Arc<RTCPeerConnection>, String) {
+        let api = build_api(true).expect("api");
+        let pc = Arc::new(
+            api.new_peer_connection(Default::default())
+                .await
+                .expect("pc"),
+        );
+        match mic {
+            Some(track) => {
+                pc.add_track(track as Arc<dyn TrackLocal + Send + Sync>)
+                    .await
+                    .expect("mic track");
+            }
+            None => {
+                pc.add_transceiver_from_kind(
+                    RTPCodecType::Audio,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Recvonly,
+                        send_encodings: vec![],
+                    }),
+                )
+                .await
+                .expect("transceiver");
+            }
+        }
+        let offer = pc.create_offer(None).await.expect("offer");
+        let mut gathered = pc.gathering_complete_promise().await;
+        pc.set_local_description(offer).await.expect("local");
+        let _ = gathered.recv().await;
+        let sdp = pc.local_description().await.expect("sdp").sdp;
+        (pc, sdp)
+    }
+
+    pub async fn accept(pc: &RTCPeerConnection, sdp: String) {
+        pc.set_remote_description(RTCSessionDescription::answer(sdp).expect("answer"))
+            .await
+            .expect("remote");
+    }
+}
+
+/// An operator's "microphone" for take-over: a PCMU track the test writes to.
+pub fn pcmu_mic(
+) -> Arc<webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample> {
+    use webrtc::api::media_engine::MIME_TYPE_PCMU;
+    use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+    Arc::new(
+        webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample::new(
+            RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_PCMU.to_owned(),
+                clock_rate: 8000,
+                channels: 1,
+                ..Default::default()
+            },
+            "mic".into(),
+            "operator".into(),
+        ),
+    )
+}
+
+/// Speaks a `hz` tone into `mic` in 20 ms PCMU samples until the returned flag is
+/// cleared; await the handle to stop.
+pub fn speak_tone(
+    mic: Arc<webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample>,
+    hz: f64,
+    amp: f64,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let speaking = Arc::new(AtomicBool::new(true));
+    let task = {
+        let speaking = speaking.clone();
+        tokio::spawn(async move {
+            let mut ph = 0.0;
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            while speaking.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let pcm = tone_frame(&mut ph, hz, amp);
+                let mut ulaw = [0u8; 160];
+                tingshuo::codec::G711::Pcmu.encode(&pcm, &mut ulaw);
+                let _ = mic
+                    .write_sample(&webrtc::media::Sample {
+                        data: bytes::Bytes::copy_from_slice(&ulaw),
+                        duration: Duration::from_millis(20),
+                        ..Default::default()
+                    })
+                    .await;
+            }
+        })
+    };
+    (speaking, task)
+}

@@ -39,6 +39,25 @@ pub struct AgentConfig {
     pub rtp_max: u16,
 }
 
+impl AgentConfig {
+    /// Adds a console operator beside this config (`tingshuo console add-operator`),
+    /// before the agent starts.
+    pub fn add_operator(&self, name: &str, password: &str) {
+        let added = tingshuo()
+            .args(["console", "add-operator", name, "--config"])
+            .arg(&self.path)
+            .env("TINGSHUO_OPERATOR_PASSWORD", password)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tingshuo console add-operator");
+        assert!(
+            added.status.success(),
+            "add-operator: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+}
+
 impl AgentSetup {
     /// An agent in direct mode (no registrar) with its config, records database and
     /// log in `dir`.

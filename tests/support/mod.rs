@@ -446,6 +446,31 @@ impl Baresip {
         source: &[i16],
         audio: &PhoneAudio,
     ) -> Self {
+        Self::start_account(user, kamailio_port, answermode, source, audio, "")
+    }
+
+    /// A G.711 phone that refuses to be transferred (`call_transfer=no`: it answers
+    /// REFER with an error, as phones and PBXs with transfers disabled do).
+    pub fn start_refusing_transfers(user: &str, kamailio_port: u16, source: &[i16]) -> Self {
+        Self::start_account(
+            user,
+            kamailio_port,
+            "auto",
+            source,
+            &G711_PHONE,
+            ";call_transfer=no",
+        )
+    }
+
+    /// [`Self::start_with`] with more account parameters (`;name=value…`).
+    fn start_account(
+        user: &str,
+        kamailio_port: u16,
+        answermode: &str,
+        source: &[i16],
+        audio: &PhoneAudio,
+        account_params: &str,
+    ) -> Self {
         require("baresip", "baresip-core");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
@@ -473,7 +498,7 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
         );
         std::fs::write(d.join("config"), config).expect("write config");
         let account = format!(
-            "<sip:{user}@127.0.0.1:{kamailio_port};transport=udp>;auth_pass=pass{user};answermode={answermode};ptime=20;audio_codecs={codecs};regint=60\n",
+            "<sip:{user}@127.0.0.1:{kamailio_port};transport=udp>;auth_pass=pass{user};answermode={answermode};ptime=20;audio_codecs={codecs};regint=60{account_params}\n",
             codecs = audio.codecs
         );
         std::fs::write(d.join("accounts"), account).expect("write accounts");
