@@ -5,7 +5,7 @@
 //! * REFER: the caller's phone follows our REFER and ends up talking to the person
 //!   (the person's tone reaches the caller); the record says `transferred`.
 //! * Bridge: the agent dials the person itself (with `X-Tingshuo-Summary`, seen by
-//!   Kamailio) and relays audio; then a busy target (486, a raw SIP responder behind
+//!   Kamailio), whispers who is coming to the person, and relays audio; then a busy target (486, a raw SIP responder behind
 //!   Kamailio) and a baresip that never answers
 //!   (per-user overrides, dialled directly): the caller hears the fall-back line and a
 //!   callback for a person is stored with the reason.
@@ -164,11 +164,13 @@ fn caller_asks_for_a_person_and_follows_our_refer_to_the_target() {
         "[transfer]\ntarget = \"1002\"\nmethod = \"refer\"\ntimeout_secs = 20\n",
     );
     let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 900.0));
+    // The commonest words for it. (Said alone, our synthetic 我要转人工 reaches the agent
+    // as 我要拽员工 over G.711, an ASR gap of #15; with 谢谢 after it, it is recognised.)
     let caller = Baresip::start(
         "1001",
         kam.port,
         "auto",
-        &caller_audio(dir.path(), "请转接人工客服。"),
+        &caller_audio(dir.path(), "我要转人工，谢谢。"),
     );
     caller.dial("bot");
 
@@ -222,7 +224,7 @@ fn bridged_transfer_relays_the_person_and_busy_or_unanswered_targets_fall_back()
         &kam,
         &format!(
             "[transfer]\ntarget = \"1002\"\nmethod = \"bridge\"\ntimeout_secs = 20\n\
-[transfer.by_user.\"4002\"]\ntarget = \"sip:busy@{busy}\"\n\
+announce_to_agent = true\n[transfer.by_user.\"4002\"]\ntarget = \"sip:busy@{busy}\"\n\
 [transfer.by_user.\"4003\"]\ntarget = \"1004\"\ntimeout_secs = 4\n"
         ),
     );
@@ -242,8 +244,17 @@ fn bridged_transfer_relays_the_person_and_busy_or_unanswered_targets_fall_back()
         agent.log_text().contains("the call is with a person")
     });
     assert!(bridged, "no bridge; agent log:\n{}", agent.log_text());
-    std::thread::sleep(Duration::from_secs(3));
+    // The person first hears who is coming (`announce_to_agent`), then the caller.
+    std::thread::sleep(Duration::from_secs(8));
     hang_up_all(&[&caller]);
+    let whisper = dir.path().join("person-heard.wav");
+    write_wav(&whisper, &person.heard_all());
+    let heard = transcribe(&whisper);
+    assert!(
+        heard.contains("客户") || heard.contains("转接"),
+        "the person did not hear the whisper before the caller (heard {heard:?})"
+    );
+    eprintln!("the person heard first: {}", heard.trim());
     let call = next_ended_call(&store, 0, &agent);
     let context = format!("record: {call:#?}\nagent log:\n{}", agent.log_text());
     assert_eq!(
