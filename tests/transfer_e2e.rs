@@ -5,11 +5,10 @@
 //! * REFER: the caller's phone follows our REFER and ends up talking to the person
 //!   (the person's tone reaches the caller); the record says `transferred`.
 //! * Bridge: the agent dials the person itself (with `X-Tingshuo-Summary`, seen by
-//!   Kamailio), whispers who is coming to the person, and relays audio; then a busy target (486, a raw SIP responder behind
-//!   Kamailio) and a baresip that never answers
-//!   (per-user overrides, dialled directly): the caller hears the fall-back line and a
-//!   callback for a person is stored with the reason.
-//!
+//!   Kamailio), whispers who is coming to the person, and relays audio; then a busy
+//!   target (486, a raw SIP responder behind Kamailio) and a baresip that never
+//!   answers (per-user overrides, dialled directly): the caller hears the fall-back
+//!   line and a callback for a person is stored with the reason.
 //! * REFER refused: a phone with transfers disabled refuses our REFER and is bridged
 //!   instead; when that phone in turn tries to transfer us elsewhere, we decline.
 //! * Console: an operator transfers a live call to a person, then takes it over from
