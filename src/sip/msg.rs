@@ -600,8 +600,21 @@ pub fn uri_user(uri: &str) -> Option<String> {
     (!user.is_empty()).then(|| user.to_string())
 }
 
-/// `host:port` of a SIP URI (default port 5060), without parameters or user.
+/// The port a URI without one means (RFC 3261 §19.1.2): 5061 for `sips:` and
+/// `;transport=tls`, 5060 otherwise.
+fn default_port(uri: &str) -> u16 {
+    let lower = uri.trim().to_ascii_lowercase();
+    if lower.starts_with("sips:") || lower.contains(";transport=tls") {
+        5061
+    } else {
+        5060
+    }
+}
+
+/// `host:port` of a SIP URI (default port 5060, or 5061 for `sips:` and
+/// `;transport=tls`), without parameters or user.
 pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
+    let default = default_port(uri);
     let rest = uri.split_once(':').map(|(_, r)| r)?;
     let rest = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
     let hp = rest.split([';', '?']).next().unwrap_or("");
@@ -609,13 +622,13 @@ pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
         let (h, after) = v6.split_once(']')?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().ok()?,
-            None => 5060,
+            None => default,
         };
         return Some((h.to_string(), port));
     }
     match hp.split_once(':') {
         Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
-        None if !hp.is_empty() => Some((hp.to_string(), 5060)),
+        None if !hp.is_empty() => Some((hp.to_string(), default)),
         None => None,
     }
 }
@@ -650,7 +663,12 @@ pub fn response_dest(headers: &Headers, source: SocketAddr) -> SocketAddr {
     }
     let sent_by = via.split_whitespace().nth(1).unwrap_or("");
     let sent_by = sent_by.split(';').next().unwrap_or("");
-    let port = uri_host_port(&format!("sip:{sent_by}"))
+    let tls = via
+        .split_whitespace()
+        .next()
+        .is_some_and(|p| p.to_ascii_uppercase().ends_with("/TLS"));
+    let scheme = if tls { "sips" } else { "sip" };
+    let port = uri_host_port(&format!("{scheme}:{sent_by}"))
         .map(|(_, p)| p)
         .unwrap_or(5060);
     let ip = param(&via, "received")
@@ -1006,6 +1024,25 @@ l: 4\r\n\r\nv=0\ntrailing";
         assert_eq!(
             uri_host_port("sip:127.0.0.1"),
             Some(("127.0.0.1".into(), 5060))
+        );
+        // TLS without a port means 5061 (RFC 3261 §19.1.2).
+        assert_eq!(
+            uri_host_port("sips:2001@10.0.0.5"),
+            Some(("10.0.0.5".into(), 5061))
+        );
+        assert_eq!(
+            uri_host_port("sip:2001@pbx.example;transport=TLS"),
+            Some(("pbx.example".into(), 5061))
+        );
+        assert_eq!(uri_host_port("sips:[::1]"), Some(("::1".into(), 5061)));
+        let mut h = Headers::default();
+        h.push(rsip::Header::Other(
+            "Via".into(),
+            "SIP/2.0/TLS 10.0.0.9;branch=z9hG4bK1".into(),
+        ));
+        assert_eq!(
+            response_dest(&h, "10.0.0.9:40000".parse().expect("addr")),
+            "10.0.0.9:5061".parse::<SocketAddr>().expect("addr")
         );
         assert_eq!(
             addr_uri("\"A, B\" <sip:a@b;lr>;tag=x"),
