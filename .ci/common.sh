@@ -6,7 +6,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
 
 APT_PACKAGES=(cmake clang libclang-dev pkg-config libasound2-dev python3 python3-venv python3-pip
-              kamailio kamailio-tls-modules postgresql-15 baresip-core sip-tester sox espeak-ng chromium nodejs npm)
+              kamailio kamailio-tls-modules postgresql-15 baresip-core sip-tester sox espeak-ng chromium nodejs npm tcpdump)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

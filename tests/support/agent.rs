@@ -23,6 +23,8 @@ pub struct AgentSetup {
     temp: Option<Arc<tempfile::TempDir>>,
     registrar: Option<(String, u16)>,
     sip_lines: String,
+    /// The `[sip.tls]` table, after the `[sip]` lines.
+    sip_tls: String,
     tail: String,
     rtp_ports: u16,
     env: Vec<(String, String)>,
@@ -67,6 +69,7 @@ impl AgentSetup {
             temp: None,
             registrar: None,
             sip_lines: String::new(),
+            sip_tls: String::new(),
             tail: String::new(),
             rtp_ports: 20,
             env: Vec::new(),
@@ -85,6 +88,21 @@ impl AgentSetup {
     /// an OPTIONS for `bot` to it.
     pub fn registrar(mut self, kam: &Kamailio) -> Self {
         self.registrar = Some((kam.addr(), kam.port));
+        self
+    }
+
+    /// Registers on `kam`'s TLS port (`sips:`), trusting its certificate, listens for
+    /// TLS itself, and requires SRTP on every call (`[media] srtp = "required"`).
+    /// Readiness is still probed through Kamailio's UDP port, which reaches the agent
+    /// over TLS.
+    pub fn registrar_tls(mut self, kam: &Kamailio) -> Self {
+        let tls = kam.tls_port.expect("Kamailio::start_tls");
+        self.registrar = Some((format!("sips:127.0.0.1:{tls}"), kam.port));
+        self.sip_tls = format!(
+            "[sip.tls]\nca_file = \"{}\"\n",
+            kam.dir.path().join("kamailio.crt").display()
+        );
+        self.tail.push_str("[media]\nsrtp = \"required\"\n");
         self
     }
 
@@ -139,9 +157,16 @@ impl AgentSetup {
         if !self.tail.contains("[overload]") {
             load_tolerant.push_str("[overload]\nturn_latency_p95_ms = 0\n");
         }
+        // With TLS (`registrar_tls`): a TLS listener on a port picked now, and the
+        // `[sip.tls]` table after the `[sip]` lines.
+        let tls = if self.sip_tls.is_empty() {
+            String::new()
+        } else {
+            format!("tls_listen = \"127.0.0.1:{}\"\n{}", free_port(), self.sip_tls)
+        };
         let text = format!(
             "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\n{registration}rtp_port_min = {rtp_min}\n\
-rtp_port_max = {rtp_max}\n{}{load_tolerant}[console]\nlisten = \"127.0.0.1:{console_port}\"\n[store]\npath = \"{}\"\n{}",
+rtp_port_max = {rtp_max}\n{}{tls}{load_tolerant}[console]\nlisten = \"127.0.0.1:{console_port}\"\n[store]\npath = \"{}\"\n{}",
             self.sip_lines,
             db.display(),
             self.tail

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod capture;
 pub mod postgres;
 
 /// Fails the test when `program` is not on PATH.
@@ -462,6 +463,33 @@ impl Baresip {
         )
     }
 
+    /// A G.711 phone registered over TLS on `kam` (`Kamailio::start_tls`, its
+    /// certificate trusted) that insists on SRTP (`mediaenc=srtp-mand`: SDES keys in
+    /// `a=crypto`, RTP/SAVP).
+    pub fn start_tls_srtp(user: &str, kam: &Kamailio, answermode: &str, source: &[i16]) -> Self {
+        let tls = kam.tls_port.expect("Kamailio::start_tls");
+        // Kamailio opens its own TLS connection to the phone's contact for requests to
+        // it (the phone sends no `alias`), so the phone needs a certificate of its own.
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .expect("generate a certificate");
+        let pem = kam.dir.path().join(format!("phone-{user}.pem"));
+        std::fs::write(&pem, format!("{}{}", ck.cert.pem(), ck.key_pair.serialize_pem()))
+            .expect("write the phone's certificate");
+        Self::launch(
+            user,
+            (tls, "tls", kam.port),
+            answermode,
+            source,
+            &G711_PHONE,
+            ";mediaenc=srtp-mand",
+            &format!(
+                "module\t\t\tsrtp.so\nsip_cafile\t\t{}\nsip_certificate\t\t{}\n",
+                kam.dir.path().join("kamailio.crt").display(),
+                pem.display()
+            ),
+        )
+    }
+
     /// [`Self::start_with`] with more account parameters (`;name=value…`).
     fn start_account(
         user: &str,
@@ -471,6 +499,29 @@ impl Baresip {
         audio: &PhoneAudio,
         account_params: &str,
     ) -> Self {
+        Self::launch(
+            user,
+            (kamailio_port, "udp", kamailio_port),
+            answermode,
+            source,
+            audio,
+            account_params,
+            "",
+        )
+    }
+
+    /// `registrar`: the port and transport the account registers with, and the UDP
+    /// port where a SIP ping for `user` shows the registration.
+    fn launch(
+        user: &str,
+        registrar: (u16, &str, u16),
+        answermode: &str,
+        source: &[i16],
+        audio: &PhoneAudio,
+        account_params: &str,
+        extra_config: &str,
+    ) -> Self {
+        let (kamailio_port, transport, probe_port) = registrar;
         require("baresip", "baresip-core");
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
@@ -489,7 +540,7 @@ audio_player\t\taufile,{heard}\naudio_source\t\taufile,{src}\naudio_alert\t\tauf
 ausrc_srate\t\t{rate}\nauplay_srate\t\t{rate}\naudio_channels\t\t1\nrtp_ports\t\t{rtp}-{rtp_end}\n\
 module_path\t\t/usr/lib/baresip/modules\nmodule\t\t\tcons.so\ncons_listen\t\t127.0.0.1:{cons_port}\n\
 {codec_modules}module\t\t\taufile.so\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n\
-module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\tsndfile.so\nsnd_path\t\t{dir}\n",
+module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\tsndfile.so\nsnd_path\t\t{dir}\n{extra_config}",
             heard = d.join("heard.wav").display(),
             src = src.display(),
             rtp_end = rtp + 11,
@@ -498,7 +549,7 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
         );
         std::fs::write(d.join("config"), config).expect("write config");
         let account = format!(
-            "<sip:{user}@127.0.0.1:{kamailio_port};transport=udp>;auth_pass=pass{user};answermode={answermode};ptime=20;audio_codecs={codecs};regint=60{account_params}\n",
+            "<sip:{user}@127.0.0.1:{kamailio_port};transport={transport}>;auth_pass=pass{user};answermode={answermode};ptime=20;audio_codecs={codecs};regint=60{account_params}\n",
             codecs = audio.codecs
         );
         std::fs::write(d.join("accounts"), account).expect("write accounts");
@@ -521,11 +572,11 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
             dir,
         };
         let registered = wait_until(Duration::from_secs(10), || {
-            sip_ping(kamailio_port, user) == Some(200)
+            sip_ping(probe_port, user) == Some(200)
         });
         assert!(
             registered,
-            "baresip {user} did not register on kamailio:{kamailio_port}; log:\n{}",
+            "baresip {user} did not register on kamailio:{kamailio_port} ({transport}); log:\n{}",
             b.proc.log_text()
         );
         b

@@ -1,0 +1,184 @@
+//! Encrypted calls end to end (SIP over TLS, SRTP with SDES keys) against real peers on
+//! loopback: Kamailio with its TLS module as registrar, baresip with `mediaenc=srtp-mand`
+//! registered over TLS, and `tingshuo serve` registered over TLS with SRTP required.
+//!
+//! * The phone calls the agent: both directions of audio are understood, the recording
+//!   is intelligible, and a capture of the loopback shows no SIP in clear on the TLS
+//!   port and only noise-like (encrypted) RTP payloads; a phone offering plain RTP gets
+//!   488 from the SRTP-only agent.
+//! * The agent dials the phone over TLS (`tingshuo dial sips:…`) with SRTP, and the
+//!   phone hears the agent.
+
+mod support;
+
+use std::time::Duration;
+
+use support::capture::{entropy_bits_per_byte, Capture};
+use support::*;
+use tingshuo::store::Store;
+
+/// The agent's inbound opening (the embedded demo script).
+const OPENING: &str = "您好，欢迎致电星河宽带客服热线，我是智能客服小安，请问有什么可以帮您？";
+
+#[test]
+fn a_srtp_phone_calls_the_agent_over_tls_and_the_loopback_shows_no_cleartext() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let kam = Kamailio::start_tls();
+    let tls = kam.tls_port.expect("tls port");
+    let agent = AgentSetup::new(d)
+        .registrar_tls(&kam)
+        .rtp_ports(20)
+        .toml("[agent]\nrecord_audio = true\n")
+        .start();
+    let capture = Capture::start(
+        d,
+        &format!(
+            "tcp port {tls} or udp portrange {}-{}",
+            agent.rtp_min, agent.rtp_max
+        ),
+    );
+    let question = "请问你们周末营业吗？";
+    let mut audio = silence(12.0);
+    audio.extend(say(d, "question", question));
+    audio.extend(silence(40.0));
+    let phone = Baresip::start_tls_srtp("1001", &kam, "auto", &audio);
+    phone.dial("bot");
+
+    // The agent hears the caller (SRTP decrypted) and answers.
+    let store = Store::open(&agent.db).expect("open records");
+    let replied = wait_until(Duration::from_secs(120), || {
+        let Some(call) = store.list(1).ok().and_then(|l| l.into_iter().next()) else {
+            return false;
+        };
+        store.show(call.id).is_ok_and(|c| {
+            let callee = c.turns.iter().position(|t| t.line.speaker == "callee");
+            callee.is_some_and(|i| c.turns[i..].iter().any(|t| t.line.speaker == "agent"))
+        })
+    });
+    assert!(
+        replied,
+        "no caller turn answered; agent log:\n{}\nphone log:\n{}",
+        agent.log_text(),
+        phone.proc.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    phone.ctrl("hangup", "");
+    let ended = wait_until(Duration::from_secs(20), || {
+        store
+            .list(1)
+            .ok()
+            .and_then(|l| l.into_iter().next())
+            .is_some_and(|c| c.outcome.is_some())
+    });
+    assert!(ended, "the call did not end; log:\n{}", agent.log_text());
+    let packets = capture.finish();
+    let call = store
+        .show(store.list(1).expect("list")[0].id)
+        .expect("record");
+    let context = format!(
+        "record: {call:#?}\nagent log:\n{}\nphone log:\n{}",
+        agent.log_text(),
+        phone.proc.log_text()
+    );
+    let said = call
+        .turns
+        .iter()
+        .find(|t| t.line.speaker == "callee")
+        .map(|t| t.line.text.clone())
+        .unwrap_or_default();
+    let heard_q = bigram_coverage(question, &said);
+    assert!(
+        heard_q >= 0.5,
+        "the agent heard {said:?} for {question:?}; {context}"
+    );
+
+    // The phone heard the agent (SRTP from the agent decrypted by baresip).
+    let (heard, _) = phone.dumps();
+    let heard = transcribe(&heard.expect("baresip wrote what it heard"));
+    let heard_opening = bigram_coverage(OPENING, &heard);
+    assert!(
+        heard_opening >= 0.4,
+        "the phone heard {heard:?}; {context}"
+    );
+
+    // The recording (decrypted audio, both sides) is intelligible.
+    let recording = std::fs::read_dir(d.join("recordings"))
+        .expect("recordings folder")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        .expect("a call recording");
+    let recorded = transcribe(&recording);
+    let recorded_opening = bigram_coverage(OPENING, &recorded);
+    assert!(
+        recorded_opening >= 0.4,
+        "the recording transcribes as {recorded:?}; {context}"
+    );
+
+    // What the loopback carried: TLS records on the SIP port, never SIP text ...
+    let sip: Vec<u8> = packets
+        .iter()
+        .filter(|p| p.tcp && (p.src_port == tls || p.dst_port == tls))
+        .flat_map(|p| p.payload.iter().copied())
+        .collect();
+    assert!(
+        sip.len() > 2000 && sip.windows(3).any(|w| w == [0x17, 0x03, 0x03]),
+        "no TLS application data on port {tls} ({} bytes captured)",
+        sip.len()
+    );
+    for clear in [&b"INVITE"[..], b"Call-ID", b"SIP/2.0", b"REGISTER", b"a=crypto"] {
+        assert!(
+            !sip.windows(clear.len()).any(|w| w == clear),
+            "{:?} in clear on the TLS port",
+            String::from_utf8_lossy(clear)
+        );
+    }
+    // ... and media whose payloads look like noise in both directions (G.711 speech
+    // in clear measures well under 7.5 bits per byte).
+    let agent_rtp = |port: u16| (agent.rtp_min..=agent.rtp_max).contains(&port) && port % 2 == 0;
+    let mut directions = Vec::new();
+    for to_agent in [true, false] {
+        let payload: Vec<u8> = packets
+            .iter()
+            .filter(|p| !p.tcp && p.payload.len() > 12)
+            .filter(|p| {
+                if to_agent {
+                    agent_rtp(p.dst_port)
+                } else {
+                    agent_rtp(p.src_port)
+                }
+            })
+            .flat_map(|p| p.payload[12..].iter().copied())
+            .collect();
+        let bits = entropy_bits_per_byte(&payload);
+        directions.push((to_agent, payload.len(), bits));
+        assert!(
+            payload.len() > 50_000 && bits >= 7.5,
+            "RTP {} the agent: {} payload bytes at {bits:.2} bits/byte",
+            if to_agent { "to" } else { "from" },
+            payload.len()
+        );
+    }
+    eprintln!(
+        "SRTP over TLS: agent heard {said:?} ({:.0} %), phone heard {:.0} % of the opening, recording {:.0} %; \
+         TLS bytes on the SIP port {}; RTP payload entropy (to agent?, bytes, bits/byte) {directions:?}",
+        heard_q * 100.0,
+        heard_opening * 100.0,
+        recorded_opening * 100.0,
+        sip.len()
+    );
+
+    // A phone that offers plain RTP is refused by the SRTP-only agent.
+    let plain = Baresip::start("1002", kam.port, "auto", &silence(5.0));
+    plain.dial("bot");
+    let refused = wait_until(Duration::from_secs(20), || {
+        let log = plain.proc.log_text();
+        log.contains("488") && log.contains("SRTP required")
+    });
+    assert!(
+        refused,
+        "a plain RTP offer was not refused with 488; phone log:\n{}",
+        plain.proc.log_text()
+    );
+}
