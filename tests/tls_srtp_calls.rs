@@ -6,8 +6,8 @@
 //!   is intelligible, and a capture of the loopback shows no SIP in clear on the TLS
 //!   port and only noise-like (encrypted) RTP payloads; a phone offering plain RTP gets
 //!   488 from the SRTP-only agent.
-//! * The agent dials the phone over TLS (`tingshuo dial sips:…`) with SRTP, and the
-//!   phone hears the agent.
+//! * The agent dials the phone over TLS (`tingshuo dial sip:…;transport=tls`) with
+//!   SRTP, and the phone hears the agent.
 
 mod support;
 
@@ -97,10 +97,7 @@ fn a_srtp_phone_calls_the_agent_over_tls_and_the_loopback_shows_no_cleartext() {
     let (heard, _) = phone.dumps();
     let heard = transcribe(&heard.expect("baresip wrote what it heard"));
     let heard_opening = bigram_coverage(OPENING, &heard);
-    assert!(
-        heard_opening >= 0.4,
-        "the phone heard {heard:?}; {context}"
-    );
+    assert!(heard_opening >= 0.4, "the phone heard {heard:?}; {context}");
 
     // The recording (decrypted audio, both sides) is intelligible.
     let recording = std::fs::read_dir(d.join("recordings"))
@@ -127,7 +124,13 @@ fn a_srtp_phone_calls_the_agent_over_tls_and_the_loopback_shows_no_cleartext() {
         "no TLS application data on port {tls} ({} bytes captured)",
         sip.len()
     );
-    for clear in [&b"INVITE"[..], b"Call-ID", b"SIP/2.0", b"REGISTER", b"a=crypto"] {
+    for clear in [
+        &b"INVITE"[..],
+        b"Call-ID",
+        b"SIP/2.0",
+        b"REGISTER",
+        b"a=crypto",
+    ] {
         assert!(
             !sip.windows(clear.len()).any(|w| w == clear),
             "{:?} in clear on the TLS port",
@@ -136,7 +139,8 @@ fn a_srtp_phone_calls_the_agent_over_tls_and_the_loopback_shows_no_cleartext() {
     }
     // ... and media whose payloads look like noise in both directions (G.711 speech
     // in clear measures well under 7.5 bits per byte).
-    let agent_rtp = |port: u16| (agent.rtp_min..=agent.rtp_max).contains(&port) && port % 2 == 0;
+    let agent_rtp =
+        |port: u16| (agent.rtp_min..=agent.rtp_max).contains(&port) && port.is_multiple_of(2);
     let mut directions = Vec::new();
     for to_agent in [true, false] {
         let payload: Vec<u8> = packets
@@ -180,5 +184,96 @@ fn a_srtp_phone_calls_the_agent_over_tls_and_the_loopback_shows_no_cleartext() {
         refused,
         "a plain RTP offer was not refused with 488; phone log:\n{}",
         plain.proc.log_text()
+    );
+}
+
+#[test]
+fn the_agent_dials_a_srtp_phone_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let kam = Kamailio::start_tls();
+    let tls = kam.tls_port.expect("tls port");
+    let phone = Baresip::start_tls_srtp("1003", &kam, "auto", &silence(60.0));
+    let config = AgentSetup::new(d).registrar_tls(&kam).rtp_ports(20).write();
+    let log = d.join("dial.log");
+    let logf = std::fs::File::create(&log).expect("dial log");
+    let child = tingshuo()
+        // `;transport=tls`, not `sips:`: Kamailio then record-routes with a `sips:`
+        // URI, and baresip 1.0 never sends its BYE along such a route.
+        .args([
+            "dial",
+            &format!("sip:1003@127.0.0.1:{tls};transport=tls"),
+            "--config",
+        ])
+        .arg(&config.path)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(logf.try_clone().expect("log"))
+        .stderr(logf)
+        .spawn()
+        .expect("run tingshuo dial");
+    let mut dial = Proc { child, log };
+    let context = |dial: &Proc| {
+        format!(
+            "dial log:\n{}\nphone log:\n{}",
+            dial.log_text(),
+            phone.proc.log_text()
+        )
+    };
+    let answered = wait_until(Duration::from_secs(120), || {
+        phone.proc.log_text().contains("Call established")
+    });
+    assert!(answered, "the phone never answered; {}", context(&dial));
+    // Listen to the agent's opening, then hang up.
+    std::thread::sleep(Duration::from_secs(12));
+    phone.ctrl("hangup", "");
+    let done = wait_until(Duration::from_secs(30), || {
+        matches!(dial.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(done, "tingshuo dial did not end; {}", context(&dial));
+    // The log's fields carry colour codes: `srtp=true` is `srtp<ESC>[2m=<ESC>[0mtrue`.
+    let text: String = dial
+        .log_text()
+        .split('\x1b')
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.split_once('m').map_or("", |(_, rest)| rest)
+            }
+        })
+        .collect();
+    let (heard, _) = phone.dumps();
+    let heard = transcribe(&heard.expect("baresip wrote what it heard"));
+    let store = Store::open(&config.db).expect("open records");
+    let call = store
+        .show(store.list(1).expect("list")[0].id)
+        .expect("record");
+    let opening = call
+        .turns
+        .iter()
+        .find(|t| t.line.speaker == "agent")
+        .map(|t| t.line.text.clone())
+        .unwrap_or_default();
+    let covered = bigram_coverage(&opening, &heard);
+    eprintln!(
+        "dial over TLS with SRTP: the phone heard {:.0} % of {opening:?}: {heard:?}",
+        covered * 100.0
+    );
+    assert!(
+        covered >= 0.4,
+        "the phone did not hear the agent over SRTP (heard {heard:?} for {opening:?}); {}",
+        context(&dial)
+    );
+    assert!(
+        text.contains("outgoing call answered") && text.contains("srtp=true"),
+        "the call was not answered with SRTP; {}",
+        context(&dial)
+    );
+    assert!(
+        text.contains("call to sip:1003"),
+        "no outcome printed; {}",
+        context(&dial)
     );
 }

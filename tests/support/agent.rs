@@ -162,7 +162,11 @@ impl AgentSetup {
         let tls = if self.sip_tls.is_empty() {
             String::new()
         } else {
-            format!("tls_listen = \"127.0.0.1:{}\"\n{}", free_port(), self.sip_tls)
+            format!(
+                "tls_listen = \"127.0.0.1:{}\"\n{}",
+                free_port(),
+                self.sip_tls
+            )
         };
         let text = format!(
             "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\n{registration}rtp_port_min = {rtp_min}\n\

@@ -473,8 +473,11 @@ impl Baresip {
         let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
             .expect("generate a certificate");
         let pem = kam.dir.path().join(format!("phone-{user}.pem"));
-        std::fs::write(&pem, format!("{}{}", ck.cert.pem(), ck.key_pair.serialize_pem()))
-            .expect("write the phone's certificate");
+        std::fs::write(
+            &pem,
+            format!("{}{}", ck.cert.pem(), ck.key_pair.serialize_pem()),
+        )
+        .expect("write the phone's certificate");
         Self::launch(
             user,
             (tls, "tls", kam.port),
