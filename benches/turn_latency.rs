@@ -26,6 +26,7 @@
 //! cargo bench --bench turn_latency -- --quick        # 1 and 4 calls, ~5 min, gated
 //! cargo bench --bench turn_latency                   # sweep 1, 2, 4, 8, 12 calls
 //!   options: --calls 1,4  --phase-secs 90  --line-noise  --bin PATH (or TINGSHUO_BENCH_BIN)
+//!            --srtp (every call with SRTP; compare with the same run without it)
 //! ```
 //! Writes `$CARGO_TARGET_DIR/bench/turn-latency.json` and prints a table; exits non-zero
 //! when a figure exceeds `benches/budget.toml`.
@@ -69,6 +70,9 @@ const SNR_DB: f64 = 15.0;
 /// room rather than a noisy recording). Off by default: the agent then transcribes the
 /// bare noise (Whisper hallucinates and loops), which swamps the latency figures.
 static LINE_NOISE: AtomicBool = AtomicBool::new(false);
+/// `--srtp`: every call uses SRTP (SDES keys; `[media] srtp = "forced"` on both sides,
+/// since the bench signals over plain UDP on loopback), to compare with a plain run.
+static SRTP: AtomicBool = AtomicBool::new(false);
 /// Assumed kernel clock tick for /proc/<pid>/stat (Linux: 100 on every common build).
 const CLK_TCK: f64 = 100.0;
 
@@ -91,6 +95,7 @@ fn parse_args() -> Result<Args, String> {
         match a.as_str() {
             "--quick" => quick = true,
             "--line-noise" => LINE_NOISE.store(true, Ordering::Relaxed),
+            "--srtp" => SRTP.store(true, Ordering::Relaxed),
             "--calls" => {
                 let v = it.next().ok_or("--calls needs a list, e.g. 1,4")?;
                 let list = v
@@ -351,8 +356,13 @@ fn start_agent(bin: &Path, rtp_min: u16, rtp_max: u16) -> Result<Agent, String> 
         &config,
         format!(
             "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\nrtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n\
-max_calls = 32\n[console]\nlisten = \"127.0.0.1:{console_port}\"\n[store]\npath = \"{}\"\n",
-            dir.path().join("records.db").display()
+max_calls = 32\n[console]\nlisten = \"127.0.0.1:{console_port}\"\n[store]\npath = \"{}\"\n{}",
+            dir.path().join("records.db").display(),
+            if SRTP.load(Ordering::Relaxed) {
+                "[media]\nsrtp = \"forced\"\n"
+            } else {
+                ""
+            }
         ),
     )
     .map_err(|e| format!("write agent config: {e}"))?;
@@ -779,6 +789,9 @@ async fn run_call(
     };
     let mut ua = UaConfig::direct(SocketAddr::from(([127, 0, 0, 1], 0)));
     ua.user = user.clone();
+    if SRTP.load(Ordering::Relaxed) {
+        ua.srtp = tingshuo::config::SrtpPolicy::Forced;
+    }
     let sip = match start_with(ua).await {
         Ok(s) => s,
         Err(e) => {
@@ -816,7 +829,9 @@ async fn run_call(
     let answered = tokio::time::timeout(Duration::from_secs(15), async {
         while let Some(ev) = events.recv().await {
             match ev {
-                SipEvent::Call(CallEvent::Answered { negotiated, .. }) => return Ok(negotiated),
+                SipEvent::Call(CallEvent::Answered {
+                    negotiated, srtp, ..
+                }) => return Ok((negotiated, srtp)),
                 SipEvent::Call(CallEvent::Ended { reason, .. }) => {
                     return Err(format!("call not answered: {reason:?}"))
                 }
@@ -829,7 +844,14 @@ async fn run_call(
     .unwrap_or_else(|_| Err("no answer within 15 s".into()));
     let mut agent_hung_up = false;
     match answered {
-        Ok(neg) => {
+        Ok((neg, srtp)) => {
+            if let Some(keys) = &srtp {
+                if let Err(e) = media.set_srtp(keys) {
+                    outcome.error = Some(format!("caller SRTP: {e}"));
+                }
+            } else if SRTP.load(Ordering::Relaxed) {
+                outcome.error = Some("--srtp: the agent answered without SRTP".into());
+            }
             media.set_codec(neg.codec, neg.telephone_event_pt);
             if let Some(addr) = neg.remote.rtp_addr {
                 media.set_remote(addr, None);
@@ -1133,7 +1155,15 @@ fn run() -> Result<bool, String> {
             args.bin.display()
         ));
     }
-    eprintln!("agent binary: {}", args.bin.display());
+    eprintln!(
+        "agent binary: {}{}",
+        args.bin.display(),
+        if SRTP.load(Ordering::Relaxed) {
+            " (every call with SRTP)"
+        } else {
+            ""
+        }
+    );
     let corpus = Arc::new(load_corpus(&args.bin, &out_dir.join("corpus"))?);
     let nproc = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -1330,6 +1360,7 @@ fn run() -> Result<bool, String> {
 
     let report = json!({
         "mode": if args.quick { "quick" } else { "sweep" },
+        "srtp": SRTP.load(Ordering::Relaxed),
         "machine": { "cores": nproc, "loadavg_start": load_start, "loadavg_end": loadavg() },
         "method": {
             "latency": "caller's last voiced frame sent (outbound tap) -> first received agent frame with RMS > reply_rms",

@@ -8,6 +8,8 @@
 //!   488 from the SRTP-only agent.
 //! * The agent dials the phone over TLS (`tingshuo dial sip:…;transport=tls`) with
 //!   SRTP, and the phone hears the agent.
+//! * A bridged transfer from an SRTP call: the agent dials the person's SRTP-only phone
+//!   over TLS, and the person's voice reaches the caller through both SRTP legs.
 
 mod support;
 
@@ -276,4 +278,49 @@ fn the_agent_dials_a_srtp_phone_over_tls() {
         "no outcome printed; {}",
         context(&dial)
     );
+}
+
+#[test]
+fn a_bridged_transfer_over_tls_puts_the_persons_leg_on_srtp_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let kam = Kamailio::start_tls();
+    let tls = kam.tls_port.expect("tls port");
+    // `;transport=tls` rather than `sips:` for the reason given in the dial test.
+    let agent = AgentSetup::new(d)
+        .registrar_tls(&kam)
+        .rtp_ports(20)
+        .toml(&format!(
+            "[transfer]\ntarget = \"sip:1002@127.0.0.1:{tls};transport=tls\"\n\
+             method = \"bridge\"\ntimeout_secs = 20\n"
+        ))
+        .start();
+    let person = Baresip::start_tls_srtp("1002", &kam, "auto", &tone(90.0, 700.0));
+    let mut audio = silence(10.0);
+    audio.extend(say(d, "ask", "请转接人工客服。"));
+    audio.extend(silence(50.0));
+    let caller = Baresip::start_tls_srtp("1001", &kam, "auto", &audio);
+    caller.dial("bot");
+    let bridged = wait_until(Duration::from_secs(90), || {
+        agent.log_text().contains("the call is with a person")
+    });
+    assert!(
+        bridged,
+        "no bridge; agent log:\n{}\nperson log:\n{}",
+        agent.log_text(),
+        person.proc.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    caller.ctrl("hangup", "");
+    std::thread::sleep(Duration::from_secs(1));
+    // The person's SRTP-only phone answered the agent's SRTP offer, and its tone,
+    // decrypted on one leg and encrypted on the other, reached the caller.
+    let share = tone_share(&caller.heard_all(), 700.0);
+    assert!(
+        share > 0.7,
+        "the person's 700 Hz tone did not reach the caller over SRTP (best share {share}); \
+         agent log:\n{}",
+        agent.log_text()
+    );
+    eprintln!("bridged transfer over TLS with SRTP on both legs: tone share {share:.2}");
 }

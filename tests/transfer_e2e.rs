@@ -64,28 +64,6 @@ fn next_ended_call(store: &Store, after: i64, agent: &Agent) -> CallDetail {
         .expect("call record")
 }
 
-/// Largest share of a 200 ms window's energy at `hz` (1.0 = a pure tone), over
-/// windows loud enough to matter.
-fn tone_share(samples: &[i16], hz: f32) -> f32 {
-    let n = 1600;
-    let w = std::f32::consts::TAU * hz / 8000.0;
-    samples
-        .chunks_exact(n)
-        .filter_map(|c| {
-            let energy: f32 = c.iter().map(|&s| (s as f32).powi(2)).sum();
-            if energy / (n as f32) < 100.0f32.powi(2) {
-                return None;
-            }
-            let (mut re, mut im) = (0.0f32, 0.0f32);
-            for (i, &s) in c.iter().enumerate() {
-                re += s as f32 * (w * i as f32).cos();
-                im -= s as f32 * (w * i as f32).sin();
-            }
-            Some((re * re + im * im).sqrt() / ((n as f32 / 2.0).sqrt() * energy.sqrt()))
-        })
-        .fold(0.0, f32::max)
-}
-
 /// From the end of the caller's request to the person's phone ringing, in ms:
 /// the turn's own latency (speech end → transfer decided) plus the ring delay.
 fn request_to_ringing_ms(call: &CallDetail) -> Option<i64> {

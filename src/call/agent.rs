@@ -620,7 +620,9 @@ impl Ctx {
         };
         let signal = match ev {
             CallEvent::Ringing { .. } => TransferSignal::LegRinging,
-            CallEvent::Answered { negotiated, .. } => TransferSignal::LegAnswered(negotiated),
+            CallEvent::Answered {
+                negotiated, srtp, ..
+            } => TransferSignal::LegAnswered(negotiated, srtp),
             CallEvent::Ended { reason, .. } => TransferSignal::LegEnded(reason),
             // Early media and re-INVITEs of the person's leg: not relayed.
             _ => return None,

@@ -172,7 +172,7 @@ pub enum TransferSignal {
     /// The second leg (bridged transfer) rings.
     LegRinging,
     /// The second leg answered with this media.
-    LegAnswered(Negotiated),
+    LegAnswered(Negotiated, Option<crate::rtp::srtp::SrtpKeys>),
     /// The second leg ended (before or after it answered).
     LegEnded(EndReason),
 }
@@ -923,8 +923,14 @@ impl CallLoop<'_> {
                 self.publish_transfer("ringing");
                 Vec::new()
             }
-            TransferSignal::LegAnswered(neg) => {
+            TransferSignal::LegAnswered(neg, srtp) => {
                 if let Some(leg) = &self.leg {
+                    // An SRTP-only agent (`srtp = "required"`) offers the person SRTP too.
+                    if let Some(keys) = &srtp {
+                        if let Err(e) = leg.media.set_srtp(keys) {
+                            tracing::error!(error = %e, "cannot switch the person's leg to SRTP");
+                        }
+                    }
                     leg.media.set_codec(neg.codec, neg.telephone_event_pt);
                     if let Some(addr) = neg.remote.rtp_addr {
                         leg.media.set_remote(addr, None);

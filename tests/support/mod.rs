@@ -817,3 +817,25 @@ pub fn bigram_coverage(reference: &str, heard: &str) -> f64 {
     let hits = pairs.iter().filter(|p| h.contains(p.as_str())).count();
     hits as f64 / pairs.len().max(1) as f64
 }
+
+/// Largest share of a 200 ms window's energy at `hz` (1.0 = a pure tone), over
+/// windows loud enough to matter; 8 kHz audio (what a G.711 phone heard).
+pub fn tone_share(samples: &[i16], hz: f32) -> f32 {
+    let n = 1600;
+    let w = std::f32::consts::TAU * hz / 8000.0;
+    samples
+        .chunks_exact(n)
+        .filter_map(|c| {
+            let energy: f32 = c.iter().map(|&s| (s as f32).powi(2)).sum();
+            if energy / (n as f32) < 100.0f32.powi(2) {
+                return None;
+            }
+            let (mut re, mut im) = (0.0f32, 0.0f32);
+            for (i, &s) in c.iter().enumerate() {
+                re += s as f32 * (w * i as f32).cos();
+                im -= s as f32 * (w * i as f32).sin();
+            }
+            Some((re * re + im * im).sqrt() / ((n as f32 / 2.0).sqrt() * energy.sqrt()))
+        })
+        .fold(0.0, f32::max)
+}
