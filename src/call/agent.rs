@@ -741,8 +741,14 @@ impl Ctx {
             CallEvent::EarlyMedia {
                 call_id,
                 negotiated,
+                srtp,
             } => {
                 if let Some(media) = calls.get(&call_id).and_then(|c| c.media.as_ref()) {
+                    if let Some(keys) = &srtp {
+                        if let Err(e) = media.set_srtp(keys) {
+                            tracing::error!(%call_id, error = %e, "cannot switch early media to SRTP");
+                        }
+                    }
                     apply_negotiated(media, &negotiated);
                 }
                 None

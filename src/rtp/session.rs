@@ -364,6 +364,8 @@ pub struct MediaSession {
     dtmf: Receiver<DtmfEvent>,
     tap: Option<Receiver<OutboundFrame>>,
     dtmf_enabled: Arc<AtomicBool>,
+    /// The SRTP keys in use (early media then the answer may bring the same ones).
+    srtp_keys: Mutex<Option<SrtpKeys>>,
     thread: Option<JoinHandle<SessionReport>>,
 }
 
@@ -497,6 +499,7 @@ impl MediaSession {
             dtmf: dtmf_rx,
             tap: tap_rx,
             dtmf_enabled,
+            srtp_keys: Mutex::new(None),
             thread: Some(thread),
         })
     }
@@ -553,8 +556,13 @@ impl MediaSession {
     }
 
     /// Switches the session to SRTP with these keys (the answer to our offer arrived).
-    /// The cipher contexts are built here, off the media thread.
+    /// The cipher contexts are built here, off the media thread. The keys already in
+    /// use (from early media) change nothing: the contexts and replay windows go on.
     pub fn set_srtp(&self, keys: &SrtpKeys) -> Result<(), RtpError> {
+        let mut current = self.srtp_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref() == Some(keys) {
+            return Ok(());
+        }
         let edge = SrtpEdge::new(keys).map_err(|e| RtpError::Io {
             what: "SRTP context",
             source: std::io::Error::other(e.to_string()),
@@ -564,7 +572,9 @@ impl MediaSession {
             .map_err(|_| RtpError::Io {
                 what: "SRTP keys",
                 source: std::io::Error::other("media session command queue full or stopped"),
-            })
+            })?;
+        *current = Some(keys.clone());
+        Ok(())
     }
 
     /// Stops or resumes sending RTP (hold: SDP `recvonly`/`inactive`). While stopped the

@@ -137,6 +137,8 @@ pub enum CallEvent {
     EarlyMedia {
         call_id: String,
         negotiated: Negotiated,
+        /// The SRTP keys of the early answer, when we offered SRTP.
+        srtp: Option<crate::rtp::srtp::SrtpKeys>,
     },
     /// The call is up (UAS: ACK received; UAC: 200 received and ACKed).
     Answered {

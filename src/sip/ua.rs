@@ -1329,11 +1329,17 @@ impl UserAgent {
             }
             let send_cancel = call.cancel_pending && call.provisional_seen;
             let early = if code == 183 && !resp.body.is_empty() {
-                call.local_media.as_ref().and_then(|l| {
+                let neg = call.local_media.as_ref().and_then(|l| {
                     sdp::parse(&resp.body)
                         .and_then(|r| sdp::negotiate(&r, l))
                         .ok()
-                })
+                });
+                // We offered SRTP only: early media without matching keys is unusable.
+                match &call.srtp_offer {
+                    Some(o) => sdes::keys_from_answer(o, &sdes::parse(&resp.body))
+                        .and_then(|keys| neg.map(|n| (n, Some(keys)))),
+                    None => neg.map(|n| (n, None)),
+                }
             } else {
                 None
             };
@@ -1344,10 +1350,11 @@ impl UserAgent {
                     call_id: cid.to_string(),
                 });
             }
-            if let Some(n) = early {
+            if let Some((n, srtp)) = early {
                 self.event(CallEvent::EarlyMedia {
                     call_id: cid.to_string(),
                     negotiated: n,
+                    srtp,
                 });
             }
             return;

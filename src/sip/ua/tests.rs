@@ -1331,3 +1331,51 @@ fn configured_codecs_limit_the_answer() {
     );
     assert!(codes(&a).contains(&488), "{:?}", codes(&a));
 }
+
+/// An SRTP offer of ours (`srtp = "forced"`, so over UDP here) answered with early
+/// media: the 183's keys come with the early media; a 183 without them is not used.
+#[test]
+fn early_media_to_an_srtp_offer_carries_its_keys() {
+    use crate::rtp::srtp::{CryptoAttr, Suite};
+    let mut cfg = UaConfig::direct("127.0.0.1:5090".parse().expect("addr"));
+    cfg.srtp = crate::config::SrtpPolicy::Forced;
+    let mut ua = UserAgent::new(cfg);
+    let now = Instant::now();
+    let a = ua.command(
+        Command::PlaceCall {
+            call_id: "early".into(),
+            target: "sip:1001@127.0.0.1:5070".into(),
+            media: media(),
+            ring_timeout: Duration::from_secs(30),
+        },
+        now,
+    );
+    let inv = last_request(&a);
+    let offer = sdes::parse(&inv.body);
+    assert!(offer.savp && offer.crypto.len() == 1, "SRTP-only offer");
+    let ours = CryptoAttr::parse(&offer.crypto[0]).expect("our a=crypto");
+    let theirs = CryptoAttr::generate(ours.tag, Suite::AesCm128HmacSha1_80);
+    let answer = sdes::secure_sdp(&OFFER.replace("50710", "50730"), &theirs);
+    let sdp_type = [("Content-Type", "application/sdp")];
+    let callee = peer();
+
+    // Plain early media (no keys) cannot be used.
+    let plain = responder(&inv, 183, &sdp_type, &OFFER.replace("50710", "50730"));
+    assert!(call_events(&ua.on_message(&plain, callee, Transport::Udp, now)).is_empty());
+
+    let early = responder(&inv, 183, &sdp_type, &answer);
+    match &call_events(&ua.on_message(&early, callee, Transport::Udp, now))[..] {
+        [CallEvent::EarlyMedia {
+            srtp: Some(keys),
+            negotiated,
+            ..
+        }] => {
+            assert_eq!((&keys.local, &keys.remote), (&ours, &theirs));
+            assert_eq!(
+                negotiated.remote.rtp_addr,
+                Some("127.0.0.1:50730".parse().expect("addr"))
+            );
+        }
+        e => panic!("{e:?}"),
+    }
+}
