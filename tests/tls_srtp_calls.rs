@@ -233,19 +233,7 @@ fn the_agent_dials_a_srtp_phone_over_tls() {
         matches!(dial.child.try_wait(), Ok(Some(_)))
     });
     assert!(done, "tingshuo dial did not end; {}", context(&dial));
-    // The log's fields carry colour codes: `srtp=true` is `srtp<ESC>[2m=<ESC>[0mtrue`.
-    let text: String = dial
-        .log_text()
-        .split('\x1b')
-        .enumerate()
-        .map(|(i, part)| {
-            if i == 0 {
-                part
-            } else {
-                part.split_once('m').map_or("", |(_, rest)| rest)
-            }
-        })
-        .collect();
+    let text = strip_ansi(&dial.log_text());
     let (heard, _) = phone.dumps();
     let heard = transcribe(&heard.expect("baresip wrote what it heard"));
     let store = Store::open(&config.db).expect("open records");

@@ -556,3 +556,43 @@ async fn an_operator_transfers_a_live_call_then_takes_it_over_from_the_person() 
     );
     drop(person);
 }
+
+/// An HD-voice caller (G.722, 16 kHz) bridged to a G.711 person: each leg's media
+/// converts the relayed audio (16 ↔ 8 kHz), so each side hears the other's tone.
+#[test]
+fn a_wideband_caller_is_bridged_to_a_narrowband_person_both_ways() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kam = Kamailio::start();
+    let agent = start_agent(
+        dir.path(),
+        &kam,
+        "[transfer]\ntarget = \"1002\"\nmethod = \"bridge\"\ntimeout_secs = 20\n",
+    );
+    let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 700.0));
+    // Quiet through the greeting, the request, then a 1 kHz tone for the person.
+    let mut audio = vec![0i16; 10 * 16_000];
+    audio.extend(say_at(dir.path(), "ask", "请转接人工客服。", 16_000));
+    audio.extend(vec![0i16; 6 * 16_000]);
+    audio.extend(tone_at(40.0, 1000.0, 16_000));
+    let caller = Baresip::start_with("1001", kam.port, "auto", &audio, &G722_PHONE);
+    caller.dial("bot");
+    let bridged = wait_until(Duration::from_secs(90), || {
+        agent.log_text().contains("the call is with a person")
+    });
+    assert!(bridged, "no bridge; agent log:\n{}", agent.log_text());
+    std::thread::sleep(Duration::from_secs(10));
+    hang_up_all(&[&caller, &person]);
+    let to_caller = tone_share_at(&caller.heard_all(), 700.0, 16_000);
+    let to_person = tone_share(&person.heard_all(), 1000.0);
+    assert!(
+        to_caller > 0.7 && to_person > 0.7,
+        "G.722 caller ↔ G.711 person: the caller heard the person's 700 Hz at share \
+         {to_caller}, the person heard the caller's 1 kHz at share {to_person}; agent log:\n{}",
+        agent.log_text()
+    );
+    let log = strip_ansi(&agent.log_text());
+    assert!(
+        log.contains("codec=G722"),
+        "the caller's leg was not G.722; agent log:\n{log}"
+    );
+}

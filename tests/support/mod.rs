@@ -394,9 +394,15 @@ pub fn write_wav_at(path: &Path, samples: &[i16], rate: u32) {
 
 /// A tone of `secs` seconds at `hz`.
 pub fn tone(secs: f32, hz: f32) -> Vec<i16> {
-    let n = (secs * 8000.0) as usize;
+    tone_at(secs, hz, 8000)
+}
+
+/// [`tone`] at `rate` Hz (16000 for a wideband phone's source).
+pub fn tone_at(secs: f32, hz: f32, rate: u32) -> Vec<i16> {
+    let r = rate as f32;
+    let n = (secs * r) as usize;
     (0..n)
-        .map(|i| ((i as f32 / 8000.0 * hz * std::f32::consts::TAU).sin() * 8000.0) as i16)
+        .map(|i| ((i as f32 / r * hz * std::f32::consts::TAU).sin() * 8000.0) as i16)
         .collect()
 }
 
@@ -821,8 +827,13 @@ pub fn bigram_coverage(reference: &str, heard: &str) -> f64 {
 /// Largest share of a 200 ms window's energy at `hz` (1.0 = a pure tone), over
 /// windows loud enough to matter; 8 kHz audio (what a G.711 phone heard).
 pub fn tone_share(samples: &[i16], hz: f32) -> f32 {
-    let n = 1600;
-    let w = std::f32::consts::TAU * hz / 8000.0;
+    tone_share_at(samples, hz, 8000)
+}
+
+/// [`tone_share`] for audio at `rate` Hz.
+pub fn tone_share_at(samples: &[i16], hz: f32, rate: u32) -> f32 {
+    let n = rate as usize / 5;
+    let w = std::f32::consts::TAU * hz / rate as f32;
     samples
         .chunks_exact(n)
         .filter_map(|c| {
@@ -838,4 +849,18 @@ pub fn tone_share(samples: &[i16], hz: f32) -> f32 {
             Some((re * re + im * im).sqrt() / ((n as f32 / 2.0).sqrt() * energy.sqrt()))
         })
         .fold(0.0, f32::max)
+}
+
+/// A log without its colour codes (tracing writes `key<ESC>[2m=<ESC>[0mvalue`).
+pub fn strip_ansi(text: &str) -> String {
+    text.split('\x1b')
+        .enumerate()
+        .map(|(i, part)| {
+            if i == 0 {
+                part
+            } else {
+                part.split_once('m').map_or("", |(_, rest)| rest)
+            }
+        })
+        .collect()
 }
