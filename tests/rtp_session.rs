@@ -1,6 +1,9 @@
 //! Two media sessions on loopback: audio both ways (symmetric RTP), DTMF, barge-in flush,
 //! STUN/garbage on the RTP port, RTCP. Prints the measured send jitter; asserts no timing.
 
+#[path = "support/entropy.rs"]
+mod entropy;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -384,23 +387,6 @@ fn hold_pauses_sending_and_keeps_the_queue() {
     assert!(a.playback().len() < queued);
 }
 
-/// Shannon entropy of a byte stream in bits per byte.
-fn entropy(bytes: &[u8]) -> f64 {
-    let mut counts = [0usize; 256];
-    for &b in bytes {
-        counts[b as usize] += 1;
-    }
-    let n = bytes.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
-        })
-        .sum()
-}
-
 /// SRTP between two sessions through a relay that records the wire and injects a replayed
 /// and a tampered packet: audio arrives intact, the wire payload looks random, the bad
 /// packets are dropped and counted, and the call goes on.
@@ -487,7 +473,7 @@ fn srtp_sessions_exchange_audio_and_drop_replayed_and_tampered_packets() {
     assert_eq!(sb.srtp.auth_failed, 1, "{:?}", sb.srtp);
     // The relay forwards RTP only (RTCP goes to its port + 1, where nobody listens);
     // SRTCP is covered by the unit tests in src/rtp/srtp.rs.
-    let h = entropy(&wire);
+    let h = entropy::entropy_bits_per_byte(&wire);
     eprintln!(
         "SRTP wire payload entropy {h:.3} bits/byte over {} bytes; drops {:?}",
         wire.len(),

@@ -15,9 +15,18 @@ mod support;
 
 use std::time::Duration;
 
-use support::capture::{entropy_bits_per_byte, Capture};
+use support::capture::Capture;
+use support::entropy::entropy_bits_per_byte;
 use support::*;
 use tingshuo::store::Store;
+
+/// An agent registered over TLS on `kam`, SRTP required, with `toml` appended.
+fn tls_agent(dir: &std::path::Path, kam: &Kamailio, toml: &str) -> AgentSetup {
+    AgentSetup::new(dir)
+        .registrar_tls(kam)
+        .rtp_ports(20)
+        .toml(toml)
+}
 
 /// The agent's inbound opening (the embedded demo script).
 const OPENING: &str = "您好，欢迎致电星河宽带客服热线，我是智能客服小安，请问有什么可以帮您？";
@@ -28,11 +37,7 @@ fn a_srtp_phone_calls_the_agent_over_tls_and_the_loopback_shows_no_cleartext() {
     let d = dir.path();
     let kam = Kamailio::start_tls();
     let tls = kam.tls_port.expect("tls port");
-    let agent = AgentSetup::new(d)
-        .registrar_tls(&kam)
-        .rtp_ports(20)
-        .toml("[agent]\nrecord_audio = true\n")
-        .start();
+    let agent = tls_agent(d, &kam, "[agent]\nrecord_audio = true\n").start();
     let capture = Capture::start(
         d,
         &format!(
@@ -196,25 +201,10 @@ fn the_agent_dials_a_srtp_phone_over_tls() {
     let kam = Kamailio::start_tls();
     let tls = kam.tls_port.expect("tls port");
     let phone = Baresip::start_tls_srtp("1003", &kam, "auto", &silence(60.0));
-    let config = AgentSetup::new(d).registrar_tls(&kam).rtp_ports(20).write();
-    let log = d.join("dial.log");
-    let logf = std::fs::File::create(&log).expect("dial log");
-    let child = tingshuo()
-        // `;transport=tls`, not `sips:`: Kamailio then record-routes with a `sips:`
-        // URI, and baresip 1.0 never sends its BYE along such a route.
-        .args([
-            "dial",
-            &format!("sip:1003@127.0.0.1:{tls};transport=tls"),
-            "--config",
-        ])
-        .arg(&config.path)
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(logf.try_clone().expect("log"))
-        .stderr(logf)
-        .spawn()
-        .expect("run tingshuo dial");
-    let mut dial = Proc { child, log };
+    let config = tls_agent(d, &kam, "").write();
+    // `;transport=tls`, not `sips:`: Kamailio then record-routes with a `sips:` URI,
+    // and baresip 1.0 never sends its BYE along such a route.
+    let mut dial = config.dial(&format!("sip:1003@127.0.0.1:{tls};transport=tls"));
     let context = |dial: &Proc| {
         format!(
             "dial log:\n{}\nphone log:\n{}",
@@ -275,14 +265,15 @@ fn a_bridged_transfer_over_tls_puts_the_persons_leg_on_srtp_too() {
     let kam = Kamailio::start_tls();
     let tls = kam.tls_port.expect("tls port");
     // `;transport=tls` rather than `sips:` for the reason given in the dial test.
-    let agent = AgentSetup::new(d)
-        .registrar_tls(&kam)
-        .rtp_ports(20)
-        .toml(&format!(
+    let agent = tls_agent(
+        d,
+        &kam,
+        &format!(
             "[transfer]\ntarget = \"sip:1002@127.0.0.1:{tls};transport=tls\"\n\
              method = \"bridge\"\ntimeout_secs = 20\n"
-        ))
-        .start();
+        ),
+    )
+    .start();
     let person = Baresip::start_tls_srtp("1002", &kam, "auto", &tone(90.0, 700.0));
     let mut audio = silence(10.0);
     audio.extend(say(d, "ask", "请转接人工客服。"));

@@ -47,6 +47,19 @@ fn start_agent(dir: &Path, kam: &Kamailio, transfer: &str) -> Agent {
         .start()
 }
 
+/// Kamailio, the agent transferring to 1002 by `method`, and 1002: a person whose
+/// phone answers at once and says a `person_hz` tone.
+fn agent_and_person(dir: &Path, method: &str, person_hz: f32) -> (Kamailio, Agent, Baresip) {
+    let kam = Kamailio::start();
+    let agent = start_agent(
+        dir,
+        &kam,
+        &format!("[transfer]\ntarget = \"1002\"\nmethod = \"{method}\"\ntimeout_secs = 20\n"),
+    );
+    let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, person_hz));
+    (kam, agent, person)
+}
+
 /// Waits for the next call record (id above `after`) to end; returns its detail.
 fn next_ended_call(store: &Store, after: i64, agent: &Agent) -> CallDetail {
     let find = || {
@@ -62,6 +75,24 @@ fn next_ended_call(store: &Store, after: i64, agent: &Agent) -> CallDetail {
     store
         .show(find().expect("the call").id)
         .expect("call record")
+}
+
+/// The first call's record once it ended `transferred`, and the context to print
+/// with a failed assertion about it.
+fn transferred_call(agent: &Agent, caller: &Baresip) -> (CallDetail, String) {
+    let store = Store::open(&agent.db).expect("open records");
+    let call = next_ended_call(&store, 0, agent);
+    let context = format!(
+        "record: {call:#?}\nagent log:\n{}\ncaller log:\n{}",
+        agent.log_text(),
+        caller.proc.log_text()
+    );
+    assert_eq!(
+        call.call.outcome.as_deref(),
+        Some("transferred"),
+        "{context}"
+    );
+    (call, context)
 }
 
 /// From the end of the caller's request to the person's phone ringing, in ms:
@@ -134,13 +165,7 @@ fn hang_up_all(phones: &[&Baresip]) {
 #[test]
 fn caller_asks_for_a_person_and_follows_our_refer_to_the_target() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kam = Kamailio::start();
-    let agent = start_agent(
-        dir.path(),
-        &kam,
-        "[transfer]\ntarget = \"1002\"\nmethod = \"refer\"\ntimeout_secs = 20\n",
-    );
-    let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 900.0));
+    let (kam, agent, person) = agent_and_person(dir.path(), "refer", 900.0);
     // The commonest words for it. (Said alone, our synthetic 我要转人工 reaches the agent
     // as 我要拽员工 over G.711, an ASR gap of #15; with 谢谢 after it, it is recognised.)
     let caller = Baresip::start(
@@ -151,18 +176,7 @@ fn caller_asks_for_a_person_and_follows_our_refer_to_the_target() {
     );
     caller.dial("bot");
 
-    let store = Store::open(&agent.db).expect("open records");
-    let call = next_ended_call(&store, 0, &agent);
-    let context = format!(
-        "record: {call:#?}\nagent log:\n{}\ncaller log:\n{}",
-        agent.log_text(),
-        caller.proc.log_text()
-    );
-    assert_eq!(
-        call.call.outcome.as_deref(),
-        Some("transferred"),
-        "{context}"
-    );
+    let (call, context) = transferred_call(&agent, &caller);
     let t = call.transfers.first().expect("a transfer attempt");
     assert_eq!(
         (t.method.as_str(), t.result.as_str(), t.target.as_str()),
@@ -347,13 +361,7 @@ fn agent_logged(agent: &Agent, what: &str) {
 #[test]
 fn a_phone_that_refuses_our_refer_is_bridged_and_its_own_refer_is_declined() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kam = Kamailio::start();
-    let agent = start_agent(
-        dir.path(),
-        &kam,
-        "[transfer]\ntarget = \"1002\"\nmethod = \"refer\"\ntimeout_secs = 20\n",
-    );
-    let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 700.0));
+    let (kam, agent, person) = agent_and_person(dir.path(), "refer", 700.0);
     // Our synthetic "我要转人工" reaches the agent as 我要拽员工 over G.711 (an ASR
     // gap, #15); this wording is recognised.
     let caller = Baresip::start_refusing_transfers(
@@ -383,18 +391,7 @@ fn a_phone_that_refuses_our_refer_is_bridged_and_its_own_refer_is_declined() {
     );
     hang_up_all(&[&caller, &person]);
 
-    let store = Store::open(&agent.db).expect("open records");
-    let call = next_ended_call(&store, 0, &agent);
-    let context = format!(
-        "record: {call:#?}\nagent log:\n{}\ncaller log:\n{}",
-        agent.log_text(),
-        caller.proc.log_text()
-    );
-    assert_eq!(
-        call.call.outcome.as_deref(),
-        Some("transferred"),
-        "{context}"
-    );
+    let (call, context) = transferred_call(&agent, &caller);
     let attempts: Vec<_> = call
         .transfers
         .iter()
@@ -562,13 +559,7 @@ async fn an_operator_transfers_a_live_call_then_takes_it_over_from_the_person() 
 #[test]
 fn a_wideband_caller_is_bridged_to_a_narrowband_person_both_ways() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kam = Kamailio::start();
-    let agent = start_agent(
-        dir.path(),
-        &kam,
-        "[transfer]\ntarget = \"1002\"\nmethod = \"bridge\"\ntimeout_secs = 20\n",
-    );
-    let person = Baresip::start("1002", kam.port, "auto", &tone(90.0, 700.0));
+    let (kam, agent, person) = agent_and_person(dir.path(), "bridge", 700.0);
     // Quiet through the greeting, the request, then a 1 kHz tone for the person.
     let mut audio = vec![0i16; 10 * 16_000];
     audio.extend(say_at(dir.path(), "ask", "请转接人工客服。", 16_000));

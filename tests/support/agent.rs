@@ -42,6 +42,23 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
+    /// Runs `tingshuo dial TARGET` on this config (one outbound call, then it exits);
+    /// its log goes to `dial.log` beside the config.
+    pub fn dial(&self, target: &str) -> Proc {
+        let log = self.path.with_file_name("dial.log");
+        let logf = std::fs::File::create(&log).expect("dial log");
+        let child = tingshuo()
+            .args(["dial", target, "--config"])
+            .arg(&self.path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dial log"))
+            .stderr(logf)
+            .spawn()
+            .expect("run tingshuo dial");
+        Proc { child, log }
+    }
+
     /// Adds a console operator beside this config (`tingshuo console add-operator`),
     /// before the agent starts.
     pub fn add_operator(&self, name: &str, password: &str) {

@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod capture;
+pub mod entropy;
 pub mod postgres;
 
 /// Fails the test when `program` is not on PATH.
