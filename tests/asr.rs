@@ -16,18 +16,35 @@ struct Models {
     whisper: WhisperModel,
 }
 
-fn models() -> Models {
-    let p = paths();
-    Models {
-        vad: SileroModel::load(&p).unwrap_or_else(|e| panic!("{e}")),
-        whisper: WhisperModel::load(&p).unwrap_or_else(|e| panic!("{e}")),
-    }
+/// The models, loaded once for all the tests of this file (they run in parallel on
+/// one copy; recognisers and pools borrow them).
+fn models() -> &'static Models {
+    static MODELS: std::sync::OnceLock<Models> = std::sync::OnceLock::new();
+    MODELS.get_or_init(|| {
+        let p = paths();
+        Models {
+            vad: SileroModel::load(&p).unwrap_or_else(|e| panic!("{e}")),
+            whisper: WhisperModel::load(&p).unwrap_or_else(|e| panic!("{e}")),
+        }
+    })
+}
+
+/// The TTS voice, loaded once (one synthesis at a time).
+fn tts() -> std::sync::MutexGuard<'static, TtsEngine> {
+    static TTS: std::sync::OnceLock<std::sync::Mutex<TtsEngine>> = std::sync::OnceLock::new();
+    TTS.get_or_init(|| {
+        let p = paths();
+        std::sync::Mutex::new(
+            TtsEngine::load(&p, ModelConfig::baker(&p)).unwrap_or_else(|e| panic!("{e}")),
+        )
+    })
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// 16 kHz speech from our TTS through the telephone channel.
 fn tts_clip(text: &str) -> Vec<f32> {
-    let p = paths();
-    let mut tts = TtsEngine::load(&p, ModelConfig::baker(&p)).unwrap_or_else(|e| panic!("{e}"));
+    let mut tts = tts();
     let a = tts.synthesize(text, &VoiceParams::default()).unwrap();
     telephone(&a, tts.sample_rate())
 }
@@ -182,12 +199,16 @@ fn cancel_during_decoding_stops_early() {
 
 #[test]
 fn transcribe_cli_reads_any_wav_and_prints_json() {
-    let p = paths();
-    let mut tts = TtsEngine::load(&p, ModelConfig::baker(&p)).unwrap_or_else(|e| panic!("{e}"));
     let reference = "这个月的电费是一百二十八元。";
-    let a = tts.synthesize(reference, &VoiceParams::default()).unwrap();
+    let (a, rate) = {
+        let mut tts = tts();
+        (
+            tts.synthesize(reference, &VoiceParams::default()).unwrap(),
+            tts.sample_rate(),
+        )
+    };
     // Stereo 44.1 kHz 16-bit with a second of silence before and after.
-    let a = tingshuo::audio::resample(&a, tts.sample_rate(), 44_100).unwrap();
+    let a = tingshuo::audio::resample(&a, rate, 44_100).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("in.wav");
     let spec = hound::WavSpec {
