@@ -914,14 +914,7 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
     .await;
     assert_eq!(r.status, 409, "{}", r.text());
 
-    let r = http(
-        tc.addr,
-        "POST",
-        "/api/calls/call-take/handback",
-        &auth,
-        None,
-    )
-    .await;
+    let r = post(tc.addr, "/api/calls/call-take/handback", &auth).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         call.control.actions.recv().await,
@@ -935,7 +928,7 @@ async fn take_over_sends_operator_audio_to_the_call_then_hand_back_and_hang_up()
         "hand back closes the take-over peer, so the microphone no longer reaches the call"
     );
     assert_eq!(tc.hub.live_calls()[0].taken_over_by, None);
-    let r = http(tc.addr, "POST", "/api/calls/call-take/hangup", &auth, None).await;
+    let r = post(tc.addr, "/api/calls/call-take/hangup", &auth).await;
     assert_eq!(r.status, 200);
     assert_eq!(
         call.control.actions.recv().await,
@@ -979,24 +972,15 @@ async fn an_operator_transfers_a_live_call_and_transfers_are_counted() {
     let (cookie, csrf) = login(tc.addr, OPERATOR, PASSWORD).await;
     let auth = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
     // A target that is neither an extension nor a SIP URI is refused, saying so.
-    let r = http(
+    let r = post(
         tc.addr,
-        "POST",
         "/api/calls/call-xfer/transfer?target=call%20the%20desk",
         &auth,
-        None,
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("SIP URI or an extension"), "{}", r.text());
-    let r = http(
-        tc.addr,
-        "POST",
-        "/api/calls/call-xfer/transfer?target=2001",
-        &auth,
-        None,
-    )
-    .await;
+    let r = post(tc.addr, "/api/calls/call-xfer/transfer?target=2001", &auth).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         call.control.actions.recv().await,
@@ -1006,14 +990,7 @@ async fn an_operator_transfers_a_live_call_and_transfers_are_counted() {
         })
     );
     // Without a target: the transfer configured for the call.
-    let r = http(
-        tc.addr,
-        "POST",
-        "/api/calls/call-xfer/transfer",
-        &auth,
-        None,
-    )
-    .await;
+    let r = post(tc.addr, "/api/calls/call-xfer/transfer", &auth).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         call.control.actions.recv().await,

@@ -298,17 +298,9 @@ async fn agent_plays_wav_records_caller_and_gets_dtmf() {
 
     // baresip's recording of what it heard vs the WAV the agent played.
     let p = phone.clone();
-    let heard = blocking(move || {
-        let mut found = None;
-        wait_until(Duration::from_secs(5), || {
-            found = p.dumps().0;
-            found.is_some()
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        found
-    })
-    .await
-    .expect("baresip wrote dump-...-dec.wav (sndfile module)");
+    let heard = blocking(move || p.heard_dump())
+        .await
+        .expect("baresip wrote dump-...-dec.wav (sndfile module)");
     let heard = read_wav(&heard);
     assert!(
         heard.len() > 8000 * 3,
@@ -456,17 +448,9 @@ async fn g722_call_carries_wideband_audio_both_ways() {
 
     // baresip heard the agent's 16 kHz melody.
     let p = phone.clone();
-    let heard = blocking(move || {
-        let mut found = None;
-        wait_until(Duration::from_secs(5), || {
-            found = p.dumps().0;
-            found.is_some()
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        found
-    })
-    .await
-    .expect("baresip wrote dump-...-dec.wav (sndfile module)");
+    let heard = blocking(move || p.heard_dump())
+        .await
+        .expect("baresip wrote dump-...-dec.wav (sndfile module)");
     let rate = hound::WavReader::open(&heard)
         .expect("dump")
         .spec()

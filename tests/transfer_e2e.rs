@@ -430,7 +430,7 @@ fn a_phone_that_refuses_our_refer_is_bridged_and_its_own_refer_is_declined() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_transfers_a_live_call_then_takes_it_over_from_the_person() {
-    use console::{http, login, pcmu_mic, rtc_client, speak_tone, OPERATOR, PASSWORD};
+    use console::{http, login, pcmu_mic, post, rtc_client, speak_tone, OPERATOR, PASSWORD};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let kam = Kamailio::start();
@@ -462,12 +462,10 @@ async fn an_operator_transfers_a_live_call_then_takes_it_over_from_the_person() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let call_id = call_id.unwrap_or_else(|| panic!("no live call; log:\n{}", agent.log_text()));
-    let r = http(
+    let r = post(
         console_addr,
-        "POST",
         &format!("/api/calls/{call_id}/transfer?target=1002"),
         &auth,
-        None,
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -499,14 +497,7 @@ async fn an_operator_transfers_a_live_call_then_takes_it_over_from_the_person() 
     tokio::time::sleep(Duration::from_secs(5)).await;
     speaking.store(false, Ordering::Relaxed);
     let _ = mic_task.await;
-    let r = http(
-        console_addr,
-        "POST",
-        &format!("/api/calls/{call_id}/hangup"),
-        &auth,
-        None,
-    )
-    .await;
+    let r = post(console_addr, &format!("/api/calls/{call_id}/hangup"), &auth).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let _ = pc.close().await;
 

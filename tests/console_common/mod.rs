@@ -352,6 +352,11 @@ pub fn set_cookie(resp: &Resp, name: &str) -> Option<String> {
 }
 
 /// Logs in through the form like a browser; returns the `Cookie` header value and the CSRF token.
+/// A POST without a body (operator actions), with these headers (cookie, CSRF).
+pub async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
+    http(addr, "POST", path, headers, None).await
+}
+
 pub async fn login(addr: SocketAddr, user: &str, password: &str) -> (String, String) {
     let resp = try_login(addr, user, password).await;
     assert_eq!(resp.status, 303, "login: {}", resp.text());

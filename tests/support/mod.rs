@@ -635,6 +635,18 @@ module_app\t\tctrl_tcp.so\nctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\nmodule\t\t\
         out.contains("\"ok\":true") && !out.contains("sip:")
     }
 
+    /// The file of what the phone heard on its call (sndfile's `*-dec.wav`), once it
+    /// exists (up to 5 s after the call), with a moment for the last writes.
+    pub fn heard_dump(&self) -> Option<PathBuf> {
+        let mut found = None;
+        wait_until(Duration::from_secs(5), || {
+            found = self.dumps().0;
+            found.is_some()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        found
+    }
+
     /// What the phone heard on all its calls so far (baresip's sndfile `*-dec.wav`
     /// dumps, oldest first).
     pub fn heard_all(&self) -> Vec<i16> {
