@@ -1013,11 +1013,11 @@ fn without_refusals(text: &str) -> String {
 /// before it (refusals are cut out before, see [`without_refusals`]).
 fn asks_for_rengong(text: &str) -> bool {
     const AFTER: &[&str] = &[
-        "客服", "服务", "坐席", "台", "吧", "啊", "呀", "吗", "了", "的", "来", "接", "帮", "跟",
-        "和", "处理", "谢谢",
+        "客服", "服务", "坐席", "台", "吧", "啊", "呀", "吗", "了", "来", "接", "帮", "跟", "和",
+        "处理", "谢谢",
     ];
     const CUES: &[&str] = &[
-        "要", "想", "给我", "帮我", "请", "转", "找", "接", "换", "叫", "让", "就",
+        "要", "想", "给我", "帮我", "转", "找", "接", "换", "叫", "让", "就",
     ];
     text.split(|c: char| "，,。.！!？?；;、\n ".contains(c))
         .any(|clause| {
@@ -1102,6 +1102,7 @@ mod tests {
             "我想了解人工智能",
             "不用转人工了，谢谢",
             "不需要人工",
+            "请问人工的费用怎么算",
         ] {
             assert_ne!(i(not), Intent::Transfer, "{not}");
         }
