@@ -869,7 +869,7 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Silence
     } else if f.hostile.any_in(&ph) {
         Intent::Hostile
-    } else if asks_for_person_with(f, text) {
+    } else if asks_for_person_with(f, text, &ph) {
         Intent::Transfer
     } else if f.abusive.any_in(&ph) {
         Intent::Abusive
@@ -959,14 +959,20 @@ pub fn warm_up() {
 /// True when the utterance asks for a person (used by drivers that run their own
 /// classification, e.g. the console's take-over hint).
 pub fn asks_for_person(text: &str) -> bool {
-    asks_for_person_with(families(), text)
+    asks_for_person_with(families(), text, &Phonetic::new(&normalize(text)))
 }
 
 /// Transfer keywords or a lone 人工, outside what the caller refuses: 不用转人工了
-/// declines the offer of a person.
-fn asks_for_person_with(f: &Families, text: &str) -> bool {
+/// declines the offer of a person. `ph` is the whole text's reading, used as it is
+/// when nothing was refused.
+fn asks_for_person_with(f: &Families, text: &str, ph: &Phonetic) -> bool {
     let kept = without_refusals(text);
-    f.transfer.any_in(&Phonetic::new(&normalize(&kept))) || asks_for_rengong(&kept)
+    let said = if kept == text {
+        f.transfer.any_in(ph)
+    } else {
+        f.transfer.any_in(&Phonetic::new(&normalize(&kept)))
+    };
+    said || asks_for_rengong(&kept)
 }
 
 /// The text with each refusal (不要, 不用, 别 … and the four characters after it)
