@@ -273,11 +273,16 @@ fn run(cli: Cli) -> Result<()> {
             match action {
                 RecordsAction::List { json, config } => {
                     let cfg = load_config(&config)?;
-                    tingshuo::dialogue::cli::records_list(&cfg.store_path(), json, &mut out)?;
+                    tingshuo::dialogue::cli::records_list(&cfg.store_target(), json, &mut out)?;
                 }
                 RecordsAction::Show { id, json, config } => {
                     let cfg = load_config(&config)?;
-                    tingshuo::dialogue::cli::records_show(&cfg.store_path(), &id, json, &mut out)?;
+                    tingshuo::dialogue::cli::records_show(
+                        &cfg.store_target(),
+                        &id,
+                        json,
+                        &mut out,
+                    )?;
                 }
             }
             Ok(())

@@ -446,7 +446,10 @@ async fn store_history_plays_recordings_from_the_recordings_dir_only() {
     }
     drop(store);
 
-    let history: Arc<dyn tingshuo::console::HistorySource> = Arc::new(StoreHistory::new(db));
+    let history: Arc<dyn tingshuo::console::HistorySource> = Arc::new(StoreHistory::new(
+        tingshuo::store::StoreTarget::Sqlite(db.clone()),
+        tingshuo::console::history::default_recordings_dir(&db),
+    ));
     let tc = TestConsole::start_with(AuthPolicy::default(), Some((history, recordings))).await;
     let (cookie, _) = login(tc.addr, OPERATOR, PASSWORD).await;
     let auth = [("Cookie", cookie.as_str())];

@@ -27,7 +27,7 @@ use super::admission::Admission;
 use super::alerts::Alerts;
 use super::emergency::Emergency;
 use super::engines::SpeechEngines;
-use super::records::RecordWriter;
+use super::records::{RecordWriter, WriterIdentity};
 use super::session::{
     run_call, CallMedia, CallReport, CallRequest, CallSetup, CallSignal, CallTuning, ConsoleLink,
     Direction, LegPorts, TransferSignal,
@@ -102,14 +102,19 @@ pub async fn serve(config: Config) -> Result<(), CallError> {
     // Calls a crash left open are closed before any new call is recorded (the
     // writer applies writes in order).
     let started = chrono::Local::now().fixed_offset().to_rfc3339();
-    agent.ctx.records.apply(move |s| match s.close_interrupted(&started) {
-        Ok(ids) if !ids.is_empty() => tracing::warn!(
-            calls = ?ids,
-            "calls interrupted by the previous run closed as `interrupted` (their turns, fields and callbacks are kept)"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "cannot close calls interrupted by the previous run"),
-    });
+    agent.ctx.records.apply(
+        "closing the calls interrupted by the previous run",
+        move |s| {
+            let ids = s.close_interrupted(&started)?;
+            if !ids.is_empty() {
+                tracing::warn!(
+                    calls = ?ids,
+                    "calls interrupted by the previous run closed as `interrupted` (their turns, fields and callbacks are kept)"
+                );
+            }
+            Ok(())
+        },
+    );
     let mut callbacks = super::callbacks::Scheduler::open(&config)?;
     let mut poll = tokio::time::interval(callbacks.poll_interval());
     let shutdown = shutdown_signal();
@@ -319,7 +324,13 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
         .await
         .map_err(|e| CallError::Thread(e.to_string()))?
     };
-    let records = RecordWriter::open(&config.store_path())?;
+    let records = RecordWriter::open(
+        &config.store_target(),
+        WriterIdentity {
+            agent: Some(config.agent_name()),
+            console: Some(format!("http://{}", config.console.listen)),
+        },
+    )?;
     // The console is supervision, not service: if it cannot start, calls still run.
     let hub = ConsoleHub::new();
     let emergency = Emergency::new(
@@ -333,10 +344,15 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
     {
         // Faults (emergency mode) and the window's ageing, once a second.
         let (alerts, emergency) = (alerts.clone(), emergency.clone());
+        let (store, hub) = (records.status(), hub.clone());
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 every.tick().await;
+                let store_ready = store.readiness();
+                hub.metrics()
+                    .set_store(store_ready.is_ok(), store.backlog(), store.dropped());
+                hub.set_store_ready(store_ready);
                 let recent = emergency.recent_fault(std::time::Instant::now());
                 let fault = match (emergency.startup_fault(), emergency.active(), recent) {
                     (Some(f), _, _) => Some(format!("emergency mode: {f}")),
@@ -352,7 +368,10 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
         });
     }
     let mut options = ConsoleOptions::from_config(&config, &hub);
-    options.history = Arc::new(StoreHistory::new(config.store_path()));
+    options.history = Arc::new(StoreHistory::new(
+        config.store_target(),
+        crate::console::history::default_recordings_dir(&config.store_path()),
+    ));
     let console = match ConsoleServer::start(options, hub.clone()).await {
         Ok(server) => Some(server),
         Err(e) => {

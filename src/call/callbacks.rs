@@ -212,7 +212,7 @@ impl Scheduler {
     /// Opens its own connection to the records database the agent writes.
     pub fn open(config: &Config) -> Result<Self, CallError> {
         Ok(Self {
-            store: Store::open(&config.store_path())?,
+            store: Store::connect(&config.store_target())?,
             policy: CallbackPolicy::from_config(config),
             via_registrar: !config.sip.registrars.is_empty(),
             poll: Duration::from_secs(config.agent.callbacks.poll_s.max(1)),

@@ -12,6 +12,13 @@
 //! scheduler runs alongside, so callbacks that fall due during a campaign are
 //! dialled too.
 //!
+//! Several agents may run the same campaign on one shared store (`[store] url`):
+//! each row is claimed before it is dialled ([`Store::claim_campaign_row`]: one
+//! agent wins, with a lease it renews while it lives), each agent takes in what
+//! the others did every couple of seconds, and the do-not-call list is re-read
+//! with it. A row whose agent died mid-call is taken over when its lease lapses:
+//! dialled again if the callee never answered, finished as `interrupted` if they did.
+//!
 //! The decisions (which row next, retry or give up) are the sans-IO [`Planner`];
 //! [`run`] is the edge that dials through the agent and writes the store.
 
@@ -378,6 +385,39 @@ impl Planner {
         steps
     }
 
+    /// Takes in what other agents sharing the store did to rows that are not in a
+    /// call here: a row finished elsewhere is finished here too, a row dialled
+    /// elsewhere keeps its attempt count. Rows are matched by line and callee.
+    pub fn sync(&mut self, stored: &[CampaignRow]) {
+        let by_line: HashMap<u64, &CampaignRow> = stored.iter().map(|r| (r.line, r)).collect();
+        for (i, r) in self.rows.iter_mut().enumerate() {
+            if self.in_flight.contains(&i) {
+                continue;
+            }
+            if let Some(s) = by_line.get(&r.line) {
+                if s.target == r.target && s.vars == r.vars {
+                    *r = (*s).clone();
+                }
+            }
+        }
+    }
+
+    /// Row `i` came back from [`Planner::next`] but another agent holds it: it
+    /// is not in flight here, and it stands as the store has it (`stored`).
+    pub fn not_claimed(&mut self, i: usize, stored: Option<&CampaignRow>) {
+        self.in_flight.remove(&i);
+        match stored {
+            Some(s) => self.rows[i] = s.clone(),
+            None => self.rows[i].attempts = self.rows[i].attempts.saturating_sub(1),
+        }
+    }
+
+    /// Numbers another agent (or an operator) added to the do-not-call list.
+    pub fn add_do_not_call(&mut self, numbers: impl IntoIterator<Item = String>) {
+        self.do_not_call
+            .extend(numbers.into_iter().map(|n| normalize_target(&n)));
+    }
+
     /// The call for row `i` has a record.
     pub fn placed(&mut self, i: usize, record_id: Option<i64>) {
         if record_id.is_some() {
@@ -550,10 +590,14 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
         .unwrap_or_else(|_| csv.to_path_buf())
         .display()
         .to_string();
-    let mut store = Store::open(&config.store_path())?;
+    let mut store = Store::connect(&config.store_target())?;
+    let me = config.agent_name();
     let campaign = store.open_campaign(&source, &now_local().to_rfc3339())?;
-    let rows = merge_rows(&callees, &store.campaign_rows(campaign)?);
-    for r in &rows {
+    let stored = store.campaign_rows(campaign)?;
+    let rows = merge_rows(&callees, &stored);
+    // Only new or edited rows are written: another agent running the same
+    // campaign may have moved the others on since they were read.
+    for r in rows.iter().filter(|r| !stored.contains(r)) {
         store.save_campaign_row(campaign, r)?;
     }
     let dnc = load_do_not_call(&config, &store)?;
@@ -590,6 +634,7 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
     let mut calls: HashMap<String, usize> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut next_poll = tokio::time::Instant::now();
+    let mut next_sync = tokio::time::Instant::now();
     let shutdown = agent::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -602,10 +647,15 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
                 }
                 if let Some(i) = calls.remove(&ended.call_id) {
                     on_row_end(&mut planner, &mut store, campaign, i, &ended, &progress);
+                    release(&mut store, campaign, planner.row(i).line, &me);
                 }
             }
             _ = tick.tick() => {
                 let now = now_local();
+                if tokio::time::Instant::now() >= next_sync {
+                    next_sync = tokio::time::Instant::now() + SYNC_EVERY;
+                    share_state(&mut store, campaign, &me, &mut planner);
+                }
                 let busy: HashSet<String> = callbacks.busy_targets().map(str::to_string).collect();
                 for step in planner.next(now, &busy, callbacks.in_flight()) {
                     match step {
@@ -615,6 +665,16 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
                             save(&mut store, campaign, &r);
                         }
                         Step::Dial(i) => {
+                            match claim(&mut store, campaign, &me, &mut planner, i) {
+                                Claim::Dial => {}
+                                Claim::Taken => continue,
+                                Claim::AnsweredBeforeDeath(record_id) => {
+                                    let ended = Finished { call_id: String::new(), record_id: Some(record_id), answered: true, outcome: crate::store::INTERRUPTED.into() };
+                                    on_row_end(&mut planner, &mut store, campaign, i, &ended, &progress);
+                                    release(&mut store, campaign, planner.row(i).line, &me);
+                                    continue;
+                                }
+                            }
                             let r = planner.row(i).clone();
                             let mut vars = config.agent.vars.clone();
                             vars.extend(r.vars.clone());
@@ -628,6 +688,7 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
                                     tracing::error!(target = %r.target, error = %e, "cannot place a campaign call");
                                     let ended = Finished { call_id: String::new(), record_id: None, answered: false, outcome: "failed".into() };
                                     on_row_end(&mut planner, &mut store, campaign, i, &ended, &progress);
+                                    release(&mut store, campaign, r.line, &me);
                                     continue;
                                 }
                             }
@@ -695,6 +756,78 @@ fn check_variables(config: &Config, callees: &[Callee], csv: &Path) -> Result<()
         }),
         Err(e) => Err(CallError::from(e).into()),
         Ok(_) => Ok(()),
+    }
+}
+
+/// How often an agent takes in the other agents' progress and renews its claims;
+/// a claim lapses [`CLAIM_LEASE_SECS`] after its agent last renewed it.
+const SYNC_EVERY: Duration = Duration::from_secs(2);
+const CLAIM_LEASE_SECS: u32 = 20;
+
+/// What claiming a row before dialling it found.
+enum Claim {
+    /// Ours: dial it.
+    Dial,
+    /// Another agent has it (or dialled it since we looked).
+    Taken,
+    /// Ours, but its last attempt is a call whose agent died after the callee
+    /// answered (the call was closed `interrupted`): not dialled again.
+    AnsweredBeforeDeath(i64),
+}
+
+fn claim(store: &mut Store, campaign: i64, me: &str, planner: &mut Planner, i: usize) -> Claim {
+    let r = planner.row(i).clone();
+    let seen = r.attempts.saturating_sub(1);
+    let won = match store.claim_campaign_row(campaign, r.line, seen, me, CLAIM_LEASE_SECS) {
+        Ok(won) => won,
+        Err(e) => {
+            tracing::error!(line = r.line, error = %e, "cannot claim a campaign row; not dialling it now");
+            false
+        }
+    };
+    if !won {
+        let stored = store.campaign_rows(campaign).ok();
+        let s = stored
+            .as_ref()
+            .and_then(|rows| rows.iter().find(|s| s.line == r.line));
+        planner.not_claimed(i, s);
+        return Claim::Taken;
+    }
+    // A previous attempt that never finished (its `outcome` was not written
+    // after the call was placed) belongs to an agent that died mid-call.
+    if let Some(last) = r.last_call_id.filter(|_| seen > 0) {
+        if let Ok(d) = store.show(last) {
+            let cut = d.call.outcome.as_deref() == Some(crate::store::INTERRUPTED);
+            let answered = d.turns.iter().any(|t| t.line.speaker == "callee");
+            if cut && answered {
+                // Not dialled now: the attempt `next` counted did not happen.
+                planner.not_claimed(i, None);
+                return Claim::AnsweredBeforeDeath(last);
+            }
+        }
+    }
+    Claim::Dial
+}
+
+/// Renews this agent's claims and takes in the other agents' progress and
+/// do-not-call additions.
+fn share_state(store: &mut Store, campaign: i64, me: &str, planner: &mut Planner) {
+    if let Err(e) = store.renew_campaign_claims(me, CLAIM_LEASE_SECS) {
+        tracing::error!(error = %e, "cannot renew this agent's campaign claims");
+    }
+    match store.campaign_rows(campaign) {
+        Ok(rows) => planner.sync(&rows),
+        Err(e) => tracing::error!(error = %e, "cannot read the campaign's rows"),
+    }
+    match store.do_not_call_list() {
+        Ok(list) => planner.add_do_not_call(list),
+        Err(e) => tracing::error!(error = %e, "cannot read the do-not-call list"),
+    }
+}
+
+fn release(store: &mut Store, campaign: i64, line: u64, me: &str) {
+    if let Err(e) = store.release_campaign_row(campaign, line, me) {
+        tracing::warn!(line, error = %e, "cannot release a campaign row (its lease will lapse)");
     }
 }
 

@@ -459,10 +459,8 @@ pub fn run(
     tracing::warn!(reason = call.reason, "EMERGENCY MODE for this call");
     let number = caller_number(call.peer);
     if let Some(id) = call.record_id {
-        records.apply(move |s| {
-            if let Err(e) = s.set_mode(id, "emergency") {
-                tracing::error!(call_id = id, error = %e, "cannot mark the call as emergency");
-            }
+        records.apply("marking the call as emergency", move |s| {
+            s.set_mode(id, "emergency")
         });
     }
     if let Some(c) = console {
@@ -513,16 +511,22 @@ pub fn run(
     if let Some(id) = call.record_id {
         let msg = voice_message.as_ref().map(|p| p.display().to_string());
         let (due, now, target) = (due.to_rfc3339(), now.to_rfc3339(), number.clone());
-        records.apply(move |s| {
-            if let Some(m) = msg {
-                if let Err(e) = s.set_voice_message(id, &m) {
-                    tracing::error!(call_id = id, error = %e, "cannot record the voice message");
+        // One transaction would be nicer, but the two writes are each idempotent
+        // enough: a retry after an outage rewrites the same message path.
+        let mut scheduled = false;
+        records.apply(
+            "recording the voice message and scheduling the callback",
+            move |s| {
+                if let Some(m) = &msg {
+                    s.set_voice_message(id, m)?;
                 }
-            }
-            if let Err(e) = s.schedule_callback(id, &due, &target, &now) {
-                tracing::error!(call_id = id, error = %e, "cannot schedule the callback");
-            }
-        });
+                if !scheduled {
+                    s.schedule_callback(id, &due, &target, &now)?;
+                    scheduled = true;
+                }
+                Ok(())
+            },
+        );
     } else {
         tracing::error!(caller = %number, "no call record: the callback could not be stored");
     }

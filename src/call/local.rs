@@ -31,7 +31,7 @@ use crate::models::ModelPaths;
 use crate::rtp::{MediaConfig, MediaSession, PortAllocator};
 
 use super::engines::SpeechEngines;
-use super::records::RecordWriter;
+use super::records::{RecordWriter, WriterIdentity};
 use super::session::{
     run_call, CallMedia, CallReport, CallSetup, CallSignal, CallTuning, Direction,
 };
@@ -60,7 +60,7 @@ pub fn talk(config: &Config, script: Option<&Path>) -> Result<CallReport, CallEr
         .map(|l| l.text)
         .collect();
     engines.prepare_lines(fixed.iter().map(String::as_str));
-    let records = RecordWriter::open(&config.store_path())?;
+    let records = RecordWriter::open(&config.store_target(), WriterIdentity::default())?;
     let record_id = records
         .start_call(
             &script.source,

@@ -1112,11 +1112,10 @@ impl CallLoop<'_> {
                 c.publisher.transfer_attempt(row.clone());
             }
             if let Some(id) = self.record_id {
-                self.records.apply(move |s| {
-                    if let Err(e) = s.add_transfer(id, &row) {
-                        tracing::error!(error = %e, "cannot store the transfer attempt");
-                    }
-                });
+                self.records
+                    .apply("storing the transfer attempt", move |s| {
+                        s.add_transfer(id, &row)
+                    });
             }
         }
         self.transfer_logged = t.attempts().len();
@@ -1198,11 +1197,11 @@ impl CallLoop<'_> {
                     tracing::info!(due = %at, %reason, "callback by a person stored");
                     if let Some(id) = self.record_id {
                         let (due, created) = (at.to_rfc3339(), now_local().to_rfc3339());
-                        self.records.apply(move |s| {
-                            if let Err(e) = s.add_person_callback(id, &due, &reason, &created) {
-                                tracing::error!(error = %e, "cannot store the callback for a person");
-                            }
-                        });
+                        self.records
+                            .apply("storing the callback for a person", move |s| {
+                                s.add_person_callback(id, &due, &reason, &created)
+                                    .map(|_| ())
+                            });
                     }
                 }
                 Action::Transfer { reason, request } => self.start_transfer(reason, request),

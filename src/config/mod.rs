@@ -337,6 +337,13 @@ pub struct StoreConfig {
     /// SQLite database path. Default: `$TINGSHUO_DATA/records.db`, else
     /// `~/.local/share/tingshuo/records.db`.
     pub path: Option<PathBuf>,
+    /// A PostgreSQL database shared by several agents, instead of the SQLite file:
+    /// `postgres://USER@HOST:PORT/DB`, the password in `TINGSHUO_DB_PASSWORD`.
+    pub url: Option<String>,
+    /// This agent's name in a shared database (its calls, claims and heartbeat).
+    /// Default: `HOSTNAME:SIP_PORT`, which stays the same across restarts and
+    /// differs between agents on one machine.
+    pub agent: Option<String>,
 }
 
 /// `[models]`: where provisioned model files are cached.
@@ -1001,6 +1008,15 @@ impl Config {
                 "Use positive values (defaults: 2 hours, 60 s, 8000 ms).",
             ));
         }
+        if let Some(url) = &self.store.url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "store.url",
+                    format!("({url:?}) is not a postgres:// URL"),
+                    "Give postgres://USER@HOST:PORT/DB with the password in TINGSHUO_DB_PASSWORD, or remove the key to keep the SQLite file.",
+                ));
+            }
+        }
         if let Some(url) = &self.alerts.webhook {
             if !url.starts_with("http://") {
                 return Err(invalid(
@@ -1155,9 +1171,30 @@ impl Config {
         self.models.dir.clone().unwrap_or_else(default_cache_dir)
     }
 
-    /// Records database path in force.
+    /// Records database path in force (the SQLite file; with `[store] url` it
+    /// still places voice messages and other files beside it).
     pub fn store_path(&self) -> PathBuf {
         self.store.path.clone().unwrap_or_else(default_store_path)
+    }
+
+    /// The records backend in force: PostgreSQL when `[store] url` is set.
+    pub fn store_target(&self) -> crate::store::StoreTarget {
+        match &self.store.url {
+            Some(url) => crate::store::StoreTarget::Postgres(url.clone()),
+            None => crate::store::StoreTarget::Sqlite(self.store_path()),
+        }
+    }
+
+    /// This agent's name in the records (`[store] agent`, else `HOSTNAME:SIP_PORT`).
+    pub fn agent_name(&self) -> String {
+        self.store.agent.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "tingshuo".into());
+            format!("{host}:{}", self.sip.listen.port())
+        })
     }
 
     /// Directory for emergency-mode voice messages in force.

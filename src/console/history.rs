@@ -5,7 +5,7 @@
 //! ended in this process (the hub fills it), so the console is useful before the store
 //! is attached and in tests.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::hub::{Speaker, TranscriptLine};
+use crate::store::StoreTarget;
 
 /// A row of the history list.
 #[derive(Debug, Clone, Serialize)]
@@ -266,58 +267,24 @@ mod tests {
     }
 }
 
-/// History read from the call-record store (SQLite), so the console shows every call
-/// ever recorded, not only those of this process. Each request opens its own
-/// connection: SQLite in WAL mode serves readers while the record writer writes.
+/// History read from the call-record store, so the console shows every call ever
+/// recorded, not only those of this process (with a shared PostgreSQL store, those
+/// of every agent). Each request opens its own connection: SQLite in WAL mode
+/// serves readers while the record writer writes.
 pub struct StoreHistory {
-    path: PathBuf,
+    target: StoreTarget,
     recordings: PathBuf,
 }
 
 impl StoreHistory {
-    /// History from the database at `path`; relative recording paths in it are
-    /// relative to [`default_recordings_dir`].
-    pub fn new(path: PathBuf) -> Self {
-        let recordings = default_recordings_dir(&path);
-        Self { path, recordings }
-    }
-
-    /// Resolve relative recording paths against `dir` instead.
-    pub fn with_recordings_dir(mut self, dir: PathBuf) -> Self {
-        self.recordings = dir;
-        self
+    /// History from the store at `target`; relative recording paths in it are
+    /// relative to `recordings` (see [`default_recordings_dir`]).
+    pub fn new(target: StoreTarget, recordings: PathBuf) -> Self {
+        Self { target, recordings }
     }
 
     fn open(&self) -> Result<crate::store::Store, HistoryError> {
-        crate::store::Store::open(&self.path).map_err(|e| HistoryError(e.to_string()))
-    }
-
-    /// The `calls.recording` column (schema v2), read on its own read-only connection
-    /// because the store's row types predate it.
-    fn recordings_of(&self, ids: &[i64]) -> Result<BTreeMap<i64, PathBuf>, HistoryError> {
-        let db = |e: rusqlite::Error| HistoryError(e.to_string());
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(db)?;
-        let mut st = conn
-            .prepare("SELECT recording FROM calls WHERE id = ?1 AND recording IS NOT NULL AND recording <> ''")
-            .map_err(db)?;
-        let mut out = BTreeMap::new();
-        for &id in ids {
-            let found: Option<String> =
-                st.query_row([id], |r| r.get(0))
-                    .map(Some)
-                    .or_else(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                        e => Err(db(e)),
-                    })?;
-            if let Some(p) = found {
-                out.insert(id, self.recordings.join(p));
-            }
-        }
-        Ok(out)
+        crate::store::Store::connect(&self.target).map_err(|e| HistoryError(e.to_string()))
     }
 }
 
@@ -333,17 +300,11 @@ impl HistorySource for StoreHistory {
             .open()?
             .list(limit)
             .map_err(|e| HistoryError(e.to_string()))?;
-        let ids: Vec<i64> = rows
-            .iter()
-            .filter(|r| r.ended_at.is_some())
-            .map(|r| r.id)
-            .collect();
-        let with_recording: HashSet<i64> = self.recordings_of(&ids)?.into_keys().collect();
         Ok(rows
             .into_iter()
             .filter(|r| r.ended_at.is_some())
             .map(|r| CallSummary {
-                has_recording: with_recording.contains(&r.id),
+                has_recording: r.recording.is_some(),
                 id: r.id.to_string(),
                 caller: r.peer.unwrap_or_default(),
                 script: r.script,
@@ -383,7 +344,7 @@ impl HistorySource for StoreHistory {
                 }
             }
         }
-        let recording = self.recordings_of(&[num])?.remove(&num);
+        let recording = d.recording.as_ref().map(|p| self.recordings.join(p));
         Ok(Some(CallDetail {
             id: d.call.id.to_string(),
             caller: d.call.peer.clone().unwrap_or_default(),
@@ -445,7 +406,10 @@ mod store_history_tests {
             ..Default::default()
         };
         store.write_turn(id, &turn).expect("turn");
-        let history = StoreHistory::new(path);
+        let history = StoreHistory::new(
+            StoreTarget::Sqlite(path.clone()),
+            default_recordings_dir(&path),
+        );
         // Still running: not in the history yet.
         assert!(history.list(10).expect("list").is_empty());
         store

@@ -248,6 +248,8 @@ struct HubInner {
     history: Arc<MemoryHistory>,
     metrics: ConsoleMetrics,
     ready: Mutex<Result<(), String>>,
+    /// The records database's state (a shared database can go away).
+    store_ready: Mutex<Result<(), String>>,
 }
 
 /// Shared handle; cheap to clone, one per process.
@@ -277,6 +279,7 @@ impl ConsoleHub {
                 history: Arc::new(MemoryHistory::default()),
                 metrics: ConsoleMetrics::new(),
                 ready: Mutex::new(Err("the call layer has not reported ready yet".into())),
+                store_ready: Mutex::new(Ok(())),
             }),
         }
     }
@@ -296,8 +299,15 @@ impl ConsoleHub {
         *lock(&self.inner.ready) = state;
     }
 
+    /// `/readyz` also fails while the records database is unreachable (calls in
+    /// progress go on; a load balancer should send new calls elsewhere).
+    pub fn set_store_ready(&self, state: Result<(), String>) {
+        *lock(&self.inner.store_ready) = state;
+    }
+
     pub fn readiness(&self) -> Result<(), String> {
-        lock(&self.inner.ready).clone()
+        lock(&self.inner.ready).clone()?;
+        lock(&self.inner.store_ready).clone()
     }
 
     /// Registers an answered call. Keep the publisher for the call's lifetime and call

@@ -42,6 +42,9 @@ pub struct ConsoleMetrics {
     emergency: Gauge,
     transfers: Family<Labels, Counter>,
     srtp_dropped: Counter,
+    store_reachable: Gauge,
+    store_backlog: Gauge,
+    store_dropped: Gauge,
 }
 
 impl Default for ConsoleMetrics {
@@ -68,6 +71,23 @@ impl ConsoleMetrics {
         let emergency = Gauge::default();
         let transfers = Family::<Labels, Counter>::default();
         let srtp_dropped = Counter::default();
+        let (store_reachable, store_backlog, store_dropped) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "store_reachable",
+            "1 while the records database answers, 0 during an outage",
+            store_reachable.clone(),
+        );
+        registry.register(
+            "store_backlog_writes",
+            "Record writes kept in memory while the database is unreachable",
+            store_backlog.clone(),
+        );
+        registry.register(
+            "store_dropped_writes",
+            "Record writes lost because the outage backlog was full",
+            store_dropped.clone(),
+        );
         registry.register(
             "srtp_dropped_packets",
             "SRTP/SRTCP packets dropped: bad authentication tag, replay or malformed",
@@ -152,6 +172,9 @@ impl ConsoleMetrics {
             registration,
             emergency,
             srtp_dropped,
+            store_reachable,
+            store_backlog,
+            store_dropped,
         }
     }
 
@@ -193,6 +216,13 @@ impl ConsoleMetrics {
 
     pub fn call_shed(&self) {
         self.shed.inc();
+    }
+
+    /// The record writer's state: reachable, writes kept, writes lost.
+    pub fn set_store(&self, reachable: bool, backlog: usize, dropped: u64) {
+        self.store_reachable.set(reachable as i64);
+        self.store_backlog.set(backlog as i64);
+        self.store_dropped.set(dropped.min(i64::MAX as u64) as i64);
     }
 
     pub fn set_answer_rate(&self, rate: f64) {

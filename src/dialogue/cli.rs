@@ -13,7 +13,7 @@ use super::engine::{Action, Conversation, TurnResult};
 use super::script::Script;
 use super::sim::{run_simulation, SimReport};
 use super::DialogueError;
-use crate::store::{Store, TurnLine, TurnTiming, TurnWrite};
+use crate::store::{Store, StoreTarget, TurnLine, TurnTiming, TurnWrite};
 
 fn now() -> DateTime<FixedOffset> {
     Local::now().fixed_offset()
@@ -261,16 +261,17 @@ pub fn simulate(
 
 /// `records list`.
 pub fn records_list(
-    store_path: &Path,
+    store: &StoreTarget,
     json_mode: bool,
     out: &mut dyn Write,
 ) -> Result<(), DialogueError> {
-    let store = Store::open(store_path)?;
+    let target = store;
+    let store = Store::connect(target)?;
     let rows = store.list(50)?;
     if json_mode {
         writeln!(out, "{}", serde_json::to_string(&rows)?)?;
     } else if rows.is_empty() {
-        writeln!(out, "no calls recorded in {}", store_path.display())?;
+        writeln!(out, "no calls recorded in {}", target.display())?;
     } else {
         for r in rows {
             writeln!(
@@ -292,12 +293,12 @@ pub fn records_list(
 
 /// `records show ID`.
 pub fn records_show(
-    store_path: &Path,
+    store: &StoreTarget,
     id: &str,
     json_mode: bool,
     out: &mut dyn Write,
 ) -> Result<(), DialogueError> {
-    let store = Store::open(store_path)?;
+    let store = Store::connect(store)?;
     let n: i64 = id
         .trim_start_matches('#')
         .parse()

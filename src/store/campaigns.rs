@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::db::{vals, Row};
 use super::{Store, StoreError};
 
 /// Version 4: campaigns and their rows, and the do-not-call list.
@@ -112,66 +112,130 @@ fn vars_from_json(s: &str) -> BTreeMap<String, String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
+fn campaign_row(r: &Row) -> Result<CampaignRow, StoreError> {
+    Ok(CampaignRow {
+        line: r.get(0)?,
+        target: r.get(1)?,
+        vars: vars_from_json(&r.get::<String>(2)?),
+        status: RowStatus::parse(&r.get::<String>(3)?),
+        attempts: r.get(4)?,
+        outcome: r.get(5)?,
+        last_call_id: r.get(6)?,
+        next_at: r.get(7)?,
+    })
+}
+
 impl Store {
     /// The campaign for `source` (the CSV's canonical path), created on first use.
     pub fn open_campaign(&mut self, source: &str, now: &str) -> Result<i64, StoreError> {
-        self.conn.execute(
-            "INSERT INTO campaigns (source, created_at) VALUES (?1, ?2) ON CONFLICT(source) DO NOTHING",
-            params![source, now],
-        )?;
-        Ok(self.conn.query_row(
-            "SELECT id FROM campaigns WHERE source = ?1",
-            [source],
-            |r| r.get(0),
-        )?)
+        self.with(|c| {
+            c.exec(
+                "INSERT INTO campaigns (source, created_at) VALUES (?1, ?2) ON CONFLICT(source) DO NOTHING",
+                vals![source, now],
+            )?;
+            c.query_one("SELECT id FROM campaigns WHERE source = ?1", vals![source])?
+                .get(0)
+        })
     }
 
     /// The stored rows of a campaign, by line.
     pub fn campaign_rows(&self, campaign: i64) -> Result<Vec<CampaignRow>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT line, target, vars_json, status, attempts, outcome, last_call_id, next_at
-             FROM campaign_rows WHERE campaign_id = ?1 ORDER BY line",
-        )?;
-        let rows = st.query_map([campaign], |r| {
-            Ok(CampaignRow {
-                line: r.get::<_, i64>(0)?.max(0) as u64,
-                target: r.get(1)?,
-                vars: vars_from_json(&r.get::<_, String>(2)?),
-                status: RowStatus::parse(&r.get::<_, String>(3)?),
-                attempts: r.get::<_, i64>(4)?.max(0) as u32,
-                outcome: r.get(5)?,
-                last_call_id: r.get(6)?,
-                next_at: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with(|c| {
+            c.query(
+                "SELECT line, target, vars_json, status, attempts, outcome, last_call_id, next_at
+                 FROM campaign_rows WHERE campaign_id = ?1 ORDER BY line",
+                vals![campaign],
+            )?
+            .iter()
+            .map(campaign_row)
+            .collect()
+        })
     }
 
-    /// Writes a row's state (inserting it the first time).
+    /// Writes a row's state (inserting it the first time). A claim on the row
+    /// (see [`Store::claim_campaign_row`]) is left as it is.
     pub fn save_campaign_row(
         &mut self,
         campaign: i64,
         row: &CampaignRow,
     ) -> Result<(), StoreError> {
         let vars = serde_json::to_string(&row.vars).unwrap_or_else(|_| "{}".into());
-        self.conn.execute(
-            "INSERT INTO campaign_rows (campaign_id, line, target, vars_json, status, attempts, outcome, last_call_id, next_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(campaign_id, line) DO UPDATE SET target = excluded.target, vars_json = excluded.vars_json,
-             status = excluded.status, attempts = excluded.attempts, outcome = excluded.outcome,
-             last_call_id = excluded.last_call_id, next_at = excluded.next_at",
-            params![
-                campaign,
-                row.line as i64,
-                row.target,
-                vars,
-                row.status.as_str(),
-                row.attempts,
-                row.outcome,
-                row.last_call_id,
-                row.next_at
-            ],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "INSERT INTO campaign_rows (campaign_id, line, target, vars_json, status, attempts, outcome, last_call_id, next_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(campaign_id, line) DO UPDATE SET target = excluded.target, vars_json = excluded.vars_json,
+                 status = excluded.status, attempts = excluded.attempts, outcome = excluded.outcome,
+                 last_call_id = excluded.last_call_id, next_at = excluded.next_at",
+                vals![
+                    campaign,
+                    row.line,
+                    &row.target,
+                    vars,
+                    row.status.as_str(),
+                    row.attempts,
+                    &row.outcome,
+                    row.last_call_id,
+                    &row.next_at
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Claims row `line` for dialling by `agent` for `lease_secs` (on the database's
+    /// clock). Succeeds only while the row is pending, still at `attempts_seen`
+    /// attempts (nobody dialled it since this agent looked), and not claimed by
+    /// another agent whose lease is still running. Two agents racing for one row:
+    /// exactly one update matches, because the database re-checks the condition on
+    /// the row it locked. A dead agent's claim lapses with its lease.
+    pub fn claim_campaign_row(
+        &mut self,
+        campaign: i64,
+        line: u64,
+        attempts_seen: u32,
+        agent: &str,
+        lease_secs: u32,
+    ) -> Result<bool, StoreError> {
+        let n = self.with(|c| {
+            c.exec(
+                "UPDATE campaign_rows SET claimed_by = ?4, lease_until = NOW_PLUS_SECS(?5)
+                 WHERE campaign_id = ?1 AND line = ?2 AND status = 'pending' AND attempts = ?3
+                 AND (claimed_by IS NULL OR claimed_by = ?4 OR lease_until < NOW_UTC)",
+                vals![campaign, line, attempts_seen, agent, lease_secs],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Extends this agent's claim on a row whose call is still going on.
+    pub fn renew_campaign_claims(
+        &mut self,
+        agent: &str,
+        lease_secs: u32,
+    ) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.exec(
+                "UPDATE campaign_rows SET lease_until = NOW_PLUS_SECS(?2) WHERE claimed_by = ?1",
+                vals![agent, lease_secs],
+            )
+        })
+    }
+
+    /// Gives up this agent's claim on a row (its call ended; a retry may go to any agent).
+    pub fn release_campaign_row(
+        &mut self,
+        campaign: i64,
+        line: u64,
+        agent: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.exec(
+                "UPDATE campaign_rows SET claimed_by = NULL, lease_until = NULL
+                 WHERE campaign_id = ?1 AND line = ?2 AND claimed_by = ?3",
+                vals![campaign, line, agent],
+            )
+        })?;
         Ok(())
     }
 
@@ -182,23 +246,26 @@ impl Store {
         reason: &str,
         at: &str,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO do_not_call (target, reason, added_at) VALUES (?1, ?2, ?3) ON CONFLICT(target) DO NOTHING",
-            params![target, reason, at],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "INSERT INTO do_not_call (target, reason, added_at) VALUES (?1, ?2, ?3) ON CONFLICT(target) DO NOTHING",
+                vals![target, reason, at],
+            )
+        })?;
         Ok(())
     }
 
     /// Every number on the stored do-not-call list.
     pub fn do_not_call_list(&self) -> Result<Vec<String>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare("SELECT target FROM do_not_call ORDER BY target")?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with(|c| {
+            c.query("SELECT target FROM do_not_call ORDER BY target", &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        })
     }
 
-    fn callback_state(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallbackState> {
+    fn callback_state(r: &Row) -> Result<CallbackState, StoreError> {
         Ok(CallbackState {
             id: r.get(0)?,
             call_id: r.get(1)?,
@@ -206,8 +273,8 @@ impl Store {
             status: r.get(3)?,
             target: r.get(4)?,
             peer: r.get(5)?,
-            vars: vars_from_json(&r.get::<_, Option<String>>(6)?.unwrap_or_default()),
-            attempts: r.get::<_, i64>(7)?.max(0) as u32,
+            vars: vars_from_json(&r.get::<Option<String>>(6)?.unwrap_or_default()),
+            attempts: r.get(7)?,
             last_error: r.get(8)?,
             dialled_call_id: r.get(9)?,
             script: r.get(10)?,
@@ -226,17 +293,21 @@ impl Store {
             "{} WHERE b.status = 'pending' ORDER BY b.id",
             Self::CALLBACK_COLUMNS
         );
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map([], Self::callback_state)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with(|c| {
+            c.query(&sql, &[])?
+                .iter()
+                .map(Self::callback_state)
+                .collect()
+        })
     }
 
     /// One callback, whatever its status.
     pub fn callback(&self, id: i64) -> Result<CallbackState, StoreError> {
         let sql = format!("{} WHERE b.id = ?1", Self::CALLBACK_COLUMNS);
-        self.conn
-            .query_row(&sql, [id], Self::callback_state)
-            .optional()?
+        self.with(|c| c.query_opt(&sql, vals![id]))?
+            .as_ref()
+            .map(Self::callback_state)
+            .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("callback {id}")))
     }
 
@@ -249,11 +320,13 @@ impl Store {
         attempts_seen: u32,
         lease_until: &str,
     ) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
-            "UPDATE callbacks SET attempts = attempts + 1, due_at = ?3
-             WHERE id = ?1 AND status = 'pending' AND attempts = ?2",
-            params![id, attempts_seen, lease_until],
-        )?;
+        let n = self.with(|c| {
+            c.exec(
+                "UPDATE callbacks SET attempts = attempts + 1, due_at = ?3
+                 WHERE id = ?1 AND status = 'pending' AND attempts = ?2",
+                vals![id, attempts_seen, lease_until],
+            )
+        })?;
         Ok(n == 1)
     }
 
@@ -267,11 +340,13 @@ impl Store {
         last_error: Option<&str>,
         dialled_call_id: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE callbacks SET status = ?2, due_at = COALESCE(?3, due_at), last_error = ?4,
-             dialled_call_id = COALESCE(?5, dialled_call_id) WHERE id = ?1",
-            params![id, status, due_at, last_error, dialled_call_id],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "UPDATE callbacks SET status = ?2, due_at = COALESCE(?3, due_at), last_error = ?4,
+                 dialled_call_id = COALESCE(?5, dialled_call_id) WHERE id = ?1",
+                vals![id, status, due_at, last_error, dialled_call_id],
+            )
+        })?;
         Ok(())
     }
 
@@ -285,11 +360,12 @@ impl Store {
         target: Option<&str>,
         created_at: &str,
     ) -> Result<i64, StoreError> {
-        self.conn.execute(
-            "INSERT INTO callbacks (call_id, due_at, status, created_at, target) VALUES (?1, ?2, 'pending', ?3, ?4)",
-            params![call_id, due_at, created_at, target],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.with(|c| {
+            c.insert(
+                "INSERT INTO callbacks (call_id, due_at, status, created_at, target) VALUES (?1, ?2, 'pending', ?3, ?4)",
+                vals![call_id, due_at, created_at, target],
+            )
+        })
     }
 }
 

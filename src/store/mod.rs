@@ -1,17 +1,27 @@
-//! Durable call records: SQLite in WAL mode, written turn by turn.
+//! Durable call records, written turn by turn, in SQLite (WAL mode; the embedded
+//! default) or PostgreSQL (`[store] url`; several agents share it). Both backends
+//! run the same SQL through [`db::Sql`].
 //!
 //! Each turn (what was heard, what was said, intents, fields) is one
 //! transaction, committed before the agent's reply is handed to the driver, so
 //! a crash (even `kill -9`) loses at most the turn in progress. The schema is
-//! versioned with `PRAGMA user_version` so later issues can migrate it.
+//! versioned (`PRAGMA user_version` in SQLite, `schema_version` in PostgreSQL) so
+//! later issues can migrate it.
 //! Per-turn timing columns (`t_speech_end` … `t_first_reply_rtp`, Unix epoch
 //! milliseconds) are nullable: text mode fills what it knows, the phone
 //! pipeline fills the rest.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::Connection;
+
+pub mod db;
+pub use db::Dialect;
+use db::{vals, Conn, Pg, Row, Sql};
+mod agents;
+pub use agents::AgentRow;
 
 mod recovery;
 pub use recovery::INTERRUPTED;
@@ -35,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     SCHEMA_V3,
     campaigns::SCHEMA_V4,
     transfers::SCHEMA_V5,
+    agents::SCHEMA_V6,
 ];
 
 /// Errors of the record store.
@@ -58,6 +69,36 @@ pub enum StoreError {
     NotFound(String),
     #[error("records database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("[store] url {url} is not a PostgreSQL URL: {reason} (expected postgres://USER@HOST:PORT/DB, password in {DB_PASSWORD_ENV})")]
+    PgUrl { url: String, reason: String },
+    #[error("cannot connect to the records database {url}: {source} (is PostgreSQL running and reachable, and is {DB_PASSWORD_ENV} set to the password?)")]
+    PgConnect {
+        url: String,
+        #[source]
+        source: postgres::Error,
+    },
+    #[error("records database: {0}")]
+    Pg(#[from] postgres::Error),
+    #[error("records database has an unexpected shape: {0}")]
+    Schema(String),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (a restart, a network blip): the
+    /// write may succeed after a reconnect, unlike a constraint or schema error.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::PgConnect { .. } => true,
+            StoreError::Pg(e) => {
+                let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+                // SQLSTATE classes 08 (connection exception) and 57 (operator
+                // intervention: shutdown, crash recovery).
+                let class = e.code().map(|c| &c.code()[..2]);
+                e.is_closed() || io || matches!(class, Some("08") | Some("57"))
+            }
+            _ => false,
+        }
+    }
 }
 
 const SCHEMA_V1: &str = "
@@ -198,6 +239,11 @@ pub struct CallRow {
     pub outcome: Option<String>,
     pub callback_at: Option<String>,
     pub turns: i64,
+    /// The agent that carried the call (`[store] agent`), when it said.
+    pub agent: Option<String>,
+    /// The call's WAV recording, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
 }
 
 /// A stored turn line with its timing.
@@ -238,66 +284,142 @@ pub struct CallDetail {
     pub person_callbacks: Vec<PersonCallback>,
 }
 
+/// Where the records live: a SQLite file (embedded default) or a PostgreSQL
+/// database shared by several agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreTarget {
+    Sqlite(PathBuf),
+    /// A `postgres://user@host:port/db` URL; the password comes from
+    /// `TINGSHUO_DB_PASSWORD` (or the URL, or PostgreSQL's own `PGPASSWORD`).
+    Postgres(String),
+}
+
+impl StoreTarget {
+    /// The URL with any password blanked out, for messages and logs.
+    pub fn display(&self) -> String {
+        match self {
+            StoreTarget::Sqlite(p) => p.display().to_string(),
+            StoreTarget::Postgres(url) => redact_url(url),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Environment variable with the PostgreSQL password (kept out of config files).
+pub const DB_PASSWORD_ENV: &str = "TINGSHUO_DB_PASSWORD";
+
 /// The records database.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    conn: RefCell<Conn>,
+    target: StoreTarget,
+    /// The agent writing (see [`Store::set_agent`]); `None` for a lone process.
+    agent: Option<String>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
-                path: dir.display().to_string(),
-                source: e,
-            })?;
-        }
-        let conn = Connection::open(path).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let mut s = Self {
-            conn,
-            path: path.to_path_buf(),
+        Self::connect(&StoreTarget::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens either backend and migrates it.
+    pub fn connect(target: &StoreTarget) -> Result<Self, StoreError> {
+        let conn = match target {
+            StoreTarget::Sqlite(path) => Conn::Sqlite(open_sqlite(path)?),
+            StoreTarget::Postgres(url) => Conn::Postgres(Box::new(Pg::new(connect_pg(url)?))),
+        };
+        let s = Self {
+            conn: RefCell::new(conn),
+            target: target.clone(),
+            agent: None,
         };
         s.init()?;
         Ok(s)
     }
 
-    /// An in-memory database (tests, simulation).
+    /// An in-memory SQLite database (tests, simulation).
     pub fn in_memory() -> Result<Self, StoreError> {
-        let mut s = Self {
-            conn: Connection::open_in_memory()?,
-            path: PathBuf::from(":memory:"),
+        let s = Self {
+            conn: RefCell::new(Conn::Sqlite(Connection::open_in_memory()?)),
+            target: StoreTarget::Sqlite(PathBuf::from(":memory:")),
+            agent: None,
         };
         s.init()?;
         Ok(s)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where this store lives.
+    pub fn target(&self) -> &StoreTarget {
+        &self.target
     }
 
-    fn init(&mut self) -> Result<(), StoreError> {
-        // WAL + NORMAL: a committed transaction survives a process crash.
-        let _mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: self.path.display().to_string(),
-                found: version,
-            });
+    /// Which engine this store runs on.
+    pub fn dialect(&self) -> Dialect {
+        self.conn.borrow_mut().sql().dialect()
+    }
+
+    /// Runs `f` on the connection (one statement or several, not atomic together).
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        f(self.conn.borrow_mut().sql())
+    }
+
+    /// Runs `f` in one transaction.
+    fn tx<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.conn.borrow_mut().transaction(f)
+    }
+
+    /// Whether the database answers now (readiness probes).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| c.query_one("SELECT 1", &[]).map(|_| ()))
+    }
+
+    /// Replaces a broken PostgreSQL connection with a new one (after a database
+    /// restart); a SQLite store has nothing to reconnect.
+    pub fn reconnect(&self) -> Result<(), StoreError> {
+        if let StoreTarget::Postgres(url) = &self.target {
+            let client = connect_pg(url)?;
+            *self.conn.borrow_mut() = Conn::Postgres(Box::new(Pg::new(client)));
         }
+        Ok(())
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.borrow_mut();
+        match &mut *conn {
+            Conn::Sqlite(c) => self.migrate_sqlite(c),
+            Conn::Postgres(p) => self.migrate_postgres(p),
+        }
+    }
+
+    fn migrate_sqlite(&self, c: &mut Connection) -> Result<(), StoreError> {
+        // WAL + NORMAL: a committed transaction survives a process crash.
+        let _mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        c.pragma_update(None, "synchronous", "NORMAL")?;
+        c.pragma_update(None, "foreign_keys", "ON")?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        self.check_version(version)?;
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = self.conn.transaction()?;
+            let tx = c.transaction()?;
             tx.execute_batch(migration)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
@@ -305,11 +427,50 @@ impl Store {
         Ok(())
     }
 
+    fn migrate_postgres(&self, p: &mut Pg) -> Result<(), StoreError> {
+        // Two agents starting together must not both migrate: the advisory lock
+        // makes the second wait for the first and then find nothing to do.
+        let mut tx = p.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(7310117)", &[])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+        let version: i64 = tx
+            .query_opt("SELECT version FROM schema_version", &[])?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(0);
+        self.check_version(version)?;
+        let mut now = version;
+        for (to, migration) in pg_schema::PG_MIGRATIONS {
+            if *to > now {
+                tx.batch_execute(migration)?;
+                now = *to;
+            }
+        }
+        if now != version {
+            tx.execute("DELETE FROM schema_version", &[])?;
+            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&now])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn check_version(&self, found: i64) -> Result<(), StoreError> {
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: self.target.display(),
+                found,
+            });
+        }
+        Ok(())
+    }
+
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "PRAGMA user_version",
+            Dialect::Postgres => "SELECT version FROM schema_version",
+        };
+        self.with(|c| c.query_one(sql, &[])?.get(0))
     }
 
     /// Creates a call row; returns its id.
@@ -322,84 +483,89 @@ impl Store {
         started_at: &str,
     ) -> Result<i64, StoreError> {
         let vars_json = serde_json::to_string(vars).unwrap_or_else(|_| "{}".into());
-        self.conn.execute(
-            "INSERT INTO calls (script, direction, peer, vars_json, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![script, direction, peer, vars_json, started_at],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        let agent = self.agent.clone();
+        self.with(|c| {
+            c.insert(
+                "INSERT INTO calls (script, direction, peer, vars_json, started_at, agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                vals![script, direction, peer, vars_json, started_at, agent],
+            )
+        })
     }
 
     /// Writes one turn atomically; returns the sequence numbers of its lines.
     pub fn write_turn(&mut self, call_id: i64, turn: &TurnWrite) -> Result<Vec<i64>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let mut seq: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE call_id = ?1",
-            [call_id],
-            |r| r.get(0),
-        )?;
-        let mut seqs = Vec::with_capacity(turn.lines.len());
-        for l in &turn.lines {
-            seq += 1;
-            seqs.push(seq);
-            let t = &turn.timing;
-            tx.execute(
-                "INSERT INTO turns (call_id, seq, at, speaker, text, asr_confidence, step, intent, interruptible, interrupted,
-                 t_speech_end, t_endpoint, t_asr_done, t_reply_chosen, t_first_reply_rtp)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                params![
-                    call_id,
-                    seq,
-                    turn.at,
-                    l.speaker,
-                    l.text,
-                    l.asr_confidence,
-                    l.step,
-                    l.intent,
-                    l.interruptible,
-                    l.interrupted,
-                    t.t_speech_end,
-                    t.t_endpoint,
-                    t.t_asr_done,
-                    t.t_reply_chosen,
-                    t.t_first_reply_rtp
-                ],
-            )?;
-        }
-        for (k, v) in &turn.fields {
-            tx.execute(
-                "INSERT INTO fields (call_id, key, value, at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(call_id, key) DO UPDATE SET value = CASE WHEN fields.value = excluded.value THEN fields.value
-                 ELSE fields.value || '；' || excluded.value END, at = excluded.at",
-                params![call_id, k, v, turn.at],
-            )?;
-        }
-        if let Some(due) = &turn.callback_due {
-            tx.execute(
-                "INSERT INTO callbacks (call_id, due_at, status, created_at) VALUES (?1, ?2, 'pending', ?3)",
-                params![call_id, due, turn.at],
-            )?;
-            tx.execute(
-                "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
-                params![call_id, due],
-            )?;
-        }
-        if !turn.steps.is_empty() {
-            let steps = serde_json::to_string(&turn.steps).unwrap_or_else(|_| "[]".into());
-            tx.execute(
-                "UPDATE calls SET steps_json = ?2 WHERE id = ?1",
-                params![call_id, steps],
-            )?;
-        }
-        tx.commit()?;
-        Ok(seqs)
+        self.tx(|tx| {
+            let mut seq: i64 = tx
+                .query_one(
+                    "SELECT COALESCE(MAX(seq), 0) FROM turns WHERE call_id = ?1",
+                    vals![call_id],
+                )?
+                .get(0)?;
+            let mut seqs = Vec::with_capacity(turn.lines.len());
+            for l in &turn.lines {
+                seq += 1;
+                seqs.push(seq);
+                let t = &turn.timing;
+                tx.exec(
+                    "INSERT INTO turns (call_id, seq, at, speaker, text, asr_confidence, step, intent, interruptible, interrupted,
+                     t_speech_end, t_endpoint, t_asr_done, t_reply_chosen, t_first_reply_rtp)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    vals![
+                        call_id,
+                        seq,
+                        &turn.at,
+                        &l.speaker,
+                        &l.text,
+                        l.asr_confidence,
+                        &l.step,
+                        &l.intent,
+                        l.interruptible,
+                        l.interrupted,
+                        t.t_speech_end,
+                        t.t_endpoint,
+                        t.t_asr_done,
+                        t.t_reply_chosen,
+                        t.t_first_reply_rtp
+                    ],
+                )?;
+            }
+            for (k, v) in &turn.fields {
+                tx.exec(
+                    "INSERT INTO fields (call_id, key, value, at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(call_id, key) DO UPDATE SET value = CASE WHEN fields.value = excluded.value THEN fields.value
+                     ELSE fields.value || '；' || excluded.value END, at = excluded.at",
+                    vals![call_id, k, v, &turn.at],
+                )?;
+            }
+            if let Some(due) = &turn.callback_due {
+                tx.exec(
+                    "INSERT INTO callbacks (call_id, due_at, status, created_at) VALUES (?1, ?2, 'pending', ?3)",
+                    vals![call_id, due, &turn.at],
+                )?;
+                tx.exec(
+                    "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
+                    vals![call_id, due],
+                )?;
+            }
+            if !turn.steps.is_empty() {
+                let steps = serde_json::to_string(&turn.steps).unwrap_or_else(|_| "[]".into());
+                tx.exec(
+                    "UPDATE calls SET steps_json = ?2 WHERE id = ?1",
+                    vals![call_id, steps],
+                )?;
+            }
+            Ok(seqs)
+        })
     }
 
     /// Marks a line as cut off by barge-in (known only after it was written).
     pub fn set_interrupted(&mut self, call_id: i64, seq: i64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = ?2",
-            params![call_id, seq],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = ?2",
+                vals![call_id, seq],
+            )
+        })?;
         Ok(())
     }
 
@@ -410,20 +576,24 @@ impl Store {
         if text.trim().is_empty() {
             return Ok(false);
         }
-        let n = self.conn.execute(
-            "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = (SELECT MAX(seq) \
-             FROM turns WHERE call_id = ?1 AND speaker = 'agent' AND instr(text, ?2) > 0)",
-            params![call_id, text],
-        )?;
+        let n = self.with(|c| {
+            c.exec(
+                "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = (SELECT MAX(seq) \
+                 FROM turns WHERE call_id = ?1 AND speaker = 'agent' AND instr(text, ?2) > 0)",
+                vals![call_id, text],
+            )
+        })?;
         Ok(n > 0)
     }
 
     /// Points the call at its WAV recording.
     pub fn set_recording(&mut self, call_id: i64, path: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE calls SET recording = ?2 WHERE id = ?1",
-            params![call_id, path],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "UPDATE calls SET recording = ?2 WHERE id = ?1",
+                vals![call_id, path],
+            )
+        })?;
         Ok(())
     }
 
@@ -435,10 +605,12 @@ impl Store {
         seq: i64,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE turns SET t_first_reply_rtp = ?3 WHERE call_id = ?1 AND seq = ?2",
-            params![call_id, seq, at_ms],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "UPDATE turns SET t_first_reply_rtp = ?3 WHERE call_id = ?1 AND seq = ?2",
+                vals![call_id, seq, at_ms],
+            )
+        })?;
         Ok(())
     }
 
@@ -449,37 +621,49 @@ impl Store {
         outcome: &str,
         ended_at: &str,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE calls SET outcome = ?2, ended_at = ?3 WHERE id = ?1",
-            params![call_id, outcome, ended_at],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "UPDATE calls SET outcome = ?2, ended_at = ?3 WHERE id = ?1",
+                vals![call_id, outcome, ended_at],
+            )
+        })?;
         Ok(())
     }
 
     /// Marks a callback done / cancelled / failed.
     pub fn set_callback_status(&mut self, id: i64, status: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE callbacks SET status = ?2 WHERE id = ?1",
-            params![id, status],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "UPDATE callbacks SET status = ?2 WHERE id = ?1",
+                vals![id, status],
+            )
+        })?;
         Ok(())
+    }
+
+    fn callback_row(r: &Row) -> Result<CallbackRow, StoreError> {
+        Ok(CallbackRow {
+            id: r.get(0)?,
+            call_id: r.get(1)?,
+            due_at: r.get(2)?,
+            status: r.get(3)?,
+        })
     }
 
     /// Pending callbacks due at or before `until` (RFC 3339, compared as text in one offset).
     pub fn due_callbacks(&self, until: &str) -> Result<Vec<CallbackRow>, StoreError> {
-        let mut st = self.conn.prepare("SELECT id, call_id, due_at, status FROM callbacks WHERE status = 'pending' AND due_at <= ?1 ORDER BY due_at")?;
-        let rows = st.query_map([until], |r| {
-            Ok(CallbackRow {
-                id: r.get(0)?,
-                call_id: r.get(1)?,
-                due_at: r.get(2)?,
-                status: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with(|c| {
+            c.query(
+                "SELECT id, call_id, due_at, status FROM callbacks WHERE status = 'pending' AND due_at <= ?1 ORDER BY due_at",
+                vals![until],
+            )?
+            .iter()
+            .map(Self::callback_row)
+            .collect()
+        })
     }
 
-    fn call_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallRow> {
+    fn call_row(r: &Row) -> Result<CallRow, StoreError> {
         Ok(CallRow {
             id: r.get(0)?,
             script: r.get(1)?,
@@ -490,85 +674,90 @@ impl Store {
             outcome: r.get(6)?,
             callback_at: r.get(7)?,
             turns: r.get(8)?,
+            agent: r.get(9)?,
+            recording: r.get::<Option<String>>(10)?.filter(|p| !p.is_empty()),
         })
     }
 
+    const CALL_COLUMNS: &'static str =
+        "SELECT c.id, c.script, c.direction, c.peer, c.started_at, c.ended_at, c.outcome, c.callback_at,
+         (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id), c.agent, c.recording FROM calls c";
+
     /// Most recent calls first.
     pub fn list(&self, limit: usize) -> Result<Vec<CallRow>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT c.id, c.script, c.direction, c.peer, c.started_at, c.ended_at, c.outcome, c.callback_at,
-             (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id) FROM calls c ORDER BY c.id DESC LIMIT ?1",
-        )?;
-        let rows = st.query_map([limit as i64], Self::call_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let sql = format!("{} ORDER BY c.id DESC LIMIT ?1", Self::CALL_COLUMNS);
+        self.with(|c| {
+            c.query(&sql, vals![limit])?
+                .iter()
+                .map(Self::call_row)
+                .collect()
+        })
     }
 
     /// One call with its turns, fields and callbacks.
     pub fn show(&self, id: i64) -> Result<CallDetail, StoreError> {
-        let call = self
-            .conn
-            .query_row(
-                "SELECT c.id, c.script, c.direction, c.peer, c.started_at, c.ended_at, c.outcome, c.callback_at,
-                 (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id) FROM calls c WHERE c.id = ?1",
-                [id],
-                Self::call_row,
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        let (vars, steps, recording): (String, String, Option<String>) = self.conn.query_row(
-            "SELECT vars_json, steps_json, recording FROM calls WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let mut st = self
-            .conn
-            .prepare("SELECT key, value FROM fields WHERE call_id = ?1 ORDER BY key")?;
-        let fields = st
-            .query_map([id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect::<Result<BTreeMap<_, _>, _>>()?;
-        let mut st = self.conn.prepare(
-            "SELECT id, call_id, due_at, status FROM callbacks WHERE call_id = ?1 ORDER BY id",
-        )?;
-        let callbacks = st
-            .query_map([id], |r| {
-                Ok(CallbackRow {
-                    id: r.get(0)?,
-                    call_id: r.get(1)?,
-                    due_at: r.get(2)?,
-                    status: r.get(3)?,
+        let sql = format!("{} WHERE c.id = ?1", Self::CALL_COLUMNS);
+        let (call, vars, steps, recording, fields, callbacks, turns) = self.with(|c| {
+            let call = c
+                .query_opt(&sql, vals![id])?
+                .as_ref()
+                .map(Self::call_row)
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+            let r = c.query_one(
+                "SELECT vars_json, steps_json, recording FROM calls WHERE id = ?1",
+                vals![id],
+            )?;
+            let (vars, steps, recording): (String, String, Option<String>) =
+                (r.get(0)?, r.get(1)?, r.get(2)?);
+            let fields = c
+                .query(
+                    "SELECT key, value FROM fields WHERE call_id = ?1 ORDER BY key",
+                    vals![id],
+                )?
+                .iter()
+                .map(|r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)))
+                .collect::<Result<BTreeMap<_, _>, StoreError>>()?;
+            let callbacks = c
+                .query(
+                    "SELECT id, call_id, due_at, status FROM callbacks WHERE call_id = ?1 ORDER BY id",
+                    vals![id],
+                )?
+                .iter()
+                .map(Self::callback_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let turns = c
+                .query(
+                    "SELECT seq, at, speaker, text, asr_confidence, step, intent, interruptible, interrupted,
+                     t_speech_end, t_endpoint, t_asr_done, t_reply_chosen, t_first_reply_rtp FROM turns WHERE call_id = ?1 ORDER BY seq",
+                    vals![id],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(StoredTurn {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        line: TurnLine {
+                            speaker: r.get(2)?,
+                            text: r.get(3)?,
+                            asr_confidence: r.get(4)?,
+                            step: r.get(5)?,
+                            intent: r.get(6)?,
+                            interruptible: r.get(7)?,
+                            interrupted: r.get(8)?,
+                        },
+                        timing: TurnTiming {
+                            t_speech_end: r.get(9)?,
+                            t_endpoint: r.get(10)?,
+                            t_asr_done: r.get(11)?,
+                            t_reply_chosen: r.get(12)?,
+                            t_first_reply_rtp: r.get(13)?,
+                        },
+                    })
                 })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut st = self.conn.prepare(
-            "SELECT seq, at, speaker, text, asr_confidence, step, intent, interruptible, interrupted,
-             t_speech_end, t_endpoint, t_asr_done, t_reply_chosen, t_first_reply_rtp FROM turns WHERE call_id = ?1 ORDER BY seq",
-        )?;
-        let turns = st
-            .query_map([id], |r| {
-                Ok(StoredTurn {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    line: TurnLine {
-                        speaker: r.get(2)?,
-                        text: r.get(3)?,
-                        asr_confidence: r.get(4)?,
-                        step: r.get(5)?,
-                        intent: r.get(6)?,
-                        interruptible: r.get(7)?,
-                        interrupted: r.get(8)?,
-                    },
-                    timing: TurnTiming {
-                        t_speech_end: r.get(9)?,
-                        t_endpoint: r.get(10)?,
-                        t_asr_done: r.get(11)?,
-                        t_reply_chosen: r.get(12)?,
-                        t_first_reply_rtp: r.get(13)?,
-                    },
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((call, vars, steps, recording, fields, callbacks, turns))
+        })?;
         Ok(CallDetail {
             call,
             vars: serde_json::from_str(&vars).unwrap_or(serde_json::Value::Null),
@@ -581,6 +770,44 @@ impl Store {
             person_callbacks: self.person_callbacks(Some(id))?,
         })
     }
+}
+
+fn open_sqlite(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+    }
+    Connection::open(path).map_err(|e| StoreError::Open {
+        path: path.display().to_string(),
+        source: e,
+    })
+}
+
+/// Connects to PostgreSQL with a short timeout, so an unreachable database fails
+/// start-up (or a reconnect attempt) in seconds, not minutes.
+fn connect_pg(url: &str) -> Result<postgres::Client, StoreError> {
+    let shown = redact_url(url);
+    let mut config: postgres::Config = url.parse().map_err(|e| StoreError::PgUrl {
+        url: shown.clone(),
+        reason: format!("{e}"),
+    })?;
+    if let Ok(pw) = std::env::var(DB_PASSWORD_ENV) {
+        config.password(pw);
+    } else if config.get_password().is_none() {
+        if let Ok(pw) = std::env::var("PGPASSWORD") {
+            config.password(pw);
+        }
+    }
+    config.connect_timeout(std::time::Duration::from_secs(3));
+    config.application_name("tingshuo");
+    config
+        .connect(postgres::NoTls)
+        .map_err(|e| StoreError::PgConnect {
+            url: shown,
+            source: e,
+        })
 }
 
 #[cfg(test)]
@@ -604,8 +831,10 @@ mod tests {
         let s = Store::open(&path).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         let mode: String = s
-            .conn
-            .query_row("SELECT mode FROM calls WHERE id = 1", [], |r| r.get(0))
+            .with(|c| {
+                c.query_one("SELECT mode FROM calls WHERE id = 1", &[])?
+                    .get(0)
+            })
             .unwrap();
         assert_eq!(mode, "normal");
         assert_eq!(s.list(10).unwrap()[0].script, "a.md");

@@ -1,22 +1,23 @@
-//! PostgreSQL schema and work-claim SQL for the shared-store backend (issue 17).
+//! PostgreSQL schema for the shared-store backend (issue 17).
 //!
-//! The PostgreSQL schema starts at the SQLite schema's current shape (version 5)
-//! in one step, because no PostgreSQL database predates it; later versions are
-//! appended to both lists. Timestamps stay ISO-8601 TEXT like SQLite's, so both
-//! backends hand the same strings to the callers; only the claim leases are
-//! `timestamptz`, compared with the server's clock so agents' clocks never matter.
-//! Not wired to a driver yet: this module is the schema and the claim queries the
-//! PostgreSQL backend will run, tested through psql in `tests/store_postgres.rs`.
+//! PostgreSQL databases start at the SQLite schema's shape of version 6 in one
+//! step, because no PostgreSQL database predates it; later versions are appended
+//! to both lists with the same numbers. The column types are the ones both
+//! engines can hand the same values through [`super::db::Value`]: BIGINT (also
+//! for flags, 0/1), DOUBLE PRECISION and TEXT. Timestamps stay ISO-8601 TEXT like
+//! SQLite's; claim leases are UTC text written from the database's clock
+//! (`NOW_UTC` in [`super::db`]), so agents' clocks never decide a lease.
 
-/// Schema migrations for PostgreSQL; entry `i` takes the database from version `i`
-/// to `i + 1`, recorded in `schema_version`. Append only.
-pub const PG_MIGRATIONS: &[&str] = &[PG_SCHEMA_V1];
+/// Schema migrations for PostgreSQL: `(version, sql)`, each taking the database
+/// from the previous entry's version to `version` (recorded in `schema_version`).
+/// Append only.
+pub const PG_MIGRATIONS: &[(i64, &str)] = &[(6, PG_SCHEMA_V6)];
 
-/// Version 1: everything SQLite's versions 1–5 built, plus the claim columns
-/// (`claimed_by`, `lease_until`) on callbacks and campaign rows and the agent that
-/// carries each call (`agent`), so a survivor can close a dead agent's calls.
-const PG_SCHEMA_V1: &str = "
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+/// Version 6: everything SQLite's versions 1–6 built, and `instr` (SQLite's
+/// substring search, which the store's shared SQL uses).
+const PG_SCHEMA_V6: &str = "
+CREATE OR REPLACE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS INTEGER
+    LANGUAGE sql IMMUTABLE AS 'SELECT strpos(haystack, needle)';
 CREATE TABLE IF NOT EXISTS calls (
     id BIGSERIAL PRIMARY KEY,
     script TEXT NOT NULL,
@@ -44,8 +45,8 @@ CREATE TABLE IF NOT EXISTS turns (
     asr_confidence DOUBLE PRECISION,
     step TEXT,
     intent TEXT,
-    interruptible BOOLEAN NOT NULL DEFAULT TRUE,
-    interrupted BOOLEAN NOT NULL DEFAULT FALSE,
+    interruptible BIGINT NOT NULL DEFAULT 1,
+    interrupted BIGINT NOT NULL DEFAULT 0,
     t_speech_end BIGINT,
     t_endpoint BIGINT,
     t_asr_done BIGINT,
@@ -69,9 +70,7 @@ CREATE TABLE IF NOT EXISTS callbacks (
     target TEXT,
     attempts BIGINT NOT NULL DEFAULT 0,
     last_error TEXT,
-    dialled_call_id BIGINT,
-    claimed_by TEXT,
-    lease_until TIMESTAMPTZ
+    dialled_call_id BIGINT
 );
 CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks(status, due_at);
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -90,7 +89,7 @@ CREATE TABLE IF NOT EXISTS campaign_rows (
     last_call_id BIGINT,
     next_at TEXT,
     claimed_by TEXT,
-    lease_until TIMESTAMPTZ,
+    lease_until TEXT,
     PRIMARY KEY (campaign_id, line)
 );
 CREATE TABLE IF NOT EXISTS do_not_call (
@@ -121,27 +120,10 @@ CREATE TABLE IF NOT EXISTS person_callbacks (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS person_callbacks_status ON person_callbacks(status, due_at);
+CREATE TABLE IF NOT EXISTS agents (
+    name TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    console TEXT
+);
 ";
-
-/// Claims the next pending campaign row nobody holds a live lease on, for agent
-/// `$1` for `$2` seconds. `SKIP LOCKED` lets two agents claim at once without
-/// waiting on each other or taking the same row; an expired lease (its agent
-/// died) makes the row claimable again. Returns `campaign_id, line, target`.
-pub const CLAIM_CAMPAIGN_ROW: &str = "
-UPDATE campaign_rows SET claimed_by = $1, lease_until = now() + $2 * interval '1 second'
-WHERE (campaign_id, line) = (
-    SELECT campaign_id, line FROM campaign_rows
-    WHERE status = 'pending' AND (lease_until IS NULL OR lease_until < now())
-    ORDER BY campaign_id, line
-    LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING campaign_id, line, target";
-
-/// Claims the next due callback (`due_at <= $3`) the same way. Returns `id, target`.
-pub const CLAIM_CALLBACK: &str = "
-UPDATE callbacks SET claimed_by = $1, lease_until = now() + $2 * interval '1 second'
-WHERE id = (
-    SELECT id FROM callbacks
-    WHERE status = 'pending' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < now())
-    ORDER BY due_at, id
-    LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, target";

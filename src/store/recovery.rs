@@ -2,8 +2,7 @@
 //! message, callback to the caller) and restart consistency (calls a crash left
 //! open are closed as `interrupted`, keeping everything they collected).
 
-use rusqlite::params;
-
+use super::db::vals;
 use super::{Store, StoreError};
 
 /// Outcome written on calls that were in progress when the agent died.
@@ -12,19 +11,23 @@ pub const INTERRUPTED: &str = "interrupted";
 impl Store {
     /// Sets the call's mode: `normal` or `emergency`.
     pub fn set_mode(&mut self, call_id: i64, mode: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE calls SET mode = ?2 WHERE id = ?1",
-            params![call_id, mode],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "UPDATE calls SET mode = ?2 WHERE id = ?1",
+                vals![call_id, mode],
+            )
+        })?;
         Ok(())
     }
 
     /// Records the WAV file of a voice message the caller left.
     pub fn set_voice_message(&mut self, call_id: i64, path: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE calls SET voice_message = ?2 WHERE id = ?1",
-            params![call_id, path],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "UPDATE calls SET voice_message = ?2 WHERE id = ?1",
+                vals![call_id, path],
+            )
+        })?;
         Ok(())
     }
 
@@ -37,45 +40,56 @@ impl Store {
         target: &str,
         created_at: &str,
     ) -> Result<i64, StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO callbacks (call_id, due_at, status, created_at, target) VALUES (?1, ?2, 'pending', ?3, ?4)",
-            params![call_id, due_at, created_at, target],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.execute(
-            "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
-            params![call_id, due_at],
-        )?;
-        tx.commit()?;
-        Ok(id)
+        self.tx(|tx| {
+            let id = tx.insert(
+                "INSERT INTO callbacks (call_id, due_at, status, created_at, target) VALUES (?1, ?2, 'pending', ?3, ?4)",
+                vals![call_id, due_at, created_at, target],
+            )?;
+            tx.exec(
+                "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
+                vals![call_id, due_at],
+            )?;
+            Ok(id)
+        })
     }
 
-    /// Closes every call left open (no `ended_at`) by a crash as
+    /// Closes every call this agent left open (no `ended_at`) by a crash as
     /// [`INTERRUPTED`]; turns, fields and callbacks stay as they are. Returns the
-    /// ids closed. Run at start-up, before any new call is written.
+    /// ids closed. Run at start-up, before any new call is written. With an agent
+    /// name set ([`Store::set_agent`]) only that agent's calls (and calls that name
+    /// none) are closed: other agents sharing the database may be mid-call.
     pub fn close_interrupted(&mut self, ended_at: &str) -> Result<Vec<i64>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let ids = {
-            let mut st = tx.prepare("SELECT id FROM calls WHERE ended_at IS NULL ORDER BY id")?;
-            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
-            rows.collect::<Result<Vec<_>, _>>()?
-        };
-        tx.execute(
-            "UPDATE calls SET ended_at = ?1, outcome = COALESCE(outcome, ?2) WHERE ended_at IS NULL",
-            params![ended_at, INTERRUPTED],
-        )?;
-        tx.commit()?;
-        Ok(ids)
+        let agent = self.agent.clone();
+        self.tx(|tx| {
+            const MINE: &str =
+                "ended_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR agent IS NULL OR agent = ?1)";
+            let ids = tx
+                .query(
+                    &format!("SELECT id FROM calls WHERE {MINE} ORDER BY id"),
+                    vals![&agent],
+                )?
+                .iter()
+                .map(|r| r.get::<i64>(0))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.exec(
+                &format!(
+                    "UPDATE calls SET ended_at = ?2, outcome = COALESCE(outcome, ?3) WHERE {MINE}"
+                ),
+                vals![&agent, ended_at, INTERRUPTED],
+            )?;
+            Ok(ids)
+        })
     }
 
     /// The call's mode and voice message (emergency-mode details `show` leaves out).
     pub fn call_mode(&self, call_id: i64) -> Result<(String, Option<String>), StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT mode, voice_message FROM calls WHERE id = ?1",
-            [call_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?)
+        self.with(|c| {
+            let r = c.query_one(
+                "SELECT mode, voice_message FROM calls WHERE id = ?1",
+                vals![call_id],
+            )?;
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 }
 
@@ -100,12 +114,10 @@ mod tests {
             ("emergency".to_string(), Some("/tmp/m.wav".to_string()))
         );
         let target: String = s
-            .conn
-            .query_row(
-                "SELECT target FROM callbacks WHERE call_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
+            .with(|c| {
+                c.query_one("SELECT target FROM callbacks WHERE call_id = ?1", vals![id])?
+                    .get(0)
+            })
             .unwrap();
         assert_eq!(target, "1001");
         assert_eq!(s.show(id).unwrap().callbacks[0].status, "pending");

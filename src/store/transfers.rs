@@ -6,9 +6,9 @@
 //! to `person_callbacks`, never to `callbacks`: the agent's own dialler must not
 //! place it, people work through the list (console history, `records show`).
 
-use rusqlite::params;
 use serde::Serialize;
 
+use super::db::vals;
 use super::{Store, StoreError};
 
 /// Version 5: transfer attempts and callbacks for people.
@@ -69,44 +69,50 @@ pub struct PersonCallback {
 
 impl Store {
     pub fn add_transfer(&mut self, call_id: i64, t: &TransferRow) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO transfers (call_id, at, reason, method, target, result, code, ring_ms, answer_ms, summary)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                call_id,
-                t.at,
-                t.reason,
-                t.method,
-                t.target,
-                t.result,
-                t.code,
-                t.ring_ms.map(|v| v as i64),
-                t.answer_ms.map(|v| v as i64),
-                t.summary
-            ],
-        )?;
+        self.with(|c| {
+            c.exec(
+                "INSERT INTO transfers (call_id, at, reason, method, target, result, code, ring_ms, answer_ms, summary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                vals![
+                    call_id,
+                    &t.at,
+                    &t.reason,
+                    &t.method,
+                    &t.target,
+                    &t.result,
+                    t.code,
+                    t.ring_ms,
+                    t.answer_ms,
+                    &t.summary
+                ],
+            )
+        })?;
         Ok(())
     }
 
     pub fn transfers(&self, call_id: i64) -> Result<Vec<TransferRow>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT at, reason, method, target, result, code, ring_ms, answer_ms, summary
-             FROM transfers WHERE call_id = ?1 ORDER BY id",
-        )?;
-        let rows = st.query_map([call_id], |r| {
-            Ok(TransferRow {
-                at: r.get(0)?,
-                reason: r.get(1)?,
-                method: r.get(2)?,
-                target: r.get(3)?,
-                result: r.get(4)?,
-                code: r.get(5)?,
-                ring_ms: r.get::<_, Option<i64>>(6)?.map(|v| v.max(0) as u64),
-                answer_ms: r.get::<_, Option<i64>>(7)?.map(|v| v.max(0) as u64),
-                summary: r.get(8)?,
+        self.with(|c| {
+            c.query(
+                "SELECT at, reason, method, target, result, code, ring_ms, answer_ms, summary
+                 FROM transfers WHERE call_id = ?1 ORDER BY id",
+                vals![call_id],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(TransferRow {
+                    at: r.get(0)?,
+                    reason: r.get(1)?,
+                    method: r.get(2)?,
+                    target: r.get(3)?,
+                    result: r.get(4)?,
+                    code: r.get(5)?,
+                    ring_ms: r.get(6)?,
+                    answer_ms: r.get(7)?,
+                    summary: r.get(8)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
+        })
     }
 
     /// Stores a callback for a person to make (never dialled by the agent).
@@ -117,15 +123,17 @@ impl Store {
         reason: &str,
         created_at: &str,
     ) -> Result<i64, StoreError> {
-        self.conn.execute(
-            "INSERT INTO person_callbacks (call_id, due_at, reason, status, created_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
-            params![call_id, due_at, reason, created_at],
-        )?;
-        self.conn.execute(
-            "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
-            params![call_id, due_at],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        self.tx(|tx| {
+            let id = tx.insert(
+                "INSERT INTO person_callbacks (call_id, due_at, reason, status, created_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
+                vals![call_id, due_at, reason, created_at],
+            )?;
+            tx.exec(
+                "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
+                vals![call_id, due_at],
+            )?;
+            Ok(id)
+        })
     }
 
     /// Callbacks for people of one call (`call_id`) or, with `None`, every pending one.
@@ -133,21 +141,28 @@ impl Store {
         &self,
         call_id: Option<i64>,
     ) -> Result<Vec<PersonCallback>, StoreError> {
-        let sql = match call_id {
-            Some(_) => "SELECT id, call_id, due_at, reason, status FROM person_callbacks WHERE call_id = ?1 ORDER BY id",
-            None => "SELECT id, call_id, due_at, reason, status FROM person_callbacks WHERE status = 'pending' AND ?1 IS NULL ORDER BY due_at",
-        };
-        let mut st = self.conn.prepare(sql)?;
-        let rows = st.query_map([call_id], |r| {
-            Ok(PersonCallback {
-                id: r.get(0)?,
-                call_id: r.get(1)?,
-                due_at: r.get(2)?,
-                reason: r.get(3)?,
-                status: r.get(4)?,
-            })
+        const COLUMNS: &str = "SELECT id, call_id, due_at, reason, status FROM person_callbacks";
+        let rows = self.with(|c| match call_id {
+            Some(id) => c.query(
+                &format!("{COLUMNS} WHERE call_id = ?1 ORDER BY id"),
+                vals![id],
+            ),
+            None => c.query(
+                &format!("{COLUMNS} WHERE status = 'pending' ORDER BY due_at"),
+                &[],
+            ),
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.iter()
+            .map(|r| {
+                Ok(PersonCallback {
+                    id: r.get(0)?,
+                    call_id: r.get(1)?,
+                    due_at: r.get(2)?,
+                    reason: r.get(3)?,
+                    status: r.get(4)?,
+                })
+            })
+            .collect()
     }
 }
 
