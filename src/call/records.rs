@@ -67,6 +67,19 @@ enum Write {
 /// A write [`RecordWriter::apply`] queues; it may run more than once.
 type RepeatableWrite = dyn FnMut(&mut Store) -> Result<(), StoreError> + Send;
 
+impl Write {
+    fn kind(&self) -> &'static str {
+        match self {
+            Write::Start { .. } => "call start",
+            Write::Turn { .. } => "turn",
+            Write::End { .. } => "call end",
+            Write::Recording { .. } => "recording path",
+            Write::Interrupted { .. } => "interruption",
+            Write::Apply(_) => "other",
+        }
+    }
+}
+
 /// What the record writer is doing, shared with the console.
 #[derive(Debug, Default)]
 pub struct StoreStatus {
@@ -305,6 +318,13 @@ impl Writer {
                 "records database unreachable and the backlog is full: a write is LOST"
             );
             return;
+        }
+        if self.down_since.is_some() {
+            tracing::warn!(
+                write = w.kind(),
+                kept = self.backlog.len() + 1,
+                "a write is kept until the records database returns"
+            );
         }
         self.backlog.push_back(w);
         self.status

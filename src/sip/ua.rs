@@ -571,6 +571,26 @@ impl UserAgent {
                         }
                     }
                     Method::Bye => self.on_bye(&key, &req, now),
+                    // Out of dialog, OPTIONS is also how a proxy in front of several
+                    // agents probes them (Kamailio's dispatcher): while draining, 503
+                    // takes this agent out of rotation, so new calls go to another
+                    // agent instead of each meeting our 503 first.
+                    Method::Options
+                        if (self.draining || self.shutting_down)
+                            && msg::to_tag(&req.headers).is_none() =>
+                    {
+                        let extra = self.retry_after(503);
+                        self.reply_phrase(
+                            &key,
+                            &req,
+                            503,
+                            "Service Unavailable: draining",
+                            None,
+                            extra,
+                            None,
+                            now,
+                        );
+                    }
                     Method::Options => {
                         let extra = vec![
                             hdr("Allow", ALLOW),

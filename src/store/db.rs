@@ -397,18 +397,60 @@ impl<'a> FromSql<'a> for Value {
 
 /// A PostgreSQL connection with its prepared statements (one round trip saved
 /// per statement after the first).
+///
+/// The `postgres` client blocks on its own small runtime, which tokio forbids on
+/// a thread that drives a tokio runtime; the store is also used from such threads
+/// (the campaign loop, the console's history). [`off_runtime`] moves each use
+/// (connect, statements, close) to a scoped thread there.
 pub struct Pg {
-    pub client: postgres::Client,
+    /// `None` only while being dropped.
+    client: Option<postgres::Client>,
     cache: HashMap<String, postgres::Statement>,
 }
 
 impl Pg {
     pub fn new(client: postgres::Client) -> Self {
         Self {
-            client,
+            client: Some(client),
             cache: HashMap::new(),
         }
     }
+
+    pub fn client(&mut self) -> Result<&mut postgres::Client, StoreError> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Schema("the PostgreSQL connection is closed".into()))
+    }
+}
+
+impl Drop for Pg {
+    /// Closing the connection blocks on the client's runtime: done on another
+    /// thread when this one drives tokio.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if in_runtime() {
+                let _ = std::thread::Builder::new()
+                    .name("pg-close".into())
+                    .spawn(move || drop(client));
+            }
+        }
+    }
+}
+
+/// Whether this thread drives a tokio runtime (where blocking clients panic).
+pub fn in_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+}
+
+/// Runs `f` here, or on a scoped thread when this thread drives a tokio runtime.
+pub fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if !in_runtime() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 fn pg_params(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
@@ -446,12 +488,20 @@ impl Sql for Pg {
         Dialect::Postgres
     }
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
-        let st = statement(&mut self.client, &mut self.cache, sql)?;
-        Ok(self.client.execute(&st, &pg_params(params))?)
+        let Pg { client, cache } = self;
+        let client = client
+            .as_mut()
+            .ok_or_else(|| StoreError::Schema("the PostgreSQL connection is closed".into()))?;
+        let st = statement(client, cache, sql)?;
+        Ok(client.execute(&st, &pg_params(params))?)
     }
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        let st = statement(&mut self.client, &mut self.cache, sql)?;
-        pg_rows(self.client.query(&st, &pg_params(params))?)
+        let Pg { client, cache } = self;
+        let client = client
+            .as_mut()
+            .ok_or_else(|| StoreError::Schema("the PostgreSQL connection is closed".into()))?;
+        let st = statement(client, cache, sql)?;
+        pg_rows(client.query(&st, &pg_params(params))?)
     }
 }
 
@@ -503,8 +553,11 @@ impl Conn {
             }
             Conn::Postgres(p) => {
                 let Pg { client, cache } = p.as_mut();
-                // A statement prepared inside a failed transaction is still valid,
-                // but a cache entry from a dead connection is not: cleared on reconnect.
+                let client = client.as_mut().ok_or_else(|| {
+                    StoreError::Schema("the PostgreSQL connection is closed".into())
+                })?;
+                // Prepared statements belong to their connection: a reconnect makes
+                // a new `Pg`, with an empty cache.
                 let tx = client.transaction()?;
                 let mut t = PgTx { tx, cache };
                 let r = f(&mut t)?;

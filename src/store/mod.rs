@@ -339,7 +339,9 @@ impl Store {
     pub fn connect(target: &StoreTarget) -> Result<Self, StoreError> {
         let conn = match target {
             StoreTarget::Sqlite(path) => Conn::Sqlite(open_sqlite(path)?),
-            StoreTarget::Postgres(url) => Conn::Postgres(Box::new(Pg::new(connect_pg(url)?))),
+            StoreTarget::Postgres(url) => {
+                Conn::Postgres(Box::new(Pg::new(db::off_runtime(|| connect_pg(url))?)))
+            }
         };
         let s = Self {
             conn: RefCell::new(conn),
@@ -372,19 +374,29 @@ impl Store {
     }
 
     /// Runs `f` on the connection (one statement or several, not atomic together).
-    fn with<R>(
+    fn with<R: Send>(
         &self,
-        f: impl FnOnce(&mut dyn Sql) -> Result<R, StoreError>,
+        f: impl FnOnce(&mut dyn Sql) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
-        f(self.conn.borrow_mut().sql())
+        let mut guard = self.conn.borrow_mut();
+        let conn: &mut Conn = &mut guard;
+        match conn {
+            Conn::Sqlite(c) => f(c),
+            Conn::Postgres(p) => db::off_runtime(move || f(p.as_mut())),
+        }
     }
 
     /// Runs `f` in one transaction.
-    fn tx<R>(
+    fn tx<R: Send>(
         &self,
-        f: impl FnOnce(&mut dyn Sql) -> Result<R, StoreError>,
+        f: impl FnOnce(&mut dyn Sql) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
-        self.conn.borrow_mut().transaction(f)
+        let mut guard = self.conn.borrow_mut();
+        let conn: &mut Conn = &mut guard;
+        match conn {
+            Conn::Sqlite(_) => conn.transaction(f),
+            Conn::Postgres(_) => db::off_runtime(move || conn.transaction(f)),
+        }
     }
 
     /// Whether the database answers now (readiness probes).
@@ -396,7 +408,7 @@ impl Store {
     /// restart); a SQLite store has nothing to reconnect.
     pub fn reconnect(&self) -> Result<(), StoreError> {
         if let StoreTarget::Postgres(url) = &self.target {
-            let client = connect_pg(url)?;
+            let client = db::off_runtime(|| connect_pg(url))?;
             *self.conn.borrow_mut() = Conn::Postgres(Box::new(Pg::new(client)));
         }
         Ok(())
@@ -406,62 +418,33 @@ impl Store {
         let mut conn = self.conn.borrow_mut();
         match &mut *conn {
             Conn::Sqlite(c) => self.migrate_sqlite(c),
-            Conn::Postgres(p) => self.migrate_postgres(p),
+            Conn::Postgres(p) => {
+                let shown = self.target.display();
+                db::off_runtime(move || migrate_postgres(p, &shown))
+            }
         }
     }
 
     fn migrate_sqlite(&self, c: &mut Connection) -> Result<(), StoreError> {
+        // Several processes may open a new file at once (two agents, a `records
+        // list` beside a running agent): each waits for the others' locks, and
+        // each migration step re-reads the version inside its write transaction.
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
         // WAL + NORMAL: a committed transaction survives a process crash.
         let _mode: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         c.pragma_update(None, "synchronous", "NORMAL")?;
         c.pragma_update(None, "foreign_keys", "ON")?;
-        c.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        self.check_version(version)?;
-        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = c.transaction()?;
+        loop {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            check_version(version, &self.target.display())?;
+            let Some(migration) = MIGRATIONS.get(version.max(0) as usize) else {
+                return Ok(());
+            };
             tx.execute_batch(migration)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.pragma_update(None, "user_version", version.max(0) + 1)?;
             tx.commit()?;
         }
-        Ok(())
-    }
-
-    fn migrate_postgres(&self, p: &mut Pg) -> Result<(), StoreError> {
-        // Two agents starting together must not both migrate: the advisory lock
-        // makes the second wait for the first and then find nothing to do.
-        let mut tx = p.client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock(7310117)", &[])?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
-        let version: i64 = tx
-            .query_opt("SELECT version FROM schema_version", &[])?
-            .map(|r| r.try_get(0))
-            .transpose()?
-            .unwrap_or(0);
-        self.check_version(version)?;
-        let mut now = version;
-        for (to, migration) in pg_schema::PG_MIGRATIONS {
-            if *to > now {
-                tx.batch_execute(migration)?;
-                now = *to;
-            }
-        }
-        if now != version {
-            tx.execute("DELETE FROM schema_version", &[])?;
-            tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&now])?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    fn check_version(&self, found: i64) -> Result<(), StoreError> {
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::TooNew {
-                path: self.target.display(),
-                found,
-            });
-        }
-        Ok(())
     }
 
     /// The schema version of the open database.
@@ -772,6 +755,43 @@ impl Store {
     }
 }
 
+fn migrate_postgres(p: &mut Pg, shown: &str) -> Result<(), StoreError> {
+    // Two agents starting together must not both migrate: the advisory lock
+    // makes the second wait for the first and then find nothing to do.
+    let mut tx = p.client()?.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock(7310117)", &[])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let version: i64 = tx
+        .query_opt("SELECT version FROM schema_version", &[])?
+        .map(|r| r.try_get(0))
+        .transpose()?
+        .unwrap_or(0);
+    check_version(version, shown)?;
+    let mut now = version;
+    for (to, migration) in pg_schema::PG_MIGRATIONS {
+        if *to > now {
+            tx.batch_execute(migration)?;
+            now = *to;
+        }
+    }
+    if now != version {
+        tx.execute("DELETE FROM schema_version", &[])?;
+        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&now])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn check_version(found: i64, shown: &str) -> Result<(), StoreError> {
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: shown.to_string(),
+            found,
+        });
+    }
+    Ok(())
+}
+
 fn open_sqlite(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Dir {
@@ -859,6 +879,21 @@ mod tests {
         assert!(s.show(1).unwrap().turns[1].line.interrupted);
         assert!(s.write_turn(1, &line("robot")).is_err());
         assert_eq!(s.show(1).unwrap().turns[0].line.speaker, "operator");
+    }
+
+    #[test]
+    fn processes_opening_a_new_file_together_migrate_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Store::open(&path).map(|s| s.schema_version().ok()))
+            })
+            .collect();
+        for o in openers {
+            assert_eq!(o.join().unwrap().unwrap(), Some(SCHEMA_VERSION));
+        }
     }
 
     #[test]

@@ -22,6 +22,13 @@ pub struct AgentSetup {
     dir: PathBuf,
     temp: Option<Arc<tempfile::TempDir>>,
     registrar: Option<(String, u16)>,
+    /// Readiness is probed on the agent's own port (plus its registration logged),
+    /// not through the registrar: see [`AgentSetup::registrar_behind_dispatcher`].
+    probe_direct: bool,
+    /// The records database, when not `records.db` in the agent's dir.
+    store_path: Option<PathBuf>,
+    /// `[store] url`: a shared PostgreSQL database instead of the SQLite file.
+    store_url: Option<String>,
     sip_lines: String,
     /// The `[sip.tls]` table, after the `[sip]` lines.
     sip_tls: String,
@@ -85,6 +92,9 @@ impl AgentSetup {
             dir: dir.to_path_buf(),
             temp: None,
             registrar: None,
+            probe_direct: false,
+            store_path: None,
+            store_url: None,
             sip_lines: String::new(),
             sip_tls: String::new(),
             tail: String::new(),
@@ -106,6 +116,31 @@ impl AgentSetup {
     pub fn registrar(mut self, kam: &Kamailio) -> Self {
         self.registrar = Some((kam.addr(), kam.port));
         self
+    }
+
+    /// Registers as `bot` on `kam` as [`AgentSetup::registrar`] does, for a Kamailio
+    /// that routes calls for `bot` through its dispatcher to several agents
+    /// (sip-config/kamailio-agents.cfg, tests/support/dispatcher.rs): there an
+    /// OPTIONS for `bot` through Kamailio may be answered by another agent, so this one
+    /// is ready once it answers OPTIONS on its own port and has logged its registration.
+    pub fn registrar_behind_dispatcher(mut self, kam: &Kamailio) -> Self {
+        self.registrar = Some((kam.addr(), kam.port));
+        self.probe_direct = true;
+        self
+    }
+
+    /// Keeps the call records in `path` instead of `records.db` in the agent's dir
+    /// (several agents may share one database).
+    pub fn store_path(mut self, path: &Path) -> Self {
+        self.store_path = Some(path.to_path_buf());
+        self
+    }
+
+    /// Keeps the records in the PostgreSQL database at `url` (`[store] url`), with
+    /// its password in the agent's environment as a deployment would have it.
+    pub fn store_url(mut self, url: &str, password: &str) -> Self {
+        self.store_url = Some(url.to_string());
+        self.env("TINGSHUO_DB_PASSWORD", password)
     }
 
     /// Registers on `kam`'s TLS port (`sips:`), trusting its certificate, listens for
@@ -150,7 +185,10 @@ impl AgentSetup {
     /// Picks free ports and writes `tingshuo.toml` (and nothing else) into the dir.
     pub fn write(&self) -> AgentConfig {
         let path = self.dir.join("tingshuo.toml");
-        let db = self.dir.join("records.db");
+        let db = self
+            .store_path
+            .clone()
+            .unwrap_or_else(|| self.dir.join("records.db"));
         let rtp_min = (free_port_span(self.rtp_ports + 1) + 1) & !1;
         let rtp_max = rtp_min + self.rtp_ports - 1;
         let sip_port = free_port();
@@ -187,9 +225,13 @@ impl AgentSetup {
         };
         let text = format!(
             "[sip]\nlisten = \"127.0.0.1:{sip_port}\"\n{registration}rtp_port_min = {rtp_min}\n\
-rtp_port_max = {rtp_max}\n{}{tls}{load_tolerant}[console]\nlisten = \"127.0.0.1:{console_port}\"\n[store]\npath = \"{}\"\n{}",
+rtp_port_max = {rtp_max}\n{}{tls}{load_tolerant}[console]\nlisten = \"127.0.0.1:{console_port}\"\n[store]\npath = \"{}\"\n{}{}",
             self.sip_lines,
             db.display(),
+            self.store_url
+                .as_ref()
+                .map(|u| format!("url = \"{u}\"\n"))
+                .unwrap_or_default(),
             self.tail
         );
         std::fs::write(&path, text).expect("write the agent config");
@@ -281,15 +323,23 @@ impl Agent {
     /// relayed to the agent and answered), or in direct mode answering OPTIONS itself.
     /// After a restart on the same registrar, the old registration still routes to
     /// the same address, so the new process must also have logged its registration.
+    /// Behind a dispatcher ([`AgentSetup::registrar_behind_dispatcher`]): answering
+    /// OPTIONS on its own port, and registered.
     fn wait_ready(mut self, restarted: bool) -> Result<Agent, String> {
-        let probe_port = self.setup.registrar.as_ref().map_or(self.sip_port, |r| r.1);
+        let direct = self.setup.registrar.is_none() || self.setup.probe_direct;
+        let probe_port = match &self.setup.registrar {
+            Some(r) if !direct => r.1,
+            _ => self.sip_port,
+        };
+        let must_register =
+            self.setup.registrar.is_some() && (restarted || self.setup.probe_direct);
         let mut exited = false;
         let ready = wait_until(AGENT_START_LIMIT, || {
             if !matches!(self.proc.child.try_wait(), Ok(None)) {
                 exited = true;
                 return true;
             }
-            (!restarted || self.setup.registrar.is_none() || self.log_text().contains("registered"))
+            (!must_register || self.log_text().contains("registered"))
                 && sip_ping(probe_port, "bot") == Some(200)
         });
         if ready && !exited {

@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod capture;
+pub mod dispatcher;
 pub mod entropy;
 pub mod postgres;
 
@@ -270,6 +271,19 @@ impl Kamailio {
     }
 
     fn start_inner(port: u16, tls: Option<u16>) -> Self {
+        Self::start_from("sip-config/kamailio-test.cfg", port, tls, |_, cfg| cfg)
+    }
+
+    /// Kamailio from the repository's config file `rel_cfg` on `port` (every
+    /// `127.0.0.1:5060` in it replaced), optionally with TLS. `edit` gets the
+    /// instance's temp dir and the config text and returns the text to run (paths of
+    /// files the config names, e.g. a dispatcher list).
+    pub fn start_from(
+        rel_cfg: &str,
+        port: u16,
+        tls: Option<u16>,
+        edit: impl FnOnce(&Path, String) -> String,
+    ) -> Self {
         require("kamailio", "kamailio");
         // A Kamailio just stopped on this port (a restart in the fail-over test)
         // exits before its forked children have closed their listening sockets:
@@ -283,9 +297,12 @@ impl Kamailio {
             "port {port} still taken 10 s after its last user stopped"
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        let cfg = std::fs::read_to_string(repo_file("sip-config/kamailio-test.cfg"))
-            .expect("sip-config/kamailio-test.cfg is in the repository");
-        let mut cfg = cfg.replace("127.0.0.1:5060", &format!("127.0.0.1:{port}"));
+        let cfg = std::fs::read_to_string(repo_file(rel_cfg))
+            .unwrap_or_else(|e| panic!("{rel_cfg} is in the repository: {e}"));
+        let mut cfg = edit(
+            dir.path(),
+            cfg.replace("127.0.0.1:5060", &format!("127.0.0.1:{port}")),
+        );
         if let Some(tls_port) = tls {
             let (crt, key) = kamailio_tls_files(dir.path());
             let tls_cfg = dir.path().join("tls.cfg");
@@ -721,7 +738,13 @@ pub async fn wait_event(
 
 /// The project's own SIP user agent (`bot`), registered on `kam`.
 pub async fn registered_ua(kam: &Kamailio) -> tingshuo::sip::SipHandle {
-    let cfg = agent_config(&[kam.addr()]);
+    registered_ua_as(kam, "bot").await
+}
+
+/// The project's own SIP user agent as `user` (password `pass<user>`, e.g. a phone
+/// `1001`), registered on `kam`.
+pub async fn registered_ua_as(kam: &Kamailio, user: &str) -> tingshuo::sip::SipHandle {
+    let cfg = ua_config(user, &format!("pass{user}"), &[kam.addr()]);
     let mut agent = tingshuo::sip::start(&cfg).await.expect("agent starts");
     wait_event(&mut agent, Duration::from_secs(20), "Registered", |e| {
         matches!(e, tingshuo::sip::SipEvent::Registered { .. })
@@ -813,9 +836,14 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 
 /// Agent config for tests: free port, registrars, bot/passbot.
 pub fn agent_config(registrars: &[String]) -> tingshuo::config::Config {
+    ua_config("bot", "passbot", registrars)
+}
+
+/// [`agent_config`] as another user.
+pub fn ua_config(user: &str, password: &str, registrars: &[String]) -> tingshuo::config::Config {
     let regs: Vec<String> = registrars.iter().map(|r| format!("\"{r}\"")).collect();
     let text = format!(
-        "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [{}]\nuser = \"bot\"\npassword = \"passbot\"\nregister_expires = 60\n",
+        "[sip]\nlisten = \"127.0.0.1:{}\"\nregistrars = [{}]\nuser = \"{user}\"\npassword = \"{password}\"\nregister_expires = 60\n",
         free_port(),
         regs.join(", ")
     );

@@ -321,6 +321,44 @@ fn reinvite_hold_and_resume() {
     );
 }
 
+/// A draining agent answers out-of-dialog OPTIONS (a dispatcher's probe) with 503 and
+/// Retry-After, so the proxy stops sending it calls; OPTIONS inside a call it still
+/// carries get 200.
+#[test]
+fn draining_answers_probes_with_503_but_not_calls_in_progress() {
+    let (mut ua, tag, now) = ringing("d1");
+    ua.command(
+        Command::Answer {
+            call_id: "d1".into(),
+            media: media(),
+        },
+        now,
+    );
+    ua.on_message(
+        in_dialog("ACK", "d1", &tag, 1, "z9hG4bKd1").as_bytes(),
+        peer(),
+        Transport::Udp,
+        now,
+    );
+    let probe = |branch: &str| {
+        in_dialog("OPTIONS", &format!("probe-{branch}"), "", 1, branch).replace(";tag=\r\n", "\r\n")
+    };
+    let a = ua.on_message(probe("z9hG4bKp1").as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![200], "not draining yet");
+
+    ua.command(Command::StopAccepting, now);
+    let a = ua.on_message(probe("z9hG4bKp2").as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![503]);
+    let (resp, _) = sent(&a).into_iter().next().expect("the 503");
+    assert_eq!(
+        msg::header_value(resp.headers(), "Retry-After").as_deref(),
+        Some(ua.cfg.retry_after.to_string().as_str())
+    );
+    let in_call = in_dialog("OPTIONS", "d1", &tag, 2, "z9hG4bKd2");
+    let a = ua.on_message(in_call.as_bytes(), peer(), Transport::Udp, now);
+    assert_eq!(codes(&a), vec![200], "OPTIONS in the call in progress");
+}
+
 #[test]
 fn options_info_dtmf_and_unknown_methods() {
     let (mut ua, tag, now) = ringing("c7");
