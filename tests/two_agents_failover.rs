@@ -8,28 +8,33 @@
 //!     after the kill does meet the dead agent); calls placed every second from then
 //!     on must all be answered by the survivor, the first one well within 30 s.
 //! (c) Prints how long Kamailio's probing took to mark the dead agent inactive.
+//! (d) The agents share one PostgreSQL store: the call the dead agent was carrying
+//!     when it was killed is closed `interrupted`, with its turns, by the survivor.
+//! (e) The dead agent's config still dials out through the same Kamailio.
 
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::dispatcher::{Dispatcher, AGENT_SET, PROBE_ONLY_SET};
+use support::postgres::{PgCluster, PG_PASSWORD};
 use support::*;
 use tingshuo::sip::{self, CallEvent, Command, LocalMedia, SipEvent, SipHandle};
+use tingshuo::store::{Store, StoreTarget, INTERRUPTED};
 
-/// Where both agents keep their call records: one SQLite file for now, its schema
-/// created (`tingshuo records list`) before the agents start: two agents opening a new
-/// file at the same moment race on the schema migration ("duplicate column name").
-/// Issue 17 moves this to the shared PostgreSQL store: change only this function.
-fn shared_store(dir: &Path) -> impl Fn(AgentSetup) -> AgentSetup {
-    let db = dir.join("records.db");
-    let config = dir.join("store.toml");
-    std::fs::write(&config, format!("[store]\npath = \"{}\"\n", db.display()))
-        .expect("write the store config");
-    records(&config, &["list"]);
-    move |setup| setup.store_path(&db)
+/// Where both agents keep their call records: one PostgreSQL database.
+fn shared_store(pg: &PgCluster) -> impl Fn(AgentSetup) -> AgentSetup {
+    let url = pg.url();
+    move |setup| setup.store_url(&url, PG_PASSWORD)
+}
+
+fn store_of(pg: &PgCluster) -> Store {
+    Store::connect(&StoreTarget::Postgres(format!(
+        "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/tingshuo",
+        pg.port
+    )))
+    .expect("connect to the shared store")
 }
 
 /// Calls placed one after the other before the kill.
@@ -89,10 +94,10 @@ struct Attempt {
 async fn calls_reach_a_live_agent_after_the_other_is_killed() {
     let t0 = Instant::now();
     let kam = blocking(Dispatcher::start).await;
-    let store = tempfile::tempdir().expect("store dir");
-    let store_of = shared_store(store.path());
-    let setup = store_of(AgentSetup::temp()).registrar_behind_dispatcher(&kam.kam);
-    let setup_b = store_of(AgentSetup::temp()).registrar_behind_dispatcher(&kam.kam);
+    let pg = blocking(PgCluster::start).await;
+    let with_store = shared_store(&pg);
+    let setup = with_store(AgentSetup::temp()).registrar_behind_dispatcher(&kam.kam);
+    let setup_b = with_store(AgentSetup::temp()).registrar_behind_dispatcher(&kam.kam);
     // Model loading dominates start-up: both agents load theirs at the same time.
     let agents: Vec<Agent> = blocking(move || {
         let b = std::thread::spawn(move || setup_b.start());
@@ -160,9 +165,58 @@ async fn calls_reach_a_live_agent_after_the_other_is_killed() {
         "INVITEs that reached the agents (A, B): {reached:?}"
     );
 
-    // (b) Kill the agent round-robin picks next.
+    // (b) Kill the agent round-robin picks next, while it carries a call: one call
+    // to it stays up, one to the survivor is hung up, so the victim is next again.
     let victim = 1 - last;
     let survivor = last;
+    let mut carried = String::new();
+    for (to, keep) in [(victim, true), (survivor, false)] {
+        let call = dial_bot(&phone, media);
+        let ev = wait_event(&mut phone, Duration::from_secs(20), "Answered", |e| {
+            matches!(e, SipEvent::Call(CallEvent::Answered { call_id, .. }) if *call_id == call)
+                || matches!(e, SipEvent::Call(CallEvent::Ended { call_id, .. }) if *call_id == call)
+        })
+        .await;
+        let SipEvent::Call(CallEvent::Answered { negotiated, .. }) = ev else {
+            panic!("call to bot was not answered: {ev:?}");
+        };
+        assert_eq!(answered_by(&agents, &negotiated), to, "round-robin order");
+        if keep {
+            carried = call;
+        } else {
+            phone
+                .send(Command::Hangup {
+                    call_id: call.clone(),
+                })
+                .expect("hang up");
+            call_ended(&mut phone, &call, Duration::from_secs(10)).await;
+        }
+    }
+    // The carried call has its record and its opening line in the shared store.
+    let victim_agent = format!(":{}", agents[victim].sip_port);
+    let pg = std::sync::Arc::new(pg);
+    let open_call = {
+        let pg = pg.clone();
+        let victim_agent = victim_agent.clone();
+        blocking(move || {
+            let mut found = None;
+            wait_until(Duration::from_secs(20), || {
+                found = store_of(&pg).list(20).ok().and_then(|calls| {
+                    calls.into_iter().find(|c| {
+                        c.ended_at.is_none()
+                            && c.turns > 0
+                            && c.agent
+                                .as_deref()
+                                .is_some_and(|a| a.ends_with(&victim_agent))
+                    })
+                });
+                found.is_some()
+            });
+            found.map(|c| c.id)
+        })
+        .await
+        .expect("the victim's call in progress is in the shared store")
+    };
     let mut agents = agents;
     let victim_addr = agents[victim].sip_addr();
     let watcher = {
@@ -283,7 +337,7 @@ async fn calls_reach_a_live_agent_after_the_other_is_killed() {
     );
     assert_eq!(
         incoming_calls(&agents[survivor]),
-        per_agent[survivor] + CALLS_AFTER,
+        per_agent[survivor] + 1 + CALLS_AFTER,
         "every call after the kill reached the survivor once"
     );
 
@@ -320,7 +374,34 @@ async fn calls_reach_a_live_agent_after_the_other_is_killed() {
         "the dst-down event route logged the dead agent"
     );
 
-    // (d) The agents still dial out through this Kamailio (what their registration as
+    // (d) The survivor closes the dead agent's call, keeping its turns.
+    let closed = {
+        let pg = pg.clone();
+        blocking(move || {
+            let mut detail = None;
+            wait_until(Duration::from_secs(60), || {
+                detail = store_of(&pg)
+                    .show(open_call)
+                    .ok()
+                    .filter(|d| d.call.ended_at.is_some());
+                detail.is_some()
+            });
+            detail
+        })
+        .await
+        .expect("the survivor closed the dead agent's call within 60 s")
+    };
+    eprintln!(
+        "the dead agent's call #{open_call} was closed `{}` by the survivor {:.1} s after the kill, with {} turn line(s)",
+        closed.call.outcome.as_deref().unwrap_or("?"),
+        killed.elapsed().as_secs_f64(),
+        closed.turns.len()
+    );
+    assert_eq!(closed.call.outcome.as_deref(), Some(INTERRUPTED));
+    assert!(!closed.turns.is_empty(), "its turns are kept");
+    let _ = phone.send(Command::Hangup { call_id: carried });
+
+    // (e) The agents still dial out through this Kamailio (what their registration as
     // `bot` is for): `tingshuo dial 1001` on the dead agent's config (its ports are
     // free now) rings the phone.
     let v = &agents[victim];
@@ -332,7 +413,8 @@ async fn calls_reach_a_live_agent_after_the_other_is_killed() {
         rtp_min: v.rtp_min,
         rtp_max: v.rtp_max,
     };
-    let mut dialler = blocking(move || outbound.dial("1001")).await;
+    let mut dialler =
+        blocking(move || outbound.dial_env("1001", &[("TINGSHUO_DB_PASSWORD", PG_PASSWORD)])).await;
     let ev = wait_event(
         &mut phone,
         Duration::from_secs(60),

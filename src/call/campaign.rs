@@ -771,7 +771,8 @@ enum Claim {
     /// Another agent has it (or dialled it since we looked).
     Taken,
     /// Ours, but its last attempt is a call whose agent died after the callee
-    /// answered (the call was closed `interrupted`): not dialled again.
+    /// answered (the call was closed `interrupted` with its opening line at least):
+    /// not dialled again, the callee has been reached.
     AnsweredBeforeDeath(i64),
 }
 
@@ -798,7 +799,8 @@ fn claim(store: &mut Store, campaign: i64, me: &str, planner: &mut Planner, i: u
     if let Some(last) = r.last_call_id.filter(|_| seen > 0) {
         if let Ok(d) = store.show(last) {
             let cut = d.call.outcome.as_deref() == Some(crate::store::INTERRUPTED);
-            let answered = d.turns.iter().any(|t| t.line.speaker == "callee");
+            // The opening line is written when the callee answers.
+            let answered = !d.turns.is_empty();
             if cut && answered {
                 // Not dialled now: the attempt `next` counted did not happen.
                 planner.not_claimed(i, None);

@@ -760,6 +760,8 @@ fn migrate_postgres(p: &mut Pg, shown: &str) -> Result<(), StoreError> {
     // makes the second wait for the first and then find nothing to do.
     let mut tx = p.client()?.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock(7310117)", &[])?;
+    // `IF NOT EXISTS` on an existing table is not news worth a log line.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
     let version: i64 = tx
         .query_opt("SELECT version FROM schema_version", &[])?

@@ -52,12 +52,18 @@ impl AgentConfig {
     /// Runs `tingshuo dial TARGET` on this config (one outbound call, then it exits);
     /// its log goes to `dial.log` beside the config.
     pub fn dial(&self, target: &str) -> Proc {
+        self.dial_env(target, &[])
+    }
+
+    /// As [`AgentConfig::dial`], with environment variables (a shared store's password).
+    pub fn dial_env(&self, target: &str, env: &[(&str, &str)]) -> Proc {
         let log = self.path.with_file_name("dial.log");
         let logf = std::fs::File::create(&log).expect("dial log");
         let child = tingshuo()
             .args(["dial", target, "--config"])
             .arg(&self.path)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(logf.try_clone().expect("dial log"))
             .stderr(logf)
