@@ -368,10 +368,13 @@ pub(super) async fn start_agent(config: &Config) -> Result<Running, CallError> {
         });
     }
     let mut options = ConsoleOptions::from_config(&config, &hub);
-    options.history = Arc::new(StoreHistory::new(
-        config.store_target(),
-        crate::console::history::default_recordings_dir(&config.store_path()),
-    ));
+    options.history = Arc::new(
+        StoreHistory::new(
+            config.store_target(),
+            crate::console::history::default_recordings_dir(&config.store_path()),
+        )
+        .with_agent(config.agent_name()),
+    );
     let console = match ConsoleServer::start(options, hub.clone()).await {
         Ok(server) => Some(server),
         Err(e) => {

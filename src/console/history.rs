@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::hub::{Speaker, TranscriptLine};
-use crate::store::StoreTarget;
+use crate::store::{RemoteCall, StoreTarget};
 
 /// A row of the history list.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,9 @@ pub struct CallSummary {
     pub outcome: String,
     pub turns: usize,
     pub has_recording: bool,
+    /// The agent that carried the call, in a store shared by several agents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 /// One finished call with everything the detail view shows.
@@ -62,6 +65,7 @@ impl CallDetail {
             outcome: self.outcome.clone(),
             turns: self.turn_latencies_ms.len(),
             has_recording: self.has_recording,
+            agent: None,
         }
     }
 }
@@ -82,6 +86,10 @@ pub trait HistorySource: Send + Sync {
     /// Path of the call's WAV recording, `None` when there is none.
     fn recording(&self, id: &str) -> Result<Option<PathBuf>, HistoryError> {
         Ok(self.detail(id)?.and_then(|d| d.recording))
+    }
+    /// Calls in progress on other agents sharing the store (none without one).
+    fn elsewhere(&self) -> Result<Vec<RemoteCall>, HistoryError> {
+        Ok(Vec::new())
     }
 }
 
@@ -274,13 +282,25 @@ mod tests {
 pub struct StoreHistory {
     target: StoreTarget,
     recordings: PathBuf,
+    /// This agent's name: its own live calls are on the hub, not "elsewhere".
+    agent: Option<String>,
 }
 
 impl StoreHistory {
     /// History from the store at `target`; relative recording paths in it are
     /// relative to `recordings` (see [`default_recordings_dir`]).
     pub fn new(target: StoreTarget, recordings: PathBuf) -> Self {
-        Self { target, recordings }
+        Self {
+            target,
+            recordings,
+            agent: None,
+        }
+    }
+
+    /// The agent this console belongs to (see [`HistorySource::elsewhere`]).
+    pub fn with_agent(mut self, name: String) -> Self {
+        self.agent = Some(name);
+        self
     }
 
     fn open(&self) -> Result<crate::store::Store, HistoryError> {
@@ -295,6 +315,15 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 impl HistorySource for StoreHistory {
+    fn elsewhere(&self) -> Result<Vec<RemoteCall>, HistoryError> {
+        let Some(me) = &self.agent else {
+            return Ok(Vec::new());
+        };
+        self.open()?
+            .live_calls_elsewhere(me, crate::call::records::AGENT_DEAD_SECS)
+            .map_err(|e| HistoryError(e.to_string()))
+    }
+
     fn list(&self, limit: usize) -> Result<Vec<CallSummary>, HistoryError> {
         let rows = self
             .open()?
@@ -305,6 +334,7 @@ impl HistorySource for StoreHistory {
             .filter(|r| r.ended_at.is_some())
             .map(|r| CallSummary {
                 has_recording: r.recording.is_some(),
+                agent: r.agent,
                 id: r.id.to_string(),
                 caller: r.peer.unwrap_or_default(),
                 script: r.script,

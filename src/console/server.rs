@@ -92,6 +92,7 @@ pub(crate) fn router(state: St) -> Router {
         .route("/api/calls", get(calls))
         .route("/api/events", get(events))
         .route("/api/history", get(history_list))
+        .route("/api/elsewhere", get(elsewhere))
         .route("/api/history/{id}", get(history_detail))
         .route("/api/history/{id}/recording", get(recording))
         .route("/api/calls/{id}/listen", post(listen))
@@ -443,6 +444,17 @@ async fn history_list(
     let limit = q.limit.unwrap_or(200).min(5000);
     let h = st.history.clone();
     match tokio::task::spawn_blocking(move || h.list(limit)).await {
+        Ok(Ok(list)) => Json(list).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Calls in progress on the other agents sharing this agent's store, with links to
+/// their consoles (listening in happens on the agent that carries the call).
+async fn elsewhere(State(st): State<St>, _op: Operator) -> Response {
+    let h = st.history.clone();
+    match tokio::task::spawn_blocking(move || h.elsewhere()).await {
         Ok(Ok(list)) => Json(list).into_response(),
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -826,6 +838,7 @@ pub const ROUTES: &[(&str, &str, bool)] = &[
     ("GET", "/api/calls", true),
     ("GET", "/api/events", true),
     ("GET", "/api/history", true),
+    ("GET", "/api/elsewhere", true),
     ("GET", "/api/history/{id}", true),
     ("GET", "/api/history/{id}/recording", true),
     ("POST", "/api/calls/{id}/listen", true),

@@ -34,7 +34,55 @@ pub struct AgentRow {
     pub alive: bool,
 }
 
+/// A call in progress on another agent sharing the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteCall {
+    pub id: i64,
+    pub agent: String,
+    pub peer: Option<String>,
+    pub script: String,
+    pub started_at: String,
+    pub turns: i64,
+    /// That agent's console, where the call can be listened to.
+    pub console: Option<String>,
+    /// Whether that agent is still beating (a dead agent's calls are about to close).
+    pub agent_alive: bool,
+}
+
 impl Store {
+    /// Calls in progress on agents other than `me`, newest first.
+    pub fn live_calls_elsewhere(
+        &self,
+        me: &str,
+        alive_secs: u32,
+    ) -> Result<Vec<RemoteCall>, StoreError> {
+        self.with(|c| {
+            c.query(
+                "SELECT c.id, c.agent, c.peer, c.script, c.started_at,
+                 (SELECT COUNT(*) FROM turns t WHERE t.call_id = c.id), a.console,
+                 CASE WHEN a.seen_at >= NOW_PLUS_SECS(?2) THEN 1 ELSE 0 END
+                 FROM calls c LEFT JOIN agents a ON a.name = c.agent
+                 WHERE c.ended_at IS NULL AND c.agent IS NOT NULL AND c.agent <> ?1
+                 ORDER BY c.id DESC LIMIT 200",
+                vals![me, -(alive_secs as i64)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(RemoteCall {
+                    id: r.get(0)?,
+                    agent: r.get(1)?,
+                    peer: r.get(2)?,
+                    script: r.get(3)?,
+                    started_at: r.get(4)?,
+                    turns: r.get(5)?,
+                    console: r.get(6)?,
+                    agent_alive: r.get(7)?,
+                })
+            })
+            .collect()
+        })
+    }
+
     /// Names the agent this store writes for: new calls carry the name, and
     /// [`Store::close_interrupted`] closes only this agent's calls (and those of
     /// agents no longer alive), never a live neighbour's.
@@ -148,6 +196,19 @@ mod tests {
         assert_eq!(b.close_calls_of_dead_agents("t2", 0).unwrap(), vec![on_a]);
         let d = b.show(on_a).unwrap();
         assert_eq!(d.call.outcome.as_deref(), Some(INTERRUPTED));
+        let elsewhere = a.live_calls_elsewhere("b", 10).unwrap();
+        assert!(
+            elsewhere.is_empty(),
+            "a's call is closed now: {elsewhere:?}"
+        );
+        let on_b2 = b
+            .start_call("s.md", "inbound", Some("1003"), &vars, "t3")
+            .unwrap();
+        let elsewhere = a.live_calls_elsewhere("a", 10).unwrap();
+        assert_eq!(elsewhere.len(), 1);
+        assert_eq!((elsewhere[0].id, elsewhere[0].agent.as_str()), (on_b2, "b"));
+        assert!(elsewhere[0].agent_alive);
+        assert!(b.live_calls_elsewhere("b", 10).unwrap().is_empty());
         let agents = b.agents(10).unwrap();
         assert_eq!(agents.len(), 2);
         assert_eq!(agents[0].console.as_deref(), Some("http://127.0.0.1:8081"));

@@ -21,7 +21,7 @@ pub mod db;
 pub use db::Dialect;
 use db::{vals, Conn, Pg, Row, Sql};
 mod agents;
-pub use agents::AgentRow;
+pub use agents::{AgentRow, RemoteCall};
 
 mod recovery;
 pub use recovery::INTERRUPTED;

@@ -247,6 +247,24 @@ state.audioStats = async () => {
   return out;
 };
 
+// ---------- calls on other agents (shared store) ----------
+// Listening in happens on the agent that carries the call: each row links there.
+async function loadElsewhere() {
+  let list;
+  try { list = await api('/api/elsewhere'); } catch (e) { return; }
+  const tbody = $('elsewhere').querySelector('tbody');
+  tbody.replaceChildren(...list.map((c) => {
+    // Only http(s) links: the URL comes from another agent's heartbeat row.
+    const link = c.console && /^https?:\/\//.test(c.console)
+      ? el('a', { href: c.console, target: '_blank', rel: 'noopener' }, c.agent_alive ? '打开 · Open' : '节点失联 · Agent lost')
+      : el('span', {}, '—');
+    return el('tr', {}, callerCell('td', c.peer || ''), el('td', {}, c.agent),
+      el('td', {}, fmtTime(c.started_at)), el('td', {}, c.turns), el('td', {}, link));
+  }));
+  $('elsewhere-count').textContent = list.length;
+  $('elsewhere-pane').hidden = list.length === 0;
+}
+
 // ---------- history ----------
 async function loadHistory() {
   const list = await api('/api/history');
@@ -324,6 +342,8 @@ async function main() {
   $('btn-hangup').addEventListener('click', hangUp);
   $('logout').addEventListener('click', logout);
   connectEvents();
+  loadElsewhere();
+  setInterval(loadElsewhere, 5000);
   setInterval(() => {
     const now = Date.now();
     for (const td of document.querySelectorAll('#calls td.dur')) {
