@@ -99,22 +99,7 @@ pub(super) struct Running {
 /// Runs the agent until Ctrl-C / SIGTERM.
 pub async fn serve(config: Config) -> Result<(), CallError> {
     let mut agent = start_agent(&config).await?;
-    // Calls a crash left open are closed before any new call is recorded (the
-    // writer applies writes in order).
-    let started = chrono::Local::now().fixed_offset().to_rfc3339();
-    agent.ctx.records.apply(
-        "closing the calls interrupted by the previous run",
-        move |s| {
-            let ids = s.close_interrupted(&started)?;
-            if !ids.is_empty() {
-                tracing::warn!(
-                    calls = ?ids,
-                    "calls interrupted by the previous run closed as `interrupted` (their turns, fields and callbacks are kept)"
-                );
-            }
-            Ok(())
-        },
-    );
+    agent.close_calls_of_previous_run();
     let mut callbacks = super::callbacks::Scheduler::open(&config)?;
     let mut poll = tokio::time::interval(callbacks.poll_interval());
     let shutdown = shutdown_signal();
@@ -967,6 +952,25 @@ pub(super) struct Finished {
 }
 
 impl Running {
+    /// Closes the calls this agent's previous run left open (a crash) before any
+    /// new call is recorded: the writer applies writes in order.
+    pub(super) fn close_calls_of_previous_run(&self) {
+        let started = chrono::Local::now().fixed_offset().to_rfc3339();
+        self.ctx.records.apply(
+            "closing the calls interrupted by the previous run",
+            move |s| {
+                let ids = s.close_interrupted(&started)?;
+                if !ids.is_empty() {
+                    tracing::warn!(
+                        calls = ?ids,
+                        "calls interrupted by the previous run closed as `interrupted` (their turns, fields and callbacks are kept)"
+                    );
+                }
+                Ok(())
+            },
+        );
+    }
+
     /// Places an outbound call; returns its SIP Call-ID and record id.
     pub(super) fn place(
         &mut self,

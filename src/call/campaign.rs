@@ -268,6 +268,10 @@ pub enum Step {
 pub struct Planner {
     rows: Vec<CampaignRow>,
     in_flight: BTreeSet<usize>,
+    /// Rows another agent was found holding ([`Planner::not_claimed`]): passed over
+    /// until the next [`Planner::sync`], so that this agent's call slots go to rows
+    /// it can dial instead of the same failed claims every tick.
+    held_elsewhere: BTreeSet<usize>,
     concurrency: usize,
     policy: RetryPolicy,
     do_not_call: HashSet<String>,
@@ -283,6 +287,7 @@ impl Planner {
         Self {
             rows,
             in_flight: BTreeSet::new(),
+            held_elsewhere: BTreeSet::new(),
             concurrency: concurrency.max(1),
             policy,
             do_not_call,
@@ -361,7 +366,10 @@ impl Planner {
         let mut targets = self.busy_targets();
         targets.extend(busy.iter().cloned());
         for i in 0..self.rows.len() {
-            if self.rows[i].status != RowStatus::Pending || self.in_flight.contains(&i) {
+            if self.rows[i].status != RowStatus::Pending
+                || self.in_flight.contains(&i)
+                || self.held_elsewhere.contains(&i)
+            {
                 continue;
             }
             if self.in_flight.len() + other_calls >= self.concurrency {
@@ -388,7 +396,9 @@ impl Planner {
     /// Takes in what other agents sharing the store did to rows that are not in a
     /// call here: a row finished elsewhere is finished here too, a row dialled
     /// elsewhere keeps its attempt count. Rows are matched by line and callee.
+    /// Rows held elsewhere may be tried again (their agent may have died since).
     pub fn sync(&mut self, stored: &[CampaignRow]) {
+        self.held_elsewhere.clear();
         let by_line: HashMap<u64, &CampaignRow> = stored.iter().map(|r| (r.line, r)).collect();
         for (i, r) in self.rows.iter_mut().enumerate() {
             if self.in_flight.contains(&i) {
@@ -403,9 +413,11 @@ impl Planner {
     }
 
     /// Row `i` came back from [`Planner::next`] but another agent holds it: it
-    /// is not in flight here, and it stands as the store has it (`stored`).
+    /// is not in flight here, it stands as the store has it (`stored`), and
+    /// [`Planner::next`] passes it over until the next [`Planner::sync`].
     pub fn not_claimed(&mut self, i: usize, stored: Option<&CampaignRow>) {
         self.in_flight.remove(&i);
+        self.held_elsewhere.insert(i);
         match stored {
             Some(s) => self.rows[i] = s.clone(),
             None => self.rows[i].attempts = self.rows[i].attempts.saturating_sub(1),
@@ -629,6 +641,7 @@ pub async fn run(config: Config, csv: &Path) -> Result<Summary, CampaignError> {
         agent_config.agent.vars.entry(key.clone()).or_default();
     }
     let mut agent = agent::start_agent(&agent_config).await?;
+    agent.close_calls_of_previous_run();
     let mut callbacks = Scheduler::open(&config)?;
     let progress = Progress::new(&planner);
     let mut calls: HashMap<String, usize> = HashMap::new();
@@ -795,10 +808,15 @@ fn claim(store: &mut Store, campaign: i64, me: &str, planner: &mut Planner, i: u
         return Claim::Taken;
     }
     // A previous attempt that never finished (its `outcome` was not written
-    // after the call was placed) belongs to an agent that died mid-call.
+    // after the call was placed) belongs to an agent that died mid-call. A live
+    // agent closes that call `interrupted` once the dead one has been silent for
+    // 15 s, which can come after its claim lapsed (20 s after its last renewal):
+    // a call still open counts as cut too, or an answered callee would be
+    // dialled again.
     if let Some(last) = r.last_call_id.filter(|_| seen > 0) {
         if let Ok(d) = store.show(last) {
-            let cut = d.call.outcome.as_deref() == Some(crate::store::INTERRUPTED);
+            let cut = d.call.outcome.as_deref() == Some(crate::store::INTERRUPTED)
+                || d.call.ended_at.is_none();
             // The opening line is written when the callee answers.
             let answered = !d.turns.is_empty();
             if cut && answered {
@@ -1023,6 +1041,95 @@ mod tests {
         assert_eq!(merged[1], stored[1]);
         assert_eq!(merged[2].status, RowStatus::Pending);
         assert_eq!(merged[2].vars["name"], "丁");
+    }
+
+    #[test]
+    fn rows_another_agent_holds_do_not_take_this_agents_call_slots() {
+        // Another agent is in calls on rows 0 and 1: this one dials rows 2 and 3
+        // meanwhile, instead of failing to claim rows 0 and 1 every tick.
+        let mut p = planner("target\n1001\n1002\n1003\n1004\n", 2, &[]);
+        let now = t("2026-11-25T10:00:00+08:00");
+        assert_eq!(
+            p.next(now, &HashSet::new(), 0),
+            vec![Step::Dial(0), Step::Dial(1)]
+        );
+        let mut elsewhere = p.rows().to_vec();
+        for i in [0, 1] {
+            p.not_claimed(i, Some(&elsewhere[i]));
+        }
+        assert_eq!(
+            p.next(now, &HashSet::new(), 0),
+            vec![Step::Dial(2), Step::Dial(3)]
+        );
+        p.finished(2, false, "not_found", now);
+        p.finished(3, false, "not_found", now);
+        assert_eq!(p.next(now, &HashSet::new(), 0), vec![], "held until a sync");
+        // After a sync they are tried again (their agent may have died); one
+        // finished there meanwhile.
+        elsewhere[1].status = RowStatus::Done;
+        elsewhere[2] = p.row(2).clone();
+        elsewhere[3] = p.row(3).clone();
+        p.sync(&elsewhere);
+        assert_eq!(p.next(now, &HashSet::new(), 0), vec![Step::Dial(0)]);
+    }
+
+    #[test]
+    fn a_row_answered_on_a_dead_agent_is_not_dialled_again_before_its_call_is_closed() {
+        use crate::store::{TurnLine, TurnWrite};
+        let mut store = Store::in_memory().unwrap();
+        let campaign = store.open_campaign("/tmp/rows.csv", "t0").unwrap();
+        let rows = merge_rows(&parse("target,name\n1001,王芳\n").unwrap(), &[]);
+        store.save_campaign_row(campaign, &rows[0]).unwrap();
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            delays: vec![],
+        };
+        let now = t("2026-11-25T10:00:00+08:00");
+        // Agent a claims and dials the row, the callee answers (the opening line
+        // is written), and a dies with the call open.
+        let mut a = Planner::new(rows.clone(), 2, policy.clone(), HashSet::new());
+        assert_eq!(a.next(now, &HashSet::new(), 0), vec![Step::Dial(0)]);
+        assert!(matches!(
+            claim(&mut store, campaign, "a", &mut a, 0),
+            Claim::Dial
+        ));
+        store.set_agent("a");
+        let call = store
+            .start_call("s.md", "outbound", Some("1001"), &rows[0].vars, "t1")
+            .unwrap();
+        let opening = TurnWrite {
+            at: "t1".into(),
+            lines: vec![TurnLine {
+                speaker: "agent".into(),
+                text: "王芳您好".into(),
+                ..TurnLine::default()
+            }],
+            ..TurnWrite::default()
+        };
+        store.write_turn(call, &opening).unwrap();
+        a.placed(0, Some(call));
+        store.save_campaign_row(campaign, a.row(0)).unwrap();
+        // Agent b: a's claim holds.
+        let stored = store.campaign_rows(campaign).unwrap();
+        let mut b = Planner::new(stored, 2, policy, HashSet::new());
+        assert_eq!(b.next(now, &HashSet::new(), 0), vec![Step::Dial(0)]);
+        assert!(matches!(
+            claim(&mut store, campaign, "b", &mut b, 0),
+            Claim::Taken
+        ));
+        // a's claim lapses (its last renewal made it end now) before any live agent
+        // closed its call: the callee was reached, the row is not dialled again.
+        assert!(store.claim_campaign_row(campaign, 2, 1, "a", 0).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        b.sync(&store.campaign_rows(campaign).unwrap());
+        assert_eq!(b.next(now, &HashSet::new(), 0), vec![Step::Dial(0)]);
+        match claim(&mut store, campaign, "b", &mut b, 0) {
+            Claim::AnsweredBeforeDeath(id) => assert_eq!(id, call),
+            Claim::Dial => panic!("the answered row was to be dialled again"),
+            Claim::Taken => panic!("a's lapsed claim still held the row"),
+        }
+        assert_eq!(b.row(0).attempts, 1, "no attempt counted");
+        assert!(store.show(call).unwrap().call.ended_at.is_none());
     }
 
     #[test]
