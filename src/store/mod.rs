@@ -525,10 +525,7 @@ impl Store {
                     "INSERT INTO callbacks (call_id, due_at, status, created_at) VALUES (?1, ?2, 'pending', ?3)",
                     vals![call_id, due, &turn.at],
                 )?;
-                tx.exec(
-                    "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
-                    vals![call_id, due],
-                )?;
+                show_callback_at(tx, call_id, due)?;
             }
             if !turn.steps.is_empty() {
                 let steps = serde_json::to_string(&turn.steps).unwrap_or_else(|_| "[]".into());
@@ -791,6 +788,15 @@ fn check_version(found: i64, shown: &str) -> Result<(), StoreError> {
             found,
         });
     }
+    Ok(())
+}
+
+/// Shows a callback's due time on its call (`records list`, the console).
+fn show_callback_at(tx: &mut dyn Sql, call_id: i64, due_at: &str) -> Result<(), StoreError> {
+    tx.exec(
+        "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
+        vals![call_id, due_at],
+    )?;
     Ok(())
 }
 

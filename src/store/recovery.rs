@@ -3,7 +3,7 @@
 //! open are closed as `interrupted`, keeping everything they collected).
 
 use super::db::vals;
-use super::{Store, StoreError};
+use super::{show_callback_at, Store, StoreError};
 
 /// Outcome written on calls that were in progress when the agent died.
 pub const INTERRUPTED: &str = "interrupted";
@@ -45,10 +45,7 @@ impl Store {
                 "INSERT INTO callbacks (call_id, due_at, status, created_at, target) VALUES (?1, ?2, 'pending', ?3, ?4)",
                 vals![call_id, due_at, created_at, target],
             )?;
-            tx.exec(
-                "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
-                vals![call_id, due_at],
-            )?;
+            show_callback_at(tx, call_id, due_at)?;
             Ok(id)
         })
     }

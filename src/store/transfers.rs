@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::db::vals;
-use super::{Store, StoreError};
+use super::{show_callback_at, Store, StoreError};
 
 /// Version 5: transfer attempts and callbacks for people.
 pub(super) const SCHEMA_V5: &str = "
@@ -128,10 +128,7 @@ impl Store {
                 "INSERT INTO person_callbacks (call_id, due_at, reason, status, created_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
                 vals![call_id, due_at, reason, created_at],
             )?;
-            tx.exec(
-                "UPDATE calls SET callback_at = ?2 WHERE id = ?1",
-                vals![call_id, due_at],
-            )?;
+            show_callback_at(tx, call_id, due_at)?;
             Ok(id)
         })
     }
