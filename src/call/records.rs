@@ -411,7 +411,7 @@ impl Writer {
                 self.on_error(e, "the agent's heartbeat");
             }
         }
-        if now >= self.next_reap && self.down_since.is_none() {
+        if now >= self.next_reap {
             self.next_reap = now + REAP_EVERY;
             let at = chrono::Local::now().fixed_offset().to_rfc3339();
             match self.store.close_calls_of_dead_agents(&at, AGENT_DEAD_SECS) {

@@ -417,9 +417,24 @@ impl Pg {
     }
 
     pub fn client(&mut self) -> Result<&mut postgres::Client, StoreError> {
-        self.client
+        Ok(self.parts()?.0)
+    }
+
+    /// The client and its statement cache, borrowed together.
+    fn parts(
+        &mut self,
+    ) -> Result<
+        (
+            &mut postgres::Client,
+            &mut HashMap<String, postgres::Statement>,
+        ),
+        StoreError,
+    > {
+        let client = self
+            .client
             .as_mut()
-            .ok_or_else(|| StoreError::Schema("the PostgreSQL connection is closed".into()))
+            .ok_or_else(|| StoreError::Schema("the PostgreSQL connection is closed".into()))?;
+        Ok((client, &mut self.cache))
     }
 }
 
@@ -488,18 +503,12 @@ impl Sql for Pg {
         Dialect::Postgres
     }
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
-        let Pg { client, cache } = self;
-        let client = client
-            .as_mut()
-            .ok_or_else(|| StoreError::Schema("the PostgreSQL connection is closed".into()))?;
+        let (client, cache) = self.parts()?;
         let st = statement(client, cache, sql)?;
         Ok(client.execute(&st, &pg_params(params))?)
     }
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        let Pg { client, cache } = self;
-        let client = client
-            .as_mut()
-            .ok_or_else(|| StoreError::Schema("the PostgreSQL connection is closed".into()))?;
+        let (client, cache) = self.parts()?;
         let st = statement(client, cache, sql)?;
         pg_rows(client.query(&st, &pg_params(params))?)
     }
@@ -552,10 +561,7 @@ impl Conn {
                 Ok(r)
             }
             Conn::Postgres(p) => {
-                let Pg { client, cache } = p.as_mut();
-                let client = client.as_mut().ok_or_else(|| {
-                    StoreError::Schema("the PostgreSQL connection is closed".into())
-                })?;
+                let (client, cache) = p.parts()?;
                 // Prepared statements belong to their connection: a reconnect makes
                 // a new `Pg`, with an empty cache.
                 let tx = client.transaction()?;
