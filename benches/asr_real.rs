@@ -65,6 +65,23 @@ fn variant(name: &str) -> Option<AsrConfig> {
             ..d
         },
         "beam5" => AsrConfig { beam_size: 5, ..d },
+        "no_long_prompt" => AsrConfig {
+            long_prompt: String::new(),
+            ..d
+        },
+        "beam5_nlp" => AsrConfig {
+            beam_size: 5,
+            long_prompt: String::new(),
+            ..d
+        },
+        "trad_long2" => AsrConfig {
+            long_prompt: "以下是普通話新聞報導中的句子。".into(),
+            ..d
+        },
+        "trad_long_prompt" => AsrConfig {
+            long_prompt: "以下是普通話的句子。".into(),
+            ..d
+        },
         _ => return None,
     })
 }
@@ -144,7 +161,9 @@ fn main() {
             stats[i].0 += e;
             stats[i].1 += t.infer_ms;
             stats[i].2 += usize::from(t.repetition || looks_looped(&t.text));
-            row[name.as_str()] = serde_json::json!({"text": t.text, "errors": e, "ms": t.infer_ms});
+            let raw: Vec<&str> = t.segments.iter().map(|s| s.text.as_str()).collect();
+            row[name.as_str()] =
+                serde_json::json!({"text": t.text, "raw": raw, "errors": e, "ms": t.infer_ms});
         }
         total += n;
         if let Some(p) = peer.get(&c.name) {

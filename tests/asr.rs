@@ -120,6 +120,7 @@ fn pool_reports_queue_wait_and_cancels_superseded_jobs() {
         id,
         samples: clip.clone(),
         hot_words: Arc::from(Vec::<String>::new()),
+        terms: Arc::from(Vec::new()),
     };
     let first = pool.submit(job(1)).unwrap();
     let second = pool.submit(job(2)).unwrap();
@@ -170,6 +171,7 @@ fn cancel_during_decoding_stops_early() {
                 id,
                 samples: clip.clone(),
                 hot_words: Arc::from(Vec::<String>::new()),
+                terms: Arc::from(Vec::new()),
             })
             .unwrap()
             .wait()
@@ -182,6 +184,7 @@ fn cancel_during_decoding_stops_early() {
             id: 2,
             samples: clip,
             hot_words: Arc::from(Vec::<String>::new()),
+            terms: Arc::from(Vec::new()),
         })
         .unwrap();
     // A quarter of the warm decode, but at most 50 ms: the warm decode was timed

@@ -35,6 +35,7 @@ fn a_crashed_worker_answers_its_job_with_an_error_and_serves_the_next() {
         id,
         samples: clip.clone(),
         hot_words: std::sync::Arc::from(Vec::<String>::new()),
+        terms: std::sync::Arc::from(Vec::new()),
     };
     let first = pool
         .submit(job(1))

@@ -48,6 +48,41 @@ fn bare(s: &str) -> String {
         .collect()
 }
 
+/// The words a call's transcripts are corrected towards ([`super::correct`]): the
+/// callee's name and Chinese variable values (names, not numbers), then the
+/// script's own uncommon nouns. FAQ questions and expected answers are not among
+/// them: rewriting a sentence towards a whole question could change its meaning.
+pub fn call_terms(script: &Script, vars: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |w: String| {
+        if !w.is_empty() && !out.contains(&w) {
+            out.push(w);
+        }
+    };
+    if let Some(n) = &script.callee_name {
+        push(bare(n));
+    }
+    for v in vars.values() {
+        push(bare(v));
+    }
+    let mut texts: Vec<&str> = vec![&script.role, &script.task, &script.opening];
+    for s in &script.steps {
+        texts.push(&s.title);
+        texts.extend(s.lines.iter().map(String::as_str));
+        texts.extend(s.conditionals.iter().map(|c| c.line.as_str()));
+        texts.extend(s.conditionals.iter().map(|c| c.condition.as_str()));
+    }
+    for q in &script.kb {
+        texts.push(&q.question);
+        texts.push(&q.answer);
+    }
+    texts.extend(script.closing.iter().map(String::as_str));
+    for t in super::correct::script_terms(texts) {
+        push(t);
+    }
+    out
+}
+
 /// Hot words for the turn after the agent's last prompt: the current step's expected
 /// answers, the call's variables (name, address), the callee's name, then the FAQ
 /// questions (shortest first, as their key terms), until [`MAX_HOT_CHARS`]. Ranked:

@@ -307,12 +307,29 @@ pub struct Transcript {
     pub repetition: bool,
     /// The text came from the short-answer re-decode.
     pub rescued: bool,
+    /// Spans rewritten as script terms (heard, term), by [`Transcript::apply_terms`].
+    pub corrections: Vec<(String, String)>,
     /// Encoder positions used.
     pub audio_ctx: u32,
     /// Audio length in milliseconds.
     pub audio_ms: u32,
     /// Time spent in this recogniser (guards + Whisper), milliseconds.
     pub infer_ms: f64,
+}
+
+impl Transcript {
+    /// Rewrites near-homophones of the call's script terms as the terms
+    /// ([`super::correct`]); the replacements are kept in `corrections`.
+    pub fn apply_terms(&mut self, terms: &[super::correct::Term]) {
+        if terms.is_empty() || self.text.is_empty() {
+            return;
+        }
+        let (text, fixes) = super::correct::correct(&self.text, terms);
+        if !fixes.is_empty() {
+            self.text = text;
+            self.corrections.extend(fixes);
+        }
+    }
 }
 
 /// Abort callback for whisper.cpp: true once the job's cancel flag is set.
@@ -459,6 +476,7 @@ impl Recognizer {
             rejected: None,
             repetition: false,
             rescued: false,
+            corrections: Vec::new(),
             audio_ctx,
             audio_ms,
             infer_ms: 0.0,

@@ -72,6 +72,7 @@ pub fn transcribe_file(
             id: i as u64,
             samples: clip,
             hot_words: Vec::new().into(),
+            terms: Vec::new().into(),
         };
         // One file never has more turns queued than the pool allows: wait when full.
         let handle = loop {

@@ -7,9 +7,12 @@
 //! - [`pool`]: the worker pool (submit → outcome channel, queue wait vs inference time,
 //!   cancellation of speculative jobs).
 //! - [`text`]: text clean-up and CER normalisation.
+//! - [`bias`] and [`correct`]: what the call's script tells the recogniser (the
+//!   prompt's expected answers, and near-homophones rewritten as script terms).
 //! - [`file`]: whole-file transcription for `tingshuo transcribe`.
 
 pub mod bias;
+pub mod correct;
 pub mod engine;
 pub mod file;
 pub mod pool;

@@ -34,6 +34,9 @@ pub struct AsrJob {
     pub samples: Vec<f32>,
     /// Per-script hot words for the prompt (may be empty).
     pub hot_words: Arc<[String]>,
+    /// The script's terms: near-homophones of them in the transcript are written
+    /// as the terms (may be empty).
+    pub terms: Arc<[super::correct::Term]>,
 }
 
 /// What comes back for every submitted job, cancelled ones included.
@@ -358,12 +361,18 @@ impl Worker {
         };
         let started = Instant::now();
         let queue_ms = started.duration_since(env.submitted).as_secs_f64() * 1e3;
-        let result = self.rec.transcribe_on(
-            &env.job.samples,
-            &env.job.hot_words,
-            Some(&env.cancel),
-            threads,
-        );
+        let result = self
+            .rec
+            .transcribe_on(
+                &env.job.samples,
+                &env.job.hot_words,
+                Some(&env.cancel),
+                threads,
+            )
+            .map(|mut t| {
+                t.apply_terms(&env.job.terms);
+                t
+            });
         let infer_ms = started.elapsed().as_secs_f64() * 1e3;
         // The submitter may have gone away (call ended): nothing to do then.
         let _ = env.reply.send(AsrOutcome {

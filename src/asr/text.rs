@@ -181,8 +181,10 @@ pub fn looks_looped(s: &str) -> bool {
 /// the real one, with a character or two changed, which [`collapse_repetitions`]
 /// cannot match. A later sentence is dropped, with all after it, when it shares a
 /// 5-character run with the text before it ([`looks_looped`]); a trailing U+FFFD
-/// (a character cut in half by the token limit) goes too. Returns the text and
-/// whether anything was dropped.
+/// (a character cut in half by the token limit) goes too. So does an unfinished
+/// last sentence that is only the start of the first one said again ("我家净水器
+/// 在漏水。我家净水": the decoder restarting on the clip's padding). Returns the
+/// text and whether anything was dropped.
 pub fn drop_repeated_tail(s: &str) -> (String, bool) {
     let mut kept = String::new();
     let mut rest = s;
@@ -195,12 +197,23 @@ pub fn drop_repeated_tail(s: &str) -> (String, bool) {
         if !kept.is_empty() && looks_looped(&format!("{kept}{sentence}")) && !looks_looped(&kept) {
             return (kept, true);
         }
+        if !kept.is_empty() && end == rest.len() && is_restart(&kept, sentence) {
+            return (kept, true);
+        }
         kept.push_str(sentence);
         rest = &rest[end..];
     }
     let trimmed = kept.trim_end_matches('\u{FFFD}');
     let cut = trimmed.len() != kept.len();
     (trimmed.to_string(), cut)
+}
+
+/// Whether an unfinished `tail` is the beginning of `text` said again.
+fn is_restart(text: &str, tail: &str) -> bool {
+    let bare = |t: &str| -> Vec<char> { t.chars().filter(|c| !is_punct_or_space(*c)).collect() };
+    // The token limit may have cut the restart's last character in half.
+    let (text, tail) = (bare(text), bare(tail.trim_end_matches('\u{FFFD}')));
+    !tail.is_empty() && tail.len() < text.len() && text.starts_with(&tail)
 }
 
 /// Chinese (full-width) punctuation where Whisper wrote ASCII next to Chinese text,
@@ -462,6 +475,21 @@ mod tests {
         assert_eq!((t.as_str(), cut), ("大力发展现在农作物众业。", true));
         let (t, cut) = drop_repeated_tail("好的。我知道了。谢谢您。");
         assert_eq!((t.as_str(), cut), ("好的。我知道了。谢谢您。", false));
+    }
+
+    #[test]
+    fn an_unfinished_restart_of_the_first_sentence_is_dropped() {
+        let (t, cut) = drop_repeated_tail("包裹能在驿站放多久。包裹");
+        assert_eq!((t.as_str(), cut), ("包裹能在驿站放多久。", true));
+        let (t, cut) = drop_repeated_tail("包裹能在驿站放多久。包裹\u{FFFD}");
+        assert_eq!((t.as_str(), cut), ("包裹能在驿站放多久。", true));
+        let (t, cut) = drop_repeated_tail("保修期内，上门收费吗。保");
+        assert_eq!((t.as_str(), cut), ("保修期内，上门收费吗。", true));
+        // A finished second sentence, or an unfinished one that is not the start
+        // of the first, is what the caller said.
+        for s in ["好的。好的。", "好的。我再想想", "包裹到了。包裹放门口"] {
+            assert_eq!(drop_repeated_tail(s), (s.to_string(), false), "{s}");
+        }
     }
 
     #[test]

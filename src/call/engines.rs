@@ -57,6 +57,8 @@ impl SpeechEngines {
         let vad = SileroModel::load(paths)?;
         let whisper = WhisperModel::load_for(paths, &asr_cfg)?;
         let asr = AsrPool::new(&whisper, Some(&vad), asr_cfg)?;
+        // The term segmenter's dictionary loads once here, not at a call's start.
+        crate::asr::correct::warm_up();
         let tts = Arc::new(TtsWorker::spawn(paths, tts_model_config(paths, tts_cfg))?);
         let phrases = Arc::new(PhraseCache::new(
             tts.clone(),

@@ -271,6 +271,8 @@ struct CallLoop<'a> {
     last_activity: Instant,
     report: CallReport,
     hot_words: Arc<[String]>,
+    /// The script's terms and the callee's name, for correcting near-homophones.
+    terms: Arc<[crate::asr::correct::Term]>,
     /// Speech length of the turn being recognised speculatively (ms).
     speech_ms: u64,
     /// The caller's current turn began by interrupting the agent.
@@ -340,6 +342,7 @@ pub fn run_call(
     let rate = if media.rate == 16_000 { 16_000 } else { 8000 };
     tracing::info!(rate, "call audio rate");
 
+    let terms = crate::asr::bias::call_terms(conv.script(), &setup.vars);
     let mut lp = CallLoop {
         setup: &setup,
         engines: &engines,
@@ -368,6 +371,7 @@ pub fn run_call(
             latencies: Vec::new(),
         },
         hot_words: Arc::from(Vec::<String>::new()),
+        terms: Arc::from(crate::asr::correct::prepare(&terms)),
         speech_ms: 0,
         turn_barged: false,
         console,
@@ -1469,6 +1473,7 @@ impl CallLoop<'_> {
             id,
             samples: audio.to_vec(),
             hot_words: self.hot_words.clone(),
+            terms: self.terms.clone(),
         };
         match self.engines.asr.submit_with(job, self.asr_tx.clone()) {
             Ok(cancel) => {
