@@ -338,6 +338,7 @@ fn step_asks_need(step: &Step) -> bool {
 /// need step is the caller's need, not a Q&A lookup.
 const PROBLEM_WORDS: &[&str] = &[
     "坏",
+    "慢",
     "不出",
     "漏",
     "响",
@@ -485,7 +486,14 @@ fn says_condition(condition: &str, text: &str) -> bool {
         .split(['，', ',', '。', '？', '！', '；', ' ', '、'])
         .filter(|c| !c.is_empty())
         .collect();
-    let near = |b: &str| {
+    // Clauses with no negation: where a condition that denies nothing can be said
+    // ("疼得厉害，晚上都睡不着" says 疼得厉害 in its first clause).
+    let plain: Vec<&str> = clauses
+        .iter()
+        .copied()
+        .filter(|cl| !cl.contains(NEG))
+        .collect();
+    let near = |b: &str, clauses: &[&str]| {
         let mut it = b.chars();
         let (Some(x), Some(y)) = (it.next(), it.next()) else {
             return false;
@@ -532,29 +540,32 @@ fn says_condition(condition: &str, text: &str) -> bool {
                     .find_map(|m| rest.strip_prefix(m))
                     .unwrap_or(&rest);
                 let verb: String = verb.chars().take(1).collect();
+                // Coming and going are one movement seen from two ends: the caller
+                // "不去了" where the script says "不来了".
+                let same_verb = |seg: &str| {
+                    seg.contains(&verb)
+                        || (verb == "来" && seg.contains('去'))
+                        || (verb == "去" && seg.contains('来'))
+                };
                 if !verb.is_empty()
                     && verb.chars().all(super::text::is_han)
                     && clauses.iter().any(|cl| {
                         NEG.iter().any(|n| {
                             cl.match_indices(*n).any(|(i, _)| {
-                                cl[i..]
-                                    .chars()
-                                    .skip(1)
-                                    .take(3)
-                                    .collect::<String>()
-                                    .contains(&verb)
+                                same_verb(&cl[i..].chars().skip(1).take(3).collect::<String>())
                             })
                         })
                     })
-                    && alt.chars().count() <= 4
+                    && alt.trim_end_matches('了').chars().count() <= 4
                 {
                     return true;
                 }
             }
         }
-        if negated != text_negated {
+        if negated && !text_negated {
             return false;
         }
+        let said_in: &[&str] = if negated { &clauses } else { &plain };
         // The value a step is about (号码 in 若对方换了号码) is its topic, not what the
         // condition says about it.
         let bigrams: Vec<String> = content_bigrams(&alt)
@@ -566,7 +577,7 @@ fn says_condition(condition: &str, text: &str) -> bool {
         }
         let said = bigrams
             .iter()
-            .filter(|b| text.contains(b.as_str()) || near(b))
+            .filter(|b| said_in.iter().any(|cl| cl.contains(b.as_str())) || near(b, said_in))
             .count();
         said >= bigrams.len().min(2)
     })
@@ -583,6 +594,10 @@ const CHANGE_WORDS: &[&str] = &[
     "不方便",
     "有事",
     "来不了",
+    "去不了",
+    "过不去",
+    "去不成",
+    "来不成",
     "赶不上",
     "不对",
     "变了",
@@ -661,6 +676,10 @@ const CALL_BUSY: &[&str] = &[
     "现在",
     "这会",
 ];
+
+/// The KB confidence of an answer the sentence encoder vouches for (or a fair
+/// character match): enough to answer a need told as a wish.
+const DENSE_ANSWER: f32 = 0.25;
 
 /// ASR confidence under which free-form content is asked again.
 const MIN_CONFIDENCE: f32 = 0.35;
@@ -842,6 +861,181 @@ fn without_value_clauses(text: &str) -> String {
     } else {
         kept.join("，")
     }
+}
+
+/// "下周吧", "过几天再说": a time asked for with neither a day nor an hour in what
+/// follows the refusal.
+fn vague_time(text: &str) -> bool {
+    let tail = CHANGE_WORDS
+        .iter()
+        .filter_map(|w| text.rfind(w).map(|i| i + w.len()))
+        .max()
+        .map_or(text, |i| &text[i..]);
+    let clock = [
+        "点", ":", "：", "上午", "下午", "早上", "晚上", "中午", "傍晚", "号",
+    ]
+    .iter()
+    .any(|w| tail.contains(w));
+    let loose = [
+        "下周",
+        "下个星期",
+        "下星期",
+        "下礼拜",
+        "过几天",
+        "过两天",
+        "改天",
+        "下个月",
+        "以后",
+    ]
+    .iter()
+    .any(|w| tail.contains(w));
+    loose && !clock && slots::date_words(tail).is_none()
+}
+
+/// A step that asks whether the callee is the person called ("请问您是王建华本人吗？").
+fn is_identity_step(st: &Step) -> bool {
+    st.title.contains("身份") || st.text().contains("本人")
+}
+
+/// "可以，复诊要多久啊" / "行，我这边需要提前收拾点什么吗": a plain yes as the first
+/// clause and a question after it; the question, or `None`. A question that changes
+/// or puts a condition on the yes ("可以，能不能改到下午") is not split off.
+fn yes_then_question(text: &str, now: DateTime<FixedOffset>) -> Option<String> {
+    let (first, rest) = text.split_once(['，', ',', '。', ' '])?;
+    let first = normalize(first);
+    const YES: &[&str] = &[
+        "可以",
+        "可以的",
+        "行",
+        "行的",
+        "好",
+        "好的",
+        "能",
+        "能来",
+        "能去",
+        "对",
+        "是",
+        "是的",
+        "没问题",
+        "嗯",
+        "嗯嗯",
+        "没事",
+        "都行",
+        "行啊",
+        "好啊",
+        "可以啊",
+    ];
+    if !YES.contains(&first.as_str()) {
+        return None;
+    }
+    let rest = rest.trim();
+    let asked = classify(rest, now);
+    let changes = says_change(rest)
+        || slots::wanted_time(rest, now).is_some()
+        || ["改", "换", "不过", "但是", "可是"]
+            .iter()
+            .any(|w| rest.contains(w));
+    (asked.question_like && asked.intent == Intent::Question && !changes).then(|| rest.to_string())
+}
+
+/// "你们要来修洗衣机是吧": a guess at why the agent rings, put up for a yes, in the
+/// words of the agent's own line: the call's purpose confirmed, not a Q&A question.
+fn echoes_purpose(text: &str, line: &str) -> bool {
+    let t = normalize(text);
+    let tagged = ["是吧", "对吧", "是不是", "对不对", "是吗", "对吗", "吧"]
+        .iter()
+        .any(|w| t.ends_with(w));
+    tagged
+        && content_bigrams(&t)
+            .iter()
+            .filter(|b| line.contains(b.as_str()))
+            .count()
+            >= 2
+}
+
+/// The remark in a reply to "满意吗？有什么意见…" that also says there is nothing
+/// else ("一般吧，电话等得有点久，没别的了"): the whole reply when it holds more than
+/// the "nothing else" and a one-word verdict.
+fn feedback_remark(text: &str) -> Option<&str> {
+    let mut rest = text.to_string();
+    for w in [
+        "没别的问题了",
+        "没有别的问题了",
+        "没其他问题了",
+        "没别的了",
+        "没别的",
+        "没有了",
+        "没了",
+        "没有",
+        "谢谢你",
+        "谢谢",
+        "满意",
+        "挺好的",
+        "挺好",
+        "还行",
+        "可以",
+    ] {
+        rest = rest.replace(w, "");
+    }
+    (rest.chars().filter(|c| super::text::is_han(*c)).count() >= 4).then_some(text)
+}
+
+/// The clause of a step's own line that says where the asked value is found
+/// ("…供热户号，在缴费发票或者供热卡上，…" → "在缴费发票或者供热卡上").
+fn where_in_line(line: &str) -> Option<String> {
+    line.split(['，', ',', '。', '；', '？', '?', '！'])
+        .map(str::trim)
+        .find(|cl| {
+            let cl = cl
+                .trim_start_matches("一般")
+                .trim_start_matches('就')
+                .trim_start_matches('都');
+            cl.starts_with('在') && cl.chars().count() >= 4
+        })
+        .map(str::to_string)
+}
+
+/// Whether `text` asks where something is ("户号在哪能看到啊").
+fn asks_where(text: &str) -> bool {
+    ["在哪", "哪里", "哪儿", "去哪", "什么地方", "哪能", "哪看"]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
+/// A time the caller's question pins with a part of the day ("下午最晚几点还给打？")
+/// that a line said earlier in the call answers ("…下午一点半到四点都可以"): that
+/// clause of the line.
+fn time_in_lines<'a>(question: &str, lines: impl Iterator<Item = &'a str>) -> Option<String> {
+    if !["几点", "什么时候", "最晚", "最早", "多晚", "多早"]
+        .iter()
+        .any(|w| question.contains(w))
+    {
+        return None;
+    }
+    const PARTS: &[&str] = &[
+        "上午",
+        "下午",
+        "中午",
+        "早上",
+        "晚上",
+        "周末",
+        "周六",
+        "周日",
+        "工作日",
+        "平时",
+    ];
+    let parts: Vec<&str> = PARTS
+        .iter()
+        .copied()
+        .filter(|p| question.contains(p))
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    lines
+        .flat_map(|l| l.split(['，', '。', '；', '？', '！', ',', '、']))
+        .find(|cl| parts.iter().all(|p| cl.contains(p)) && cl.contains('点'))
+        .map(|cl| cl.trim().to_string())
 }
 
 fn is_question_kind(k: StepKind) -> bool {
@@ -1393,6 +1587,36 @@ impl Conversation {
         (value[s..e] != *new).then(|| (key, kind, format!("{}{new}{}", &value[..s], &value[e..])))
     }
 
+    /// "是我是我，正好昨天刚量过，一百三十四，八十六": a reading given with the yes,
+    /// for step `j` when it asks for one (…是多少？): the clauses after the yes, in
+    /// digits.
+    fn prefill_reading(&mut self, text: &str, j: usize) {
+        let Some(st) = self.script.steps.get(j) else {
+            return;
+        };
+        if st.kind != StepKind::Info
+            || !st.text().contains("多少")
+            || self.prefill.contains_key(&j)
+            || matches!(
+                st.field,
+                Some(FieldKind::Phone | FieldKind::Serial | FieldKind::Address | FieldKind::Time)
+            )
+        {
+            return;
+        }
+        let Some((_, rest)) = text.split_once(['，', ',', '。', ' ']) else {
+            return;
+        };
+        let digits = slots::numerals_to_digits(rest);
+        let numbers = digits
+            .split(|ch: char| !ch.is_ascii_digit())
+            .filter(|r| r.len() >= 2)
+            .count();
+        if numbers >= 1 {
+            self.prefill.insert(j, digits.trim().to_string());
+        }
+    }
+
     /// Values for later steps that the caller already gave ("漏水了，编号是QS…").
     fn prefill_from(&mut self, text: &str, after: usize, now: DateTime<FixedOffset>) {
         for j in after..self.script.steps.len() {
@@ -1579,13 +1803,12 @@ impl Conversation {
         }
         if let Some(v) = self.prefill.remove(&i) {
             // Already answered earlier in the call: record and skip the question.
-            if let Some(kind) = self.script.steps[i].field {
-                let key = self.script.steps[i].title.clone();
-                self.set_field(&key, &v, kind, actions);
-                self.path.push(self.script.steps[i].id());
-                self.enter_step(i + 1, actions);
-                return;
-            }
+            let kind = self.script.steps[i].field.unwrap_or(FieldKind::Text);
+            let key = self.script.steps[i].title.clone();
+            self.set_field(&key, &v, kind, actions);
+            self.path.push(self.script.steps[i].id());
+            self.enter_step(i + 1, actions);
+            return;
         }
         self.state = State::Step(i);
         self.path.push(self.script.steps[i].id());
@@ -1757,7 +1980,7 @@ impl Conversation {
                 self.finish(Outcome::DoNotCall, &mut actions);
                 return self.result(c.intent, actions, None);
             }
-            Intent::WrongPerson => {
+            Intent::WrongPerson if super::intent::family_proxy(&c.text).is_none() => {
                 actions.push(self.builtin(WRONG_PERSON));
                 self.record("reason", "wrong_person", &mut actions);
                 self.finish(Outcome::Declined, &mut actions);
@@ -1765,7 +1988,16 @@ impl Conversation {
             }
             Intent::Repeat => {
                 self.repeats += 1;
-                let lines = self.last_lines.clone();
+                let lines: Vec<Action> = self
+                    .last_lines
+                    .iter()
+                    .filter(|a| !matches!(a, Action::Say { text, .. } if text == EMPATHY))
+                    .cloned()
+                    .collect();
+                // "说了多少遍了听不清！": the apology comes before the repeat.
+                if c.upset {
+                    actions.push(self.builtin(EMPATHY));
+                }
                 if self.repeats >= 2 {
                     actions.push(self.builtin(REPHRASE_PREFIX));
                     let text = match self.state {
@@ -1836,6 +2068,32 @@ impl Conversation {
         self.prefill_from(text, 0, now);
     }
 
+    /// "我是锦华小区的，十二号楼三单元四零二，家里暖气…": an address said with the need
+    /// where no step asks for one is written down all the same.
+    fn note_address(&mut self, text: &str, actions: &mut Vec<Action>) {
+        if self
+            .script
+            .steps
+            .iter()
+            .any(|st| st.field == Some(FieldKind::Address))
+        {
+            return;
+        }
+        let has_place = ["号楼", "单元", "栋", "幢", "室", "小区", "路", "街"]
+            .iter()
+            .filter(|w| text.contains(*w))
+            .count()
+            >= 2;
+        if !has_place {
+            return;
+        }
+        if let Some(a) = slots::extract_address(text) {
+            if !self.fields.values().any(|v| v.contains(a.as_str())) {
+                self.set_field("地址", &a, FieldKind::Address, actions);
+            }
+        }
+    }
+
     /// The utterance as it stands after a self-correction (see `on_utterance`).
     fn after_correction(&self, c: Classified, now: DateTime<FixedOffset>) -> Classified {
         if matches!(
@@ -1869,6 +2127,26 @@ impl Conversation {
         }
         let stating_need = self.current_kind() == StepKind::AnyQuestions
             || (self.state == State::Step(0) && self.answered == 0);
+        // "一百五十二，九十……哦不对，我看岔了，是一百二十五，九十" where a reading is
+        // asked and nothing was given before: the answer is what follows the cue.
+        // (A typed value's own extraction reads past the cue already.)
+        let answering = matches!(self.state, State::Step(i)
+            if self.script.steps[i].kind == StepKind::Info
+                && matches!(self.script.steps[i].field, None | Some(FieldKind::Text)));
+        if !stating_need && answering {
+            if let Some((before, after)) = slots::split_at_last_strong_correction(&c.text) {
+                let said_before = before.chars().filter(|ch| ch.is_alphanumeric()).count() >= 2;
+                let after = after.trim_start_matches(|ch: char| !ch.is_alphanumeric());
+                if said_before && after.chars().filter(|ch| ch.is_alphanumeric()).count() >= 2 {
+                    let mut k = classify(after, now);
+                    if matches!(k.intent, Intent::Negative | Intent::Agree) {
+                        k.intent = Intent::Statement;
+                    }
+                    return k;
+                }
+            }
+            return c;
+        }
         if !stating_need {
             return c;
         }
@@ -2193,6 +2471,17 @@ impl Conversation {
                 Some((hit.index, hit.confidence))
             }
             None => {
+                let last = self.step_index().unwrap_or(self.script.steps.len() - 1);
+                let said = std::iter::once(self.script.opening.as_str()).chain(
+                    self.script.steps[..=last.min(self.script.steps.len() - 1)]
+                        .iter()
+                        .flat_map(|s| s.lines.iter().map(String::as_str)),
+                );
+                if let Some(clause) = time_in_lines(&c.text, said) {
+                    actions.push(self.say(&format!("{clause}。"), None, true));
+                    self.answered += 1;
+                    return None;
+                }
                 actions.push(self.builtin(HOLDING));
                 self.record("open_questions", &c.text, actions);
                 None
@@ -2351,6 +2640,16 @@ impl Conversation {
             FieldKind::Time => slots::wanted_time(&c.text, now),
             // "做一次保养得弄多久": a question is no count, nor a name.
             FieldKind::Number | FieldKind::Name if c.question_like => None,
+            // "请问您的宽带账号或者登记的手机号是多少？": either answers.
+            FieldKind::Phone => slots::extract(kind, &c.text, now).or_else(|| {
+                let either = ["账号", "帐号", "户号", "编号", "卡号", "客户号"]
+                    .iter()
+                    .any(|w| st.text().contains(w));
+                either
+                    .then(|| slots::extract(FieldKind::Serial, &c.text, now))
+                    .flatten()
+                    .filter(|v| v.chars().any(|ch| ch.is_ascii_alphabetic()) || v.len() >= 6)
+            }),
             _ => slots::extract(kind, &c.text, now),
         };
         let change = says_change(&c.text);
@@ -2372,6 +2671,15 @@ impl Conversation {
                 let hit = self.trailing_question(&c.text, now, actions);
                 self.advance(actions);
                 return Some(hit);
+            }
+            // "户号在哪能看到啊": the step's own line says where; say that part again.
+            if c.question_like && asks_where(&c.text) {
+                if let Some(clause) = where_in_line(&st.text()) {
+                    actions.push(self.say(&format!("{clause}。"), Some(i), true));
+                    let q = short_question(&st.text());
+                    actions.push(self.say(&q, Some(i), true));
+                    return Some(None);
+                }
             }
             if let Some((line, k)) = self.branch_line(i, &c.text) {
                 self.branches_taken.insert(i);
@@ -2447,6 +2755,15 @@ impl Conversation {
                 && !step_text.contains(v.as_str())
                 && !step_text.contains(&tail)
         });
+        // "明天不行，下周吧": a week is no time to book; ask for the day and hour.
+        if kind == FieldKind::Time && change && self.branch_kind.is_none() && vague_time(&c.text) {
+            match self.branch_line(i, &c.text) {
+                Some((line, _)) => actions.push(self.say(&line, Some(i), true)),
+                None => actions.push(self.builtin(ASK_NEW_VALUE)),
+            }
+            self.branch_kind = Some(FieldKind::Time);
+            return Some(None);
+        }
         if let Some(v) = value.filter(|_| change || differs || self.branch_kind.is_some()) {
             self.set_field(&key, &v, kind, actions);
             let said = if kind == FieldKind::Time {
@@ -2569,6 +2886,33 @@ impl Conversation {
             actions.push(self.say(&q, None, true));
             return Some(None);
         }
+        // A question answered, then a bare number ("我手机号是138…"): the contact for
+        // the follow-up, which the step after the need collects; the call goes on.
+        if has_value
+            && !problem
+            && !need_besides
+            && c.intent != Intent::Question
+            && self.state == State::Opening
+            && self.answered > 0
+            && self.script.steps.len() > 1
+        {
+            self.note_values(&c.text, now, actions);
+            if !self.prefill.contains_key(&1) {
+                let v = match self.script.steps[1].field {
+                    Some(FieldKind::Phone) => slots::extract_phone(&c.text)
+                        .filter(|p| p.len() >= 7)
+                        .or_else(|| slots::extract_serial(&c.text)),
+                    Some(FieldKind::Serial) => slots::extract_serial(&c.text),
+                    _ => None,
+                };
+                if let Some(v) = v {
+                    self.prefill.insert(1, v);
+                }
+            }
+            actions.push(self.builtin(OK_SHORT));
+            self.enter_step(1, actions);
+            return Some(None);
+        }
         // A problem the Q&A solves outright is answered (and noted as the need); the
         // clauses that only carry a number do not take part in the match.
         let query = without_value_clauses(&c.text);
@@ -2586,7 +2930,20 @@ impl Conversation {
             .iter()
             .any(|w| e.question.contains(w));
             let reported_fault = problem && c.intent != Intent::Question && !troubleshoots;
-            if h.confidence >= 0.5 && !need_question && !reported_fault {
+            // A trouble the Q&A tells what to do about ("网速慢得要命" for "网速特别慢
+            // 是什么原因？") is answered on the retriever's word; anything else only
+            // on a strong character match.
+            // A wish ("我要出国了，家里宽带想销户") asks for what the entry tells how to do.
+            let wish = !problem
+                && [
+                    "我想", "想要", "我要", "打算", "希望", "帮我", "想把", "想给",
+                ]
+                .iter()
+                .any(|w| c.text.contains(w));
+            let sure = h.confidence >= 0.5
+                || troubleshoots && (problem || c.intent == Intent::Question)
+                || wish && h.confidence >= DENSE_ANSWER;
+            if sure && !need_question && !reported_fault {
                 self.record(&first.title, &c.text, actions);
                 self.prefill_from(&c.text, 1, now);
                 let asked = Classified {
@@ -2607,6 +2964,7 @@ impl Conversation {
         self.record(&first.title, &c.text, actions);
         self.typed.push((first.title.clone(), FieldKind::Text));
         self.prefill_from(&c.text, 1, now);
+        self.note_address(&c.text, actions);
         // "暖气片往外滋水" with 若用户说暖气漏水或者喷水：“请您先把阀门关上…”: the
         // first step's branch is said, then the flow goes on.
         let branch = first
@@ -2660,15 +3018,80 @@ impl Conversation {
                 Intent::Question | Intent::Statement | Intent::AskIdentity | Intent::Negative
             )
         {
+            // "你们不会是骗子吧，上门检查还要收钱那种": the reassurance, then what
+            // the rest of the sentence asks, when the Q&A knows it.
+            let rest: Vec<&str> = c
+                .text
+                .split(['，', ',', '。', '？', '?', '！', '；'])
+                .filter(|cl| !cl.trim().is_empty() && !WORRY.iter().any(|w| cl.contains(w)))
+                .collect();
+            let rest = rest.join("，");
             let hit = match self.kb.answer(&c.text).filter(|(h, _)| h.confidence >= 0.5) {
                 Some(_) => self.answer_question(c, actions),
                 None => {
                     actions.push(self.builtin(REASSURE));
-                    None
+                    let asks_more = rest.chars().filter(|ch| super::text::is_han(*ch)).count() >= 4
+                        && self.kb.answer(&rest).is_some();
+                    if asks_more {
+                        let asked = Classified {
+                            text: rest,
+                            ..c.clone()
+                        };
+                        self.answer_question(&asked, actions)
+                    } else {
+                        None
+                    }
                 }
             };
             self.resume(actions);
             return hit;
+        }
+        // "我是他儿子，有什么事跟我说吧": a relative answers for the callee; the
+        // script's line for that case (若接电话的是家属：…) is said and the call goes on
+        // past the identity question.
+        if matches!(self.state, State::Opening) || self.step_index() == Some(0) {
+            if let Some(relation) = super::intent::family_proxy(&c.text) {
+                self.record("代接", relation, actions);
+                let line = self.script.steps.iter().take(2).find_map(|st| {
+                    st.conditionals
+                        .iter()
+                        .find(|b| {
+                            ["家属", "家人", "家里人", "代接", "亲属", "子女", "其他人"]
+                                .iter()
+                                .any(|k| b.condition.contains(k))
+                        })
+                        .map(|b| b.line.clone())
+                });
+                match line {
+                    Some(l) => actions.push(self.say(&l, self.step_index(), true)),
+                    None => actions.push(self.builtin(OK_SHORT)),
+                }
+                let mut next = match self.state {
+                    State::Opening => usize::from(self.skip_first_step),
+                    State::Step(i) => i + 1,
+                    _ => 0,
+                };
+                if self.script.steps.get(next).is_some_and(is_identity_step) {
+                    next += 1;
+                }
+                self.enter_step(next, actions);
+                return None;
+            }
+        }
+        // "可以，复诊要多久啊": a yes to the step's question and a question of the
+        // caller's own in one breath: the yes is taken, the question answered, and
+        // the call goes on.
+        if let (StepKind::Confirm, Some(i)) = (kind, self.step_index()) {
+            if let Some(rest) = yes_then_question(&c.text, now) {
+                if self.branch_kind.is_none() && !self.branch_offer {
+                    let title = self.script.steps[i].title.clone();
+                    self.record(&format!("confirm:{title}"), "是", actions);
+                    let asked = classify(&rest, now);
+                    let hit = self.answer_question(&asked, actions);
+                    self.advance(actions);
+                    return hit;
+                }
+            }
         }
         // The answer to a branch's own offer ("…我们可以送货上门，您需要送上门吗？").
         if let (Some(i), true) = (self.step_index(), self.branch_offer) {
@@ -2752,6 +3175,11 @@ impl Conversation {
                 intent = Intent::Negative;
             }
         }
+        // "晚上打游戏老卡，是不是你们网有问题": small-talk words in a sentence the Q&A
+        // answers are part of a service question.
+        if intent == Intent::OffTopic && c.question_like && self.kb.answer(&c.text).is_some() {
+            intent = Intent::Question;
+        }
         // "嗯，墙上要打孔…" : a filler does not make a question an acknowledgement.
         if intent == Intent::Agree
             && !is_short(&c.text)
@@ -2829,8 +3257,22 @@ impl Conversation {
             }
             Intent::Question | Intent::AskIdentity => {
                 // Before the content starts, "什么事？/哪位？" is answered by the steps.
+                let about_the_call = is_short(&c.text)
+                    || [
+                        "什么事",
+                        "啥事",
+                        "哪位",
+                        "谁",
+                        "干嘛",
+                        "干什么",
+                        "哪里打",
+                        "哪打",
+                    ]
+                    .iter()
+                    .any(|w| c.text.contains(w));
                 if matches!(kind, StepKind::Convenience)
-                    && self.kb.answer(&c.text).is_none()
+                    && (about_the_call && self.kb.answer(&c.text).is_none()
+                        || echoes_purpose(&c.text, &self.current_text()))
                     && c.intent != Intent::AskIdentity
                 {
                     self.advance(actions);
@@ -2872,7 +3314,11 @@ impl Conversation {
             }
             Intent::Negative => {
                 match kind {
-                    StepKind::Feedback => self.record("feedback", "无", actions),
+                    StepKind::Feedback => {
+                        // "一般吧，电话等得有点久，没别的了": the remark is the feedback.
+                        let remark = feedback_remark(&c.text);
+                        self.record("feedback", remark.unwrap_or("无"), actions)
+                    }
                     StepKind::SpecialNeed => self.record("special_need", "无", actions),
                     StepKind::Confirm => self.record(&format!("confirm:{title}"), "否", actions),
                     _ => {}
@@ -2891,6 +3337,11 @@ impl Conversation {
                     if !is_short(&c.text) {
                         let next = self.step_index().map_or(0, |i| i + 1);
                         self.prefill_from(&c.text, next, now);
+                        let entered = match self.state {
+                            State::Opening => usize::from(self.skip_first_step),
+                            _ => next,
+                        };
+                        self.prefill_reading(&c.text, entered);
                     }
                 }
                 if kind == StepKind::AnyQuestions
@@ -3028,4 +3479,117 @@ pub enum Expecting {
     CallbackTime,
     Email,
     EmailConfirmation,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap()
+    }
+
+    #[test]
+    fn conditions_said_in_a_plain_clause() {
+        assert!(says_condition("若客户说疼得厉害", "疼得厉害，晚上都睡不着"));
+        assert!(says_condition(
+            "若对方说疼得厉害",
+            "这两天疼得厉害，饭都吃不下"
+        ));
+        // The condition denied in the same clause is not said.
+        assert!(!says_condition(
+            "若客户说疼得厉害",
+            "不是疼得厉害，就是有点酸"
+        ));
+        assert!(!says_condition("若对方说今年已经打过了", "今年还没打过"));
+    }
+
+    #[test]
+    fn coming_and_going_are_one_verb() {
+        assert!(says_condition("若客户不打算来了", "这次不去了，帮我取消吧"));
+        assert!(says_condition("若对方不来了", "我不来了"));
+        assert!(says_condition("若客户不去了", "算了我不来了"));
+        assert!(!says_condition("若客户不打算来了", "我能来"));
+    }
+
+    #[test]
+    fn yes_and_a_question() {
+        assert_eq!(
+            yes_then_question("可以，复诊要多久啊", now()).as_deref(),
+            Some("复诊要多久啊")
+        );
+        assert_eq!(
+            yes_then_question("行，我这边需要提前收拾点什么吗", now()).as_deref(),
+            Some("我这边需要提前收拾点什么吗")
+        );
+        assert!(yes_then_question("好的，停车方便吗", now()).is_some());
+        // A condition on the yes, or a change, is not split off.
+        assert!(yes_then_question("可以，能不能改到下午", now()).is_none());
+        assert!(yes_then_question("行，明天下午三点可以吗", now()).is_none());
+        assert!(yes_then_question("复诊要多久啊", now()).is_none());
+    }
+
+    #[test]
+    fn loose_times() {
+        assert!(vague_time("明天不行，下周吧"));
+        assert!(vague_time("这周没空，过几天吧"));
+        assert!(!vague_time("明天不行，下周一下午两点"));
+        assert!(!vague_time("改到下周三"));
+        assert!(!vague_time("下周上午都可以"));
+    }
+
+    #[test]
+    fn where_and_when_said_in_the_line() {
+        assert_eq!(
+            where_in_line("请您报一下供热户号，在缴费发票或者供热卡上，是八位数字。").as_deref(),
+            Some("在缴费发票或者供热卡上")
+        );
+        assert_eq!(
+            where_in_line("麻烦您看一下，编号一般在机器背面的标签上。").as_deref(),
+            None
+        );
+        assert_eq!(
+            where_in_line("取件码一般在短信里，您报一下后四位。").as_deref(),
+            None
+        );
+        assert_eq!(
+            where_in_line("卡号就在医保卡正面，请您念一下。").as_deref(),
+            None
+        );
+        assert_eq!(
+            where_in_line("请您报一下卡号，就在医保卡正面，一共十位。").as_deref(),
+            Some("就在医保卡正面")
+        );
+        assert!(asks_where("户号在哪能看到啊"));
+        assert!(asks_where("这个编号去哪找"));
+        assert!(!asks_where("我找不到"));
+        let lines = ["您看哪天过来打？周一到周五上午八点到十一点半、下午一点半到四点都可以。"];
+        assert_eq!(
+            time_in_lines("对了，下午最晚几点还给打？", lines.iter().copied()).as_deref(),
+            Some("下午一点半到四点都可以")
+        );
+        assert_eq!(
+            time_in_lines("上午几点开始", lines.iter().copied()).as_deref(),
+            Some("周一到周五上午八点到十一点半")
+        );
+        assert!(time_in_lines("周末几点开门", lines.iter().copied()).is_none());
+        assert!(time_in_lines("要带什么", lines.iter().copied()).is_none());
+    }
+
+    #[test]
+    fn feedback_with_a_remark() {
+        assert!(feedback_remark("一般吧，电话等得有点久，没别的了").is_some());
+        assert!(feedback_remark("满意，就是希望晚上也有人接，没有了").is_some());
+        assert!(feedback_remark("满意，没别的问题了").is_none());
+        assert!(feedback_remark("挺好的，没有了").is_none());
+    }
+
+    #[test]
+    fn guesses_at_the_purpose() {
+        let line = "打电话跟您确认明天洗衣机上门维修的事，您现在方便吗？";
+        assert!(echoes_purpose("你们要来修洗衣机是吧", line));
+        assert!(echoes_purpose("是明天上门维修对吧", line));
+        assert!(!echoes_purpose("你们那边有没有卖烘干机的", line));
+        assert!(!echoes_purpose("洗衣机维修要多少钱", line));
+    }
 }

@@ -347,6 +347,15 @@ fn families() -> &'static Families {
             "闹心",
             "听不清楚",
             "一点都听不见",
+            // Exasperation: a complaint with 死了 or money thrown away.
+            "慢死",
+            "卡死",
+            "吵死",
+            "冻死",
+            "冷死",
+            "热死",
+            "打水漂",
+            "白扔",
         ]),
         transfer: Keywords::new(&[
             // Any other verb with a lone 人工 (我要个人工, Whisper's 我要在人工 for a
@@ -511,6 +520,11 @@ fn families() -> &'static Families {
             "再说吧",
             "再聊",
             "打来",
+            "打我",
+            "回个电话",
+            "回电话",
+            "给我打",
+            "打个电话给我",
         ]),
         decline: Keywords::new(&[
             "跟我有什么关系",
@@ -821,16 +835,28 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
                 // Verbs and adjectives callers ask with; not 在 (现在不在 is a statement).
                 w[0] == w[2]
                     && (w[1] == '不' || w[1] == '没')
-                    && "是要能会有行好对收用去来需够贵远多想肯愿知认记可给送换退开方".contains(w[0])
+                    && "是要能会有行好对收用去来需够贵远多想肯愿知认记可给送换退开方做办管修装卖接交".contains(w[0])
             });
     // Question words by characters only: their sound-alikes are ordinary content
     // ("底下全是水" is not "是谁").
     // "师傅会先打电话吧": a guess put up for confirmation is a question, unless it
     // proposes a time ("明天上午十点吧").
+    // "可以的，发吧" / "行，就这么办吧": a yes followed by a go-ahead is no guess.
+    // The guess is the last clause ("是我，方便，你说吧" ends in a go-ahead).
+    let last_clause = normalize(
+        text.trim_end_matches(['。', '！', '!', ' '])
+            .rsplit(['，', ',', '。', '；', ' '])
+            .next()
+            .unwrap_or(text),
+    );
+    let after_yes = ["可以的", "可以", "好的", "行", "好", "嗯"]
+        .iter()
+        .find_map(|y| last_clause.strip_prefix(y))
+        .unwrap_or(&last_clause);
     let tag_q = norm.ends_with('吧')
         && ["会", "能", "应该", "可以", "是", "不要紧", "没事", "没问题"]
             .iter()
-            .any(|m| norm.contains(m))
+            .any(|m| after_yes.contains(m))
         && callback.is_none();
     // "我在菜市场呢": the durative 呢 after 在 tells what the caller is doing.
     let unquestioned: String = text
@@ -842,11 +868,13 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
                 && !["什么", "哪", "谁", "怎", "几", "多少", "吗"]
                     .iter()
                     .any(|w| body.contains(w));
-            if durative {
+            let cl = if durative {
                 cl.replacen('呢', "", 1)
             } else {
                 cl.to_string()
-            }
+            };
+            // "不怎么疼" is "not very sore": 怎么 after 不 asks nothing.
+            cl.replace("不怎么", "不太")
         })
         .collect();
     let norm_q = normalize(&unquestioned);
@@ -863,7 +891,7 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         wants_docs,
         question_like,
         negative_word,
-        upset: f.upset.any_in(&ph) || f.abusive.any_in(&ph),
+        upset: upset_in(f, &norm, &ph),
     };
     c.intent = if norm.is_empty() {
         Intent::Silence
@@ -901,7 +929,8 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Decline
     } else if wants_docs {
         Intent::DocsRequest
-    } else if f.identity.any_in(&ph) {
+    } else if f.identity.any_in(&ph) && (c.question_like || norm.chars().count() <= 8) {
+        // "希望晚上也有真人接" wishes; it does not ask who is speaking.
         Intent::AskIdentity
     } else if f.off_topic.any_in(&ph) {
         Intent::OffTopic
@@ -972,7 +1001,140 @@ fn asks_for_person_with(f: &Families, text: &str, ph: &Phonetic) -> bool {
     } else {
         f.transfer.any_in(&Phonetic::new(&normalize(&kept)))
     };
-    said || asks_for_rengong(&kept)
+    said || asks_for_rengong(&kept) || asks_person_to_call(&kept)
+}
+
+/// Whether the upset words of `norm` are said, not denied: "不疼了" is relief, "疼死了"
+/// is not.
+fn upset_in(f: &Families, norm: &str, ph: &Phonetic) -> bool {
+    if f.abusive.any_in(ph) {
+        return true;
+    }
+    f.upset.all_in(ph).any(|k| {
+        let mut at = norm.match_indices(k).peekable();
+        if at.peek().is_none() {
+            // Matched by sound only: keep it.
+            return true;
+        }
+        at.any(|(i, _)| !norm[..i].ends_with(['不', '没', '别']))
+    })
+}
+
+/// A request that a named person or role (the doctor, an engineer, the manager)
+/// ring or speak to the caller themself: "你让周医生直接给我回个电话", "有没有工程师能
+/// 直接跟我通电话", "我想跟她本人说". A question about what a role usually does
+/// ("师傅上门前会先打电话吗") asks for nothing.
+fn asks_person_to_call(text: &str) -> bool {
+    const ROLES: &[&str] = &[
+        "医生",
+        "大夫",
+        "护士",
+        "师傅",
+        "工程师",
+        "技术员",
+        "经理",
+        "老师",
+        "专员",
+        "本人",
+        "负责的人",
+        "懂行的",
+    ];
+    const TALK: &[&str] = &[
+        "回个电话",
+        "回电话",
+        "回电",
+        "打个电话",
+        "打电话给我",
+        "给我打电话",
+        "通电话",
+        "通个电话",
+        "跟我说",
+        "和我说",
+        "跟我讲",
+        "跟我聊",
+        "接电话",
+        "联系我",
+        "本人说",
+        "本人讲",
+    ];
+    const ASKING: &[&str] = &[
+        "让",
+        "叫",
+        "请",
+        "直接",
+        "有没有",
+        "找",
+        "换",
+        "想跟",
+        "要跟",
+        "想和",
+        "要和",
+    ];
+    text.split(['，', ',', '。', '；', '！', '？', '?'])
+        .any(|cl| {
+            let role = ROLES.iter().filter_map(|r| cl.find(r)).min();
+            let talk = TALK.iter().filter_map(|t| cl.rfind(t)).max();
+            match (role, talk) {
+                (Some(r), Some(t)) if r <= t => {
+                    ASKING.iter().any(|a| cl.contains(a))
+                        && !["会不会", "会先", "会提前", "之前会", "前会"]
+                            .iter()
+                            .any(|w| cl.contains(w))
+                }
+                _ => false,
+            }
+        })
+}
+
+/// The relation of someone answering for the callee ("我是他儿子", "我是她爱人，有事跟
+/// 我说"), or `None`.
+pub fn family_proxy(text: &str) -> Option<&'static str> {
+    const RELATIONS: &[&str] = &[
+        "儿子",
+        "女儿",
+        "儿媳",
+        "女婿",
+        "老伴",
+        "爱人",
+        "老婆",
+        "老公",
+        "妻子",
+        "丈夫",
+        "媳妇",
+        "孙子",
+        "孙女",
+        "外孙",
+        "侄子",
+        "侄女",
+        "家属",
+        "家里人",
+        "妈妈",
+        "爸爸",
+        "母亲",
+        "父亲",
+        "哥哥",
+        "姐姐",
+        "弟弟",
+        "妹妹",
+        "保姆",
+        "闺女",
+    ];
+    let norm = normalize(text);
+    [
+        "我是他",
+        "我是她",
+        "我是它",
+        "我是他的",
+        "我是她的",
+        "我是病人",
+        "我是老人",
+    ]
+    .iter()
+    .filter_map(|lead| norm.find(lead).map(|i| &norm[i + lead.len()..]))
+    .find_map(|rest| {
+        let rest = rest.trim_start_matches('的');
+        RELATIONS.iter().find(|r| rest.starts_with(*r)).copied()
+    })
 }
 
 /// The text with each refusal (不要, 不用, 别 … and the four characters after it)
@@ -1132,5 +1294,83 @@ mod tests {
         );
         assert_eq!(i("技术团队值班方式"), Intent::Statement);
         assert_eq!(i("咱们能否归档所有维护过程日志"), Intent::Question);
+    }
+
+    #[test]
+    fn not_very_is_no_question() {
+        let q = |s: &str| classify(s, now()).question_like;
+        assert!(!q("还有一点点酸，不怎么疼"));
+        assert!(!q("最近不怎么咳嗽了"));
+        assert!(!q("水压不怎么大，还能用"));
+        assert!(q("怎么还不来人"));
+        assert!(q("不怎么疼了，还要去复查吗"));
+    }
+
+    #[test]
+    fn relief_is_not_upset() {
+        let upset = |s: &str| classify(s, now()).upset;
+        assert!(!upset("已经不疼了就是有点不敢咬东西"));
+        assert!(!upset("现在没疼了"));
+        assert!(upset("疼死了，晚上睡不着"));
+        assert!(upset("网速慢死了，交的钱跟打水漂一样"));
+        assert!(upset("卡死了，根本用不了"));
+    }
+
+    #[test]
+    fn a_yes_with_a_go_ahead_is_no_guess() {
+        let i = |s: &str| classify(s, now()).intent;
+        assert_eq!(i("可以的发吧"), Intent::Agree);
+        assert_eq!(i("是我，方便，你说吧"), Intent::Agree);
+        assert_eq!(i("行，就这样吧"), Intent::Goodbye);
+        assert_eq!(i("师傅会先打电话吧"), Intent::Question);
+        assert_eq!(i("这个应该不收钱吧"), Intent::Question);
+    }
+
+    #[test]
+    fn asking_a_named_person_to_call() {
+        let i = |s: &str| classify(s, now()).intent;
+        assert_eq!(
+            i("你让周医生直接给我回个电话吧，药的事我想跟她本人说"),
+            Intent::Transfer
+        );
+        assert_eq!(i("有没有工程师能直接跟我通电话"), Intent::Transfer);
+        assert_eq!(i("叫你们经理给我回电话"), Intent::Transfer);
+        assert_eq!(i("请李老师本人跟我说一下"), Intent::Transfer);
+        assert_ne!(i("师傅上门前会先打电话吗"), Intent::Transfer);
+        assert_ne!(i("医生说让我多喝水"), Intent::Transfer);
+    }
+
+    #[test]
+    fn relatives_answering() {
+        assert_eq!(
+            family_proxy("我是他儿子，我爸耳朵不太好，有什么事跟我说吧"),
+            Some("儿子")
+        );
+        assert_eq!(family_proxy("我是她爱人，她在洗澡"), Some("爱人"));
+        assert_eq!(family_proxy("我是他的女儿"), Some("女儿"));
+        assert_eq!(family_proxy("是我，我是王建华"), None);
+        assert_eq!(family_proxy("我是他们小区的"), None);
+    }
+
+    #[test]
+    fn wishes_are_not_identity_questions() {
+        let i = |s: &str| classify(s, now()).intent;
+        assert_ne!(
+            i("满意，就是希望晚上客服也有真人接，没别的了"),
+            Intent::AskIdentity
+        );
+        assert_eq!(i("你是机器人吗"), Intent::AskIdentity);
+        assert_eq!(i("你是真人"), Intent::AskIdentity);
+    }
+
+    #[test]
+    fn busy_with_a_time_to_ring() {
+        let i = |s: &str| classify(s, now()).intent;
+        assert_eq!(
+            i("我现在要出门了，你们下午三点给我回个电话吧"),
+            Intent::NotConvenient
+        );
+        assert_eq!(i("晚上七点你们打我这个手机"), Intent::NotConvenient);
+        assert_eq!(i("明天上午给我打过来吧"), Intent::NotConvenient);
     }
 }

@@ -39,9 +39,22 @@ const SYNONYMS: &[&[&str]] = &[
     &["值班", "值守", "盯着", "守着", "驻守", "轮班"],
     &["报告", "总结", "结论", "汇报"],
     &["日志", "记录", "log"],
-    &["通知", "告知", "通告", "告诉", "知会", "同步"],
     &[
-        "变更", "改动", "调整", "变化", "变动", "更改", "修改", "改变",
+        "通知",
+        "告知",
+        "通告",
+        "告诉",
+        "知会",
+        "同步",
+        "说一声",
+        "打招呼",
+        "打声招呼",
+        "打个招呼",
+        "打电话",
+        "打个电话",
+    ],
+    &[
+        "变更", "改动", "调整", "变化", "变动", "更改", "修改", "改变", "挪",
     ],
     &["邮件", "邮箱", "email", "电邮", "油箱"],
     &[
@@ -106,6 +119,7 @@ const SYNONYMS: &[&[&str]] = &[
         "付费",
         "资费",
         "额外收费",
+        "收多少",
     ],
     &["退款", "退钱", "返还", "退费"],
     &["取消", "不要了", "退掉", "撤销"],
@@ -119,9 +133,18 @@ const SYNONYMS: &[&[&str]] = &[
         "有人来",
         "来人",
         "派人",
+        "来一趟",
+        "跑一趟",
     ],
     &["师傅", "工程师", "技术员", "安装工", "维修工", "技术人员"],
+    // 装修 is its own word, not 装 (install) and 修 (repair).
+    &["装修", "装潢", "翻修"],
     &["安装", "装机", "装"],
+    &["账单", "扣费", "扣款", "扣了多少", "缴费记录", "消费记录"],
+    &["查询", "查看", "哪能看", "哪里看", "在哪看", "去哪看"],
+    &["无线", "wifi", "wlan", "无线网"],
+    &["到期", "快到期", "过期"],
+    &["准备", "收拾", "备好"],
     &["快递", "包裹"],
     &["地址", "住址", "位置"],
     &["电话", "手机", "号码", "联系方式"],
@@ -157,7 +180,7 @@ const SYNONYMS: &[&[&str]] = &[
     &["响应", "回应", "处理"],
     &["归档", "存档", "留档", "保存"],
     &["维护", "检修", "升级", "运维"],
-    &["时间", "时候", "几点", "哪天"],
+    &["时间", "时候", "几点", "哪天", "日子"],
     &["赔偿", "补偿", "赔"],
     &["投诉", "反映问题", "举报"],
     &["人工", "真人", "转人工", "客服人员"],
@@ -169,6 +192,11 @@ const SYNONYMS: &[&[&str]] = &[
         "在保",
         "过保",
         "保修范围",
+        "管几年",
+        "管多久",
+        "保几年",
+        "保多久",
+        "包修",
     ],
     &[
         "确认身份",
@@ -181,6 +209,7 @@ const SYNONYMS: &[&[&str]] = &[
         "你们的人",
         "你们公司的",
         "怎么认",
+        "你们派",
     ],
     &["直接喝", "直接饮用", "能喝", "生喝", "直饮"],
     &["更换", "换新", "替换", "换一次", "要换"],
@@ -300,6 +329,7 @@ const ASKS_FOR: &[(&str, &[&str])] = &[
             "免费",
             "贵不贵",
             "怎么收",
+            "收多少",
         ],
     ),
     (
@@ -475,28 +505,47 @@ impl KnowledgeBase {
         let (k1, b) = (1.2f32, 0.75f32);
         // Unknown bigrams count against coverage as if rare.
         let max_idf = self.idf("\u{0}");
+        let known = |t: &str| self.df.contains_key(t);
+        // An unknown bigram between two known ones that it overlaps ("里宽" in 家里宽带,
+        // "带销" in 宽带销户) straddles a word boundary: it says nothing.
+        let straddles = |k: usize| {
+            let two = |x: &str| x.chars().count() == 2 && x.chars().all(is_han);
+            let t = &q[k].0;
+            let (Some(first), Some(last)) = (t.chars().next(), t.chars().last()) else {
+                return false;
+            };
+            let prev = k
+                .checked_sub(1)
+                .and_then(|j| q.get(j))
+                .is_some_and(|(p, _)| two(p) && p.ends_with(first) && known(p));
+            let next = q
+                .get(k + 1)
+                .is_some_and(|(n, _)| two(n) && n.starts_with(last) && known(n));
+            two(t) && prev && next
+        };
+        let counts: Vec<bool> = (0..q.len())
+            .map(|k| {
+                let (t, w) = &q[k];
+                *w >= 1.0 && (known(t) || !straddles(k))
+            })
+            .collect();
         let mut total = 0.0f32;
-        for (t, w) in &q {
-            if *w >= 1.0 {
-                // Bigrams no entry contains are often word-boundary noise
-                // ("装宽" in 装宽带): they count, but at half weight.
-                total += if self.df.contains_key(t) {
-                    self.idf(t)
-                } else {
-                    0.5 * max_idf
-                };
+        for (k, (t, _)) in q.iter().enumerate() {
+            if counts[k] {
+                // Other bigrams no entry contains count, but at half weight.
+                total += if known(t) { self.idf(t) } else { 0.5 * max_idf };
             }
         }
         let mut best: Option<Hit> = None;
         for (i, d) in self.docs.iter().enumerate() {
             let mut score = 0.0f32;
             let mut covered = 0.0f32;
-            for (t, w) in &q {
+            for (k, (t, w)) in q.iter().enumerate() {
                 if let Some(tf) = d.tf.get(t) {
                     let idf = self.idf(t);
                     score += w * idf * (tf * (k1 + 1.0))
                         / (tf + k1 * (1.0 - b + b * d.len / self.avg_len));
-                    if *w >= 1.0 {
+                    if counts[k] {
                         covered += idf;
                     }
                 }
@@ -751,5 +800,29 @@ mod tests {
     fn unrelated_questions_stay_below_threshold() {
         let kb = kb();
         assert!(kb.answer("你们公司股票代码是多少").is_none());
+    }
+
+    #[test]
+    fn word_boundary_bigrams_do_not_dilute_a_match() {
+        let e = |q: &str, a: &str| QaEntry {
+            question: q.into(),
+            answer: a.into(),
+            source_line: 0,
+        };
+        let kb = KnowledgeBase::new(&[
+            e("办理销户需要什么手续？", "带身份证到营业厅办理。"),
+            e("宽带到期了怎么续费？", "公众号或者营业厅都能续费。"),
+            e("宽带网速慢怎么办？", "先重启光猫。"),
+            e("光猫灯是红的怎么办？", "线路故障，我们派人来修。"),
+        ]);
+        // 带销 straddles 宽带|销户: only the two words count.
+        let glued = kb.best("宽带销户").unwrap();
+        assert_eq!(glued.index, 0);
+        assert!(glued.confidence > 0.5, "{glued:?}");
+        // An unknown word of the caller's own still counts against the match.
+        let other = kb.best("电视销户").unwrap();
+        assert!(other.confidence < glued.confidence, "{other:?}");
+        let mixed = kb.best("网速销户").unwrap();
+        assert!(mixed.confidence >= 0.5, "{mixed:?}");
     }
 }

@@ -97,6 +97,9 @@ pub fn extract_phone(s: &str) -> Option<String> {
 /// Letters and digits as heard ("QS 2023 B 1188" → QS2023B1188): the longest
 /// alphanumeric run with at least one digit and four characters.
 pub fn extract_serial(s: &str) -> Option<String> {
+    // "Q S 二零二三 B 一一八九": digits read out in Chinese, between spelled letters.
+    let spoken = spoken_digits_to_ascii(s);
+    let s = spoken.as_str();
     let mut best = String::new();
     let mut cur = String::new();
     let chars: Vec<char> = s.chars().collect();
@@ -134,6 +137,81 @@ pub fn extract_serial(s: &str) -> Option<String> {
     (best.len() >= 4 && best.chars().any(|c| c.is_ascii_digit())).then_some(best)
 }
 
+/// Runs of three or more Chinese digits read one by one ("二零二三") written as
+/// Arabic digits; everything else as it was.
+fn spoken_digits_to_ascii(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..]
+            .iter()
+            .take_while(|c| !c.is_ascii_digit() && digit_of(**c).is_some())
+            .count();
+        if run >= 3 {
+            out.extend(chars[i..i + run].iter().filter_map(|c| digit_of(*c)));
+            i += run;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Building, unit and room numbers of an address in Arabic digits, as they are
+/// written down ("十二号楼三单元四零二" → "12号楼3单元402"); numerals in names
+/// (一品苑, 三里屯) stay.
+pub fn address_digits(s: &str) -> String {
+    const AFTER: &[char] = &['号', '楼', '栋', '幢', '单', '室', '层', '座', '弄', '户'];
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let run = chars[i..]
+            .iter()
+            .take_while(|c| cn_digit(**c).is_some() || cn_unit(**c).is_some())
+            .count();
+        if run == 0 {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let next = chars.get(i + run).copied();
+        let numbered = next.is_some_and(|c| AFTER.contains(&c));
+        let has_unit = chars[i..i + run].iter().any(|c| cn_unit(*c).is_some());
+        let room = !has_unit
+            && run >= 3
+            && next.is_none_or(|c| !super::text::is_han(c) || "室号".contains(c));
+        let prev_han =
+            i > 0 && super::text::is_han(chars[i - 1]) && cn_digit(chars[i - 1]).is_none();
+        // A numeral glued to a word before it ("一品") is a name, unless a unit
+        // word precedes it ("楼三单元").
+        let after_unit = i > 0 && "楼栋幢元号区路街巷弄".contains(chars[i - 1]);
+        if numbered || room && (!prev_han || after_unit) {
+            if has_unit {
+                if let Some((v, n)) = quantity_at(&chars[i..]).filter(|(_, n)| *n == run) {
+                    out.push_str(&v.to_string());
+                    i += n;
+                    continue;
+                }
+            } else {
+                out.extend(
+                    chars[i..i + run]
+                        .iter()
+                        .filter_map(|c| cn_digit(*c))
+                        .map(|d| char::from_digit(d as u32, 10).unwrap_or('0')),
+                );
+                i += run;
+                continue;
+            }
+        }
+        out.extend(&chars[i..i + run]);
+        i += run;
+    }
+    out
+}
+
 const ADDRESS_MARKERS: &[&str] = &[
     "路", "街", "区", "市", "村", "镇", "小区", "栋", "单元", "室", "楼", "巷", "大道", "公寓",
     "花园", "苑", "幢", "胡同", "省", "县",
@@ -142,6 +220,15 @@ const ADDRESS_MARKERS: &[&str] = &[
 /// An address as said, without the lead-in ("地址是", "我家在") and the
 /// sentence-final particles.
 pub fn extract_address(s: &str) -> Option<String> {
+    extract_address_as_said(s).map(|a| address_digits(&a))
+}
+
+fn extract_address_as_said(s: &str) -> Option<String> {
+    // "编号QS…，地址是拱墅区…": a labelled address, whatever came before it.
+    let labelled = ["地址是", "地址在"]
+        .iter()
+        .find_map(|l| s.find(l).map(|p| &s[p..]));
+    let s = labelled.unwrap_or(s);
     // "号" alone is not enough: 编号, 号码 and 几号 are not addresses.
     if !ADDRESS_MARKERS.iter().any(|m| s.contains(m)) || s.contains("编号") || s.contains("号码")
     {
@@ -187,6 +274,7 @@ pub fn extract_address(s: &str) -> Option<String> {
         "我住",
         "我住在",
         "住在",
+        "我是",
         "在",
         "是",
         "就是",
@@ -1006,6 +1094,40 @@ mod tests {
         assert_eq!(
             c("账号是HZ20261234，不对，是HZ20261243"),
             Some(("HZ20261243".into(), None, false))
+        );
+    }
+
+    #[test]
+    fn serials_read_out_in_chinese_digits_between_letters() {
+        assert_eq!(
+            extract_serial("是Q S 二零二三 B 一一八九").as_deref(),
+            Some("QS2023B1189")
+        );
+        assert_eq!(
+            extract_serial("编号是A B 三三七 五零九").as_deref(),
+            Some("AB337509")
+        );
+        assert_eq!(
+            extract_serial("HZ 二零二六 一二三四").as_deref(),
+            Some("HZ20261234")
+        );
+        // A number glued into words is no serial.
+        assert_eq!(extract_serial("一一点半吧"), None);
+    }
+
+    #[test]
+    fn address_numbers_are_written_in_digits() {
+        assert_eq!(address_digits("十二号楼三单元四零二"), "12号楼3单元402");
+        assert_eq!(
+            address_digits("幸福苑七号楼二单元五零一"),
+            "幸福苑7号楼2单元501"
+        );
+        assert_eq!(address_digits("三里屯一品苑六栋"), "三里屯一品苑6栋");
+        assert_eq!(address_digits("东风路二十三号"), "东风路23号");
+        assert_eq!(
+            extract_address("净水器漏水了，编号QS2024A0567，地址是拱墅区湖墅南路188号2幢301")
+                .as_deref(),
+            Some("拱墅区湖墅南路188号2幢301")
         );
     }
 }
