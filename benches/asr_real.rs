@@ -65,6 +65,18 @@ fn variant(name: &str) -> Option<AsrConfig> {
             ..d
         },
         "beam5" => AsrConfig { beam_size: 5, ..d },
+        // faster-whisper's fallback: 0.2 steps, 5 samples each, the likeliest kept.
+        "fallback_best5" => AsrConfig {
+            temperature_inc: 0.2,
+            best_of: 5,
+            ..d
+        },
+        "fallback_best5_nlp" => AsrConfig {
+            temperature_inc: 0.2,
+            best_of: 5,
+            long_prompt: String::new(),
+            ..d
+        },
         "no_long_prompt" => AsrConfig {
             long_prompt: String::new(),
             ..d

@@ -47,6 +47,9 @@ pub struct AsrConfig {
     pub queue_capacity: usize,
     /// 1 = greedy decoding; more = beam search of that width.
     pub beam_size: usize,
+    /// Candidates sampled at each fallback temperature (greedy decoding), the most
+    /// likely kept; faster-whisper samples 5.
+    pub best_of: usize,
     /// Initial prompt; keeps the output in simplified Mandarin.
     pub prompt: String,
     /// Bare answers named in the prompt after [`Self::prompt`]. Whisper base has
@@ -130,6 +133,7 @@ impl Default for AsrConfig {
                 .min(4),
             queue_capacity: 16,
             beam_size: 1,
+            best_of: 1,
             // Names the setting (a customer-service phone call) as well as the
             // language: measured 16.7 % vs 18.6 % CER on the hardest corpus lines.
             prompt: "以下是普通话客服电话中的句子。".to_string(),
@@ -692,7 +696,9 @@ impl Recognizer {
         temperature_inc: f32,
     ) -> Result<Option<Decoded>, AsrError> {
         let strategy = if self.cfg.beam_size <= 1 {
-            SamplingStrategy::Greedy { best_of: 1 }
+            SamplingStrategy::Greedy {
+                best_of: self.cfg.best_of.max(1) as i32,
+            }
         } else {
             SamplingStrategy::BeamSearch {
                 beam_size: self.cfg.beam_size as i32,
