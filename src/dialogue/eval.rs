@@ -278,6 +278,28 @@ impl Suite {
         self.cases.iter().map(|c| self.run_case(c)).collect()
     }
 
+    /// Runs every conversation without checking it and returns how long each caller
+    /// turn took the engine, in microseconds (the turn-handling bench).
+    pub fn turn_times_us(&self) -> Result<Vec<f64>, EvalError> {
+        let mut times = Vec::new();
+        for case in &self.cases {
+            let now = eval_now();
+            let mut conv = Conversation::new(&self.script, &case.vars, now)?;
+            conv.opening(now);
+            for (ti, turn) in case.turns.iter().enumerate() {
+                if conv.is_ended() {
+                    break;
+                }
+                let t = now + chrono::Duration::seconds(20 * (ti as i64 + 1));
+                let t0 = std::time::Instant::now();
+                let r = conv.on_utterance(&turn.caller, 0.9, t);
+                times.push(t0.elapsed().as_secs_f64() * 1e6);
+                std::hint::black_box(r);
+            }
+        }
+        Ok(times)
+    }
+
     fn run_case(&self, case: &Case) -> Result<CaseResult, EvalError> {
         let now = eval_now();
         let mut conv = Conversation::new(&self.script, &case.vars, now)?;

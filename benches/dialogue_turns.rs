@@ -1,0 +1,82 @@
+//! Turn-handling bench (issue 14): how long the dialogue engine takes per caller
+//! turn, sentence encoder included, over every conversation of the evaluation
+//! corpus (tests/data/dialogue-eval/*.conv). One warm-up pass (the Q&A passages are
+//! embedded once per process, as at a script's start), then measured passes.
+//! Prints p50/p95/p99/max, writes `target/bench/dialogue-turns.json`, and exits
+//! non-zero when p99 is over the budget (20 ms).
+//!
+//! ```text
+//! cargo bench --bench dialogue_turns [-- --passes N]
+//! ```
+
+use std::path::Path;
+
+use tingshuo::dialogue::eval::Suite;
+
+/// Per-turn budget at p99, milliseconds (issue 14).
+const P99_BUDGET_MS: f64 = 20.0;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let mut passes = 3usize;
+    while let Some(a) = args.next() {
+        if a == "--passes" {
+            passes = args.next().and_then(|v| v.parse().ok()).unwrap_or(passes);
+        }
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dialogue-eval");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conv"))
+        .collect();
+    files.sort();
+    let suites: Vec<Suite> = files
+        .iter()
+        .map(|f| Suite::load(f).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let encoder = tingshuo::dialogue::encoder::available();
+    for s in &suites {
+        s.turn_times_us().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut times = Vec::new();
+    for _ in 0..passes.max(1) {
+        for s in &suites {
+            times.extend(s.turn_times_us().unwrap_or_else(|e| panic!("{e}")));
+        }
+    }
+    assert!(!times.is_empty(), "no caller turns in {}", dir.display());
+    times.sort_by(f64::total_cmp);
+    let ms = |us: f64| us / 1000.0;
+    let (p50, p95, p99, max) = (
+        ms(percentile(&times, 0.50)),
+        ms(percentile(&times, 0.95)),
+        ms(percentile(&times, 0.99)),
+        ms(*times.last().unwrap_or(&0.0)),
+    );
+    println!(
+        "dialogue turns: {} over {} files × {passes} passes, sentence encoder {}",
+        times.len(),
+        files.len(),
+        if encoder { "on" } else { "OFF (lexical only)" }
+    );
+    println!("  p50 {p50:.2} ms  p95 {p95:.2} ms  p99 {p99:.2} ms  max {max:.2} ms  (budget p99 ≤ {P99_BUDGET_MS} ms)");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    let json = serde_json::json!({
+        "turns": times.len(), "encoder": encoder,
+        "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "max_ms": max,
+        "budget_p99_ms": P99_BUDGET_MS,
+    });
+    std::fs::write(out.join("dialogue-turns.json"), json.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+    if p99 > P99_BUDGET_MS {
+        eprintln!("dialogue turns: p99 {p99:.2} ms is over the {P99_BUDGET_MS} ms budget");
+        std::process::exit(1);
+    }
+}
