@@ -278,6 +278,13 @@ impl Suite {
         self.cases.iter().map(|c| self.run_case(c)).collect()
     }
 
+    /// Every caller utterance of the file, in order.
+    pub fn caller_turns(&self) -> impl Iterator<Item = &str> {
+        self.cases
+            .iter()
+            .flat_map(|c| c.turns.iter().map(|t| t.caller.as_str()))
+    }
+
     /// Runs every conversation without checking it and returns how long each caller
     /// turn took the engine, in microseconds (the turn-handling bench).
     pub fn turn_times_us(&self) -> Result<Vec<f64>, EvalError> {
