@@ -15,6 +15,7 @@ pub mod eval;
 pub mod intent;
 pub mod kb;
 pub mod script;
+mod script_layout;
 pub mod sim;
 pub mod slots;
 pub mod text;

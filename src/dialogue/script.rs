@@ -7,7 +7,10 @@
 //! heading levels, quote styles, bold or plain labels and numbering, so the
 //! loader recognises sections by keywords, not exact text, fills sensible
 //! defaults with a warning when something is missing, and only fails when there
-//! are no steps at all.
+//! are no steps at all. Documents exported from Word, call-robot platforms or
+//! spreadsheets (titles between `====` rulers, `■` chapters, `>>> 节点1：…` or
+//! `话术一｜…` steps) first go through the layout layer (`script_layout.rs`),
+//! which rewrites their titles as the headings read here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -18,6 +21,7 @@ use chrono::NaiveDate;
 use regex::Regex;
 use serde::Serialize;
 
+use super::script_layout;
 use super::text::{extract_speech, has_quote, strip_markup, strip_parens};
 use super::DialogueError;
 
@@ -230,7 +234,7 @@ pub struct Script {
 const DEFAULT_CLOSING: &str = "感谢您的接听，祝您生活愉快，再见。";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Section {
+pub(super) enum Section {
     Role,
     Task,
     Profile,
@@ -255,11 +259,11 @@ struct Heading {
     text: String,
 }
 
-fn re(pat: &'static str, cell: &'static OnceLock<Regex>) -> &'static Regex {
+pub(super) fn re(pat: &'static str, cell: &'static OnceLock<Regex>) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pat).unwrap_or_else(|e| panic!("static regex {pat}: {e}")))
 }
 
-fn heading_re() -> &'static Regex {
+pub(super) fn heading_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(r"^\s{0,3}(#{1,6})\s*(.*?)\s*#*\s*$", &C)
 }
@@ -272,7 +276,7 @@ fn label_re() -> &'static Regex {
     )
 }
 /// A section title on a plain line: `五、通话步骤`, `3. 常见问题`, `【开场白】`.
-fn plain_heading_re() -> &'static Regex {
+pub(super) fn plain_heading_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
         r"^(?:(?:[一二三四五六七八九十]{1,3}|\d{1,2})\s*[、．.]\s*(\S.{0,15})|【(\S.{0,15})】)$",
@@ -280,15 +284,15 @@ fn plain_heading_re() -> &'static Regex {
     )
 }
 
-/// A plain bulleted role or task label: `- 角色：…`, `核心任务：…`.
+/// A plain bulleted role or task label: `- 角色：…`, `核心任务：…`, `通话目标：…`.
 fn plain_label_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^\s*(?:[-*•·]\s*)?((?:核心)?(?:角色|人设|任务)(?:设定|定位)?)\s*[：:]\s*(\S.*)$",
+        r"^\s*(?:[-*•·]\s*)?((?:核心)?(?:角色|人设|任务)(?:设定|定位)?|(?:通话|服务)(?:目标|目的))\s*[：:]\s*(\S.*)$",
         &C,
     )
 }
-fn step_re() -> &'static Regex {
+pub(super) fn step_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
         r"^(?:[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|\d{1,2}\s*[\.、\)）．]|[一二三四五六七八九十]{1,3}\s*[、．]|【\s*(?:步骤|第)?\s*[0-9一二三四五六七八九十]+\s*步?\s*】\s*[：:]?|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
@@ -308,16 +312,17 @@ fn bullet_re() -> &'static Regex {
 }
 fn q_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
-    // 客户问：/ 用户问：/ 来电问： name who asks, as call-centre Q&A often does.
+    // 客户问：/ 用户问：/ 来电问： name who asks, as call-centre Q&A often does;
+    // 标准问1： and 【Q01】 are how call-robot platforms and Word templates write it.
     re(
-        r"^(?:(?:客户|用户|顾客|来电人?|居民|业主|车主|患者)\s*)?(?i:q|问题|问|提问)\s*\d*\s*[:：、.]\s*(.*)$",
+        r"^(?:(?:客户|用户|顾客|来电人?|居民|业主|车主|患者|标准)\s*)?(?:[【\[]\s*(?i:q|问题|问|提问)\s*\d*\s*[】\]]\s*[:：]?|(?i:q|问题|问|提问)\s*\d*\s*[:：、.])\s*(.*)$",
         &C,
     )
 }
 fn a_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:(?:坐席|客服|标准|参考|建议)\s*)?(?i:a|答复|回答|回复|应答|答)\s*\d*\s*[:：、.]\s*(.*)$",
+        r"^(?:(?:坐席|客服|标准|参考|建议)\s*)?(?:[【\[]\s*(?i:a|答复|回答|回复|应答|答)\s*\d*\s*[】\]]\s*[:：]?|(?i:a|答复|回答|回复|应答|答)\s*\d*\s*[:：、.])\s*(.*)$",
         &C,
     )
 }
@@ -341,7 +346,7 @@ fn condition_re() -> &'static Regex {
 }
 
 /// Normalises a heading or label for keyword classification.
-fn clean_heading(s: &str) -> String {
+pub(super) fn clean_heading(s: &str) -> String {
     let marked = strip_markup(s);
     let mut s = strip_parens(&marked);
     if s.is_empty() {
@@ -356,7 +361,7 @@ fn clean_heading(s: &str) -> String {
         .to_string()
 }
 
-fn classify_heading(text: &str, callee_half: bool) -> Section {
+pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
     let t = clean_heading(text);
     let has = |ks: &[&str]| ks.iter().any(|k| t.contains(k));
     if callee_half {
@@ -384,13 +389,13 @@ fn classify_heading(text: &str, callee_half: bool) -> Section {
         }
     } else if has(&["开场"]) {
         Section::Opening
-    } else if has(&["结束语", "结束话术", "结语", "收尾语"]) && has(&["条件"]) {
+    } else if has(CLOSING_LABELS) && has(&["条件"]) {
         Section::End
-    } else if has(&["结束语", "结束话术", "结语", "收尾语", "告别"]) {
+    } else if has(CLOSING_LABELS) || has(&["告别"]) {
         Section::Closing
-    } else if has(&["结束条件"]) {
+    } else if has(END_CONDITION_LABELS) {
         Section::EndConditions
-    } else if has(&["结束", "收尾"]) {
+    } else if has(&["结束", "收尾", "挂机"]) {
         Section::End
     } else if has(&[
         "问答",
@@ -425,14 +430,19 @@ fn classify_heading(text: &str, callee_half: bool) -> Section {
         Section::Steps
     } else if has(&["任务", "目标", "目的"]) {
         Section::Task
-    } else if has(&["角色", "身份", "人设"]) {
+    } else if has(&["角色", "身份", "人设", "基础设置", "坐席设定", "坐席设置"]) {
         Section::Role
     } else {
         Section::Unknown
     }
 }
 
-const AGENT_HALF: &[&str] = &[
+/// Titles and labels of the closing lines (结束语, 挂机话术 on robot platforms).
+const CLOSING_LABELS: &[&str] = &["结束语", "结束话术", "结语", "收尾语", "挂机话术", "挂机语"];
+/// Titles and labels of the end conditions.
+const END_CONDITION_LABELS: &[&str] = &["结束条件", "挂机条件"];
+
+pub(super) const AGENT_HALF: &[&str] = &[
     "拨打方",
     "坐席",
     "客服方",
@@ -443,7 +453,7 @@ const AGENT_HALF: &[&str] = &[
     "机器人",
     "客服",
 ];
-const CALLEE_HALF: &[&str] = &[
+pub(super) const CALLEE_HALF: &[&str] = &[
     "接听方",
     "被叫",
     "客户方",
@@ -712,6 +722,8 @@ fn surname(name: &str) -> String {
 struct Parser {
     lines: Vec<String>,
     warnings: Vec<String>,
+    /// A step label found outside any steps section (line, label).
+    stray_step: Option<(usize, String)>,
 }
 
 impl Script {
@@ -734,9 +746,11 @@ impl Script {
 
     /// Parses a script document; `source` names it in messages.
     pub fn parse(text: &str, source: &str) -> Result<Self, DialogueError> {
+        let layout = script_layout::normalise(table_steps_as_lists(text));
         let mut p = Parser {
-            lines: table_steps_as_lists(text),
-            warnings: Vec::new(),
+            lines: layout.lines,
+            warnings: layout.warnings,
+            stray_step: layout.stray_step,
         };
         p.parse(source)
     }
@@ -966,29 +980,8 @@ impl Parser {
         if headings.len() >= 3 && headings[1..].iter().all(|h| h.level > headings[0].level) {
             headings.remove(0);
         }
-        if headings.len() < 2 {
-            // A plain-text document (pasted from a word processor): its section titles
-            // are short numbered lines that name a known section ("五、通话步骤").
-            headings = self
-                .lines
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| {
-                    let c = plain_heading_re().captures(l.trim())?;
-                    let title = c.get(1).or_else(|| c.get(2))?.as_str();
-                    let t = clean_heading(title);
-                    let known = classify_heading(&t, false) != Section::Unknown
-                        || AGENT_HALF.iter().chain(CALLEE_HALF).any(|k| t.contains(k));
-                    (known && !title.contains(['，', '。', '？', '“', '"', '「'])).then(|| {
-                        Heading {
-                            line: i,
-                            level: 2,
-                            text: title.to_string(),
-                        }
-                    })
-                })
-                .collect();
-        }
+        // Plain-text documents (numbered titles such as "五、通话步骤", rulers,
+        // chapter markers) had their titles rewritten as headings by the layout layer.
         let callee_start = self.find_callee_half(&headings);
 
         // Sections: each heading owns the lines up to the next heading; headings
@@ -1008,9 +1001,18 @@ impl Parser {
             }
             let mut kind = classify_heading(&h.text, callee);
             if let Some(lv) = steps_level {
+                // A step label (节点1：身份确认, 话术二｜核实账号) is a step whatever its
+                // title says, except one that names the end of the call (话术六｜结束受理):
+                // that is the end section, its line a closing line.
+                let labelled = script_layout::is_step_label(&h.text)
+                    && !matches!(
+                        kind,
+                        Section::End | Section::Closing | Section::EndConditions
+                    );
                 if h.level > lv
                     && (kind == Section::Unknown
                         || kind == Section::Steps
+                        || labelled
                         || numbered_re().is_match(strip_markup(&h.text).trim()))
                     && !callee
                 {
@@ -1128,14 +1130,21 @@ impl Parser {
             }
         }
         if script.steps.is_empty() {
-            let (line, what) = match steps_heading_line {
-                Some(l) => (l + 1, "the steps section has no numbered steps"),
-                None => (1, "no steps section found"),
+            let (line, what) = match (steps_heading_line, &self.stray_step) {
+                (Some(l), _) => (l + 1, "the steps section has no numbered steps".to_string()),
+                (None, Some((l, label))) => (
+                    l + 1,
+                    format!(
+                        "\"{label}\" reads as a step but no steps section comes before it ({})",
+                        script_layout::STEPS_TITLE_FIX
+                    ),
+                ),
+                (None, None) => (1, "no steps section found".to_string()),
             };
             return Err(DialogueError::NoSteps {
                 source_name: source.to_string(),
                 line,
-                what: what.to_string(),
+                what,
             });
         }
 
@@ -1513,19 +1522,14 @@ impl Parser {
                 _ => (label.clone(), String::new()),
             };
             let is_label = !raw.starts_with(['-', '*', '+', '•']) || rest.is_empty();
-            if is_label
-                && (label_part.contains("结束语")
-                    || label_part.contains("结束话术")
-                    || label_part.contains("结语")
-                    || label_part.contains("收尾语"))
-            {
+            if is_label && CLOSING_LABELS.iter().any(|k| label_part.contains(k)) {
                 mode = Mode::Close;
                 if !rest.is_empty() {
                     closing.push(extract_speech(&rest));
                 }
                 continue;
             }
-            if is_label && label_part.contains("结束条件") {
+            if is_label && END_CONDITION_LABELS.iter().any(|k| label_part.contains(k)) {
                 mode = Mode::Cond;
                 if !rest.is_empty() {
                     conds.push(extract_speech(&rest));
@@ -1938,7 +1942,7 @@ fn push_line(step: &mut Step, content: &str) {
         match content.find(['：', ':']) {
             Some(p)
                 if p <= 12
-                    && ["话术", "台词", "示例", "说", "要点"]
+                    && ["话术", "台词", "示例", "说", "要点", "坐席", "客服"]
                         .iter()
                         .any(|k| content[..p].contains(k)) =>
             {

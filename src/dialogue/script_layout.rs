@@ -1,0 +1,622 @@
+//! Layout layer of the call-script loader.
+//!
+//! Scripts exported from Word, from call-robot platforms or from spreadsheets mark
+//! their sections and steps without Markdown: a title between `====` rulers, a
+//! chapter marker (`■ 开场白`), a numbered or bracketed title (`一、基础设置`,
+//! `（二）开场白`, `【常见问答】`), and step labels such as `>>> 节点1：身份确认` or
+//! `话术一｜了解故障`. This layer finds those titles and labels and rewrites them, line
+//! for line, as the Markdown headings the loader reads (`## 开场白`, `### 节点1：…`),
+//! so that every layout goes through the same section, step, line and Q&A rules
+//! and loads to the same structure as the script written with headings. Line
+//! numbers are kept: a rewritten line stays on its line, and rulers and other
+//! decoration become blank lines, so they are never said.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use super::script::{
+    classify_heading, clean_heading, heading_re, plain_heading_re, re, step_re, Section,
+    AGENT_HALF, CALLEE_HALF,
+};
+use super::text::strip_markup;
+
+/// The document's lines with layout titles rewritten as headings, and what the
+/// layer has to say about them.
+pub(super) struct Layout {
+    pub lines: Vec<String>,
+    pub warnings: Vec<String>,
+    /// The first step label outside any steps section (0-based line, label): what
+    /// to point at when the document turns out to have no steps.
+    pub stray_step: Option<(usize, String)>,
+}
+
+/// How to fix steps that have no steps section.
+pub(super) const STEPS_TITLE_FIX: &str =
+    "put the steps under a title such as \"三、主流程\", \"■ 话术流程\" or \"### 分步流程和话术\"";
+
+/// How a section title is marked. Inside a steps section only a title marked the
+/// way the steps section's own title is (or a ruler, a chapter marker, a heading)
+/// starts a new section: `三、主流程` is followed by `1. 核对客户信息`, a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Markdown,
+    Ruler,
+    Marker,
+    /// `一、`
+    HanComma,
+    /// `1.` / `1、`
+    Digit,
+    /// `（一）` / `(1)`
+    Paren,
+    /// `第一部分` / `第二章`
+    Chapter,
+    /// `【开场白】`
+    Bracket,
+}
+
+/// Chapter markers: a line that starts with one is a section title.
+const CHAPTER_MARKERS: &[char] = &['■', '□', '◼', '▌', '▍', '█', '▶', '►', '▷', '❖'];
+/// Markers also used as bullets: a title only when it names a known section.
+const BULLET_MARKERS: &[char] = &['◆', '◇', '●', '○', '★', '☆', '◎'];
+/// Characters a ruler or decoration line is made of.
+const RULER_CHARS: &[char] = &[
+    '=', '-', '*', '_', '—', '–', '━', '─', '═', '~', '～', '＝', '－', '＊', '＿', '※', '◆', '◇',
+    '■', '□', '●', '○', '★', '☆', '·', '﹏',
+];
+
+/// `====`, `----`, `* * *`, `━━━━`: a ruler or decoration line.
+fn is_ruler(line: &str) -> bool {
+    let t = line.trim();
+    if t.starts_with('|') {
+        return false;
+    }
+    let mut n = 0;
+    for c in t.chars() {
+        if RULER_CHARS.contains(&c) {
+            n += 1;
+        } else if !c.is_whitespace() {
+            return false;
+        }
+    }
+    n >= 3
+}
+
+/// Short, without sentence punctuation or quotes, not a `label：`.
+fn title_like(t: &str) -> bool {
+    let n = t.chars().count();
+    (1..=30).contains(&n)
+        && !t.contains([
+            '，', '。', '？', '！', '；', '“', '”', '"', '「', '」', '『', '』',
+        ])
+        && !t.ends_with(['：', ':'])
+}
+
+/// Names a section the loader knows (开场白, 主流程, 知识库, …) or a half.
+fn known(title: &str) -> bool {
+    let t = clean_heading(title);
+    !t.is_empty()
+        && (classify_heading(&t, false) != Section::Unknown
+            || AGENT_HALF.iter().chain(CALLEE_HALF).any(|k| t.contains(k)))
+}
+
+fn paren_title_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^[（(]\s*(?:[一二三四五六七八九十]{1,3}|\d{1,2})\s*[)）]\s*(\S.{0,15})$",
+        &C,
+    )
+}
+
+fn chapter_title_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^第\s*(?:[一二三四五六七八九十]{1,3}|\d{1,2})\s*(?:部分|章|节|篇)\s*[、：:．.]?\s*(\S.{0,15})$",
+        &C,
+    )
+}
+
+/// A numbered or bracketed section title on a plain line (`五、通话步骤`,
+/// `（二）开场白`, `第三部分 常见问题`, `【开场白】`) that names a known section.
+fn plain_title(t: &str) -> Option<Style> {
+    let (title, style) = if let Some(c) = plain_heading_re().captures(t) {
+        match (c.get(1), c.get(2)) {
+            (Some(m), _) => {
+                let style = if t.starts_with(|c: char| c.is_ascii_digit()) {
+                    Style::Digit
+                } else {
+                    Style::HanComma
+                };
+                (m.as_str(), style)
+            }
+            (None, Some(m)) => (m.as_str(), Style::Bracket),
+            _ => return None,
+        }
+    } else if let Some(c) = paren_title_re().captures(t) {
+        (c.get(1)?.as_str(), Style::Paren)
+    } else if let Some(c) = chapter_title_re().captures(t) {
+        (c.get(1)?.as_str(), Style::Chapter)
+    } else {
+        return None;
+    };
+    (known(title) && !title.contains(['，', '。', '？', '“', '"', '「'])).then_some(style)
+}
+
+fn step_label_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^(?:>{1,3}|[▶►▷■□◆◇●○★☆❖◎]+)?\s*((?:节点|话术|环节)\s*(?:\d{1,2}|[一二三四五六七八九十]{1,3})(?:\s*[：:｜|、．.\-—]+\s*|\s+)\S.*)$",
+        &C,
+    )
+}
+
+/// A step label of the kinds call-robot platforms and Word templates use:
+/// `节点1：身份确认`, `话术一｜了解故障`, `环节2 核对地址`.
+pub(super) fn is_step_label(title: &str) -> bool {
+    step_label_re().is_match(strip_markup(title).trim())
+}
+
+/// A step line behind decoration (`>>> 1. 身份确认`, `▶ 第2步 核对地址`): the line
+/// without it, when that is a step the loader reads.
+fn undecorated_step(t: &str) -> Option<&str> {
+    let rest = if let Some(r) = t.strip_prefix(">>") {
+        r.trim_start_matches('>')
+    } else {
+        t.trim_start_matches(|c| CHAPTER_MARKERS.contains(&c) || BULLET_MARKERS.contains(&c))
+    };
+    if rest.len() == t.len() {
+        return None;
+    }
+    let rest = rest.trim();
+    step_re().is_match(&strip_markup(rest)).then_some(rest)
+}
+
+/// Rewrites layout titles, step labels and rulers as the Markdown the loader reads.
+pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
+    let mut warnings = Vec::new();
+    let rulers: Vec<bool> = lines.iter().map(|l| is_ruler(l)).collect();
+    let md_headings: Vec<(usize, usize)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !rulers[*i])
+        .filter_map(|(i, l)| heading_re().captures(l).map(|c| (i, c[1].len())))
+        .collect();
+    // A document title ("# 回访话术"), alone above all other headings, names the
+    // document, not a section (as the loader reads it).
+    let doc_title = match md_headings.as_slice() {
+        [(line, lv), rest @ ..] if rest.len() >= 2 && rest.iter().all(|(_, l)| l > lv) => {
+            Some(*line)
+        }
+        _ => None,
+    };
+    let md_levels: Vec<usize> = md_headings
+        .iter()
+        .filter(|(i, _)| Some(*i) != doc_title)
+        .map(|(_, lv)| *lv)
+        .collect();
+    // Numbered and bracketed titles are taken only in documents without Markdown
+    // headings; rulers, chapter markers and step labels in any document.
+    let plain = md_levels.len() < 2;
+    // Layout titles sit at the level the document's own headings mostly use.
+    let level = (1..=6)
+        .max_by_key(|lv| (md_levels.iter().filter(|l| *l == lv).count(), -(*lv as i64)))
+        .filter(|_| !md_levels.is_empty())
+        .unwrap_or(2);
+    let blank = |i: usize, lines: &[String]| lines.get(i).is_none_or(|l| l.trim().is_empty());
+
+    let mut steps: Option<(usize, Style)> = None;
+    let mut stray_step: Option<(usize, String)> = None;
+    for i in 0..lines.len() {
+        if rulers[i] {
+            lines[i].clear();
+            continue;
+        }
+        let t = lines[i].trim().to_string();
+        if t.is_empty() {
+            continue;
+        }
+        if let Some(c) = heading_re().captures(&t) {
+            if Some(i) == doc_title {
+                continue;
+            }
+            let lv = c[1].len();
+            if steps.is_some_and(|(sl, _)| lv <= sl) {
+                steps = None;
+            }
+            if steps.is_none() && classify_heading(&c[2], false) == Section::Steps {
+                steps = Some((lv, Style::Markdown));
+            }
+            continue;
+        }
+        // A section title?
+        let ruler_above = i > 0 && rulers[i - 1];
+        let ruler_below = rulers.get(i + 1).copied().unwrap_or(false);
+        let title: Option<(String, Style)> = if ruler_below
+            && title_like(&t)
+            && (ruler_above || ((i == 0 || blank(i - 1, &lines)) && known(&t)))
+        {
+            Some((t.clone(), Style::Ruler))
+        } else if let Some(first) = t
+            .chars()
+            .next()
+            .filter(|c| CHAPTER_MARKERS.contains(c) || BULLET_MARKERS.contains(c))
+        {
+            let rest = t
+                .trim_matches(|c| CHAPTER_MARKERS.contains(&c) || BULLET_MARKERS.contains(&c))
+                .trim();
+            (title_like(rest) && (CHAPTER_MARKERS.contains(&first) || known(rest)))
+                .then(|| (rest.to_string(), Style::Marker))
+        } else if plain {
+            plain_title(&t)
+                .filter(|style| match steps {
+                    Some((_, s)) => s == *style,
+                    None => true,
+                })
+                .map(|style| (t.clone(), style))
+        } else {
+            None
+        };
+        if let Some((text, style)) = title {
+            let kind = classify_heading(&text, false);
+            steps = (kind == Section::Steps).then_some((level, style));
+            lines[i] = format!("{} {text}", "#".repeat(level));
+            continue;
+        }
+        // A step label inside a steps section.
+        if let Some(c) = step_label_re().captures(&t) {
+            match steps {
+                Some((sl, _)) => {
+                    lines[i] = format!("{} {}", "#".repeat((sl + 1).min(6)), c[1].trim());
+                }
+                None if stray_step.is_none() => {
+                    warnings.push(format!(
+                        "line {}: \"{}\" reads as a step label but is not under a steps section and was not read as a step; {STEPS_TITLE_FIX}",
+                        i + 1,
+                        c[1].trim()
+                    ));
+                    stray_step = Some((i, c[1].trim().to_string()));
+                }
+                None => {}
+            }
+            continue;
+        }
+        if steps.is_some() {
+            if let Some(rest) = undecorated_step(&t) {
+                lines[i] = rest.to_string();
+                continue;
+            }
+        }
+        // "◆ “好的，我给您留着。”": a marker used as a bullet is a list mark, not text.
+        if t.starts_with(|c| CHAPTER_MARKERS.contains(&c) || BULLET_MARKERS.contains(&c)) {
+            let rest = t.trim_start_matches(|c| {
+                CHAPTER_MARKERS.contains(&c) || BULLET_MARKERS.contains(&c)
+            });
+            lines[i] = format!("- {}", rest.trim_start());
+        }
+    }
+    Layout {
+        lines,
+        warnings,
+        stray_step,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::script::{FieldKind, Script, StepKind};
+
+    fn parse(doc: &str) -> Script {
+        let s = Script::parse(doc, "layout").unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            s.spoken_annotations().is_empty(),
+            "annotations spoken: {:?}\n{s}",
+            s.spoken_annotations()
+        );
+        for l in std::iter::once(&s.opening)
+            .chain(s.steps.iter().flat_map(|st| st.lines.iter()))
+            .chain(s.closing.iter())
+        {
+            assert!(
+                !l.contains(['=', '■', '●', '◆', '【', '>']) && !l.contains("---"),
+                "decoration in a spoken line: {l}\n{s}"
+            );
+        }
+        s
+    }
+
+    fn titles(s: &Script) -> Vec<&str> {
+        s.steps.iter().map(|st| st.title.as_str()).collect()
+    }
+
+    fn questions(s: &Script) -> Vec<&str> {
+        s.kb.iter().map(|q| q.question.as_str()).collect()
+    }
+
+    /// A call-robot export: titles between rulers, `>>> 节点N：` steps with
+    /// 坐席话术：/需要记录：/若…： lines, 标准问N：/回答： pairs, 挂机条件/挂机话术.
+    #[test]
+    fn ruler_titles_and_robot_nodes() {
+        let doc = "【话术名称】宠物医院疫苗提醒
+=====
+一、基础设置
+=====
+坐席身份：宠物医院前台小美。
+通话目标：提醒主人带猫狗来打疫苗，约好时间。
+
+=====
+二、开场语
+=====
+“您好，我是宠物医院的小美，您家豆豆该打疫苗了，现在方便说两句吗？”
+
+=====
+三、话术流程
+=====
+>>> 节点1：预约时间
+坐席话术：“您看这周哪天带豆豆过来？”
+需要记录：到店日期
+若对方说最近没空：“没关系，下周也可以，您看哪天方便？”
+>>> 节点2：联系电话
+坐席话术：“到店前一天发短信提醒您，发到哪个号码？”
+
+=====
+四、标准问答
+=====
+标准问1：疫苗多少钱？
+回答：猫三联一百二十元一针。
+标准问2：打完能洗澡吗？
+标准答：一周内不要洗澡。
+
+=====
+五、挂机条件与挂机话术
+=====
+挂机条件：
+1. 时间和电话都已登记；
+挂机话术：
+“好的，那到时候见，再见。”
+";
+        let s = parse(doc);
+        assert_eq!(
+            s.role,
+            "坐席身份：宠物医院前台小美。 通话目标：提醒主人带猫狗来打疫苗，约好时间。"
+        );
+        assert_eq!(s.task, "提醒主人带猫狗来打疫苗，约好时间。");
+        assert!(s.opening.starts_with("您好，我是宠物医院的小美"), "{s}");
+        assert_eq!(titles(&s), ["节点1：预约时间", "节点2：联系电话"]);
+        assert_eq!(s.steps[0].lines, ["您看这周哪天带豆豆过来？"]);
+        assert_eq!(s.steps[0].collects, ["到店日期"]);
+        assert_eq!(s.steps[0].conditionals.len(), 1);
+        assert_eq!(s.steps[0].conditionals[0].condition, "若对方说最近没空");
+        assert_eq!(s.steps[1].field, Some(FieldKind::Phone));
+        assert_eq!(questions(&s), ["疫苗多少钱？", "打完能洗澡吗？"]);
+        assert_eq!(s.kb[1].answer, "一周内不要洗澡。");
+        assert_eq!(s.end_conditions, ["时间和电话都已登记；"]);
+        assert_eq!(s.closing, ["好的，那到时候见，再见。"]);
+        assert!(
+            s.warnings.iter().all(|w| !w.contains("not recognised")),
+            "{s}"
+        );
+    }
+
+    /// A Word export: ■ chapter markers, 话术一｜ steps with 坐席： lines (quoted or
+    /// not), 【Q01】/【A01】 pairs, 结束条件 and 结束语 chapters.
+    #[test]
+    fn chapter_markers_and_word_steps() {
+        let doc = "燃气表更换通知 话术
+■ 坐席人设
+燃气公司客服小林。
+■ 服务目标
+约好换表的上门时间。
+■ 开场白
+坐席：“您好，这里是燃气公司，您家的燃气表到期要换了，现在方便吗？”
+■ 标准话术
+话术一｜预约上门
+坐席：“师傅哪天上门比较方便？”
+（对方已经说过时间的，直接进入话术二）
+如果对方白天不在家：“师傅晚上七点前都能上门。”
+话术二｜核对地址
+坐席：上门地址是{{地址}}，对吗？
+■ 知识库
+【Q01】换表要钱吗？
+【A01】到期换表免费。
+【Q02】要停气多久？
+【A02】大约半小时。
+■ 结束条件
+1. 上门时间已约好。
+■ 结束语
+“感谢您的配合，再见。”
+";
+        let s = parse(doc);
+        assert_eq!(s.role, "燃气公司客服小林。");
+        assert_eq!(s.task, "约好换表的上门时间。");
+        assert!(s.opening.starts_with("您好，这里是燃气公司"), "{s}");
+        assert_eq!(titles(&s), ["话术一｜预约上门", "话术二｜核对地址"]);
+        assert_eq!(s.steps[0].lines, ["师傅哪天上门比较方便？"]);
+        assert_eq!(s.steps[0].directions.len(), 1);
+        assert_eq!(s.steps[0].conditionals[0].line, "师傅晚上七点前都能上门。");
+        // An unquoted 坐席： line is said without its label.
+        assert_eq!(s.steps[1].lines, ["上门地址是{{地址}}，对吗？"]);
+        assert_eq!(s.steps[1].kind, StepKind::Confirm);
+        assert_eq!(questions(&s), ["换表要钱吗？", "要停气多久？"]);
+        assert_eq!(s.kb[0].answer, "到期换表免费。");
+        assert_eq!(s.end_conditions, ["上门时间已约好。"]);
+        assert_eq!(s.closing, ["感谢您的配合，再见。"]);
+    }
+
+    /// （一） titles, 步骤N / 第N步 steps, 话术：/标准话术： lines, 记录：, 问题N/答：.
+    #[test]
+    fn paren_titles_and_numbered_steps() {
+        let doc = "（一）角色设定
+图书馆的预约提醒员。
+（二）核心任务
+提醒读者来取预约的书。
+（三）开场白
+标准话术：“您好，这里是市图书馆，您预约的书到了。”
+（四）流程
+步骤1：确认读者
+话术：“请问是{{姓名}}本人吗？”
+第2步 取书时间
+标准话术：“您哪天过来取书？”
+记录：取书日期
+如果读者说不要了：“好的，我帮您取消预约。”
+（五）常见问题
+问题1：能续借吗？
+答：可以在小程序里续借。
+（六）结束语
+“祝您阅读愉快，再见。”
+";
+        let s = parse(doc);
+        assert_eq!(s.role, "图书馆的预约提醒员。");
+        assert_eq!(s.task, "提醒读者来取预约的书。");
+        assert_eq!(s.opening, "您好，这里是市图书馆，您预约的书到了。");
+        assert_eq!(titles(&s), ["确认读者", "取书时间"]);
+        assert_eq!(s.steps[0].lines, ["请问是{{姓名}}本人吗？"]);
+        assert_eq!(s.steps[1].lines, ["您哪天过来取书？"]);
+        assert_eq!(s.steps[1].collects, ["取书日期"]);
+        assert_eq!(s.steps[1].conditionals.len(), 1);
+        assert_eq!(s.steps[1].field, Some(FieldKind::Time));
+        assert_eq!(questions(&s), ["能续借吗？"]);
+        assert_eq!(s.closing, ["祝您阅读愉快，再见。"]);
+    }
+
+    /// `一、` chapter titles with `1.` steps inside the flow: a numbered step whose
+    /// title reads like a section (核对客户信息) stays a step, because chapters are
+    /// numbered 一、 in this document.
+    #[test]
+    fn numbered_steps_inside_numbered_chapters() {
+        let doc = "一、开场白
+“您好，这里是物业服务中心。”
+二、主流程
+1. 核对客户信息
+“请问您是几栋几单元的业主？”
+2. 预约时间
+“师傅明天上午上门可以吗？”
+三、FAQ
+Q1：物业费怎么交？
+A1：在小程序里交。
+";
+        let s = parse(doc);
+        assert_eq!(titles(&s), ["核对客户信息", "预约时间"]);
+        assert_eq!(s.steps[0].field, Some(FieldKind::Address));
+        assert_eq!(questions(&s), ["物业费怎么交？"]);
+    }
+
+    /// 【…】 titles and ◆ markers (a title only when it names a section), a
+    /// 第一部分 chapter, and `>>> 1.` steps behind decoration.
+    #[test]
+    fn bracket_titles_bullet_markers_and_decorated_steps() {
+        let doc = "第一部分 角色
+快递网点客服。
+◆ 开场白
+“您好，您的快递到网点了。”
+【通话步骤】
+>>> 1. 取件时间
+“您什么时候来取？”
+◆ 注意：语气放轻松
+● “好的，我给您留着。”
+>>> 2. 结束
+“谢谢，再见。”
+【常见问答】
+问：几点关门？
+答：晚上八点。
+";
+        let s = parse(doc);
+        assert_eq!(s.role, "快递网点客服。");
+        assert_eq!(s.opening, "您好，您的快递到网点了。");
+        assert_eq!(titles(&s), ["取件时间", "结束"]);
+        // "◆ 注意：…" names no section: a direction of the step; "● “…”" a line.
+        assert_eq!(
+            s.steps[0].lines,
+            ["您什么时候来取？", "好的，我给您留着。"],
+            "{s}"
+        );
+        assert_eq!(s.steps[0].directions, ["注意：语气放轻松"], "{s}");
+        assert_eq!(questions(&s), ["几点关门？"]);
+    }
+
+    /// A Markdown document with rulers between sections and robot-style steps
+    /// under a Markdown steps heading.
+    #[test]
+    fn markdown_with_rulers_and_node_steps() {
+        let doc = "# 回访话术
+
+## 角色
+售后回访专员。
+
+## 开场白
+“您好，我是售后回访专员，耽误您一分钟。”
+
+---
+
+## 话术流程
+>>> 节点1：身份确认
+坐席：“请问是{{姓名}}吗？”
+>>> 节点2：满意度
+坐席：“您对这次维修满意吗？”
+
+***
+
+## 结束语
+“感谢您的反馈，再见。”
+";
+        let s = parse(doc);
+        assert_eq!(s.opening, "您好，我是售后回访专员，耽误您一分钟。");
+        // 身份确认 names the role section, but under the flow a labelled node is a step.
+        assert_eq!(titles(&s), ["节点1：身份确认", "节点2：满意度"]);
+        assert_eq!(s.steps[0].kind, StepKind::Convenience);
+        assert_eq!(s.role, "售后回访专员。");
+        assert_eq!(s.closing, ["感谢您的反馈，再见。"]);
+    }
+
+    /// A title underlined with a ruler (setext style) names its section.
+    #[test]
+    fn underlined_titles() {
+        let doc = "开场白
+======
+“您好，这里是驾校。”
+
+练车流程
+------
+1. 约练车时间
+“您这周哪天来练车？”
+";
+        let s = parse(doc);
+        assert_eq!(s.opening, "您好，这里是驾校。");
+        assert_eq!(titles(&s), ["约练车时间"]);
+    }
+
+    /// A document whose flow title is there but whose steps are not labelled gets
+    /// the error naming the flow's line; step labels outside any flow get a warning
+    /// naming theirs.
+    #[test]
+    fn bad_layouts_name_the_line() {
+        let doc = "=====
+一、开场白
+=====
+“您好。”
+=====
+二、主流程
+=====
+先问对方是不是本人，再约时间。
+";
+        let err = Script::parse(doc, "bad.md").expect_err("no steps");
+        let msg = err.to_string();
+        assert!(msg.contains("bad.md") && msg.contains("line 6"), "{msg}");
+
+        let doc = "■ 开场白
+“您好。”
+节点1：身份确认
+坐席：“请问是本人吗？”
+";
+        let msg = Script::parse(doc, "stray.md")
+            .expect_err("no steps section")
+            .to_string();
+        assert!(
+            msg.contains("stray.md, line 3") && msg.contains("三、主流程"),
+            "{msg}"
+        );
+        // With a numbered step found elsewhere, the stray label is a warning.
+        let doc = "■ 开场白\n“您好。”\n节点1：身份确认\n1. 约时间\n“您哪天方便？”\n";
+        let s = Script::parse(doc, "stray.md").expect("the numbered item is a step");
+        assert!(s.warnings.iter().any(|w| w.starts_with("line 3:")), "{s}");
+    }
+}
