@@ -210,6 +210,7 @@ const OFFER_TRANSFER: &str = "不好意思，我可能没理解您的意思。�
 const REASSURE: &str = "您的谨慎很有必要。我们是官方服务热线，不会向您索要密码、验证码，也不会让您转账；您的信息只用于这次服务，不会提供给任何第三方。";
 const ASK_NEW_VALUE: &str = "好的，麻烦您说一下新的信息。";
 const OK_SHORT: &str = "好的。";
+const NO_MORE_CALLS_NOTED: &str = "好的，已经给您登记了，以后不会再给您打这类电话。";
 const DANGER_MEDICAL: &str = "您说的情况很危险，请马上拨打120急救电话，或者尽快去最近医院的急诊。";
 const DANGER_FIRE: &str = "情况紧急，请马上离开危险的地方，到安全的位置拨打119火警电话。";
 const DANGER_GAS: &str = "请不要开关电灯和电器，也不要点火，马上关掉燃气总阀、打开门窗，到室外再拨打燃气抢修电话或者119。";
@@ -250,11 +251,37 @@ const BUILTIN: &[&str] = &[
     REASSURE,
     ASK_NEW_VALUE,
     OK_SHORT,
+    NO_MORE_CALLS_NOTED,
     DANGER_MEDICAL,
     DANGER_FIRE,
     DANGER_GAS,
     DANGER_CRIME,
 ];
+
+/// What a caller says besides a do-not-call request, when it tells a need of its
+/// own: the clauses that are not the request, if they hold a few words of content.
+fn beyond_no_more_calls(text: &str) -> Option<String> {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00+08:00").ok()?;
+    let mut rest = Vec::new();
+    let mut said = false;
+    for sentence in text.split_inclusive(['。', '！', '!', '；', '？', '?']) {
+        for clause in sentence.split_inclusive(['，', ',']) {
+            let bare = clause.trim_end_matches(['，', ',', '。', '！', '!', '；', '？', '?']);
+            if classify(bare, now).intent == Intent::Hostile {
+                said = true;
+            } else {
+                rest.push(clause);
+            }
+        }
+    }
+    let rest: String = rest.concat();
+    let content = rest.chars().filter(|c| super::text::is_han(*c)).count();
+    let need = PROBLEM_WORDS.iter().any(|w| rest.contains(w))
+        || ["坏", "断", "不了", "没法", "报修", "维修", "故障", "问题"]
+            .iter()
+            .any(|w| rest.contains(w));
+    (said && content >= 6 && need).then_some(rest)
+}
 
 /// Worried questions about who is calling or what happens to the caller's data:
 /// answered with a reassurance, never taken as a do-not-call request.
@@ -447,6 +474,61 @@ fn same_meaning(s: &str) -> String {
         ),
         (&["没在家", "不在家", "家里没人", "家里没有人"], "家里没人"),
         (&["冰凉", "冰冷", "不怎么热", "不太热", "温吞"], "不热"),
+        // Being at work or away means nobody is at home.
+        (
+            &[
+                "要上班",
+                "得上班",
+                "在上班",
+                "去上班",
+                "上班",
+                "出差",
+                "在外地",
+                "不在家",
+                "没在家",
+                "家里没有人",
+                "没人在家",
+            ],
+            "家里没人",
+        ),
+        // Who in a household needs care first.
+        (
+            &[
+                "老母亲",
+                "老父亲",
+                "老太太",
+                "老爷子",
+                "老人家",
+                "老两口",
+                "老伴",
+                "八十多岁",
+                "七十多岁",
+                "九十多岁",
+                "上了年纪",
+                "年纪大",
+                "岁数大",
+            ],
+            "老人",
+        ),
+        (
+            &[
+                "做完手术",
+                "做了手术",
+                "动了手术",
+                "刚做手术",
+                "手术",
+                "生病",
+                "病了",
+                "感冒",
+                "发烧",
+                "住院",
+                "瘫痪",
+                "卧床",
+            ],
+            "病人",
+        ),
+        (&["宝宝", "新生儿", "刚出生", "坐月子", "月子"], "婴儿"),
+        (&["孕妇", "怀孕", "怀着孕"], "孕妇"),
     ];
     let mut out = s.to_string();
     for (words, to) in SAME {
@@ -529,7 +611,61 @@ fn says_condition(condition: &str, text: &str) -> bool {
         ] {
             alt = alt.replace(filler, "");
         }
+        // "家里有老人": who is in the household is the content.
+        for frame in ["家里有", "家中有", "家里", "家中"] {
+            if let Some(rest) = alt.strip_prefix(frame) {
+                if rest.chars().count() >= 2 {
+                    alt = rest.to_string();
+                }
+                break;
+            }
+        }
+        // "若室温低于十二度": a threshold on an amount the caller said ("十度").
+        if let Some(hit) = threshold_said(&alt, text) {
+            return hit;
+        }
         let negated = alt.contains(NEG);
+        // "来不了" / "修不好": a verb with its result denied (potential complement); the
+        // caller says the same of the same verb ("去不了" for 来不了: coming and going
+        // are one movement seen from two ends).
+        {
+            let chars: Vec<char> = alt.chars().collect();
+            if let Some(k) = (1..chars.len().saturating_sub(1))
+                .find(|&k| NEG.contains(&chars[k]) && super::text::is_han(chars[k - 1]))
+            {
+                let (verb, result) = (chars[k - 1], chars[k + 1]);
+                if "了到成动好起上下出完及".contains(result) {
+                    let verbs: Vec<char> = match verb {
+                        '来' | '去' => vec!['来', '去', '过'],
+                        v => vec![v],
+                    };
+                    let said = verbs.iter().any(|v| {
+                        NEG.iter()
+                            .any(|n| text.contains(&format!("{v}{n}{result}")))
+                    });
+                    if said {
+                        return true;
+                    }
+                }
+            }
+        }
+        // "不想参加这次体检" / "不打算续费": refusing the thing the step is about. The
+        // caller names it (体检) and refuses taking part in it (不去了, 不做了, 算了),
+        // without asking for another day or form instead (改/换).
+        if negated && refuses(&alt, text) {
+            return true;
+        }
+        // "要邮寄" / "想换号码": the wish is in the modal; the content is what follows.
+        if !negated {
+            for m in ["想要", "需要", "打算", "希望", "要求", "要", "想"] {
+                if let Some(rest) = alt.strip_prefix(m) {
+                    if rest.chars().count() >= 2 {
+                        alt = rest.to_string();
+                    }
+                    break;
+                }
+            }
+        }
         // "不想打" / "我不打": the same verb refused.
         if negated {
             let chars: Vec<char> = alt.chars().collect();
@@ -579,8 +715,87 @@ fn says_condition(condition: &str, text: &str) -> bool {
             .iter()
             .filter(|b| said_in.iter().any(|cl| cl.contains(b.as_str())) || near(b, said_in))
             .count();
-        said >= bigrams.len().min(2)
+        if said >= bigrams.len().min(2) {
+            return true;
+        }
+        // "邮寄" said as "寄到家里" / "寄过来吧": a two-character verb said by its head
+        // with a complement after it.
+        if let [b] = bigrams.as_slice() {
+            let head = b.chars().nth(1).unwrap_or(' ');
+            if !negated
+                && !"的了人们子们性度天".contains(head)
+                && said_in.iter().any(|cl| {
+                    ["到", "过来", "回", "给", "一下", "吧"]
+                        .iter()
+                        .any(|k| cl.contains(&format!("{head}{k}")))
+                })
+            {
+                return true;
+            }
+        }
+        false
     })
+}
+
+/// "低于十二度" / "超过七十岁" / "不到五天": the condition's threshold, checked on the
+/// amount the caller said with the same unit. `None` when the condition sets none
+/// or the caller said no such amount.
+fn threshold_said(alt: &str, text: &str) -> Option<bool> {
+    const BELOW: &[&str] = &["低于", "小于", "少于", "不到", "不足", "以下", "之下"];
+    const ABOVE: &[&str] = &["高于", "大于", "多于", "超过", "以上", "之上"];
+    let below = BELOW.iter().any(|w| alt.contains(w));
+    let above = ABOVE.iter().any(|w| alt.contains(w));
+    if below == above {
+        return None;
+    }
+    let unit = alt
+        .chars()
+        .rev()
+        .find(|c| "度岁天次年月个元斤米".contains(*c))?;
+    let limit = *slots::amounts_with_unit(alt, unit).first()?;
+    let said = slots::amounts_with_unit(text, unit);
+    let v = *said.first()?;
+    Some(if below { v < limit } else { v > limit })
+}
+
+/// Whether `text` refuses what the negated condition `alt` names ("不想参加这次体检"):
+/// the thing (a content bigram of the condition after its verb) is named, and taking
+/// part is refused (不去, 不做, 不参加, 不要了, 算了, 放弃) with no other day or form asked
+/// for instead.
+fn refuses(alt: &str, text: &str) -> bool {
+    const TAKE_PART: &[&str] = &[
+        "去", "来", "参加", "做", "打", "要", "用", "需要", "想", "弄", "办", "考虑", "报名",
+    ];
+    let refused = ["算了", "放弃", "免了", "不必了"]
+        .iter()
+        .any(|w| text.contains(w))
+        || ['不', '没', '别'].iter().any(|n| {
+            text.match_indices(*n).any(|(i, _)| {
+                let rest = &text[i + n.len_utf8()..];
+                let rest = rest.trim_start_matches(['想', '打', '算']);
+                TAKE_PART.iter().any(|v| rest.starts_with(v))
+            })
+        });
+    // "周四不去了，改周六": another day asked for is a change, not a refusal.
+    if !refused || ['改', '换'].iter().any(|w| text.contains(*w)) {
+        return false;
+    }
+    let Some(k) = alt.find(['不', '没', '别']) else {
+        return false;
+    };
+    // The thing refused: what follows the refused verb (体检 in 不想参加这次体检).
+    let object: String = alt[k..].chars().skip(1).collect();
+    let object = object
+        .trim_start_matches(['想', '要', '愿', '意', '打', '算'])
+        .to_string();
+    let words: Vec<String> = content_bigrams(&object)
+        .into_iter()
+        .filter(|b| {
+            !TAKE_PART.iter().any(|v| b.starts_with(v))
+                && !b.chars().any(|c| "这那次本今个些年".contains(c))
+        })
+        .collect();
+    !words.is_empty() && words.iter().any(|w| text.contains(w.as_str()))
 }
 
 /// Words that say a proposed value does not suit the caller (这个时间不行, 那天不在家).
@@ -1943,7 +2158,17 @@ impl Conversation {
         // "网速慢……不对，不是慢，是完全断了": where the caller is saying what they
         // called about, what counts is what comes after the last correction cue. A
         // corrected value ("账号是…，不对，是…") is a statement, never a "no".
-        let c = self.after_correction(c, now);
+        let mut c = self.after_correction(c, now);
+        // "推销电话以后别给我打了。我打过来是因为宽带断了": a caller who rang us asks
+        // for no more calls and, in the same breath, tells what they rang about. The
+        // request is granted and the call goes on with the rest.
+        if c.intent == Intent::Hostile && self.opening_kind == StepKind::AnyQuestions {
+            if let Some(rest) = beyond_no_more_calls(&c.text) {
+                self.record("do_not_call", "true", &mut actions);
+                actions.push(self.builtin(NO_MORE_CALLS_NOTED));
+                c = classify(&rest, now);
+            }
+        }
         // A danger to life comes before the script: say whom to call, note it, and
         // stay where the call was.
         if let Some(d) = super::intent::danger(&c.text) {
@@ -2574,6 +2799,29 @@ impl Conversation {
                 .any(|w| cond.line.contains(w));
         if asks {
             let own = super::script::field_kind("", &cond.line);
+            // "寄到家吧，地址是…": what the branch would ask for is said already; a
+            // careful agent takes it and does not ask again.
+            let wanted = own
+                .or(st.field)
+                .filter(|_| !(own.is_none() && is_yes_no(&cond.line)));
+            if let Some(k) = wanted.filter(|k| *k != FieldKind::Text) {
+                let given = match k {
+                    FieldKind::Time => slots::wanted_time(&c.text, now),
+                    k => slots::extract(k, &c.text, now),
+                };
+                if let Some(v) = given {
+                    if slots::is_correction(&c.text) {
+                        // The value path below sorts out which value stands.
+                        self.branches_taken.remove(&i);
+                        return None;
+                    }
+                    self.set_field(&key, &v, k, actions);
+                    self.prefill_from(&c.text, i + 1, now);
+                    actions.push(self.builtin(OK_SHORT));
+                    self.advance(actions);
+                    return Some(None);
+                }
+            }
             self.branch_offer = own.is_none() && is_yes_no(&cond.line);
             self.branch_kind = if self.branch_offer {
                 None
@@ -2593,6 +2841,17 @@ impl Conversation {
             None => self.record(&format!("branch:{key}"), &c.text, actions),
         }
         actions.push(self.say(&cond.line, Some(i), true));
+        // "好的，我帮您取消这次预约" / "我给您登记放弃": on an outbound call, the
+        // business of the call is called off; the remaining steps are moot.
+        let called_off = self.opening_kind != StepKind::AnyQuestions
+            && ["取消", "放弃", "作废", "退订"]
+                .iter()
+                .any(|w| cond.line.contains(w));
+        if called_off {
+            actions.push(self.builtin(EARLY_BYE));
+            self.finish(Outcome::Declined, actions);
+            return Some(None);
+        }
         self.advance(actions);
         Some(None)
     }
@@ -3502,6 +3761,35 @@ mod tests {
             "不是疼得厉害，就是有点酸"
         ));
         assert!(!says_condition("若对方说今年已经打过了", "今年还没打过"));
+    }
+
+    #[test]
+    fn conditions_said_in_other_words() {
+        // A threshold on an amount.
+        assert!(says_condition("若水温低于四十度", "才三十五度"));
+        assert!(!says_condition("若水温低于四十度", "有五十度"));
+        assert!(says_condition("如果老人超过八十岁", "我妈今年八十五岁了"));
+        // A verb with its result denied.
+        assert!(says_condition("如果对方来不了", "这周我去不了，在外地"));
+        assert!(says_condition("若用户修不好", "我自己弄了半天修不好"));
+        // Refusing the thing itself.
+        assert!(says_condition(
+            "若对方不想参加这次培训",
+            "培训我就不去了，没时间"
+        ));
+        assert!(says_condition("如果客户不打算续保", "续保的事就算了吧"));
+        assert!(!says_condition(
+            "若对方不想参加这次培训",
+            "培训那天不去了，改到下周吧"
+        ));
+        // A wish said by its content, a compound verb by its head.
+        assert!(says_condition("若对方要邮寄", "帮我寄到单位吧"));
+        assert!(says_condition("如果客户想退货", "退货吧，不想要了"));
+        assert!(!says_condition("若对方要邮寄", "我自己过去拿"));
+        // Meaning classes: away at work, who needs care.
+        assert!(says_condition("若用户白天都要上班", "白天家里没有人"));
+        assert!(says_condition("若家里有老人、孕妇", "我家老爷子九十多岁了"));
+        assert!(says_condition("若家中有病人", "我老伴刚做完手术"));
     }
 
     #[test]

@@ -807,7 +807,9 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         .collect();
     // "上午还是下午": 还是 between two choices asks; at a clause's start it is "still"
     // ("对，还是这个号").
+    // Fillers before it ("嗯……还是寄过来吧") leave it at the clause's start.
     let either_or = clauses.iter().any(|cl| {
+        let cl = cl.trim_start_matches(['嗯', '啊', '哦', '呃', '额', '唉', '那', '…', '.', '。']);
         cl.find("还是")
             .is_some_and(|i| i > 0 && cl[i + "还是".len()..].chars().any(super::text::is_han))
     });
@@ -891,11 +893,11 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         wants_docs,
         question_like,
         negative_word,
-        upset: upset_in(f, &norm, &ph),
+        upset: upset_in(f, &norm, &ph) || grievance(&norm),
     };
     c.intent = if norm.is_empty() {
         Intent::Silence
-    } else if f.hostile.any_in(&ph) {
+    } else if f.hostile.any_in(&ph) || asks_no_more_calls(&norm) {
         Intent::Hostile
     } else if asks_for_person_with(f, text, &ph) {
         Intent::Transfer
@@ -1002,6 +1004,102 @@ fn asks_for_person_with(f: &Families, text: &str, ph: &Phonetic) -> bool {
         f.transfer.any_in(&Phonetic::new(&normalize(&kept)))
     };
     said || asks_for_rengong(&kept) || asks_person_to_call(&kept)
+}
+
+/// A grievance told without a single angry word: a failure that persists (到现在
+/// 还没…), a promise not kept (说好…没来), a long wait (等了一个月才…), something lost
+/// or broken by the service (弄丢了), a hardship it caused (都没法洗澡, 都冻病了), or
+/// an ultimatum (这回还这样我可不干). A careful agent apologises before going on.
+pub fn grievance(norm: &str) -> bool {
+    use regex::Regex;
+    static RE: OnceLock<Vec<Regex>> = OnceLock::new();
+    let res = RE.get_or_init(|| {
+        [
+            // Still not done, up to now.
+            r"(到现在|到今天|到这会|至今|直到现在|这么多天|这么久)[^，。！？]{0,4}(还|也|都)?(没|不见|不来)",
+            // A promise not kept.
+            r"(说好|约好|答应|承诺|你们说|不是说)[^。！？]{0,16}(还没|没来|没有来|没见|不见|没人|人影|没修|没到|没给|也没)",
+            // A long wait before it happened.
+            r"等了[^，。！？]{1,8}才",
+            // Lost or broken by the service.
+            r"(弄丢|搞丢|给丢了|弄坏|搞坏|给弄坏)",
+            // A hardship it caused.
+            r"都(没法|不能|冻|病|急)",
+            r"(冻感冒|冻病|冻坏|冻得受不了)",
+            // An ultimatum or an open reproach.
+            r"(可不干|不答应|没个说法|给个说法|你们怎么回事|人影都没)",
+        ]
+        .iter()
+        .filter_map(|r| Regex::new(r).ok())
+        .collect()
+    });
+    res.iter().any(|r| r.is_match(norm))
+}
+
+/// An explicit request to stop calling the caller, however it is worded: a
+/// prohibition (别/不要/不用/甭/不许/不准) of a calling verb (打/来电/联系/拨), aimed at
+/// the caller (给我/跟我/我) or at the future (以后/今后/往后/再/再也). "以后别给我打了",
+/// "今后不用再给我打电话了", "往后甭联系我". "不用再打了，我明天就去" (no need to ring
+/// about this again) and "别打给我老公" (someone else) are no such request.
+pub fn asks_no_more_calls(norm: &str) -> bool {
+    const NEG: &[&str] = &["别", "不要", "不用", "甭", "不许", "不准", "不必"];
+    const VERB: &[&str] = &[
+        "打电话",
+        "打过来",
+        "打来",
+        "打了",
+        "打",
+        "来电",
+        "联系",
+        "拨",
+    ];
+    let future = ["以后", "今后", "往后", "再也", "从今"]
+        .iter()
+        .any(|w| norm.contains(w));
+    NEG.iter().any(|n| {
+        norm.match_indices(n).any(|(i, _)| {
+            let rest = &norm[i + n.len()..];
+            // What may stand between the prohibition and the verb.
+            let mut r = rest;
+            let mut to_me = false;
+            let mut again = false;
+            for _ in 0..4 {
+                if let Some(t) = ["再", "也"].iter().find_map(|w| r.strip_prefix(w)) {
+                    again = true;
+                    r = t;
+                } else if let Some(t) = ["给我", "跟我", "和我", "往我这", "我"]
+                    .iter()
+                    .find_map(|w| r.strip_prefix(w))
+                {
+                    to_me = true;
+                    r = t;
+                } else {
+                    break;
+                }
+            }
+            let Some(v) = VERB.iter().find(|v| r.starts_with(*v)) else {
+                return false;
+            };
+            let after = &r[v.len()..];
+            // 打 alone is calling only at the clause's end or before the caller
+            // ("别给我打了", "别打我电话"): 打包, 打折, 打扫 are other verbs.
+            if *v == "打"
+                && !(after.is_empty()
+                    || ["了", "啦", "吧", "哈", "呀", "啊", "扰", "我"]
+                        .iter()
+                        .any(|w| after.starts_with(w)))
+            {
+                return false;
+            }
+            // "别打给我老公": the call is to go to someone else.
+            if after.starts_with("给") && !after.starts_with("给我") {
+                return false;
+            }
+            // 联系 must be about the caller: "联系我", "给我…联系".
+            let contact_me = *v != "联系" || to_me || after.starts_with('我');
+            contact_me && (future || to_me && (again || *n == "别"))
+        })
+    })
 }
 
 /// Whether the upset words of `norm` are said, not denied: "不疼了" is relief, "疼死了"
@@ -1239,11 +1337,24 @@ mod tests {
         // A correction cue is not a request to repeat.
         assert_ne!(i("刚才说错了，是一三五 一二三四 八八九九"), Intent::Repeat);
         assert_eq!(i("嗯，能先说下费用吗"), Intent::Question);
+        // 还是 after a filler is "after all", not "or".
+        assert_ne!(i("嗯……还是周六来吧"), Intent::Question);
+        assert_ne!(i("哦…还是发短信吧，省事"), Intent::Question);
+        assert_eq!(i("嗯……是周六还是周日"), Intent::Question);
         assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
         assert_eq!(i("喂喂，听得到吗"), Intent::Repeat);
         assert_ne!(i("喂，卫生间下水道堵了"), Intent::Repeat);
         assert_eq!(i("别再打了烦死了"), Intent::Hostile);
         assert_eq!(i("把我号码删掉"), Intent::Hostile);
+        // A prohibition of calling, aimed at the caller or the future.
+        assert_eq!(i("今后不用再给我打电话了，谢谢"), Intent::Hostile);
+        assert_eq!(i("往后甭联系我了"), Intent::Hostile);
+        assert_eq!(i("你们以后不要给我来电了"), Intent::Hostile);
+        assert_eq!(i("这种电话别给我打了"), Intent::Hostile);
+        assert_ne!(i("不用再打了，我明天就过去"), Intent::Hostile);
+        assert_ne!(i("别打给我老公，他不管这事"), Intent::Hostile);
+        assert_ne!(i("烦死了天天打"), Intent::Hostile);
+        assert_ne!(i("别给我打包了，我自己拿"), Intent::Hostile);
         // Worry is a question, not a do-not-call request.
         assert_eq!(i("你们不会是骗子吧？"), Intent::Question);
         assert_eq!(
@@ -1304,6 +1415,19 @@ mod tests {
         assert!(!q("水压不怎么大，还能用"));
         assert!(q("怎么还不来人"));
         assert!(q("不怎么疼了，还要去复查吗"));
+    }
+
+    #[test]
+    fn grievances_without_angry_words() {
+        let upset = |s: &str| classify(s, now()).upset;
+        assert!(upset("上周就说好派人来换表，到现在也没人来"));
+        assert!(upset("快递等了半个月才到，盒子还是破的"));
+        assert!(upset("你们上次把我的钥匙弄丢了"));
+        assert!(upset("停电一整天，冰箱里的东西都没法放了"));
+        assert!(upset("这次再拖我可不干"));
+        assert!(!upset("我想问一下，现在报名还来得及吗"));
+        assert!(!upset("明天上午十点吧，家里有人"));
+        assert!(!upset("没事，不着急，你们慢慢安排"));
     }
 
     #[test]

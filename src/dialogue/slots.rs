@@ -134,7 +134,72 @@ pub fn extract_serial(s: &str) -> Option<String> {
             best = spoken;
         }
     }
+    // "K，D，五七一零，三三六" / "A，H，二六，零三": letters and digits read a few at
+    // a time, the groups parted by commas or pauses.
+    if let Some(grouped) = grouped_serial(&chars) {
+        if grouped.len() > best.len() {
+            best = grouped;
+        }
+    }
     (best.len() >= 4 && best.chars().any(|c| c.is_ascii_digit())).then_some(best)
+}
+
+/// A serial read in short groups ("K D，五七一零，六六八，八二一", "A，H，二六，零三，九九"):
+/// groups of at most five letters or digits (Chinese digits included) joined across
+/// spaces, commas and dashes. A long group is a whole value and is not glued to the
+/// next one ("KD5710668821，13968015537" are two values). At least one letter and
+/// three digits, so words such as 一下 or 两个 never start a serial.
+fn grouped_serial(chars: &[char]) -> Option<String> {
+    let unit = |c: char| -> Option<char> {
+        if c.is_ascii_alphabetic() {
+            Some(c.to_ascii_uppercase())
+        } else if ('Ａ'..='Ｚ').contains(&c) || ('ａ'..='ｚ').contains(&c) {
+            char::from_u32(c as u32 - 0xFEE0).map(|c| c.to_ascii_uppercase())
+        } else {
+            digit_of(c)
+        }
+    };
+    let mut best: Option<String> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        if unit(chars[i]).is_none() {
+            i += 1;
+            continue;
+        }
+        let mut run = String::new();
+        let mut j = i;
+        loop {
+            let start = j;
+            while j < chars.len() {
+                match unit(chars[j]) {
+                    Some(u) => run.push(u),
+                    None => break,
+                }
+                j += 1;
+            }
+            let group_len = j - start;
+            let mut k = j;
+            while k < chars.len() && is_spacer(chars[k]) {
+                k += 1;
+            }
+            let next_len = chars[k.min(chars.len())..]
+                .iter()
+                .take_while(|c| unit(**c).is_some())
+                .count();
+            if k > j && next_len > 0 && group_len <= 5 && next_len <= 5 && k - j <= 2 {
+                j = k;
+            } else {
+                break;
+            }
+        }
+        let letters = run.chars().filter(|c| c.is_ascii_alphabetic()).count();
+        let digits = run.chars().filter(|c| c.is_ascii_digit()).count();
+        if letters > 0 && digits >= 3 && best.as_ref().is_none_or(|b| run.len() > b.len()) {
+            best = Some(run);
+        }
+        i = j.max(i + 1);
+    }
+    best
 }
 
 /// Runs of three or more Chinese digits read one by one ("二零二三") written as
@@ -416,6 +481,33 @@ pub fn numerals_to_digits(s: &str) -> String {
         }
         out.push(chars[i]);
         i += 1;
+    }
+    out
+}
+
+/// The amounts said with `unit` ("十度", "14度", "八十多岁"): each number that ends
+/// right before the unit, in Arabic or Chinese numerals.
+pub fn amounts_with_unit(s: &str, unit: char) -> Vec<u64> {
+    let chars: Vec<char> = s.chars().collect();
+    let is_num = |c: char| c.is_ascii_digit() || cn_digit(c).is_some() || cn_unit(c).is_some();
+    let mut out = Vec::new();
+    for (k, &c) in chars.iter().enumerate() {
+        if c != unit {
+            continue;
+        }
+        // "八十多岁": an approximate amount counts as said.
+        let end = if k > 0 && matches!(chars[k - 1], '多' | '几') {
+            k - 1
+        } else {
+            k
+        };
+        let start = (0..end).rev().take_while(|&j| is_num(chars[j])).last();
+        let Some(start) = start else { continue };
+        if let Some((v, n)) = quantity_at(&chars[start..end]) {
+            if n == end - start {
+                out.push(v);
+            }
+        }
     }
     out
 }
@@ -1113,6 +1205,41 @@ mod tests {
         );
         // A number glued into words is no serial.
         assert_eq!(extract_serial("一一点半吧"), None);
+    }
+
+    #[test]
+    fn amounts_before_a_unit() {
+        assert_eq!(amounts_with_unit("十度", '度'), vec![10]);
+        assert_eq!(amounts_with_unit("屋里才13度左右", '度'), vec![13]);
+        assert_eq!(amounts_with_unit("我爸八十多岁了", '岁'), vec![80]);
+        assert_eq!(amounts_with_unit("二十五度，挺暖和", '度'), vec![25]);
+        assert!(amounts_with_unit("温度挺低", '度').is_empty());
+    }
+
+    #[test]
+    fn serials_read_in_short_groups() {
+        assert_eq!(
+            extract_serial("编号是M，X，三九，七七，零二").as_deref(),
+            Some("MX397702")
+        );
+        assert_eq!(
+            extract_serial("会员卡 B T，四四零，一八六").as_deref(),
+            Some("BT440186")
+        );
+        assert_eq!(
+            extract_serial("订单号W、J、二零五五、六一").as_deref(),
+            Some("WJ205561")
+        );
+        // Two whole values said one after the other stay apart.
+        assert_ne!(
+            extract_serial("卡号GX20261188，电话13900001111").as_deref(),
+            Some("GX2026118813900001111")
+        );
+        // A pause word before the letters is no digit.
+        assert_eq!(
+            extract_serial("等一下，P，Q，三三零八").as_deref(),
+            Some("PQ3308")
+        );
     }
 
     #[test]
