@@ -53,7 +53,7 @@ fn dialogue_eval_corpus() {
     let floor: f64 = std::env::var("DIALOGUE_EVAL_FLOOR")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.80);
+        .unwrap_or(0.90);
     assert!(
         ok as f64 >= floor * n as f64,
         "accuracy {ok}/{n} fell below the floor {floor}"
