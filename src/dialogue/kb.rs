@@ -631,6 +631,12 @@ impl KnowledgeBase {
     }
 
     fn dense_memo(&self, query: &str) -> Dense {
+        // A reply this short (没有了, 好的, 多少钱) is matched by its characters:
+        // the encoder cannot tell such replies apart by meaning, and an embedding
+        // costs 15-45 ms of the caller's wait.
+        if query.chars().filter(|c| super::text::is_han(*c)).count() < MIN_DENSE_HAN {
+            return Dense::Unavailable;
+        }
         if let Ok(m) = self.memo.lock() {
             if let Some((q, d)) = m.as_ref() {
                 if q == query {
@@ -710,6 +716,9 @@ enum Dense {
     /// Nearer to the background of unrelated questions than to any entry.
     Unrelated,
 }
+
+/// Queries with fewer Chinese characters than this are matched by characters only.
+const MIN_DENSE_HAN: usize = 5;
 
 /// A character match this good answers without asking the encoder.
 const LEXICAL_SURE: f32 = 0.45;
