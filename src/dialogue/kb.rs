@@ -439,8 +439,9 @@ pub struct KnowledgeBase {
     pub threshold: f32,
     /// Encoder embeddings of the entries' questions (computed on first need).
     dense_entries: OnceLock<Option<Vec<Arc<Vec<f32>>>>>,
-    /// The last query's encoder result: a turn asks several times.
-    memo: Mutex<Option<(String, Dense)>>,
+    /// The last queries' encoder results: a turn asks about its text and parts
+    /// of it, several times each.
+    memo: Mutex<std::collections::VecDeque<(String, Dense)>>,
 }
 
 impl KnowledgeBase {
@@ -477,7 +478,7 @@ impl KnowledgeBase {
             avg_len,
             threshold: DEFAULT_THRESHOLD,
             dense_entries: OnceLock::new(),
-            memo: Mutex::new(None),
+            memo: Mutex::new(std::collections::VecDeque::with_capacity(MEMO_QUERIES)),
         }
     }
 
@@ -625,7 +626,7 @@ impl KnowledgeBase {
         if !self.entries.is_empty() && encoder::available() {
             let _ = self.dense("warm-up");
             if let Ok(mut m) = self.memo.lock() {
-                *m = None;
+                m.clear();
             }
         }
     }
@@ -638,15 +639,16 @@ impl KnowledgeBase {
             return Dense::Unavailable;
         }
         if let Ok(m) = self.memo.lock() {
-            if let Some((q, d)) = m.as_ref() {
-                if q == query {
-                    return *d;
-                }
+            if let Some((_, d)) = m.iter().find(|(q, _)| q == query) {
+                return *d;
             }
         }
         let d = self.dense(query);
         if let Ok(mut m) = self.memo.lock() {
-            *m = Some((query.to_string(), d));
+            if m.len() == MEMO_QUERIES {
+                m.pop_front();
+            }
+            m.push_back((query.to_string(), d));
         }
         d
     }
@@ -716,6 +718,9 @@ enum Dense {
     /// Nearer to the background of unrelated questions than to any entry.
     Unrelated,
 }
+
+/// Encoder results kept for queries asked again.
+const MEMO_QUERIES: usize = 8;
 
 /// Queries with fewer Chinese characters than this are matched by characters only.
 const MIN_DENSE_HAN: usize = 5;
