@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use tingshuo::dialogue::eval::Suite;
+use tingshuo::dialogue::eval::{conv_files, Suite};
 
 /// Per-turn budget at p99, milliseconds (issue 14).
 const P99_BUDGET_MS: f64 = 20.0;
@@ -30,12 +30,7 @@ fn main() {
         }
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dialogue-eval");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "conv"))
-        .collect();
-    files.sort();
+    let files = conv_files(&dir).unwrap_or_else(|e| panic!("{e}"));
     let suites: Vec<Suite> = files
         .iter()
         .map(|f| Suite::load(f).unwrap_or_else(|e| panic!("{e}")))

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use tingshuo::dialogue::eval::{by_kind, CaseResult, Suite};
+use tingshuo::dialogue::eval::{by_kind, conv_files, CaseResult, Suite};
 
 #[test]
 fn dialogue_eval_corpus() {
@@ -14,12 +14,7 @@ fn dialogue_eval_corpus() {
     let dir = std::env::var_os("DIALOGUE_EVAL_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dialogue-eval"));
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "conv"))
-        .collect();
-    files.sort();
+    let files = conv_files(&dir).unwrap_or_else(|e| panic!("{e}"));
     let mut all: Vec<CaseResult> = Vec::new();
     for f in &files {
         let suite = Suite::load(f).unwrap_or_else(|e| panic!("{e}"));

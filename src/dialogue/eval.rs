@@ -33,6 +33,23 @@ use super::engine::{Action, Conversation, Outcome, TurnResult};
 use super::script::Script;
 use super::DialogueError;
 
+/// The `.conv` files of `dir`, sorted by name.
+pub fn conv_files(dir: &Path) -> Result<Vec<PathBuf>, EvalError> {
+    let read = |source| EvalError::Read {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(read)? {
+        let p = e.map_err(read)?.path();
+        if p.extension().is_some_and(|x| x == "conv") {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// The evaluation clock: Monday 2026-12-07 10:00 in China.
 pub fn eval_now() -> DateTime<FixedOffset> {
     DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").expect("valid constant time")
