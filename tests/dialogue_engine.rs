@@ -681,3 +681,91 @@ fn bold_labels_and_read_out_values() {
     assert_eq!(s.task, "核对上门地址。");
     assert_eq!(s.steps[0].kind, StepKind::Confirm);
 }
+
+/// A short outbound script whose last steps take a time and a phone number.
+const LATE_SCRIPT: &str = "\
+净化器滤芯上门更换 外呼话术
+
+一、角色
+清源净化器的客服小周，给到期的用户打电话，约滤芯上门更换时间。
+
+二、开场白
+\"您好，请问是{{姓名}}吗？我是清源净化器客服小周，您家的滤芯快到更换时间了，现在方便吗？\"
+
+三、通话步骤
+（1）约时间
+\"师傅哪天什么时候上门比较方便？\"
+
+（2）留电话
+\"师傅上门前打哪个电话联系您？\"
+
+（3）结束
+\"好的，都登记好了，师傅会按时上门。\"
+
+四、常见问答
+Q1：换滤芯要多少钱？
+A1：年度套餐内的滤芯免费更换，套餐外每支八十元。
+
+五、结束语
+\"感谢您的接听，再见！\"
+";
+
+/// A conversation on [`LATE_SCRIPT`] taken to its goodbye.
+fn closed_call() -> Conversation {
+    let script = Script::parse(LATE_SCRIPT, "late").unwrap();
+    let vars = BTreeMap::from([("姓名".to_string(), "孙丽".to_string())]);
+    let mut c = Conversation::new(&script, &vars, now()).unwrap();
+    c.opening(now());
+    for reply in ["方便，你说", "明天上午九点", "13911112222"] {
+        c.on_utterance(reply, 1.0, now());
+    }
+    assert!(c.is_ended(), "the script should have closed");
+    assert_eq!(c.outcome(), Some(Outcome::Completed));
+    c
+}
+
+#[test]
+fn after_the_goodbye_a_corrected_value_is_taken_once() {
+    // The phone number corrected after the goodbye, before the caller hangs up.
+    let mut c = closed_call();
+    assert!(c.listens_after_goodbye());
+    let r = c.on_utterance("哎等一下，电话说错了，最后四位是2223", 1.0, now());
+    assert_eq!(
+        c.fields().get("留电话").map(String::as_str),
+        Some("13911112223"),
+        "{:?}",
+        c.fields()
+    );
+    assert!(said(&r).contains("再见"), "{}", said(&r));
+    assert!(r.actions.iter().any(|a| matches!(a, Action::HangUp { .. })));
+    // Only one late turn: then the call is over.
+    assert!(!c.listens_after_goodbye());
+    assert!(c.on_utterance("还有一件事", 1.0, now()).actions.is_empty());
+
+    // A changed time after the goodbye.
+    let mut c = closed_call();
+    c.on_utterance("哦不行，明天上午有事，改成后天下午三点吧", 1.0, now());
+    let fields = c.fields().values().cloned().collect::<Vec<_>>().join(" ");
+    assert!(fields.contains("2026-11-27T15:00"), "{fields}");
+
+    // A goodbye back, or thanks, adds nothing and ends the call as it was.
+    for bye in ["好的再见", "谢谢你啊", "嗯嗯"] {
+        let mut c = closed_call();
+        let r = c.on_utterance(bye, 1.0, now());
+        assert!(r.actions.is_empty(), "{bye}: {:?}", r.actions);
+        assert!(!c.listens_after_goodbye());
+        assert_eq!(c.outcome(), Some(Outcome::Completed));
+    }
+}
+
+#[test]
+fn a_call_closed_any_other_way_takes_no_late_turn() {
+    let mut c = started();
+    c.on_utterance("别再给我打电话了", 1.0, now());
+    assert!(c.is_ended());
+    assert!(!c.listens_after_goodbye());
+    assert!(c
+        .on_utterance("电话说错了，是13911112223", 1.0, now())
+        .actions
+        .is_empty());
+}

@@ -56,6 +56,12 @@ use super::CallError;
 const ECHO_TAIL_MARGIN_MS: u64 = 60;
 /// Said when a voiced caller turn gave no words: asks the caller to say it again.
 const ASK_REPEAT: &str = "不好意思，您刚才说的是？";
+/// After the goodbye of a completed call the agent listens this long before it
+/// hangs up: the caller usually hangs up first, or says one more thing
+/// ("哦对了，电话说错了…"), which the dialogue then takes.
+const LISTEN_AFTER_GOODBYE: Duration = Duration::from_millis(1500);
+/// The longest the agent waits after its goodbye, whatever the caller does.
+const LISTEN_AFTER_GOODBYE_MAX: Duration = Duration::from_secs(10);
 
 /// Which side placed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,6 +274,10 @@ struct CallLoop<'a> {
     pending_turn: Option<PendingTurn>,
     awaiting_first_rtp: bool,
     hangup_after_playback: Option<Outcome>,
+    /// When the goodbye finished playing (the agent then listens a moment).
+    goodbye_done_at: Option<Instant>,
+    /// The caller is speaking (between the endpointer's start and end of a turn).
+    caller_in_speech: bool,
     last_activity: Instant,
     report: CallReport,
     hot_words: Arc<[String]>,
@@ -361,6 +371,8 @@ pub fn run_call(
         pending_turn: None,
         awaiting_first_rtp: false,
         hangup_after_playback: None,
+        goodbye_done_at: None,
+        caller_in_speech: false,
         last_activity: Instant::now(),
         report: CallReport {
             call_id: setup.call_id.clone(),
@@ -1152,8 +1164,22 @@ impl CallLoop<'_> {
         self.playing.is_some() || !self.lines.is_empty() || !self.playback.is_empty()
     }
 
-    fn finished(&self) -> bool {
-        self.hangup_after_playback.is_some() && !self.agent_speaking()
+    fn finished(&mut self) -> bool {
+        if self.hangup_after_playback.is_none() || self.agent_speaking() {
+            self.goodbye_done_at = None;
+            return false;
+        }
+        if !self.conv.listens_after_goodbye() || self.taken_over || self.leg.is_some() {
+            return true;
+        }
+        // The caller may still say one thing: wait while they speak or the
+        // recogniser works on it, then a moment of quiet.
+        let now = Instant::now();
+        let done = *self.goodbye_done_at.get_or_insert(now);
+        let quiet_from = done.max(self.last_activity);
+        let busy = self.caller_in_speech || self.asr.is_some();
+        now.saturating_duration_since(done) >= LISTEN_AFTER_GOODBYE_MAX
+            || (!busy && now.saturating_duration_since(quiet_from) >= LISTEN_AFTER_GOODBYE)
     }
 
     /// Applies the dialogue's actions; `caller` is the utterance that caused them.
@@ -1414,6 +1440,7 @@ impl CallLoop<'_> {
         self.last_activity = at;
         match ev {
             EndpointEvent::SpeechStart { .. } => {
+                self.caller_in_speech = true;
                 self.flush_pending_turn();
                 self.timing = TurnTiming::default();
             }
@@ -1428,6 +1455,7 @@ impl CallLoop<'_> {
                 self.submit(turn.turn_audio(), speech_end_ms, false, speech_end_at);
             }
             EndpointEvent::SpeechResumed { .. } => {
+                self.caller_in_speech = true;
                 if let Some(a) = self.asr.take() {
                     a.cancel.cancel();
                 }
@@ -1437,6 +1465,7 @@ impl CallLoop<'_> {
                 at_ms,
                 ..
             } => {
+                self.caller_in_speech = false;
                 let lag = Duration::from_millis(at_ms.saturating_sub(speech_end_ms));
                 self.timing.t_speech_end = Some(at.checked_sub(lag).unwrap_or(at));
                 self.timing.t_endpoint = Some(at);
@@ -1638,6 +1667,7 @@ impl CallLoop<'_> {
         self.timing.t_speech_end = Some(a.speech_end_at);
         self.timing.t_endpoint = Some(now);
         tracing::debug!("turn ended early on a finished sentence");
+        self.caller_in_speech = false;
         self.on_final(outcome);
         true
     }

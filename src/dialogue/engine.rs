@@ -211,6 +211,7 @@ const REASSURE: &str = "您的谨慎很有必要。我们是官方服务热线�
 const ASK_NEW_VALUE: &str = "好的，麻烦您说一下新的信息。";
 const OK_SHORT: &str = "好的。";
 const NO_MORE_CALLS_NOTED: &str = "好的，已经给您登记了，以后不会再给您打这类电话。";
+const LATE_BYE: &str = "其他信息不变，感谢您的配合，再见。";
 const DANGER_MEDICAL: &str = "您说的情况很危险，请马上拨打120急救电话，或者尽快去最近医院的急诊。";
 const DANGER_FIRE: &str = "情况紧急，请马上离开危险的地方，到安全的位置拨打119火警电话。";
 const DANGER_GAS: &str = "请不要开关电灯和电器，也不要点火，马上关掉燃气总阀、打开门窗，到室外再拨打燃气抢修电话或者119。";
@@ -252,6 +253,7 @@ const BUILTIN: &[&str] = &[
     ASK_NEW_VALUE,
     OK_SHORT,
     NO_MORE_CALLS_NOTED,
+    LATE_BYE,
     DANGER_MEDICAL,
     DANGER_FIRE,
     DANGER_GAS,
@@ -937,6 +939,9 @@ pub struct Conversation {
     reprompts: u32,
     /// The callee asked us to hold: a following silence is not "listening".
     held: bool,
+    /// The goodbye of a completed call was said and the caller may still speak
+    /// once before hanging up (a careful agent lets the caller hang up first).
+    late_turn_open: bool,
     resume_state: Option<State>,
     heard_anything: bool,
     answered: u32,
@@ -1301,6 +1306,7 @@ impl Conversation {
             silences: 0,
             reprompts: 0,
             held: false,
+            late_turn_open: false,
             resume_state: None,
             heard_anything: false,
             answered: 0,
@@ -1431,6 +1437,12 @@ impl Conversation {
     }
     pub fn is_ended(&self) -> bool {
         self.state == State::Ended
+    }
+    /// True after the goodbye of a completed call, while the caller may still say
+    /// one thing before hanging up ("哦对了，电话说错了，是…"); drivers keep
+    /// listening a moment before they hang up.
+    pub fn listens_after_goodbye(&self) -> bool {
+        self.state == State::Ended && self.late_turn_open
     }
     pub fn outcome(&self) -> Option<Outcome> {
         self.outcome
@@ -1667,6 +1679,74 @@ impl Conversation {
         if confirmed {
             self.advance(actions);
         }
+        true
+    }
+
+    /// What the caller says after the goodbye of a completed call, before hanging
+    /// up. A corrected value ("电话说错了，是…") or a changed time ("哎不行，改成
+    /// 后天下午三点吧") replaces the recorded one and is confirmed; a question the
+    /// Q&A answers is answered; anything else (好的, 再见, 谢谢) leaves the call as it
+    /// ended. Either way the call then ends: one late turn only.
+    fn on_late_turn(&mut self, text: &str, now: DateTime<FixedOffset>) -> TurnResult {
+        self.late_turn_open = false;
+        let c = classify(text, now);
+        let mut actions = Vec::new();
+        let mut kb_hit = None;
+        let changed = (slots::is_correction(&c.text) || slots::changes_time(&c.text))
+            && (self.apply_correction(&c.text, &mut actions)
+                || self.change_time(&c.text, &mut actions));
+        if !changed && c.intent == Intent::Question {
+            if let Some((h, e)) = self.kb.answer(&c.text) {
+                let (answer, question) = (e.answer.clone(), e.question.clone());
+                kb_hit = Some((h.index, h.confidence));
+                self.answered += 1;
+                actions.push(self.say(&answer, None, true));
+                self.record("questions_answered", &question, &mut actions);
+            }
+        }
+        if !actions.is_empty() {
+            actions.push(self.builtin(LATE_BYE));
+            actions.push(Action::HangUp {
+                outcome: self.outcome.unwrap_or(Outcome::Completed),
+            });
+        }
+        self.result(c.intent, actions, kb_hit)
+    }
+
+    /// "改成后天下午三点吧": the latest recorded time, changed to the one named after
+    /// the change word.
+    fn change_time(&mut self, text: &str, actions: &mut Vec<Action>) -> bool {
+        let Some(after) = slots::after_time_change(text) else {
+            return false;
+        };
+        let Some(value) = slots::wanted_time(after, self.started) else {
+            return false;
+        };
+        let Some(key) = self
+            .typed
+            .iter()
+            .rev()
+            .find(|(_, kind)| *kind == FieldKind::Time)
+            .map(|(k, _)| k.clone())
+        else {
+            return false;
+        };
+        let old = self.fields.get(&key).cloned().unwrap_or_default();
+        if old == value {
+            return false;
+        }
+        self.set_field(&key, &value, FieldKind::Time, actions);
+        self.record("corrections", &format!("{key}: {old} → {value}"), actions);
+        let said = match chrono::DateTime::parse_from_rfc3339(&value) {
+            Ok(t) => speak_time(t, self.started),
+            Err(_) => value.clone(),
+        };
+        actions.push(Action::Say {
+            text: format!("好的，已经改为{said}。"),
+            step: Some(self.current_step()),
+            interruptible: true,
+            fixed: false,
+        });
         true
     }
 
@@ -1940,6 +2020,7 @@ impl Conversation {
     fn finish(&mut self, outcome: Outcome, actions: &mut Vec<Action>) {
         self.outcome = Some(outcome);
         self.state = State::Ended;
+        self.late_turn_open = outcome == Outcome::Completed;
         self.path.push("closing".into());
         actions.push(Action::HangUp { outcome });
     }
@@ -2125,6 +2206,9 @@ impl Conversation {
         confidence: f32,
         now: DateTime<FixedOffset>,
     ) -> TurnResult {
+        if self.listens_after_goodbye() {
+            return self.on_late_turn(text, now);
+        }
         if matches!(
             self.state,
             State::Ended | State::NotStarted | State::Transferring

@@ -506,6 +506,11 @@ fn families() -> &'static Families {
             "不是很方便",
             "一会再打",
             "一会儿再打",
+            "一会再说",
+            "一会儿再说",
+            "等会再说",
+            "待会再说",
+            "过会再说",
             "晚些再打",
             "换个时间",
         ]),
@@ -860,13 +865,14 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
             .iter()
             .any(|m| after_yes.contains(m))
         && callback.is_none();
-    // "我在菜市场呢": the durative 呢 after 在 tells what the caller is doing.
+    // "我在菜市场呢" / "我正做饭呢" / "忙着呢": the durative 呢 after 在, 正 or 着
+    // tells what the caller is doing.
     let unquestioned: String = text
         .split_inclusive(['，', ',', '。', '；', ' '])
         .map(|cl| {
             let body = cl.trim_end_matches(['，', ',', '。', '；', ' ']);
             let durative = body.ends_with('呢')
-                && body.contains('在')
+                && ['在', '正', '着'].iter().any(|c| body.contains(*c))
                 && !["什么", "哪", "谁", "怎", "几", "多少", "吗"]
                     .iter()
                     .any(|w| body.contains(w));
@@ -1081,10 +1087,18 @@ pub fn asks_no_more_calls(norm: &str) -> bool {
                 return false;
             };
             let after = &r[v.len()..];
-            // 打 alone is calling only at the clause's end or before the caller
-            // ("别给我打了", "别打我电话"): 打包, 打折, 打扫 are other verbs.
+            // 打 alone is calling only at the clause's end, before the caller or
+            // with 电话 close after it ("别给我打了", "别打我电话", "别给我打这种续保
+            // 电话了"): 打包, 打折, 打扫 are other verbs.
+            let clause_rest: String = after
+                .chars()
+                .take_while(|c| !"，,。；;！!？?".contains(*c))
+                .take(8)
+                .collect();
             if *v == "打"
                 && !(after.is_empty()
+                    || after.starts_with(['，', ',', '。', '；', '！', '!'])
+                    || clause_rest.contains("电话")
                     || ["了", "啦", "吧", "哈", "呀", "啊", "扰", "我"]
                         .iter()
                         .any(|w| after.starts_with(w)))
@@ -1097,9 +1111,44 @@ pub fn asks_no_more_calls(norm: &str) -> bool {
             }
             // 联系 must be about the caller: "联系我", "给我…联系".
             let contact_me = *v != "联系" || to_me || after.starts_with('我');
-            contact_me && (future || to_me && (again || *n == "别"))
+            // "电话也别打了": the calls named first, then forbidden.
+            let before = &norm[..i];
+            let calls_named = ["电话也", "电话就", "电话", "电话你们也", "电话你们就"]
+                .iter()
+                .any(|t| before.ends_with(t));
+            contact_me && (future || calls_named || to_me && (again || *n == "别"))
         })
-    })
+    }) || refuses_calls(norm)
+}
+
+/// "你们的电话我不想再接了", "把我号码拉黑吧": the caller refuses to receive calls or
+/// asks to be blocked. A question ("是不是把我拉黑了？") asks for nothing.
+fn refuses_calls(norm: &str) -> bool {
+    if norm.contains('吗') || norm.contains('？') || norm.contains("是不是") {
+        return false;
+    }
+    let blocked = [
+        "拉黑吧",
+        "拉黑了吧",
+        "号码拉黑",
+        "把我拉黑",
+        "拉进黑名单",
+        "加黑名单",
+        "加入黑名单",
+    ]
+    .iter()
+    .any(|w| norm.contains(w));
+    let refuses = [
+        "不想再接",
+        "不会再接",
+        "不愿意再接",
+        "不想接你们",
+        "再也不接",
+    ]
+    .iter()
+    .any(|w| norm.contains(w))
+        && norm.contains("电话");
+    blocked || refuses
 }
 
 /// Whether the upset words of `norm` are said, not denied: "不疼了" is relief, "疼死了"
@@ -1342,6 +1391,11 @@ mod tests {
         assert_ne!(i("哦…还是发短信吧，省事"), Intent::Question);
         assert_eq!(i("嗯……是周六还是周日"), Intent::Question);
         assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
+        // What the caller is doing (正…呢, …着呢) asks nothing; the time and the
+        // call-again verb make it a callback request.
+        assert_eq!(i("我正洗澡呢，你晚上八点再打来"), Intent::NotConvenient);
+        assert_eq!(i("正吃饭呢，一会儿再说"), Intent::NotConvenient);
+        assert_eq!(i("你们正规吗？"), Intent::Question);
         assert_eq!(i("喂喂，听得到吗"), Intent::Repeat);
         assert_ne!(i("喂，卫生间下水道堵了"), Intent::Repeat);
         assert_eq!(i("别再打了烦死了"), Intent::Hostile);
@@ -1355,6 +1409,14 @@ mod tests {
         assert_ne!(i("别打给我老公，他不管这事"), Intent::Hostile);
         assert_ne!(i("烦死了天天打"), Intent::Hostile);
         assert_ne!(i("别给我打包了，我自己拿"), Intent::Hostile);
+        // The kind of call named after the verb, the calls named before the
+        // prohibition, refusing to take calls, being blocked.
+        assert_eq!(i("往后别给我打这类推销电话了"), Intent::Hostile);
+        assert_eq!(i("你们的短信别发了，电话也别打了"), Intent::Hostile);
+        assert_eq!(i("物业的电话我不想再接了"), Intent::Hostile);
+        assert_eq!(i("麻烦把我这个号码拉黑吧"), Intent::Hostile);
+        assert_ne!(i("你们是不是把我号码拉黑了？"), Intent::Hostile);
+        assert_ne!(i("别给我打折了，原价就行"), Intent::Hostile);
         // Worry is a question, not a do-not-call request.
         assert_eq!(i("你们不会是骗子吧？"), Intent::Question);
         assert_eq!(

@@ -718,6 +718,25 @@ const STRONG_CUES: &[&str] = &[
     "不对", "说错", "错了", "搞错", "记错", "口误", "更正", "纠正",
 ];
 
+/// Words that change a time already agreed ("改成后天下午三点").
+const TIME_CHANGE_CUES: &[&str] = &[
+    "改成", "改到", "改为", "换成", "换到", "挪到", "推到", "调到",
+];
+
+/// True when the caller changes something agreed to another value.
+pub fn changes_time(s: &str) -> bool {
+    TIME_CHANGE_CUES.iter().any(|c| s.contains(c))
+}
+
+/// What follows the last time-change word ("改成后天下午三点吧" → "后天下午三点吧").
+pub fn after_time_change(s: &str) -> Option<&str> {
+    TIME_CHANGE_CUES
+        .iter()
+        .filter_map(|c| s.rfind(c).map(|i| i + c.len()))
+        .max()
+        .map(|i| &s[i..])
+}
+
 /// Splits "A，不对，B" at its last strong correction cue.
 pub fn split_at_last_strong_correction(s: &str) -> Option<(&str, &str)> {
     STRONG_CUES

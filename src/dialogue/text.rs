@@ -133,11 +133,12 @@ fn fold_syllable(s: &str) -> String {
 }
 
 /// True when both characters' common readings are the same toneless syllable.
-fn same_plain_reading(a: char, b: char) -> bool {
+fn same_toned_reading(a: char, b: char) -> bool {
+    // With the tone: 刮了 (guā) is not 挂了 (guà), 邮箱 and 油箱 (yóu) still match.
     let first = |c: char| {
         c.to_pinyin_multi()
             .and_then(|m| m.into_iter().next())
-            .map(|p| p.plain())
+            .map(|p| p.with_tone())
     };
     matches!((first(a), first(b)), (Some(x), Some(y)) if x == y)
 }
@@ -221,7 +222,7 @@ impl Phonetic {
                     exact += 1;
                     true
                 } else if strict {
-                    same_plain_reading(c.ch, k.ch)
+                    same_toned_reading(c.ch, k.ch)
                 } else {
                     !k.readings.is_empty() && c.readings.iter().any(|r| k.readings.contains(r))
                 }
@@ -420,6 +421,11 @@ mod tests {
         assert!(kw.any_in(&Phonetic::new(&normalize("发我油箱吧"))));
         assert!(kw.any_in(&Phonetic::new(&normalize("你在说一遍"))));
         assert!(!kw.any_in(&Phonetic::new(&normalize("好的没问题"))));
+        // A two-character keyword's swapped character must keep its tone:
+        // 刮了 (guā) is not 挂了 (guà).
+        let bye = Keywords::new(&["挂了"]);
+        assert!(!bye.any_in(&Phonetic::new(&normalize("倒车刮了下后视镜"))));
+        assert!(bye.any_in(&Phonetic::new(&normalize("我先挂了"))));
     }
 
     #[test]
