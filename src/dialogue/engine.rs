@@ -825,6 +825,19 @@ const CHANGE_WORDS: &[&str] = &[
     "不用了",
 ];
 
+/// Whether the line's last question asks for permission or convenience
+/// ("现在方便吗？", "占用您两分钟可以吗？"), where "没事" means "go ahead".
+fn asks_permission(line: &str) -> bool {
+    let last = line
+        .trim_end_matches(['？', '?', '。', ' '])
+        .rsplit(['。', '！', '!', '？', '?'])
+        .next()
+        .unwrap_or("");
+    ["方便", "打扰", "耽误", "占用", "介意", "可以吗", "行吗"]
+        .iter()
+        .any(|w| last.contains(w))
+}
+
 /// Whether the caller asks to change the value: a [`CHANGE_WORDS`] word that is not
 /// itself denied ("号没换", "不用改", "地址没变" keep it).
 fn says_change(text: &str) -> bool {
@@ -2927,12 +2940,31 @@ impl Conversation {
         actions.push(self.say(&cond.line, Some(i), true));
         // "好的，我帮您取消这次预约" / "我给您登记放弃": on an outbound call, the
         // business of the call is called off; the remaining steps are moot.
-        let called_off = self.opening_kind != StepKind::AnyQuestions
-            && ["取消", "放弃", "作废", "退订"]
+        // So is a line that says goodbye ("…祝您用车顺利。", "…打扰您了，再见。") or
+        // promises no more calls about it ("不再为这辆车打续保电话了").
+        let last_sentence = cond
+            .line
+            .trim_end_matches(['。', '！', '!', ' '])
+            .rsplit(['。', '！', '!'])
+            .next()
+            .unwrap_or("");
+        let farewell = last_sentence.ends_with("再见")
+            || last_sentence.contains("祝您")
+            || last_sentence.ends_with("打扰您了");
+        let no_more_calls = cond.line.contains("不再")
+            && ["打", "联系", "通知", "提醒", "来电"]
                 .iter()
                 .any(|w| cond.line.contains(w));
+        let called_off = self.opening_kind != StepKind::AnyQuestions
+            && (["取消", "放弃", "作废", "退订"]
+                .iter()
+                .any(|w| cond.line.contains(w))
+                || farewell
+                || no_more_calls);
         if called_off {
-            actions.push(self.builtin(EARLY_BYE));
+            if !farewell {
+                actions.push(self.builtin(EARLY_BYE));
+            }
             self.finish(Outcome::Declined, actions);
             return Some(None);
         }
@@ -3344,6 +3376,27 @@ impl Conversation {
             _ => "opening".into(),
         };
         let mut intent = c.intent;
+        // "没事" to "现在方便吗？" / "耽误您两分钟可以吗？" is "no problem, go ahead".
+        if intent == Intent::Negative
+            && c.negative_word.as_deref() == Some("没事")
+            && asks_permission(&self.current_text())
+        {
+            intent = Intent::Agree;
+        }
+        // "你发过来吧" after the agent said it will send ("报价单今天发给您"): go-ahead,
+        // not a request for documents by e-mail.
+        if intent == Intent::DocsRequest
+            && c.email.is_none()
+            && ["发给您", "发到您", "给您发", "发您", "短信发", "寄给您"]
+                .iter()
+                .any(|w| self.current_text().contains(w))
+        {
+            intent = if c.negative_word.is_some() {
+                Intent::Negative
+            } else {
+                Intent::Agree
+            };
+        }
         // Low ASR confidence on content we would act on: ask again.
         if confidence < MIN_CONFIDENCE
             && matches!(

@@ -339,6 +339,19 @@ fn families() -> &'static Families {
             "过分",
             "什么服务",
             "什么态度",
+            "来气",
+            "生气",
+            "窝火",
+            "火大",
+            "心烦",
+            "烦心",
+            "闹心",
+            "糟心",
+            "憋屈",
+            "恼火",
+            "急死人",
+            "不靠谱",
+            "太失望",
             "糟糕",
             "差劲",
             "失望",
@@ -383,6 +396,13 @@ fn families() -> &'static Families {
             "人工服务台",
             "主管",
             "能做主",
+            "管事的",
+            "换个人说",
+            "换个人接",
+            "换个人跟我",
+            "说了算的",
+            "找个人来",
+            "找个人处理",
             "负责人",
             "领导",
             "前台的人",
@@ -813,8 +833,18 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     // "上午还是下午": 还是 between two choices asks; at a clause's start it is "still"
     // ("对，还是这个号").
     // Fillers before it ("嗯……还是寄过来吧") leave it at the clause's start.
+    // So do a connective or the speaker before it ("不过还是续吧", "我还是自己去吧").
     let either_or = clauses.iter().any(|cl| {
-        let cl = cl.trim_start_matches(['嗯', '啊', '哦', '呃', '额', '唉', '那', '…', '.', '。']);
+        let mut cl =
+            cl.trim_start_matches(['嗯', '啊', '哦', '呃', '额', '唉', '那', '…', '.', '。']);
+        while let Some(rest) = [
+            "不过", "但是", "可是", "但", "我看", "要不", "我们", "咱们", "我", "咱", "就",
+        ]
+        .iter()
+        .find_map(|w| cl.strip_prefix(w))
+        {
+            cl = rest;
+        }
         cl.find("还是")
             .is_some_and(|i| i > 0 && cl[i + "还是".len()..].chars().any(super::text::is_han))
     });
@@ -1034,6 +1064,13 @@ pub fn grievance(norm: &str) -> bool {
             r"(冻感冒|冻病|冻坏|冻得受不了)",
             // An ultimatum or an open reproach.
             r"(可不干|不答应|没个说法|给个说法|你们怎么回事|人影都没)",
+            // Hard to get through; dragged out.
+            r"(打|拨)了[^，。！？]{1,8}才(打通|接通|通)",
+            r"拖了[^，。！？]{0,6}(天|月|周|礼拜|星期|年)",
+            r"等了整整",
+            // A mistake the service made, or a mess it left.
+            r"(你们|上次|上回|又)[^。！？]{0,10}(配错|给错|发错|弄错|送错|装错|算错|扣错|多扣)",
+            r"(一塌糊涂|拍拍屁股)",
         ]
         .iter()
         .filter_map(|r| Regex::new(r).ok())
@@ -1390,6 +1427,8 @@ mod tests {
         assert_ne!(i("嗯……还是周六来吧"), Intent::Question);
         assert_ne!(i("哦…还是发短信吧，省事"), Intent::Question);
         assert_eq!(i("嗯……是周六还是周日"), Intent::Question);
+        assert_ne!(i("不过我还是寄到单位吧，家里白天没人"), Intent::Question);
+        assert_eq!(i("我们是今天去还是明天去"), Intent::Question);
         assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
         // What the caller is doing (正…呢, …着呢) asks nothing; the time and the
         // call-again verb make it a callback request.
@@ -1488,6 +1527,12 @@ mod tests {
         assert!(upset("停电一整天，冰箱里的东西都没法放了"));
         assert!(upset("这次再拖我可不干"));
         assert!(!upset("我想问一下，现在报名还来得及吗"));
+        assert!(upset("这个热线我拨了一下午才接通"));
+        assert!(upset("退款你们拖了我三个礼拜"));
+        assert!(upset("上回你们给错了型号，我又跑了一趟"));
+        assert!(upset("一说起这事我就来气"));
+        assert!(!upset("我不生气，你说吧"));
+        assert!(!upset("电话号码我刚才说错了"));
         assert!(!upset("明天上午十点吧，家里有人"));
         assert!(!upset("没事，不着急，你们慢慢安排"));
     }

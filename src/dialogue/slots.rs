@@ -715,7 +715,7 @@ pub fn split_at_last_correction(s: &str) -> Option<(&str, &str)> {
 /// Cues that certainly take back what was said before them (not 改一下 / 应该是,
 /// which also start ordinary requests: 密码改一下怎么弄).
 const STRONG_CUES: &[&str] = &[
-    "不对", "说错", "错了", "搞错", "记错", "口误", "更正", "纠正",
+    "不对", "说错", "错了", "搞错", "记错", "口误", "更正", "纠正", "报错", "念错", "讲错",
 ];
 
 /// Words that change a time already agreed ("改成后天下午三点").
@@ -859,6 +859,9 @@ const CORRECTION_CUES: &[&str] = &[
     "应该是",
     "记错",
     "口误",
+    "报错",
+    "念错",
+    "讲错",
 ];
 
 /// Words that say the digits after them are the end of a number.
