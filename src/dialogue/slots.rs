@@ -282,10 +282,56 @@ const ADDRESS_MARKERS: &[&str] = &[
     "花园", "苑", "幢", "胡同", "省", "县",
 ];
 
+/// Everyday words holding an address marker that name no place (卧室的灯, 路由器,
+/// 楼下邻居, 超市).
+const NOT_ADDRESS_WORDS: &[&str] = &[
+    "路由",
+    "卧室",
+    "浴室",
+    "办公室",
+    "教室",
+    "会议室",
+    "科室",
+    "诊室",
+    "超市",
+    "区别",
+    "路上",
+    "楼下",
+    "楼上",
+    "楼道",
+    "楼梯",
+    "一路",
+];
+
+/// Markers that count a building part: an address only with a number before them
+/// (9幢, 二单元, 602室, 3楼).
+const NUMBERED_MARKERS: &[&str] = &["栋", "幢", "单元", "室", "楼"];
+
+/// Whether `s` names a place: a place word (路, 小区, 区…) after some name, or a
+/// numbered building part, outside everyday words like 卧室 or 路由器.
+fn has_address_marker(s: &str) -> bool {
+    let mut t = s.to_string();
+    for w in NOT_ADDRESS_WORDS {
+        t = t.replace(w, "，");
+    }
+    let numeral = |c: char| c.is_ascii_digit() || "零〇一二两三四五六七八九十百幺".contains(c);
+    ADDRESS_MARKERS.iter().any(|m| {
+        t.match_indices(m).any(|(i, _)| {
+            let before = t[..i].chars().next_back();
+            if NUMBERED_MARKERS.contains(m) {
+                before.is_some_and(|c| numeral(c) || c.is_ascii_alphabetic())
+            } else {
+                before.is_some_and(super::text::is_han)
+            }
+        })
+    })
+}
+
 /// An address as said, without the lead-in ("地址是", "我家在") and the
 /// sentence-final particles.
 pub fn extract_address(s: &str) -> Option<String> {
-    extract_address_as_said(s).map(|a| address_digits(&a))
+    // Written as one string: "西溪蓝海，九幢，二单元，一零零三" → "西溪蓝海9幢2单元1003".
+    extract_address_as_said(s).map(|a| address_digits(&a).replace(['，', ','], ""))
 }
 
 fn extract_address_as_said(s: &str) -> Option<String> {
@@ -295,8 +341,7 @@ fn extract_address_as_said(s: &str) -> Option<String> {
         .find_map(|l| s.find(l).map(|p| &s[p..]));
     let s = labelled.unwrap_or(s);
     // "号" alone is not enough: 编号, 号码 and 几号 are not addresses.
-    if !ADDRESS_MARKERS.iter().any(|m| s.contains(m)) || s.contains("编号") || s.contains("号码")
-    {
+    if !has_address_marker(s) || s.contains("编号") || s.contains("号码") {
         return None;
     }
     let mut t = s.trim();
@@ -317,8 +362,15 @@ fn extract_address_as_said(s: &str) -> Option<String> {
         if is_mark(c) || i + c.len_utf8() == t.len() {
             let stop = if is_mark(c) { i } else { t.len() };
             let clause = &t[start..stop];
-            if ADDRESS_MARKERS.iter().any(|m| clause.contains(m))
+            // "…二单元，一零零三": a room number read out after the building.
+            let room_read_out = first.is_some()
+                && clause.chars().count() >= 3
+                && clause
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || cn_digit(c).is_some());
+            if has_address_marker(clause)
                 || clause.chars().any(|c| c.is_ascii_digit())
+                || room_read_out
             {
                 first.get_or_insert(start);
                 end = stop;
@@ -339,6 +391,8 @@ fn extract_address_as_said(s: &str) -> Option<String> {
         "我住",
         "我住在",
         "住在",
+        "送到",
+        "寄到",
         "我是",
         "在",
         "是",
@@ -1129,6 +1183,15 @@ mod tests {
             Some("西湖区天目山路200号5幢1101")
         );
         assert_eq!(extract_address("我不知道"), None);
+        // Everyday words with an address marker name no place.
+        assert_eq!(extract_address("卧室的灯不亮了"), None);
+        assert_eq!(extract_address("路由器一直闪红灯"), None);
+        assert_eq!(extract_address("楼下邻居说漏水"), None);
+        // Read out clause by clause, the room number last: one written address.
+        assert_eq!(
+            extract_address("送到滨江区，江南大道，星光小区，七幢，三单元，八零二").as_deref(),
+            Some("滨江区江南大道星光小区7幢3单元802")
+        );
         assert_eq!(extract_address("编号是QS2024A0567"), None);
     }
 
