@@ -3615,6 +3615,9 @@ impl Conversation {
                 if self.script.steps[i].text().contains("多少"));
             let value = if asks_count {
                 slots::numerals_to_digits(&c.text)
+            } else if let Some(d) = slots::digits_read_out(&c.text) {
+                // "幺零，四七，二九": digits read out in groups are one number.
+                d
             } else {
                 c.text.clone()
             };

@@ -282,6 +282,39 @@ const ADDRESS_MARKERS: &[&str] = &[
     "花园", "苑", "幢", "胡同", "省", "县",
 ];
 
+/// A reply that is nothing but digits read out, in groups or not ("幺零，四七，
+/// 二九", "车架号后六位是 6 2 0 4 8 1"): the digits as one number. At least three.
+pub fn digits_read_out(s: &str) -> Option<String> {
+    let mut t = s.trim();
+    for lead in [
+        "后六位是",
+        "后四位是",
+        "尾号是",
+        "号码是",
+        "是",
+        "嗯",
+        "就是",
+    ] {
+        if let Some(p) = t.rfind(lead) {
+            t = &t[p + lead.len()..];
+            break;
+        }
+    }
+    let mut out = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            out.push(c);
+        } else if let Some(d) = cn_digit(c).filter(|d| *d < 10) {
+            out.push(char::from(b'0' + d as u8));
+        } else if c == '幺' {
+            out.push('1');
+        } else if !"，,、。 .-—".contains(c) {
+            return None;
+        }
+    }
+    (out.len() >= 3).then_some(out)
+}
+
 /// Everyday words holding an address marker that name no place (卧室的灯, 路由器,
 /// 楼下邻居, 超市).
 const NOT_ADDRESS_WORDS: &[&str] = &[
@@ -1183,6 +1216,13 @@ mod tests {
             Some("西湖区天目山路200号5幢1101")
         );
         assert_eq!(extract_address("我不知道"), None);
+        assert_eq!(
+            digits_read_out("幺零，四七，二九").as_deref(),
+            Some("104729")
+        );
+        assert_eq!(digits_read_out("是6 2 0 4 8 1").as_deref(), Some("620481"));
+        assert_eq!(digits_read_out("十二点"), None);
+        assert_eq!(digits_read_out("一二"), None);
         // Everyday words with an address marker name no place.
         assert_eq!(extract_address("卧室的灯不亮了"), None);
         assert_eq!(extract_address("路由器一直闪红灯"), None);
