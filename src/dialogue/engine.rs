@@ -2425,6 +2425,26 @@ impl Conversation {
         {
             return c;
         }
+        // "9幢2单元701，不是701，是710": a value said, then patched in the same
+        // breath. What stands is what was said first, with the old part replaced.
+        if let Some(corr) = slots::correction(&c.text).filter(|k| !k.tail) {
+            if let Some(old) = corr.old.as_deref().filter(|o| *o != corr.new) {
+                let cut = ["不是", "不对", "说错", "错了"]
+                    .iter()
+                    .filter_map(|w| c.text.find(w))
+                    .min();
+                if let Some(before) = cut.map(|i| &c.text[..i]).filter(|b| b.contains(old)) {
+                    let mut c = c.clone();
+                    c.text = before
+                        .trim_end_matches(|ch: char| !ch.is_alphanumeric())
+                        .replacen(old, &corr.new, 1);
+                    if matches!(c.intent, Intent::Negative | Intent::Agree) {
+                        c.intent = Intent::Statement;
+                    }
+                    return c;
+                }
+            }
+        }
         let has_value =
             slots::extract_phone(&c.text).is_some() || slots::extract_serial(&c.text).is_some();
         if has_value {

@@ -953,6 +953,9 @@ const CORRECTION_CUES: &[&str] = &[
 
 /// Words that say the digits after them are the end of a number.
 const TAIL_CUES: &[&str] = &[
+    "最后一位",
+    "最后1位",
+    "末位",
     "尾号",
     "尾数",
     "最后四位",
@@ -1073,6 +1076,8 @@ pub fn correction(s: &str) -> Option<Correction> {
     let new = match &old {
         Some((j, o)) => candidates
             .iter()
+            // "701，不是701，是710": the old value said first is not the new one.
+            .filter(|(_, t)| t != o)
             .min_by_key(|(i, t)| {
                 let same_unit = unit(t) == unit(o);
                 (!same_unit, i.abs_diff(*j))
@@ -1287,6 +1292,12 @@ mod tests {
             })
         );
         assert_eq!(correction("好的没问题"), None);
+        // The old value said first, then denied: the new one is the other.
+        let k = correction("3幢1单元501，不是501，是510").unwrap();
+        assert_eq!((k.new.as_str(), k.old.as_deref()), ("510", Some("501")));
+        // The last digit alone.
+        let k = correction("号码报错了，最后一位是7").unwrap();
+        assert!(k.tail && k.new == "7");
         let c = |s: &str| correction(s).map(|c| (c.new, c.old, c.tail));
         assert_eq!(
             c("是文三路88号，不过是4幢，不是3幢"),
