@@ -88,7 +88,7 @@ fn status_on_an_empty_cache_fails_and_names_the_fetch_command() {
     assert!(stderr.contains("tingshuo models fetch"), "{stderr}");
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("missing")).count(),
-        11,
+        13,
         "{stdout}"
     );
     assert!(stdout.contains("ggml-base.bin") && stdout.contains("libonnxruntime.so"));
@@ -231,7 +231,7 @@ fn second_fetch_on_the_real_cache_is_a_no_op() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(
-        stderr.contains("all 11 model files present and verified")
+        stderr.contains("all 13 model files present and verified")
             && stderr.contains("nothing to do"),
         "{stderr}"
     );

