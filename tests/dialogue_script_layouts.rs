@@ -19,10 +19,20 @@ const PAIRS: &[(&str, &str)] = &[
         "script-layouts/broadband-fault-hotline-word-export.md",
         "dialogue-eval/fresh7-broadband-fault-hotline.md",
     ),
+    (
+        "script-layouts/pharmacy-refill-hotline-plain-export.md",
+        "dialogue-eval/fresh8-pharmacy-refill-hotline.md",
+    ),
+    (
+        "script-layouts/auto-insurance-renewal-numbered-export.md",
+        "dialogue-eval/fresh8-auto-insurance-renewal.md",
+    ),
 ];
 
 /// The exported layouts (rulers with 一、 titles and >>> 节点N steps; ■ chapters
-/// with 话术一｜ steps and 【Q01】 pairs) load to the structure of their twins:
+/// with 话术一｜ steps and 【Q01】 pairs; ruled 场景说明 chapters with one 结束语
+/// chapter for conditions and closing lines; `N｜` chapters with ① steps, → 记下
+/// notes and ◎/口径 pairs) load to the structure of their twins:
 /// the same steps with the same lines, branches, records and kinds, the same
 /// Q&A, opening, end conditions and closing lines, and nothing unspoken said.
 #[test]

@@ -106,26 +106,87 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         Some(FieldKind::Time)
     } else if has(&["姓名", "名字", "怎么称呼", "贵姓", "叫什么"]) {
         Some(FieldKind::Name)
-    } else if has(&[
-        "多少公里",
-        "里程",
-        "几个人",
-        "几位",
-        "几口人",
-        "几台",
-        "数量",
-        "多少个",
-        "多少台",
-        "多大面积",
-        "多少平",
-        "多少度",
-    ]) {
-        Some(FieldKind::Number)
+    } else if has(QUANTITY_WORDS) {
+        // A count or reading alone is a number; one recorded together with what it
+        // counts (药品名称、规格、数量) is said as a description ("二甲双胍，五百毫克的，
+        // 两盒"), free text.
+        if counts_only(title) && counts_only(&text) {
+            Some(FieldKind::Number)
+        } else {
+            Some(FieldKind::Text)
+        }
     } else if has(&["问题", "故障", "情况", "需求", "症状", "原因"]) {
         Some(FieldKind::Text)
     } else {
         None
     }
+}
+
+/// Words that ask for or record a count, an amount or a reading.
+const QUANTITY_WORDS: &[&str] = &[
+    "多少公里",
+    "里程",
+    "几个人",
+    "几位",
+    "几口人",
+    "几台",
+    "数量",
+    "多少个",
+    "多少台",
+    "多大面积",
+    "多少平",
+    "多少度",
+    "读数",
+];
+
+/// Words that name or describe a thing rather than count it.
+const DESCRIBING_WORDS: &[&str] = &[
+    "名称",
+    "品名",
+    "药名",
+    "品牌",
+    "规格",
+    "品种",
+    "种类",
+    "类型",
+    "款式",
+    "颜色",
+    "尺码",
+    "口味",
+    "描述",
+    "内容",
+    "明细",
+    "用途",
+    "什么药",
+    "哪种",
+    "哪款",
+    "哪些",
+];
+
+/// `s` asks for or records quantities only: "几个人" or "人数、台数", not
+/// "药品名称、规格、数量", "药名和数量" or "哪种口味，几个人吃".
+fn counts_only(s: &str) -> bool {
+    if DESCRIBING_WORDS.iter().any(|k| s.contains(k)) {
+        return false;
+    }
+    // Parts of a quantity: "次数", "多少", "几", an amount or reading.
+    const COUNTS: &[&str] = &[
+        "数", "多少", "几", "金额", "读数", "面积", "重量", "公里", "平方", "余额",
+    ];
+    s.split(['，', '。', '？', '！', '；', ',', '?', '!', ';', '\n'])
+        .filter(|clause| QUANTITY_WORDS.iter().any(|k| clause.contains(k)))
+        .all(|clause| {
+            clause
+                .split(['、', '/', '／'])
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .all(|item| {
+                    COUNTS
+                        .iter()
+                        .chain(QUANTITY_WORDS)
+                        .any(|k| item.contains(k))
+                })
+        })
 }
 
 /// A line said only under a condition, e.g. 若对方不方便：“…”.
@@ -284,25 +345,26 @@ pub(super) fn plain_heading_re() -> &'static Regex {
     )
 }
 
-/// A plain bulleted role or task label: `- 角色：…`, `核心任务：…`, `通话目标：…`.
+/// A plain bulleted role or task label: `- 角色：…`, `核心任务：…`, `通话目标：…`,
+/// `本次目标：…`, `本次通话要办成的事：…`, `坐席要做的事：…`.
 fn plain_label_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^\s*(?:[-*•·]\s*)?((?:核心)?(?:角色|人设|任务)(?:设定|定位)?|(?:通话|服务)(?:目标|目的))\s*[：:]\s*(\S.*)$",
+        r"^\s*(?:[-*•·]\s*)?((?:核心)?(?:角色|人设|任务)(?:设定|定位)?|(?:通话|服务|外呼|来电)(?:目标|目的)|(?:本次|此次|这次)(?:通话|服务|外呼|来电)?(?:目标|目的|任务)|(?:本次|此次|这次|这通|通话|电话|外呼|来电|坐席|客服|我们|我方)+要(?:办成|做成|做|完成|办好|办)的事(?:情)?)\s*[：:]\s*(\S.*)$",
         &C,
     )
 }
 pub(super) fn step_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|\d{1,2}\s*[\.、\)）．]|[一二三四五六七八九十]{1,3}\s*[、．]|【\s*(?:步骤|第)?\s*[0-9一二三四五六七八九十]+\s*步?\s*】\s*[：:]?|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
+        r"^(?:[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|\d{1,2}\s*[\.、\)）．]|[①-⑳❶-❿➀-➉]\s*[、．.：:]?|[一二三四五六七八九十]{1,3}\s*[、．]|【\s*(?:步骤|第)?\s*[0-9一二三四五六七八九十]+\s*步?\s*】\s*[：:]?|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
         &C,
     )
 }
 fn numbered_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*[\.、\)）．]|^[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|^第\s*[0-9一二三四五六七八九十]+\s*步|^步骤",
+        r"^(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*[\.、\)）．]|^[①-⑳❶-❿➀-➉]|^[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|^第\s*[0-9一二三四五六七八九十]+\s*步|^步骤",
         &C,
     )
 }
@@ -319,10 +381,12 @@ fn q_re() -> &'static Regex {
         &C,
     )
 }
+/// An answer label: `答：`, `A1：`, `【A01】`, `回复：`, and `口径：` / `答复口径：`, the
+/// call centre's word for the agreed answer.
 fn a_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:(?:坐席|客服|标准|参考|建议)\s*)?(?:[【\[]\s*(?i:a|答复|回答|回复|应答|答)\s*\d*\s*[】\]]\s*[:：]?|(?i:a|答复|回答|回复|应答|答)\s*\d*\s*[:：、.])\s*(.*)$",
+        r"^(?:(?:坐席|客服|标准|参考|建议|统一|答复|回答|回复)\s*)?(?:[【\[]\s*(?i:a|答复|回答|回复|应答|答|口径)\s*\d*\s*[】\]]\s*[:：]?|(?i:a|答复|回答|回复|应答|答|口径)\s*\d*\s*[:：、.])\s*(.*)$",
         &C,
     )
 }
@@ -354,7 +418,7 @@ pub(super) fn clean_heading(s: &str) -> String {
         s = marked.replace(['【', '】', '[', ']', '（', '）', '(', ')'], " ");
     }
     let s = s.trim_start_matches(|c: char| {
-        c.is_ascii_digit() || "一二三四五六七八九十、.．)） ".contains(c)
+        c.is_ascii_digit() || "一二三四五六七八九十、.．)）｜| ".contains(c)
     });
     s.trim_start_matches(['·', '•', '-', '—', ' '])
         .trim_end_matches(['：', ':', ' '])
@@ -428,7 +492,11 @@ pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
         Section::Profile
     } else if has(&["流程", "话术", "步骤", "环节"]) {
         Section::Steps
-    } else if has(&["任务", "目标", "目的"]) {
+    } else if scene_title_re().is_match(&t) {
+        // 场景说明, 背景介绍, 任务背景: the scene the agent works in, which is where
+        // these documents describe the agent (任务背景 is not the task itself).
+        Section::Role
+    } else if has(&["任务", "目标", "目的"]) || has(TASK_PHRASES) {
         Section::Task
     } else if has(&["角色", "身份", "人设", "基础设置", "坐席设定", "坐席设置"]) {
         Section::Role
@@ -437,10 +505,43 @@ pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
     }
 }
 
+/// "…要办成的事", "坐席要做的事": the task said as what the call must get done.
+const TASK_PHRASES: &[&str] = &[
+    "要办成的事",
+    "要做的事",
+    "要完成的事",
+    "要办的事",
+    "要办好的事",
+];
+
+/// A title that names the scene or background as a whole: 场景, 场景说明, 背景介绍,
+/// 任务背景, 项目背景与要求. Not one that names a particular scene (特殊场景处理)
+/// or someone's background (客户背景).
+fn scene_title_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^(?:任务|项目|业务|通话|服务|活动|工作|使用)?(?:场景|背景)(?:说明|介绍|描述|概述|简介|信息)?(?:\s*[与和及、/&＆].*)?$",
+        &C,
+    )
+}
+
+/// Marks that set off a question in a Q&A list written without 问： labels.
+const QUESTION_MARKERS: &[char] = &[
+    '◎', '●', '○', '◆', '◇', '■', '□', '★', '☆', '▶', '►', '▷', '•', '·',
+];
+
 /// Titles and labels of the closing lines (结束语, 挂机话术 on robot platforms).
-const CLOSING_LABELS: &[&str] = &["结束语", "结束话术", "结语", "收尾语", "挂机话术", "挂机语"];
+const CLOSING_LABELS: &[&str] = &[
+    "结束语",
+    "结束话术",
+    "结语",
+    "收尾语",
+    "收尾话术",
+    "挂机话术",
+    "挂机语",
+];
 /// Titles and labels of the end conditions.
-const END_CONDITION_LABELS: &[&str] = &["结束条件", "挂机条件"];
+const END_CONDITION_LABELS: &[&str] = &["结束条件", "挂机条件", "收尾条件", "挂断条件"];
 
 pub(super) const AGENT_HALF: &[&str] = &[
     "拨打方",
@@ -1090,7 +1191,9 @@ impl Parser {
                     script.closing.extend(l);
                 }
                 Section::Closing => {
-                    let (_, l) = self.parse_end_as(body, true);
+                    // A 结束语 section may list the end conditions first (结束条件：…).
+                    let (c, l) = self.parse_end_as(body, true);
+                    script.end_conditions.extend(c);
                     script.closing.extend(l);
                 }
                 Section::EndConditions => {
@@ -1439,7 +1542,24 @@ impl Parser {
                 }
             }
         };
-        for &i in body {
+        let texts: Vec<String> = body
+            .iter()
+            .map(|&i| {
+                let t = strip_markup(&item_text(&strip_markup(&self.lines[i])));
+                // "- ◆ 停车要钱吗？": the marker behind a list mark is a list mark too.
+                t.trim_start_matches(QUESTION_MARKERS)
+                    .trim_start()
+                    .to_string()
+            })
+            .collect();
+        // The next non-blank line is an answer label ("口径：…", "答：…").
+        let answer_follows = |k: usize| {
+            texts[k + 1..]
+                .iter()
+                .find(|t| !t.is_empty())
+                .is_some_and(|t| a_re().is_match(t))
+        };
+        for (k, &i) in body.iter().enumerate() {
             // A Markdown table, one entry a row: | 问题 | 回答 |.
             if let Some(cells) = table_cells(&self.lines[i]) {
                 flush(&mut out, &mut pending, &mut answer, &mut self.warnings);
@@ -1455,7 +1575,7 @@ impl Parser {
                 }
                 continue;
             }
-            let t = strip_markup(&item_text(&strip_markup(&self.lines[i])));
+            let t = texts[k].clone();
             if t.is_empty() {
                 continue;
             }
@@ -1479,6 +1599,16 @@ impl Parser {
                 }
             } else if let Some(c) = a_re().captures(&t) {
                 answer = Some(extract_speech(&c[1]));
+            } else if (pending.is_none() || answer.is_some())
+                && (bullet_re().is_match(&self.lines[i])
+                    || t.ends_with(['？', '?'])
+                    || self.lines[i].trim_start().starts_with(QUESTION_MARKERS))
+                && answer_follows(k)
+            {
+                // "◎ 保费怎么付？" / "● 能退吗" then "口径：…": a marked question
+                // without a 问： label is the question of the answer under it.
+                flush(&mut out, &mut pending, &mut answer, &mut self.warnings);
+                pending = Some((extract_speech(&t), i + 1));
             } else if let Some(a) = answer.as_mut() {
                 a.push_str(&extract_speech(&t));
             }
@@ -1537,6 +1667,12 @@ impl Parser {
                 continue;
             }
             let item = item_text(&raw);
+            // After the conditions, a line that is not a list item and says a quoted
+            // line (已提交续方单：“感谢…”, “再见。”) is a closing line.
+            let listed = raw.starts_with(['-', '*', '+', '•']) || numbered_re().is_match(&raw);
+            if mode == Mode::Cond && !listed && wraps_speech(&raw) {
+                mode = Mode::Close;
+            }
             match mode {
                 Mode::Close => closing.push(extract_speech(&item)),
                 Mode::Cond => conds.push(strip_markup(&item)),
@@ -1660,6 +1796,12 @@ impl Parser {
         });
         script.callee_name = Some(name);
     }
+}
+
+/// A line whose quotes wrap what is to be said ("“再见。”", "仅咨询：“…”"), not
+/// quotes inside a sentence ("客户说“不需要”的").
+fn wraps_speech(s: &str) -> bool {
+    has_quote(s) && extract_speech(s) != strip_markup(s).trim()
 }
 
 /// Splits "**标题**：“台词”" into the title and an inline line.
@@ -1850,13 +1992,25 @@ fn leading_aside(s: &str) -> Option<(String, String)> {
     Some((a.trim().to_string(), rest))
 }
 
-/// A label that says what a step records ("收集：", "【需登记】"), not what to say.
+/// A label that says what a step records ("收集：", "【需登记】", "→ 记下："), not
+/// what to say.
 fn is_collect_label(label: &str) -> bool {
     let l = label.trim();
     l.chars().count() <= 6
-        && ["收集", "采集", "记录", "登记", "获取", "所需信息", "字段"]
-            .iter()
-            .any(|k| l.contains(k))
+        && [
+            "收集",
+            "采集",
+            "记录",
+            "登记",
+            "记下",
+            "记好",
+            "记一下",
+            "获取",
+            "所需信息",
+            "字段",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
 }
 
 /// A label that says what follows is to be said ("【话术】", "【坐席说】").
@@ -1868,9 +2022,19 @@ fn is_speech_label(label: &str) -> bool {
             .any(|k| l.contains(k))
 }
 
+/// Arrows that lead a line in a step ("→ 说：“…”", "→ 记下：…"): layout, never said.
+const LINE_ARROWS: &[char] = &['→', '➜', '➔', '➝', '➞', '⇒', '➤', '➢', '▸', '►'];
+
 fn push_line(step: &mut Step, content: &str) {
-    // "> “…”" quote markers are layout, not speech.
+    // "> “…”" quote markers and "→" arrows are layout, not speech.
     let content = content.trim().trim_start_matches(['>', '＞']).trim();
+    let content = match content
+        .strip_prefix("->")
+        .or_else(|| content.strip_prefix("=>"))
+    {
+        Some(rest) => rest.trim(),
+        None => content.trim_start_matches(LINE_ARROWS).trim(),
+    };
     if content.is_empty() {
         return;
     }
@@ -2043,5 +2207,228 @@ mod tests {
         );
         assert!(s.steps.iter().all(|s| s.kind == StepKind::Info), "{s}");
         assert_eq!(s.steps[0].title, "询问里程");
+    }
+
+    /// A number only when what is asked or recorded is a count, an amount or a
+    /// reading alone; with what it counts (名称, 规格, 品种) it is a description.
+    #[test]
+    fn number_fields_only_for_counts_alone() {
+        assert_eq!(field_kind("", "数量"), Some(FieldKind::Number));
+        assert_eq!(field_kind("", "几口人、几台空调"), Some(FieldKind::Number));
+        assert_eq!(
+            field_kind("询问里程", "您的车开到多少公里了？"),
+            Some(FieldKind::Number)
+        );
+        assert_eq!(field_kind("抄表", "水表读数"), Some(FieldKind::Number));
+        // A name or description recorded with its quantity is free text.
+        assert_eq!(
+            field_kind("", "药品名称、规格、数量"),
+            Some(FieldKind::Text)
+        );
+        assert_eq!(field_kind("", "菜品名称和数量"), Some(FieldKind::Text));
+        assert_eq!(field_kind("", "花的品种、数量"), Some(FieldKind::Text));
+        assert_eq!(
+            field_kind("订蛋糕", "请说一下要哪种口味，订几个人的？"),
+            Some(FieldKind::Text)
+        );
+        assert_eq!(
+            field_kind("订蛋糕", "这次订几个人的？"),
+            Some(FieldKind::Number)
+        );
+        // A step whose record lists a thing with its count: text, not a number.
+        let doc = "## 流程
+1. 点餐
+“请问您要点什么菜？”
+记录：菜名、份数、数量
+";
+        let s = Script::parse(doc, "t").expect("parses");
+        assert_eq!(s.steps[0].field, Some(FieldKind::Text), "{s}");
+    }
+
+    /// Scene and background titles are the role's section; a title that names a
+    /// particular scene or someone's background is not.
+    #[test]
+    fn scene_and_background_titles_are_the_role() {
+        for t in [
+            "场景说明",
+            "场景",
+            "背景",
+            "背景介绍",
+            "任务背景",
+            "2｜项目背景",
+            "一、通话场景",
+        ] {
+            assert_eq!(classify_heading(t, false), Section::Role, "{t}");
+        }
+        assert_ne!(classify_heading("特殊场景处理", false), Section::Role);
+        assert_ne!(classify_heading("客户背景", false), Section::Role);
+        assert_eq!(classify_heading("任务", false), Section::Task);
+        assert_eq!(classify_heading("坐席要做的事", false), Section::Task);
+        // The callee half keeps its own background section.
+        assert_eq!(classify_heading("背景", true), Section::PBackground);
+    }
+
+    /// Task labels written as what the call is to get done.
+    #[test]
+    fn task_labels_in_a_role_paragraph() {
+        for (label, role_line) in [
+            ("本次目标", "家电商城的售后回访员。"),
+            ("通话目的", "家电商城的售后回访员。"),
+            ("坐席要做的事", "家电商城的售后回访员。"),
+            ("本次通话要办成的事", "家电商城的售后回访员。"),
+            ("我们要完成的事", "家电商城的售后回访员。"),
+        ] {
+            let doc = format!(
+                "## 背景介绍
+{role_line}
+{label}：问清空调装好以后用得怎么样。
+
+## 流程
+1. 使用情况
+“空调装好以后用着还好吗？”
+"
+            );
+            let s = Script::parse(&doc, "t").expect("parses");
+            assert_eq!(s.task, "问清空调装好以后用得怎么样。", "{label}\n{s}");
+            assert!(s.role.starts_with(role_line), "{label}\n{s}");
+        }
+        // A step's 目的：note names no task.
+        let doc = "## 流程
+1. 使用情况
+目的：了解使用情况
+“空调装好以后用着还好吗？”
+";
+        let s = Script::parse(doc, "t").expect("parses");
+        assert!(s.task.is_empty(), "{s}");
+    }
+
+    /// Circled numbers label steps; arrows lead lines and notes; 记下/记录/登记
+    /// notes are records, never said.
+    #[test]
+    fn circled_steps_arrow_lines_and_note_records() {
+        let doc = "## 开场白
+“您好，这里是宠物美容店。”
+
+## 通话流程
+① 预约洗护
+→ 说：“您家狗狗这周要来洗澡吗？”
+→ 记下：是否预约
+❷ 狗狗体重
+-> 说：“狗狗现在大概多重？”
+=> 记录：体重
+③、接送
+➤ “需要我们上门接狗狗吗？”
+⇒ 登记：接送地址
+④ 备注
+→ 说：“还有什么要交代美容师的吗？”
+→ 备注：客户交代的事写进工单
+";
+        let s = Script::parse(doc, "t").expect("parses");
+        let titles: Vec<&str> = s.steps.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["预约洗护", "狗狗体重", "接送", "备注"], "{s}");
+        assert_eq!(s.steps[0].lines, ["您家狗狗这周要来洗澡吗？"]);
+        assert_eq!(s.steps[0].collects, ["是否预约"]);
+        assert_eq!(s.steps[1].lines, ["狗狗现在大概多重？"]);
+        assert_eq!(s.steps[1].collects, ["体重"]);
+        assert_eq!(s.steps[2].lines, ["需要我们上门接狗狗吗？"]);
+        assert_eq!(s.steps[2].collects, ["接送地址"]);
+        // 备注： stays an instruction to the agent: never said either.
+        assert_eq!(s.steps[3].lines, ["还有什么要交代美容师的吗？"]);
+        assert_eq!(s.steps[3].directions, ["备注：客户交代的事写进工单"]);
+        for st in &s.steps {
+            assert!(
+                st.lines
+                    .iter()
+                    .all(|l| !l.contains(['→', '➤', '⇒', '>', '：'])),
+                "{s}"
+            );
+        }
+        assert!(s.spoken_annotations().is_empty(), "{s}");
+    }
+
+    /// Questions set off by a marker (◆, ●, ◎) or ending in a question mark, with
+    /// the answer labelled 口径/答复口径/回复/A: under them; Q:/A: as before.
+    #[test]
+    fn marked_questions_with_labelled_answers() {
+        let doc = "## 流程
+1. 预约
+“您看哪天方便？”
+
+## 常见问题
+- ◆ 停车要钱吗？
+口径：店里顾客停车两小时免费。
+- ● 能带孩子来吗
+回复：可以，店里有儿童区。
+周末人多，建议提前预约。
+下雨天也营业吗？
+A: 营业，风雨无阻。
+Q: 能开发票吗？
+A: 能，结账时说一下就行。
+- ◎ 会员价怎么算？
+答复口径：会员一律八五折。
+◆ 问：能刷医保卡吗？
+答：不能。
+";
+        let s = Script::parse(doc, "t").expect("parses");
+        let qs: Vec<(&str, &str)> =
+            s.kb.iter()
+                .map(|q| (q.question.as_str(), q.answer.as_str()))
+                .collect();
+        assert_eq!(
+            qs,
+            [
+                ("停车要钱吗？", "店里顾客停车两小时免费。"),
+                (
+                    "能带孩子来吗",
+                    "可以，店里有儿童区。周末人多，建议提前预约。"
+                ),
+                ("下雨天也营业吗？", "营业，风雨无阻。"),
+                ("能开发票吗？", "能，结账时说一下就行。"),
+                ("会员价怎么算？", "会员一律八五折。"),
+                ("能刷医保卡吗？", "不能。"),
+            ],
+            "{s}"
+        );
+    }
+
+    /// End conditions and closing lines under one heading (结束语 or 收尾): the
+    /// conditions after their label, then the quoted lines, labelled or not.
+    #[test]
+    fn end_conditions_and_closing_lines_under_one_heading() {
+        let doc = "## 流程
+1. 预约
+“您看哪天方便？”
+
+## 结束语
+结束条件：
+1. 时间已约好；
+2. 客户说“不需要了”的，礼貌结束。
+已预约：“好的，到时候见，再见。”
+“感谢您的来电，再见。”
+";
+        let s = Script::parse(doc, "t").expect("parses");
+        assert_eq!(
+            s.end_conditions,
+            ["时间已约好；", "客户说“不需要了”的，礼貌结束。"],
+            "{s}"
+        );
+        assert_eq!(
+            s.closing,
+            ["好的，到时候见，再见。", "感谢您的来电，再见。"]
+        );
+
+        let doc = "## 流程
+1. 预约
+“您看哪天方便？”
+
+## 收尾
+收尾条件：
+- 时间已约好
+收尾话术：
+“好的，再见。”
+";
+        let s = Script::parse(doc, "t").expect("parses");
+        assert_eq!(s.end_conditions, ["时间已约好"], "{s}");
+        assert_eq!(s.closing, ["好的，再见。"], "{s}");
     }
 }

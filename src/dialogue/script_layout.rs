@@ -47,6 +47,8 @@ enum Style {
     HanComma,
     /// `1.` / `1、`
     Digit,
+    /// `1｜` / `1 |` / `一｜`
+    Bar,
     /// `（一）` / `(1)`
     Paren,
     /// `第一部分` / `第二章`
@@ -108,6 +110,14 @@ fn paren_title_re() -> &'static Regex {
     )
 }
 
+fn bar_title_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^(?:[一二三四五六七八九十]{1,3}|\d{1,2})\s*[｜|┃│]\s*(\S.{0,15})$",
+        &C,
+    )
+}
+
 fn chapter_title_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
@@ -117,7 +127,8 @@ fn chapter_title_re() -> &'static Regex {
 }
 
 /// A numbered or bracketed section title on a plain line (`五、通话步骤`,
-/// `（二）开场白`, `第三部分 常见问题`, `【开场白】`) that names a known section.
+/// `（二）开场白`, `第三部分 常见问题`, `【开场白】`, `3｜通话环节`) that names a
+/// known section.
 fn plain_title(t: &str) -> Option<Style> {
     let (title, style) = if let Some(c) = plain_heading_re().captures(t) {
         match (c.get(1), c.get(2)) {
@@ -132,6 +143,8 @@ fn plain_title(t: &str) -> Option<Style> {
             (None, Some(m)) => (m.as_str(), Style::Bracket),
             _ => return None,
         }
+    } else if let Some(c) = bar_title_re().captures(t) {
+        (c.get(1)?.as_str(), Style::Bar)
     } else if let Some(c) = paren_title_re().captures(t) {
         (c.get(1)?.as_str(), Style::Paren)
     } else if let Some(c) = chapter_title_re().captures(t) {
@@ -618,5 +631,154 @@ A1：在小程序里交。
         let doc = "■ 开场白\n“您好。”\n节点1：身份确认\n1. 约时间\n“您哪天方便？”\n";
         let s = Script::parse(doc, "stray.md").expect("the numbered item is a step");
         assert!(s.warnings.iter().any(|w| w.starts_with("line 3:")), "{s}");
+    }
+
+    /// `N｜title` chapters (任务背景 is the role's section, not the task), ①
+    /// steps with `→ 说：` lines and `→ 记下：` notes, `◎` questions with `口径：`
+    /// answers, a `本次通话要办成的事：` task label, and a 收尾 chapter holding both
+    /// the end conditions and the closing line.
+    #[test]
+    fn bar_chapters_circled_steps_and_caliber_answers() {
+        let doc = "健身房会员到期续卡 · 外呼脚本
+脚本编号：JS-01　　状态：已上线
+
+1｜任务背景
+坐席是力行健身的会籍顾问“小力”，在会员卡到期前一周打电话提醒续卡。
+本次通话要办成的事：确认会员是否续卡，约好到店办卡的时间。
+
+2 | 开场白
+“您好，我是力行健身的小力，您的年卡下周就到期了，现在方便说两句吗？”
+
+3｜通话环节
+
+① 续卡意向
+→ 说：“您今年还在我们这儿续卡吗？”
+→ 记下：续卡意向（续／不续／再想想）
+（会员表示要再想想时）“没问题，我先把续卡价格发到您手机上。”
+
+② 到店时间
+→ 说：“您看哪天过来办卡方便？”
+→ 登记：到店日期
+
+4｜常见问题答复口径
+
+◎ 续卡有优惠吗？
+口径：到期前续卡打九折，再送两节私教课。
+
+◎ 卡能转给别人吗
+答复口径：可以转给家人，带两个人的身份证到前台办理。
+
+5｜收尾
+收尾条件：
+1. 续卡意向和到店时间都已登记；
+2. 会员明确不续卡。
+收尾话术：“好的，那到时候见，祝您锻炼愉快，再见。”
+";
+        let s = parse(doc);
+        assert_eq!(
+            s.role,
+            "坐席是力行健身的会籍顾问“小力”，在会员卡到期前一周打电话提醒续卡。 本次通话要办成的事：确认会员是否续卡，约好到店办卡的时间。"
+        );
+        assert_eq!(s.task, "确认会员是否续卡，约好到店办卡的时间。");
+        assert!(s.opening.starts_with("您好，我是力行健身的小力"), "{s}");
+        assert_eq!(titles(&s), ["续卡意向", "到店时间"]);
+        assert_eq!(s.steps[0].lines, ["您今年还在我们这儿续卡吗？"]);
+        assert_eq!(s.steps[0].collects, ["续卡意向（续／不续／再想想）"]);
+        assert_eq!(
+            s.steps[0].conditionals[0].line,
+            "没问题，我先把续卡价格发到您手机上。"
+        );
+        assert_eq!(s.steps[1].lines, ["您看哪天过来办卡方便？"]);
+        assert_eq!(s.steps[1].collects, ["到店日期"]);
+        assert_eq!(s.steps[1].field, Some(FieldKind::Time));
+        assert_eq!(questions(&s), ["续卡有优惠吗？", "卡能转给别人吗"]);
+        assert_eq!(s.kb[0].answer, "到期前续卡打九折，再送两节私教课。");
+        assert_eq!(s.kb[1].answer, "可以转给家人，带两个人的身份证到前台办理。");
+        assert_eq!(
+            s.end_conditions,
+            ["续卡意向和到店时间都已登记；", "会员明确不续卡。"]
+        );
+        assert_eq!(s.closing, ["好的，那到时候见，祝您锻炼愉快，再见。"]);
+        assert!(
+            s.warnings.iter().all(|w| !w.contains("not recognised")),
+            "{s}"
+        );
+    }
+
+    /// `N.` / `N、` chapters, a bare 场景说明 chapter as the role, a `坐席要做的事：`
+    /// task label, `N）` steps, `●` questions with `回复：` answers, and one 结束语
+    /// chapter with `结束条件：`, a numbered list, then labelled closing lines.
+    #[test]
+    fn numbered_chapters_scene_role_and_one_closing_chapter() {
+        let doc = "社区图书馆 逾期还书提醒
+
+1. 场景说明
+本话术用于社区图书馆的逾期提醒，坐席是图书管理员小书。
+坐席要做的事：提醒读者还书，约好还书的日子。
+
+2、开场白
+坐席：“您好，这里是社区图书馆，您借的书已经过了还书日期。”
+
+3. 流程
+1）还书时间
+坐席：“您看哪天方便把书还回来？”
+记下：还书日期
+2）续借
+坐席：“要是还没看完，也可以帮您续借两周，需要吗？”
+
+4. 常见问题
+● 逾期要罚钱吗？
+回复：逾期一天一毛钱，一本书最多罚五元。
+
+5. 结束语
+结束条件：
+1. 还书日期已约好；
+2. 读者已续借。
+已约还书：“好的，那我们到时候见，再见。”
+已续借：“续借好了，祝您阅读愉快，再见。”
+";
+        let s = parse(doc);
+        assert_eq!(
+            s.role,
+            "本话术用于社区图书馆的逾期提醒，坐席是图书管理员小书。 坐席要做的事：提醒读者还书，约好还书的日子。"
+        );
+        assert_eq!(s.task, "提醒读者还书，约好还书的日子。");
+        assert_eq!(
+            s.opening,
+            "您好，这里是社区图书馆，您借的书已经过了还书日期。"
+        );
+        assert_eq!(titles(&s), ["还书时间", "续借"]);
+        assert_eq!(s.steps[0].collects, ["还书日期"]);
+        assert_eq!(questions(&s), ["逾期要罚钱吗？"]);
+        assert_eq!(s.kb[0].answer, "逾期一天一毛钱，一本书最多罚五元。");
+        assert_eq!(s.end_conditions, ["还书日期已约好；", "读者已续借。"]);
+        assert_eq!(
+            s.closing,
+            [
+                "好的，那我们到时候见，再见。",
+                "续借好了，祝您阅读愉快，再见。"
+            ]
+        );
+    }
+
+    /// Inside a `N｜` steps chapter only another `N｜` title starts a section: a
+    /// `N、` line that reads like a section (核对客户信息) stays a step.
+    #[test]
+    fn bar_chapters_keep_numbered_steps() {
+        let doc = "1｜开场白
+“您好，这里是自来水公司。”
+2｜通话步骤
+1、核对客户信息
+“请问您是户主本人吗？”
+2、抄表读数
+“麻烦您看一下水表上的读数是多少？”
+3｜常见问题
+问：水费怎么交？
+答：在公众号里交。
+";
+        let s = parse(doc);
+        assert_eq!(titles(&s), ["核对客户信息", "抄表读数"]);
+        assert_eq!(s.steps[1].field, Some(FieldKind::Number), "{s}");
+        assert_eq!(questions(&s), ["水费怎么交？"]);
     }
 }
