@@ -1748,19 +1748,33 @@ impl Conversation {
         if old == value {
             return false;
         }
-        self.set_field(&key, &value, FieldKind::Time, actions);
+        self.replace_field(&key, FieldKind::Time, &old, &value, "改为", actions);
+        true
+    }
+
+    /// Records `value` in place of `old` under `key`, notes the correction and
+    /// confirms it aloud ("好的，已经更正为…" / "好的，已经改为…").
+    fn replace_field(
+        &mut self,
+        key: &str,
+        kind: FieldKind,
+        old: &str,
+        value: &str,
+        verb: &str,
+        actions: &mut Vec<Action>,
+    ) {
+        self.set_field(key, value, kind, actions);
         self.record("corrections", &format!("{key}: {old} → {value}"), actions);
-        let said = match chrono::DateTime::parse_from_rfc3339(&value) {
+        let said = match chrono::DateTime::parse_from_rfc3339(value) {
             Ok(t) => speak_time(t, self.started),
-            Err(_) => value.clone(),
+            Err(_) => value.to_string(),
         };
         actions.push(Action::Say {
-            text: format!("好的，已经改为{said}。"),
+            text: format!("好的，已经{verb}{said}。"),
             step: Some(self.current_step()),
             interruptible: true,
             fixed: false,
         });
-        true
     }
 
     /// "不对，是刘方，方向的方", "不对，我看错了，是一万八千", "不对，周六有事，改成周日
@@ -1784,22 +1798,7 @@ impl Conversation {
         let Some((key, kind, old_value, value)) = found else {
             return false;
         };
-        self.set_field(&key, &value, kind, actions);
-        self.record(
-            "corrections",
-            &format!("{key}: {old_value} → {value}"),
-            actions,
-        );
-        let said = match chrono::DateTime::parse_from_rfc3339(&value) {
-            Ok(t) => speak_time(t, self.started),
-            Err(_) => value.clone(),
-        };
-        actions.push(Action::Say {
-            text: format!("好的，已经更正为{said}。"),
-            step: Some(self.current_step()),
-            interruptible: true,
-            fixed: false,
-        });
+        self.replace_field(&key, kind, &old_value, &value, "更正为", actions);
         true
     }
 
