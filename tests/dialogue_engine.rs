@@ -769,3 +769,36 @@ fn a_call_closed_any_other_way_takes_no_late_turn() {
         .actions
         .is_empty());
 }
+
+const CAKE_ORDER: &str = r#"
+# 甜心烘焙订蛋糕热线
+
+## AI客服
+
+### 角色
+甜心烘焙的订蛋糕客服小甜
+
+### 开场白
+您好，甜心烘焙订蛋糕热线，我是小甜，请问您想订一个什么样的蛋糕？
+
+### 流程
+#### 第一步 了解要订的蛋糕款式
+请您说一下想要的蛋糕款式和尺寸。
+#### 第二步 取货电话
+请留一个联系电话，蛋糕做好了我们通知您。
+#### 第三步 取货时间
+您打算哪天、几点来取？
+
+### 结束语
+好的，蛋糕给您订好了，再见。
+"#;
+
+#[test]
+fn an_opening_asking_the_first_steps_question_takes_the_answer() {
+    let s = Script::parse(CAKE_ORDER, "cake").unwrap();
+    let mut c = Conversation::new(&s, &BTreeMap::new(), now()).unwrap();
+    c.opening(now());
+    let r = c.on_utterance("我要一个八寸的芒果奶油蛋糕，写生日快乐", 1.0, now());
+    assert!(said(&r).contains("联系电话"), "{}", said(&r));
+    assert!(c.fields().values().any(|v| v.contains("芒果奶油蛋糕")));
+}

@@ -323,7 +323,7 @@ fn asks_open_need(opening: &str) -> bool {
 
 /// Whether a step asks what the caller rings about (the fault, the request): on an
 /// inbound line whose opening already asked that, the caller's first words answer it.
-fn step_asks_need(step: &Step) -> bool {
+fn step_asks_need(step: &Step, opening: &str) -> bool {
     const NEED: &[&str] = &[
         "问题",
         "故障",
@@ -339,11 +339,14 @@ fn step_asks_need(step: &Step) -> bool {
     match step.kind {
         StepKind::AnyQuestions => true,
         StepKind::Info => {
-            let told_already = step
-                .directions
-                .iter()
-                .any(|d| d.contains("已经") && d.contains("下一步"));
+            let told_already = step.directions.iter().any(|d| {
+                d.contains("已经")
+                    && ["下一步", "进入步骤", "不再重复问", "不用再问", "跳过"]
+                        .iter()
+                        .any(|w| d.contains(w))
+            });
             told_already
+                || opening_names_subject(opening, step)
                 || NEED
                     .iter()
                     .any(|w| step.title.contains(w) || step.text().contains(w))
@@ -361,6 +364,33 @@ fn step_asks_need(step: &Step) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether the opening's own question asks for what a free-text step collects:
+/// "请问您这次要续配什么药？" before a step "了解要配的药" (配, 药 in both), so the
+/// caller's first words are that step's answer.
+fn opening_names_subject(opening: &str, step: &Step) -> bool {
+    if !matches!(step.field, None | Some(FieldKind::Text)) {
+        return false;
+    }
+    let question = opening
+        .trim_end_matches(['？', '?', '。', ' '])
+        .rsplit(['？', '?', '。', '！', '!', '，', ','])
+        .next()
+        .unwrap_or(opening);
+    const FUNCTION: &str = "请问您你这次要的是什么哪些啥一下个有可以帮吗呢吧了说想";
+    let content: Vec<char> = question
+        .chars()
+        .filter(|c| super::text::is_han(*c) && !FUNCTION.contains(*c))
+        .collect();
+    let subject = format!("{} {}", step.title, step.text());
+    let mut shared: Vec<char> = content
+        .into_iter()
+        .filter(|c| subject.contains(*c))
+        .collect();
+    shared.sort_unstable();
+    shared.dedup();
+    shared.len() >= 2
 }
 
 /// Words of a fault report ("不出水了", "开不了机"): a question carrying one at the
@@ -1305,7 +1335,7 @@ impl Conversation {
         let first = &script.steps[0];
         let skip_first_step = op == &first.text()
             || (opening_kind == StepKind::Convenience && first.kind == StepKind::Convenience)
-            || (opening_kind == StepKind::AnyQuestions && step_asks_need(first));
+            || (opening_kind == StepKind::AnyQuestions && step_asks_need(first, op));
         Ok(Self {
             script,
             kb,
