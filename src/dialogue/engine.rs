@@ -1873,6 +1873,17 @@ impl Conversation {
             if asked.chars().count() >= 2 && asked.chars().count() <= 6 {
                 subject.push(asked.to_string());
             }
+            // "您能过来吗" is answered "能来的": the modal with the verb's head.
+            let core = asked.trim_start_matches(['您', '你']);
+            if let Some(verb) = ["能", "可以", "会"]
+                .iter()
+                .find_map(|m| core.strip_prefix(m))
+                .and_then(|v| v.chars().last())
+            {
+                for m in ["能", "可以", "会"] {
+                    subject.push(format!("{m}{verb}"));
+                }
+            }
             // A yes/no about a service ("您需要我们上门取车吗？") is also answered by a
             // clause that asks for it in words of the question ("你们派人来取车吧").
             let shares_words = |c: &str| {

@@ -1071,6 +1071,10 @@ pub fn grievance(norm: &str) -> bool {
             // A mistake the service made, or a mess it left.
             r"(你们|上次|上回|又)[^。！？]{0,10}(配错|给错|发错|弄错|送错|装错|算错|扣错|多扣)",
             r"(一塌糊涂|拍拍屁股)",
+            // An appointment that did not spare the wait; a service called useless.
+            r"(约好|预约|说好)[^。！？]{0,12}结果(还是|又)",
+            r"排了(半天|好久|一个多|两个多|一上午|一下午|一整天)",
+            r"你们[^。！？]{0,8}有(什么|啥)用",
         ]
         .iter()
         .filter_map(|r| Regex::new(r).ok())
@@ -1095,6 +1099,7 @@ pub fn asks_no_more_calls(norm: &str) -> bool {
         "来电",
         "联系",
         "拨",
+        "发",
     ];
     let future = ["以后", "今后", "往后", "再也", "从今"]
         .iter()
@@ -1142,18 +1147,34 @@ pub fn asks_no_more_calls(norm: &str) -> bool {
             {
                 return false;
             }
+            // 发 is sending messages: "别给我发短信了", "短信电话都别发了".
+            let before = &norm[..i];
+            let mut named = before;
+            while let Some(t) = ["也", "都", "就", "你们", "再"]
+                .iter()
+                .find_map(|w| named.strip_suffix(w))
+            {
+                named = t;
+            }
+            let contact_named = ["电话", "短信", "消息", "信息"]
+                .iter()
+                .any(|w| named.ends_with(w));
+            if *v == "发"
+                && !(contact_named
+                    || ["短信", "消息", "信息"]
+                        .iter()
+                        .any(|w| clause_rest.contains(w)))
+            {
+                return false;
+            }
             // "别打给我老公": the call is to go to someone else.
             if after.starts_with("给") && !after.starts_with("给我") {
                 return false;
             }
             // 联系 must be about the caller: "联系我", "给我…联系".
             let contact_me = *v != "联系" || to_me || after.starts_with('我');
-            // "电话也别打了": the calls named first, then forbidden.
-            let before = &norm[..i];
-            let calls_named = ["电话也", "电话就", "电话", "电话你们也", "电话你们就"]
-                .iter()
-                .any(|t| before.ends_with(t));
-            contact_me && (future || calls_named || to_me && (again || *n == "别"))
+            // "电话也别打了", "短信电话都别发了": the contact named first, then forbidden.
+            contact_me && (future || contact_named || to_me && (again || *n == "别"))
         })
     }) || refuses_calls(norm)
 }
@@ -1456,6 +1477,11 @@ mod tests {
         assert_eq!(i("麻烦把我这个号码拉黑吧"), Intent::Hostile);
         assert_ne!(i("你们是不是把我号码拉黑了？"), Intent::Hostile);
         assert_ne!(i("别给我打折了，原价就行"), Intent::Hostile);
+        // Messages forbidden along with the calls, or alone.
+        assert_eq!(i("短信电话都别给我发了"), Intent::Hostile);
+        assert_eq!(i("以后别再给我发这种短信了"), Intent::Hostile);
+        assert_ne!(i("别给我发快递了，我自己去拿"), Intent::Hostile);
+        assert_ne!(i("地址你发我短信吧"), Intent::Hostile);
         // Worry is a question, not a do-not-call request.
         assert_eq!(i("你们不会是骗子吧？"), Intent::Question);
         assert_eq!(
@@ -1531,6 +1557,11 @@ mod tests {
         assert!(upset("退款你们拖了我三个礼拜"));
         assert!(upset("上回你们给错了型号，我又跑了一趟"));
         assert!(upset("一说起这事我就来气"));
+        assert!(grievance("上次约好了九点，结果还是等到十一点"));
+        assert!(grievance("排了一个多小时才轮到我"));
+        assert!(grievance("你们这个热线有啥用啊，一问三不知"));
+        assert!(!grievance("这个滤芯有什么用"));
+        assert!(!grievance("检查结果还是偏高"));
         assert!(!upset("我不生气，你说吧"));
         assert!(!upset("电话号码我刚才说错了"));
         assert!(!upset("明天上午十点吧，家里有人"));
