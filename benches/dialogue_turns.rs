@@ -4,8 +4,8 @@
 //! embedded once per process, as at a script's start), then measured passes.
 //! Prints p50/p95/p99/max, writes `target/bench/dialogue-turns.json`, and exits
 //! non-zero when p99 is over the budget (20 ms). Also times one query embedding
-//! with the loaded encoder (`TINGSHUO_ENCODER`, e5 by default) and, loaded on its
-//! own, with USE-multilingual v3 (the fast backend).
+//! with the loaded encoder (`TINGSHUO_ENCODER`: USE-multilingual v3 by default, e5
+//! when asked) and, loaded on its own, with USE-multilingual v3.
 //!
 //! ```text
 //! cargo bench --bench dialogue_turns [-- --passes N]
