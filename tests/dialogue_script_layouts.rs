@@ -27,12 +27,18 @@ const PAIRS: &[(&str, &str)] = &[
         "script-layouts/auto-insurance-renewal-numbered-export.md",
         "dialogue-eval/fresh8-auto-insurance-renewal.md",
     ),
+    (
+        "script-layouts/pet-vaccine-reminder-original.md",
+        "dialogue-eval/fresh9-pet-vaccine-reminder.md",
+    ),
 ];
 
 /// The exported layouts (rulers with 一、 titles and >>> 节点N steps; ■ chapters
 /// with 话术一｜ steps and 【Q01】 pairs; ruled 场景说明 chapters with one 结束语
 /// chapter for conditions and closing lines; `N｜` chapters with ① steps, → 记下
-/// notes and ◎/口径 pairs) load to the structure of their twins:
+/// notes and ◎/口径 pairs; `N. ` chapters with a 被叫人资料 chapter before the
+/// steps, `Step N / 第N步` labels, `记录 →` records and `Q1　`/答复： pairs) load to
+/// the structure of their twins:
 /// the same steps with the same lines, branches, records and kinds, the same
 /// Q&A, opening, end conditions and closing lines, and nothing unspoken said.
 #[test]

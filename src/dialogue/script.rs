@@ -22,6 +22,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::script_layout;
+use super::script_table;
 use super::text::{extract_speech, has_quote, strip_markup, strip_parens};
 use super::DialogueError;
 
@@ -87,6 +88,11 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         "合同号",
         "会员号",
         "版本",
+        "病历号",
+        "证件号",
+        "身份证号",
+        // "AX两个字母加六位数字": a code described by its letters.
+        "字母",
     ]) {
         Some(FieldKind::Serial)
     } else if has(&[
@@ -137,6 +143,14 @@ const QUANTITY_WORDS: &[&str] = &[
     "多少平",
     "多少度",
     "读数",
+    "几只",
+    "几件",
+    "几箱",
+    "几盒",
+    "几辆",
+    "只数",
+    "台数",
+    "件数",
 ];
 
 /// Words that name or describe a thing rather than count it.
@@ -158,6 +172,7 @@ const DESCRIBING_WORDS: &[&str] = &[
     "明细",
     "用途",
     "什么药",
+    "品类",
     "哪种",
     "哪款",
     "哪些",
@@ -186,6 +201,17 @@ fn counts_only(s: &str) -> bool {
                         .chain(QUANTITY_WORDS)
                         .any(|k| item.contains(k))
                 })
+        })
+}
+
+/// A record of a yes or no only: "是否确认（是／否）", "是否本人"; not "是否规律服药
+/// （是／否）；漏服的原因", which records a reason too.
+fn records_yes_no(c: &str) -> bool {
+    c.split(['；', ';', '，', ','])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .all(|p| {
+            p.starts_with("是否") || ["是／否", "是/否", "是或否"].iter().any(|k| p.contains(k))
         })
 }
 
@@ -350,21 +376,23 @@ pub(super) fn plain_heading_re() -> &'static Regex {
 fn plain_label_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^\s*(?:[-*•·]\s*)?((?:核心)?(?:角色|人设|任务)(?:设定|定位)?|(?:通话|服务|外呼|来电)(?:目标|目的)|(?:本次|此次|这次)(?:通话|服务|外呼|来电)?(?:目标|目的|任务)|(?:本次|此次|这次|这通|通话|电话|外呼|来电|坐席|客服|我们|我方)+要(?:办成|做成|做|完成|办好|办)的事(?:情)?)\s*[：:]\s*(\S.*)$",
+        r"^\s*(?:[-*•·]\s*)?((?:核心)?(?:角色|人设|任务|身份)(?:设定|定位)?|(?:通话|服务|外呼|来电)(?:目标|目的)|(?:本次|此次|这次)(?:通话|服务|外呼|来电)?(?:目标|目的|任务)|(?:本次|此次|这次|这通|通话|电话|外呼|来电|坐席|客服|我们|我方)+要(?:办成|做成|做|完成|办好|办)的事(?:情)?)\s*[：:]\s*(\S.*)$",
         &C,
     )
 }
 pub(super) fn step_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
+    // "Step 1 / 第一步　核对身份", "Step 2：…": an English step label, alone or
+    // before the Chinese one, as bilingual Word templates write it.
     re(
-        r"^(?:[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|\d{1,2}\s*[\.、\)）．]|[①-⑳❶-❿➀-➉]\s*[、．.：:]?|[一二三四五六七八九十]{1,3}\s*[、．]|【\s*(?:步骤|第)?\s*[0-9一二三四五六七八九十]+\s*步?\s*】\s*[：:]?|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
+        r"^(?:(?i:step)\s*\d{1,2}\s*(?:[/／|｜]\s*第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|[：:、.．]|\s)|[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|\d{1,2}\s*[\.、\)）．]|[①-⑳❶-❿➀-➉]\s*[、．.：:]?|[一二三四五六七八九十]{1,3}\s*[、．]|【\s*(?:步骤|第)?\s*[0-9一二三四五六七八九十]+\s*步?\s*】\s*[：:]?|第\s*[0-9一二三四五六七八九十]+\s*步\s*[：:、.]?|步骤\s*[0-9一二三四五六七八九十]+\s*[：:、.]?)\s*(.*)$",
         &C,
     )
 }
 fn numbered_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*[\.、\)）．]|^[①-⑳❶-❿➀-➉]|^[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|^第\s*[0-9一二三四五六七八九十]+\s*步|^步骤",
+        r"^(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*[\.、\)）．]|^[①-⑳❶-❿➀-➉]|^[（(]\s*[0-9一二三四五六七八九十]{1,2}\s*[)）]|^第\s*[0-9一二三四五六七八九十]+\s*步|^步骤|^(?i:step)\s*\d",
         &C,
     )
 }
@@ -377,7 +405,7 @@ fn q_re() -> &'static Regex {
     // 客户问：/ 用户问：/ 来电问： name who asks, as call-centre Q&A often does;
     // 标准问1： and 【Q01】 are how call-robot platforms and Word templates write it.
     re(
-        r"^(?:(?:客户|用户|顾客|来电人?|居民|业主|车主|患者|标准)\s*)?(?:[【\[]\s*(?i:q|问题|问|提问)\s*\d*\s*[】\]]\s*[:：]?|(?i:q|问题|问|提问)\s*\d*\s*[:：、.])\s*(.*)$",
+        r"^(?:(?:客户|用户|顾客|来电人?|居民|业主|车主|患者|标准)\s*)?(?:[【\[]\s*(?i:q|问题|问|提问)\s*\d*\s*[】\]]\s*[:：]?|(?i:q|问题|问|提问)\s*\d*\s*[:：、.]|(?i:q|问题)\s*\d{1,3}\s+)\s*(.*)$",
         &C,
     )
 }
@@ -386,7 +414,7 @@ fn q_re() -> &'static Regex {
 fn a_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^(?:(?:坐席|客服|标准|参考|建议|统一|答复|回答|回复)\s*)?(?:[【\[]\s*(?i:a|答复|回答|回复|应答|答|口径)\s*\d*\s*[】\]]\s*[:：]?|(?i:a|答复|回答|回复|应答|答|口径)\s*\d*\s*[:：、.])\s*(.*)$",
+        r"^(?:(?:坐席|客服|标准|参考|建议|统一|答复|回答|回复)\s*)?(?:[【\[]\s*(?i:a|答复|回答|回复|应答|答|口径)\s*\d*\s*[】\]]\s*[:：]?|(?i:a|答复|回答|回复|应答|答|口径)\s*\d*\s*[:：、.]|(?i:a)\s*\d{1,3}\s+)\s*(.*)$",
         &C,
     )
 }
@@ -488,7 +516,8 @@ pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
         "业主信息",
         "车主信息",
         "客户档案",
-    ]) {
+    ]) || names_callee_data(&t)
+    {
         Section::Profile
     } else if has(&["流程", "话术", "步骤", "环节"]) {
         Section::Steps
@@ -503,6 +532,21 @@ pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
     } else {
         Section::Unknown
     }
+}
+
+/// Words that name data held about someone (资料, 信息, 档案) or brought in by
+/// the system (系统带入), not a description of how they behave.
+const DATA_WORDS: &[&str] = &["资料", "信息", "档案", "数据", "系统带入", "系统导入"];
+
+/// A title naming the callee's data ("被叫人资料（系统带入）", "被叫方信息"): what we
+/// know of the callee, the profile, not the callee's half of the document.
+fn names_callee_data(title: &str) -> bool {
+    let plain = strip_parens(title);
+    (DATA_WORDS.iter().any(|k| title.contains(k)))
+        && CALLEE_HALF.iter().any(|k| plain.contains(k))
+        && !["画像", "人设", "角色", "行为", "性格"]
+            .iter()
+            .any(|k| title.contains(k))
 }
 
 /// "…要办成的事", "坐席要做的事": the task said as what the call must get done.
@@ -531,7 +575,7 @@ const QUESTION_MARKERS: &[char] = &[
 ];
 
 /// Titles and labels of the closing lines (结束语, 挂机话术 on robot platforms).
-const CLOSING_LABELS: &[&str] = &[
+pub(super) const CLOSING_LABELS: &[&str] = &[
     "结束语",
     "结束话术",
     "结语",
@@ -825,6 +869,8 @@ struct Parser {
     warnings: Vec<String>,
     /// A step label found outside any steps section (line, label).
     stray_step: Option<(usize, String)>,
+    /// The opening line of a steps table's opening row (开场).
+    table_opening: Option<String>,
 }
 
 impl Script {
@@ -847,11 +893,13 @@ impl Script {
 
     /// Parses a script document; `source` names it in messages.
     pub fn parse(text: &str, source: &str) -> Result<Self, DialogueError> {
-        let layout = script_layout::normalise(table_steps_as_lists(text));
+        let tables = script_table::tables_as_text(text);
+        let layout = script_layout::normalise(tables.lines);
         let mut p = Parser {
             lines: layout.lines,
             warnings: layout.warnings,
             stray_step: layout.stray_step,
+            table_opening: tables.opening,
         };
         p.parse(source)
     }
@@ -1098,6 +1146,16 @@ impl Parser {
             let body: Vec<usize> = (h.line + 1..end).collect();
             if callee_start.is_some_and(|(line, _)| h.line == line) {
                 steps_level = None;
+                // A half heading with its own text ("被叫人画像" followed by the kinds
+                // of callee): the text describes the callee, as behaviours unless the
+                // title names another part of the persona.
+                if body.iter().any(|&i| !self.lines[i].trim().is_empty()) {
+                    let kind = match classify_heading(&h.text, true) {
+                        Section::Unknown => Section::PBehaviours,
+                        k => k,
+                    };
+                    sections.push((kind, h.line, body));
+                }
                 continue;
             }
             let mut kind = classify_heading(&h.text, callee);
@@ -1170,9 +1228,16 @@ impl Parser {
             warnings: Vec::new(),
         };
         let mut steps_heading_line = None;
+        let mut role_from_scene = false;
         for (kind, hline, body) in &sections {
             match kind {
-                Section::Role => script.role = self.paragraph(body),
+                Section::Role => {
+                    script.role = self.paragraph(body);
+                    role_from_scene = headings
+                        .iter()
+                        .find(|h| h.line == *hline)
+                        .is_some_and(|h| scene_title_re().is_match(&clean_heading(&h.text)));
+                }
                 Section::Task => script.task = self.paragraph(body),
                 Section::Profile => script.profile = self.items(body),
                 Section::Steps => {
@@ -1256,13 +1321,22 @@ impl Parser {
         // Also as plain bullets in one section ("- 角色：…" then "- 核心任务：…"), which
         // the section's paragraph would otherwise run together.
         let (mut labelled_role, mut labelled_task) = (None, None);
+        // "身份：…" names the agent only in the agent's own sections (角色, 坐席身份与
+        // 任务); in a profile it is the callee's (身份：退休教师).
+        let in_agent_section = |i: usize| {
+            sections
+                .iter()
+                .any(|(k, _, b)| matches!(k, Section::Role | Section::Task) && b.contains(&i))
+        };
         for i in 0..callee_start.map_or(self.lines.len(), |(l, _)| l) {
             let line = &self.lines[i];
             let (label, text) = match label_re().captures(line) {
                 Some(c) => (c[1].to_string(), c[2].trim().to_string()),
                 None => match plain_label_re().captures(line) {
-                    Some(c) => (c[1].to_string(), c[2].trim().to_string()),
-                    None => continue,
+                    Some(c) if &c[1] != "身份" || in_agent_section(i) => {
+                        (c[1].to_string(), c[2].trim().to_string())
+                    }
+                    _ => continue,
                 },
             };
             match classify_heading(&label, false) {
@@ -1279,7 +1353,9 @@ impl Parser {
             other.as_ref().is_some_and(|o| s.contains(o.as_str()))
         };
         if let Some(r) = &labelled_role {
-            if script.role.is_empty() || merged(&script.role, &labelled_task) {
+            // A labelled role (身份：…) says who the agent is better than a scene
+            // or background section (背景) does.
+            if script.role.is_empty() || merged(&script.role, &labelled_task) || role_from_scene {
                 script.role = r.clone();
             }
         }
@@ -1297,6 +1373,11 @@ impl Parser {
         if script.task.is_empty() {
             self.warnings
                 .push("no core task section (### 核心任务)".into());
+        }
+        if script.opening.is_empty() {
+            if let Some(o) = self.table_opening.take() {
+                script.opening = o;
+            }
         }
         if script.opening.is_empty() {
             self.warnings
@@ -1362,7 +1443,7 @@ impl Parser {
         let top: Vec<&Heading> = headings.iter().filter(|h| h.level == level).collect();
         for h in &top {
             let t = clean_heading(&h.text);
-            if AGENT_HALF.iter().any(|k| t.contains(k)) {
+            if AGENT_HALF.iter().any(|k| t.contains(k)) || names_callee_data(&h.text) {
                 continue;
             }
             if CALLEE_HALF.iter().any(|k| t.contains(k)) {
@@ -1503,6 +1584,20 @@ impl Parser {
             ) {
                 s.field = field_kind(&s.title, &s.text())
                     .or_else(|| field_kind("", &s.collects.join("；")));
+                let records = s.collects.join("；");
+                if s.collects.iter().any(|c| !c.is_empty())
+                    && s.collects.iter().all(|c| records_yes_no(c))
+                {
+                    // "是否确认（是／否）": the step records a yes or no, whatever
+                    // values its line reads back.
+                    s.field = None;
+                } else if s.field == Some(FieldKind::Number)
+                    && !s.collects.is_empty()
+                    && !counts_only(&records)
+                {
+                    // "家电品类；台数": what is counted is recorded with the count.
+                    s.field = Some(FieldKind::Text);
+                }
             } else if s.kind == StepKind::Statement
                 && ["核对", "确认"].iter().any(|k| s.title.contains(k))
                 && !s.title.contains("身份")
@@ -1817,75 +1912,6 @@ fn split_title(rest: &str) -> (String, Option<String>) {
     (r.to_string(), None)
 }
 
-/// A steps table (| 序号 | 目的 | 话术 | 特殊情况 |) rewritten as the numbered list
-/// the loader reads: one "N. title" per row, its speech as a bullet, every
-/// special-case cell (split at <br>) as a conditional bullet. Other lines pass
-/// through unchanged.
-fn table_steps_as_lists(text: &str) -> Vec<String> {
-    let lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
-    let cells = |l: &str| -> Vec<String> {
-        l.trim()
-            .trim_matches('|')
-            .split('|')
-            .map(|c| c.trim().to_string())
-            .collect()
-    };
-    let is_row = |l: &str| l.trim_start().starts_with('|');
-    let mut out = Vec::with_capacity(lines.len());
-    let mut i = 0;
-    while i < lines.len() {
-        if !is_row(&lines[i]) {
-            out.push(lines[i].clone());
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < lines.len() && is_row(&lines[i]) {
-            i += 1;
-        }
-        let rows: Vec<Vec<String>> = lines[start..i].iter().map(|l| cells(l)).collect();
-        let header = &rows[0];
-        let col = |keys: &[&str]| {
-            header
-                .iter()
-                .position(|h| keys.iter().any(|k| h.contains(k)))
-        };
-        let speech = col(&["话术", "台词", "坐席说", "说法", "原话"]);
-        let title = col(&["目的", "环节", "名称", "标题", "阶段", "内容", "步骤"])
-            .filter(|t| Some(*t) != speech);
-        let special = col(&["特殊", "情况", "应对", "分支", "备注", "异常"]);
-        let Some(speech) = speech else {
-            out.extend(lines[start..i].iter().cloned());
-            continue;
-        };
-        let mut n = 0;
-        for row in rows.iter().skip(1) {
-            if row
-                .iter()
-                .all(|c| c.chars().all(|ch| matches!(ch, '-' | ':' | ' ')))
-            {
-                out.push(String::new());
-                continue;
-            }
-            n += 1;
-            let t = title
-                .and_then(|t| row.get(t))
-                .cloned()
-                .unwrap_or_else(|| format!("步骤{n}"));
-            out.push(format!("{n}. {t}"));
-            if let Some(sp) = row.get(speech).filter(|c| !c.is_empty()) {
-                out.push(format!("    - {sp}"));
-            }
-            if let Some(sc) = special.and_then(|c| row.get(c)) {
-                for part in sc.split("<br>").map(str::trim).filter(|p| !p.is_empty()) {
-                    out.push(format!("    - {part}"));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Words that mark a bracketed aside as an instruction, not speech.
 const DIRECTION_WORDS: &[&str] = &[
     "若",
@@ -2022,6 +2048,55 @@ fn is_speech_label(label: &str) -> bool {
             .any(|k| l.contains(k))
 }
 
+/// "记录 → 到院日期": a short label, an arrow, and what follows it.
+fn arrow_label(content: &str) -> Option<(&str, &str)> {
+    let (p, len) = content
+        .char_indices()
+        .find(|(_, c)| LINE_ARROWS.contains(c))
+        .map(|(p, c)| (p, c.len_utf8()))
+        .or_else(|| content.find("->").map(|p| (p, 2)))
+        .or_else(|| content.find("=>").map(|p| (p, 2)))?;
+    let label = content[..p].trim();
+    let what = content[p + len..]
+        .trim()
+        .trim_start_matches(['：', ':'])
+        .trim();
+    (!label.is_empty() && label.chars().count() <= 6 && !what.is_empty() && !has_quote(label))
+        .then_some((label, what))
+}
+
+/// Splits a bracketed aside that follows a quoted line off it: "若…：“好的。”（改完再
+/// 复述一次）" → ("若…：“好的。”", "改完再复述一次"). Only when the line ends with the
+/// aside and a closing quote comes before it.
+fn split_trailing_aside(s: &str) -> (String, Option<String>) {
+    let t = s.trim_end();
+    if !t.ends_with(['）', ')']) {
+        return (s.to_string(), None);
+    }
+    let Some(q) = t.rfind(['”', '」', '』', '"']) else {
+        return (s.to_string(), None);
+    };
+    let after = &t[q..];
+    let after = &after[after.chars().next().map_or(0, char::len_utf8)..];
+    let lead = after.trim_start_matches(|c: char| c.is_whitespace() || "。，！？；".contains(c));
+    if !lead.starts_with(['（', '(']) {
+        return (s.to_string(), None);
+    }
+    let asides = asides(lead);
+    match asides.as_slice() {
+        [a] if lead.chars().count() == a.chars().count() + 2
+            && !a.trim().is_empty()
+            && !NON_INTERRUPTIBLE.iter().any(|m| a.contains(m)) =>
+        {
+            (
+                t[..q + t[q..].chars().next().map_or(0, char::len_utf8)].to_string(),
+                Some(a.trim().to_string()),
+            )
+        }
+        _ => (s.to_string(), None),
+    }
+}
+
 /// Arrows that lead a line in a step ("→ 说：“…”", "→ 记下：…"): layout, never said.
 const LINE_ARROWS: &[char] = &['→', '➜', '➔', '➝', '➞', '⇒', '➤', '➢', '▸', '►'];
 
@@ -2037,6 +2112,19 @@ fn push_line(step: &mut Step, content: &str) {
     };
     if content.is_empty() {
         return;
+    }
+    // "“…”（改完再复述一次）": an aside after the quoted line is a note to the agent.
+    let (content, trailing) = split_trailing_aside(content);
+    if let Some(a) = trailing {
+        step.directions.push(a);
+    }
+    let content = content.as_str();
+    // "记录 → 到院日期" / "登记 -> 接送地址": the field to record, behind an arrow.
+    if let Some((label, what)) = arrow_label(content) {
+        if is_collect_label(label) {
+            step.collects.push(what.to_string());
+            return;
+        }
     }
     if let Some((aside, rest)) = leading_aside(content) {
         let rest = rest
@@ -2430,5 +2518,37 @@ A: 能，结账时说一下就行。
         let s = Script::parse(doc, "t").expect("parses");
         assert_eq!(s.end_conditions, ["时间已约好"], "{s}");
         assert_eq!(s.closing, ["好的，再见。"], "{s}");
+    }
+    /// What a step records decides its field when its line does not: a yes/no
+    /// record makes a read-back a plain confirmation, a thing recorded with its
+    /// count makes a count free text; `几只` asks for a count, a code described by
+    /// its letters is a serial; an aside after a quoted line is a direction.
+    #[test]
+    fn records_decide_fields_and_trailing_asides_are_directions() {
+        let doc = "### 流程
+1. 登记水果
+   - “您要订什么水果，一共几箱？”
+   - 记录：水果品类；箱数
+2. 几只宠物
+   - “这次要寄养几只？”
+   - 记录 → 寄养只数
+3. 会员码
+   - “请报一下会员码，是两个字母加四位数字。”
+4. 复述
+   - “我核对一下：地址、电话和送货时间都记好了，可以吗？”
+   - 记录：是否确认（是／否）
+   - 若对方说不对：“您说哪里要改。”（改好再复述）
+";
+        let s = Script::parse(doc, "records").expect("parses");
+        assert!(s.spoken_annotations().is_empty(), "{s}");
+        assert_eq!(s.steps[0].field, Some(FieldKind::Text), "{s}");
+        assert_eq!(s.steps[1].field, Some(FieldKind::Number), "{s}");
+        assert_eq!(s.steps[1].collects, ["寄养只数"], "{s}");
+        assert!(s.steps[1].lines.iter().all(|l| !l.contains("记录")), "{s}");
+        assert_eq!(s.steps[2].field, Some(FieldKind::Serial), "{s}");
+        assert_eq!(s.steps[3].kind, StepKind::Confirm, "{s}");
+        assert_eq!(s.steps[3].field, None, "{s}");
+        assert_eq!(s.steps[3].conditionals[0].line, "您说哪里要改。");
+        assert_eq!(s.steps[3].directions, ["改好再复述"]);
     }
 }

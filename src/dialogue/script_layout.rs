@@ -781,4 +781,86 @@ A1：在小程序里交。
         assert_eq!(s.steps[1].field, Some(FieldKind::Number), "{s}");
         assert_eq!(questions(&s), ["水费怎么交？"]);
     }
+    /// A bilingual Word export: `N. ` chapters, a callee-data chapter (被叫方信息)
+    /// before the steps, `Step N / 第N步` labels with 坐席： lines and `登记 → …`
+    /// records, `Q1　` questions with 答复： answers, and the callee's picture as the
+    /// last chapter (被叫方画像).
+    #[test]
+    fn bilingual_step_labels_arrow_records_and_callee_data() {
+        let doc = "城东驾校 科目二约考提醒
+
+1. 背景
+学员考试名额紧张，坐席在约考开放前一天打电话提醒。
+
+2. 坐席身份与任务
+身份：城东驾校教务“小东”，说话干脆。
+任务：约好考试的场次，问清要不要加练。
+
+3. 被叫方信息（系统带入）
+学员姓名：{{姓名}}
+报名编号：{{编号}}
+
+4. 开场白
+接通后说：“您好，我是城东驾校的小东，科目二约考明天开放了。”
+
+5. 通话步骤
+
+Step 1 / 第一步　约考场次
+　坐席：“您想约上午场还是下午场？”
+　登记 → 考试场次
+　▷ 如对方表示这次不考：“好的，下次开放我再通知您。”（语气轻松）
+
+Step 2 / 第二步　加练课时
+　坐席：“考前想加练几节课？一共几节？”
+　登记 → 加练节数
+
+Step 3 / 第三步　核对学员证号
+　坐席：“麻烦报一下学员证号，是两个字母加八位数字。”
+　登记 → 学员证号
+
+6. 问答库
+
+Q1　考试要带什么？
+答复：带身份证和学员证。
+
+Q2　没考过怎么办？
+答复：十天后可以补考。
+
+7. 被叫方画像
+· 上班族学员：白天忙，常说晚上再打。
+· 大学生：时间多，关心能不能多练几次。
+";
+        let s = parse(doc);
+        assert_eq!(s.role, "城东驾校教务“小东”，说话干脆。", "{s}");
+        assert_eq!(s.task, "约好考试的场次，问清要不要加练。", "{s}");
+        assert_eq!(
+            s.profile,
+            ["学员姓名：{{姓名}}", "报名编号：{{编号}}"],
+            "{s}"
+        );
+        assert_eq!(titles(&s), ["约考场次", "加练课时", "核对学员证号"]);
+        assert_eq!(s.steps[0].lines, ["您想约上午场还是下午场？"]);
+        assert_eq!(s.steps[0].collects, ["考试场次"]);
+        assert_eq!(s.steps[0].conditionals.len(), 1);
+        assert_eq!(s.steps[0].directions, ["语气轻松"], "{s}");
+        assert_eq!(s.steps[1].collects, ["加练节数"]);
+        assert_eq!(s.steps[2].field, Some(FieldKind::Serial), "{s}");
+        assert_eq!(questions(&s), ["考试要带什么？", "没考过怎么办？"]);
+        assert_eq!(s.kb[0].answer, "带身份证和学员证。");
+        assert_eq!(
+            s.persona.behaviours,
+            [
+                "上班族学员：白天忙，常说晚上再打。",
+                "大学生：时间多，关心能不能多练几次。"
+            ],
+            "{s}"
+        );
+        // The same document with `第N步` labels alone loads the same steps.
+        let plain = doc
+            .replace("Step 1 / ", "")
+            .replace("Step 2 / ", "")
+            .replace("Step 3 / ", "");
+        let p = parse(&plain);
+        assert_eq!(titles(&p), titles(&s));
+    }
 }
