@@ -802,3 +802,42 @@ fn an_opening_asking_the_first_steps_question_takes_the_answer() {
     assert!(said(&r).contains("联系电话"), "{}", said(&r));
     assert!(c.fields().values().any(|v| v.contains("芒果奶油蛋糕")));
 }
+
+const HELD_SLOT: &str = r#"
+# 家电清洗预约回访
+
+## AI外呼方
+
+### 开场白
+您好，请问是王先生吗？我是洁净家电清洗的客服小洁。
+
+### 流程
+#### 第一步 确认上门时间
+我们给您约在这周六下午两点上门清洗油烟机，师傅每天上午九点到晚上六点都能上门，您看这个时间可以吗？
+记录：上门时间
+#### 第二步 结束
+好的，到时候师傅会提前联系您。
+
+### 结束语
+祝您生活愉快，再见。
+"#;
+
+#[test]
+fn a_yes_to_a_proposed_time_records_that_time() {
+    let s = Script::parse(HELD_SLOT, "held").unwrap();
+    for (reply, want) in [
+        ("可以", "2026-11-28T14:00"),
+        ("周六下午两点没问题", "2026-11-28T14:00"),
+        ("周日上午十点吧", "2026-11-29T10:00"),
+    ] {
+        let mut c = Conversation::new(&s, &BTreeMap::new(), now()).unwrap();
+        c.opening(now());
+        c.on_utterance("是我", 1.0, now());
+        c.on_utterance(reply, 1.0, now());
+        assert!(
+            c.fields().values().any(|v| v.starts_with(want)),
+            "{reply}: {:?}",
+            c.fields()
+        );
+    }
+}

@@ -366,6 +366,56 @@ fn step_asks_need(step: &Step, opening: &str) -> bool {
     }
 }
 
+/// The closing lines a completed call says. Two or more lines that each say
+/// goodbye are alternatives, one per way a call ends ("那就周六见…再见" /
+/// "好的，打扰您了…再见"): the first that is not a polite retreat is said, after
+/// the lines without a goodbye that lead up to it. Lines that only end together
+/// ("感谢您的耐心。" + "祝您生活愉快，再见。") are all said.
+fn completed_closing(lines: Vec<String>) -> Vec<String> {
+    let farewell = |l: &str| ["再见", "拜拜", "再会"].iter().any(|w| l.contains(w));
+    if lines.iter().filter(|l| farewell(l)).count() < 2 {
+        return lines;
+    }
+    let retreat = |l: &str| {
+        ["打扰", "不需要", "有需要随时", "有需要再"]
+            .iter()
+            .any(|w| l.contains(w))
+    };
+    let Some(pick) = lines
+        .iter()
+        .position(|l| farewell(l) && !retreat(l))
+        .or_else(|| lines.iter().position(|l| farewell(l)))
+    else {
+        return lines;
+    };
+    lines
+        .into_iter()
+        .take(pick + 1)
+        .enumerate()
+        .filter(|(k, l)| *k == pick || !farewell(l))
+        .map(|(_, l)| l)
+        .collect()
+}
+
+/// The times a confirmation step proposes ("我们这周六上午十点给您留了号"): each clause
+/// with a clock word, parsed. A date alone ("疫苗12月10日到期") proposes nothing.
+fn proposed_times(line: &str, now: DateTime<FixedOffset>) -> Vec<String> {
+    const CLOCK: &[&str] = &["点", "上午", "下午", "晚上", "中午", "早上", ":", "："];
+    let mut out: Vec<String> = line
+        .split(['，', ',', '。', '；', '？', '?', '！'])
+        .filter(|cl| CLOCK.iter().any(|w| cl.contains(w)))
+        // Opening hours ("每天早上九点到晚上八点都能打") propose no slot.
+        .filter(|cl| {
+            !["到", "至", "每天", "营业", "开门", "之间"]
+                .iter()
+                .any(|w| cl.contains(w))
+        })
+        .filter_map(|cl| slots::extract(FieldKind::Time, cl, now))
+        .collect();
+    out.dedup();
+    out
+}
+
 /// Whether the opening's own question asks for what a free-text step collects:
 /// "请问您这次要续配什么药？" before a step "了解要配的药" (配, 药 in both), so the
 /// caller's first words are that step's answer.
@@ -1900,6 +1950,22 @@ impl Conversation {
         }
     }
 
+    /// A yes to a confirmation step that proposes one time records that time as
+    /// the step's value (the booked slot, not just "是").
+    fn record_proposed_time(&mut self, actions: &mut Vec<Action>) {
+        let Some(st) = self.step_index().and_then(|i| self.script.steps.get(i)) else {
+            return;
+        };
+        if st.field != Some(FieldKind::Time) || self.branch_kind.is_some() {
+            return;
+        }
+        let key = st.title.clone();
+        if let [t] = proposed_times(&st.text(), self.started).as_slice() {
+            let t = t.clone();
+            self.set_field(&key, &t, FieldKind::Time, actions);
+        }
+    }
+
     /// "不对，是602" right after an address with a room number: the new number
     /// replaces the last number of the same length in the latest typed address
     /// (4幢2单元502 → 4幢2单元602).
@@ -2187,6 +2253,7 @@ impl Conversation {
                 lines = keep;
             }
         }
+        let lines = completed_closing(lines);
         for l in lines {
             actions.push(Action::Say {
                 text: l,
@@ -3190,6 +3257,29 @@ impl Conversation {
                 && !step_text.contains(v.as_str())
                 && !step_text.contains(&tail)
         });
+        // "周六上午十点可以的" to "我们这周六上午十点给您留了号，您看能来吗？": the
+        // proposed time said back is a yes with its value; another time is a change.
+        let proposed = if kind == FieldKind::Time {
+            proposed_times(&step_text, now)
+        } else {
+            Vec::new()
+        };
+        let differs = differs
+            || kind == FieldKind::Time
+                && !proposed.is_empty()
+                && c.intent != Intent::Question
+                && value.as_ref().is_some_and(|v| !proposed.contains(v));
+        if let Some(v) = value
+            .as_ref()
+            .filter(|v| proposed.contains(v) && !change && self.branch_kind.is_none() && !asks)
+        {
+            self.record(&format!("confirm:{key}"), "是", actions);
+            self.set_field(&key, v, kind, actions);
+            actions.push(self.builtin(OK_SHORT));
+            let hit = self.trailing_question(&c.text, now, actions);
+            self.advance(actions);
+            return Some(hit);
+        }
         // "明天不行，下周吧": a week is no time to book; ask for the day and hour.
         if kind == FieldKind::Time && change && self.branch_kind.is_none() && vague_time(&c.text) {
             match self.branch_line(i, &c.text) {
@@ -3542,6 +3632,7 @@ impl Conversation {
                 if self.branch_kind.is_none() && !self.branch_offer {
                     let title = self.script.steps[i].title.clone();
                     self.record(&format!("confirm:{title}"), "是", actions);
+                    self.record_proposed_time(actions);
                     let asked = classify(&rest, now);
                     let hit = self.answer_question(&asked, actions);
                     self.advance(actions);
@@ -3788,6 +3879,7 @@ impl Conversation {
             Intent::Agree => {
                 if kind == StepKind::Confirm {
                     self.record(&format!("confirm:{title}"), "是", actions);
+                    self.record_proposed_time(actions);
                 }
                 if matches!(kind, StepKind::Confirm | StepKind::Convenience) {
                     self.note_affirmed_ahead(&c.text);
@@ -3998,6 +4090,27 @@ mod tests {
         assert!(says_condition("若对方不来了", "我不来了"));
         assert!(says_condition("若客户不去了", "算了我不来了"));
         assert!(!says_condition("若客户不打算来了", "我能来"));
+    }
+
+    #[test]
+    fn alternative_closing_lines() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Alternatives: the success line, after the lead-up without a goodbye.
+        assert_eq!(
+            completed_closing(v(&[
+                "好的，报修单已经提交了。",
+                "师傅会按时上门，再见。",
+                "感谢来电，有需要随时打给我们，再见。",
+            ])),
+            v(&["好的，报修单已经提交了。", "师傅会按时上门，再见。"])
+        );
+        assert_eq!(
+            completed_closing(v(&["好的，打扰您了，再见。", "那就周三见，再见。"])),
+            v(&["那就周三见，再见。"])
+        );
+        // Lines that end together are all said.
+        let together = v(&["感谢您的耐心。", "祝您生活愉快，再见。"]);
+        assert_eq!(completed_closing(together.clone()), together);
     }
 
     #[test]
