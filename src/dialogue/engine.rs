@@ -610,6 +610,27 @@ fn same_meaning(s: &str) -> String {
             "病人",
         ),
         (&["宝宝", "新生儿", "刚出生", "坐月子", "月子"], "婴儿"),
+        // Passed away, as people say it.
+        (
+            &[
+                "已经不在了",
+                "已经走了",
+                "已经去世",
+                "已经过世",
+                "不在了",
+                "去世",
+                "过世",
+                "病死",
+                "老死",
+                "没救回来",
+                "没救过来",
+                "个月走了",
+                "前走了",
+                "年走了",
+                "天走了",
+            ],
+            "去世",
+        ),
         (&["孕妇", "怀孕", "怀着孕"], "孕妇"),
     ];
     let mut out = s.to_string();
@@ -636,7 +657,7 @@ fn says_condition(condition: &str, text: &str) -> bool {
     let text = &same_meaning(text);
     const NEG: &[char] = &['不', '没', '未', '别'];
     let mut cond = condition.trim();
-    for p in ["若是", "若", "如果", "假如", "要是", "当"] {
+    for p in ["若是", "若", "如果", "假如", "要是", "如", "当"] {
         cond = cond.trim_start_matches(p);
     }
     let cond = cond.replace(
@@ -780,6 +801,21 @@ fn says_condition(condition: &str, text: &str) -> bool {
                 }
             }
         }
+        // "已经在别的医院打过了": done already, said by its verb ("上礼拜在宠物店打过了").
+        let elsewhere = ["别的", "别家", "别处", "别人"]
+            .iter()
+            .fold(alt.clone(), |a, w| a.replace(w, "他处"));
+        if !elsewhere.contains(NEG) && alt.contains("已经") {
+            if let Some(k) = alt.find("过") {
+                let verb: String = alt[..k].chars().rev().take(1).collect();
+                if verb.chars().all(super::text::is_han)
+                    && !verb.is_empty()
+                    && plain.iter().any(|cl| cl.contains(&format!("{verb}过")))
+                {
+                    return true;
+                }
+            }
+        }
         if negated && !text_negated {
             return false;
         }
@@ -817,6 +853,17 @@ fn says_condition(condition: &str, text: &str) -> bool {
         }
         false
     })
+}
+
+/// The alternatives of a branch condition ("没空带过来、家里没车，或者不肯出门").
+fn condition_alternatives(condition: &str) -> Vec<String> {
+    condition
+        .replace("或者", "|")
+        .split(['|', '、', '，', ',', '；', '或'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// "低于十二度" / "超过七十岁" / "不到五天": the condition's threshold, checked on the
@@ -3007,12 +3054,20 @@ impl Conversation {
         let cond = st
             .conditionals
             .iter()
-            .filter(|b| {
-                !["方便", "忙", "没空", "打错", "不是本人"]
-                    .iter()
-                    .any(|k| b.condition.contains(k))
-            })
-            .find(|b| says_condition(&b.condition, &c.text))?
+            .find(|b| {
+                // "没空带过来、家里没车，或者猫狗不肯出门": the alternatives about the
+                // call itself (方便, 忙, 打错) are the call's own handling; the others
+                // are this branch's.
+                let kept = condition_alternatives(&b.condition)
+                    .into_iter()
+                    .filter(|alt| {
+                        !["方便", "忙", "没空", "打错", "不是本人"]
+                            .iter()
+                            .any(|k| alt.contains(k))
+                    })
+                    .collect::<Vec<_>>();
+                !kept.is_empty() && says_condition(&kept.join("或者"), &c.text)
+            })?
             .clone();
         self.branches_taken.insert(i);
         let key = st.title.clone();
@@ -3681,6 +3736,20 @@ impl Conversation {
                 return None;
             }
         }
+        // An opening that is the first step's question: that step's branches hold
+        // ("豆豆上个月走了" to "请问是豆豆的主人吗？").
+        if self.state == State::Opening
+            && self.skip_first_step
+            && !self.branches_taken.contains(&0)
+            && matches!(
+                c.intent,
+                Intent::Statement | Intent::Negative | Intent::Decline | Intent::OffTopic
+            )
+        {
+            if let Some(done) = self.take_said_branch(0, c, now, actions) {
+                return done;
+            }
+        }
         // Steps that collect a value: pick it out of the sentence, or take the
         // script's branch when the caller cannot give it or wants it changed.
         if let Some(i) = self.step_index() {
@@ -4082,6 +4151,28 @@ mod tests {
         assert!(says_condition("若用户白天都要上班", "白天家里没有人"));
         assert!(says_condition("若家里有老人、孕妇", "我家老爷子九十多岁了"));
         assert!(says_condition("若家中有病人", "我老伴刚做完手术"));
+    }
+
+    #[test]
+    fn branches_said_in_everyday_words() {
+        // One alternative of several, the call-handling ones aside.
+        assert!(says_condition(
+            "如对方表示没空过来、家里没人照看，或者孩子不肯去",
+            "孩子死活不肯去"
+        ));
+        // Done already, somewhere else.
+        assert!(says_condition(
+            "若客户说已经在别家办过了",
+            "上个月我在单位附近那家办过了"
+        ));
+        assert!(!says_condition("若客户说已经在别家办过了", "还没办过"));
+        // Passed away, as people say it.
+        assert!(says_condition("如果对方说已经过世了", "我父亲去年走了"));
+        assert!(says_condition(
+            "若对方说猫已经送人了，或者已经不在了",
+            "它上个月没救过来"
+        ));
+        assert!(!says_condition("如果对方说已经过世了", "他刚出门，不在家"));
     }
 
     #[test]
