@@ -397,6 +397,9 @@ fn families() -> &'static Families {
             "主管",
             "能做主",
             "管事的",
+            "管这个的",
+            "管这事的",
+            "管这块的",
             "换个人说",
             "换个人接",
             "换个人跟我",
@@ -1075,6 +1078,9 @@ pub fn grievance(norm: &str) -> bool {
             r"(约好|预约|说好)[^。！？]{0,12}结果(还是|又)",
             r"排了(半天|好久|一个多|两个多|一上午|一下午|一整天)",
             r"你们[^。！？]{0,8}有(什么|啥)用",
+            r"排了[^，。！？]{0,5}(小时|钟头)的?队",
+            r"还好意思",
+            r"(坑钱|坑人|宰人|黑心)",
         ]
         .iter()
         .filter_map(|r| Regex::new(r).ok())
@@ -1275,6 +1281,22 @@ fn asks_person_to_call(text: &str) -> bool {
         "想和",
         "要和",
     ];
+    // "我想问问给它看病的王医生，你能给我转过去吗": a person named, and the call
+    // put through to them.
+    let put_through = [
+        "转过去",
+        "转给他",
+        "转给她",
+        "转接过去",
+        "接过去",
+        "帮我转",
+        "给我转",
+    ]
+    .iter()
+    .any(|w| text.contains(w));
+    if put_through && ROLES.iter().any(|r| text.contains(r)) {
+        return true;
+    }
     text.split(['，', ',', '。', '；', '！', '？', '?'])
         .any(|cl| {
             let role = ROLES.iter().filter_map(|r| cl.find(r)).min();
@@ -1490,6 +1512,11 @@ mod tests {
         );
         assert_ne!(i("底下全是水"), Intent::Question);
         assert_eq!(i("我要转人工"), Intent::Transfer);
+        assert_eq!(
+            i("我想问问上次给我装机的李师傅，你帮我转过去吧"),
+            Intent::Transfer
+        );
+        assert_eq!(i("退费的事你帮我找管这个的人"), Intent::Transfer);
         // 人工 alone with any request cue, the verb misheard or missing.
         for asks in [
             "我要个人工",
@@ -1561,6 +1588,8 @@ mod tests {
         assert!(grievance("排了一个多小时才轮到我"));
         assert!(grievance("你们这个热线有啥用啊，一问三不知"));
         assert!(!grievance("这个滤芯有什么用"));
+        assert!(grievance("上回让我排了三个小时的队，还好意思打来"));
+        assert!(grievance("你们这就是坑钱的"));
         assert!(!grievance("检查结果还是偏高"));
         assert!(!upset("我不生气，你说吧"));
         assert!(!upset("电话号码我刚才说错了"));
