@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::intent::{classify, is_short, Classified, Intent};
 use super::kb::KnowledgeBase;
-use super::script::{FieldKind, Script, Step, StepKind};
+use super::script::{Conditional, FieldKind, Script, Step, StepKind};
 use super::slots;
 use super::text::normalize;
 use super::timeparse::{parse_callback_time, speak_time};
@@ -364,6 +364,41 @@ fn step_asks_need(step: &Step, opening: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether a step's line says its serial starts with letters ("HX开头",
+/// "是KT两个字母加八位数字").
+fn names_letter_prefix(line: &str) -> bool {
+    let chars: Vec<char> = line.chars().collect();
+    chars
+        .windows(2)
+        .any(|w| w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase())
+        && ["开头", "字母"].iter().any(|w| line.contains(w))
+}
+
+/// Whether an agent's line asks the caller something (a question, or a request
+/// to say or give something).
+fn asks_something(line: &str) -> bool {
+    line.contains(['？', '?'])
+        || [
+            "请您",
+            "请问",
+            "您说",
+            "说一下",
+            "说一个",
+            "说个",
+            "告诉",
+            "麻烦您",
+            "报一下",
+            "报给",
+            "留一个",
+            "留个",
+            "提供",
+            "您看",
+            "您定",
+        ]
+        .iter()
+        .any(|w| line.contains(w))
 }
 
 /// The closing lines a completed call says. Two or more lines that each say
@@ -2132,7 +2167,8 @@ impl Conversation {
         if !cannot && !change {
             return None;
         }
-        st.conditionals
+        let candidates: Vec<&Conditional> = st
+            .conditionals
             .iter()
             .filter(|c| {
                 // "若对方不方便" is about the call, and handled as such; "如果客户周末
@@ -2145,29 +2181,37 @@ impl Conversation {
                         .iter()
                         .any(|k| c.condition.contains(k))
             })
-            .find(|c| {
-                let cond = &c.condition;
-                let cond_cannot = CANNOT_WORDS.iter().any(|w| cond.contains(w));
-                let cond_change = [
-                    "改",
-                    "换",
-                    "变",
-                    "不对",
-                    "有误",
-                    "错",
-                    "不行",
-                    "调整",
-                    "没空",
-                    "不方便",
-                ]
-                .iter()
-                .any(|w| cond.contains(w));
-                // Or the caller says what the condition says ("来不了" / "如果对方来不了").
-                let same_words = CHANGE_WORDS
+            .collect();
+        // The branch whose condition the caller says ("就是旧的不要了" for 若客户说
+        // 没买新的、只是处理旧的) before one that only shares a cannot-word.
+        candidates
+            .iter()
+            .find(|c| says_condition(&c.condition, text))
+            .or_else(|| {
+                candidates.iter().find(|c| {
+                    let cond = &c.condition;
+                    let cond_cannot = CANNOT_WORDS.iter().any(|w| cond.contains(w));
+                    let cond_change = [
+                        "改",
+                        "换",
+                        "变",
+                        "不对",
+                        "有误",
+                        "错",
+                        "不行",
+                        "调整",
+                        "没空",
+                        "不方便",
+                    ]
                     .iter()
-                    .chain(CANNOT_WORDS)
-                    .any(|w| text.contains(w) && cond.contains(w));
-                (cannot && cond_cannot) || (change && cond_change) || same_words
+                    .any(|w| cond.contains(w));
+                    // Or the caller says what the condition says ("来不了" / "如果对方来不了").
+                    let same_words = CHANGE_WORDS
+                        .iter()
+                        .chain(CANNOT_WORDS)
+                        .any(|w| text.contains(w) && cond.contains(w));
+                    (cannot && cond_cannot) || (change && cond_change) || same_words
+                })
             })
             .map(|c| {
                 // What the branch's line asks for ("…说一下详细地址"), before what its
@@ -3207,6 +3251,13 @@ impl Conversation {
                     .flatten()
                     .filter(|v| v.chars().any(|ch| ch.is_ascii_alphabetic()) || v.len() >= 6)
             }),
+            // "HX开头，后面是十位数字": a mobile number is no such serial.
+            FieldKind::Serial if names_letter_prefix(&st.text()) => {
+                slots::extract(kind, &c.text, now).filter(|v| {
+                    v.chars().any(|ch| ch.is_ascii_alphabetic())
+                        || slots::extract_phone(v).as_deref() != Some(v.as_str())
+                })
+            }
             _ => slots::extract(kind, &c.text, now),
         };
         let change = says_change(&c.text);
@@ -3240,6 +3291,15 @@ impl Conversation {
             }
             if let Some((line, k)) = self.branch_line(i, &c.text) {
                 self.branches_taken.insert(i);
+                // "没关系，先按普通回收下单，订单号找到以后再补上": a branch line that
+                // asks nothing settles the step; the call goes on.
+                if !asks_something(&line) {
+                    self.record(&format!("branch:{key}"), &c.text, actions);
+                    actions.push(self.say(&line, Some(i), true));
+                    self.prefill_from(&c.text, i + 1, now);
+                    self.advance(actions);
+                    return Some(None);
+                }
                 // A branch that offers something ("您需要送上门吗？") waits for a yes
                 // or no; one that asks for another value collects that value.
                 self.branch_offer = k.is_none() && is_yes_no(&line);
@@ -3364,6 +3424,14 @@ impl Conversation {
         }
         if change && !asks && c.intent != Intent::Agree {
             match self.branch_line(i, &c.text) {
+                // A line that asks nothing settles the step.
+                Some((line, _)) if !asks_something(&line) => {
+                    self.branches_taken.insert(i);
+                    self.record(&format!("branch:{key}"), &c.text, actions);
+                    actions.push(self.say(&line, Some(i), true));
+                    self.prefill_from(&c.text, i + 1, now);
+                    self.advance(actions);
+                }
                 Some((line, k)) => {
                     self.branch_kind = k.or(Some(kind));
                     actions.push(self.say(&line, Some(i), true));
@@ -4181,6 +4249,20 @@ mod tests {
         assert!(says_condition("若对方不来了", "我不来了"));
         assert!(says_condition("若客户不去了", "算了我不来了"));
         assert!(!says_condition("若客户不打算来了", "我能来"));
+    }
+
+    #[test]
+    fn lines_that_ask_and_serial_prefixes() {
+        assert!(asks_something("工作日也可以，您说一个方便的日子和时间。"));
+        assert!(asks_something("麻烦报一下会员卡号。"));
+        assert!(!asks_something(
+            "没关系，先按普通订单处理，单号找到以后在小程序里补上就行。"
+        ));
+        assert!(names_letter_prefix(
+            "麻烦报一下运单号，SF开头，后面十二位数字。"
+        ));
+        assert!(names_letter_prefix("是KT两个字母加八位数字。"));
+        assert!(!names_letter_prefix("麻烦报一下八位的会员号。"));
     }
 
     #[test]
