@@ -3564,7 +3564,12 @@ impl Conversation {
         // A problem the Q&A solves outright is answered (and noted as the need); the
         // clauses that only carry a number do not take part in the match.
         let query = without_value_clauses(&c.text);
-        if let Some((h, e)) = self.kb.answer(&query) {
+        // The opening asked for what the first step collects ("请问您家里有什么旧家电
+        // 要回收？"): a statement is that value, whatever Q&A entry it resembles.
+        let answers_opening = self.state == State::Opening
+            && c.intent != Intent::Question
+            && opening_names_subject(&self.script.opening, &first);
+        if let Some((h, e)) = self.kb.answer(&query).filter(|_| !answers_opening) {
             // "停水了" is a fault to report, not the question "停水通知在哪里看？";
             // only a Q&A entry about what to do about it answers a fault.
             let troubleshoots = [
