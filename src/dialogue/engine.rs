@@ -3161,8 +3161,15 @@ impl Conversation {
         };
         match value {
             Some(v) => self.set_field(&key, &v, st.field.unwrap_or(FieldKind::Text), actions),
+            // "两台空调和一台电视…" at a free-text step: the words are its value too.
+            None if st.field == Some(FieldKind::Text) && !self.fields.contains_key(&key) => {
+                self.record(&key, &c.text, actions);
+                self.typed.push((key.clone(), FieldKind::Text));
+            }
             None => self.record(&format!("branch:{key}"), &c.text, actions),
         }
+        // Values for later steps said in the same breath ("订单号HX2026120417").
+        self.prefill_from(&c.text, i + 1, now);
         actions.push(self.say(&cond.line, Some(i), true));
         // "好的，我帮您取消这次预约" / "我给您登记放弃": on an outbound call, the
         // business of the call is called off; the remaining steps are moot.
