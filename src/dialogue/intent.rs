@@ -1180,7 +1180,9 @@ pub fn asks_no_more_calls(norm: &str) -> bool {
             // 联系 must be about the caller: "联系我", "给我…联系".
             let contact_me = *v != "联系" || to_me || after.starts_with('我');
             // "电话也别打了", "短信电话都别发了": the contact named first, then forbidden.
-            contact_me && (future || contact_named || to_me && (again || *n == "别"))
+            // A message alone ("短信不用发了") declines that message, not all contact.
+            let named_ok = contact_named && (*v != "发" || to_me || again || before.contains('都'));
+            contact_me && (future || named_ok || to_me && (again || *n == "别"))
         })
     }) || refuses_calls(norm)
 }
@@ -1504,6 +1506,7 @@ mod tests {
         assert_eq!(i("以后别再给我发这种短信了"), Intent::Hostile);
         assert_ne!(i("别给我发快递了，我自己去拿"), Intent::Hostile);
         assert_ne!(i("地址你发我短信吧"), Intent::Hostile);
+        assert_ne!(i("确认短信不用发了，我记下了"), Intent::Hostile);
         // Worry is a question, not a do-not-call request.
         assert_eq!(i("你们不会是骗子吧？"), Intent::Question);
         assert_eq!(
