@@ -2032,6 +2032,24 @@ impl Conversation {
         }
     }
 
+    /// Step `i`'s branch `line` asks nothing ("没关系，先按普通回收下单…"): it is
+    /// said, the caller's words are noted as the branch taken, and the call goes on.
+    fn settle_by_branch(
+        &mut self,
+        i: usize,
+        line: &str,
+        text: &str,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) {
+        self.branches_taken.insert(i);
+        let key = self.script.steps[i].title.clone();
+        self.record(&format!("branch:{key}"), text, actions);
+        actions.push(self.say(line, Some(i), true));
+        self.prefill_from(text, i + 1, now);
+        self.advance(actions);
+    }
+
     /// A yes to a confirmation step that proposes one time records that time as
     /// the step's value (the booked slot, not just "是").
     fn record_proposed_time(&mut self, actions: &mut Vec<Action>) {
@@ -3301,10 +3319,7 @@ impl Conversation {
                 // "没关系，先按普通回收下单，订单号找到以后再补上": a branch line that
                 // asks nothing settles the step; the call goes on.
                 if !asks_something(&line) {
-                    self.record(&format!("branch:{key}"), &c.text, actions);
-                    actions.push(self.say(&line, Some(i), true));
-                    self.prefill_from(&c.text, i + 1, now);
-                    self.advance(actions);
+                    self.settle_by_branch(i, &line, &c.text, now, actions);
                     return Some(None);
                 }
                 // A branch that offers something ("您需要送上门吗？") waits for a yes
@@ -3433,11 +3448,7 @@ impl Conversation {
             match self.branch_line(i, &c.text) {
                 // A line that asks nothing settles the step.
                 Some((line, _)) if !asks_something(&line) => {
-                    self.branches_taken.insert(i);
-                    self.record(&format!("branch:{key}"), &c.text, actions);
-                    actions.push(self.say(&line, Some(i), true));
-                    self.prefill_from(&c.text, i + 1, now);
-                    self.advance(actions);
+                    self.settle_by_branch(i, &line, &c.text, now, actions);
                 }
                 Some((line, k)) => {
                     self.branch_kind = k.or(Some(kind));
