@@ -759,6 +759,46 @@ fn after_the_goodbye_a_corrected_value_is_taken_once() {
 }
 
 #[test]
+fn after_the_goodbye_whatever_the_caller_adds_gets_a_reply() {
+    // A value no step was waiting for: kept, acknowledged, then the goodbye.
+    let mut c = closed_call();
+    let r = c.on_utterance("对了，我家门禁密码是一二三四井号", 1.0, now());
+    let fields = c.fields().values().cloned().collect::<Vec<_>>().join(" ");
+    assert!(fields.contains("门禁"), "{fields}");
+    assert!(said(&r).contains("记下"), "{}", said(&r));
+    assert!(said(&r).contains("再见"), "{}", said(&r));
+    assert!(r.actions.iter().any(|a| matches!(a, Action::HangUp { .. })));
+    assert_eq!(c.outcome(), Some(Outcome::Completed));
+
+    // A question the Q&A answers, and one it does not: never a silent hang-up.
+    let mut c = closed_call();
+    let r = c.on_utterance("哦对了，换滤芯要花钱吗？", 1.0, now());
+    assert!(said(&r).contains("八十元"), "{}", said(&r));
+    let mut c = closed_call();
+    let r = c.on_utterance("师傅来的时候要我准备什么吗？", 1.0, now());
+    assert!(said(&r).contains("记录"), "{}", said(&r));
+    let open = c.fields().get("open_questions").cloned().unwrap_or_default();
+    assert!(open.contains("准备"), "{:?}", c.fields());
+
+    // A do-not-call request after the goodbye is honoured.
+    let mut c = closed_call();
+    let r = c.on_utterance("还有，以后这种电话别再给我打了", 1.0, now());
+    assert_eq!(c.outcome(), Some(Outcome::DoNotCall));
+    assert!(r.actions.iter().any(|a| matches!(
+        a,
+        Action::HangUp {
+            outcome: Outcome::DoNotCall
+        }
+    )));
+
+    // A danger to life: whom to call, before the goodbye.
+    let mut c = closed_call();
+    let r = c.on_utterance("哎呀我闻到厨房里一股煤气味", 1.0, now());
+    assert!(said(&r).contains("燃气"), "{}", said(&r));
+    assert!(c.fields().contains_key("urgent"), "{:?}", c.fields());
+}
+
+#[test]
 fn a_call_closed_any_other_way_takes_no_late_turn() {
     let mut c = started();
     c.on_utterance("别再给我打电话了", 1.0, now());
@@ -839,5 +879,34 @@ fn a_yes_to_a_proposed_time_records_that_time() {
             "{reply}: {:?}",
             c.fields()
         );
+    }
+}
+
+/// The turn-latency bench plays its callers' turns one after another; a call the
+/// agent closes before the last turn leaves that turn spoken into a goodbye, and
+/// the bench counts it as missed. Each bench call must end on its last turn.
+#[test]
+fn every_bench_call_ends_on_its_last_turn() {
+    let corpus = include_str!("../benches/corpus/turns.txt");
+    let script = Script::parse(INBOUND, "inbound").unwrap();
+    let mut calls: Vec<(String, Vec<String>)> = Vec::new();
+    for line in corpus.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("[call ") {
+            calls.push((name.trim_end_matches(']').to_string(), Vec::new()));
+        } else if let Some((_, text)) = line.split_once(' ').filter(|_| !line.starts_with('#')) {
+            if let Some(call) = calls.last_mut() {
+                call.1.push(text.to_string());
+            }
+        }
+    }
+    assert!(calls.len() >= 8, "{} calls read", calls.len());
+    for (name, turns) in &calls {
+        let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
+        c.opening(now());
+        for (i, t) in turns.iter().enumerate() {
+            assert!(!c.is_ended(), "call {name}: closed before turn {i} ({t})");
+            c.on_utterance(t, 1.0, now());
+        }
+        assert!(c.is_ended(), "call {name}: still open after its last turn");
     }
 }

@@ -212,10 +212,21 @@ const ASK_NEW_VALUE: &str = "好的，麻烦您说一下新的信息。";
 const OK_SHORT: &str = "好的。";
 const NO_MORE_CALLS_NOTED: &str = "好的，已经给您登记了，以后不会再给您打这类电话。";
 const LATE_BYE: &str = "其他信息不变，感谢您的配合，再见。";
+const LATE_NOTED_BYE: &str = "感谢您的来电，再见。";
 const DANGER_MEDICAL: &str = "您说的情况很危险，请马上拨打120急救电话，或者尽快去最近医院的急诊。";
 const DANGER_FIRE: &str = "情况紧急，请马上离开危险的地方，到安全的位置拨打119火警电话。";
 const DANGER_GAS: &str = "请不要开关电灯和电器，也不要点火，马上关掉燃气总阀、打开门窗，到室外再拨打燃气抢修电话或者119。";
 const DANGER_CRIME: &str = "您的安全最重要，请先到安全的地方，马上拨打110报警。";
+/// What to tell a caller in danger: whom to call.
+fn danger_line(d: super::intent::Danger) -> &'static str {
+    match d {
+        super::intent::Danger::Medical => DANGER_MEDICAL,
+        super::intent::Danger::Fire => DANGER_FIRE,
+        super::intent::Danger::Gas => DANGER_GAS,
+        super::intent::Danger::Crime => DANGER_CRIME,
+    }
+}
+
 /// How soon a person calls back when no transfer was possible.
 const HUMAN_CALLBACK_MINUTES: i64 = 30;
 
@@ -254,6 +265,7 @@ const BUILTIN: &[&str] = &[
     OK_SHORT,
     NO_MORE_CALLS_NOTED,
     LATE_BYE,
+    LATE_NOTED_BYE,
     DANGER_MEDICAL,
     DANGER_FIRE,
     DANGER_GAS,
@@ -1156,6 +1168,8 @@ pub struct Conversation {
     value_retries: u32,
     /// The caller reported a fault or need (not only asked questions).
     need_noted: bool,
+    /// The caller's words that told the trouble, when they came as a question.
+    need_text: Option<String>,
 }
 
 fn question_sentence(text: &str) -> String {
@@ -1504,6 +1518,7 @@ impl Conversation {
             branch_only,
             value_retries: 0,
             need_noted: false,
+            need_text: None,
         })
     }
 
@@ -1870,17 +1885,46 @@ impl Conversation {
         let changed = (slots::is_correction(&c.text) || slots::changes_time(&c.text))
             && (self.apply_correction(&c.text, &mut actions)
                 || self.change_time(&c.text, &mut actions));
-        if !changed && c.intent == Intent::Question {
+        let mut bye = LATE_BYE;
+        if changed {
+            // The correction's own confirmation is the reply.
+        } else if let Some(line) = super::intent::danger(&c.text).map(danger_line) {
+            // "哦对了，我爸刚才晕倒了": whom to call comes before the goodbye.
+            self.record("urgent", &c.text, &mut actions);
+            actions.push(self.builtin(line));
+            bye = LATE_NOTED_BYE;
+        } else if c.intent == Intent::Hostile {
+            // "以后别再打了" after the goodbye is still a request to honour.
+            self.record("do_not_call", "true", &mut actions);
+            self.record("reason", &c.text, &mut actions);
+            self.outcome = Some(Outcome::DoNotCall);
+            actions.push(self.builtin(NO_MORE_CALLS_NOTED));
+            bye = LATE_NOTED_BYE;
+        } else if c.intent == Intent::Question {
             if let Some((h, e)) = self.kb.answer(&c.text) {
                 let (answer, question) = (e.answer.clone(), e.question.clone());
                 kb_hit = Some((h.index, h.confidence));
                 self.answered += 1;
                 actions.push(self.say(&answer, None, true));
                 self.record("questions_answered", &question, &mut actions);
+            } else {
+                // Never hang up on a question: it is written down for a person.
+                actions.push(self.builtin(HOLDING));
+                self.record("open_questions", &c.text, &mut actions);
+                bye = LATE_NOTED_BYE;
             }
+        } else if !matches!(c.intent, Intent::Goodbye | Intent::Agree | Intent::Silence)
+            || !is_short(&c.text)
+        {
+            // "哦对了，我的账号是…": anything said beyond thanks and goodbye is kept,
+            // in the caller's words, and acknowledged; hanging up on it would lose it
+            // without a word.
+            self.record("remarks", &c.text, &mut actions);
+            actions.push(self.builtin(NOTED));
+            bye = LATE_NOTED_BYE;
         }
         if !actions.is_empty() {
-            actions.push(self.builtin(LATE_BYE));
+            actions.push(self.builtin(bye));
             actions.push(Action::HangUp {
                 outcome: self.outcome.unwrap_or(Outcome::Completed),
             });
@@ -2485,12 +2529,7 @@ impl Conversation {
         // A danger to life comes before the script: say whom to call, note it, and
         // stay where the call was.
         if let Some(d) = super::intent::danger(&c.text) {
-            let line = match d {
-                super::intent::Danger::Medical => DANGER_MEDICAL,
-                super::intent::Danger::Fire => DANGER_FIRE,
-                super::intent::Danger::Gas => DANGER_GAS,
-                super::intent::Danger::Crime => DANGER_CRIME,
-            };
+            let line = danger_line(d);
             self.record("urgent", &c.text, &mut actions);
             actions.push(self.builtin(line));
             self.failures = 0;
@@ -3487,13 +3526,43 @@ impl Conversation {
             .is_some_and(|(h, _)| h.confidence >= 0.5);
         if problem {
             self.need_noted = true;
+            if c.intent == Intent::Question {
+                self.need_text.get_or_insert_with(|| c.text.clone());
+            }
         }
-        // "没有别的了" after answers to questions only (no fault reported): close.
+        // "没有了" once a trouble asked about was answered ("家里断网了怎么办？"): that
+        // question was the need; it is written down and the follow-up goes on.
+        if self.answered > 0 && c.intent == Intent::Negative && !problem {
+            if let Some(need) = self.need_text.clone() {
+                if self.script.steps.len() > 1 && !self.fields.contains_key(&first.title) {
+                    self.record(&first.title, &need, actions);
+                    self.typed.push((first.title.clone(), FieldKind::Text));
+                    actions.push(self.builtin(OK_SHORT));
+                    self.enter_step(1, actions);
+                    return Some(None);
+                }
+            }
+        }
+        // "没有别的了" after answers to questions only (no fault reported): nothing
+        // to register, but a satisfaction survey the script runs at the end of every
+        // call is still asked; without one the call closes.
         if self.answered > 0
             && !self.need_noted
             && matches!(c.intent, Intent::Negative | Intent::Goodbye)
         {
-            self.close(actions);
+            let survey = (usize::from(self.skip_first_step)..self.script.steps.len())
+                .find(|&i| self.script.steps[i].kind == StepKind::Feedback);
+            match survey {
+                Some(i) if c.intent == Intent::Negative => {
+                    let from = usize::from(self.skip_first_step);
+                    for skipped in from..i {
+                        let id = self.script.steps[skipped].id();
+                        self.path.push(format!("{id}:skipped"));
+                    }
+                    self.enter_step(i, actions);
+                }
+                _ => self.close(actions),
+            }
             return Some(None);
         }
         let statement_like = matches!(
