@@ -777,7 +777,11 @@ fn after_the_goodbye_whatever_the_caller_adds_gets_a_reply() {
     let mut c = closed_call();
     let r = c.on_utterance("师傅来的时候要我准备什么吗？", 1.0, now());
     assert!(said(&r).contains("记录"), "{}", said(&r));
-    let open = c.fields().get("open_questions").cloned().unwrap_or_default();
+    let open = c
+        .fields()
+        .get("open_questions")
+        .cloned()
+        .unwrap_or_default();
     assert!(open.contains("准备"), "{:?}", c.fields());
 
     // A do-not-call request after the goodbye is honoured.
