@@ -290,7 +290,7 @@ fn beyond_no_more_calls(text: &str) -> Option<String> {
     }
     let rest: String = rest.concat();
     let content = rest.chars().filter(|c| super::text::is_han(*c)).count();
-    let need = PROBLEM_WORDS.iter().any(|w| rest.contains(w))
+    let need = tells_problem(&rest)
         || ["坏", "断", "不了", "没法", "报修", "维修", "故障", "问题"]
             .iter()
             .any(|w| rest.contains(w));
@@ -545,6 +545,13 @@ const PROBLEM_WORDS: &[&str] = &[
     "拉肚子",
     "过敏",
 ];
+
+/// The words tell of a fault or trouble. "能不能…" asks whether something can be
+/// done; its 不能 is no trouble ("小区里能不能装充电桩？").
+fn tells_problem(text: &str) -> bool {
+    let t = text.replace("能不能", "能");
+    PROBLEM_WORDS.iter().any(|w| t.contains(w))
+}
 
 /// A line that asks for a yes or a no ("您需要送上门吗？").
 fn is_yes_no(line: &str) -> bool {
@@ -3519,7 +3526,7 @@ impl Conversation {
         if !need_step || !self.skip_first_step && first.kind != StepKind::AnyQuestions {
             return None;
         }
-        let problem = PROBLEM_WORDS.iter().any(|w| c.text.contains(w));
+        let problem = tells_problem(&c.text);
         let kb_strong = self
             .kb
             .answer(&c.text)
@@ -4267,6 +4274,15 @@ mod tests {
 
     fn now() -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap()
+    }
+
+    #[test]
+    fn asking_whether_something_can_be_done_tells_no_trouble() {
+        assert!(!tells_problem("小区里能不能给装个新信箱？"));
+        assert!(!tells_problem("你们能不能周末上门"));
+        assert!(tells_problem("冰箱不能制冷了"));
+        assert!(tells_problem("能不能快点来，水管漏得厉害"));
+        assert!(tells_problem("电视开不了机"));
     }
 
     #[test]
