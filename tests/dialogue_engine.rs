@@ -914,3 +914,49 @@ fn every_bench_call_ends_on_its_last_turn() {
         assert!(c.is_ended(), "call {name}: still open after its last turn");
     }
 }
+
+/// An outbound confirmation whose second step proposes a slot.
+const SLOT_SCRIPT: &str = "\
+空调清洗上门确认 外呼话术
+
+一、角色
+洁风家电清洗的客服小洁，给预约了空调清洗的用户打电话确认上门。
+
+二、开场白
+\"您好，请问是{{姓名}}吗？我是洁风家电清洗的小洁，跟您确认一下空调清洗上门的事，现在方便吗？\"
+
+三、通话步骤
+（1）确认上门时间
+\"师傅定在后天上午九点到十一点上门，这个时间可以吗？\"
+
+（2）核对地址
+\"请问上门地址是哪里？说到小区和门牌号。\"
+
+（3）结束
+\"好的，都登记好了，师傅出发前会给您打电话。\"
+
+四、结束语
+\"感谢您的接听，再见！\"
+";
+
+#[test]
+fn a_yes_with_the_proposed_slot_said_back_confirms_both() {
+    let script = Script::parse(SLOT_SCRIPT, "slot").unwrap();
+    let vars = BTreeMap::from([("姓名".to_string(), "钱芳".to_string())]);
+    for reply in [
+        "是我，后天上午九点到十一点没问题，我在家",
+        "对是我，后天上午可以的",
+    ] {
+        let mut c = Conversation::new(&script, &vars, now()).unwrap();
+        c.opening(now());
+        let r = c.on_utterance(reply, 1.0, now());
+        assert!(said(&r).contains("地址"), "{reply}: {}", said(&r));
+        let fields = c.fields().values().cloned().collect::<Vec<_>>().join(" ");
+        assert!(fields.contains("2026-11-27T09:00"), "{reply}: {fields}");
+    }
+    // Another day said with the yes is no yes to the slot.
+    let mut c = Conversation::new(&script, &vars, now()).unwrap();
+    c.opening(now());
+    let r = c.on_utterance("是我，后天不行，周六上午可以", 1.0, now());
+    assert!(!said(&r).contains("地址"), "{}", said(&r));
+}

@@ -451,16 +451,30 @@ fn proposed_times(line: &str, now: DateTime<FixedOffset>) -> Vec<String> {
     let mut out: Vec<String> = line
         .split(['，', ',', '。', '；', '？', '?', '！'])
         .filter(|cl| CLOCK.iter().any(|w| cl.contains(w)))
-        // Opening hours ("每天早上九点到晚上八点都能打") propose no slot.
+        // Opening hours ("每天早上九点到晚上八点都能打") propose no slot; a span on a
+        // named day ("明天下午两点到四点") does.
         .filter(|cl| {
-            !["到", "至", "每天", "营业", "开门", "之间"]
+            let day = [
+                "今天", "明天", "后天", "周", "星期", "礼拜", "月", "号", "日",
+            ]
+            .iter()
+            .any(|w| cl.contains(w));
+            !["每天", "营业", "开门", "都能", "都可以"]
                 .iter()
                 .any(|w| cl.contains(w))
+                && (day || !["到", "至", "之间"].iter().any(|w| cl.contains(w)))
         })
         .filter_map(|cl| slots::extract(FieldKind::Time, cl, now))
         .collect();
     out.dedup();
     out
+}
+
+/// The words name an hour, not just a day ("下午三点", "10:30").
+fn names_clock(text: &str) -> bool {
+    ["点", ":", "：", "上午", "下午", "晚上", "中午", "早上"]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// Whether the opening's own question asks for what a free-text step collects:
@@ -2019,9 +2033,12 @@ impl Conversation {
     /// later clause: the clause names the step's subject (电话, 地址, or the words it
     /// asks about: 家里有人) with nothing negative or changing in it.
     fn note_affirmed_ahead(&mut self, text: &str) {
-        let opening_is_first_step = self.state == State::Opening && self.skip_first_step;
-        let Some(i) = self.step_index().or(opening_is_first_step.then_some(0)) else {
-            return;
+        // The steps that come next: after the current one, or the first ones after
+        // an opening that asks its own question.
+        let next = match self.state {
+            State::Step(i) => i + 1,
+            State::Opening => usize::from(self.skip_first_step),
+            _ => return,
         };
         let clauses: Vec<&str> = text
             .split(['，', ',', '。', '；', ';', ' '])
@@ -2032,7 +2049,7 @@ impl Conversation {
             return;
         }
         const NOT: &[&str] = &["不", "没", "换", "改", "别", "错", "吗", "？", "?"];
-        for (j, st) in self.script.steps.iter().enumerate().skip(i + 1).take(2) {
+        for (j, st) in self.script.steps.iter().enumerate().skip(next).take(2) {
             if st.kind != StepKind::Confirm {
                 break;
             }
@@ -2072,9 +2089,30 @@ impl Conversation {
             let shares_words = |c: &str| {
                 st.field.is_none() && content_bigrams(c).iter().any(|b| q.contains(b.as_str()))
             };
+            // "明天下午两点到四点没问题" / "周四能去" to a proposed slot: the slot said
+            // back (its day, or its day and hour) with nothing against it.
+            let proposed = if st.field == Some(FieldKind::Time) {
+                proposed_times(&q, self.started)
+            } else {
+                Vec::new()
+            };
+            let names_slot = |c: &str| {
+                slots::extract(FieldKind::Time, c, self.started).is_some_and(|v| {
+                    proposed
+                        .iter()
+                        .any(|p| *p == v || p.get(..10) == v.get(..10) && !names_clock(c))
+                })
+            };
+            let negated = |c: &str| {
+                let c = c
+                    .replace("没问题", "")
+                    .replace("没事", "")
+                    .replace("没关系", "");
+                NOT.iter().any(|n| c.contains(n))
+            };
             let yes = clauses[1..].iter().any(|c| {
-                (subject.iter().any(|w| c.contains(w.as_str())) || shares_words(c))
-                    && !NOT.iter().any(|n| c.contains(n))
+                (subject.iter().any(|w| c.contains(w.as_str())) || shares_words(c) || names_slot(c))
+                    && !negated(c)
             });
             if !yes {
                 break;
@@ -2372,6 +2410,12 @@ impl Conversation {
         if self.affirmed_ahead.remove(&i) {
             let title = self.script.steps[i].title.clone();
             self.record(&format!("confirm:{title}"), "是", actions);
+            if self.script.steps[i].field == Some(FieldKind::Time) {
+                if let [t] = proposed_times(&self.script.steps[i].text(), self.started).as_slice() {
+                    let t = t.clone();
+                    self.set_field(&title, &t, FieldKind::Time, actions);
+                }
+            }
             self.path.push(self.script.steps[i].id());
             self.enter_step(i + 1, actions);
             return;
