@@ -954,9 +954,18 @@ fn a_yes_with_the_proposed_slot_said_back_confirms_both() {
         let fields = c.fields().values().cloned().collect::<Vec<_>>().join(" ");
         assert!(fields.contains("2026-11-27T09:00"), "{reply}: {fields}");
     }
-    // Another day said with the yes is no yes to the slot.
+    // Another day said with the yes moves the slot; the call goes on.
     let mut c = Conversation::new(&script, &vars, now()).unwrap();
     c.opening(now());
     let r = c.on_utterance("是我，后天不行，周六上午可以", 1.0, now());
-    assert!(!said(&r).contains("地址"), "{}", said(&r));
+    assert!(said(&r).contains("改为"), "{}", said(&r));
+    assert!(said(&r).contains("地址"), "{}", said(&r));
+    let fields = c.fields().values().cloned().collect::<Vec<_>>().join(" ");
+    assert!(fields.contains("2026-11-28"), "{fields}");
+    assert_eq!(c.callback_at(), None);
+    // A time to be called back at is still a callback.
+    let mut c = Conversation::new(&script, &vars, now()).unwrap();
+    c.opening(now());
+    c.on_utterance("是我，不过我在开会，周六上午再打给我吧", 1.0, now());
+    assert!(c.callback_at().is_some(), "{:?}", c.fields());
 }

@@ -2923,6 +2923,76 @@ impl Conversation {
         self.finish(Outcome::CallbackScheduled, actions);
     }
 
+    /// "是我，不过后天上午不行，周六上午可以" at the identity question: a yes, and the
+    /// slot the next step proposes moved to another time. Not a request to be
+    /// called back: the new slot is booked and the call goes on past that step.
+    fn slot_moved_ahead(&mut self, c: &Classified, actions: &mut Vec<Action>) -> bool {
+        let next = match self.state {
+            State::Step(i) => i + 1,
+            State::Opening => usize::from(self.skip_first_step),
+            _ => return false,
+        };
+        if !matches!(
+            self.current_kind(),
+            StepKind::Convenience | StepKind::Confirm
+        ) {
+            return false;
+        }
+        let Some(st) = self.script.steps.get(next) else {
+            return false;
+        };
+        if st.field != Some(FieldKind::Time) {
+            return false;
+        }
+        let proposed = proposed_times(&st.text(), self.started);
+        let norm = normalize(&c.text);
+        const YES: &[&str] = &["是我", "我是", "是的", "对", "嗯", "是啊", "没错"];
+        const CALL_LATER: &[&str] = &[
+            "再打",
+            "打给",
+            "打过来",
+            "打来",
+            "回电",
+            "联系我",
+            "忙",
+            "开会",
+            "开车",
+            "不方便",
+            "没空",
+            "回头",
+            "再说",
+            "晚点",
+        ];
+        if proposed.is_empty()
+            || !YES.iter().any(|y| norm.starts_with(y))
+            || CALL_LATER.iter().any(|w| norm.contains(w))
+        {
+            return false;
+        }
+        // The time named last is the one wanted ("后天不行，周六可以").
+        let Some(new) = c
+            .text
+            .rsplit(['，', ',', '。', '；', ' '])
+            .find_map(|cl| slots::extract(FieldKind::Time, cl, self.started))
+            .filter(|v| !proposed.contains(v))
+        else {
+            return false;
+        };
+        let said = match chrono::DateTime::parse_from_rfc3339(&new) {
+            Ok(t) => speak_time(t, self.started),
+            Err(_) => new.clone(),
+        };
+        actions.push(Action::Say {
+            text: format!("好的，已经为您改为{said}。"),
+            step: Some(st.id()),
+            interruptible: true,
+            fixed: false,
+        });
+        self.prefill.insert(next, new);
+        self.advance(actions);
+        true
+    }
+
     fn offer_callback(
         &mut self,
         c: &Classified,
@@ -4072,7 +4142,9 @@ impl Conversation {
                 None
             }
             Intent::NotConvenient => {
-                self.offer_callback(c, now, actions);
+                if !self.slot_moved_ahead(c, actions) {
+                    self.offer_callback(c, now, actions);
+                }
                 None
             }
             Intent::Decline => {
