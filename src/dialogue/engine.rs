@@ -1800,14 +1800,31 @@ impl Conversation {
         let Some(corr) = slots::correction(text) else {
             return self.correct_typed(text, actions);
         };
-        let target = if corr.tail {
-            // "最后四位是8889": the end of the latest phone number.
+        // "最后两位是二一，AH26038821": the whole new value said with the cue replaces
+        // the latest field of its kind.
+        let whole = self.typed.iter().rev().find_map(|(k, kind)| {
+            let v = match kind {
+                FieldKind::Phone => slots::extract_phone(text).filter(|p| p.len() >= 11),
+                FieldKind::Serial => slots::extract_serial(text)
+                    .filter(|v| v.chars().any(|c| c.is_ascii_alphabetic())),
+                _ => None,
+            }?;
+            let old = self.fields.get(k)?;
+            (*old != v && old.len() == v.len()).then(|| (k.clone(), *kind, v))
+        });
+        let target = if whole.is_some() {
+            whole
+        } else if corr.tail {
+            // "最后四位是8889": the end of the latest phone number (or letters-and-
+            // digits number: "卡号最后两位是二一").
             self.typed
                 .iter()
                 .rev()
                 .find(|(k, kind)| {
-                    *kind == FieldKind::Phone
-                        && self.fields.get(k).is_some_and(|v| v.len() > corr.new.len())
+                    matches!(kind, FieldKind::Phone | FieldKind::Serial)
+                        && self.fields.get(k).is_some_and(|v| {
+                            v.len() > corr.new.len() && v.is_char_boundary(v.len() - corr.new.len())
+                        })
                 })
                 .cloned()
                 .map(|(k, kind)| {

@@ -1022,6 +1022,17 @@ fn correction_token(part: &str) -> Option<String> {
     None
 }
 
+/// "（最后两位）是二一": one or two digits read in Chinese numerals right after a
+/// tail cue, which [`digit_runs`] leaves alone elsewhere (一下, 十二).
+fn short_tail(after_cue: &str) -> Option<String> {
+    let rest = after_cue.trim_start_matches(['是', '：', ':', '应', '该', ' ']);
+    let run: String = rest.chars().map_while(digit_of).collect();
+    let next = rest.chars().nth(run.chars().count());
+    // "一下" / "一点" are no digits; a unit after the run makes it a count.
+    let word = next.is_some_and(|c| "下点些个位次天号".contains(c));
+    ((1..=2).contains(&run.len()) && !word).then_some(run)
+}
+
 /// Parses a correction: "是X，不是Y" / "不是Y，是X" / "X，不是Y" / "…改成X" / "尾号是X".
 pub fn correction(s: &str) -> Option<Correction> {
     if !is_correction(s) {
@@ -1035,6 +1046,7 @@ pub fn correction(s: &str) -> Option<Correction> {
         if let Some(tail) = digit_runs(&s[i..])
             .into_iter()
             .find(|r| (1..=8).contains(&r.len()))
+            .or_else(|| short_tail(&s[i..]))
         {
             return Some(Correction {
                 new: tail,
@@ -1298,6 +1310,11 @@ mod tests {
         // The last digit alone.
         let k = correction("号码报错了，最后一位是7").unwrap();
         assert!(k.tail && k.new == "7");
+        // Short tails read in Chinese numerals.
+        let k = correction("不对，卡号最后两位是二一").unwrap();
+        assert!(k.tail && k.new == "21");
+        let k = correction("说错了，最后一位是八").unwrap();
+        assert!(k.tail && k.new == "8");
         let c = |s: &str| correction(s).map(|c| (c.new, c.old, c.tail));
         assert_eq!(
             c("是文三路88号，不过是4幢，不是3幢"),
