@@ -31,6 +31,10 @@ const PAIRS: &[(&str, &str)] = &[
         "script-layouts/pet-vaccine-reminder-original.md",
         "dialogue-eval/fresh9-pet-vaccine-reminder.md",
     ),
+    (
+        "script-layouts/fresh10-home-elevator-hotline-original.md",
+        "dialogue-eval/fresh10-home-elevator-hotline.md",
+    ),
 ];
 
 /// The exported layouts (rulers with 一、 titles and >>> 节点N steps; ■ chapters

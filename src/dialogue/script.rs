@@ -22,6 +22,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::script_layout;
+use super::script_sheet;
 use super::script_table;
 use super::text::{extract_speech, has_quote, strip_markup, strip_parens};
 use super::DialogueError;
@@ -91,9 +92,12 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         "病历号",
         "证件号",
         "身份证号",
+        // 学员证号, 会员证号: the number on a card.
+        "证号",
         // "AX两个字母加六位数字": a code described by its letters.
         "字母",
-    ]) {
+    ]) || (has(&["开头"]) && has(&["位数字", "位数"]))
+    {
         Some(FieldKind::Serial)
     } else if has(&[
         "地址",
@@ -642,10 +646,25 @@ fn strip_markers(s: &str) -> String {
 fn asks_to_leave_a_value(text: &str) -> bool {
     const NOUNS: &[&str] = &["电话", "号码", "联系方式", "地址", "姓名", "名字", "邮箱"];
     text.match_indices('留').any(|(i, _)| {
-        let near: String = text[i..].chars().take(7).collect();
+        // "留一个子女或者家属的电话": the noun may come a few words later.
+        let near: String = text[i..].chars().take(13).collect();
         NOUNS.iter().any(|n| near.contains(n))
     })
 }
+
+/// "不方便" said of the body or of getting about, not of the time to talk.
+const BODILY_INCONVENIENCE: &[&str] = &[
+    "腿脚不方便",
+    "行动不方便",
+    "行走不方便",
+    "身体不方便",
+    "手脚不方便",
+    "不方便上楼",
+    "不方便下楼",
+    "不方便走",
+    "不方便出门",
+    "不方便行走",
+];
 
 /// Guesses what a step expects from its title and its lines.
 fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind {
@@ -778,8 +797,13 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     ]) {
         return StepKind::Info;
     }
-    // "方便的话您量一下…" is politeness, not a question about convenience.
-    if text.replace("方便的话", "").contains("方便") {
+    // "方便的话您量一下…" is politeness and "腿脚不方便上楼" a health matter, not a
+    // question about convenience.
+    if BODILY_INCONVENIENCE
+        .iter()
+        .fold(text.replace("方便的话", ""), |t, p| t.replace(p, ""))
+        .contains("方便")
+    {
         return StepKind::Convenience;
     }
     // "请问打哪个电话？", "请您具体说一下是…还是别的问题？": a value is asked for,
@@ -893,7 +917,11 @@ impl Script {
 
     /// Parses a script document; `source` names it in messages.
     pub fn parse(text: &str, source: &str) -> Result<Self, DialogueError> {
-        let tables = script_table::tables_as_text(text);
+        // Page furniture goes first: a running header inside a step would be said.
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let text = script_layout::unpaginate(&text).unwrap_or(text);
+        let text = script_sheet::sheet_as_markdown(&text).unwrap_or(text);
+        let tables = script_table::tables_as_text(&text);
         let layout = script_layout::normalise(tables.lines);
         let mut p = Parser {
             lines: layout.lines,
@@ -1500,6 +1528,8 @@ impl Parser {
     fn parse_steps(&mut self, body: &[usize], offset: usize) -> Vec<Step> {
         let mut steps: Vec<Step> = Vec::new();
         let mut title_indent = usize::MAX;
+        // "如客户表示不方便，则：" on its own line: the branch's line follows.
+        let mut pending: Option<String> = None;
         for &raw in body {
             // Sub-heading steps are encoded as usize::MAX - line.
             let (line_no, text, forced) = if raw > self.lines.len() {
@@ -1533,7 +1563,15 @@ impl Parser {
                 if !forced {
                     title_indent = title_indent.min(indent);
                 }
+                if let (Some(c), Some(st)) = (pending.take(), steps.last_mut()) {
+                    st.directions.push(c);
+                }
                 let (title, inline) = split_title(&rest);
+                // "（一）第一步 身份确认": the step word repeats the number.
+                let title = match step_word_re().find(&title) {
+                    Some(m) if m.end() < title.len() => title[m.end()..].trim().to_string(),
+                    _ => title,
+                };
                 let non_int = NON_INTERRUPTIBLE.iter().any(|m| rest.contains(m));
                 let mut step = Step {
                     number: offset + steps.len() + 1,
@@ -1556,11 +1594,25 @@ impl Parser {
             let Some(step) = steps.last_mut() else {
                 continue;
             };
-            let content = item_text(&trimmed);
+            let content = strip_item_number(&item_text(&trimmed));
             if NON_INTERRUPTIBLE.iter().any(|m| content.contains(m)) {
                 step.interruptible = false;
             }
+            if let Some(cond) = pending.take() {
+                if has_quote(&content) {
+                    push_branch(step, cond, &content);
+                    continue;
+                }
+                step.directions.push(cond);
+            }
+            if let Some(cond) = bare_condition(&content) {
+                pending = Some(cond);
+                continue;
+            }
             push_line(step, &content);
+        }
+        if let (Some(c), Some(st)) = (pending.take(), steps.last_mut()) {
+            st.directions.push(c);
         }
         for s in &mut steps {
             if s.lines.is_empty() {
@@ -1640,7 +1692,9 @@ impl Parser {
         let texts: Vec<String> = body
             .iter()
             .map(|&i| {
-                let t = strip_markup(&item_text(&strip_markup(&self.lines[i])));
+                let t = strip_markup(&strip_item_number(&item_text(&strip_markup(
+                    &self.lines[i],
+                ))));
                 // "- ◆ 停车要钱吗？": the marker behind a list mark is a list mark too.
                 t.trim_start_matches(QUESTION_MARKERS)
                     .trim_start()
@@ -1769,11 +1823,11 @@ impl Parser {
                 mode = Mode::Close;
             }
             match mode {
-                Mode::Close => closing.push(extract_speech(&item)),
+                Mode::Close => closing.push(closing_line(&item)),
                 Mode::Cond => conds.push(strip_markup(&item)),
                 Mode::Auto => {
                     if has_quote(&item) {
-                        closing.push(extract_speech(&item));
+                        closing.push(closing_line(&item));
                     } else {
                         conds.push(strip_markup(&item));
                     }
@@ -2100,6 +2154,123 @@ fn split_trailing_aside(s: &str) -> (String, Option<String>) {
 /// Arrows that lead a line in a step ("→ 说：“…”", "→ 记下：…"): layout, never said.
 const LINE_ARROWS: &[char] = &['→', '➜', '➔', '➝', '➞', '⇒', '➤', '➢', '▸', '►'];
 
+/// "第一步" / "第 2 步" before a step's title.
+fn step_word_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^第\s*[0-9一二三四五六七八九十]{1,3}\s*步\s*[：:、.．]?\s*",
+        &C,
+    )
+}
+
+fn item_number_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"^(?:\d{1,2}\s*[．.、)）]|[①-⑳])\s*", &C)
+}
+
+/// An item's text without its sub-number ("2．记录：…", "3、如…"); a number that
+/// starts a value ("1.5 元") stays.
+fn strip_item_number(s: &str) -> String {
+    match item_number_re().find(s) {
+        Some(m)
+            if !s[m.end()..].starts_with(|c: char| c.is_ascii_digit() || c.is_whitespace())
+                && m.end() < s.len() =>
+        {
+            s[m.end()..].to_string()
+        }
+        _ => s.to_string(),
+    }
+}
+
+/// A condition alone on its line ("如客户表示现在不方便，则：", "若对方是家属："): the
+/// line to say in that case is on the next line.
+fn bare_condition(content: &str) -> Option<String> {
+    let t = content.trim();
+    if !t.ends_with(['：', ':']) || has_quote(t) {
+        return None;
+    }
+    let c = condition_re().captures(t)?;
+    c[2].trim().is_empty().then(|| branch_condition(&c[1]))
+}
+
+/// A branch condition without its connective: "如客户表示不方便，则" → "如客户表示不方便".
+fn branch_condition(c: &str) -> String {
+    let c = strip_markup(c);
+    let c = c.trim().trim_end_matches(['，', ',', ' ']);
+    let c = c.strip_suffix("则").unwrap_or(c);
+    let c = c.strip_suffix("那么").unwrap_or(c);
+    c.trim_end_matches(['，', ',', ' ']).to_string()
+}
+
+/// Splits a quoted line from an instruction after it: "「…好吗？」客户同意的记录改到
+/// 周三。" → ("「…好吗？」", "客户同意的记录改到周三。"). Only when the quote opens the
+/// line and closes after a sentence end, so a quoted term inside a sentence stays.
+fn split_after_quote(s: &str) -> (String, Option<String>) {
+    let t = s.trim();
+    let Some(open) = t
+        .chars()
+        .next()
+        .filter(|c| matches!(c, '“' | '「' | '『' | '"'))
+    else {
+        return (t.to_string(), None);
+    };
+    let close = match open {
+        '“' => '”',
+        '「' => '」',
+        '『' => '』',
+        _ => '"',
+    };
+    let inner = &t[open.len_utf8()..];
+    let Some(e) = inner.rfind(close) else {
+        return (t.to_string(), None);
+    };
+    let after = inner[e + close.len_utf8()..].trim();
+    let ends_sentence = inner[..e]
+        .trim_end()
+        .ends_with(['。', '？', '！', '?', '!', '…', '~', '～']);
+    if after.is_empty()
+        || !ends_sentence
+        || after
+            .chars()
+            .all(|c| c.is_whitespace() || "。，！？；、.,!?;".contains(c))
+        || after.starts_with(['（', '(', '【', '['])
+    {
+        return (t.to_string(), None);
+    }
+    let quoted_end = open.len_utf8() + e + close.len_utf8();
+    (
+        t[..quoted_end].to_string(),
+        Some(
+            after
+                .trim_start_matches(['，', ',', '。'])
+                .trim()
+                .to_string(),
+        ),
+    )
+}
+
+/// A branch: its condition and the line under it, with any note after the quote
+/// or in brackets kept as a direction.
+fn push_branch(step: &mut Step, condition: String, content: &str) {
+    let (content, trailing) = split_trailing_aside(content.trim());
+    let (quoted, after) = split_after_quote(&content);
+    let line = strip_directions(&strip_markers(&extract_speech(&quoted)));
+    step.directions.extend(trailing);
+    step.directions.extend(after);
+    if line.is_empty() {
+        step.directions.push(condition);
+    } else {
+        step.conditionals.push(Conditional { condition, line });
+    }
+}
+
+/// A closing line without the usage note after it ("「再见。」（退课时使用）").
+fn closing_line(item: &str) -> String {
+    let (line, _) = split_trailing_aside(item);
+    let (line, _) = split_after_quote(&line);
+    strip_directions(&extract_speech(&line))
+}
+
 fn push_line(step: &mut Step, content: &str) {
     // "> “…”" quote markers and "→" arrows are layout, not speech.
     let content = content.trim().trim_start_matches(['>', '＞']).trim();
@@ -2156,8 +2327,9 @@ fn push_line(step: &mut Step, content: &str) {
         }
         return;
     }
-    // Notes for the agent written as labelled lines without a quote.
-    if !has_quote(content) {
+    // Notes for the agent written as labelled lines without a quote (a quote inside
+    // brackets, "记录：…（没有的记“无”）", is part of the note).
+    if !has_quote(&strip_parens(content)) {
         if let Some(p) = content.find(['：', ':']) {
             if p <= 12 && is_collect_label(&content[..p]) {
                 let what = content[p..].trim_start_matches(['：', ':']).trim();
@@ -2178,8 +2350,10 @@ fn push_line(step: &mut Step, content: &str) {
     }
     if let Some(c) = condition_re().captures(content) {
         let cond = strip_markup(&c[1]);
-        let line = strip_markers(&extract_speech(&strip_directions(&c[2])));
+        let (quoted, after) = split_after_quote(&c[2]);
+        let line = strip_markers(&extract_speech(&strip_directions(&quoted)));
         if !line.is_empty() {
+            step.directions.extend(after);
             step.conditionals.push(Conditional {
                 condition: cond,
                 line,
@@ -2189,7 +2363,9 @@ fn push_line(step: &mut Step, content: &str) {
     }
     // Labels such as "话术：" before a quote.
     let body = if has_quote(content) {
-        content.to_string()
+        let (quoted, after) = split_after_quote(content);
+        step.directions.extend(after);
+        quoted
     } else {
         match content.find(['：', ':']) {
             Some(p)
@@ -2550,5 +2726,62 @@ A: 能，结账时说一下就行。
         assert_eq!(s.steps[3].field, None, "{s}");
         assert_eq!(s.steps[3].conditionals[0].line, "您说哪里要改。");
         assert_eq!(s.steps[3].directions, ["改好再复述"]);
+    }
+
+    /// "如客户表示…，则：" with the line to say on the next line is a branch, and a
+    /// closing line's bracketed usage note is not said.
+    #[test]
+    fn branch_condition_on_its_own_line_and_closing_usage_note() {
+        let doc = "一、坐席角色
+    驾校的约课客服小安。
+二、本次任务
+    约好学员下次练车的时间。
+三、通话流程
+（一）第一步 练车时间
+    1．话术：「您下周哪天有空来练车？」
+    2．记录：练车日期。
+    3．如客户表示下周要出差，则：
+    「没关系，那我给您约到下下周，您看周几合适？」客户同意的记录新日期。
+    4．如客户表示不想学了，则：
+    「好的，我登记一下，稍后有老师跟您联系。」（登记后结束通话）
+四、结束语
+    「好的，那就这么定了，再见。」
+    「打扰您了，再见。」（客户不想学时使用）
+";
+        let s = Script::parse(doc, "t").unwrap();
+        assert!(s.spoken_annotations().is_empty(), "{s}");
+        let st = &s.steps[0];
+        assert_eq!(st.title, "练车时间", "{s}");
+        assert_eq!(st.lines, ["您下周哪天有空来练车？"], "{s}");
+        assert_eq!(st.collects, ["练车日期。"], "{s}");
+        let branches: Vec<(&str, &str)> = st
+            .conditionals
+            .iter()
+            .map(|c| (c.condition.as_str(), c.line.as_str()))
+            .collect();
+        assert_eq!(
+            branches,
+            [
+                (
+                    "如客户表示下周要出差",
+                    "没关系，那我给您约到下下周，您看周几合适？"
+                ),
+                (
+                    "如客户表示不想学了",
+                    "好的，我登记一下，稍后有老师跟您联系。"
+                ),
+            ],
+            "{s}"
+        );
+        assert_eq!(
+            st.directions,
+            ["客户同意的记录新日期。", "登记后结束通话"],
+            "{s}"
+        );
+        assert_eq!(
+            s.closing,
+            ["好的，那就这么定了，再见。", "打扰您了，再见。"],
+            "{s}"
+        );
     }
 }

@@ -314,6 +314,202 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
     }
 }
 
+/// `第 2 页 共 3 页`, `第2页/共3页`, `共3页 第2页`, `Page 2 of 3`, `- 2 -`: a page
+/// number line. Bare numbers count only next to a form feed.
+fn page_number_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^[-—–\s]*(?:第\s*\d{1,3}\s*页\s*[,，、/／]?\s*(?:共\s*\d{1,3}\s*页)?|共\s*\d{1,3}\s*页\s*[,，、/／]?\s*第\s*\d{1,3}\s*页|(?i:page)\s*\d{1,3}(?:\s*(?i:of|/)\s*\d{1,3})?|\d{1,3}\s*/\s*\d{1,3}\s*页)[-—–\s]*$",
+        &C,
+    )
+}
+
+fn bare_page_number_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"^[-—–\s]*\d{1,3}[-—–\s]*$", &C)
+}
+
+/// Display width in a monospaced export: CJK and full-width characters take two.
+fn width(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            let u = c as u32;
+            if (0x2E80..=0xA4CF).contains(&u)
+                || (0xAC00..=0xD7A3).contains(&u)
+                || (0xF900..=0xFAFF).contains(&u)
+                || (0xFE30..=0xFE4F).contains(&u)
+                || (0xFF00..=0xFF60).contains(&u)
+                || (0xFFE0..=0xFFE6).contains(&u)
+            {
+                2
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+/// A line compared across pages: trimmed, digits and spacing folded, so that a
+/// header with the page number in it matches on every page.
+fn furniture_key(l: &str) -> String {
+    l.trim()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect()
+}
+
+/// Characters that end a sentence or a line to say: after one, a line break is the
+/// author's, not the exporter's.
+const LINE_ENDS: &[char] = &[
+    '。', '？', '！', '；', '：', '…', '」', '”', '』', '）', ')', '】', '.', '?', '!', ';', ':',
+    '"',
+];
+
+/// A line that starts something of its own (a numbered item, a bullet, a quoted
+/// line, a Q&A label, a heading), so never the tail of a wrapped line.
+fn starts_item(t: &str) -> bool {
+    let s = strip_markup(t);
+    s.starts_with([
+        '-', '*', '•', '·', '#', '|', '「', '“', '『', '"', '【', '[', '>',
+    ]) || step_re().is_match(&s)
+        || plain_heading_re().is_match(&s)
+        || s.starts_with("问：")
+        || s.starts_with("答：")
+        || s.starts_with(|c| CHAPTER_MARKERS.contains(&c) || BULLET_MARKERS.contains(&c))
+}
+
+/// More opening than closing quotes or brackets: the line stops inside a quote.
+fn unclosed(t: &str) -> bool {
+    let count = |cs: &[char]| t.chars().filter(|c| cs.contains(c)).count();
+    count(&['「', '“', '『', '（', '(']) > count(&['」', '”', '』', '）', ')'])
+}
+
+/// Removes what a PDF export (pdftotext) puts on every page, the running header,
+/// the footer, page numbers, form feeds, and rejoins the lines it broke at the page
+/// width. `None` when the text does not look paginated. Removed and joined lines
+/// become blank, so line numbers stay.
+pub(super) fn unpaginate(text: &str) -> Option<String> {
+    let feeds = text.contains('\u{c}');
+    let raw: Vec<&str> = text.split('\n').collect();
+    if !feeds && !raw.iter().any(|l| page_number_re().is_match(l)) {
+        return None;
+    }
+    // Pages: split at form feeds, or after page number lines.
+    let mut page_of = Vec::with_capacity(raw.len());
+    let mut lines: Vec<String> = Vec::with_capacity(raw.len());
+    let mut page = 0usize;
+    let mut furniture = vec![false; raw.len()];
+    for (i, l) in raw.iter().enumerate() {
+        let mut l = *l;
+        if feeds {
+            page += l.matches('\u{c}').count();
+            if l.trim_end().ends_with('\u{c}') {
+                // "…\f" ends this page; the rest of the line is on it.
+                page_of.push(page - 1);
+                lines.push(l.replace('\u{c}', ""));
+                continue;
+            }
+            l = l.rsplit('\u{c}').next().unwrap_or(l);
+        }
+        let is_number = page_number_re().is_match(l)
+            || (feeds && bare_page_number_re().is_match(l) && !l.trim().is_empty() && {
+                let near = |j: usize| raw.get(j).is_some_and(|n| n.contains('\u{c}'));
+                near(i) || near(i + 1) || (i > 0 && near(i - 1))
+            });
+        furniture[i] = is_number;
+        page_of.push(page);
+        lines.push(l.to_string());
+        if !feeds && is_number {
+            page += 1;
+        }
+    }
+    let pages = page_of.last().map_or(0, |p| p + 1);
+    // Running headers and footers: lines within the first or last three of a page
+    // that recur at a page edge on at least two pages and half of them.
+    if pages >= 2 {
+        let mut seen: std::collections::HashMap<String, std::collections::BTreeSet<usize>> =
+            Default::default();
+        let mut edges: Vec<usize> = Vec::new();
+        for p in 0..pages {
+            let idx: Vec<usize> = (0..lines.len())
+                .filter(|&i| page_of[i] == p && !furniture[i] && !lines[i].trim().is_empty())
+                .collect();
+            let k = idx.len().min(3);
+            for &i in idx[..k].iter().chain(&idx[idx.len() - k..]) {
+                seen.entry(furniture_key(&lines[i])).or_default().insert(p);
+                edges.push(i);
+            }
+        }
+        let need = 2.max(pages.div_ceil(2));
+        for i in edges {
+            if seen[&furniture_key(&lines[i])].len() >= need {
+                furniture[i] = true;
+            }
+        }
+    }
+    for (i, l) in lines.iter_mut().enumerate() {
+        if furniture[i] {
+            l.clear();
+        }
+    }
+    rejoin_wrapped(&mut lines, &furniture);
+    Some(lines.join("\n"))
+}
+
+/// Joins a line the exporter broke at the page width to its continuation: a line
+/// that does not end a sentence, is as wide as the page or stops inside a quote,
+/// and is followed (possibly across a page break) by a line that starts nothing of
+/// its own.
+fn rejoin_wrapped(lines: &mut [String], furniture: &[bool]) {
+    let page_width = lines
+        .iter()
+        .filter(|l| !is_ruler(l))
+        .map(|l| width(l.trim_end()))
+        .max()
+        .unwrap_or(0);
+    // Lines emptied by a join: passed over like removed page furniture.
+    let mut joined = vec![false; lines.len()];
+    let mut i = 0;
+    // Width of the last physical line of lines[i].
+    let mut tail = None;
+    while i < lines.len() {
+        let a = lines[i].trim_end().to_string();
+        if a.trim().is_empty() || is_ruler(&a) || heading_re().is_match(&a) {
+            i += 1;
+            tail = None;
+            continue;
+        }
+        let mut j = i + 1;
+        let mut blank_gap = false;
+        let mut crossed_page = false;
+        while j < lines.len() && lines[j].trim().is_empty() {
+            crossed_page |= furniture[j];
+            blank_gap |= !furniture[j] && !joined[j];
+            j += 1;
+        }
+        if j >= lines.len() || (blank_gap && !crossed_page) {
+            i += 1;
+            tail = None;
+            continue;
+        }
+        let b = lines[j].trim().to_string();
+        // Short documents have no page width to go by.
+        let wide = page_width >= 40 && tail.unwrap_or_else(|| width(&a)) * 100 >= page_width * 85;
+        if a.ends_with(LINE_ENDS) || starts_item(&b) || is_ruler(&b) || !(unclosed(&a) || wide) {
+            i += 1;
+            tail = None;
+            continue;
+        }
+        let gap = a.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && b.starts_with(|c: char| c.is_ascii_alphanumeric());
+        tail = Some(width(lines[j].trim_end()));
+        lines[i] = format!("{a}{}{b}", if gap { " " } else { "" });
+        lines[j].clear();
+        joined[j] = true;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::script::{FieldKind, Script, StepKind};
@@ -862,5 +1058,69 @@ Q2　没考过怎么办？
             .replace("Step 3 / ", "");
         let p = parse(&plain);
         assert_eq!(titles(&p), titles(&s));
+    }
+
+    /// A PDF export: a running header and a "第 N 页 共 N 页" footer on each page,
+    /// form feeds, lines wrapped at the page width inside 「」 quotes and across a
+    /// page break; the furniture is gone and the lines are whole again.
+    #[test]
+    fn pdf_page_furniture_and_wrapped_lines() {
+        let doc = "青山社区卫生服务中心                                  内部使用
+一、坐席角色
+    青山社区卫生服务中心的随访坐席小青，语气亲切，称呼对方“大爷”“阿姨”，每句话都要说
+得慢一点。
+二、开场白
+    「您好，我是青山社区卫生服务中心的小青，打电话来问问您最近血压量得怎么
+样，现在方便说几句吗？」
+三、随访流程
+（一）第一步 血压情况
+    1．话术：「您这几天早上量的血压，高压大概是多少？」
+    2．记录：最近一次血压。
+（二）第二步 用药情况
+
+──────────────────────────────
+                              第 1 页 共 2 页
+\u{c}青山社区卫生服务中心                                  内部使用
+
+    1．话术：「降压药您每天都按时吃吗？有没有哪天忘了吃或者自己停
+了？」
+    2．记录：是否按时服药（是／否）。
+四、结束语
+    「好的，您注意休息，按时吃药，再见。」
+
+──────────────────────────────
+                              第 2 页 共 2 页
+\u{c}";
+        let s = parse(doc);
+        assert_eq!(
+            s.role,
+            "青山社区卫生服务中心的随访坐席小青，语气亲切，称呼对方“大爷”“阿姨”，每句话都要说得慢一点。",
+            "{s}"
+        );
+        assert_eq!(
+            s.opening,
+            "您好，我是青山社区卫生服务中心的小青，打电话来问问您最近血压量得怎么样，现在方便说几句吗？",
+            "{s}"
+        );
+        assert_eq!(titles(&s), ["血压情况", "用药情况"], "{s}");
+        assert_eq!(
+            s.steps[1].lines,
+            ["降压药您每天都按时吃吗？有没有哪天忘了吃或者自己停了？"],
+            "{s}"
+        );
+        assert_eq!(s.closing, ["好的，您注意休息，按时吃药，再见。"], "{s}");
+        let all = s.to_string();
+        assert!(!all.contains("内部使用") && !all.contains("页"), "{s}");
+    }
+
+    #[test]
+    fn page_numbers_without_form_feeds() {
+        let text = "第一行\nPage 1 of 2\n第二行\n- 2 -\n";
+        let out = super::unpaginate(text).expect("paginated");
+        // A bare "- 2 -" is a page number only next to a form feed.
+        let kept: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(kept, ["第一行", "第二行", "- 2 -"], "{out}");
+        assert!(!out.contains("Page"), "{out}");
+        assert!(super::unpaginate("一、开场白\n「您好。」\n").is_none());
     }
 }

@@ -128,14 +128,26 @@ fn steps_table(
             .iter()
             .position(|h| keys.iter().any(|k| h.contains(k)))
     };
-    let title =
-        col(&["目的", "环节", "名称", "标题", "阶段", "内容", "步骤"]).filter(|t| *t != speech);
+    let title = col(&[
+        "目的", "环节", "名称", "标题", "阶段", "内容", "步骤", "流程", "节点",
+    ])
+    .filter(|t| *t != speech);
     let record = col(&["记录", "收集", "采集", "登记", "记下"]).filter(|c| *c != speech);
-    let special = col(&["特殊", "情况", "应对", "分支", "备注", "异常"])
-        .filter(|c| Some(*c) != record && *c != speech);
-    let quoted = rows[1..]
-        .iter()
-        .any(|r| r.get(speech).is_some_and(|c| has_quote(c)));
+    let special = col(&[
+        "特殊", "情况", "应对", "分支", "备注", "异常", "说明", "注意",
+    ])
+    .filter(|c| Some(*c) != record && *c != speech);
+    // A notes column (备注, 说明) holds instructions: a part without a quote is
+    // one even when the speech is not quoted.
+    let notes = special.is_some_and(|c| {
+        ["备注", "说明", "注意"]
+            .iter()
+            .any(|k| header[c].contains(k))
+    });
+    let quoted = notes
+        || rows[1..]
+            .iter()
+            .any(|r| r.get(speech).is_some_and(|c| has_quote(c)));
     let mut n = 0;
     for row in rows.iter().skip(1) {
         if is_separator(row) {
