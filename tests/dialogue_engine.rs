@@ -969,3 +969,45 @@ fn a_yes_with_the_proposed_slot_said_back_confirms_both() {
     c.on_utterance("是我，不过我在开会，周六上午再打给我吧", 1.0, now());
     assert!(c.callback_at().is_some(), "{:?}", c.fields());
 }
+
+/// An inbound line whose second step is a yes/no the caller may answer early.
+const TRADE_IN_SCRIPT: &str = "\
+# 好邻居旧家具回收热线（呼入）
+
+## 客服坐席
+
+#### 角色
+好邻居回收热线的客服小邻，接听想卖旧家具的来电。
+
+#### 分步流程和话术
+
+**第1步：了解回收物品**
+- \"请问您要回收什么家具？\"
+
+**第2步：核对会员**
+- \"请问您是我们的老会员吗？是的话报一下会员号。\"
+
+**第3步：上门地址**
+- \"师傅上门的地址是哪里？\"
+
+#### 开场白
+\"您好，好邻居旧家具回收热线，请问您要回收什么家具？\"
+
+#### 结束
+**结束语：** \"感谢来电，再见。\"
+";
+
+#[test]
+fn a_no_to_a_later_yes_no_step_said_with_the_need_skips_it() {
+    let script = Script::parse(TRADE_IN_SCRIPT, "trade").unwrap();
+    let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
+    c.opening(now());
+    let r = c.on_utterance("一个旧衣柜，不是老会员", 1.0, now());
+    assert!(said(&r).contains("地址"), "{}", said(&r));
+    assert!(!said(&r).contains("会员"), "{}", said(&r));
+    // Without the denial the step is asked.
+    let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
+    c.opening(now());
+    let r = c.on_utterance("一个旧衣柜", 1.0, now());
+    assert!(said(&r).contains("会员"), "{}", said(&r));
+}

@@ -1174,6 +1174,8 @@ pub struct Conversation {
     /// Yes/no steps the caller already answered "yes" to in passing ("地址对，电话也能
     /// 打通"): recorded and skipped when the flow reaches them.
     affirmed_ahead: std::collections::BTreeSet<usize>,
+    /// Yes/no steps already answered "no" in the caller's own words.
+    denied_ahead: std::collections::BTreeSet<usize>,
     /// The value kind a branch of the current step asked for instead of its own
     /// ("找不到编号？报手机号也行").
     branch_kind: Option<FieldKind>,
@@ -1533,6 +1535,7 @@ impl Conversation {
             typed: Vec::new(),
             prefill: BTreeMap::new(),
             affirmed_ahead: Default::default(),
+            denied_ahead: Default::default(),
             branch_kind: None,
             branch_offer: false,
             branches_taken: Default::default(),
@@ -2138,6 +2141,38 @@ impl Conversation {
         }
     }
 
+    /// "一台冰箱，不是以旧换新": a clause that denies what a yes/no step ahead asks
+    /// about, in that question's words, answers it "no" before it is asked.
+    fn note_denied_ahead(&mut self, text: &str, after: usize) {
+        const NO: &[&str] = &["不是", "没有", "没", "不"];
+        let clauses: Vec<&str> = text
+            .split(['，', ',', '。', '；', ';', ' '])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        for (j, st) in self.script.steps.iter().enumerate().skip(after).take(2) {
+            let line = st.text();
+            let question = line.split_inclusive(['？', '?']).next().unwrap_or(&line);
+            if !is_yes_no(question) {
+                continue;
+            }
+            let denies = clauses.iter().any(|cl| {
+                NO.iter()
+                    .find_map(|n| cl.strip_prefix(n))
+                    .is_some_and(|rest| {
+                        content_bigrams(rest)
+                            .iter()
+                            .filter(|b| question.contains(b.as_str()))
+                            .count()
+                            >= 2
+                    })
+            });
+            if denies {
+                self.denied_ahead.insert(j);
+            }
+        }
+    }
+
     /// Step `i`'s branch `line` asks nothing ("没关系，先按普通回收下单…"): it is
     /// said, the caller's words are noted as the branch taken, and the call goes on.
     fn settle_by_branch(
@@ -2239,6 +2274,7 @@ impl Conversation {
 
     /// Values for later steps that the caller already gave ("漏水了，编号是QS…").
     fn prefill_from(&mut self, text: &str, after: usize, now: DateTime<FixedOffset>) {
+        self.note_denied_ahead(text, after);
         for j in after..self.script.steps.len() {
             let st = &self.script.steps[j];
             let Some(kind) = st.field else { continue };
@@ -2423,6 +2459,14 @@ impl Conversation {
                 self.enter_step(i + 1, actions);
                 return;
             }
+        }
+        if self.denied_ahead.remove(&i) {
+            let title = self.script.steps[i].title.clone();
+            self.record(&format!("confirm:{title}"), "否", actions);
+            self.path
+                .push(format!("{}:skipped", self.script.steps[i].id()));
+            self.enter_step(i + 1, actions);
+            return;
         }
         if self.affirmed_ahead.remove(&i) {
             let title = self.script.steps[i].title.clone();
