@@ -1011,3 +1011,48 @@ fn a_no_to_a_later_yes_no_step_said_with_the_need_skips_it() {
     let r = c.on_utterance("一个旧衣柜", 1.0, now());
     assert!(said(&r).contains("会员"), "{}", said(&r));
 }
+
+/// An inbound line that asks for the trouble but first checks for danger.
+const TRIAGE_SCRIPT: &str = "\
+# 安居燃气热水器报修热线（呼入）
+
+## 客服坐席
+
+#### 角色
+安居热水器售后热线的客服小安，接听热水器报修电话。
+
+#### 分步流程和话术
+
+**第1步：安全确认**
+- \"请问现在家里有没有闻到燃气味？\"
+
+**第2步：了解故障**
+- \"热水器是什么情况？不点火、忽冷忽热，还是有故障代码？\"
+
+**第3步：联系电话**
+- \"师傅上门前打哪个电话联系您？\"
+
+#### 开场白
+\"您好，安居热水器售后热线，请问您家的热水器遇到什么问题了？\"
+
+#### 结束
+**结束语：** \"感谢来电，再见。\"
+";
+
+#[test]
+fn the_trouble_told_at_the_opening_waits_for_the_safety_question() {
+    let script = Script::parse(TRIAGE_SCRIPT, "triage").unwrap();
+    let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
+    c.opening(now());
+    let r = c.on_utterance("热水器打不着火，洗澡没热水", 1.0, now());
+    assert!(said(&r).contains("燃气味"), "{}", said(&r));
+    let r = c.on_utterance("没有", 1.0, now());
+    assert!(said(&r).contains("电话"), "{}", said(&r));
+    let fields = c.fields().values().cloned().collect::<Vec<_>>().join(" ");
+    assert!(fields.contains("打不着火"), "{fields}");
+    // The safety question answered with the trouble is not asked again.
+    let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
+    c.opening(now());
+    let r = c.on_utterance("热水器不点火，没闻到燃气味", 1.0, now());
+    assert!(said(&r).contains("电话"), "{}", said(&r));
+}

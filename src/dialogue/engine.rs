@@ -2153,18 +2153,28 @@ impl Conversation {
         for (j, st) in self.script.steps.iter().enumerate().skip(after).take(2) {
             let line = st.text();
             let question = line.split_inclusive(['？', '?']).next().unwrap_or(&line);
-            if !is_yes_no(question) {
+            if !is_yes_no(question) && !["有没有", "是不是"].iter().any(|w| question.contains(w))
+            {
                 continue;
             }
             let denies = clauses.iter().any(|cl| {
                 NO.iter()
                     .find_map(|n| cl.strip_prefix(n))
                     .is_some_and(|rest| {
-                        content_bigrams(rest)
-                            .iter()
-                            .filter(|b| question.contains(b.as_str()))
-                            .count()
-                            >= 2
+                        // "没人困" to "有没有人被困在里面？": a short denial whose
+                        // every word is the question's.
+                        let han: Vec<char> = rest
+                            .chars()
+                            .filter(|c| super::text::is_han(*c) && !"了的吧啊呢呀".contains(*c))
+                            .collect();
+                        let short = (2..=4).contains(&han.len())
+                            && han.iter().all(|c| question.contains(*c));
+                        short
+                            || content_bigrams(rest)
+                                .iter()
+                                .filter(|b| question.contains(b.as_str()))
+                                .count()
+                                >= 2
                     })
             });
             if denies {
@@ -3698,7 +3708,10 @@ impl Conversation {
         let need_step = first.kind == StepKind::AnyQuestions
             || first.field == Some(FieldKind::Text)
             || first.kind == StepKind::Info;
-        if !need_step || !self.skip_first_step && first.kind != StepKind::AnyQuestions {
+        if !need_step {
+            return self.need_behind_triage(c, now, actions);
+        }
+        if !self.skip_first_step && first.kind != StepKind::AnyQuestions {
             return None;
         }
         let problem = tells_problem(&c.text);
@@ -3902,6 +3915,43 @@ impl Conversation {
             None => actions.push(self.builtin(NOTED)),
         }
         self.enter_step(1, actions);
+        Some(None)
+    }
+
+    /// "请问您家的电梯遇到什么问题了？" answered "门关不上了" where the first step is a
+    /// yes/no triage ("有没有人被困？") and the next takes the trouble down: the words
+    /// are that step's value, and the triage question comes first.
+    fn need_behind_triage(
+        &mut self,
+        c: &Classified,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) -> Option<Option<(usize, f32)>> {
+        let steps = &self.script.steps;
+        if self.opening_kind != StepKind::AnyQuestions
+            || self.state != State::Opening
+            || self.answered > 0
+            || steps.first()?.kind != StepKind::Confirm
+        {
+            return None;
+        }
+        let k = (1..steps.len().min(3)).find(|&k| steps[k].field == Some(FieldKind::Text))?;
+        let problem = tells_problem(&c.text);
+        let told = match c.intent {
+            Intent::Statement | Intent::SpecialNeed => !is_short(&c.text) || problem,
+            Intent::Question => problem && self.kb.answer(&c.text).is_none(),
+            _ => false,
+        };
+        if !told {
+            return None;
+        }
+        self.need_noted = true;
+        self.prefill.insert(k, c.text.clone());
+        // "门关不上，没人在里面": the triage answered too.
+        self.note_denied_ahead(&c.text, 0);
+        self.prefill_from(&c.text, k + 1, now);
+        actions.push(self.builtin(NOTED));
+        self.enter_step(0, actions);
         Some(None)
     }
 
