@@ -1005,6 +1005,11 @@ fn a_no_to_a_later_yes_no_step_said_with_the_need_skips_it() {
     let r = c.on_utterance("一个旧衣柜，不是老会员", 1.0, now());
     assert!(said(&r).contains("地址"), "{}", said(&r));
     assert!(!said(&r).contains("会员"), "{}", said(&r));
+    // A denial of something else ("不是我的") answers nothing the step asks.
+    let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
+    c.opening(now());
+    let r = c.on_utterance("一个旧衣柜，不是我的，是我妈的", 1.0, now());
+    assert!(said(&r).contains("会员"), "{}", said(&r));
     // Without the denial the step is asked.
     let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
     c.opening(now());

@@ -2162,10 +2162,12 @@ impl Conversation {
                     .find_map(|n| cl.strip_prefix(n))
                     .is_some_and(|rest| {
                         // "没人困" to "有没有人被困在里面？": a short denial whose
-                        // every word is the question's.
+                        // every word is the question's. Words any question has
+                        // (不需要, 不用, 不是我) name nothing.
+                        const EMPTY: &str = "了的吧啊呢呀需要用可以行好是有在我你您";
                         let han: Vec<char> = rest
                             .chars()
-                            .filter(|c| super::text::is_han(*c) && !"了的吧啊呢呀".contains(*c))
+                            .filter(|c| super::text::is_han(*c) && !EMPTY.contains(*c))
                             .collect();
                         let short = (2..=4).contains(&han.len())
                             && han.iter().all(|c| question.contains(*c));
