@@ -2012,16 +2012,32 @@ impl Conversation {
     ) {
         self.set_field(key, value, kind, actions);
         self.record("corrections", &format!("{key}: {old} → {value}"), actions);
+        actions.push(self.value_confirmed(verb, value, self.current_step()));
+    }
+
+    /// "好的，已经更正为…" / "好的，已经为您改为…": a changed value said back, a time
+    /// in words.
+    fn value_confirmed(&self, verb: &str, value: &str, step: String) -> Action {
         let said = match chrono::DateTime::parse_from_rfc3339(value) {
             Ok(t) => speak_time(t, self.started),
             Err(_) => value.to_string(),
         };
-        actions.push(Action::Say {
+        Action::Say {
             text: format!("好的，已经{verb}{said}。"),
-            step: Some(self.current_step()),
+            step: Some(step),
             interruptible: true,
             fixed: false,
-        });
+        }
+    }
+
+    /// The first step still to come: after the current one, or after an opening
+    /// (past the first step when the opening asks its question).
+    fn next_step(&self) -> Option<usize> {
+        match self.state {
+            State::Step(i) => Some(i + 1),
+            State::Opening => Some(usize::from(self.skip_first_step)),
+            _ => None,
+        }
     }
 
     /// "不对，是刘方，方向的方", "不对，我看错了，是一万八千", "不对，周六有事，改成周日
@@ -2053,12 +2069,8 @@ impl Conversation {
     /// later clause: the clause names the step's subject (电话, 地址, or the words it
     /// asks about: 家里有人) with nothing negative or changing in it.
     fn note_affirmed_ahead(&mut self, text: &str) {
-        // The steps that come next: after the current one, or the first ones after
-        // an opening that asks its own question.
-        let next = match self.state {
-            State::Step(i) => i + 1,
-            State::Opening => usize::from(self.skip_first_step),
-            _ => return,
+        let Some(next) = self.next_step() else {
+            return;
         };
         let clauses: Vec<&str> = text
             .split(['，', ',', '。', '；', ';', ' '])
@@ -3000,10 +3012,8 @@ impl Conversation {
     /// slot the next step proposes moved to another time. Not a request to be
     /// called back: the new slot is booked and the call goes on past that step.
     fn slot_moved_ahead(&mut self, c: &Classified, actions: &mut Vec<Action>) -> bool {
-        let next = match self.state {
-            State::Step(i) => i + 1,
-            State::Opening => usize::from(self.skip_first_step),
-            _ => return false,
+        let Some(next) = self.next_step() else {
+            return false;
         };
         if !matches!(
             self.current_kind(),
@@ -3051,16 +3061,7 @@ impl Conversation {
         else {
             return false;
         };
-        let said = match chrono::DateTime::parse_from_rfc3339(&new) {
-            Ok(t) => speak_time(t, self.started),
-            Err(_) => new.clone(),
-        };
-        actions.push(Action::Say {
-            text: format!("好的，已经为您改为{said}。"),
-            step: Some(st.id()),
-            interruptible: true,
-            fixed: false,
-        });
+        actions.push(self.value_confirmed("为您改为", &new, st.id()));
         self.prefill.insert(next, new);
         self.advance(actions);
         true
