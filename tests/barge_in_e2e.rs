@@ -123,6 +123,10 @@ enum Mode {
     Talk {
         audio: Arc<Vec<i16>>,
     },
+    /// Talks (`audio`) once the agent's first line is over (1 s quiet after speech).
+    Answer {
+        audio: Arc<Vec<i16>>,
+    },
 }
 
 #[derive(Default)]
@@ -204,6 +208,25 @@ fn run_peer(
                             if first.is_some_and(|f| f.0.elapsed() >= Duration::from_secs(1))
                                 && last_loud
                             {
+                                talk_pos = Some(0);
+                            }
+                        }
+                        if let Some(p) = talk_pos.as_mut() {
+                            if *p + 160 <= audio.len() {
+                                frame.copy_from_slice(&audio[*p..*p + 160]);
+                                *p += 160;
+                            }
+                        }
+                    }
+                    Mode::Answer { audio } => {
+                        if talk_pos.is_none() {
+                            let w = wire.lock().unwrap();
+                            let spoke = w.received.iter().any(|r| r.1 > SPEECH_RMS);
+                            let quiet = w.received.len() >= 50
+                                && w.received[w.received.len() - 50..]
+                                    .iter()
+                                    .all(|r| r.1 < QUIET_RMS);
+                            if spoke && quiet {
                                 talk_pos = Some(0);
                             }
                         }
@@ -605,4 +628,76 @@ fn barge_in_stops_the_agent_within_150_ms_and_its_own_echo_does_not() {
         eprintln!("non-interruptible notice: played on through the caller's words");
     }
     agent.proc.kill();
+}
+
+/// A caller who pauses inside a turn, just after words that sound finished: the agent
+/// may end the turn early at the pause and start its reply, but when the caller goes
+/// on, both parts are one turn. Recorded as one callee line, answered once; never
+/// two turns (the first part moving the script on and the rest answering the next
+/// question).
+#[test]
+fn a_pause_after_words_that_sound_finished_does_not_split_the_turn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = say(dir.path(), "可以上门修水管吗？");
+    let rest = say(dir.path(), "三号楼二单元的厨房漏水了。");
+    let mut audio = first.clone();
+    audio.extend(silence(0.4));
+    audio.extend(&rest);
+    let audio = Arc::new(audio);
+    let agent = start_agent(dir.path(), SCRIPT);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let talked = Duration::from_secs_f64(audio.len() as f64 / 8000.0);
+    // Hang up once the agent has answered and gone quiet again after the caller.
+    let answered = move |w: &Wire| {
+        let Some(start) = w.sent.iter().find(|s| s.1 > VOICED_RMS).map(|s| s.0) else {
+            return false;
+        };
+        let after = start + talked;
+        let replied = w.received.iter().any(|r| r.0 > after && r.1 > SPEECH_RMS);
+        replied
+            && w.received.len() >= 75
+            && w.received[w.received.len() - 75..]
+                .iter()
+                .all(|r| r.1 < QUIET_RMS)
+    };
+    call(
+        &rt,
+        agent.sip_addr(),
+        Mode::Answer { audio },
+        Duration::from_secs(30),
+        answered,
+    );
+    let list = agent.records(&["list"]);
+    let id = list[0]["id"].to_string();
+    let mut detail = agent.records(&["show", &id]);
+    wait_until(Duration::from_secs(10), || {
+        detail = agent.records(&["show", &id]);
+        !detail["outcome"].is_null()
+    });
+    let log = agent.proc.log_text();
+    let callee: Vec<String> = detail["turns"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["speaker"] == "callee")
+        .filter_map(|l| l["text"].as_str().map(str::to_string))
+        .filter(|t| !t.is_empty())
+        .collect();
+    let continued = log.contains("turn ended early continues");
+    eprintln!("callee lines {callee:?}; the early end was taken back: {continued}");
+    assert_eq!(
+        callee.len(),
+        1,
+        "one turn recorded for one utterance with a pause: {callee:?}\nrecord: {detail}\nlog:\n{log}"
+    );
+    // Both halves are in it (our voice through Whisper: a few characters of each).
+    let has_any = |words: &[&str]| words.iter().any(|w| callee[0].contains(w));
+    assert!(
+        has_any(&["修", "水管", "上门"]) && has_any(&["楼", "单元", "厨房", "漏水"]),
+        "the turn holds both parts: {callee:?}\nlog:\n{log}"
+    );
 }

@@ -102,6 +102,52 @@ fn turn_audio_covers_the_speech_with_preroll() {
     assert!(rms(&turn) > db_to_amp(-30.0));
 }
 
+#[test]
+fn a_turn_ended_early_and_reopened_is_one_turn_from_its_first_start() {
+    let m = model();
+    let rate = 16000;
+    let first = espeak("满意", rate);
+    let rest = espeak("续费的办法我记下了。", rate);
+    let gap = vec![0.0f32; rate as usize * 3 / 10];
+    let audio = [
+        vec![0.0f32; rate as usize].as_slice(),
+        &first,
+        &gap,
+        &rest,
+        vec![0.0f32; rate as usize * 2].as_slice(),
+    ]
+    .concat();
+    let mut det = TurnDetector::new(&m, rate, EndpointConfig::default()).unwrap();
+    let (mut ended_early, mut reopened, mut whole) = (false, false, None);
+    for f in audio.chunks(320) {
+        let ev = det.push_frame(f).unwrap();
+        if !ended_early && matches!(ev, Some(EndpointEvent::TentativeEnd { .. })) {
+            // The call loop took 满意 as the whole answer.
+            det.end_turn_early();
+            ended_early = true;
+            continue;
+        }
+        if ended_early && !reopened && matches!(ev, Some(EndpointEvent::SpeechStart { .. })) {
+            // The caller went on: the rest belongs to the same turn.
+            assert!(det.reopen_held());
+            reopened = true;
+        }
+        if let Some(EndpointEvent::SpeechEnd { .. }) = ev {
+            whole = Some(det.turn_audio().to_vec());
+        }
+    }
+    assert!(ended_early && reopened);
+    let whole = whole.expect("the reopened turn ended");
+    let secs = whole.len() as f32 / rate as f32;
+    let spoken = (first.len() + gap.len() + rest.len()) as f32 / rate as f32;
+    assert!(
+        secs > spoken - 0.2 && secs < spoken + 0.8,
+        "turn {secs:.2} s for {spoken:.2} s of speech and pause"
+    );
+    // Its first part is the first word, not the pre-roll of the second start.
+    assert!(!det.reopen_held(), "the held turn is taken once");
+}
+
 /// Stream time (ms) of the end of the last 10 ms window louder than `dbfs`.
 fn last_loud_ms(rate: u32, audio: &[f32], dbfs: f32) -> u64 {
     let win = (rate / 100) as usize;

@@ -7,8 +7,9 @@
 //! * [`records`]: the call-record writer thread;
 //! * [`recording`]: the stereo WAV of a call, written off the real-time path;
 //! * [`local`]: `tingshuo talk`, a call on the computer's microphone and speaker;
-//! * [`barge_in`], [`timing`], [`health`], [`transfer`]: sans-IO pieces (echo-aware
-//!   barge-in, turn timing, answer rate and alert level, transfer to a person).
+//! * [`barge_in`], [`continuation`], [`timing`], [`health`], [`transfer`]: sans-IO pieces
+//!   (echo-aware barge-in, a turn ended early that goes on, turn timing, answer rate and
+//!   alert level, transfer to a person).
 
 pub mod admission;
 pub mod agent;
@@ -16,6 +17,7 @@ pub mod alerts;
 pub mod barge_in;
 pub mod callbacks;
 pub mod campaign;
+pub mod continuation;
 pub mod emergency;
 pub mod engines;
 pub mod health;

@@ -45,6 +45,7 @@ use crate::sip::{EndReason, ReferStatus};
 use crate::vad::{EndpointConfig, EndpointEvent, TurnDetector};
 
 use super::barge_in::{BargeInConfig, BargeInDetector, FrameVerdict, OnAir, OnAirLine};
+use super::continuation::EarlyTurn;
 use super::engines::{LineAudio, SpeechEngines};
 use super::recording::CallRecorder;
 use super::records::RecordWriter;
@@ -316,6 +317,10 @@ struct CallLoop<'a> {
     /// The whisper is being rendered or played to the person: the caller's audio is
     /// not relayed yet.
     whispering: bool,
+    /// The state before a turn ended early, while the caller may still go on with it.
+    early_turn: Option<EarlyTurn>,
+    /// The last applied turn only said lines and recorded fields (it can be taken back).
+    last_apply_reversible: bool,
 }
 
 /// The second leg of a bridged transfer: its own RTP session.
@@ -400,6 +405,8 @@ pub fn run_call(
         leg: None,
         whisper_line: None,
         whispering: false,
+        early_turn: None,
+        last_apply_reversible: false,
     };
     // Transfers are possible when a target is configured for this call; otherwise the
     // dialogue promises a callback by a person.
@@ -507,9 +514,16 @@ pub fn run_call(
                 lp.feed_playback();
                 let speaking = lp.agent_speaking();
                 let verdict = barge.on_received(&frame8, speaking);
-                if verdict == FrameVerdict::BargeIn && !lp.taken_over && lp.barge_in(frame.at) {
-                    barge.reset();
-                    barged = true;
+                if verdict == FrameVerdict::BargeIn && !lp.taken_over {
+                    // Speech right after a turn ended early is that turn going on.
+                    if lp.continue_turn(frame.at) {
+                        turn.reopen_held();
+                        barge.reset();
+                        barged = true;
+                    } else if lp.barge_in(frame.at) {
+                        barge.reset();
+                        barged = true;
+                    }
                 }
                 if speaking && !was_speaking {
                     barged = false;
@@ -546,13 +560,21 @@ pub fn run_call(
                     // While the agent talks, only a confirmed barge-in opens a turn: the
                     // endpointer otherwise reacts to the agent's own echo.
                     if !speaking || (lp.playing.is_none() && lp.on_air.current().is_none()) {
-                        lp.on_endpoint(ev, frame.at, &turn);
+                        let starts = matches!(ev, EndpointEvent::SpeechStart { .. });
+                        if starts && lp.continue_turn(frame.at) {
+                            turn.reopen_held();
+                        } else {
+                            lp.on_endpoint(ev, frame.at, &turn);
+                        }
                     } else if matches!(ev, EndpointEvent::SpeechEnd { .. }) {
                         turn.drop_turn();
                     }
                 }
                 if lp.try_early_commit(frame.at) {
-                    turn.drop_turn();
+                    turn.end_turn_early();
+                }
+                if !lp.early_turn_open(frame.at) {
+                    turn.release_held();
                 }
                 lp.check_timers(started);
                 if lp.finished() {
@@ -565,7 +587,7 @@ pub fn run_call(
                     // Decide at once rather than at the next frame: the reply then
                     // reaches the pacer before its next tick.
                     if lp.try_early_commit(Instant::now()) {
-                        turn.drop_turn();
+                        turn.end_turn_early();
                     }
                 }
             }
@@ -1184,6 +1206,12 @@ impl CallLoop<'_> {
 
     /// Applies the dialogue's actions; `caller` is the utterance that caused them.
     fn apply(&mut self, actions: Vec<Action>, caller: Option<(&str, f32)>, intent: Option<String>) {
+        // Whatever turn was ended early stands now.
+        self.early_turn = None;
+        self.last_apply_reversible = caller.is_some()
+            && actions
+                .iter()
+                .all(|a| matches!(a, Action::Say { .. } | Action::RecordField { .. }));
         let mut write = crate::store::TurnWrite {
             at: now_local().to_rfc3339(),
             ..Default::default()
@@ -1398,13 +1426,17 @@ impl CallLoop<'_> {
 
     /// Stops the agent's line for a caller who started talking. Returns false when the
     /// line may not be interrupted.
-    fn barge_in(&mut self, at: Instant) -> bool {
+    /// Whether the caller may cut what the agent is saying.
+    fn interruptible(&self) -> bool {
         // The line on the wire decides; the one being fed only when none is out yet.
-        let interruptible = match self.on_air.current() {
+        match self.on_air.current() {
             Some(l) => l.interruptible,
             None => self.playing.as_ref().is_none_or(|p| p.interruptible),
-        };
-        if !interruptible {
+        }
+    }
+
+    fn barge_in(&mut self, at: Instant) -> bool {
+        if !self.interruptible() {
             return false;
         }
         self.playback.flush();
@@ -1632,6 +1664,66 @@ impl CallLoop<'_> {
         self.apply(result.actions, Some((&text, confidence)), Some(intent));
     }
 
+    /// The caller started speaking again at `at` right after a turn ended early: that
+    /// turn goes on ([`super::continuation`]). The conversation goes back to before it,
+    /// its reply stops and its record is dropped; the caller's loop then reopens the
+    /// turn's audio so the words so far and the rest are recognised together.
+    fn continue_turn(&mut self, at: Instant) -> bool {
+        let goes_on = self.early_turn.as_ref().is_some_and(|e| e.continues(at))
+            && !self.taken_over
+            && (!self.agent_speaking() || self.interruptible());
+        if !goes_on {
+            return false;
+        }
+        let Some(early) = self.early_turn.take() else {
+            return false;
+        };
+        let after_ms = early.after_ms(at);
+        let back = early.into_before();
+        self.conv = back.conv;
+        self.hot_words = back.hot_words;
+        self.interrupted = back.interrupted;
+        self.pending_turn = None;
+        self.awaiting_first_rtp = false;
+        self.playback.flush();
+        self.playing = None;
+        let cut = self.on_air.flushed();
+        self.lines.clear();
+        if let Some(a) = self.asr.take() {
+            a.cancel.cancel();
+        }
+        self.report.turns = self.report.turns.saturating_sub(1);
+        self.caller_in_speech = true;
+        self.turn_barged = false;
+        self.timing = TurnTiming::default();
+        self.last_activity = at;
+        tracing::info!(
+            after_ms,
+            reply = cut.as_ref().map_or("", |l| l.text.as_str()),
+            "the caller went on after a pause; the turn ended early continues"
+        );
+        if let Some(c) = &self.console {
+            c.publisher.step(&self.conv.current_step());
+        }
+        true
+    }
+
+    /// Whether a turn ended early may still go on at `now`; once it cannot, it stands
+    /// and its record is written.
+    fn early_turn_open(&mut self, now: Instant) -> bool {
+        match &self.early_turn {
+            Some(e) if e.expired(now) => {
+                self.early_turn = None;
+                if !self.awaiting_first_rtp {
+                    self.flush_pending_turn();
+                }
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
     /// Ends the turn early when the speculative transcript sounds finished and
     /// the pause has lasted [`CallTuning::early_commit`]. Returns true when it did (the
     /// caller then drops the endpointer's turn so it does not end a second time).
@@ -1668,7 +1760,21 @@ impl CallLoop<'_> {
         self.timing.t_endpoint = Some(now);
         tracing::debug!("turn ended early on a finished sentence");
         self.caller_in_speech = false;
+        let before = EarlyTurn::before(
+            &self.conv,
+            &self.hot_words,
+            &self.interrupted,
+            a.speech_end_at,
+        );
+        let turns = self.report.turns;
         self.on_final(outcome);
+        if self.report.turns > turns
+            && self.last_apply_reversible
+            && !self.taken_over
+            && self.hangup_after_playback.is_none()
+        {
+            self.early_turn = Some(before);
+        }
         true
     }
 
@@ -1686,7 +1792,10 @@ impl CallLoop<'_> {
                 tracing::info!(latency_ms = lat.as_millis() as u64, "turn latency");
             }
         }
-        self.flush_pending_turn();
+        // A turn ended early is written once it can no longer go on.
+        if self.early_turn.is_none() {
+            self.flush_pending_turn();
+        }
     }
 
     fn flush_pending_turn(&mut self) {

@@ -7,6 +7,7 @@
 //! phone pipeline, and every turn is reproducible.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, FixedOffset};
 use serde::Serialize;
@@ -1131,10 +1132,13 @@ enum State {
     Ended,
 }
 
-/// A running conversation.
+/// A running conversation. Cloning is cheap (the script and its knowledge base are
+/// shared): the call loop keeps a copy from before an early-ended turn, to go back to
+/// when the caller turns out not to have finished.
+#[derive(Clone)]
 pub struct Conversation {
-    script: Script,
-    kb: KnowledgeBase,
+    script: Arc<Script>,
+    kb: Arc<KnowledgeBase>,
     vars: BTreeMap<String, String>,
     state: State,
     /// Where to resume after a detour (callback question, e-mail capture).
@@ -1484,7 +1488,7 @@ impl Conversation {
         let script = script.with_vars(vars)?;
         let branch_only = script.branch_only_steps();
         super::intent::warm_up();
-        let kb = KnowledgeBase::new(&script.kb);
+        let kb = Arc::new(KnowledgeBase::new(&script.kb));
         let op = &script.opening;
         let asks = op.contains('？') || op.contains('?') || op.contains('吗');
         let opening_kind = if !asks {
@@ -1506,7 +1510,7 @@ impl Conversation {
             || (opening_kind == StepKind::Convenience && first.kind == StepKind::Convenience)
             || (opening_kind == StepKind::AnyQuestions && step_asks_need(first, op));
         Ok(Self {
-            script,
+            script: Arc::new(script),
             kb,
             vars: vars.clone(),
             state: State::NotStarted,

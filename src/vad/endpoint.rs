@@ -171,6 +171,18 @@ impl Endpointer {
         };
     }
 
+    /// Reopens a turn that began at `start_ms` as if it had never ended: the call loop
+    /// ended it early on a pause, and the caller went on talking. The pause counts as
+    /// part of the turn; the turn ends again after the next pause.
+    pub fn reopen(&mut self, start_ms: u64) {
+        self.state = State::Speaking {
+            start_ms: start_ms.min(self.now_ms),
+            speech_end_ms: self.now_ms,
+            silence_ms: 0,
+            tentative: false,
+        };
+    }
+
     /// Feeds one chunk's probability covering `dur_ms` of audio; returns at most one event.
     pub fn push(&mut self, prob: f32, dur_ms: u32) -> Option<EndpointEvent> {
         let chunk_start = self.now_ms;
@@ -373,6 +385,36 @@ mod tests {
             }
         ));
         assert_eq!(ev.len(), 5);
+    }
+
+    #[test]
+    fn a_reopened_turn_keeps_its_start_and_ends_after_the_next_pause() {
+        let mut ep = Endpointer::new(cfg()).unwrap();
+        for p in seq(&[(0.0, 5), (0.9, 10), (0.1, 2)]) {
+            ep.push(p, C);
+        }
+        assert!(ep.in_speech());
+        // The call loop took the turn as finished at the short pause...
+        ep.reset();
+        assert!(!ep.in_speech());
+        // ...and the caller went on: the turn is open again from its first start.
+        ep.reopen(160);
+        assert_eq!(ep.turn_start_ms(), Some(160));
+        let mut events = Vec::new();
+        for p in seq(&[(0.9, 5), (0.1, 16)]) {
+            events.extend(ep.push(p, C));
+        }
+        assert!(
+            matches!(
+                events.last(),
+                Some(EndpointEvent::SpeechEnd {
+                    start_ms: 160,
+                    speech_end_ms: 704,
+                    ..
+                })
+            ),
+            "{events:?}"
+        );
     }
 
     #[test]

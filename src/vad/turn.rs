@@ -63,6 +63,9 @@ pub struct TurnDetector {
     level_at: usize,
     /// Chunks in a row at the noise floor during the current turn.
     floor_run: u32,
+    /// Start (stream ms) of a turn the call loop ended early, kept while the caller may
+    /// turn out to be mid-sentence: [`Self::reopen_held`] continues it.
+    held: Option<u64>,
 }
 
 impl TurnDetector {
@@ -85,6 +88,7 @@ impl TurnDetector {
             levels: [0.0; NOISE_WINDOW],
             level_at: 0,
             floor_run: 0,
+            held: None,
         })
     }
 
@@ -197,13 +201,42 @@ impl TurnDetector {
         self.turn = None;
     }
 
+    /// Ends the current turn now (the call loop took it as finished before the
+    /// hangover), keeping its audio: [`Self::reopen_held`] continues it if the caller
+    /// goes on talking, [`Self::release_held`] lets the audio go.
+    pub fn end_turn_early(&mut self) {
+        self.held = self.turn.map(|(start, _)| start);
+        self.drop_turn();
+    }
+
+    /// Continues the turn [`Self::end_turn_early`] ended: it is open again from its
+    /// old start, so its audio and what the caller says now are one turn. False when
+    /// no turn is held.
+    pub fn reopen_held(&mut self) -> bool {
+        let Some(start) = self.held.take() else {
+            return false;
+        };
+        self.ep.reopen(start);
+        self.turn = Some((start, None));
+        self.floor_run = 0;
+        true
+    }
+
+    /// The held turn is over for good.
+    pub fn release_held(&mut self) {
+        self.held = None;
+    }
+
     /// Keeps the buffer within its capacity without reallocating: when idle only the
     /// pre-roll is needed; during a turn the oldest audio goes only if it must.
     fn make_room(&mut self, incoming: usize) {
         let mut drop_to = if self.ep.in_speech() {
             self.buf_start
         } else {
-            self.total.saturating_sub(PREROLL_MS * self.samples_per_ms)
+            let keep_from = self.held.map_or(self.total, |s| s * self.samples_per_ms);
+            keep_from
+                .min(self.total)
+                .saturating_sub(PREROLL_MS * self.samples_per_ms)
         }
         .max(self.buf_start);
         let overflow = (self.buf.len() + incoming).saturating_sub(self.buf.capacity());
