@@ -7,11 +7,14 @@
 //! speech speculatively at the first short pause and asks this judge; when it says
 //! the words are finished, the turn ends there, without waiting out the hangover.
 //!
-//! The judge is deliberately conservative and deterministic (no model): it says
-//! "finished" only on strong cues, and anything it is unsure of waits for the
-//! hangover as before. A wrong "finished" costs a reply to half a turn (the caller
-//! then barges in), so a clause that merely ends in 。 is never enough on its own:
-//! Whisper puts 。 at clause pauses too (是的。没错。).
+//! The judge is deterministic (no model) and grades its cues: a question, a bare
+//! answer or a whole phone number ends the turn after a short pause; a short or
+//! ordinary clause only after a longer one (Whisper puts 。 at clause pauses too:
+//! 是的。没错。); words that promise more (a comma, 然后, 手机号是, a number's first
+//! group) wait for the hangover. A wrong "finished" starts a reply to half a turn;
+//! when the caller goes on, the call loop takes it back and hears the whole turn
+//! ([`crate::call::continuation`]), so a wrong guess costs the caller a cut-off
+//! syllable of reply, not a wrong answer.
 
 /// Characters that end a question or exclamation.
 const FINAL_MARKS: [char; 4] = ['？', '?', '！', '!'];
@@ -126,6 +129,8 @@ const BARE_ANSWERS: [&str; 44] = [
 const SHORT_ANSWER_CHARS: usize = 3;
 /// A clause ending in 了 this short is a whole answer (没别的了, 知道了, 不用了).
 const SHORT_LE_CHARS: usize = 5;
+/// Content characters for a clause with no cue either way to count as a [`Finished::Clause`].
+const CLAUSE_MIN_CHARS: usize = 4;
 
 fn is_digit_like(c: char) -> bool {
     c.is_ascii_digit() || "零〇一二三四五六七八九幺两".contains(c)
@@ -154,8 +159,13 @@ const SHORT_TURN_CHARS: usize = 4;
 /// How sure the judge is that a turn is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
-    /// The words may go on: wait for the hangover.
+    /// The words promise more (a comma, 然后, a copula, a number's first group): wait
+    /// for the hangover.
     No,
+    /// A whole clause with no cue either way (我家里突然断网了。): as likely the end of
+    /// the turn as the first of several clauses, so worth ending only after a pause
+    /// longer than most pauses between clauses.
+    Clause,
     /// Short, so probably whole, but as likely the first clause of a longer turn
     /// (搬家了，…; a short answer misheard in noise): worth ending only after a
     /// longer pause than the other cues.
@@ -167,15 +177,16 @@ pub enum Finished {
     Strong,
 }
 
-/// True when `text` (a transcript, punctuation as Whisper writes it) sounds like a
-/// finished turn; `speech_ms` is how long the caller spoke.
+/// True when `text` (a transcript, punctuation as Whisper writes it) has a cue that it
+/// is a finished turn (more than being a whole clause); `speech_ms` is how long the
+/// caller spoke.
 pub fn sounds_finished(text: &str, speech_ms: u64) -> bool {
-    judge(text, speech_ms) != Finished::No
+    !matches!(judge(text, speech_ms), Finished::No | Finished::Clause)
 }
 
 /// [`sounds_finished`] with the strength of the cue.
 pub fn judge(text: &str, speech_ms: u64) -> Finished {
-    use Finished::{Answer, No, Short, Strong};
+    use Finished::{Answer, Clause, No, Short, Strong};
     let t = text.trim();
     let Some(last) = t.chars().last() else {
         return No;
@@ -245,7 +256,11 @@ pub fn judge(text: &str, speech_ms: u64) -> Finished {
     if end == '了' && hans <= SHORT_LE_CHARS {
         return Short;
     }
-    No
+    if hans >= CLAUSE_MIN_CHARS {
+        Clause
+    } else {
+        No
+    }
 }
 
 #[cfg(test)]
@@ -275,10 +290,11 @@ mod tests {
         );
         assert_eq!(
             judge("往速特别慢着。", 1100),
-            Finished::No,
-            "first clause of a question"
+            Finished::Clause,
+            "a whole clause, maybe the first of a question"
         );
-        assert_eq!(judge("我现在在开车。", 1500), Finished::No);
+        assert_eq!(judge("我现在在开车。", 1500), Finished::Clause);
+        assert_eq!(judge("就是那个", 1500), Finished::No, "a filler at the end");
         assert_eq!(
             judge("埋一。", 600),
             Finished::Short,
@@ -352,19 +368,25 @@ mod tests {
     }
 
     #[test]
-    fn a_first_clause_waits_for_the_hangover() {
+    fn a_first_clause_has_no_cue_that_the_turn_is_over() {
         for t in [
             "我家里突然断网了。",
             "我现在在开车。",
             "晚上网速特别慢。",
-            "我想问一下，",
             "我的电话号码已经换了",
-            "就是那个",
-            "手机号是",
             "我家宽带从早上开始就一直连不上网。",
             "是这样的。",
         ] {
             assert!(!fin(t), "{t}");
+            assert_eq!(
+                judge(t, 2500),
+                Finished::Clause,
+                "{t}: waits a longer pause"
+            );
+        }
+        for t in ["我想问一下，", "就是那个", "手机号是", "然后"] {
+            assert!(!fin(t), "{t}");
+            assert_eq!(judge(t, 2500), Finished::No, "{t}: waits for the hangover");
         }
     }
 

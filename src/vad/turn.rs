@@ -38,6 +38,14 @@ const NOISE_WINDOW: usize = 64;
 /// Chunks quieter than this are digital silence (a muted or idle line), not a floor:
 /// [`DEEP_QUIET_DB`] already handles them.
 const DIGITAL_SILENCE_DB: f32 = -90.0;
+/// A quarter of a chunk this quiet is a gap in the line (µ-law's idle pattern decodes
+/// to 0, A-law's to ±8, −72 dBFS): the chunk straddles the start or end of the sound
+/// and measures up to several dB under the real floor. Why it matters: a phone that
+/// stops sending between utterances (or sends silence) gave two such chunks per
+/// utterance, the floor came out 4–5 dB low, the noise after the speech never came
+/// within [`NOISE_MARGIN_DB`] of it, and the rule never fired (measured on the bench's
+/// noisy turns: 120–200 ms of Silero trail kept).
+const GAP_DB: f32 = -66.0;
 /// Chunks in a row at the floor before the rule applies: the closure of a stop
 /// consonant reaches the floor for a chunk, and each false pause would start (and
 /// throw away) a speculative recognition.
@@ -124,7 +132,11 @@ impl TurnDetector {
         let Some(mut p) = prob else { return Ok(None) };
         let chunk = self.vad.rate().chunk().min(self.buf.len());
         let db = crate::audio::rms_dbfs(&self.buf[self.buf.len() - chunk..]);
-        let floor = self.note_level(db);
+        let tail = &self.buf[self.buf.len() - chunk..];
+        let straddles = tail
+            .chunks(chunk.div_ceil(4).max(1))
+            .any(|w| crate::audio::rms_dbfs(w) < GAP_DB);
+        let floor = self.note_level(db, straddles);
         if self.ep.in_speech() {
             let at_floor = floor.is_some_and(|f| {
                 f < self.peak_db - NOISE_BELOW_PEAK_DB && db < f + NOISE_MARGIN_DB
@@ -166,8 +178,9 @@ impl TurnDetector {
     /// Records a chunk's level and returns the line's noise floor: the quietest chunk
     /// of the window, or `None` while fewer than a quarter window (0.5 s) of audio that
     /// is not digital silence has been heard (a fresh call, a muted line).
-    fn note_level(&mut self, db: f32) -> Option<f32> {
-        if db > DIGITAL_SILENCE_DB {
+    /// `straddles`: the chunk holds a gap in the line, so it is not a floor sample.
+    fn note_level(&mut self, db: f32, straddles: bool) -> Option<f32> {
+        if db > DIGITAL_SILENCE_DB && !straddles {
             self.levels[self.level_at % NOISE_WINDOW] = db;
             self.level_at += 1;
         }
