@@ -223,3 +223,51 @@ fn in_steady_noise_the_end_is_found_at_the_noise_floor() {
         }
     }
 }
+
+/// A phone that sends sound only while its user talks (digital silence between
+/// utterances, the noise only around the words): the chunks at the edges of the
+/// sound are part noise, part silence and must not pull the noise floor down. They
+/// did: the floor came out 4-5 dB under the noise, the noise-floor rule never fired
+/// and Silero's trail (120-200 ms on the bench's noisy turns) was kept.
+#[test]
+fn noise_that_comes_and_goes_with_the_words_still_sets_the_floor() {
+    let m = model();
+    for rate in [8000, 16000] {
+        let words = espeak("没有别的问题了", rate);
+        let noise_db = -35.0;
+        // Noise from 0.3 s before the words to 0.2 s after them, silence around.
+        let mut utterance = vec![0.0f32; rate as usize * 3 / 10];
+        utterance.extend(&words);
+        utterance.extend(vec![0.0f32; rate as usize / 5]);
+        let noise = white_noise(
+            rate,
+            utterance.len() as f32 / rate as f32 + 0.1,
+            noise_db,
+            11,
+        );
+        let gap = vec![0.0f32; rate as usize];
+        let mut det = TurnDetector::new(&m, rate, EndpointConfig::default()).unwrap();
+        for n in 0..3 {
+            // Each utterance starts at a different phase of the 32 ms chunks.
+            let offset = n * rate as usize / 100;
+            let audio: Vec<f32> = [&gap[offset..], &gap[..offset]]
+                .concat()
+                .into_iter()
+                .chain(utterance.iter().zip(&noise).map(|(s, n)| s + n))
+                .collect();
+            for f in audio.chunks((rate / 50) as usize) {
+                det.push_frame(f).unwrap();
+            }
+        }
+        for f in gap.chunks((rate / 50) as usize) {
+            det.push_frame(f).unwrap();
+        }
+        let floor = det
+            .noise_floor_db()
+            .expect("a floor after three utterances");
+        assert!(
+            (floor - noise_db).abs() <= 1.5,
+            "at {rate} Hz the floor is {floor:.1} dBFS for noise at {noise_db} dBFS"
+        );
+    }
+}

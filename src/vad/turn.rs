@@ -175,15 +175,20 @@ impl TurnDetector {
         Ok(event)
     }
 
-    /// Records a chunk's level and returns the line's noise floor: the quietest chunk
-    /// of the window, or `None` while fewer than a quarter window (0.5 s) of audio that
-    /// is not digital silence has been heard (a fresh call, a muted line).
+    /// Records a chunk's level and returns the line's noise floor ([`Self::noise_floor_db`]).
     /// `straddles`: the chunk holds a gap in the line, so it is not a floor sample.
     fn note_level(&mut self, db: f32, straddles: bool) -> Option<f32> {
         if db > DIGITAL_SILENCE_DB && !straddles {
             self.levels[self.level_at % NOISE_WINDOW] = db;
             self.level_at += 1;
         }
+        self.noise_floor_db()
+    }
+
+    /// The line's noise floor (dBFS): the quietest chunk of the last two seconds of
+    /// sound, or `None` while fewer than a quarter window (0.5 s) of audio that is not
+    /// digital silence has been heard (a fresh call, a muted line).
+    pub fn noise_floor_db(&self) -> Option<f32> {
         (self.level_at >= NOISE_WINDOW / 4).then(|| {
             self.levels[..self.level_at.min(NOISE_WINDOW)]
                 .iter()
