@@ -746,6 +746,7 @@ impl CallLoop<'_> {
                 OperatorAction::TakeOver { operator } => {
                     tracing::info!(%operator, "operator took the call over");
                     self.taken_over = true;
+                    // Inline: `c` borrows the console, so no `&mut self` helper here.
                     self.playback.flush();
                     self.playing = None;
                     self.on_air.flushed();
@@ -793,6 +794,7 @@ impl CallLoop<'_> {
                     c.publisher
                         .transcript(TranscriptLine::new(Speaker::Operator, note.clone()));
                     record_line(self.records, self.record_id, "operator", note, None);
+                    // Inline: `c` borrows the console, so no `&mut self` helper here.
                     self.playback.flush();
                     self.playing = None;
                     self.on_air.flushed();
@@ -1052,10 +1054,7 @@ impl CallLoop<'_> {
                 xfer::Output::Connected { target, bridge } => {
                     self.log_transfer_attempts();
                     tracing::info!(%target, bridge, "the call is with a person");
-                    self.playback.flush();
-                    self.playing = None;
-                    self.on_air.flushed();
-                    self.lines.clear();
+                    self.stop_speaking();
                     if let Some(c) = &self.console {
                         let note = format!("（已转接人工 {target} / transferred）");
                         c.publisher
@@ -1434,6 +1433,16 @@ impl CallLoop<'_> {
         }
     }
 
+    /// Silences the agent at once: the playback queue, the line being fed and the lines
+    /// queued behind it. Returns the line that was on the wire, if any.
+    fn stop_speaking(&mut self) -> Option<OnAirLine> {
+        self.playback.flush();
+        self.playing = None;
+        let cut = self.on_air.flushed();
+        self.lines.clear();
+        cut
+    }
+
     /// Whether the caller may cut what the agent is saying.
     fn interruptible(&self) -> bool {
         // The line on the wire decides; the one being fed only when none is out yet.
@@ -1695,10 +1704,7 @@ impl CallLoop<'_> {
         self.interrupted = back.interrupted;
         self.pending_turn = None;
         self.awaiting_first_rtp = false;
-        self.playback.flush();
-        self.playing = None;
-        let cut = self.on_air.flushed();
-        self.lines.clear();
+        let cut = self.stop_speaking();
         if let Some(a) = self.asr.take() {
             a.cancel.cancel();
         }

@@ -131,8 +131,8 @@ impl TurnDetector {
         self.vad.push(frame, |p| prob = Some(p))?;
         let Some(mut p) = prob else { return Ok(None) };
         let chunk = self.vad.rate().chunk().min(self.buf.len());
-        let db = crate::audio::rms_dbfs(&self.buf[self.buf.len() - chunk..]);
         let tail = &self.buf[self.buf.len() - chunk..];
+        let db = crate::audio::rms_dbfs(tail);
         let straddles = tail
             .chunks(chunk.div_ceil(4).max(1))
             .any(|w| crate::audio::rms_dbfs(w) < GAP_DB);
