@@ -481,6 +481,53 @@ fn names_clock(text: &str) -> bool {
 /// Whether the opening's own question asks for what a free-text step collects:
 /// "请问您这次要续配什么药？" before a step "了解要配的药" (配, 药 in both), so the
 /// caller's first words are that step's answer.
+/// "想报个修" / "我有点事想咨询一下": the caller says they want something without
+/// saying what; the need is still to be asked, as after a greeting.
+fn is_bare_request(norm: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "报一下修",
+        "报修一下",
+        "报个修",
+        "报修",
+        "修个东西",
+        "修东西",
+        "咨询一下",
+        "咨询",
+        "问一下",
+        "问个事",
+        "问点事",
+        "问问",
+        "有个事",
+        "有点事",
+        "有事",
+        "办个事",
+        "办点事",
+        "麻烦",
+        "就是",
+        "那个",
+        "一下",
+        "请问",
+        "我们",
+        "我",
+        "想",
+        "要",
+        "是",
+        "了",
+        "啊",
+        "呢",
+        "的",
+        "个",
+        "下",
+        "嗯",
+        "呃",
+    ];
+    let mut rest = norm.to_string();
+    for w in WORDS {
+        rest = rest.replace(w, "");
+    }
+    !norm.is_empty() && rest.chars().all(|c| !super::text::is_han(c))
+}
+
 fn opening_names_subject(opening: &str, step: &Step) -> bool {
     if !matches!(step.field, None | Some(FieldKind::Text)) {
         return false;
@@ -2628,7 +2675,7 @@ impl Conversation {
         ) {
             return self.result(Intent::Silence, Vec::new(), None);
         }
-        let c = classify(text, now);
+        let c = classify(super::text::strip_openers(text), now);
         if c.intent == Intent::Silence {
             return self.on_silence(now);
         }
@@ -3593,7 +3640,14 @@ impl Conversation {
                     c.intent,
                     Intent::Statement | Intent::Agree | Intent::SpecialNeed
                 )
-                && !is_short(&c.text)
+                // "三层的" where a DY serial is asked: short, yet plainly no such
+                // value; a short "好的" may be the caller going to look.
+                && (!is_short(&c.text)
+                    || c.intent == Intent::Statement
+                        && matches!(
+                            kind,
+                            FieldKind::Phone | FieldKind::Serial | FieldKind::Number
+                        ))
                 && self.value_retries == 0
             {
                 // Something else than the value asked for: ask once more, then take
@@ -3783,7 +3837,8 @@ impl Conversation {
             || ["喂", "你好", "您好", "在吗", "hello", "哈喽"]
                 .iter()
                 .any(|g| norm.starts_with(g))
-                && norm.chars().count() <= 5;
+                && norm.chars().count() <= 5
+            || is_bare_request(&norm);
         if greeting {
             if self.answered == 0
                 && first.text() != self.script.opening

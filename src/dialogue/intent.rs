@@ -977,7 +977,16 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::OffTopic
     } else if c.question_like {
         Intent::Question
-    } else if f.special.any_in(&ph) {
+    } else if f
+        .special
+        .all_in(&ph)
+        // "没有人在里面" denies 有人在; it asks nothing special.
+        .any(|k| {
+            !norm
+                .match_indices(k)
+                .any(|(i, _)| norm[..i].ends_with(['没', '不', '别']))
+        })
+    {
         Intent::SpecialNeed
     } else if f.goodbye.any_in(&ph) {
         Intent::Goodbye

@@ -116,7 +116,7 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         Some(FieldKind::Time)
     } else if has(&["姓名", "名字", "怎么称呼", "贵姓", "叫什么"]) {
         Some(FieldKind::Name)
-    } else if has(QUANTITY_WORDS) {
+    } else if asks_quantity(title) || asks_quantity(&text) {
         // A count or reading alone is a number; one recorded together with what it
         // counts (药品名称、规格、数量) is said as a description ("二甲双胍，五百毫克的，
         // 两盒"), free text.
@@ -157,6 +157,26 @@ const QUANTITY_WORDS: &[&str] = &[
     "件数",
 ];
 
+/// Measure words a count is asked with: 几层, 多少间, 几次.
+const MEASURE_WORDS: &str = "个位台口只件箱盒辆层间套次张瓶包袋块条头户部把";
+
+/// Whether `s` asks for or records a count: a quantity word, 几 or 多少 before a
+/// measure word ("一共停几层"), or a count's name (层站数, 人数).
+fn asks_quantity(s: &str) -> bool {
+    if QUANTITY_WORDS.iter().any(|k| s.contains(k)) {
+        return true;
+    }
+    let chars: Vec<char> = s.chars().collect();
+    chars
+        .windows(2)
+        .any(|w| w[0] == '几' && MEASURE_WORDS.contains(w[1]))
+        || s.match_indices("多少")
+            .any(|(i, _)| s[i + "多少".len()..].starts_with(|c| MEASURE_WORDS.contains(c)))
+        || chars
+            .windows(2)
+            .any(|w| w[1] == '数' && (MEASURE_WORDS.contains(w[0]) || "站人".contains(w[0])))
+}
+
 /// Words that name or describe a thing rather than count it.
 const DESCRIBING_WORDS: &[&str] = &[
     "名称",
@@ -193,7 +213,7 @@ fn counts_only(s: &str) -> bool {
         "数", "多少", "几", "金额", "读数", "面积", "重量", "公里", "平方", "余额",
     ];
     s.split(['，', '。', '？', '！', '；', ',', '?', '!', ';', '\n'])
-        .filter(|clause| QUANTITY_WORDS.iter().any(|k| clause.contains(k)))
+        .filter(|clause| asks_quantity(clause))
         .all(|clause| {
             clause
                 .split(['、', '/', '／'])
@@ -2484,6 +2504,14 @@ mod tests {
             Some(FieldKind::Number)
         );
         assert_eq!(field_kind("抄表", "水表读数"), Some(FieldKind::Number));
+        assert_eq!(
+            field_kind("电梯层站数", "您家这台电梯一共停几层？"),
+            Some(FieldKind::Number)
+        );
+        assert_eq!(
+            field_kind("", "家里有几间卧室要装？"),
+            Some(FieldKind::Number)
+        );
         // A name or description recorded with its quantity is free text.
         assert_eq!(
             field_kind("", "药品名称、规格、数量"),

@@ -351,7 +351,11 @@ fn has_address_marker(s: &str) -> bool {
     ADDRESS_MARKERS.iter().any(|m| {
         t.match_indices(m).any(|(i, _)| {
             let before = t[..i].chars().next_back();
-            if NUMBERED_MARKERS.contains(m) {
+            if *m == "楼" {
+                // "3号楼" is a building; "停在二楼" is a floor, which alone is no
+                // address ("西溪花园5楼" has 花园 for that).
+                before == Some('号')
+            } else if NUMBERED_MARKERS.contains(m) {
                 before.is_some_and(|c| numeral(c) || c.is_ascii_alphabetic())
             } else {
                 before.is_some_and(super::text::is_han)
@@ -505,8 +509,12 @@ pub fn extract_quantity(s: &str) -> Option<String> {
     let chars: Vec<char> = s.chars().collect();
     let mut i = 0;
     while i < chars.len() {
-        if let Some((v, _)) = quantity_at(&chars[i..]) {
-            return Some(v.to_string());
+        // "屏幕上显示E05": digits glued to letters are a code, not a count.
+        let in_code = i > 0 && chars[i - 1].is_ascii_alphabetic();
+        if !in_code {
+            if let Some((v, _)) = quantity_at(&chars[i..]) {
+                return Some(v.to_string());
+            }
         }
         // Skip the rest of a digit run that is no quantity (a phone number), so its
         // tail is not read as one.
@@ -672,7 +680,7 @@ fn quantity_at(c: &[char]) -> Option<(u64, usize)> {
         // 一点 are not quantities.
         let counted = c
             .get(i)
-            .is_some_and(|m| "个位台口人辆次件张套间".contains(*m))
+            .is_some_and(|m| "个位台口人辆次件张套间层只条头盒瓶包袋块部把户岁".contains(*m))
             || c[i.min(c.len())..].starts_with(&['公', '里']);
         return digit.filter(|_| counted).map(|d| (d, i));
     }
@@ -1114,6 +1122,13 @@ pub fn correction(s: &str) -> Option<Correction> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_code_on_a_screen_is_no_count() {
+        assert_eq!(extract_quantity("屏幕上显示E05"), None);
+        assert_eq!(extract_quantity("三层的"), Some("3".into()));
+        assert_eq!(extract_quantity("显示E05，一共三层"), Some("3".into()));
+    }
 
     #[test]
     fn place_value_numbers_become_digits() {

@@ -114,6 +114,57 @@ pub fn normalize(s: &str) -> String {
         .collect()
 }
 
+/// Greetings and hesitations a caller opens with before saying anything
+/// ("喂，你好，那个……电梯停在二楼不动了"). They carry no meaning for the turn.
+const OPENERS: &[&str] = &[
+    "喂喂",
+    "喂",
+    "你好",
+    "您好",
+    "哈喽",
+    "hello",
+    "hi",
+    "嗨",
+    "那个",
+    "就是那个",
+];
+
+/// The utterance without leading greetings and hesitations, when words follow
+/// them: "你好，我家电梯停在二楼不动了" is a fault report, not a greeting. A bare
+/// greeting ("喂，你好") is returned whole, since it is the whole turn.
+pub fn strip_openers(s: &str) -> &str {
+    let separators = |c: char| {
+        matches!(
+            c,
+            '，' | ',' | '。' | '.' | '！' | '!' | '、' | '…' | ' ' | '\u{3000}' | '～' | '~'
+        )
+    };
+    let mut rest = s.trim_start_matches(separators);
+    loop {
+        let lower = rest.to_lowercase();
+        let Some(w) = OPENERS.iter().find(|w| lower.starts_with(**w)) else {
+            break;
+        };
+        // The ASCII openers are the same length in lower case; the others are
+        // unchanged by it, so the byte offset carries over.
+        let after = rest[w.len()..].trim_start_matches(separators);
+        // "你好好想想" or "那个人": the opener must stand apart, or be 喂/你好/您好
+        // run straight into a sentence ASR did not punctuate.
+        let apart = after.len() < rest.len() - w.len();
+        let run_in = matches!(*w, "喂喂" | "你好" | "您好")
+            && !after.starts_with(['好', '吗', '呀', '啊', '呢']);
+        if !apart && !run_in {
+            break;
+        }
+        rest = after;
+    }
+    if rest.chars().filter(|c| is_han(*c)).count() < 2 {
+        s
+    } else {
+        rest
+    }
+}
+
 /// Folds accent-confusable pinyin (zh/z, ch/c, sh/s, n/l, -ng/-n) so that
 /// near-homophones from regional accents or ASR still match.
 fn fold_syllable(s: &str) -> String {
@@ -395,6 +446,21 @@ pub fn extract_email(utterance: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openers_go_when_words_follow() {
+        assert_eq!(
+            strip_openers("你好，我家电梯停在二楼不动了"),
+            "我家电梯停在二楼不动了"
+        );
+        assert_eq!(strip_openers("喂，你好，那个……我想配点药"), "我想配点药");
+        assert_eq!(strip_openers("您好我家宽带断了"), "我家宽带断了");
+        assert_eq!(strip_openers("喂，你好"), "喂，你好");
+        assert_eq!(strip_openers("你好"), "你好");
+        assert_eq!(strip_openers("那个人不是我"), "那个人不是我");
+        assert_eq!(strip_openers("你好好想想"), "你好好想想");
+        assert_eq!(strip_openers("Hello, 网断了"), "网断了");
+    }
 
     #[test]
     fn speech_is_taken_from_any_quote_style() {
