@@ -478,12 +478,10 @@ fn names_clock(text: &str) -> bool {
         .any(|w| text.contains(w))
 }
 
-/// Whether the opening's own question asks for what a free-text step collects:
-/// "请问您这次要续配什么药？" before a step "了解要配的药" (配, 药 in both), so the
-/// caller's first words are that step's answer.
 /// "想报个修" / "我有点事想咨询一下": the caller says they want something without
-/// saying what; the need is still to be asked, as after a greeting.
-fn is_bare_request(norm: &str) -> bool {
+/// saying what; the need is still to be asked, as after a greeting. So does
+/// "我想配点药" to "请问您这次要续配什么药？": nothing beyond the opening's words.
+fn is_bare_request(norm: &str, opening: &str) -> bool {
     const WORDS: &[&str] = &[
         "报一下修",
         "报修一下",
@@ -520,14 +518,25 @@ fn is_bare_request(norm: &str) -> bool {
         "下",
         "嗯",
         "呃",
+        "一些",
+        "些",
+        "一点",
+        "点",
     ];
     let mut rest = norm.to_string();
     for w in WORDS {
         rest = rest.replace(w, "");
     }
-    !norm.is_empty() && rest.chars().all(|c| !super::text::is_han(c))
+    let han: Vec<char> = rest.chars().filter(|c| super::text::is_han(*c)).collect();
+    !norm.is_empty()
+        && rest.chars().all(super::text::is_han)
+        && han.len() <= 4
+        && han.iter().all(|c| opening.contains(*c))
 }
 
+/// Whether the opening's own question asks for what a free-text step collects:
+/// "请问您这次要续配什么药？" before a step "了解要配的药" (配, 药 in both), so the
+/// caller's first words are that step's answer.
 fn opening_names_subject(opening: &str, step: &Step) -> bool {
     if !matches!(step.field, None | Some(FieldKind::Text)) {
         return false;
@@ -748,6 +757,41 @@ fn same_meaning(s: &str) -> String {
             "去世",
         ),
         (&["孕妇", "怀孕", "怀着孕"], "孕妇"),
+        // Brought to the door, or fetched in person: the two ways anything ordered
+        // reaches the caller.
+        (
+            &[
+                "送药上门",
+                "送货上门",
+                "配送上门",
+                "送到家里",
+                "送到家",
+                "送家里",
+                "送到门口",
+                "送过来",
+                "送上门",
+            ],
+            "送上门",
+        ),
+        (
+            &[
+                "到店自取",
+                "到店取",
+                "到店拿",
+                "来店里拿",
+                "去店里拿",
+                "来店里取",
+                "去店里取",
+                "自己来取",
+                "自己去取",
+                "自己来拿",
+                "自己去拿",
+                "自己取",
+                "自己拿",
+                "自取",
+            ],
+            "自取",
+        ),
     ];
     let mut out = s.to_string();
     for (words, to) in SAME {
@@ -3838,7 +3882,7 @@ impl Conversation {
                 .iter()
                 .any(|g| norm.starts_with(g))
                 && norm.chars().count() <= 5
-            || is_bare_request(&norm);
+            || is_bare_request(&norm, &self.script.opening);
         if greeting {
             if self.answered == 0
                 && first.text() != self.script.opening

@@ -960,7 +960,7 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         && !(c.callback.is_some() && f.callback_verbs.any_in(&ph))
     {
         Intent::Repeat
-    } else if f.busy.any_in(&ph)
+    } else if f.busy.all_in(&ph).any(|k| !busy_word_about_else(&norm, k))
         // "我要是在外面的修理厂保养，还给保修吗": a supposition, not "I am out".
         && !(c.question_like && ["要是", "如果", "假如", "万一"].iter().any(|w| norm.contains(w)))
         || (c.callback.is_some() && f.callback_verbs.any_in(&ph) && !c.question_like)
@@ -998,6 +998,47 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Statement
     };
     c
+}
+
+/// Whether every place the busy word `k` is said, it is about something other
+/// than the caller's time: "我腿脚不太方便" is about walking, "人都在外面" (to "有没有人
+/// 被困？") about other people. A word heard only by its sound counts as said.
+fn busy_word_about_else(norm: &str, k: &str) -> bool {
+    const BODY: &[&str] = &[
+        "腿",
+        "脚",
+        "身体",
+        "行动",
+        "走路",
+        "腰",
+        "眼睛",
+        "耳朵",
+        "上下楼",
+        "年纪",
+        "出门",
+    ];
+    const OTHERS: &[&str] = &["都", "他", "她", "它", "孩子", "老人", "家里人", "车"];
+    let mut at = norm.match_indices(k).peekable();
+    if at.peek().is_none() {
+        return false;
+    }
+    at.all(|(i, _)| {
+        let before: String = norm[..i]
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        match k {
+            "不方便" | "不太方便" | "不是很方便" => {
+                BODY.iter().any(|w| before.contains(w))
+            }
+            "在外面" | "在路上" => OTHERS.iter().any(|w| before.contains(w)),
+            _ => false,
+        }
+    })
 }
 
 /// An acknowledgement: a short reply holding an agreeing word, or a longer one that
@@ -1461,6 +1502,24 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn busy_words_about_someone_else_or_the_body() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap();
+        assert_ne!(
+            classify("送到家里吧，我腿脚不太方便", now).intent,
+            Intent::NotConvenient
+        );
+        assert_ne!(
+            classify("没有没有，人都在外面", now).intent,
+            Intent::NotConvenient
+        );
+        assert_eq!(
+            classify("我现在不太方便", now).intent,
+            Intent::NotConvenient
+        );
+        assert_eq!(classify("我在外面呢", now).intent, Intent::NotConvenient);
+    }
 
     fn now() -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339("2026-11-25T10:20:00+08:00").unwrap()
