@@ -200,6 +200,7 @@ const CONTINUE: &str = "那我接着往下说。";
 const ANY_MORE: &str = "请问还有其他问题吗？";
 const LOW_CONFIDENCE: &str = "不好意思，刚才没听清楚，您能再说一遍吗？";
 const IDENTITY: &str = "我是智能语音助手，受委托为您服务，通话内容会如实记录并由工作人员跟进。";
+const YES_THAT_IS_US: &str = "对，是的。";
 const HOLD: &str = "好的，不着急，我等您。";
 const EARLY_BYE: &str = "好的，不打扰您了，后续有任何问题可以随时联系我们，再见。";
 const ABUSIVE: &str = "非常抱歉给您带来不好的体验，今天先不打扰您了，再见。";
@@ -476,6 +477,34 @@ fn names_clock(text: &str) -> bool {
     ["点", ":", "：", "上午", "下午", "晚上", "中午", "早上"]
         .iter()
         .any(|w| text.contains(w))
+}
+
+/// "喂……是那个收旧家电的吧？" / "你们是宽带公司吗": a short question whether the
+/// caller reached who the opening named (a content bigram of the opening said
+/// between 是 and the question's end).
+fn checks_who_we_are(text: &str, opening: &str) -> bool {
+    let norm = normalize(text);
+    if norm.chars().count() > 16 {
+        return false;
+    }
+    let mut t = norm.as_str();
+    for lead in [
+        "喂", "请问", "你们这", "你们", "你这", "您这", "您那", "这里", "这边", "那边", "这",
+        "那个",
+    ] {
+        t = t.strip_prefix(lead).unwrap_or(t);
+    }
+    let Some(body) = t.strip_prefix('是') else {
+        return false;
+    };
+    let Some(body) = ["的吧", "的吗", "的嘛", "吧", "吗", "嘛", "对吧", "对吗", "是吧"]
+        .iter()
+        .find_map(|end| body.strip_suffix(end))
+    else {
+        return false;
+    };
+    let body = body.strip_prefix("那个").unwrap_or(body);
+    content_bigrams(body).iter().any(|b| opening.contains(b.as_str()))
 }
 
 /// "想报个修" / "我有点事想咨询一下": the caller says they want something without
@@ -2694,6 +2723,14 @@ impl Conversation {
                 actions.push(self.builtin(CONTINUE));
                 self.advance(actions);
             }
+            // "是收旧家电的吧？" before saying anything else: the opening's question
+            // is still to be answered.
+            StepKind::AnyQuestions
+                if self.state == State::Opening && self.answered == 0 && !self.need_noted =>
+            {
+                let q = short_question(&self.script.opening);
+                actions.push(self.say(&q, None, true));
+            }
             StepKind::AnyQuestions => actions.push(self.builtin(ANY_MORE)),
             _ => {
                 let q = short_question(&self.current_text());
@@ -3339,6 +3376,11 @@ impl Conversation {
     ) -> Option<(usize, f32)> {
         if c.intent == Intent::AskIdentity {
             actions.push(self.builtin(IDENTITY));
+            return None;
+        }
+        // "是那个收旧家电的吧？": the caller checks they reached the right place.
+        if checks_who_we_are(&c.text, &self.script.opening) {
+            actions.push(self.builtin(YES_THAT_IS_US));
             return None;
         }
         if let Some(clause) = self.value_said_before(&c.text) {
