@@ -581,16 +581,15 @@ impl KnowledgeBase {
     /// not cover is not given a neighbour's answer.
     pub fn answer(&self, query: &str) -> Option<(Hit, &QaEntry)> {
         let lexical = self.best(query);
+        let raw_lexical = lexical;
         if let Some(h) = lexical.filter(|h| h.confidence >= LEXICAL_SURE) {
-            return Some((h, &self.entries[h.index]));
-        }
-        if std::env::var_os("KB_DEBUG").is_some() {
-            if let Some(l) = lexical {
+            if std::env::var_os("KB_DEBUG").is_some() {
                 eprintln!(
-                    "lexical {query}: best {} confidence {:.3}",
-                    l.index, l.confidence
+                    "kbtrace\t{query}\t{}\t{:.3}\tsure\t-\t-\t-\t{}",
+                    h.index, h.confidence, h.index
                 );
             }
+            return Some((h, &self.entries[h.index]));
         }
         let weak = lexical.filter(|h| h.confidence >= AGREEMENT_FLOOR);
         let lexical = lexical.filter(|h| h.confidence >= self.threshold);
@@ -617,6 +616,21 @@ impl KnowledgeBase {
             // unless the characters match well.
             Dense::Unrelated => lexical.filter(|l| l.confidence >= LEXICAL_OVERRULES),
         };
+        if std::env::var_os("KB_DEBUG").is_some() {
+            let l = raw_lexical.map(|l| format!("{}\t{:.3}", l.index, l.confidence));
+            let d = self.dense_scores(query).map(|d| {
+                format!(
+                    "{}\t{:.3}\t{:.3}\t{:.3}",
+                    d.top, d.best, d.second, d.background
+                )
+            });
+            eprintln!(
+                "kbtrace\t{query}\t{}\t{}\t{}",
+                l.unwrap_or_else(|| "-\t-".into()),
+                d.unwrap_or_else(|| "-\t-\t-\t-".into()),
+                hit.map(|h| h.index.to_string()).unwrap_or_else(|| "-".into())
+            );
+        }
         hit.map(|h| (h, &self.entries[h.index]))
     }
 
@@ -655,34 +669,15 @@ impl KnowledgeBase {
 
     /// Meaning-based retrieval with the sentence encoder.
     fn dense(&self, query: &str) -> Dense {
-        if self.entries.is_empty() || !encoder::available() {
-            return Dense::Unavailable;
-        }
-        let entries = self.dense_entries.get_or_init(|| {
-            self.entries
-                .iter()
-                .map(|e| encoder::passage(&e.question))
-                .collect::<Option<Vec<_>>>()
-        });
-        let (Some(entries), Some(q)) = (entries.as_ref(), encoder::query(query)) else {
+        let Some(DenseScores {
+            top,
+            best: s1,
+            second: s2,
+            background,
+        }) = self.dense_scores(query)
+        else {
             return Dense::Unavailable;
         };
-        let mut scored: Vec<(usize, f32)> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (i, encoder::cosine(&q, e)))
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let (top, s1) = scored[0];
-        let s2 = scored.get(1).map(|x| x.1).unwrap_or(s1 - 1.0);
-        let background = BACKGROUND
-            .iter()
-            .filter_map(|b| encoder::passage(b))
-            .map(|b| encoder::cosine(&q, &b))
-            .fold(f32::MIN, f32::max);
-        if std::env::var_os("KB_DEBUG").is_some() {
-            eprintln!("dense {query}: top {top} {s1:.3} second {s2:.3} background {background:.3}");
-        }
         let m = margins();
         if s1 < background {
             Dense::Unrelated
@@ -700,6 +695,51 @@ impl KnowledgeBase {
             }
         }
     }
+
+    /// The encoder's cosines for `query`: the best entry, the runner-up and the
+    /// closest of the unrelated background questions.
+    fn dense_scores(&self, query: &str) -> Option<DenseScores> {
+        if self.entries.is_empty() || !encoder::available() {
+            return None;
+        }
+        let entries = self.dense_entries.get_or_init(|| {
+            self.entries
+                .iter()
+                .map(|e| encoder::passage(&e.question))
+                .collect::<Option<Vec<_>>>()
+        });
+        let (Some(entries), Some(q)) = (entries.as_ref(), encoder::query(query)) else {
+            return None;
+        };
+        let mut scored: Vec<(usize, f32)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, encoder::cosine(&q, e)))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let (top, best) = scored[0];
+        let second = scored.get(1).map(|x| x.1).unwrap_or(best - 1.0);
+        let background = BACKGROUND
+            .iter()
+            .filter_map(|b| encoder::passage(b))
+            .map(|b| encoder::cosine(&q, &b))
+            .fold(f32::MIN, f32::max);
+        Some(DenseScores {
+            top,
+            best,
+            second,
+            background,
+        })
+    }
+}
+
+/// What the encoder made of a query (see [`KnowledgeBase::dense_scores`]).
+#[derive(Debug, Clone, Copy)]
+struct DenseScores {
+    top: usize,
+    best: f32,
+    second: f32,
+    background: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
