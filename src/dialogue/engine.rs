@@ -390,6 +390,38 @@ fn names_letter_prefix(line: &str) -> bool {
         && ["开头", "字母"].iter().any(|w| line.contains(w))
 }
 
+/// "哎了地，二六零三九二" to "…LD 开头，后面六位数字": the letters the line names are
+/// misheard or left out, the digits are the right count; the number is the
+/// line's letters and those digits.
+fn with_letter_prefix(line: &str, value: String) -> String {
+    if value.chars().any(|c| !c.is_ascii_digit()) {
+        return value;
+    }
+    let chars: Vec<char> = line.chars().filter(|c| *c != ' ').collect();
+    let Some(start) = chars
+        .windows(2)
+        .position(|w| w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase())
+    else {
+        return value;
+    };
+    let prefix: String = chars[start..]
+        .iter()
+        .take_while(|c| c.is_ascii_uppercase())
+        .collect();
+    // "后面六位数字" / "加八位数字": how many digits follow the letters.
+    let rest: String = chars[start + prefix.len()..].iter().collect();
+    let wanted = rest.find("位").and_then(|i| {
+        let before: Vec<char> = rest[..i].chars().collect();
+        let n = before.last().copied()?;
+        n.to_digit(10)
+            .or_else(|| "零一二三四五六七八九十".find(n).map(|k| (k / 3) as u32))
+    });
+    match wanted {
+        Some(n) if value.len() == n as usize => format!("{prefix}{value}"),
+        _ => value,
+    }
+}
+
 /// Whether an agent's line asks the caller something (a question, or a request
 /// to say or give something).
 fn asks_something(line: &str) -> bool {
@@ -489,7 +521,17 @@ fn checks_who_we_are(text: &str, opening: &str) -> bool {
     }
     let mut t = norm.as_str();
     for lead in [
-        "喂", "请问", "你们这", "你们", "你这", "您这", "您那", "这里", "这边", "那边", "这",
+        "喂",
+        "请问",
+        "你们这",
+        "你们",
+        "你这",
+        "您这",
+        "您那",
+        "这里",
+        "这边",
+        "那边",
+        "这",
         "那个",
     ] {
         t = t.strip_prefix(lead).unwrap_or(t);
@@ -497,14 +539,17 @@ fn checks_who_we_are(text: &str, opening: &str) -> bool {
     let Some(body) = t.strip_prefix('是') else {
         return false;
     };
-    let Some(body) = ["的吧", "的吗", "的嘛", "吧", "吗", "嘛", "对吧", "对吗", "是吧"]
-        .iter()
-        .find_map(|end| body.strip_suffix(end))
-    else {
+    let Some(body) = [
+        "的吧", "的吗", "的嘛", "吧", "吗", "嘛", "对吧", "对吗", "是吧",
+    ]
+    .iter()
+    .find_map(|end| body.strip_suffix(end)) else {
         return false;
     };
     let body = body.strip_prefix("那个").unwrap_or(body);
-    content_bigrams(body).iter().any(|b| opening.contains(b.as_str()))
+    content_bigrams(body)
+        .iter()
+        .any(|b| opening.contains(b.as_str()))
 }
 
 /// "想报个修" / "我有点事想咨询一下": the caller says they want something without
@@ -786,6 +831,20 @@ fn same_meaning(s: &str) -> String {
             "去世",
         ),
         (&["孕妇", "怀孕", "怀着孕"], "孕妇"),
+        // Shut in a lift or a room: trapped.
+        (
+            &[
+                "被关在",
+                "关在里面",
+                "困在里面",
+                "困在",
+                "被卡在",
+                "卡在里面",
+                "出不来",
+                "被锁在",
+            ],
+            "有人被困",
+        ),
         // Brought to the door, or fetched in person: the two ways anything ordered
         // reaches the caller.
         (
@@ -3505,10 +3564,19 @@ impl Conversation {
         self.branches_taken.insert(i);
         let key = st.title.clone();
         // "…看看要不要调药。" tells what will happen; only a question waits for a reply.
+        // "请您别着急，让里面的人按警铃…" asks nothing; "请您说一下新地址" does.
         let asks = cond.line.contains(['？', '?'])
-            || ["请您", "请问", "说一下", "告诉我"]
-                .iter()
-                .any(|w| cond.line.contains(w));
+            || [
+                "请问",
+                "说一下",
+                "告诉我",
+                "请您说",
+                "请您报",
+                "请您提供",
+                "请您留",
+            ]
+            .iter()
+            .any(|w| cond.line.contains(w));
         if asks {
             let own = super::script::field_kind("", &cond.line);
             // "寄到家吧，地址是…": what the branch would ask for is said already; a
@@ -3590,8 +3658,57 @@ impl Conversation {
             self.finish(Outcome::Declined, actions);
             return Some(None);
         }
-        self.advance(actions);
+        match self.jump_after_branch(i) {
+            // "然后直接记录地址和电话": the steps in between wait.
+            Some(j) => {
+                for skipped in i + 1..j {
+                    let id = self.script.steps[skipped].id();
+                    self.path.push(format!("{id}:skipped"));
+                }
+                self.enter_step(j, actions);
+            }
+            None => self.advance(actions),
+        }
         Some(None)
+    }
+
+    /// Where a step's direction sends the call after its branch line: "然后直接记录
+    /// 地址和电话" is the first later step about 地址 or 电话, "然后直接进入第5步" step 5.
+    /// Only for a step with one branch, so the direction is that branch's.
+    fn jump_after_branch(&self, i: usize) -> Option<usize> {
+        let steps = &self.script.steps;
+        if steps[i].conditionals.len() != 1 {
+            return None;
+        }
+        let d = steps[i].directions.iter().find(|d| {
+            ["然后", "随后", "之后", "接着"]
+                .iter()
+                .any(|w| d.starts_with(w))
+                && ["直接", "跳到", "进入", "转到"]
+                    .iter()
+                    .any(|w| d.contains(w))
+        })?;
+        let named = |j: usize| {
+            let st = &steps[j];
+            let number = st.number.to_string();
+            let cn = [
+                "", "一", "二", "三", "四", "五", "六", "七", "八", "九", "十",
+            ]
+            .get(st.number)
+            .copied()
+            .unwrap_or("");
+            let by_number = [format!("第{number}步"), format!("步骤{number}")]
+                .into_iter()
+                .chain((!cn.is_empty()).then(|| format!("第{cn}步")))
+                .any(|w| d.contains(&w));
+            by_number
+                || content_bigrams(&st.title)
+                    .iter()
+                    .any(|b| d.contains(b.as_str()))
+        };
+        (i + 1..steps.len())
+            .find(|&j| named(j))
+            .filter(|&j| j > i + 1)
     }
 
     /// A reply at a step that collects (or confirms) a value. `None` lets the
@@ -3649,10 +3766,12 @@ impl Conversation {
             }),
             // "HX开头，后面是十位数字": a mobile number is no such serial.
             FieldKind::Serial if names_letter_prefix(&st.text()) => {
-                slots::extract(kind, &c.text, now).filter(|v| {
-                    v.chars().any(|ch| ch.is_ascii_alphabetic())
-                        || slots::extract_phone(v).as_deref() != Some(v.as_str())
-                })
+                slots::extract(kind, &c.text, now)
+                    .filter(|v| {
+                        v.chars().any(|ch| ch.is_ascii_alphabetic())
+                            || slots::extract_phone(v).as_deref() != Some(v.as_str())
+                    })
+                    .map(|v| with_letter_prefix(&st.text(), v))
             }
             _ => slots::extract(kind, &c.text, now),
         };
@@ -4095,6 +4214,13 @@ impl Conversation {
         }
         self.need_noted = true;
         self.prefill.insert(k, c.text.clone());
+        // "我妈被关在电梯里了": the triage's branch is said; it comes first, and the
+        // triage is answered by it.
+        self.state = State::Step(0);
+        if let Some(done) = self.take_said_branch(0, c, now, actions) {
+            return Some(done);
+        }
+        self.state = State::Opening;
         // "门关不上，没人在里面": the triage answered too.
         self.note_denied_ahead(&c.text, 0);
         self.prefill_from(&c.text, k + 1, now);
@@ -4732,6 +4858,16 @@ mod tests {
         assert!(says_condition("若对方不来了", "我不来了"));
         assert!(says_condition("若客户不去了", "算了我不来了"));
         assert!(!says_condition("若客户不打算来了", "我能来"));
+    }
+
+    #[test]
+    fn letters_left_out_of_a_serial() {
+        let line = "麻烦您报一下学员证号，在学员证正面照片下面，LD 开头，后面六位数字。";
+        assert_eq!(with_letter_prefix(line, "260392".into()), "LD260392");
+        assert_eq!(with_letter_prefix(line, "2603921".into()), "2603921");
+        assert_eq!(with_letter_prefix(line, "LD260392".into()), "LD260392");
+        let card = "是KT两个字母加八位数字";
+        assert_eq!(with_letter_prefix(card, "20170481".into()), "KT20170481");
     }
 
     #[test]

@@ -628,7 +628,8 @@ impl KnowledgeBase {
                 "kbtrace\t{query}\t{}\t{}\t{}",
                 l.unwrap_or_else(|| "-\t-".into()),
                 d.unwrap_or_else(|| "-\t-\t-\t-".into()),
-                hit.map(|h| h.index.to_string()).unwrap_or_else(|| "-".into())
+                hit.map(|h| h.index.to_string())
+                    .unwrap_or_else(|| "-".into())
             );
         }
         hit.map(|h| (h, &self.entries[h.index]))
