@@ -707,6 +707,29 @@ pub fn extract(kind: FieldKind, s: &str, now: DateTime<FixedOffset>) -> Option<S
                 }
             }
         }
+        // "KT20163381，哦不对，最后两位是八七": the end of the serial said again.
+        if kind == FieldKind::Serial {
+            let tail = ["最后", "末尾", "尾号", "后两位", "后三位", "后四位"]
+                .iter()
+                .find_map(|w| after.find(w).map(|i| &after[i + w.len()..]))
+                .map(|t| match t.find('是') {
+                    Some(i) => &t[i + '是'.len_utf8()..],
+                    None => t.find('位').map_or(t, |i| &t[i + '位'.len_utf8()..]),
+                })
+                .map(|t| {
+                    t.chars()
+                        .skip_while(|c| digit_of(*c).is_none())
+                        .take_while(|c| digit_of(*c).is_some() || is_spacer(*c))
+                        .filter_map(digit_of)
+                        .collect::<String>()
+                })
+                .filter(|d| (1..=6).contains(&d.len()));
+            if let (Some(tail), Some(full)) = (tail, extract_plain(kind, before, now)) {
+                if full.len() > tail.len() {
+                    return Some(format!("{}{tail}", &full[..full.len() - tail.len()]));
+                }
+            }
+        }
         if let Some(v) = extract_plain(kind, after, now) {
             // "一三八 一二三四 五六七八，不对，最后是五六七九": a corrected last group.
             if kind == FieldKind::Phone && v.len() < 11 {
@@ -945,6 +968,12 @@ pub struct Correction {
 
 const CORRECTION_CUES: &[&str] = &[
     "不对",
+    // "一三七…二二八六，哦不是，最后是二二六八": a 不是 taken back at once.
+    "哦不是",
+    "噢不是",
+    "啊不是",
+    "呃不是",
+    "不是不是",
     "说错",
     "错了",
     "更正",
@@ -1122,6 +1151,23 @@ pub fn correction(s: &str) -> Option<Correction> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_end_of_a_number_taken_back_in_the_same_breath() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap();
+        assert_eq!(
+            extract(
+                FieldKind::Phone,
+                "一三七 五七一零 二二八六，哦不是，最后是二二六八",
+                now
+            ),
+            Some("13757102268".into())
+        );
+        assert_eq!(
+            extract(FieldKind::Serial, "KT20163381，哦不对，最后两位是八七", now),
+            Some("KT20163387".into())
+        );
+    }
 
     #[test]
     fn a_code_on_a_screen_is_no_count() {
