@@ -899,13 +899,16 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
             .any(|m| after_yes.contains(m))
         && callback.is_none();
     // "我在菜市场呢" / "我正做饭呢" / "忙着呢": the durative 呢 after 在, 正 or 着
-    // tells what the caller is doing.
+    // tells what the caller is doing; after 还是, 才 or 刚 it stresses a statement
+    // ("我还是头一回上老年大学呢").
     let unquestioned: String = text
         .split_inclusive(['，', ',', '。', '；', ' '])
         .map(|cl| {
             let body = cl.trim_end_matches(['，', ',', '。', '；', ' ']);
             let durative = body.ends_with('呢')
-                && ['在', '正', '着'].iter().any(|c| body.contains(*c))
+                && ["在", "正", "着", "还是", "才", "刚", "头一回", "第一次"]
+                    .iter()
+                    .any(|w| body.contains(w))
                 && !["什么", "哪", "谁", "怎", "几", "多少", "吗"]
                     .iter()
                     .any(|w| body.contains(w));
@@ -914,8 +917,15 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
             } else {
                 cl.to_string()
             };
-            // "不怎么疼" is "not very sore": 怎么 after 不 asks nothing.
+            // "不怎么疼" is "not very sore": 怎么 after 不 asks nothing. Nor does 几
+            // for "a few" ("住了几天院", "前几天", "十几年").
             cl.replace("不怎么", "不太")
+                .replace("了几", "了好些")
+                .replace("好几", "好些")
+                .replace("这几天", "这些天")
+                .replace("前几天", "前些天")
+                .replace("过几天", "过些天")
+                .replace("十几", "十多")
         })
         .collect();
     let norm_q = normalize(&unquestioned);
@@ -1502,6 +1512,21 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_few_and_a_stressed_statement_ask_nothing() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap();
+        for t in [
+            "我上个月在市一医院住了几天院，现在出院了",
+            "我还是头一回上老年大学呢",
+            "热水器用了十几年了",
+        ] {
+            assert!(!classify(t, now).question_like, "{t}");
+        }
+        for t in ["要住几天院", "还有别的呢", "几点开门"] {
+            assert!(classify(t, now).question_like, "{t}");
+        }
+    }
 
     #[test]
     fn busy_words_about_someone_else_or_the_body() {
