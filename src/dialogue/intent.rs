@@ -279,6 +279,17 @@ fn families() -> &'static Families {
             "你有病",
         ]),
         upset: Keywords::new(&[
+            // Not answered, badly treated, let down.
+            "没人接",
+            "还想不想做",
+            "想不想干了",
+            "态度差",
+            "态度不好",
+            "态度很差",
+            "爱理不理",
+            "不靠谱",
+            "心里不舒服",
+            "心里很不舒服",
             "烦死了",
             "烦不烦",
             "有完没完",
@@ -1675,6 +1686,9 @@ mod tests {
         assert!(upset("你们上次把我的钥匙弄丢了"));
         assert!(upset("停电一整天，冰箱里的东西都没法放了"));
         assert!(upset("这次再拖我可不干"));
+        assert!(upset("我打了三遍热线都没人接，现在才通，你们还想不想做了"));
+        assert!(upset("上次那个小姑娘态度差得要命，对我们老年人爱理不理的"));
+        assert!(upset("说好两天调到货，让我等了一个礼拜，你们太不靠谱了"));
         assert!(!upset("我想问一下，现在报名还来得及吗"));
         assert!(upset("这个热线我拨了一下午才接通"));
         assert!(upset("退款你们拖了我三个礼拜"));
