@@ -292,10 +292,28 @@ fn beyond_no_more_calls(text: &str) -> Option<String> {
     }
     let rest: String = rest.concat();
     let content = rest.chars().filter(|c| super::text::is_han(*c)).count();
+    // A trouble, or what the caller rang for ("我今天就是来配个药的").
     let need = tells_problem(&rest)
-        || ["坏", "断", "不了", "没法", "报修", "维修", "故障", "问题"]
-            .iter()
-            .any(|w| rest.contains(w));
+        || [
+            "坏",
+            "断",
+            "不了",
+            "没法",
+            "报修",
+            "维修",
+            "故障",
+            "问题",
+            "就是来",
+            "是来",
+            "我想",
+            "我要",
+            "想问",
+            "咨询",
+            "打来是",
+            "打过来是",
+        ]
+        .iter()
+        .any(|w| rest.contains(w));
     (said && content >= 6 && need).then_some(rest)
 }
 
@@ -2860,7 +2878,7 @@ impl Conversation {
         // "推销电话以后别给我打了。我打过来是因为宽带断了": a caller who rang us asks
         // for no more calls and, in the same breath, tells what they rang about. The
         // request is granted and the call goes on with the rest.
-        if c.intent == Intent::Hostile && self.opening_kind == StepKind::AnyQuestions {
+        if c.intent == Intent::Hostile && self.caller_rang_us() {
             if let Some(rest) = beyond_no_more_calls(&c.text) {
                 self.record("do_not_call", "true", &mut actions);
                 actions.push(self.builtin(NO_MORE_CALLS_NOTED));
@@ -3683,6 +3701,18 @@ impl Conversation {
             None => self.advance(actions),
         }
         Some(None)
+    }
+
+    /// Whether this is an inbound line: the opening asks what the caller wants
+    /// ("请问有什么可以帮您？", "请问您这次要续配什么药？") or names a hotline.
+    fn caller_rang_us(&self) -> bool {
+        self.opening_kind == StepKind::AnyQuestions
+            || self.script.opening.contains("热线")
+            || self
+                .script
+                .steps
+                .first()
+                .is_some_and(|first| opening_names_subject(&self.script.opening, first))
     }
 
     /// Where a step's direction sends the call after its branch line: "然后直接记录

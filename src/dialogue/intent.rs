@@ -853,6 +853,8 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
             cl.trim_start_matches(['嗯', '啊', '哦', '呃', '额', '唉', '那', '…', '.', '。']);
         while let Some(rest) = [
             "不过", "但是", "可是", "但", "我看", "要不", "我们", "咱们", "我", "咱", "就",
+            // "这回还是配瑞格列奈": again, as last time.
+            "这回", "这次", "今年", "今天", "也",
         ]
         .iter()
         .find_map(|w| cl.strip_prefix(w))
