@@ -48,7 +48,7 @@ fn dialogue_eval_corpus() {
     let floor: f64 = std::env::var("DIALOGUE_EVAL_FLOOR")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.85);
+        .unwrap_or(0.87);
     assert!(
         ok as f64 >= floor * n as f64,
         "accuracy {ok}/{n} fell below the floor {floor}"
