@@ -3919,14 +3919,7 @@ impl Conversation {
         // is a change even without a word saying so.
         let step_text = st.text();
         let differs = value.as_ref().is_some_and(|v| {
-            let tail: String = v
-                .chars()
-                .rev()
-                .take(4)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            let tail = super::text::last_chars(v, 4);
             matches!(
                 kind,
                 FieldKind::Phone | FieldKind::Serial | FieldKind::Address

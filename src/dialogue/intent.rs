@@ -1046,14 +1046,7 @@ fn busy_word_about_else(norm: &str, k: &str) -> bool {
         return false;
     }
     at.all(|(i, _)| {
-        let before: String = norm[..i]
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let before = super::text::last_chars(&norm[..i], 4);
         match k {
             "不方便" | "不太方便" | "不是很方便" => {
                 BODY.iter().any(|w| before.contains(w))

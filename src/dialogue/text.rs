@@ -114,6 +114,12 @@ pub fn normalize(s: &str) -> String {
         .collect()
 }
 
+/// The last `n` characters of `s` (all of it when shorter).
+pub fn last_chars(s: &str, n: usize) -> String {
+    let skip = s.chars().count().saturating_sub(n);
+    s.chars().skip(skip).collect()
+}
+
 /// Greetings and hesitations a caller opens with before saying anything
 /// ("喂，你好，那个……电梯停在二楼不动了"). They carry no meaning for the turn.
 const OPENERS: &[&str] = &[
