@@ -575,6 +575,9 @@ fn checks_who_we_are(text: &str, opening: &str) -> bool {
 /// "我想配点药" to "请问您这次要续配什么药？": nothing beyond the opening's words.
 fn is_bare_request(norm: &str, opening: &str) -> bool {
     const WORDS: &[&str] = &[
+        "先说一句",
+        "就是来",
+        "今天",
         "报一下修",
         "报修一下",
         "报个修",
@@ -614,6 +617,7 @@ fn is_bare_request(norm: &str, opening: &str) -> bool {
         "些",
         "一点",
         "点",
+        "来",
     ];
     let mut rest = norm.to_string();
     for w in WORDS {
@@ -1113,7 +1117,14 @@ fn says_condition(condition: &str, text: &str) -> bool {
             .iter()
             .filter(|b| said_in.iter().any(|cl| cl.contains(b.as_str())) || near(b, said_in))
             .count();
-        if said >= bigrams.len().min(2) {
+        // A short alternative ("今天就要": 今天, 天就, 就要) is said whole; two of its
+        // three bigrams are in "今天就是来配个药的" too.
+        let needed = if bigrams.len() == 3 && alt.chars().count() <= 4 {
+            3
+        } else {
+            bigrams.len().min(2)
+        };
+        if said >= needed {
             return true;
         }
         // "邮寄" said as "寄到家里" / "寄过来吧": a two-character verb said by its head
