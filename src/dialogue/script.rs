@@ -424,7 +424,7 @@ fn bullet_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(r"^\s*(?:[-*+•·]|\d{1,2}[\.、\)）])\s+(.*)$", &C)
 }
-fn q_re() -> &'static Regex {
+pub(super) fn q_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     // 客户问：/ 用户问：/ 来电问： name who asks, as call-centre Q&A often does;
     // 标准问1： and 【Q01】 are how call-robot platforms and Word templates write it.
@@ -435,7 +435,7 @@ fn q_re() -> &'static Regex {
 }
 /// An answer label: `答：`, `A1：`, `【A01】`, `回复：`, and `口径：` / `答复口径：`, the
 /// call centre's word for the agreed answer.
-fn a_re() -> &'static Regex {
+pub(super) fn a_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
         r"^(?:(?:坐席|客服|标准|参考|建议|统一|答复|回答|回复)\s*)?(?:[【\[]\s*(?i:a|答复|回答|回复|应答|答|口径)\s*\d*\s*[】\]]\s*[:：]?|(?i:a|答复|回答|回复|应答|答|口径)\s*\d*\s*[:：、.]|(?i:a)\s*\d{1,3}\s+)\s*(.*)$",
@@ -503,11 +503,18 @@ pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
         } else {
             Section::Unknown
         }
-    } else if has(&["开场"]) {
+    } else if has(&[
+        "开场",
+        "开头这么说",
+        "开头语",
+        "开头话术",
+        "开头怎么说",
+        "第一句",
+    ]) {
         Section::Opening
     } else if has(CLOSING_LABELS) && has(&["条件"]) {
         Section::End
-    } else if has(CLOSING_LABELS) || has(&["告别"]) {
+    } else if has(CLOSING_LABELS) || has(&["告别", "挂电话前", "挂机前", "挂断前"]) {
         Section::Closing
     } else if has(END_CONDITION_LABELS) {
         Section::EndConditions
@@ -549,6 +556,15 @@ pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
         // 场景说明, 背景介绍, 任务背景: the scene the agent works in, which is where
         // these documents describe the agent (任务背景 is not the task itself).
         Section::Role
+    } else if has(&[
+        "坐席是谁",
+        "客服是谁",
+        "我们是谁",
+        "我是谁",
+        "坐席介绍",
+        "坐席身份",
+    ]) {
+        Section::Role
     } else if has(&["任务", "目标", "目的"]) || has(TASK_PHRASES) {
         Section::Task
     } else if has(&["角色", "身份", "人设", "基础设置", "坐席设定", "坐席设置"]) {
@@ -576,6 +592,9 @@ fn names_callee_data(title: &str) -> bool {
 /// "…要办成的事", "坐席要做的事": the task said as what the call must get done.
 const TASK_PHRASES: &[&str] = &[
     "要办成的事",
+    "要办成什么",
+    "要做成什么",
+    "要办什么",
     "要做的事",
     "要完成的事",
     "要办的事",
@@ -817,6 +836,16 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     ]) {
         return StepKind::Info;
     }
+    // "留哪个号码方便？": a number, an address or a serial asked for, where 方便
+    // is politeness.
+    if x_has(&["哪个", "哪里", "什么", "多少"])
+        && matches!(
+            field_kind(title, text),
+            Some(FieldKind::Phone | FieldKind::Address | FieldKind::Serial)
+        )
+    {
+        return StepKind::Info;
+    }
     // "方便的话您量一下…" is politeness and "腿脚不方便上楼" a health matter, not a
     // question about convenience.
     if BODILY_INCONVENIENCE
@@ -940,6 +969,8 @@ impl Script {
         // Page furniture goes first: a running header inside a step would be said.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let text = script_layout::unpaginate(&text).unwrap_or(text);
+        let text = script_layout::plain_glyphs(&text).unwrap_or(text);
+        let text = script_layout::unchat(&text).unwrap_or(text);
         let text = script_sheet::sheet_as_markdown(&text).unwrap_or(text);
         let tables = script_table::tables_as_text(&text);
         let layout = script_layout::normalise(tables.lines);
@@ -2096,6 +2127,10 @@ fn leading_aside(s: &str) -> Option<(String, String)> {
 /// what to say.
 fn is_collect_label(label: &str) -> bool {
     let l = label.trim();
+    // "记：能否进门": 记 alone, as a chat note writes it.
+    if matches!(l, "记" | "需记" | "要记" | "记下来") {
+        return true;
+    }
     l.chars().count() <= 6
         && [
             "收集",
@@ -2269,6 +2304,44 @@ fn split_after_quote(s: &str) -> (String, Option<String>) {
     )
 }
 
+/// Verbs that open an instruction to the agent ("问清是哪一项", "改好再复述", "记下
+///新时间", "转技术组处理").
+const INSTRUCTION_VERBS: &[&str] = &[
+    "问清",
+    "问明",
+    "问一下是",
+    "改好",
+    "改正",
+    "更正",
+    "修改",
+    "记下",
+    "记录",
+    "核实",
+    "核对清楚",
+    "查一下",
+    "转给",
+    "转交",
+    "转技术",
+    "转人工",
+    "挂断",
+    "结束通话",
+    "说结束语",
+    "跳过",
+    "直接进入",
+    "重新复述",
+    "再复述",
+    "按紧急",
+    "标记",
+    "备注",
+];
+
+/// A line with no one addressed that opens with an instruction verb: a note to
+/// the agent.
+fn instructs_agent(line: &str) -> bool {
+    let t = line.trim_start_matches(['（', '(', ' ']);
+    !t.contains('您') && !t.contains('你') && INSTRUCTION_VERBS.iter().any(|v| t.starts_with(v))
+}
+
 /// A branch: its condition and the line under it, with any note after the quote
 /// or in brackets kept as a direction.
 fn push_branch(step: &mut Step, condition: String, content: &str) {
@@ -2277,6 +2350,11 @@ fn push_branch(step: &mut Step, condition: String, content: &str) {
     let line = strip_directions(&strip_markers(&extract_speech(&quoted)));
     step.directions.extend(trailing);
     step.directions.extend(after);
+    if !has_quote(&content) && instructs_agent(&line) {
+        // "问清是哪一项，改好再复述一遍。": what the agent is to do, not words.
+        step.directions.push(format!("{condition}：{line}"));
+        return;
+    }
     if line.is_empty() {
         step.directions.push(condition);
     } else {
@@ -2372,6 +2450,10 @@ fn push_line(step: &mut Step, content: &str) {
         let cond = strip_markup(&c[1]);
         let (quoted, after) = split_after_quote(&c[2]);
         let line = strip_markers(&extract_speech(&strip_directions(&quoted)));
+        if !has_quote(&c[2]) && instructs_agent(&line) {
+            step.directions.push(content.to_string());
+            return;
+        }
         if !line.is_empty() {
             step.directions.extend(after);
             step.conditionals.push(Conditional {

@@ -16,10 +16,10 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::script::{
-    classify_heading, clean_heading, heading_re, plain_heading_re, re, step_re, Section,
-    AGENT_HALF, CALLEE_HALF,
+    a_re, classify_heading, clean_heading, heading_re, plain_heading_re, q_re, re, step_re,
+    Section, AGENT_HALF, CALLEE_HALF,
 };
-use super::text::strip_markup;
+use super::text::{has_quote, strip_markup};
 
 /// The document's lines with layout titles rewritten as headings, and what the
 /// layer has to say about them.
@@ -219,7 +219,16 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
 
     let mut steps: Option<(usize, Style)> = None;
     let mut stray_step: Option<(usize, String)> = None;
+    let mut section = Section::Unknown;
     for i in 0..lines.len() {
+        // "Q1 门锁保修多久？ / A：整锁保修三年…" pairs after the closing lines, with
+        // no title of their own: a Q&A list starts at the blank line above them.
+        if section != Section::Kb && steps.is_none() && starts_qa_pairs(&lines, i) {
+            if let Some(j) = (i.saturating_sub(3)..i).rev().find(|&j| blank(j, &lines)) {
+                lines[j] = format!("{} 问答知识库", "#".repeat(level));
+                section = Section::Kb;
+            }
+        }
         if rulers[i] {
             lines[i].clear();
             continue;
@@ -232,6 +241,7 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
             if Some(i) == doc_title {
                 continue;
             }
+            section = classify_heading(&c[2], false);
             let lv = c[1].len();
             if steps.is_some_and(|(sl, _)| lv <= sl) {
                 steps = None;
@@ -240,6 +250,51 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
                 steps = Some((lv, Style::Markdown));
             }
             continue;
+        }
+        // "【坐席是谁】守望…的客服小望…", "【挂电话前】“好的，再见。”": a bracketed
+        // section title with its text on the same line. After a blank line the
+        // title takes the blank line and the text keeps its own; otherwise a role,
+        // task or end-conditions title becomes a label.
+        if let Some((label, rest)) = t
+            .strip_prefix('【')
+            .and_then(|r| r.split_once('】'))
+            .filter(|(l, r)| title_like(l) && !r.trim().is_empty())
+            .filter(|_| !step_re().is_match(&t))
+        {
+            let kind = classify_heading(label, false);
+            let (label, rest) = (label.to_string(), rest.trim().to_string());
+            let note = !has_quote(&rest);
+            if plain && kind != Section::Unknown && i > 0 && blank(i - 1, &lines) {
+                section = kind;
+                // "【流程】按顺序来，说过的别再问": a note to the agent under the title.
+                if matches!(kind, Section::Steps | Section::Kb) && note {
+                    lines[i].clear();
+                }
+                steps = (kind == Section::Steps).then_some((level, Style::Bracket));
+                lines[i - 1] = format!("{} {label}", "#".repeat(level));
+                if !lines[i].is_empty() {
+                    lines[i] = rest;
+                }
+                continue;
+            }
+            match kind {
+                Section::Role | Section::Task => {
+                    lines[i] = format!("**{label}：** {rest}");
+                    continue;
+                }
+                // "【什么情况可以结束】已派单…；客户只是咨询…": the end conditions.
+                Section::End | Section::EndConditions if note && names_end_conditions(&label) => {
+                    lines[i] = format!("结束条件：{rest}");
+                    continue;
+                }
+                Section::Steps | Section::Kb if plain && note => {
+                    section = kind;
+                    steps = (kind == Section::Steps).then_some((level, Style::Bracket));
+                    lines[i] = format!("{} {label}", "#".repeat(level));
+                    continue;
+                }
+                _ => {}
+            }
         }
         // A section title?
         let ruler_above = i > 0 && rulers[i - 1];
@@ -271,6 +326,7 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
         };
         if let Some((text, style)) = title {
             let kind = classify_heading(&text, false);
+            section = kind;
             steps = (kind == Section::Steps).then_some((level, style));
             lines[i] = format!("{} {text}", "#".repeat(level));
             continue;
@@ -312,6 +368,158 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
         warnings,
         stray_step,
     }
+}
+
+/// Box-drawing characters of a table drawn with lines (┌─┬─┐ │ … │ └─┴─┘).
+const BOX_VERTICAL: &[char] = &['│', '┃', '║', '┆', '┇'];
+const BOX_CHARS: &str = "─━═┄┅┈┉┌┍┎┏┐┑┒┓└┕┖┗┘┙┚┛├┝┞┟┠┡┢┣┤┥┦┧┨┩┪┫┬┭┮┯┰┱┲┳┴┵┶┷┸┹┺┻┼┽┾┿╀╁╂╃╄╅╆╇╈╉╊╋╔╗╚╝╠╣╦╩╬╒╓╕╖╘╙╛╜╞╟╡╢╤╥╧╨╪╫│┃║+-";
+
+/// Emoji a chat or note app puts before a line as a marker (⚠️ 客户说…, 👉 说：…):
+/// layout, not words.
+const LEAD_EMOJI: &[char] = &[
+    '⚠', '❗', '❕', '‼', '📌', '👉', '✅', '☑', '✔', '🔹', '🔸', '🔷', '🔶', '▪', '➡', '💡', '❓',
+    '⭐', '🔔', '📍', '🟢', '🔴', '🟡', '✳', '✴', '❇', '🚩', '📝', '💬', '🗣',
+];
+
+/// Writes glyphs that chat apps and text exports use for structure as the plain
+/// marks the layout layer reads, line for line: keycap digits (1️⃣ → `1.`), marker
+/// emoji at a line's start (dropped), and a table drawn with box characters (`│`
+/// as `|`, the rules between rows as `|---|` rows, the outer rules dropped).
+pub(super) fn plain_glyphs(text: &str) -> Option<String> {
+    let keycap = |l: &str| l.contains('\u{20E3}') || l.contains('🔟');
+    let boxed = |l: &str| l.trim_start().starts_with(BOX_VERTICAL) || is_box_rule(l);
+    let lead_emoji = |l: &str| l.trim_start().starts_with(LEAD_EMOJI);
+    if !text.lines().any(|l| keycap(l) || boxed(l) || lead_emoji(l)) {
+        return None;
+    }
+    let mut out = Vec::new();
+    // Inside a drawn table (after its first row).
+    let mut in_table = false;
+    for l in text.split('\n') {
+        let mut line = l.to_string();
+        if is_box_rule(l) {
+            line.clear();
+            // A rule between rows stays a table row (`|---|`), so the table is
+            // one block; the first one separates the header.
+            if in_table && l.contains(['┼', '╪', '╫', '╬', '┿', '╋']) {
+                let cols = l.matches(['┼', '╪', '╫', '╬', '┿', '╋']).count() + 1;
+                line = format!("|{}", "---|".repeat(cols));
+            }
+            out.push(line);
+            continue;
+        }
+        if l.trim_start().starts_with(BOX_VERTICAL) {
+            in_table = true;
+            line = l.replace(BOX_VERTICAL, "|");
+            out.push(line);
+            continue;
+        }
+        if !l.trim().is_empty() {
+            in_table = false;
+        }
+        if keycap(&line) {
+            line = line.replace('🔟', "10.");
+            let mut s = String::with_capacity(line.len());
+            let chars: Vec<char> = line.chars().collect();
+            let mut k = 0;
+            while k < chars.len() {
+                let c = chars[k];
+                let skip_vs = chars.get(k + 1) == Some(&'\u{FE0F}');
+                let cap = k + 1 + usize::from(skip_vs);
+                if c.is_ascii_digit() && chars.get(cap) == Some(&'\u{20E3}') {
+                    s.push(c);
+                    s.push('.');
+                    k = cap + 1;
+                } else {
+                    s.push(c);
+                    k += 1;
+                }
+            }
+            line = s;
+        }
+        if lead_emoji(&line) {
+            let t = line.trim_start();
+            line = t
+                .trim_start_matches(|c: char| LEAD_EMOJI.contains(&c) || c == '\u{FE0F}')
+                .trim_start()
+                .to_string();
+        }
+        out.push(line);
+    }
+    Some(out.join("\n"))
+}
+
+fn chat_time_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^(?:\d{4}[-/年.]\d{1,2}[-/月.]\d{1,2}日?|\d{1,2}月\d{1,2}日|\d{1,2}/\d{1,2}|昨天|今天|前天|星期[一二三四五六日天]|周[一二三四五六日天])?\s*(?:上午|下午|晚上|早上)?\s*\d{1,2}:\d{2}(?::\d{2})?$",
+        &C,
+    )
+}
+
+/// A script pasted from a group chat (DingTalk, WeChat, Feishu): each message
+/// starts with its sender's name on one line and the time on the next. The
+/// first sender posted the script; the sender and time lines are furniture, and
+/// the other members' replies ("收到👌", "👍") are no part of the script, so all of
+/// them become blank lines. `None` when the text is no chat paste (fewer than two
+/// messages).
+pub(super) fn unchat(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let is_sender = |l: &str| {
+        let t = l.trim();
+        let n = t.chars().count();
+        (1..=20).contains(&n)
+            && !t.contains(['，', '。', '？', '！', '；', '：', ':', '“', '"'])
+            && !t.starts_with(['#', '|', '-', '*', '>'])
+    };
+    let starts: Vec<usize> = (0..lines.len().saturating_sub(1))
+        .filter(|&i| is_sender(lines[i]) && chat_time_re().is_match(lines[i + 1].trim()))
+        .collect();
+    if starts.len() < 2 {
+        return None;
+    }
+    let author = lines[starts[0]].trim();
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    for (k, &s) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(lines.len());
+        out[s].clear();
+        out[s + 1].clear();
+        if lines[s].trim() != author {
+            for l in &mut out[s + 2..end] {
+                l.clear();
+            }
+        }
+    }
+    Some(out.join("\n"))
+}
+
+/// A title that names when the call may end ("什么情况可以结束", "结束条件").
+fn names_end_conditions(title: &str) -> bool {
+    ["条件", "什么情况", "什么时候", "可以结束", "何时"]
+        .iter()
+        .any(|k| title.contains(k))
+}
+
+/// Line `i` opens a Q&A list: a question label with an answer label on the next
+/// non-blank line, twice in a row.
+fn starts_qa_pairs(lines: &[String], i: usize) -> bool {
+    let next = |from: usize| (from..lines.len()).find(|&k| !lines[k].trim().is_empty());
+    let pair_at = |k: usize| {
+        q_re().is_match(lines[k].trim())
+            && next(k + 1).is_some_and(|a| a_re().is_match(lines[a].trim()))
+    };
+    pair_at(i) && next(i + 1).and_then(|a| next(a + 1)).is_some_and(pair_at)
+}
+
+/// A rule line of a drawn table: box characters only, with at least one corner or
+/// junction (a plain ─── line is a ruler for [`is_ruler`]).
+fn is_box_rule(l: &str) -> bool {
+    let t = l.trim();
+    !t.is_empty()
+        && t.chars()
+            .all(|c| BOX_CHARS.contains(c) || c.is_whitespace())
+        && t.chars()
+            .any(|c| "┌┐└┘├┤┬┴┼╔╗╚╝╠╣╦╩╬╒╕╘╛╞╡╤╧╪┏┓┗┛┣┫┳┻╋".contains(c))
 }
 
 /// `第 2 页 共 3 页`, `第2页/共3页`, `共3页 第2页`, `Page 2 of 3`, `- 2 -`: a page
@@ -1122,5 +1330,95 @@ Q2　没考过怎么办？
         assert_eq!(kept, ["第一行", "第二行", "- 2 -"], "{out}");
         assert!(!out.contains("Page"), "{out}");
         assert!(super::unpaginate("一、开场白\n「您好。」\n").is_none());
+    }
+
+    /// A script pasted from a group chat: sender and time lines, 【…】 titles
+    /// with their text on the line, keycap step numbers, 说：/记： lines, ⚠️
+    /// conditions, a reply from another member, and the Q&A in a later message
+    /// with no title of its own.
+    #[test]
+    fn chat_paste_with_keycaps_and_untitled_qa() {
+        let doc = "康宁眼镜店·客服群（8）
+
+周敏（店长）
+12月1日 10:02
+@所有人 配镜回访的话术，明天开始用👇
+
+【坐席是谁】康宁眼镜店的回访客服“小宁”，回访上周配了眼镜的顾客。
+【要办成的事】问戴着合不合适，不合适的约时间回店调整。
+【开头这么说】
+“您好，我是康宁眼镜店的小宁，您上周在我们店配了眼镜，想问问您戴着怎么样？”
+
+【流程】客户说过的不要再问
+1️⃣ 问戴着舒不舒服
+说：“戴着头晕或者夹耳朵吗？”
+记：是否舒适
+⚠️ 客户说头晕得厉害：“那您先别戴了，尽快回店复查一下度数。”
+2️⃣ 约回店时间
+说：“您看哪天方便回店调一下？”
+记：回店时间
+⚠️ 客户说哪里不对：问清是哪一项，改好再说一遍。
+
+【挂电话前】“好的，不打扰您了，再见。”
+【什么情况可以结束】约好时间；客户说戴着没问题。
+
+刘洋
+12月1日 10:05
+收到👌
+
+周敏（店长）
+12月1日 10:09
+常见问题👇
+Q1 调眼镜要钱吗？
+A：在本店配的眼镜终身免费调整。
+Q2 镜片能换吗？
+A：一个月内度数不合适可以免费换一次镜片。
+";
+        let s = parse(doc);
+        assert_eq!(titles(&s), ["问戴着舒不舒服", "约回店时间"], "{s}");
+        assert!(s.role.starts_with("康宁眼镜店的回访客服"), "{s}");
+        assert!(s.task.starts_with("问戴着合不合适"), "{s}");
+        assert!(s.opening.starts_with("您好，我是康宁眼镜店"), "{s}");
+        assert_eq!(s.steps[0].lines, ["戴着头晕或者夹耳朵吗？"], "{s}");
+        assert_eq!(s.steps[0].collects, ["是否舒适"], "{s}");
+        assert_eq!(s.steps[0].conditionals.len(), 1, "{s}");
+        assert_eq!(
+            s.steps[0].conditionals[0].condition, "客户说头晕得厉害",
+            "{s}"
+        );
+        // An instruction under a condition is a direction, not a line.
+        assert!(s.steps[1].conditionals.is_empty(), "{s}");
+        assert!(
+            s.steps[1].directions.iter().any(|d| d.contains("问清")),
+            "{s}"
+        );
+        assert_eq!(questions(&s), ["调眼镜要钱吗？", "镜片能换吗？"], "{s}");
+        assert_eq!(s.closing, ["好的，不打扰您了，再见。"], "{s}");
+        assert!(!s.closing.iter().any(|c| c.contains("收到")), "{s}");
+        assert_eq!(s.end_conditions.len(), 1, "{s}");
+    }
+
+    /// A Q&A table drawn with box characters, headed 客户可能说 / 坐席应答.
+    #[test]
+    fn box_drawn_qa_table() {
+        let doc = "一、开场白
+“您好，我是康宁眼镜店的小宁，想问问您新眼镜戴着怎么样？”
+
+二、通话流程
+1. 舒适度
+“戴着头晕吗？”
+
+三、常见问题
+┌────────────┬──────────────────────┐
+│ 客户可能说   │ 坐席应答                │
+├────────────┼──────────────────────┤
+│ 调眼镜要钱吗？ │ 在本店配的眼镜终身免费调整。 │
+├────────────┼──────────────────────┤
+│ 镜片能换吗？  │ 一个月内可以免费换一次。     │
+└────────────┴──────────────────────┘
+";
+        let s = parse(doc);
+        assert_eq!(questions(&s), ["调眼镜要钱吗？", "镜片能换吗？"], "{s}");
+        assert_eq!(s.kb[1].answer, "一个月内可以免费换一次。", "{s}");
     }
 }

@@ -49,8 +49,21 @@ fn parts(c: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A Q&A table's header (| 客户问题 | 标准答复 |).
+/// Also | 客户可能说 | 坐席应答 |: what the caller says, and the agreed reply.
 fn is_qa_header(header: &[String]) -> bool {
-    header.iter().any(|h| h.contains('问')) && header.iter().any(|h| h.contains('答'))
+    let asks = |h: &String| {
+        h.contains('问')
+            || ["客户说", "可能说", "客户原话", "来电说"]
+                .iter()
+                .any(|k| h.contains(k))
+    };
+    let answers = |h: &String| {
+        h.contains('答')
+            || ["回复", "口径", "坐席说", "客服说"]
+                .iter()
+                .any(|k| h.contains(k))
+    };
+    header.iter().any(asks) && header.iter().any(answers)
 }
 
 /// Rewrites the document's tables as the lines the loader reads.

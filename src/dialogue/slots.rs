@@ -376,9 +376,32 @@ fn extract_address_as_said(s: &str) -> Option<String> {
     let labelled = ["地址是", "地址在"]
         .iter()
         .find_map(|l| s.find(l).map(|p| &s[p..]));
-    let s = labelled.unwrap_or(s);
-    // "号" alone is not enough: 编号, 号码 and 几号 are not addresses.
-    if !has_address_marker(s) || s.contains("编号") || s.contains("号码") {
+    let mut s = labelled.unwrap_or(s);
+    // "号" alone is not enough: 编号, 号码 and 几号 are not addresses. A number
+    // said before the address ("编号DY2020…，装在拱墅区…2幢") is left out: the
+    // address starts at the first clause with a marker and no number label.
+    let numbered = |c: &str| c.contains("编号") || c.contains("号码") || c.contains("证号");
+    if numbered(s) {
+        let mut start = 0;
+        let mut found = None;
+        for (i, c) in s.char_indices() {
+            let end = matches!(c, '，' | ',' | '。' | '；' | ';' | ' ').then_some(i);
+            let end = end.or((i + c.len_utf8() == s.len()).then_some(s.len()));
+            if let Some(end) = end {
+                let clause = &s[start..end];
+                if !numbered(clause) && has_address_marker(clause) {
+                    found = Some(start);
+                    break;
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        match found {
+            Some(f) if !numbered(&s[f..]) => s = &s[f..],
+            _ => return None,
+        }
+    }
+    if !has_address_marker(s) {
         return None;
     }
     let mut t = s.trim();
@@ -428,6 +451,9 @@ fn extract_address_as_said(s: &str) -> Option<String> {
         "我住",
         "我住在",
         "住在",
+        "住",
+        "安装在",
+        "装在",
         "送到",
         "寄到",
         "我是",
@@ -1294,6 +1320,16 @@ mod tests {
             Some("西湖区天目山路200号5幢1101")
         );
         assert_eq!(extract_address("我不知道"), None);
+        // A number said before the address is not part of it.
+        assert_eq!(
+            extract_address("编号DY20200608，装在拱墅区祥符街道杭宸府2幢").as_deref(),
+            Some("拱墅区祥符街道杭宸府2幢")
+        );
+        assert_eq!(extract_address("编号是DY20200608"), None);
+        assert_eq!(
+            extract_address("电话号码是13812345678，住3号楼"),
+            Some("3号楼".into())
+        );
         assert_eq!(
             digits_read_out("幺零，四七，二九").as_deref(),
             Some("104729")
