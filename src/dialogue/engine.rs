@@ -682,6 +682,13 @@ const PROBLEM_WORDS: &[&str] = &[
     "维修",
     "出问题",
     "没反应",
+    "没有反应",
+    "反应都没",
+    "没动静",
+    "动静都没",
+    "没声音",
+    "声音都没",
+    "不灵",
     "打不开",
     "用不了",
     "停水",
@@ -926,6 +933,22 @@ fn same_meaning(s: &str) -> String {
     out
 }
 
+/// Results a verb can be denied with in a potential complement (来不了, 修不好,
+/// 进不去, 打不开).
+const COMPLEMENT_RESULTS: &str = "了到成动好起上下出完及去来开进住掉懂清通";
+
+/// The index of the 不/没 in a verb-不-result complement ("进不去", "修不好"),
+/// where the 不 denies the result, not the verb.
+fn potential_complement(chars: &[char]) -> Option<usize> {
+    const NEG: &[char] = &['不', '没'];
+    (1..chars.len().saturating_sub(1)).find(|&k| {
+        NEG.contains(&chars[k])
+            && super::text::is_han(chars[k - 1])
+            && !"我你他她都也还就可并再想要会能".contains(chars[k - 1])
+            && COMPLEMENT_RESULTS.contains(chars[k + 1])
+    })
+}
+
 /// Whether the caller's words say what a branch's condition says: "今年的已经打过了"
 /// for 若对方说今年已经打过了, "我们白天都上班，家里没人" for 若用户白天家里没人,
 /// "这个疫苗我不打" for 若对方不想打. Each alternative of the condition (…或者…, 、)
@@ -1017,22 +1040,24 @@ fn says_condition(condition: &str, text: &str) -> bool {
         // are one movement seen from two ends).
         {
             let chars: Vec<char> = alt.chars().collect();
-            if let Some(k) = (1..chars.len().saturating_sub(1))
-                .find(|&k| NEG.contains(&chars[k]) && super::text::is_han(chars[k - 1]))
-            {
+            if let Some(k) = potential_complement(&chars) {
                 let (verb, result) = (chars[k - 1], chars[k + 1]);
-                if "了到成动好起上下出完及".contains(result) {
-                    let verbs: Vec<char> = match verb {
-                        '来' | '去' => vec!['来', '去', '过'],
-                        v => vec![v],
-                    };
-                    let said = verbs.iter().any(|v| {
-                        NEG.iter()
-                            .any(|n| text.contains(&format!("{v}{n}{result}")))
-                    });
-                    if said {
-                        return true;
-                    }
+                let verbs: Vec<char> = match verb {
+                    '来' | '去' => vec!['来', '去', '过'],
+                    v => vec![v],
+                };
+                // "进不去" and "进不来" are one: the caller's side or ours.
+                let results: Vec<char> = match result {
+                    '来' | '去' => vec!['来', '去'],
+                    r => vec![r],
+                };
+                let said = verbs.iter().any(|v| {
+                    results
+                        .iter()
+                        .any(|r| NEG.iter().any(|n| text.contains(&format!("{v}{n}{r}"))))
+                });
+                if said {
+                    return true;
                 }
             }
         }
@@ -1053,8 +1078,9 @@ fn says_condition(condition: &str, text: &str) -> bool {
                 }
             }
         }
-        // "不想打" / "我不打": the same verb refused.
-        if negated {
+        // "不想打" / "我不打": the same verb refused ("进不去" is no refusal: its
+        // verb comes before the 不).
+        if negated && potential_complement(&alt.chars().collect::<Vec<_>>()).is_none() {
             let chars: Vec<char> = alt.chars().collect();
             if let Some(k) = chars.iter().position(|c| NEG.contains(c)) {
                 let rest: String = chars[k + 1..].iter().collect();
@@ -1501,6 +1527,42 @@ const IMPLIED_QUESTION: [&str; 14] = [
 
 fn implies_question(text: &str) -> bool {
     IMPLIED_QUESTION.iter().any(|w| text.contains(w))
+}
+
+/// Modal verbs a yes/no question turns on ("能正常进家门吗", "会用App吗").
+const ECHO_MODALS: &[&str] = &["可以", "能", "会", "有", "在", "要", "需要", "用"];
+
+/// A yes or no said as the question's own verb ("能进" / "进不去" to "您能正常进家门
+/// 吗？"): the first clause of the reply starts with the modal the question turns
+/// on, or negates it. `None` when the reply does not echo the question.
+fn echo_answer(reply: &str, question: &str) -> Option<bool> {
+    let asked = question
+        .split(['。', '！', '；', '，'])
+        .rev()
+        .find(|s| s.contains('吗') || s.contains('？'))?;
+    let first: String = reply
+        .split(['，', ',', '。', '！', '？', ' '])
+        .find(|s| !s.trim().is_empty())?
+        .trim()
+        .trim_start_matches(['嗯', '哦', '呃', '啊', '噢'])
+        .to_string();
+    if first.chars().count() > 5 || first.is_empty() {
+        return None;
+    }
+    let modal = ECHO_MODALS.iter().find(|m| asked.contains(**m))?;
+    if first.starts_with(&format!("不{modal}")) || first.starts_with(&format!("没{modal}")) {
+        return Some(false);
+    }
+    if first.starts_with(modal) {
+        // "进不去", "能进不了": a 不 after the verb says no.
+        return Some(!first.contains('不') && !first.contains('没'));
+    }
+    // "进不去" with no modal: the question's verb followed by 不.
+    let verb: String = asked
+        .split_once(modal)
+        .map(|(_, v)| v.trim_start_matches("正常").chars().take(1).collect())
+        .unwrap_or_default();
+    (!verb.is_empty() && first.starts_with(&format!("{verb}不"))).then_some(false)
 }
 
 /// The sentence without its clauses that carry a phone number or serial
@@ -4254,6 +4316,8 @@ impl Conversation {
         let told = match c.intent {
             Intent::Statement | Intent::SpecialNeed => !is_short(&c.text) || problem,
             Intent::Question => problem && self.kb.answer(&c.text).is_none(),
+            // "指纹按上去一点反应都没有": a 没有 inside a fault is no "no".
+            Intent::Negative => problem && !is_short(&c.text),
             _ => false,
         };
         if !told {
@@ -4314,6 +4378,17 @@ impl Conversation {
             } else {
                 Intent::Agree
             };
+        }
+        // "能进，我用密码开的" to "您现在能正常进家门吗？": the question's own verb said
+        // back is the answer.
+        let echoed = intent == Intent::Statement && matches!(kind, StepKind::Confirm);
+        let echoed = echoed
+            .then(|| echo_answer(&c.text, &self.current_text()))
+            .flatten();
+        match echoed {
+            Some(true) => intent = Intent::Agree,
+            Some(false) => intent = Intent::Negative,
+            None => {}
         }
         // Low ASR confidence on content we would act on: ask again.
         if confidence < MIN_CONFIDENCE
@@ -4511,6 +4586,7 @@ impl Conversation {
         }
         // "嗯，墙上要打孔…" : a filler does not make a question an acknowledgement.
         if intent == Intent::Agree
+            && echoed.is_none()
             && !is_short(&c.text)
             && implies_question(&c.text)
             && self
@@ -5028,6 +5104,12 @@ mod tests {
     fn guesses_at_the_purpose() {
         let line = "打电话跟您确认明天洗衣机上门维修的事，您现在方便吗？";
         assert!(echoes_purpose("你们要来修洗衣机是吧", line));
+        let q = "请问您现在能正常进家门吗？";
+        assert_eq!(echo_answer("能进，我用密码开的", q), Some(true));
+        assert_eq!(echo_answer("不能，被关在外面了", q), Some(false));
+        assert_eq!(echo_answer("进不去啊", q), Some(false));
+        assert_eq!(echo_answer("我用密码开的", q), None);
+        assert_eq!(echo_answer("有的，两台", "家里有没有空调？"), Some(true));
         assert!(echoes_purpose("是明天上门维修对吧", line));
         assert!(!echoes_purpose("你们那边有没有卖烘干机的", line));
         assert!(!echoes_purpose("洗衣机维修要多少钱", line));
