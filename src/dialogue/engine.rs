@@ -689,6 +689,13 @@ const PROBLEM_WORDS: &[&str] = &[
     "没声音",
     "声音都没",
     "不灵",
+    // A warning that will not go away: "换了新电池还是提示", "老是报错".
+    "报错",
+    "报警",
+    "一直提示",
+    "还是提示",
+    "老是提示",
+    "电量低",
     "打不开",
     "用不了",
     "停水",
@@ -2920,7 +2927,12 @@ impl Conversation {
         ) {
             return self.result(Intent::Silence, Vec::new(), None);
         }
-        let c = classify(super::text::strip_openers(text), now);
+        let mut text = super::text::strip_openers(text);
+        // A caller who rang us says who they are before what they want.
+        if self.state == State::Opening && self.caller_rang_us() {
+            text = super::text::strip_self_introduction(text);
+        }
+        let c = classify(text, now);
         if c.intent == Intent::Silence {
             return self.on_silence(now);
         }

@@ -861,8 +861,12 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         {
             cl = rest;
         }
-        cl.find("还是")
-            .is_some_and(|i| i > 0 && cl[i + "还是".len()..].chars().any(super::text::is_han))
+        // "换了新电池还是提示": after a thing done (了), 还是 is "still".
+        cl.find("还是").is_some_and(|i| {
+            i > 0
+                && !cl[..i].contains('了')
+                && cl[i + "还是".len()..].chars().any(super::text::is_han)
+        })
     });
     // A-not-A questions often end in a bare 不/没 (要打孔不, 来了没), also in a
     // clause before more words ("要自己掏钱不，我今年六十八了").
@@ -1573,6 +1577,7 @@ mod tests {
         assert_eq!(i("嗯……是周六还是周日"), Intent::Question);
         assert_ne!(i("不过我还是寄到单位吧，家里白天没人"), Intent::Question);
         assert_eq!(i("我们是今天去还是明天去"), Intent::Question);
+        assert_ne!(i("门锁一直提示电量低换了新电池还是提示"), Intent::Question);
         assert_eq!(i("不好意思没听清能再说一遍吗"), Intent::Repeat);
         // What the caller is doing (正…呢, …着呢) asks nothing; the time and the
         // call-again verb make it a callback request.

@@ -186,7 +186,15 @@ fn grouped_serial(chars: &[char]) -> Option<String> {
                 .iter()
                 .take_while(|c| unit(**c).is_some())
                 .count();
-            if k > j && next_len > 0 && group_len <= 5 && next_len <= 5 && k - j <= 2 {
+            // Letters spelled first take the number after them whole ("SW，TM，
+            // 六一零二四七").
+            let letters_so_far = run.chars().all(|c| c.is_ascii_alphabetic());
+            if k > j
+                && next_len > 0
+                && group_len <= 5
+                && (next_len <= 5 || letters_so_far && next_len <= 10)
+                && k - j <= 2
+            {
                 j = k;
             } else {
                 break;
@@ -1320,6 +1328,10 @@ mod tests {
             Some("西湖区天目山路200号5幢1101")
         );
         assert_eq!(extract_address("我不知道"), None);
+        assert_eq!(
+            extract_serial("序列号我让租客拍给我了，SW，TM，六一零二四七").as_deref(),
+            Some("SWTM610247")
+        );
         // A number said before the address is not part of it.
         assert_eq!(
             extract_address("编号DY20200608，装在拱墅区祥符街道杭宸府2幢").as_deref(),

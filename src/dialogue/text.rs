@@ -125,6 +125,10 @@ pub fn last_chars(s: &str, n: usize) -> String {
 const OPENERS: &[&str] = &[
     "喂喂",
     "喂",
+    "你好啊",
+    "你好呀",
+    "您好啊",
+    "您好呀",
     "你好",
     "您好",
     "哈喽",
@@ -134,6 +138,36 @@ const OPENERS: &[&str] = &[
     "那个",
     "就是那个",
 ];
+
+/// "我是房东，我租出去那套房子的门锁坏了" → "我租出去那套房子的门锁坏了": who the
+/// caller is, said before what they ring about, is not the need. Only a short
+/// first clause 我是…/我这边是… with more than four characters after it.
+pub fn strip_self_introduction(s: &str) -> &str {
+    let Some((first, rest)) = s.split_once(['，', ',', '。', ' ']) else {
+        return s;
+    };
+    let who = first
+        .trim()
+        .strip_prefix("我是")
+        .or_else(|| first.trim().strip_prefix("我这边是"));
+    let rest = rest.trim_start_matches(['，', ',', '。', ' ']);
+    match who {
+        // "我是锦华小区的": where the caller lives is kept (an address).
+        Some(w)
+            if (1..=6).contains(&w.chars().count())
+                && !w.ends_with('的')
+                && ![
+                    "小区", "路", "街", "村", "号", "楼", "栋", "幢", "苑", "花园", "公寓",
+                ]
+                .iter()
+                .any(|k| w.contains(k))
+                && rest.chars().filter(|c| is_han(*c)).count() > 4 =>
+        {
+            rest
+        }
+        _ => s,
+    }
+}
 
 /// The utterance without leading greetings and hesitations, when words follow
 /// them: "你好，我家电梯停在二楼不动了" is a fault report, not a greeting. A bare
@@ -451,6 +485,18 @@ pub fn extract_email(utterance: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_self_introduction_before_the_need_is_dropped() {
+        assert_eq!(
+            strip_self_introduction("我是房东，我租出去那套房子的门锁坏了"),
+            "我租出去那套房子的门锁坏了"
+        );
+        assert_eq!(strip_self_introduction("我是王芳，你说"), "我是王芳，你说");
+        assert_eq!(strip_self_introduction("我是他儿子"), "我是他儿子");
+        let lives = "我是锦华小区的，十二号楼三单元四零二，暖气不热了";
+        assert_eq!(strip_self_introduction(lives), lives);
+    }
     use super::*;
 
     #[test]
