@@ -3904,7 +3904,31 @@ impl Conversation {
             _ => slots::extract(kind, &c.text, now),
         };
         let change = says_change(&c.text);
-        let asks = c.intent == Intent::Question && value.is_none();
+        // "周三可以" / "周三我要加班，能不能换一天" to "您约的是12月9日周三上午八点…":
+        // the proposed day named without a clock is that slot, kept or turned down,
+        // never a new time on the same day.
+        let value = match value {
+            Some(v) if kind == FieldKind::Time && st.kind == StepKind::Confirm => {
+                let proposed = proposed_times(&st.text(), now);
+                let same_day = proposed.iter().find(|p| p.get(..10) == v.get(..10));
+                let clock = ["点", ":", "：", "半", "上午", "下午", "早上", "晚上", "中午"]
+                    .iter()
+                    .any(|w| c.text.contains(w));
+                match same_day {
+                    Some(_) if change && !clock => None,
+                    Some(p) if !clock => Some(p.clone()),
+                    _ => Some(v),
+                }
+            }
+            v => v,
+        };
+        // "能不能换一天" asks for the change of day; it is no question for the Q&A.
+        let asks_new_day = change
+            && kind == FieldKind::Time
+            && ["一天", "换天", "改天", "时间", "日子", "改期", "别的天", "哪天"]
+                .iter()
+                .any(|w| c.text.contains(w));
+        let asks = c.intent == Intent::Question && value.is_none() && !asks_new_day;
         if st.kind == StepKind::Info {
             if kind == FieldKind::Text
                 && (c.question_like
