@@ -1028,6 +1028,13 @@ fn says_condition(condition: &str, text: &str) -> bool {
         ] {
             alt = alt.replace(filler, "");
         }
+        // "客户说有钢琴时": the "when" is no content.
+        for when in ["的时候", "时候", "时"] {
+            if let Some(rest) = alt.strip_suffix(when) {
+                alt = rest.to_string();
+                break;
+            }
+        }
         // "家里有老人": who is in the household is the content.
         for frame in ["家里有", "家中有", "家里", "家中"] {
             if let Some(rest) = alt.strip_prefix(frame) {
@@ -1076,7 +1083,8 @@ fn says_condition(condition: &str, text: &str) -> bool {
         }
         // "要邮寄" / "想换号码": the wish is in the modal; the content is what follows.
         if !negated {
-            for m in ["想要", "需要", "打算", "希望", "要求", "要", "想"] {
+            // "有钢琴": what is owned is the content ("有一台立式钢琴").
+            for m in ["想要", "需要", "打算", "希望", "要求", "要", "想", "有"] {
                 if let Some(rest) = alt.strip_prefix(m) {
                     if rest.chars().count() >= 2 {
                         alt = rest.to_string();
@@ -3911,9 +3919,11 @@ impl Conversation {
             Some(v) if kind == FieldKind::Time && st.kind == StepKind::Confirm => {
                 let proposed = proposed_times(&st.text(), now);
                 let same_day = proposed.iter().find(|p| p.get(..10) == v.get(..10));
-                let clock = ["点", ":", "：", "半", "上午", "下午", "早上", "晚上", "中午"]
-                    .iter()
-                    .any(|w| c.text.contains(w));
+                let clock = [
+                    "点", ":", "：", "半", "上午", "下午", "早上", "晚上", "中午",
+                ]
+                .iter()
+                .any(|w| c.text.contains(w));
                 match same_day {
                     Some(_) if change && !clock => None,
                     Some(p) if !clock => Some(p.clone()),
@@ -3925,9 +3935,18 @@ impl Conversation {
         // "能不能换一天" asks for the change of day; it is no question for the Q&A.
         let asks_new_day = change
             && kind == FieldKind::Time
-            && ["一天", "换天", "改天", "时间", "日子", "改期", "别的天", "哪天"]
-                .iter()
-                .any(|w| c.text.contains(w));
+            && [
+                "一天",
+                "换天",
+                "改天",
+                "时间",
+                "日子",
+                "改期",
+                "别的天",
+                "哪天",
+            ]
+            .iter()
+            .any(|w| c.text.contains(w));
         let asks = c.intent == Intent::Question && value.is_none() && !asks_new_day;
         if st.kind == StepKind::Info {
             if kind == FieldKind::Text
