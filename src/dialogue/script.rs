@@ -2304,8 +2304,8 @@ fn split_after_quote(s: &str) -> (String, Option<String>) {
     )
 }
 
-/// Verbs that open an instruction to the agent ("问清是哪一项", "改好再复述", "记下
-///新时间", "转技术组处理").
+/// Verbs that open an instruction to the agent ("问清是哪一项", "改好再复述",
+/// "记下新时间", "转技术组处理").
 const INSTRUCTION_VERBS: &[&str] = &[
     "问清",
     "问明",
