@@ -990,7 +990,10 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
     } else if f.busy.all_in(&ph).any(|k| !busy_word_about_else(&norm, k))
         // "我要是在外面的修理厂保养，还给保修吗": a supposition, not "I am out".
         && !(c.question_like && ["要是", "如果", "假如", "万一"].iter().any(|w| norm.contains(w)))
-        || (c.callback.is_some() && f.callback_verbs.any_in(&ph) && !c.question_like)
+        || (c.callback.is_some()
+            && f.callback_verbs.any_in(&ph)
+            && !c.question_like
+            && !tells_own_call(&norm))
     {
         Intent::NotConvenient
     } else if f.decline.any_in(&ph) {
@@ -1025,6 +1028,23 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Statement
     };
     c
+}
+
+/// "我今天打来是报修的": the caller tells why they rang; no call back is asked for.
+fn tells_own_call(norm: &str) -> bool {
+    ["打来", "打过来", "打电话来", "打电话过来"]
+        .iter()
+        .any(|v| {
+            norm.match_indices(v).any(|(i, _)| {
+                // The four characters before, nearest first: 我 as the one who
+                // rang, not as in 给我打过来.
+                let before: String = norm[..i].chars().rev().take(4).collect();
+                let object = ["我给", "我跟", "我和", "我帮", "我找"]
+                    .iter()
+                    .any(|w| before.contains(w));
+                before.contains('我') && !object || norm[i + v.len()..].starts_with('是')
+            })
+        })
 }
 
 /// Whether every place the busy word `k` is said, it is about something other
@@ -1582,6 +1602,10 @@ mod tests {
         // What the caller is doing (正…呢, …着呢) asks nothing; the time and the
         // call-again verb make it a callback request.
         assert_eq!(i("我正洗澡呢，你晚上八点再打来"), Intent::NotConvenient);
+        assert_ne!(
+            i("我今天打来是报修的，密码按了没反应"),
+            Intent::NotConvenient
+        );
         assert_eq!(i("正吃饭呢，一会儿再说"), Intent::NotConvenient);
         assert_eq!(i("你们正规吗？"), Intent::Question);
         assert_eq!(i("喂喂，听得到吗"), Intent::Repeat);
