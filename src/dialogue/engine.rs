@@ -2607,11 +2607,8 @@ impl Conversation {
             let Some(kind) = st.field else { continue };
             // A time only with its day said ("电话139…，明天上午十点来就行"): a bare
             // clock or 一会儿 in a fault description is no appointment.
-            let dated_time = kind == FieldKind::Time
-                && slots::date_words(text).is_some()
-                && (["点", ":", "：", "上午", "下午", "中午", "晚上", "早上"]
-                    .iter()
-                    .any(|w| text.contains(w)));
+            let dated_time =
+                kind == FieldKind::Time && slots::date_words(text).is_some() && names_clock(text);
             // A name only where the caller introduces it ("我叫孙丽华，想挂妇科").
             let named = kind == FieldKind::Name
                 && ["我叫", "名字是", "姓名是", "名字叫"]
@@ -3919,11 +3916,7 @@ impl Conversation {
             Some(v) if kind == FieldKind::Time && st.kind == StepKind::Confirm => {
                 let proposed = proposed_times(&st.text(), now);
                 let same_day = proposed.iter().find(|p| p.get(..10) == v.get(..10));
-                let clock = [
-                    "点", ":", "：", "半", "上午", "下午", "早上", "晚上", "中午",
-                ]
-                .iter()
-                .any(|w| c.text.contains(w));
+                let clock = names_clock(&c.text);
                 match same_day {
                     Some(_) if change && !clock => None,
                     Some(p) if !clock => Some(p.clone()),
@@ -4436,8 +4429,7 @@ impl Conversation {
         }
         // "能进，我用密码开的" to "您现在能正常进家门吗？": the question's own verb said
         // back is the answer.
-        let echoed = intent == Intent::Statement && matches!(kind, StepKind::Confirm);
-        let echoed = echoed
+        let echoed = (intent == Intent::Statement && kind == StepKind::Confirm)
             .then(|| echo_answer(&c.text, &self.current_text()))
             .flatten();
         match echoed {
