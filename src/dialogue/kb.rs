@@ -606,7 +606,13 @@ impl KnowledgeBase {
                 score,
                 confidence: DENSE_CONFIDENCE,
             }),
-            Dense::Unavailable | Dense::Ambiguous { .. } => lexical,
+            Dense::Unavailable => lexical,
+            // The encoder cannot decide, and its favourite is another entry: a
+            // weak character match ("锁" in a question about glass doors) is
+            // a neighbour's answer, not this question's.
+            Dense::Ambiguous { top, .. } => {
+                lexical.filter(|l| l.index == top || l.confidence >= LEXICAL_OVERRULES)
+            }
             // Agreement, or a character match good enough to overrule the encoder.
             Dense::Hit(d) => match lexical {
                 Some(l) if l.index == d.index || l.confidence >= LEXICAL_OVERRULES => Some(l),
@@ -706,16 +712,28 @@ impl KnowledgeBase {
         let entries = self.dense_entries.get_or_init(|| {
             self.entries
                 .iter()
-                .map(|e| encoder::passage(&e.question))
+                .flat_map(|e| {
+                    [
+                        encoder::passage(&e.question),
+                        encoder::passage(&format!("{} {}", e.question, e.answer)),
+                    ]
+                })
                 .collect::<Option<Vec<_>>>()
         });
         let (Some(entries), Some(q)) = (entries.as_ref(), encoder::query(query)) else {
             return None;
         };
         let mut scored: Vec<(usize, f32)> = entries
-            .iter()
+            .chunks(2)
             .enumerate()
-            .map(|(i, e)| (i, encoder::cosine(&q, e)))
+            .map(|(i, e)| {
+                (
+                    i,
+                    e.iter()
+                        .map(|v| encoder::cosine(&q, v))
+                        .fold(f32::MIN, f32::max),
+                )
+            })
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
         let (top, best) = scored[0];

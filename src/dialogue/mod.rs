@@ -16,6 +16,7 @@ pub mod intent;
 pub mod kb;
 pub mod script;
 mod script_layout;
+mod script_outline;
 mod script_sheet;
 mod script_table;
 pub mod sim;

@@ -22,6 +22,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::script_layout;
+use super::script_outline;
 use super::script_sheet;
 use super::script_table;
 use super::text::{extract_speech, has_quote, strip_markup, strip_parens};
@@ -400,7 +401,7 @@ pub(super) fn plain_heading_re() -> &'static Regex {
 fn plain_label_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^\s*(?:[-*•·]\s*)?((?:核心)?(?:角色|人设|任务|身份)(?:设定|定位)?|(?:通话|服务|外呼|来电)(?:目标|目的)|(?:本次|此次|这次)(?:通话|服务|外呼|来电)?(?:目标|目的|任务)|(?:本次|此次|这次|这通|通话|电话|外呼|来电|坐席|客服|我们|我方)+要(?:办成|做成|做|完成|办好|办)的事(?:情)?)\s*[：:]\s*(\S.*)$",
+        r"^\s*(?:[-*•·]\s*)?((?:外呼|坐席|客服|我方)?(?:核心)?(?:角色|人设|任务|身份)(?:设定|定位)?|(?:通话|服务|外呼|来电)(?:目标|目的)|(?:本次|此次|这次)(?:通话|服务|外呼|来电)?(?:目标|目的|任务)|(?:本次|此次|这次|这通|通话|电话|外呼|来电|坐席|客服|我们|我方)+要(?:办成|做成|做|完成|办好|办)的事(?:情)?)\s*[：:]\s*(\S.*)$",
         &C,
     )
 }
@@ -456,7 +457,7 @@ fn date_re() -> &'static Regex {
 fn condition_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^[（(]?\s*((?:若|如果|如|假如|假设|当|万一|如遇|遇到|对方|客户|用户)[^“「『\x22：:]{0,30}?)\s*[)）]?\s*[:：]\s*(.*)$",
+        r"^[（(]?\s*((?:若|如果|如|假如|假设|当|万一|如遇|遇到|对方|客户|用户|读者|家长|患者|车主|业主|学员|会员|顾客|来电人)[^“「『\x22：:]{0,30}?)\s*[)）]?\s*[:：]\s*(.*)$",
         &C,
     )
 }
@@ -706,6 +707,24 @@ const BODILY_INCONVENIENCE: &[&str] = &[
 ];
 
 /// Guesses what a step expects from its title and its lines.
+/// A line that asks the callee to give or do something ("麻烦您…", "请您…",
+/// "…给我就行"), as opposed to one that only informs.
+fn asks_for_something(text: &str) -> bool {
+    [
+        "麻烦您",
+        "请您",
+        "劳驾",
+        "给我",
+        "您看一下",
+        "您找一下",
+        "您说",
+        "您念",
+        "您报",
+    ]
+    .iter()
+    .any(|k| text.contains(k))
+}
+
 fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind {
     let asks =
         text.contains('？') || text.contains('?') || text.contains("吗") || text.contains("请问");
@@ -868,6 +887,12 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     StepKind::Confirm
 }
 
+/// Function characters: a pair of characters with one of them ("还的" in 归还的馆)
+/// is grammar, not a thing a branch brings up.
+const FUNCTION_CHARS: &[char] = &[
+    '的', '了', '着', '吗', '呢', '吧', '是', '个', '在', '和', '就', '也', '都',
+];
+
 impl Script {
     /// Steps that exist only for an earlier step's branch: the step's title names
     /// something that only that branch's conditional line brings up (确认送货地址
@@ -911,6 +936,7 @@ impl Script {
                 {
                     if own.iter().any(|b| {
                         !GENERIC.contains(&b.as_str())
+                            && !b.contains(FUNCTION_CHARS)
                             && c.line.contains(b.as_str())
                             && !said_before.contains(b.as_str())
                     }) {
@@ -971,6 +997,8 @@ impl Script {
         let text = script_layout::unpaginate(&text).unwrap_or(text);
         let text = script_layout::plain_glyphs(&text).unwrap_or(text);
         let text = script_layout::unchat(&text).unwrap_or(text);
+        // Before the sheet layer: an outline's tab indentation is not a sheet's columns.
+        let text = script_outline::outline_as_markdown(&text).unwrap_or(text);
         let text = script_sheet::sheet_as_markdown(&text).unwrap_or(text);
         let tables = script_table::tables_as_text(&text);
         let layout = script_layout::normalise(tables.lines);
@@ -1525,7 +1553,12 @@ impl Parser {
             if AGENT_HALF.iter().any(|k| t.contains(k)) || names_callee_data(&h.text) {
                 continue;
             }
-            if CALLEE_HALF.iter().any(|k| t.contains(k)) {
+            // A callee section above the steps ("- 来电客户" in an outline) describes
+            // the callers; the callee half comes after the agent's own sections.
+            let steps_below = top
+                .iter()
+                .any(|o| o.line > h.line && classify_heading(&o.text, false) == Section::Steps);
+            if CALLEE_HALF.iter().any(|k| t.contains(k)) && !steps_below {
                 return Some((h.line, level));
             }
         }
@@ -1570,7 +1603,7 @@ impl Parser {
             .iter()
             .map(|&i| self.lines[i].trim().trim_start_matches(['>', '＞']).trim())
             .filter(|l| !l.is_empty())
-            .map(|l| strip_directions(&extract_speech(&item_text(l))))
+            .map(|l| strip_directions(&extract_speech(without_speech_label(&item_text(l)))))
             .filter(|l| !l.is_empty())
             .collect();
         texts.join("")
@@ -1681,6 +1714,14 @@ impl Parser {
                 }
             }
             s.kind = step_kind(&s.title, &s.text(), &s.conditionals);
+            if s.kind == StepKind::Statement
+                && s.collects.iter().any(|c| !c.is_empty())
+                && asks_for_something(&s.text())
+            {
+                // "麻烦您看一下铭牌…您念给我就行。" with "记录：型号": a request for the
+                // value the step records, though it has no question mark.
+                s.kind = StepKind::Info;
+            }
             if matches!(
                 s.kind,
                 StepKind::Info | StepKind::Confirm | StepKind::AnyQuestions
@@ -2148,6 +2189,15 @@ fn is_collect_label(label: &str) -> bool {
         .any(|k| l.contains(k))
 }
 
+/// "话术：您好…", "标准话术：…", "说：…": the words after a label that says they
+/// are to be said.
+fn without_speech_label(line: &str) -> &str {
+    match line.split_once(['：', ':']) {
+        Some((label, rest)) if is_speech_label(label) || label.trim() == "说" => rest.trim(),
+        _ => line,
+    }
+}
+
 /// A label that says what follows is to be said ("【话术】", "【坐席说】").
 fn is_speech_label(label: &str) -> bool {
     let l = label.trim();
@@ -2333,14 +2383,40 @@ const INSTRUCTION_VERBS: &[&str] = &[
     "按紧急",
     "标记",
     "备注",
+    "这一步",
+    "本步",
+    "此步",
+    "不再重复",
+    "不用再问",
+    "不再问",
 ];
 
 /// A line with no one addressed that opens with an instruction verb: a note to
 /// the agent.
 fn instructs_agent(line: &str) -> bool {
     let t = line.trim_start_matches(['（', '(', ' ']);
-    !t.contains('您') && !t.contains('你') && INSTRUCTION_VERBS.iter().any(|v| t.starts_with(v))
+    !t.contains('您')
+        && !t.contains('你')
+        && (INSTRUCTION_VERBS.iter().any(|v| t.starts_with(v))
+            || CALLEE_THIRD_PERSON.iter().any(|p| t.contains(p)))
 }
+
+/// The callee named in the third person: a line that speaks of "the reader" or
+/// "the customer" tells the agent what to do with them ("告诉读者最多续借三十天",
+/// "请客户说出正确的"), since words to the callee address them as 您.
+const CALLEE_THIRD_PERSON: &[&str] = &[
+    "客户",
+    "读者",
+    "用户",
+    "对方",
+    "来电人",
+    "家长",
+    "患者",
+    "车主",
+    "业主",
+    "学员",
+    "会员",
+];
 
 /// A branch: its condition and the line under it, with any note after the quote
 /// or in brackets kept as a direction.
@@ -2364,7 +2440,7 @@ fn push_branch(step: &mut Step, condition: String, content: &str) {
 
 /// A closing line without the usage note after it ("「再见。」（退课时使用）").
 fn closing_line(item: &str) -> String {
-    let (line, _) = split_trailing_aside(item);
+    let (line, _) = split_trailing_aside(without_speech_label(item));
     let (line, _) = split_after_quote(&line);
     strip_directions(&extract_speech(&line))
 }

@@ -217,6 +217,14 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
         .unwrap_or(2);
     let blank = |i: usize, lines: &[String]| lines.get(i).is_none_or(|l| l.trim().is_empty());
 
+    // "（一）确认身份 / 1. … / （二）告知情况 / 2. …": bracketed titles that group
+    // steps numbered on across them. Where each group's numbers start again at 1,
+    // the bracketed titles are the steps and the numbers their items.
+    let group_numbers: Vec<u32> = (0..lines.len())
+        .filter(|&i| paren_title_re().is_match(lines[i].trim()))
+        .filter_map(|i| digit_step_after(&lines, i))
+        .collect();
+    let group_titles = group_numbers.len() >= 2 && group_numbers.windows(2).all(|w| w[1] > w[0]);
     let mut steps: Option<(usize, Style)> = None;
     let mut stray_step: Option<(usize, String)> = None;
     let mut section = Section::Unknown;
@@ -331,6 +339,29 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
             lines[i] = format!("{} {text}", "#".repeat(level));
             continue;
         }
+        if steps.is_some() {
+            // "客户反馈A：说已经还了 → 回复：…", "(1) 读者说来不了：…": a branch of the
+            // step above, written as a condition line.
+            if let Some(branch) = branch_line(&t) {
+                lines[i] = branch;
+                continue;
+            }
+            // "（一）确认身份" above "1. 确认是读者本人": a group of steps, not a step.
+            if group_titles
+                && paren_title_re().is_match(&t)
+                && digit_step_after(&lines, i).is_some()
+            {
+                lines[i].clear();
+                continue;
+            }
+        }
+        // "结束语" or "结束条件" alone on its line after a blank one: a section title.
+        if plain && (i == 0 || blank(i - 1, &lines)) && bare_section_title(&t) {
+            section = classify_heading(&t, false);
+            steps = None;
+            lines[i] = format!("{} {t}", "#".repeat(level));
+            continue;
+        }
         // A step label inside a steps section.
         if let Some(c) = step_label_re().captures(&t) {
             match steps {
@@ -368,6 +399,82 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
         warnings,
         stray_step,
     }
+}
+
+/// Who a branch condition is about, as script writers name the callee.
+macro_rules! callee_words {
+    () => {
+        "客户|用户|对方|读者|家长|患者|车主|业主|学员|会员|顾客|来电人"
+    };
+}
+
+fn feedback_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        concat!(
+            r"^(?:[-*•·]\s*)?(?:",
+            callee_words!(),
+            r")?(?:反馈|回答|回应|答复|表示|说)[A-Za-z0-9一二三四五六]?\s*[：:]\s*(.+?)\s*(?:→|->|=>|⇒|➡|——>?)\s*(?:回复|回答|应答|答复|坐席|客服|话术|答)\s*[：:]\s*(.+)$"
+        ),
+        &C,
+    )
+}
+
+fn numbered_condition_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        concat!(
+            r"^[（(]\s*\d{1,2}\s*[)）]\s*((?:",
+            callee_words!(),
+            r"|若|如果|如|当)[^：:]{1,40}[：:].+)$"
+        ),
+        &C,
+    )
+}
+
+/// A branch written as feedback and reply ("客户反馈A：不是本人 → 回复：麻烦您转告…")
+/// or as a numbered condition ("(1) 读者说这几天来不了：可以帮读者续借"), as the
+/// condition line the step parser reads ("如果不是本人：麻烦您转告…").
+fn branch_line(t: &str) -> Option<String> {
+    if let Some(c) = feedback_re().captures(t) {
+        return Some(format!("- 如果{}：{}", c[1].trim(), c[2].trim()));
+    }
+    let c = numbered_condition_re().captures(t)?;
+    let rest = c[1].trim();
+    Some(if rest.starts_with(['若', '如', '当']) {
+        format!("- {rest}")
+    } else {
+        format!("- 如果{rest}")
+    })
+}
+
+/// The number of the step on the next non-blank line after `i`, when that line
+/// is numbered with digits ("2. 告知书名").
+fn digit_step_after(lines: &[String], i: usize) -> Option<u32> {
+    let l = lines[i + 1..]
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty())?;
+    let digits = l.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || !l[digits..].starts_with(['.', '、', '．', ' ']) {
+        return None;
+    }
+    l[..digits].parse().ok()
+}
+
+/// A line that is only the name of a section other than the steps ("结束语",
+/// "结束条件", "常见问题").
+fn bare_section_title(t: &str) -> bool {
+    t.chars().count() <= 6
+        && t.chars().all(super::text::is_han)
+        && matches!(
+            classify_heading(t, false),
+            Section::Closing
+                | Section::End
+                | Section::EndConditions
+                | Section::Kb
+                | Section::Opening
+        )
 }
 
 /// Box-drawing characters of a table drawn with lines (┌─┬─┐ │ … │ └─┴─┘).
@@ -792,10 +899,8 @@ mod tests {
 “好的，那到时候见，再见。”
 ";
         let s = parse(doc);
-        assert_eq!(
-            s.role,
-            "坐席身份：宠物医院前台小美。 通话目标：提醒主人带猫狗来打疫苗，约好时间。"
-        );
+        // "坐席身份：" labels the role itself, as "通话目标：" labels the task.
+        assert_eq!(s.role, "宠物医院前台小美。");
         assert_eq!(s.task, "提醒主人带猫狗来打疫苗，约好时间。");
         assert!(s.opening.starts_with("您好，我是宠物医院的小美"), "{s}");
         assert_eq!(titles(&s), ["节点1：预约时间", "节点2：联系电话"]);
