@@ -344,11 +344,20 @@ fn asks_open_need(opening: &str) -> bool {
         .rsplit(['？', '?', '。', '！', '!'])
         .next()
         .unwrap_or(opening);
-    ["什么", "哪些", "哪方面", "啥"]
+    // "请问是要安装新机，还是家里的热水器需要报修？": a choice among needs asks
+    // the need too.
+    let need_choice = last.contains("还是")
+        && [
+            "需要", "要", "办理", "报修", "咨询", "安装", "维修", "投诉", "查询", "预约",
+        ]
         .iter()
-        .any(|w| last.contains(w))
+        .any(|w| last.contains(w));
+    (need_choice
+        || ["什么", "哪些", "哪方面", "啥"]
+            .iter()
+            .any(|w| last.contains(w)))
         && !last.ends_with('吗')
-        && !["方便", "时间", "几点", "哪天", "多少"]
+        && !["方便", "时间", "几点", "哪天", "多少", "上午", "下午"]
             .iter()
             .any(|w| last.contains(w))
 }
@@ -364,6 +373,7 @@ fn step_asks_need(step: &Step, opening: &str) -> bool {
         "需要",
         "情况",
         "什么事",
+        "需求",
         "内容",
         "咨询",
         "办理",

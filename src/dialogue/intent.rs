@@ -274,7 +274,10 @@ fn families() -> &'static Families {
             "神经病",
             "去死",
             "闭嘴",
-            "他妈",
+            // The curse, not 他妈妈 ("我是他妈妈", his mother answering).
+            "他妈的",
+            "你他妈",
+            "去你妈",
             "有病吧",
             "你有病",
         ]),

@@ -443,9 +443,21 @@ pub(super) fn a_re() -> &'static Regex {
         &C,
     )
 }
+/// `{{姓名}}`, and the single-brace `{读者姓名}` / `${name}` that other tools write:
+/// a name of up to 12 letters or Chinese characters in braces.
 fn placeholder_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
-    re(r"\{\{\s*([^{}]+?)\s*\}\}", &C)
+    re(
+        r"\{\{\s*([^{}]+?)\s*\}\}|\$?\{\s*([\p{Han}A-Za-z_][\p{Han}\w]{0,11})\s*\}",
+        &C,
+    )
+}
+
+/// The variable a [`placeholder_re`] match names.
+fn placeholder_name<'a>(c: &regex::Captures<'a>) -> &'a str {
+    c.get(1)
+        .or_else(|| c.get(2))
+        .map_or("", |m| m.as_str().trim())
 }
 fn date_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
@@ -1041,7 +1053,7 @@ impl Script {
         let fill = |s: &str| -> String {
             placeholder_re()
                 .replace_all(s, |c: &regex::Captures<'_>| {
-                    values.get(c[1].trim()).cloned().unwrap_or_default()
+                    values.get(placeholder_name(c)).cloned().unwrap_or_default()
                 })
                 .into_owned()
         };
@@ -1059,7 +1071,17 @@ impl Script {
             q.answer = fill(&q.answer);
         }
         out.closing = out.closing.iter().map(|l| fill(l)).collect();
-        if let Some(n) = values.get("name").or_else(|| values.get("姓名")) {
+        // "读者姓名", "车主姓名": the callee's name under the script's own word.
+        let named = values
+            .get("name")
+            .or_else(|| values.get("姓名"))
+            .or_else(|| {
+                values
+                    .iter()
+                    .find(|(k, _)| k.ends_with("姓名") || k.ends_with("名字"))
+                    .map(|(_, v)| v)
+            });
+        if let Some(n) = named {
             if out.callee_name.is_none() {
                 out.callee_name = Some(n.clone());
             }
@@ -1532,7 +1554,7 @@ impl Parser {
         }
         script.dates = dates.into_iter().collect();
         for c in placeholder_re().captures_iter(&whole) {
-            script.placeholders.insert(c[1].trim().to_string());
+            script.placeholders.insert(placeholder_name(&c).to_string());
         }
         if script.opening.is_empty() {
             script.opening = script.steps[0].text();
