@@ -973,6 +973,15 @@ fn potential_complement(chars: &[char]) -> Option<usize> {
 /// bigrams said (or all, when it has one or two), a bigram also counting when its two characters come close together in one
 /// clause ("药我停了" says 停药). A negation on one side only is no match
 /// ("今年还没打过" does not say 已经打过了).
+/// "报了型号", "已经报过号码", "说了地址": what the caller has already given.
+fn given_value_re() -> &'static regex::Regex {
+    static C: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        regex::Regex::new(r"(?:报了|报过|说了|说过|给了|给过|提供了|提供过)(\p{Han}{2,4}?)(?:的|以后|之后|，|,|$)")
+            .expect("static regex")
+    })
+}
+
 fn says_condition(condition: &str, text: &str) -> bool {
     const TOPIC_NOUNS: &[&str] = &[
         "号码", "手机", "电话", "地址", "时间", "户号", "编号", "姓名", "名字", "日期",
@@ -2794,6 +2803,12 @@ impl Conversation {
                 return;
             }
         }
+        if self.skipped_by_direction(i) {
+            self.path
+                .push(format!("{}:skipped", self.script.steps[i].id()));
+            self.enter_step(i + 1, actions);
+            return;
+        }
         if self.denied_ahead.remove(&i) {
             let title = self.script.steps[i].title.clone();
             self.record(&format!("confirm:{title}"), "否", actions);
@@ -2834,6 +2849,55 @@ impl Conversation {
         if i + 1 == self.script.steps.len() && self.script.steps[i].kind == StepKind::Statement {
             self.close(actions);
         }
+    }
+
+    /// A step the script says not to ask in what has happened: "客户报了型号的这一步
+    /// 不用再问" once a model number is recorded, "如果客户是装新机的：这一步跳过"
+    /// once the caller has said so.
+    fn skipped_by_direction(&self, i: usize) -> bool {
+        const SKIP: &[&str] = &[
+            "跳过",
+            "不用再问",
+            "不用问",
+            "不再问",
+            "不必问",
+            "无需询问",
+            "不用再确认",
+        ];
+        let step = &self.script.steps[i];
+        step.directions.iter().any(|d| {
+            let Some(at) = SKIP.iter().filter_map(|w| d.find(w)).min() else {
+                return false;
+            };
+            let before = &d[..at];
+            // "…客户报了型号的这一步不用再问": a value the caller has given.
+            if let Some(c) = given_value_re().captures(before) {
+                let what = &c[1];
+                return self.script.steps.iter().enumerate().any(|(j, st)| {
+                    j != i
+                        && self.fields.contains_key(&st.title)
+                        && (st.title.contains(what)
+                            || st.collects.iter().any(|r| r.contains(what))
+                            || (st.field == Some(FieldKind::Phone)
+                                && ["号码", "电话", "手机"].iter().any(|w| what.contains(w))))
+                });
+            }
+            // "如果客户是装新机的：这一步跳过": the condition said in the caller's words.
+            let Some((cond, _)) = before.split_once(['：', ':']) else {
+                return false;
+            };
+            let cond = cond.trim_start_matches(['（', '(']);
+            let heard: Vec<&String> = self
+                .script
+                .steps
+                .iter()
+                .take(i)
+                .filter(|st| st.field == Some(FieldKind::Text))
+                .filter_map(|st| self.fields.get(&st.title))
+                .chain(self.fields.get("remarks"))
+                .collect();
+            heard.iter().any(|t| says_condition(cond, t))
+        })
     }
 
     fn close(&mut self, actions: &mut Vec<Action>) {
