@@ -308,8 +308,8 @@ fn at(now: DateTime<FixedOffset>, d: NaiveDate, h: u32, m: u32) -> Option<DateTi
 
 /// Parses a callback time from an utterance, relative to `now`.
 pub fn parse_callback_time(utterance: &str, now: DateTime<FixedOffset>) -> Option<CallbackTime> {
-    let s = normalize(utterance);
     let today = now.date_naive();
+    let s = normalize(&last_offer(utterance, today));
     let date = find_date(&s, today);
     let part = find_part(&s);
     let clock = find_clock(&s);
@@ -356,6 +356,49 @@ pub fn parse_callback_time(utterance: &str, now: DateTime<FixedOffset>) -> Optio
     })
 }
 
+/// Words that take a day back ("周四去还，哦不，周四加班，周五吧").
+const TAKEN_BACK: &[&str] = &[
+    "不行",
+    "没空",
+    "没时间",
+    "加班",
+    "有事",
+    "不方便",
+    "来不了",
+    "去不了",
+    "不在",
+    "哦不",
+    "不对",
+    "算了",
+    "走不开",
+];
+
+/// The part of `s` from the last clause that names a day, when a day named
+/// before it is taken back; otherwise all of `s`.
+fn last_offer(s: &str, today: NaiveDate) -> String {
+    let mut starts = vec![0];
+    starts.extend(
+        s.match_indices(['，', ',', '。', '；', ';', ' '])
+            .map(|(i, m)| i + m.len()),
+    );
+    let dated: Vec<usize> = starts
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let end = s[i..]
+                .find(['，', ',', '。', '；', ';', ' '])
+                .map_or(s.len(), |e| i + e);
+            find_date(&normalize(&s[i..end]), today).is_some()
+        })
+        .collect();
+    match dated.as_slice() {
+        [first, .., last] if TAKEN_BACK.iter().any(|w| s[*first..*last].contains(w)) => {
+            s[*last..].to_string()
+        }
+        _ => s.to_string(),
+    }
+}
+
 /// Speakable Chinese form of a callback time, e.g. "11月26日（周四）下午3点".
 pub fn speak_time(t: DateTime<FixedOffset>, now: DateTime<FixedOffset>) -> String {
     const WD: [&str; 7] = ["一", "二", "三", "四", "五", "六", "日"];
@@ -389,6 +432,18 @@ pub fn speak_time(t: DateTime<FixedOffset>, now: DateTime<FixedOffset>) -> Strin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_day_taken_back_gives_way_to_the_next() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap();
+        let t = super::parse_callback_time("周四去，哦不，周四加班，周五吧", now).unwrap();
+        assert_eq!(t.at.date_naive().to_string(), "2026-12-11");
+        let t = super::parse_callback_time("明天不行，后天上午可以", now).unwrap();
+        assert_eq!(t.at.date_naive().to_string(), "2026-12-09");
+        // Two days offered, none taken back: the first stands.
+        let t = super::parse_callback_time("周四周五都行", now).unwrap();
+        assert_eq!(t.at.date_naive().to_string(), "2026-12-10");
+    }
+
     use super::*;
 
     fn now() -> DateTime<FixedOffset> {
