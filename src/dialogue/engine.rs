@@ -891,6 +891,36 @@ fn same_meaning(s: &str) -> String {
             "去世",
         ),
         (&["孕妇", "怀孕", "怀着孕"], "孕妇"),
+        // A gas leak, as people notice it: the smell added to town gas.
+        (
+            &[
+                "臭鸡蛋味",
+                "臭鸡蛋的味",
+                "煤气味",
+                "天然气味",
+                "燃气的味",
+                "煤气的味",
+                "漏气",
+                "漏煤气",
+                "漏燃气",
+            ],
+            "燃气味",
+        ),
+        // A machine or wire giving off smoke or a burnt smell.
+        (&["烧焦", "塑料味", "冒烟", "烧起来"], "焦糊味"),
+        // Bought only just now: a new machine, to be installed.
+        (
+            &[
+                "装新机",
+                "刚买",
+                "新买",
+                "买了台新",
+                "买了一台新",
+                "要装新",
+                "装新的",
+            ],
+            "新机",
+        ),
         // Shut in a lift or a room: trapped.
         (
             &[
@@ -1046,6 +1076,15 @@ fn says_condition(condition: &str, text: &str) -> bool {
             "自己", "表示", "说", "提出", "反映", "经常", "一直", "总是", "明确",
         ] {
             alt = alt.replace(filler, "");
+        }
+        // "客户是装新机的": the 是…的 frame around what is said of the caller.
+        if alt.chars().count() > 3 {
+            if let Some(rest) = alt.strip_prefix('是') {
+                alt = rest.to_string();
+            }
+            if let Some(rest) = alt.strip_suffix('的') {
+                alt = rest.to_string();
+            }
         }
         // "客户说有钢琴时": the "when" is no content.
         for when in ["的时候", "时候", "时"] {
@@ -2851,6 +2890,24 @@ impl Conversation {
         }
     }
 
+    /// A branch line of the script for danger `d` that the caller's words meet.
+    fn script_danger_line(&self, d: super::intent::Danger, text: &str) -> Option<String> {
+        let topic: &[&str] = match d {
+            super::intent::Danger::Gas => &["燃气", "煤气", "天然气", "漏气"],
+            super::intent::Danger::Fire => &["着火", "起火", "失火", "火灾"],
+            super::intent::Danger::Medical => &["晕倒", "昏迷", "急救", "胸口", "呼吸"],
+            super::intent::Danger::Crime => &["报警", "撬", "抢劫"],
+        };
+        self.script
+            .steps
+            .iter()
+            .flat_map(|st| &st.conditionals)
+            .find(|b| {
+                topic.iter().any(|w| b.condition.contains(w)) && says_condition(&b.condition, text)
+            })
+            .map(|b| b.line.clone())
+    }
+
     /// A step the script says not to ask in what has happened: "客户报了型号的这一步
     /// 不用再问" once a model number is recorded, "如果客户是装新机的：这一步跳过"
     /// once the caller has said so.
@@ -3052,9 +3109,13 @@ impl Conversation {
         // A danger to life comes before the script: say whom to call, note it, and
         // stay where the call was.
         if let Some(d) = super::intent::danger(&c.text) {
-            let line = danger_line(d);
             self.record("urgent", &c.text, &mut actions);
-            actions.push(self.builtin(line));
+            // The script's own line for this danger ("如果客户说闻到燃气味：请您马上关掉
+            // 总阀门…") says what this business wants said; the built-in one otherwise.
+            match self.script_danger_line(d, &c.text) {
+                Some(line) => actions.push(self.say(&line, None, true)),
+                None => actions.push(self.builtin(danger_line(d))),
+            }
             self.failures = 0;
             return self.result(Intent::Statement, actions, None);
         }
