@@ -113,6 +113,19 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         "几号楼",
     ]) {
         Some(FieldKind::Address)
+    } else if has(&[
+        "哪一年",
+        "哪年",
+        "几几年",
+        "购买时间",
+        "购买日期",
+        "买了几年",
+        "用了几年",
+    ]) || (has(&["时间", "什么时候", "日期"]) && has(&["买的", "购买", "装的", "安装的"]))
+    {
+        // "这台机器是哪一年买的？": a date in the past, said as the caller says it
+        // ("前年", "2019年"), not an appointment.
+        Some(FieldKind::Text)
     } else if has(&["时间", "哪天", "哪一天", "几点", "日期", "什么时候"]) {
         Some(FieldKind::Time)
     } else if has(&["姓名", "名字", "怎么称呼", "贵姓", "叫什么"]) {
