@@ -1003,6 +1003,31 @@ fn potential_complement(chars: &[char]) -> Option<usize> {
 /// bigrams said (or all, when it has one or two), a bigram also counting when its two characters come close together in one
 /// clause ("药我停了" says 停药). A negation on one side only is no match
 /// ("今年还没打过" does not say 已经打过了).
+/// A corrected address said from the estate on ("东冠小区16幢803"), with the
+/// district and road of the recorded one ("滨江区浦沿路东冠小区15幢") kept in front.
+fn keep_address_prefix(old: &str, new: &str) -> String {
+    let head: String = new.chars().take(2).collect();
+    match old.find(&head) {
+        Some(pos) if pos > 0 && !new.starts_with(&old[..pos]) => format!("{}{new}", &old[..pos]),
+        _ => new.to_string(),
+    }
+}
+
+/// `value` with its unit number replaced by the one in `token` ("16幢" in
+/// "东冠小区15幢" → "东冠小区16幢"), when both name the same unit.
+fn replace_same_unit(value: &str, token: &str) -> Option<String> {
+    static C: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let unit = C.get_or_init(|| {
+        regex::Regex::new(r"(\d+)(幢|栋|号楼|单元|室|楼|号)").expect("static regex")
+    });
+    let new = unit.captures(token)?;
+    let old = unit
+        .captures_iter(value)
+        .find(|c| c[2] == new[2] && c[1] != new[1])?;
+    let m = old.get(0)?;
+    Some(format!("{}{}{}", &value[..m.start()], &new[0], &value[m.end()..]))
+}
+
 /// "报了型号", "已经报过号码", "说了地址": what the caller has already given.
 fn given_value_re() -> &'static regex::Regex {
     static C: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
@@ -2213,16 +2238,41 @@ impl Conversation {
             self.typed
                 .iter()
                 .rev()
-                .find(|(_, kind)| match kind {
+                .find(|(k, kind)| match kind {
                     FieldKind::Phone => slots::extract_phone(text).is_some(),
                     FieldKind::Serial => slots::extract_serial(text).is_some(),
                     FieldKind::Number => slots::extract(*kind, text, self.started).is_some(),
+                    // "说错了，是16幢，东冠小区16幢803": a new address, or the unit of
+                    // the recorded one said anew.
+                    FieldKind::Address => {
+                        slots::extract(*kind, text, self.started).is_some()
+                            || self
+                                .fields
+                                .get(k)
+                                .is_some_and(|v| replace_same_unit(v, &corr.new).is_some())
+                    }
                     _ => false,
                 })
                 .cloned()
                 .map(|(k, kind)| {
-                    let v = slots::extract(kind, text, self.started).unwrap_or(corr.new.clone());
-                    (k, kind, v)
+                    let same_unit = self
+                        .fields
+                        .get(&k)
+                        .and_then(|v| replace_same_unit(v, &corr.new));
+                    let v = if kind == FieldKind::Address {
+                        // The last clause with an address says it whole ("是16幢，东冠小区
+                        // 16幢803"); the recorded district and road stay in front of it.
+                        text.rsplit(['，', ',', '。'])
+                            .find_map(|cl| slots::extract(kind, cl, self.started))
+                            .map(|new| match self.fields.get(&k) {
+                                Some(old) => keep_address_prefix(old, &new),
+                                None => new,
+                            })
+                            .or(same_unit)
+                    } else {
+                        slots::extract(kind, text, self.started).or(same_unit)
+                    };
+                    (k, kind, v.unwrap_or(corr.new.clone()))
                 })
                 .or_else(|| self.replace_same_length_number(&corr.new))
         };
