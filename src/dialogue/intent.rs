@@ -434,6 +434,14 @@ fn families() -> &'static Families {
             "管这事的",
             "管这块的",
             "换个人说",
+            // "想给全班办集体借阅，这个找谁谈": asking whom to deal with is asking
+            // for a person.
+            "找谁谈",
+            "找谁办",
+            "找谁对接",
+            "找谁联系",
+            "找哪个部门",
+            "哪个部门管",
             "换个人接",
             "换个人跟我",
             "说了算的",
