@@ -947,13 +947,13 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         && callback.is_none();
     // "我在菜市场呢" / "我正做饭呢" / "忙着呢": the durative 呢 after 在, 正 or 着
     // tells what the caller is doing; after 还是, 才 or 刚 it stresses a statement
-    // ("我还是头一回上老年大学呢").
+    // ("我还是头一回上老年大学呢"), as after 还没 ("还没看完呢": not yet).
     let unquestioned: String = text
         .split_inclusive(['，', ',', '。', '；', ' '])
         .map(|cl| {
             let body = cl.trim_end_matches(['，', ',', '。', '；', ' ']);
             let durative = body.ends_with('呢')
-                && ["在", "正", "着", "还是", "才", "刚", "头一回", "第一次"]
+                && ["在", "正", "着", "还是", "才", "刚", "头一回", "第一次", "还没", "还不"]
                     .iter()
                     .any(|w| body.contains(w))
                 && !["什么", "哪", "谁", "怎", "几", "多少", "吗"]
