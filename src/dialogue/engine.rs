@@ -1025,7 +1025,31 @@ fn replace_same_unit(value: &str, token: &str) -> Option<String> {
         .captures_iter(value)
         .find(|c| c[2] == new[2] && c[1] != new[1])?;
     let m = old.get(0)?;
-    Some(format!("{}{}{}", &value[..m.start()], &new[0], &value[m.end()..]))
+    Some(format!(
+        "{}{}{}",
+        &value[..m.start()],
+        &new[0],
+        &value[m.end()..]
+    ))
+}
+
+/// "一周内", "三天以内", "7天内": the span a direction's condition names.
+fn within_span(text: &str) -> Option<chrono::Duration> {
+    static C: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = C.get_or_init(|| {
+        regex::Regex::new(
+            r"([一二两三四五六七八九十\d]{1,2})\s*(个星期|星期|周|天|日)(?:以内|之内|内)",
+        )
+        .expect("static regex")
+    });
+    let c = re.captures(text)?;
+    let digits: Vec<char> = c[1].chars().collect();
+    let n = i64::from(super::text::parse_number(&digits)?.0);
+    let days = match &c[2] {
+        "天" | "日" => n,
+        _ => n * 7,
+    };
+    Some(chrono::Duration::days(days))
 }
 
 /// "报了型号", "已经报过号码", "说了地址": what the caller has already given.
@@ -2987,6 +3011,17 @@ impl Conversation {
                             || st.collects.iter().any(|r| r.contains(what))
                             || (st.field == Some(FieldKind::Phone)
                                 && ["号码", "电话", "手机"].iter().any(|w| what.contains(w))))
+                });
+            }
+            // "提示：读者已经约好一周内归还的，续借不用再问": a time agreed within a span.
+            if let Some(span) = within_span(before) {
+                return self.script.steps.iter().take(i).any(|st| {
+                    st.field == Some(FieldKind::Time)
+                        && self
+                            .fields
+                            .get(&st.title)
+                            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+                            .is_some_and(|t| t <= self.started + span)
                 });
             }
             // "如果客户是装新机的：这一步跳过": the condition said in the caller's words.

@@ -953,9 +953,20 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         .map(|cl| {
             let body = cl.trim_end_matches(['，', ',', '。', '；', ' ']);
             let durative = body.ends_with('呢')
-                && ["在", "正", "着", "还是", "才", "刚", "头一回", "第一次", "还没", "还不"]
-                    .iter()
-                    .any(|w| body.contains(w))
+                && [
+                    "在",
+                    "正",
+                    "着",
+                    "还是",
+                    "才",
+                    "刚",
+                    "头一回",
+                    "第一次",
+                    "还没",
+                    "还不",
+                ]
+                .iter()
+                .any(|w| body.contains(w))
                 && !["什么", "哪", "谁", "怎", "几", "多少", "吗"]
                     .iter()
                     .any(|w| body.contains(w));
