@@ -2493,11 +2493,54 @@ impl Conversation {
             let old = self.fields.get(key).cloned().unwrap_or_default();
             (old != value).then(|| (key.clone(), *kind, old, value))
         });
+        let found = found.or_else(|| self.named_text_correction(text));
         let Some((key, kind, old_value, value)) = found else {
             return false;
         };
         self.replace_field(&key, kind, &old_value, &value, "更正为", actions);
         true
+    }
+
+    /// "馆说错了，我是要去高新分馆还": a free-text answer corrected by naming what
+    /// it was about (馆 in the step "确认归还的馆") before the cue; the words after the
+    /// cue are the new answer.
+    fn named_text_correction(&self, text: &str) -> Option<(String, FieldKind, String, String)> {
+        let (before, after) = slots::split_at_last_strong_correction(text)?;
+        let named: Vec<char> = before
+            .chars()
+            .filter(|c| super::text::is_han(*c) && !"我你的了是这那个刚才就都说".contains(*c))
+            .collect();
+        let mut after =
+            after.trim_matches(|c: char| !c.is_alphanumeric() && !super::text::is_han(c));
+        // "我是要去高新分馆…": who wants it is no part of the value.
+        for lead in [
+            "我是要去",
+            "我是要",
+            "我要去",
+            "我是想",
+            "我想",
+            "应该是",
+            "我是",
+            "是",
+        ] {
+            if let Some(rest) = after.strip_prefix(lead) {
+                after = rest;
+                break;
+            }
+        }
+        if named.is_empty() || after.chars().count() < 2 {
+            return None;
+        }
+        let st = self.script.steps.iter().rev().find(|st| {
+            st.field.is_none_or(|k| k == FieldKind::Text)
+                && st.kind == StepKind::Info
+                && self.fields.contains_key(&st.title)
+                && named
+                    .iter()
+                    .any(|c| st.title.contains(*c) || st.collects.iter().any(|r| r.contains(*c)))
+        })?;
+        let old = self.fields.get(&st.title).cloned().unwrap_or_default();
+        (old != after).then(|| (st.title.clone(), FieldKind::Text, old, after.to_string()))
     }
 
     /// The yes/no steps after the current one that `text` already answers "yes" in a
