@@ -829,6 +829,88 @@ fn rejoin_wrapped(lines: &mut [String], furniture: &[bool]) {
 mod tests {
     use super::super::script::{FieldKind, Script, StepKind};
 
+    /// A gym's renewal call pasted from a shared doc: steps grouped under (一)(二)
+    /// and numbered on across the groups, branches as "会员反馈A：… → 回复：…" and
+    /// "(1) 会员说…：…", {placeholders} in single braces, and 结束语 / 结束条件
+    /// alone on their lines.
+    #[test]
+    fn grouped_steps_feedback_branches_and_bare_titles() {
+        let doc = "健身房续卡回访话术
+
+一、基本信息
+
+坐席身份：动力健身前台“小动”。
+通话目的：提醒会员年卡快到期，问清是否续卡。
+
+二、通话流程
+
+（一）开场
+
+1. 确认会员本人
+标准话术：您好，请问是{会员姓名}吗？我是动力健身的小动。
+会员反馈A：不是本人 → 回复：打扰了，麻烦您转告一下，谢谢。
+
+（二）续卡
+
+2. 问是否续卡
+标准话术：您的年卡{到期日}到期，今年还续吗？
+记录：是否续卡
+(1) 会员说要搬家了：没关系，我们全市门店通用。
+(2) 会员说太贵：告诉会员老会员续卡打八折。
+
+结束语
+标准话术：好的，感谢您一直支持动力健身，再见！
+
+结束条件
+① 会员答复了是否续卡；
+";
+        let s = parse(doc);
+        assert_eq!(s.steps.len(), 2, "{s}");
+        assert_eq!(s.role, "动力健身前台“小动”。");
+        assert!(s.placeholders.contains("会员姓名") && s.placeholders.contains("到期日"));
+        let first = &s.steps[0];
+        assert!(
+            first
+                .conditionals
+                .iter()
+                .any(|c| c.condition.contains("不是本人") && c.line.starts_with("打扰了")),
+            "{:?}",
+            first.conditionals
+        );
+        let second = &s.steps[1];
+        assert!(second
+            .conditionals
+            .iter()
+            .any(|c| c.condition.contains("搬家") && c.line.contains("门店通用")));
+        assert!(
+            second.directions.iter().any(|d| d.contains("八折")),
+            "an instruction about the member is not said: {second:?}"
+        );
+        assert!(
+            s.closing.iter().any(|c| c.starts_with("好的，感谢您")),
+            "{:?}",
+            s.closing
+        );
+        assert!(s
+            .steps
+            .iter()
+            .all(|st| st.lines.iter().all(|l| !l.contains("结束"))));
+        let filled = s
+            .with_vars(
+                &[("会员姓名", "吴磊"), ("到期日", "12月20日")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+            .expect("vars");
+        assert!(
+            filled.steps[0].lines[0].contains("吴磊"),
+            "{:?}",
+            filled.steps[0].lines
+        );
+        assert_eq!(filled.callee_name.as_deref(), Some("吴磊"));
+    }
+
     fn parse(doc: &str) -> Script {
         let s = Script::parse(doc, "layout").unwrap_or_else(|e| panic!("{e}"));
         assert!(
