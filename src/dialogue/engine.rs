@@ -996,13 +996,6 @@ fn potential_complement(chars: &[char]) -> Option<usize> {
     })
 }
 
-/// Whether the caller's words say what a branch's condition says: "今年的已经打过了"
-/// for 若对方说今年已经打过了, "我们白天都上班，家里没人" for 若用户白天家里没人,
-/// "这个疫苗我不打" for 若对方不想打. Each alternative of the condition (…或者…, 、)
-/// is compared on its content, leaving out the value the step is about: two of its
-/// bigrams said (or all, when it has one or two), a bigram also counting when its two characters come close together in one
-/// clause ("药我停了" says 停药). A negation on one side only is no match
-/// ("今年还没打过" does not say 已经打过了).
 /// A corrected address said from the estate on ("东冠小区16幢803"), with the
 /// district and road of the recorded one ("滨江区浦沿路东冠小区15幢") kept in front.
 fn keep_address_prefix(old: &str, new: &str) -> String {
@@ -1061,6 +1054,13 @@ fn given_value_re() -> &'static regex::Regex {
     })
 }
 
+/// Whether the caller's words say what a branch's condition says: "今年的已经打过了"
+/// for 若对方说今年已经打过了, "我们白天都上班，家里没人" for 若用户白天家里没人,
+/// "这个疫苗我不打" for 若对方不想打. Each alternative of the condition (…或者…, 、)
+/// is compared on its content, leaving out the value the step is about: two of its
+/// bigrams said (or all, when it has one or two), a bigram also counting when its two characters come close together in one
+/// clause ("药我停了" says 停药). A negation on one side only is no match
+/// ("今年还没打过" does not say 已经打过了).
 fn says_condition(condition: &str, text: &str) -> bool {
     const TOPIC_NOUNS: &[&str] = &[
         "号码", "手机", "电话", "地址", "时间", "户号", "编号", "姓名", "名字", "日期",
