@@ -28,6 +28,16 @@ use super::script_table;
 use super::text::{extract_speech, has_quote, strip_markup, strip_parens};
 use super::DialogueError;
 
+/// How script writers name the callee in conditions and directions ("客户说…",
+/// "若读者…", "告诉家长…"), as a regex alternation: one list for the condition
+/// lines, the layout layer's branch forms and the third-person test.
+macro_rules! callee_words {
+    () => {
+        "客户|用户|对方|读者|家长|患者|车主|业主|学员|会员|顾客|来电人"
+    };
+}
+pub(super) use callee_words;
+
 /// What a step expects from the callee after its line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -482,7 +492,11 @@ fn date_re() -> &'static Regex {
 fn condition_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(
-        r"^[（(]?\s*((?:若|如果|如|假如|假设|当|万一|如遇|遇到|对方|客户|用户|读者|家长|患者|车主|业主|学员|会员|顾客|来电人)[^“「『\x22：:]{0,30}?)\s*[)）]?\s*[:：]\s*(.*)$",
+        concat!(
+            r"^[（(]?\s*((?:若|如果|如|假如|假设|当|万一|如遇|遇到|",
+            callee_words!(),
+            r")[^“「『\x22：:]{0,30}?)\s*[)）]?\s*[:：]\s*(.*)$"
+        ),
         &C,
     )
 }
@@ -2426,32 +2440,16 @@ const INSTRUCTION_VERBS: &[&str] = &[
     "不再问",
 ];
 
-/// A line with no one addressed that opens with an instruction verb: a note to
-/// the agent.
+/// A line with no one addressed that opens with an instruction verb, or that
+/// speaks of the callee in the third person ("告诉读者最多续借三十天", "请客户说出
+/// 正确的": words to the callee address them as 您): a note to the agent.
 fn instructs_agent(line: &str) -> bool {
     let t = line.trim_start_matches(['（', '(', ' ']);
     !t.contains('您')
         && !t.contains('你')
         && (INSTRUCTION_VERBS.iter().any(|v| t.starts_with(v))
-            || CALLEE_THIRD_PERSON.iter().any(|p| t.contains(p)))
+            || callee_words!().split('|').any(|p| t.contains(p)))
 }
-
-/// The callee named in the third person: a line that speaks of "the reader" or
-/// "the customer" tells the agent what to do with them ("告诉读者最多续借三十天",
-/// "请客户说出正确的"), since words to the callee address them as 您.
-const CALLEE_THIRD_PERSON: &[&str] = &[
-    "客户",
-    "读者",
-    "用户",
-    "对方",
-    "来电人",
-    "家长",
-    "患者",
-    "车主",
-    "业主",
-    "学员",
-    "会员",
-];
 
 /// A branch: its condition and the line under it, with any note after the quote
 /// or in brackets kept as a direction.

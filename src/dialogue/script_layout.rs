@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::script::{
-    a_re, classify_heading, clean_heading, heading_re, plain_heading_re, q_re, re, step_re,
-    Section, AGENT_HALF, CALLEE_HALF,
+    a_re, callee_words, classify_heading, clean_heading, heading_re, plain_heading_re, q_re, re,
+    step_re, Section, AGENT_HALF, CALLEE_HALF,
 };
 use super::text::{has_quote, strip_markup};
 
@@ -399,13 +399,6 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
         warnings,
         stray_step,
     }
-}
-
-/// Who a branch condition is about, as script writers name the callee.
-macro_rules! callee_words {
-    () => {
-        "客户|用户|对方|读者|家长|患者|车主|业主|学员|会员|顾客|来电人"
-    };
 }
 
 fn feedback_re() -> &'static Regex {
