@@ -745,7 +745,6 @@ const BODILY_INCONVENIENCE: &[&str] = &[
     "不方便行走",
 ];
 
-/// Guesses what a step expects from its title and its lines.
 /// A line that asks the callee to give or do something ("麻烦您…", "请您…",
 /// "…给我就行"), as opposed to one that only informs.
 fn asks_for_something(text: &str) -> bool {
@@ -764,6 +763,7 @@ fn asks_for_something(text: &str) -> bool {
     .any(|k| text.contains(k))
 }
 
+/// Guesses what a step expects from its title and its lines.
 fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind {
     let asks =
         text.contains('？') || text.contains('?') || text.contains("吗") || text.contains("请问");
