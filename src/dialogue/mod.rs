@@ -15,6 +15,7 @@ pub mod eval;
 pub mod intent;
 pub mod kb;
 pub mod script;
+mod script_cards;
 mod script_layout;
 mod script_outline;
 mod script_sheet;

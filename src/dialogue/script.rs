@@ -21,6 +21,7 @@ use chrono::NaiveDate;
 use regex::Regex;
 use serde::Serialize;
 
+use super::script_cards;
 use super::script_layout;
 use super::script_outline;
 use super::script_sheet;
@@ -797,7 +798,7 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
             "机主",
         ]
         .iter()
-        .any(|n| text.contains(&format!("是{{{{{n}}}}}")))
+        .any(|n| text.contains(&format!("是{{{{{n}}}}}")) || text.contains(&format!("是{{{n}}}")))
             && asks;
     if asks_identity
         || t_has(&["方便", "身份确认", "身份核实", "确认身份"])
@@ -862,7 +863,7 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     // A value read out for a yes/no ("上门地址是{{地址}}，对吗？"): a confirmation,
     // however the title reads (核对地址); a correction is still taken as the new value.
     let tail = text.trim_end_matches(['？', '?', '。', ' ']);
-    let reads_a_value = text.contains("{{") || text.chars().any(|c| c.is_ascii_digit());
+    let reads_a_value = text.contains('{') || text.chars().any(|c| c.is_ascii_digit());
     if reads_a_value
         && [
             "对吗",
@@ -1037,6 +1038,7 @@ impl Script {
         let text = script_layout::plain_glyphs(&text).unwrap_or(text);
         let text = script_layout::unchat(&text).unwrap_or(text);
         // Before the sheet layer: an outline's tab indentation is not a sheet's columns.
+        let text = script_cards::cards_as_markdown(&text).unwrap_or(text);
         let text = script_outline::outline_as_markdown(&text).unwrap_or(text);
         let text = script_sheet::sheet_as_markdown(&text).unwrap_or(text);
         let tables = script_table::tables_as_text(&text);
@@ -1784,6 +1786,13 @@ impl Parser {
                     // "是否确认（是／否）": the step records a yes or no, whatever
                     // values its line reads back.
                     s.field = None;
+                } else if s.kind == StepKind::Confirm
+                    && s.collects.iter().all(|c| c.is_empty())
+                    && reads_back_all(&s.title, &s.text())
+                {
+                    // "我跟您核对一下：科目、手机号、时段…都对吗？": a yes or no to the
+                    // whole read-back, not the phone number it mentions.
+                    s.field = None;
                 } else if s.field == Some(FieldKind::Number)
                     && !s.collects.is_empty()
                     && !counts_only(&records)
@@ -2438,6 +2447,11 @@ const INSTRUCTION_VERBS: &[&str] = &[
     "不再重复",
     "不用再问",
     "不再问",
+    "改过来",
+    "再核对",
+    "不往下",
+    "直接下一步",
+    "进入下一步",
 ];
 
 /// A line with no one addressed that opens with an instruction verb, or that
@@ -2451,6 +2465,101 @@ fn instructs_agent(line: &str) -> bool {
             || callee_words!().split('|').any(|p| t.contains(p)))
 }
 
+/// "告诉学员一天最多4个课时，多出来的帮他另约一天" / "请学员另选一天": what the
+/// document tells the agent to say, written about the callee. Returns the words as
+/// said to the callee (告诉学员 dropped, 请学员 → 请您, 帮他 → 帮您) and the
+/// instructions before and after them ("记下教练姓氏，告诉学员…", "…。不往下登记"),
+/// or `None` when the line says nothing to the callee this way.
+fn told_to_callee(line: &str) -> Option<(String, Vec<String>)> {
+    static TELL: OnceLock<Regex> = OnceLock::new();
+    let tell = re(
+        concat!(
+            r"(?:告诉|告知|跟|向|对|提醒)(?:",
+            callee_words!(),
+            r")(?:说明|解释|讲|说)?[：:，,]?"
+        ),
+        &TELL,
+    );
+    static ASK: OnceLock<Regex> = OnceLock::new();
+    let ask = re(concat!(r"请(?:", callee_words!(), r")"), &ASK);
+    let (before, said) = match tell.find(line) {
+        Some(m) => (line[..m.start()].trim(), line[m.end()..].trim()),
+        None if ask.is_match(line) => ("", line.trim()),
+        None => {
+            // "问哪天几点，经纪人每天上午9点到晚上9点都能带看": the instruction first,
+            // then the words.
+            let first = line.split(['，', ',']).next().unwrap_or("");
+            if first.len() == line.len() || !(asks_callee(first) || instructs_agent(first)) {
+                return None;
+            }
+            (
+                first,
+                line[first.len()..].trim_start_matches(['，', ',']).trim(),
+            )
+        }
+    };
+    let mut notes = Vec::new();
+    let before = before.trim_end_matches(['，', ',', '；', ';', '。']);
+    if !before.is_empty() {
+        if !instructs_agent(before) && !asks_callee(before) {
+            return None;
+        }
+        notes.push(before.to_string());
+    }
+    let said = ask.replace_all(said, "请您");
+    let said = said
+        .replace("帮他", "帮您")
+        .replace("给他", "给您")
+        .replace("让他", "让您");
+    // Instructions after the words: "…考过了再来约练车。不往下登记".
+    let mut clauses: Vec<&str> = said.split_inclusive(['，', '。', '；', ',', ';']).collect();
+    while let Some(last) = clauses.last() {
+        let c = last.trim_end_matches(['，', '。', '；', ',', ';']).trim();
+        let records = ["记下", "记录", "登记", "记上"]
+            .iter()
+            .any(|k| c.ends_with(k));
+        if c.is_empty() || instructs_agent(c) || (records && !c.contains('您')) {
+            if !c.is_empty() {
+                notes.insert(usize::from(!before.is_empty()), c.to_string());
+            }
+            clauses.pop();
+        } else {
+            break;
+        }
+    }
+    let said = clauses
+        .concat()
+        .trim_end_matches(['，', ',', '；', ';'])
+        .to_string();
+    (!said.is_empty() && !instructs_agent(&said)).then_some((said, notes))
+}
+
+/// "问哪天几点", "问清楚": the agent told to ask something.
+fn asks_callee(clause: &str) -> bool {
+    clause.strip_prefix('问').is_some_and(|r| {
+        r.starts_with(['哪', '什', '几', '多', '清', '明', '一', '客', '对', '是'])
+    })
+}
+
+/// "记“自行前往”", "记为“无”": a value to record, quoted, not words to say.
+fn records_quoted(content: &str) -> bool {
+    let t = content.trim();
+    [
+        "记“",
+        "记\"",
+        "记为“",
+        "记成“",
+        "记作“",
+        "登记“",
+        "登记为“",
+        "标记“",
+        "标记为“",
+        "备注“",
+    ]
+    .iter()
+    .any(|k| t.starts_with(k))
+}
+
 /// A branch: its condition and the line under it, with any note after the quote
 /// or in brackets kept as a direction.
 fn push_branch(step: &mut Step, condition: String, content: &str) {
@@ -2459,6 +2568,21 @@ fn push_branch(step: &mut Step, condition: String, content: &str) {
     let line = strip_directions(&strip_markers(&extract_speech(&quoted)));
     step.directions.extend(trailing);
     step.directions.extend(after);
+    if records_quoted(&content) {
+        step.directions
+            .push(format!("{condition}：{}", content.trim()));
+        return;
+    }
+    let tells =
+        |line: &str| (line.starts_with("告诉") || line.starts_with("告知")) || !has_quote(&content);
+    if let Some((said, notes)) = told_to_callee(&line).filter(|_| tells(&line)) {
+        step.directions.extend(notes);
+        step.conditionals.push(Conditional {
+            condition,
+            line: said,
+        });
+        return;
+    }
     if !has_quote(&content) && instructs_agent(&line) {
         // "问清是哪一项，改好再复述一遍。": what the agent is to do, not words.
         step.directions.push(format!("{condition}：{line}"));
@@ -2497,6 +2621,10 @@ fn push_line(step: &mut Step, content: &str) {
         step.directions.push(a);
     }
     let content = content.as_str();
+    if marked_unspoken(content) {
+        step.directions.push(content.to_string());
+        return;
+    }
     // "记录 → 到院日期" / "登记 -> 接送地址": the field to record, behind an arrow.
     if let Some((label, what)) = arrow_label(content) {
         if is_collect_label(label) {
@@ -2559,6 +2687,20 @@ fn push_line(step: &mut Step, content: &str) {
         let cond = strip_markup(&c[1]);
         let (quoted, after) = split_after_quote(&c[2]);
         let line = strip_markers(&extract_speech(&strip_directions(&quoted)));
+        if records_quoted(&c[2]) {
+            step.directions.push(content.to_string());
+            return;
+        }
+        let tells = (line.starts_with("告诉") || line.starts_with("告知")) || !has_quote(&c[2]);
+        if let Some((said, notes)) = told_to_callee(&line).filter(|_| tells) {
+            step.directions.extend(after);
+            step.directions.extend(notes);
+            step.conditionals.push(Conditional {
+                condition: cond,
+                line: said,
+            });
+            return;
+        }
         if !has_quote(&c[2]) && instructs_agent(&line) {
             step.directions.push(content.to_string());
             return;
@@ -2594,6 +2736,46 @@ fn push_line(step: &mut Step, content: &str) {
     if !line.is_empty() {
         step.lines.push(line);
     }
+}
+
+/// A step that reads everything back for one yes or no ("核对", "复述确认": "我跟您
+/// 核对一下：…都对吗？").
+fn reads_back_all(title: &str, text: &str) -> bool {
+    (["核对", "复述", "确认信息", "信息确认"]
+        .iter()
+        .any(|k| title.contains(k)))
+        && [
+            "核对一下",
+            "复述",
+            "念一遍",
+            "确认一下",
+            "读一遍",
+            "重复一遍",
+        ]
+        .iter()
+        .any(|k| text.contains(k))
+}
+
+/// Words a document uses to mark a line as a note the agent must not read out
+/// ("提醒（坐席看，不要念）：…", "⚠️ 坐席注意（不要念出来）：…").
+const UNSPOKEN_MARKS: &[&str] = &[
+    "不要念",
+    "别念",
+    "勿念",
+    "不用念",
+    "不念出来",
+    "不要读出",
+    "勿读",
+    "坐席看",
+    "仅供坐席",
+    "坐席注意",
+    "内部提示",
+    "坐席须知",
+];
+
+/// A line the document itself marks as not to be said.
+pub(super) fn marked_unspoken(line: &str) -> bool {
+    UNSPOKEN_MARKS.iter().any(|k| line.contains(k))
 }
 
 #[cfg(test)]

@@ -48,6 +48,16 @@ fn parts(c: &str) -> impl Iterator<Item = &str> {
         .filter(|p| !p.is_empty())
 }
 
+/// "**开场白**" or "**流程表**（按顺序走…）": a bold line that titles the table
+/// under it, as a heading would.
+fn bold_title(l: &str) -> Option<&str> {
+    let t = l.trim().strip_prefix("**")?;
+    let (title, rest) = t.split_once("**")?;
+    let rest = rest.trim();
+    let aside = rest.is_empty() || (rest.starts_with(['（', '(']) && rest.ends_with(['）', ')']));
+    (aside && !title.is_empty() && title.chars().count() <= 12).then_some(title.trim())
+}
+
 /// A Q&A table's header (| 客户问题 | 标准答复 |).
 /// Also | 客户可能说 | 坐席应答 |: what the caller says, and the agreed reply.
 fn is_qa_header(header: &[String]) -> bool {
@@ -79,6 +89,17 @@ pub(super) fn tables_as_text(text: &str) -> Tables {
         if !is_row(&lines[i]) {
             if let Some(c) = heading_re().captures(&lines[i]) {
                 section = classify_heading(&c[2], false);
+            } else if let Some(t) = bold_title(&lines[i]) {
+                section = classify_heading(t, false);
+                let names_a_step = t.contains(['：', ':'])
+                    || t.starts_with(['第', '步', 'S', 's'])
+                    || t.starts_with(|c: char| c.is_ascii_digit());
+                if section != Section::Unknown && !names_a_step {
+                    // "**结束语**" alone on its line titles a section as "## 结束语" does.
+                    out.push(format!("## {}", lines[i].trim().replacen("**", "", 2)));
+                    i += 1;
+                    continue;
+                }
             }
             out.push(lines[i].clone());
             i += 1;
@@ -97,7 +118,27 @@ pub(super) fn tables_as_text(text: &str) -> Tables {
         };
         let speech = col(&["话术", "台词", "坐席说", "说法", "原话"]);
         let closing = col(CLOSING_LABELS);
-        if let Some(speech) = speech {
+        if let (Some(speech), Section::Opening) = (speech, section) {
+            // | 场景 | 话术 | under 开场白: the first row's line opens the call.
+            let said = rows[1..]
+                .iter()
+                .filter(|r| !is_separator(r))
+                .find_map(|r| r.get(speech).filter(|c| !is_empty_cell(c)));
+            if let (Some(said), None) = (said, &opening) {
+                opening = Some(parts(said).map(extract_speech).collect());
+            }
+            out.extend((start..i).map(|_| String::new()));
+        } else if let (Some(speech), Section::Closing) = (speech, section) {
+            // | 情况 | 话术 | under 结束语: closing lines, one for each case.
+            out.push("结束语：".to_string());
+            for row in rows[1..].iter().filter(|r| !is_separator(r)) {
+                if let Some(l) = row.get(speech).filter(|c| !is_empty_cell(c)) {
+                    for part in parts(l) {
+                        out.push(format!("“{}”", extract_speech(part)));
+                    }
+                }
+            }
+        } else if let Some(speech) = speech {
             steps_table(&rows, speech, &mut out, &mut opening);
         } else if let (Some(closing), true) = (closing, header.len() >= 2) {
             end_table(&rows, closing, &mut out);
@@ -146,10 +187,23 @@ fn steps_table(
     ])
     .filter(|t| *t != speech);
     let record = col(&["记录", "收集", "采集", "登记", "记下"]).filter(|c| *c != speech);
+    // | 客户回应 | 处理 |: what the caller may answer and what the agent does then.
+    // A row under a step with only these two filled is one of that step's branches.
+    let response = col(&[
+        "客户回应",
+        "客户反应",
+        "客户回答",
+        "客户答复",
+        "对方回应",
+        "客户说",
+    ])
+    .filter(|c| *c != speech);
+    let action = col(&["处理", "坐席动作", "下一步", "动作", "操作"])
+        .filter(|c| Some(*c) != response && *c != speech && Some(*c) != record);
     let special = col(&[
         "特殊", "情况", "应对", "分支", "备注", "异常", "说明", "注意",
     ])
-    .filter(|c| Some(*c) != record && *c != speech);
+    .filter(|c| Some(*c) != record && *c != speech && Some(*c) != action);
     // A notes column (备注, 说明) holds instructions: a part without a quote is
     // one even when the speech is not quoted.
     let notes = special.is_some_and(|c| {
@@ -168,6 +222,27 @@ fn steps_table(
             continue;
         }
         let t = title.and_then(|t| row.get(t)).cloned();
+        let blank = |c: Option<usize>| c.and_then(|c| row.get(c)).is_none_or(|c| is_empty_cell(c));
+        if n > 0 && blank(title) && blank(Some(speech)) {
+            if let (Some(resp), Some(act)) = (
+                response
+                    .and_then(|c| row.get(c))
+                    .filter(|c| !is_empty_cell(c)),
+                action
+                    .and_then(|c| row.get(c))
+                    .filter(|c| !is_empty_cell(c)),
+            ) {
+                let cond = strip_markup(resp);
+                let cond = cond
+                    .trim_start_matches(['若', '如'])
+                    .trim_start_matches("果");
+                out.push(format!(
+                    "    - 如果{cond}：{}",
+                    parts(act).collect::<Vec<_>>().join("")
+                ));
+                continue;
+            }
+        }
         if opening.is_none()
             && t.as_deref()
                 .is_some_and(|t| classify_heading(t, false) == Section::Opening)
@@ -183,7 +258,14 @@ fn steps_table(
             }
         }
         n += 1;
-        let t = t.unwrap_or_else(|| format!("步骤{n}"));
+        // "1 确认科目": the cell's own number is the step's.
+        let t = t
+            .map(|t| {
+                t.trim_start_matches(|c: char| c.is_ascii_digit() || " .、．".contains(c))
+                    .to_string()
+            })
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| format!("步骤{n}"));
         out.push(format!("{n}. {t}"));
         if let Some(sp) = row.get(speech) {
             for part in parts(sp) {
@@ -195,6 +277,24 @@ fn steps_table(
             .filter(|c| !is_empty_cell(c))
         {
             out.push(format!("    - 记录：{}", strip_markup(rc)));
+        }
+        // The step's own row: what it does with the expected answer ("记录：练车
+        // 科目", "预约成功，说结束语") is a record or a note, never speech.
+        if let Some(act) = action
+            .and_then(|c| row.get(c))
+            .filter(|c| !is_empty_cell(c))
+        {
+            for part in parts(act) {
+                let p = strip_markup(part);
+                if ["记录", "登记", "记下"].iter().any(|k| p.starts_with(k)) {
+                    let what = p
+                        .trim_start_matches(['记', '录', '登', '下', '：', ':'])
+                        .trim();
+                    out.push(format!("    - 记录：{what}"));
+                } else {
+                    out.push(format!("    - （{p}）"));
+                }
+            }
         }
         if let Some(sc) = special.and_then(|c| row.get(c)) {
             for part in parts(sc) {
