@@ -1734,6 +1734,21 @@ fn vague_time(text: &str) -> bool {
     loose && !clock && slots::date_words(tail).is_none()
 }
 
+/// "…请问是林晓雨吗？", "请问您是王建华本人吗？": a line that asks whether the
+/// callee is the person called. The first step asking it again after the opening
+/// did is skipped.
+fn asks_identity(line: &str) -> bool {
+    let tail = line
+        .rsplit(['。', '，', '！', '.', ','])
+        .find(|c| !c.trim().is_empty())
+        .unwrap_or(line);
+    ["请问是", "请问您是", "您是", "你是"]
+        .iter()
+        .any(|k| tail.contains(k))
+        && (tail.contains('吗') || tail.contains("是不是"))
+        && !["方便", "满意", "需要", "可以"].iter().any(|k| tail.contains(k))
+}
+
 /// A step that asks whether the callee is the person called ("请问您是王建华本人吗？").
 fn is_identity_step(st: &Step) -> bool {
     st.title.contains("身份") || st.text().contains("本人")
@@ -1914,7 +1929,8 @@ impl Conversation {
         let first = &script.steps[0];
         let skip_first_step = op == &first.text()
             || (opening_kind == StepKind::Convenience && first.kind == StepKind::Convenience)
-            || (opening_kind == StepKind::AnyQuestions && step_asks_need(first, op));
+            || (opening_kind == StepKind::AnyQuestions && step_asks_need(first, op))
+            || (asks_identity(op) && is_identity_step(first) && asks_identity(&first.text()));
         Ok(Self {
             script: Arc::new(script),
             kb,
