@@ -1746,7 +1746,9 @@ fn asks_identity(line: &str) -> bool {
         .iter()
         .any(|k| tail.contains(k))
         && (tail.contains('吗') || tail.contains("是不是"))
-        && !["方便", "满意", "需要", "可以"].iter().any(|k| tail.contains(k))
+        && !["方便", "满意", "需要", "可以"]
+            .iter()
+            .any(|k| tail.contains(k))
 }
 
 /// A step that asks whether the callee is the person called ("请问您是王建华本人吗？").
@@ -1893,6 +1895,41 @@ fn time_in_lines<'a>(question: &str, lines: impl Iterator<Item = &'a str>) -> Op
         .flat_map(|l| l.split(['，', '。', '；', '？', '！', ',', '、']))
         .find(|cl| parts.iter().all(|p| cl.contains(p)) && cl.contains('点'))
         .map(|cl| cl.trim().to_string())
+}
+
+/// "请问您是要预约练车，还是有别的事情要办？": the service an inbound opening offers
+/// first ("预约练车").
+fn offered_service(opening: &str) -> Option<String> {
+    let (before, _) = opening.split_once("还是")?;
+    let start = ["是要", "是想", "想要", "需要", "要"]
+        .iter()
+        .filter_map(|k| before.rfind(k).map(|p| p + k.len()))
+        .max()?;
+    let offer = before[start..]
+        .trim_end_matches(['，', ',', ' ', '呢'])
+        .trim();
+    (offer.chars().count() >= 2 && offer.chars().count() <= 10).then(|| offer.to_string())
+}
+
+/// "您这次要练科目二还是科目三？": the two answers an either-or question offers,
+/// the first cut to the second's length ("科目二", "科目三").
+fn either_options(line: &str) -> Vec<String> {
+    let Some((a, b)) = line.split_once("还是") else {
+        return Vec::new();
+    };
+    let b: String = b
+        .chars()
+        .take_while(|c| !"，。？！,.?!、呢啊".contains(*c))
+        .collect();
+    let n = b.chars().count();
+    if !(2..=6).contains(&n) {
+        return Vec::new();
+    }
+    let a: Vec<char> = a.trim_end_matches(['，', ',']).chars().collect();
+    if a.len() < n {
+        return Vec::new();
+    }
+    vec![a[a.len() - n..].iter().collect(), b]
 }
 
 fn is_question_kind(k: StepKind) -> bool {
@@ -4411,6 +4448,9 @@ impl Conversation {
             || first.field == Some(FieldKind::Text)
             || first.kind == StepKind::Info;
         if !need_step {
+            if let Some(r) = self.service_chosen(c, now, actions) {
+                return Some(r);
+            }
             return self.need_behind_triage(c, now, actions);
         }
         if !self.skip_first_step && first.kind != StepKind::AnyQuestions {
@@ -4618,6 +4658,43 @@ impl Conversation {
             None => actions.push(self.builtin(NOTED)),
         }
         self.enter_step(1, actions);
+        Some(None)
+    }
+
+    /// "请问您是要预约练车，还是有别的事情要办？" answered "约练车" (or "科目二，想约后天
+    /// 上午"): the caller picks the service the script runs, so its steps start, with
+    /// whatever the words already answer filled in, instead of the Q&A answering them.
+    fn service_chosen(
+        &mut self,
+        c: &Classified,
+        now: DateTime<FixedOffset>,
+        actions: &mut Vec<Action>,
+    ) -> Option<Option<(usize, f32)>> {
+        if self.opening_kind != StepKind::AnyQuestions
+            || self.state != State::Opening
+            || self.answered > 0
+            || c.intent == Intent::Question
+        {
+            return None;
+        }
+        let offer = offered_service(&self.script.opening)?;
+        let shared = offer
+            .chars()
+            .filter(|ch| !"要想是的个一有您我".contains(*ch) && c.text.contains(*ch))
+            .count();
+        let first = self.script.steps.first()?;
+        let option = either_options(&first.text())
+            .into_iter()
+            .find(|o| c.text.contains(o.as_str()));
+        if shared < 2 && option.is_none() {
+            return None;
+        }
+        self.need_noted = true;
+        if let Some(o) = option {
+            self.prefill.insert(0, o);
+        }
+        self.prefill_from(&c.text, 1, now);
+        self.enter_step(0, actions);
         Some(None)
     }
 
