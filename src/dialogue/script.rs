@@ -139,7 +139,7 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
         Some(FieldKind::Text)
     } else if has(&["时间", "哪天", "哪一天", "几点", "日期", "什么时候"]) {
         Some(FieldKind::Time)
-    } else if has(&["姓名", "名字", "怎么称呼", "贵姓", "叫什么"]) {
+    } else if has(&["姓名", "怎么称呼", "贵姓", "叫什么"]) || names_a_person(&text) {
         Some(FieldKind::Name)
     } else if asks_quantity(title) || asks_quantity(&text) {
         // A count or reading alone is a number; one recorded together with what it
@@ -2736,6 +2736,26 @@ fn push_line(step: &mut Step, content: &str) {
     if !line.is_empty() {
         step.lines.push(line);
     }
+}
+
+/// "您的名字", "联系人名字": a person's name asked for, not a place's ("小区名字",
+/// "地铁站或者小区名字都行" is where, said as a place).
+fn names_a_person(text: &str) -> bool {
+    text.match_indices("名字").any(|(p, _)| {
+        let before: String = text[..p]
+            .chars()
+            .rev()
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        ![
+            "小区", "区", "站", "店", "地方", "公司", "学校", "单位", "医院", "路", "楼盘", "商场",
+        ]
+        .iter()
+        .any(|k| before.ends_with(k))
+    })
 }
 
 /// A step that reads everything back for one yes or no ("核对", "复述确认": "我跟您
