@@ -4670,23 +4670,52 @@ impl Conversation {
         now: DateTime<FixedOffset>,
         actions: &mut Vec<Action>,
     ) -> Option<Option<(usize, f32)>> {
-        if self.opening_kind != StepKind::AnyQuestions
-            || self.state != State::Opening
-            || self.answered > 0
-            || c.intent == Intent::Question
-        {
+        if self.opening_kind != StepKind::AnyQuestions || self.state != State::Opening {
             return None;
         }
         let offer = offered_service(&self.script.opening)?;
-        let shared = offer
-            .chars()
-            .filter(|ch| !"要想是的个一有您我".contains(*ch) && c.text.contains(*ch))
-            .count();
+        let shares = |clause: &str| {
+            offer
+                .chars()
+                .filter(|ch| !"要想是的个一有您我".contains(*ch) && clause.contains(*ch))
+                .count()
+                >= 2
+        };
+        // "练车预约是打这个吧？我要约车": a clause that asks for the service, though
+        // another asks something.
+        // The last clause asks for it ("我想约一下练车"); a question about it ("明天约的
+        // 车还用不用去场地啊") is for the Q&A.
+        let clauses: Vec<&str> = c
+            .text
+            .split_inclusive(['？', '?', '，', ',', '。'])
+            .filter(|cl| !cl.trim().is_empty())
+            .collect();
+        let from = if c.intent == Intent::Question {
+            clauses.len().saturating_sub(1)
+        } else {
+            0
+        };
+        let asks_for_it = clauses[from..].iter().any(|cl| {
+            let chars: Vec<char> = cl.chars().collect();
+            let a_not_a = chars
+                .windows(3)
+                .any(|w| w[0] == w[2] && (w[1] == '不' || w[1] == '没'));
+            !cl.ends_with(['？', '?'])
+                && !cl.contains('吗')
+                && !a_not_a
+                && (chars.len() <= 6
+                    || ["要", "想", "约", "帮我", "给我"]
+                        .iter()
+                        .any(|w| cl.contains(w)))
+                && shares(cl)
+        });
         let first = self.script.steps.first()?;
+        // One of the first step's own answers ("科目二"), even after a question or two.
         let option = either_options(&first.text())
             .into_iter()
-            .find(|o| c.text.contains(o.as_str()));
-        if shared < 2 && option.is_none() {
+            .find(|o| c.text.contains(o.as_str()))
+            .filter(|_| c.intent != Intent::Question || asks_for_it);
+        if option.is_none() && (!asks_for_it || self.answered > 0) {
             return None;
         }
         self.need_noted = true;

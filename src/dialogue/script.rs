@@ -1765,6 +1765,7 @@ impl Parser {
                 }
             }
             s.kind = step_kind(&s.title, &s.text(), &s.conditionals);
+
             if s.kind == StepKind::Statement
                 && s.collects.iter().any(|c| !c.is_empty())
                 && asks_for_something(&s.text())
