@@ -4899,6 +4899,22 @@ impl Conversation {
                 return None;
             }
         }
+        // "科目三" to "您这次要练科目二还是科目三？": a choice, recorded as the step's
+        // value rather than taken as a yes.
+        if let (StepKind::Confirm, Some(i)) = (kind, self.step_index()) {
+            let choice = either_options(&self.script.steps[i].text())
+                .into_iter()
+                .find(|o| c.text.contains(o.as_str()));
+            if let Some(choice) = choice.filter(|_| c.intent != Intent::Question) {
+                if self.branch_kind.is_none() && !self.branch_offer {
+                    let title = self.script.steps[i].title.clone();
+                    self.record(&title, &choice, actions);
+                    self.prefill_from(&c.text, i + 1, now);
+                    self.advance(actions);
+                    return None;
+                }
+            }
+        }
         // "可以，复诊要多久啊": a yes to the step's question and a question of the
         // caller's own in one breath: the yes is taken, the question answered, and
         // the call goes on.
