@@ -1369,6 +1369,16 @@ fn refuses(alt: &str, text: &str) -> bool {
 /// Words that say a proposed value does not suit the caller (这个时间不行, 那天不在家).
 const CHANGE_WORDS: &[&str] = &[
     "不行",
+    "挪到",
+    "挪一下",
+    "推迟",
+    "延后",
+    "调到",
+    "提前到",
+    "加班",
+    "出差",
+    "没时间",
+    "走不开",
     "不在家",
     "不在",
     "没空",
