@@ -184,6 +184,7 @@ const SILENCE_1: &str = "喂，您好，请问您还在听吗？";
 const SILENCE_2: &str = "您好，能听到我说话吗？如果现在不方便，我可以换个时间再打给您。";
 const SILENCE_CLOSE: &str = "可能是信号不太好，我稍后再联系您，祝您生活愉快，再见。";
 const HOSTILE: &str = "非常抱歉打扰到您。我们会把您的号码加入免打扰名单，以后不会再来电。再见。";
+const BYE_SHORT: &str = "打扰您了，再见。";
 const WRONG_PERSON: &str = "不好意思，可能是我们的记录有误，打扰您了，再见。";
 const DECLINE: &str = "好的，理解，不再占用您的时间。后续如有需要可以随时联系我们，再见。";
 const ASK_TIME: &str = "好的，那您看什么时间方便？我准时再打给您。";
@@ -3088,6 +3089,41 @@ impl Conversation {
             .map(|b| b.line.clone())
     }
 
+    /// The words for someone who is not the callee. One who knows the callee ("我是
+    /// 她同事") hears the script's own line for it ("麻烦您转告…"); a wrong number
+    /// hears the built-in apology.
+    fn say_wrong_person(&mut self, text: &str, actions: &mut Vec<Action>) {
+        const NOT_THE_PERSON: &[&str] = &[
+            "不是本人",
+            "非本人",
+            "不是客户本人",
+            "接电话的不是",
+            "其他人接",
+            "别人接",
+        ];
+        let knows = ["她", "他", "同事", "朋友", "室友", "邻居", "家里"]
+            .iter()
+            .any(|k| text.contains(k));
+        let line = self
+            .script
+            .steps
+            .iter()
+            .take(2)
+            .flat_map(|st| &st.conditionals)
+            .find(|b| NOT_THE_PERSON.iter().any(|k| b.condition.contains(k)))
+            .map(|b| b.line.clone())
+            .filter(|_| knows);
+        match line {
+            Some(l) => {
+                actions.push(self.say(&l, None, true));
+                if !l.contains("再见") {
+                    actions.push(self.builtin(BYE_SHORT));
+                }
+            }
+            None => actions.push(self.builtin(WRONG_PERSON)),
+        }
+    }
+
     /// A step the script says not to ask in what has happened: "客户报了型号的这一步
     /// 不用再问" once a model number is recorded, "如果客户是装新机的：这一步跳过"
     /// once the caller has said so.
@@ -3333,7 +3369,7 @@ impl Conversation {
                 return self.result(c.intent, actions, None);
             }
             Intent::WrongPerson if super::intent::family_proxy(&c.text).is_none() => {
-                actions.push(self.builtin(WRONG_PERSON));
+                self.say_wrong_person(&c.text, &mut actions);
                 self.record("reason", "wrong_person", &mut actions);
                 self.finish(Outcome::Declined, &mut actions);
                 return self.result(c.intent, actions, None);
@@ -5102,7 +5138,7 @@ impl Conversation {
         }
         match intent {
             Intent::WrongPerson => {
-                actions.push(self.builtin(WRONG_PERSON));
+                self.say_wrong_person(&c.text, actions);
                 self.record("reason", "wrong_person", actions);
                 self.finish(Outcome::Declined, actions);
                 None

@@ -1010,7 +1010,7 @@ pub fn classify(text: &str, now: DateTime<FixedOffset>) -> Classified {
         Intent::Transfer
     } else if f.abusive.any_in(&ph) {
         Intent::Abusive
-    } else if f.wrong.any_in(&ph) {
+    } else if f.wrong.any_in(&ph) || someone_else_answers(&norm) {
         Intent::WrongPerson
     } else if f.hold.any_in(&ph)
         && !f.busy.any_in(&ph)
@@ -1448,6 +1448,13 @@ fn asks_person_to_call(text: &str) -> bool {
 
 /// The relation of someone answering for the callee ("我是他儿子", "我是她爱人，有事跟
 /// 我说"), or `None`.
+/// "我不是，我是她同事，她去开会了": someone else answers for the callee, so what
+/// follows about the callee (busy, away) is not the caller's own answer.
+fn someone_else_answers(norm: &str) -> bool {
+    (norm.starts_with("我不是") || norm.starts_with("不是"))
+        && ["我是她", "我是他"].iter().any(|k| norm.contains(k))
+}
+
 pub fn family_proxy(text: &str) -> Option<&'static str> {
     const RELATIONS: &[&str] = &[
         "儿子",
