@@ -3954,6 +3954,21 @@ impl Conversation {
                     self.answered += 1;
                     return None;
                 }
+                // "能不能顺便多看两套" where the step's branch covers it ("如果客户想顺便
+                // 多看几套：…"): the script's line answers, not "I don't know".
+                if let Some(i) = self.step_index() {
+                    let line = self.script.steps[i]
+                        .conditionals
+                        .iter()
+                        .find(|b| says_condition(&b.condition, &c.text))
+                        .map(|b| b.line.clone());
+                    if let Some(line) = line {
+                        let key = format!("branch:{}", self.script.steps[i].title);
+                        self.record(&key, &c.text, actions);
+                        actions.push(self.say(&line, Some(i), true));
+                        return None;
+                    }
+                }
                 actions.push(self.builtin(HOLDING));
                 self.record("open_questions", &c.text, actions);
                 None
