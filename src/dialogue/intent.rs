@@ -1212,6 +1212,12 @@ pub fn grievance(norm: &str) -> bool {
             r"排了[^，。！？]{0,5}(小时|钟头)的?队",
             r"还好意思",
             r"(坑钱|坑人|宰人|黑心)",
+            // An open reproach, a loss the service caused, a suspicion of bad faith.
+            r"(像话吗|像什么话|什么意思[！!]|害得我|害我)",
+            r"(是不是|就是)?故意[^。！？]{0,6}(拖|坑|骗|收钱|不给|刁难|为难)",
+            r"根本(不一样|不对|不是|没用|不管)",
+            // Worn out by it.
+            r"(快崩溃|要崩溃|崩溃了|心累|身心俱疲|折腾死|累死了)",
         ]
         .iter()
         .filter_map(|r| Regex::new(r).ok())
@@ -1769,6 +1775,10 @@ mod tests {
         assert!(grievance("上次约好了九点，结果还是等到十一点"));
         assert!(grievance("排了一个多小时才轮到我"));
         assert!(grievance("你们这个热线有啥用啊，一问三不知"));
+        assert!(grievance("班车每次都晚来，害得我练车时间都少了，像话吗"));
+        assert!(grievance("你们是不是故意拖着好多收钱！"));
+        assert!(grievance("找房子找了一个多月了，人都快崩溃了"));
+        assert!(!grievance("我是不是可以直接去训练场"));
         assert!(!grievance("这个滤芯有什么用"));
         assert!(grievance("上回让我排了三个小时的队，还好意思打来"));
         assert!(grievance("你们这就是坑钱的"));
