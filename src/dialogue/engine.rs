@@ -5410,6 +5410,25 @@ mod tests {
     }
 
     #[test]
+    fn offered_services_choices_and_identity_questions() {
+        assert_eq!(
+            offered_service("您好，顺驰驾校。请问您是要预约练车，还是有别的事情要办？").as_deref(),
+            Some("预约练车")
+        );
+        assert_eq!(offered_service("请问有什么可以帮您？"), None);
+        assert_eq!(
+            either_options("好的，请问您这次要练科目二还是科目三？"),
+            ["科目二", "科目三"]
+        );
+        assert!(either_options("这个时间还可以吗？").is_empty());
+        assert!(asks_identity(
+            "您好，这里是禾木租房客服中心，我是小禾，请问是林晓雨吗？"
+        ));
+        assert!(asks_identity("请问您是林晓雨本人吗？"));
+        assert!(!asks_identity("请问您现在方便吗？"));
+    }
+
+    #[test]
     fn asking_whether_something_can_be_done_tells_no_trouble() {
         assert!(!tells_problem("小区里能不能给装个新信箱？"));
         assert!(!tells_problem("你们能不能周末上门"));

@@ -2803,6 +2803,48 @@ pub(super) fn marked_unspoken(line: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn words_told_to_the_callee_are_said_to_them() {
+        let told = |l: &str| told_to_callee(l).map(|(said, notes)| (said, notes.join("|")));
+        assert_eq!(
+            told("告诉学员一天最多4个课时，多出来的帮他另约一天"),
+            Some((
+                "一天最多4个课时，多出来的帮您另约一天".into(),
+                String::new()
+            ))
+        );
+        assert_eq!(
+            told("当天的车已经排满了，请学员另选一天"),
+            Some(("当天的车已经排满了，请您另选一天".into(), String::new()))
+        );
+        assert_eq!(
+            told("记下教练姓氏，告诉学员会尽量安排"),
+            Some(("会尽量安排".into(), "记下教练姓氏".into()))
+        );
+        assert_eq!(
+            told("问哪天几点，经纪人每天都能带看"),
+            Some(("经纪人每天都能带看".into(), "问哪天几点".into()))
+        );
+        assert_eq!(
+            told("请您报姓名和身份证后四位查档案，新号码另外记下").map(|t| t.0),
+            None,
+            "addressed already; nothing to rewrite"
+        );
+        assert_eq!(told("登记学员本人的手机号，家长的号码记在备注里"), None);
+        assert!(records_quoted("记“自行前往”，把训练场地址告诉学员"));
+        assert!(marked_unspoken("提醒（坐席看，不要念）：地址只告诉本人"));
+    }
+
+    #[test]
+    fn a_place_name_is_not_a_persons_name() {
+        assert!(names_a_person("麻烦说一下您的名字"));
+        assert!(!names_a_person("地铁站或者小区名字都行"));
+        assert_ne!(
+            field_kind("上车点", "需要的话说一下在哪上车，地铁站或者小区名字都行。"),
+            Some(FieldKind::Name)
+        );
+    }
+
     /// A plain-text document: numbered section lines, "（1）" steps, a Q&A table, and
     /// a step that only follows a branch.
     const PLAIN: &str = "驿站取件提醒
