@@ -1908,6 +1908,169 @@ fn time_in_lines<'a>(question: &str, lines: impl Iterator<Item = &'a str>) -> Op
         .map(|cl| cl.trim().to_string())
 }
 
+/// Words that only frame a condition ("如果客户要约…").
+const CONDITION_FRAME: &[&str] = &[
+    "如果",
+    "若是",
+    "若",
+    "客户",
+    "学员",
+    "用户",
+    "对方",
+    "来电人",
+    "说",
+    "想要",
+    "要",
+    "想",
+    "预约",
+    "约",
+    "上门",
+    "或者",
+    "还是",
+    "的",
+    "在",
+    "是",
+    "时间",
+    "安排",
+];
+
+/// The condition without its frame and the words `used`: what else it names.
+fn condition_rest(cond: &str, used: &[&str]) -> String {
+    let mut rest = cond.to_string();
+    for w in used.iter().chain(CONDITION_FRAME) {
+        rest = rest.replace(w, "");
+    }
+    rest
+}
+
+/// A time past a limit the condition sets (今天, 周日, 周末, 晚上, 六点以后): what is
+/// left of the condition when it is.
+fn time_past_limit(cond: &str, value: &str, now: DateTime<FixedOffset>) -> Option<String> {
+    use chrono::{Datelike, Timelike, Weekday};
+    let t = DateTime::parse_from_rfc3339(value).ok()?;
+    let day = t.weekday();
+    let limits: [(&[&str], bool); 4] = [
+        (
+            &["今天", "当天", "当日"],
+            t.date_naive() == now.date_naive(),
+        ),
+        (&["周日", "星期天", "星期日", "礼拜天"], day == Weekday::Sun),
+        (&["周六", "星期六", "礼拜六"], day == Weekday::Sat),
+        (&["周末"], matches!(day, Weekday::Sat | Weekday::Sun)),
+    ];
+    let mut used: Vec<&str> = Vec::new();
+    let mut limited = false;
+    let mut hit = false;
+    for (words, past) in limits {
+        for w in words.iter().filter(|w| cond.contains(*w)) {
+            used.push(w);
+            limited = true;
+            hit |= past;
+        }
+    }
+    // "晚上六点以后" / "六点以后": a clock limit; "晚上" alone: from six.
+    let evening = ["晚上", "夜里", "夜间"];
+    match hour_limit(cond) {
+        Some((h, w)) => {
+            used.push(w);
+            used.extend(evening.iter().filter(|e| cond.contains(*e)));
+            limited = true;
+            hit |= t.hour() >= h;
+        }
+        None => {
+            for w in evening.iter().filter(|e| cond.contains(*e)) {
+                used.push(w);
+                limited = true;
+                hit |= t.hour() >= 18;
+            }
+        }
+    }
+    (limited && hit).then(|| condition_rest(cond, &used))
+}
+
+/// "晚上六点以后", "18点后": the hour a condition's limit starts at, and the words.
+fn hour_limit(cond: &str) -> Option<(u32, &'static str)> {
+    const NUM: &[(&str, u32)] = &[
+        ("十二", 12),
+        ("十一", 11),
+        ("十", 10),
+        ("九", 9),
+        ("八", 8),
+        ("七", 7),
+        ("六", 6),
+        ("五", 5),
+        ("四", 4),
+        ("三", 3),
+        ("两", 2),
+        ("二", 2),
+        ("一", 1),
+    ];
+    let (p, key) = ["点钟以后", "点以后", "点之后", "点后"]
+        .iter()
+        .find_map(|k| cond.find(k).map(|p| (p, *k)))?;
+    let head = &cond[..p];
+    let digits: String = head
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let mut h: u32 = if !digits.is_empty() {
+        digits.parse().ok()?
+    } else {
+        NUM.iter()
+            .find(|(w, _)| head.ends_with(w))
+            .map(|(_, n)| *n)?
+    };
+    let evening = ["晚上", "下午", "傍晚", "夜里"]
+        .iter()
+        .any(|w| head.contains(w));
+    if evening && h < 12 {
+        h += 12;
+    }
+    Some((h, key))
+}
+
+/// A count past a limit the condition sets (超过4个, 多于三台, 5个以上).
+fn count_past_limit(cond: &str, value: &str) -> Option<String> {
+    let digits: String = value
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    let n: u32 = digits.parse().ok()?;
+    const NUM: &[(&str, u32)] = &[
+        ("十", 10),
+        ("九", 9),
+        ("八", 8),
+        ("七", 7),
+        ("六", 6),
+        ("五", 5),
+        ("四", 4),
+        ("三", 3),
+        ("两", 2),
+        ("二", 2),
+        ("一", 1),
+    ];
+    let read = |s: &str| -> Option<u32> {
+        let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+        if !digits.is_empty() {
+            return digits.parse().ok();
+        }
+        NUM.iter().find(|(w, _)| s.starts_with(w)).map(|(_, n)| *n)
+    };
+    for k in ["超过", "多于", "大于", "超出"] {
+        if let Some(p) = cond.find(k) {
+            let limit = read(&cond[p + k.len()..])?;
+            return (n > limit)
+                .then(|| condition_rest(cond, &[k]).replace(|c: char| c.is_ascii_digit(), ""));
+        }
+    }
+    None
+}
+
 /// "请问您是要预约练车，还是有别的事情要办？": the service an inbound opening offers
 /// first ("预约练车").
 fn offered_service(opening: &str) -> Option<String> {
@@ -3085,6 +3248,46 @@ impl Conversation {
             .flat_map(|st| &st.conditionals)
             .find(|b| {
                 topic.iter().any(|w| b.condition.contains(w)) && says_condition(&b.condition, text)
+            })
+            .map(|b| b.line.clone())
+    }
+
+    /// The line of step `i`'s branch whose condition sets a limit the value goes
+    /// past: a day (今天/当天, 周日, 周末), a part of the day (晚上, 六点以后) or a
+    /// count (超过4个). Other words of the condition ("科目三要约晚上或者周日") must
+    /// be among the recorded values or the caller's words.
+    fn value_past_limit(
+        &self,
+        i: usize,
+        kind: FieldKind,
+        value: &str,
+        text: &str,
+        now: DateTime<FixedOffset>,
+    ) -> Option<String> {
+        let known: String = self
+            .fields
+            .values()
+            .map(String::as_str)
+            .chain(std::iter::once(text))
+            .collect::<Vec<_>>()
+            .join("；");
+        self.script.steps[i]
+            .conditionals
+            .iter()
+            .find(|b| {
+                let cond = b.condition.as_str();
+                let past = match kind {
+                    FieldKind::Time => time_past_limit(cond, value, now),
+                    FieldKind::Number => count_past_limit(cond, value),
+                    _ => None,
+                };
+                let Some(rest) = past else { return false };
+                // What is left of the condition names something else it needs.
+                let rest: String = rest
+                    .chars()
+                    .filter(|c| super::text::is_han(*c) || c.is_ascii_alphanumeric())
+                    .collect();
+                rest.chars().count() < 2 || known.contains(rest.as_str())
             })
             .map(|b| b.line.clone())
     }
@@ -4325,6 +4528,17 @@ impl Conversation {
                         && !matches!(c.intent, Intent::Statement | Intent::SpecialNeed))
             {
                 return None;
+            }
+            // "今天下午三点" where the script says "如果客户要约今天：当天的车已经排满了…":
+            // the value is past the script's limit; its line is said and the step
+            // waits for another value.
+            if let Some(line) = value
+                .as_deref()
+                .and_then(|v| self.value_past_limit(i, kind, v, &c.text, now))
+            {
+                self.record(&format!("branch:{key}"), &c.text, actions);
+                actions.push(self.say(&line, Some(i), true));
+                return Some(None);
             }
             if let Some(v) = value {
                 self.set_field(&key, &v, kind, actions);

@@ -545,7 +545,12 @@ pub fn extract_quantity(s: &str) -> Option<String> {
     while i < chars.len() {
         // "屏幕上显示E05": digits glued to letters are a code, not a count.
         let in_code = i > 0 && chars[i - 1].is_ascii_alphabetic();
-        if !in_code {
+        // "一口气练六个", "一共三位": 一 in a set phrase counts nothing.
+        let set_phrase = chars[i] == '一'
+            && chars
+                .get(i + 1)
+                .is_some_and(|n| "口下起直共点会般样些定边旦向块道并齐".contains(*n));
+        if !in_code && !set_phrase {
             if let Some((v, _)) = quantity_at(&chars[i..]) {
                 return Some(v.to_string());
             }
@@ -1208,6 +1213,8 @@ mod tests {
         assert_eq!(extract_quantity("屏幕上显示E05"), None);
         assert_eq!(extract_quantity("三层的"), Some("3".into()));
         assert_eq!(extract_quantity("显示E05，一共三层"), Some("3".into()));
+        assert_eq!(extract_quantity("我想一口气练六个小时"), Some("6".into()));
+        assert_eq!(extract_quantity("一个"), Some("1".into()));
     }
 
     #[test]
