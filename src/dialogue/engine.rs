@@ -5624,6 +5624,27 @@ mod tests {
     }
 
     #[test]
+    fn values_past_a_branchs_limit() {
+        let now = now();
+        let past = |cond: &str, v: &str| time_past_limit(cond, v, now);
+        assert_eq!(
+            past("如果要约今天", "2026-12-07T15:00:00+08:00").as_deref(),
+            Some("")
+        );
+        assert_eq!(past("如果要约今天", "2026-12-08T15:00:00+08:00"), None);
+        assert_eq!(
+            past("如果科目三要约晚上或者周日", "2026-12-13T10:00:00+08:00").as_deref(),
+            Some("科目三")
+        );
+        assert!(past("如果客户要晚上六点以后", "2026-12-08T19:00:00+08:00").is_some());
+        assert!(past("如果客户要晚上六点以后", "2026-12-08T17:00:00+08:00").is_none());
+        assert!(past("如果客户要换时间", "2026-12-07T15:00:00+08:00").is_none());
+        assert!(count_past_limit("如果超过4个", "6").is_some());
+        assert!(count_past_limit("如果超过4个", "4").is_none());
+        assert!(count_past_limit("如果没有", "6").is_none());
+    }
+
+    #[test]
     fn offered_services_choices_and_identity_questions() {
         assert_eq!(
             offered_service("您好，顺驰驾校。请问您是要预约练车，还是有别的事情要办？").as_deref(),
