@@ -2033,37 +2033,14 @@ fn hour_limit(cond: &str) -> Option<(u32, &'static str)> {
     Some((h, key))
 }
 
-/// A count past a limit the condition sets (超过4个, 多于三台, 5个以上).
+/// A count past a limit the condition sets (超过4个, 多于三台).
 fn count_past_limit(cond: &str, value: &str) -> Option<String> {
-    let digits: String = value
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    let n: u32 = digits.parse().ok()?;
-    const NUM: &[(&str, u32)] = &[
-        ("十", 10),
-        ("九", 9),
-        ("八", 8),
-        ("七", 7),
-        ("六", 6),
-        ("五", 5),
-        ("四", 4),
-        ("三", 3),
-        ("两", 2),
-        ("二", 2),
-        ("一", 1),
-    ];
-    let read = |s: &str| -> Option<u32> {
-        let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
-        if !digits.is_empty() {
-            return digits.parse().ok();
-        }
-        NUM.iter().find(|(w, _)| s.starts_with(w)).map(|(_, n)| *n)
-    };
+    let n: u32 = slots::extract_quantity(value)?.parse().ok()?;
     for k in ["超过", "多于", "大于", "超出"] {
         if let Some(p) = cond.find(k) {
-            let limit = read(&cond[p + k.len()..])?;
+            let limit: u32 = slots::extract_quantity(&cond[p + k.len()..])?
+                .parse()
+                .ok()?;
             return (n > limit)
                 .then(|| condition_rest(cond, &[k]).replace(|c: char| c.is_ascii_digit(), ""));
         }
