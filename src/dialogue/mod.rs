@@ -17,6 +17,7 @@ pub mod kb;
 pub mod script;
 mod script_cards;
 mod script_layout;
+mod script_model_call;
 mod script_outline;
 mod script_sheet;
 mod script_table;

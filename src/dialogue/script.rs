@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::script_cards;
 use super::script_layout;
+use super::script_model_call;
 use super::script_outline;
 use super::script_sheet;
 use super::script_table;
@@ -574,6 +575,9 @@ pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
         "常见问",
         "疑问解答",
         "问与答",
+        "可能会问",
+        "可能问",
+        "会问到",
     ]) {
         Section::Kb
     } else if has(&[
@@ -608,7 +612,16 @@ pub(super) fn classify_heading(text: &str, callee_half: bool) -> Section {
         Section::Role
     } else if has(&["任务", "目标", "目的"]) || has(TASK_PHRASES) {
         Section::Task
-    } else if has(&["角色", "身份", "人设", "基础设置", "坐席设定", "坐席设置"]) {
+    } else if has(&[
+        "角色",
+        "身份",
+        "人设",
+        "基础设置",
+        "坐席设定",
+        "坐席设置",
+        "外呼说明",
+        "通话说明",
+    ]) {
         Section::Role
     } else {
         Section::Unknown
@@ -1038,6 +1051,7 @@ impl Script {
         let text = script_layout::plain_glyphs(&text).unwrap_or(text);
         let text = script_layout::unchat(&text).unwrap_or(text);
         // Before the sheet layer: an outline's tab indentation is not a sheet's columns.
+        let text = script_model_call::model_call_as_markdown(&text).unwrap_or(text);
         let text = script_cards::cards_as_markdown(&text).unwrap_or(text);
         let text = script_outline::outline_as_markdown(&text).unwrap_or(text);
         let text = script_sheet::sheet_as_markdown(&text).unwrap_or(text);
