@@ -10,24 +10,33 @@
 //! The terms are the script's own rare nouns ([`script_terms`]): common words
 //! (时间, 问题) are never terms, so everyday speech is left alone.
 
-use pinyin::ToPinyin;
+use std::sync::OnceLock;
 
-use crate::dialogue::text::rare_words;
+use jieba_rs::Jieba;
+use pinyin::ToPinyin;
 
 /// Terms from a script's text: nouns and verbs of 2–6 Chinese characters that jieba's
 /// dictionary counts as uncommon (or does not know), most frequent in the script
 /// first. Common words are left out: correcting towards them would rewrite
 /// ordinary speech.
 pub fn script_terms<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let jieba = jieba();
     let mut counts: Vec<(String, usize, usize)> = Vec::new();
     for (order, text) in texts.into_iter().enumerate() {
-        for w in rare_words(text, |tag| {
+        for tag in jieba.tag(text, true) {
+            let w = tag.word;
+            let n = w.chars().count();
+            if !(2..=6).contains(&n) || !w.chars().all(is_han) {
+                continue;
+            }
             // Nouns, and verbs as rare as a term (取件, 移机, 停供).
-            tag.starts_with('n') || matches!(tag, "vn" | "x" | "v")
-        }) {
-            match counts.iter_mut().find(|(t, _, _)| *t == w) {
+            let wanted = tag.tag.starts_with('n') || matches!(tag.tag, "vn" | "x" | "v");
+            if !wanted || jieba.suggest_freq(w) > MAX_TERM_FREQ {
+                continue;
+            }
+            match counts.iter_mut().find(|(t, _, _)| t == w) {
                 Some(c) => c.1 += 1,
-                None => counts.push((w, 1, order)),
+                None => counts.push((w.to_string(), 1, order)),
             }
         }
     }
@@ -35,10 +44,19 @@ pub fn script_terms<'a>(texts: impl IntoIterator<Item = &'a str>) -> Vec<String>
     counts.into_iter().map(|(t, _, _)| t).collect()
 }
 
+/// jieba's dictionary frequency above which a word is everyday vocabulary
+/// (时间 ≈ 40 000, 问题 ≈ 60 000; 路由器 and 驿站 are far below).
+const MAX_TERM_FREQ: usize = 3_000;
+
 /// Loads the segmenter's dictionary and tagger (about 0.1 s) ahead of the first
 /// call, so a call's start does not pay for them.
 pub fn warm_up() {
-    crate::dialogue::text::warm_up_segmenter();
+    let _ = jieba().tag("您好，请问宽带有什么问题？", true);
+}
+
+fn jieba() -> &'static Jieba {
+    static JIEBA: OnceLock<Jieba> = OnceLock::new();
+    JIEBA.get_or_init(Jieba::new)
 }
 
 fn is_han(c: char) -> bool {

@@ -622,12 +622,6 @@ impl KnowledgeBase {
             // unless the characters match well.
             Dense::Unrelated => lexical.filter(|l| l.confidence >= LEXICAL_OVERRULES),
         };
-        // A hit short of a sure character match answers a neighbouring question
-        // when the caller names a thing the entry never mentions.
-        let unexplained = hit.map(|h| unexplained_nouns(query, &self.entries[h.index]));
-        if std::env::var_os("KB_DEBUG").is_some() {
-            eprintln!("kbnouns\t{query}\t{:?}", unexplained);
-        }
         if std::env::var_os("KB_DEBUG").is_some() {
             let l = raw_lexical.map(|l| format!("{}\t{:.3}", l.index, l.confidence));
             let d = self.dense_scores(query).map(|d| {
@@ -756,25 +750,6 @@ impl KnowledgeBase {
             background,
         })
     }
-}
-
-/// Whether `query` names a thing (a rare noun: 太阳能, 轮椅, 自习室) that `entry`
-/// never mentions: the entry then answers a neighbouring question ("can you
-/// install a solar heater" is not "do you take the old heater away"). Everyday
-/// nouns (东西, 时候) and people (师傅) say nothing about the topic.
-fn unexplained_nouns(query: &str, entry: &QaEntry) -> Vec<String> {
-    let text = format!("{}{}", entry.question, entry.answer);
-    let mentioned = |w: &str| {
-        let c: Vec<char> = w.chars().collect();
-        text.contains(w)
-            || (c.len() >= 4
-                && (text.contains(&c[c.len() - 3..].iter().collect::<String>())
-                    || text.contains(&c[..3].iter().collect::<String>())))
-    };
-    super::text::rare_words(query, |tag| tag.starts_with('n') && !tag.starts_with("nr"))
-        .into_iter()
-        .filter(|w| !mentioned(w))
-        .collect()
 }
 
 /// What the encoder made of a query (see [`KnowledgeBase::dense_scores`]).

@@ -8,44 +8,8 @@
 
 use std::sync::OnceLock;
 
-use jieba_rs::Jieba;
 use pinyin::ToPinyinMulti;
 use regex::Regex;
-
-/// The words of `text` (2–6 Chinese characters) that jieba tags with a tag
-/// `wanted` accepts and that its dictionary counts as uncommon or does not know:
-/// the names of things a sentence is about (路由器, 净水器, 自习室), never everyday
-/// vocabulary (时间, 问题, 东西).
-pub fn rare_words(text: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
-    let jieba = segmenter();
-    jieba
-        .tag(text, true)
-        .into_iter()
-        .filter(|t| {
-            let n = t.word.chars().count();
-            (2..=6).contains(&n)
-                && t.word.chars().all(is_han)
-                && wanted(t.tag)
-                && jieba.suggest_freq(t.word) <= MAX_RARE_FREQ
-        })
-        .map(|t| t.word.to_string())
-        .collect()
-}
-
-/// jieba's dictionary frequency above which a word is everyday vocabulary
-/// (时间 ≈ 40 000, 问题 ≈ 60 000; 路由器 and 驿站 are far below).
-const MAX_RARE_FREQ: usize = 3_000;
-
-/// Loads the segmenter's dictionary and tagger (about 0.1 s) ahead of the first
-/// call, so a call's start does not pay for them.
-pub fn warm_up_segmenter() {
-    let _ = segmenter().tag("您好，请问宽带有什么问题？", true);
-}
-
-fn segmenter() -> &'static Jieba {
-    static JIEBA: OnceLock<Jieba> = OnceLock::new();
-    JIEBA.get_or_init(Jieba::new)
-}
 
 /// Opening and closing quote characters accepted around spoken lines.
 const OPEN_QUOTES: &[char] = &['“', '「', '『', '"', '‘', '《'];
