@@ -26,6 +26,7 @@ use super::script_layout;
 use super::script_model_call;
 use super::script_outline;
 use super::script_sheet;
+use super::script_sop;
 use super::script_table;
 use super::text::{extract_speech, has_quote, strip_markup, strip_parens};
 use super::DialogueError;
@@ -1052,6 +1053,7 @@ impl Script {
         let text = script_layout::unchat(&text).unwrap_or(text);
         // Before the sheet layer: an outline's tab indentation is not a sheet's columns.
         let text = script_model_call::model_call_as_markdown(&text).unwrap_or(text);
+        let text = script_sop::sop_as_markdown(&text).unwrap_or(text);
         let text = script_cards::cards_as_markdown(&text).unwrap_or(text);
         let text = script_outline::outline_as_markdown(&text).unwrap_or(text);
         let text = script_sheet::sheet_as_markdown(&text).unwrap_or(text);
