@@ -1794,6 +1794,14 @@ fn yes_then_question(text: &str, now: DateTime<FixedOffset>) -> Option<String> {
         "行啊",
         "好啊",
         "可以啊",
+        "是我",
+        "我是",
+        "我就是",
+        "是本人",
+        "本人",
+        "对是我",
+        "嗯是我",
+        "对的",
     ];
     if !YES.contains(&first.as_str()) {
         return None;
@@ -2118,7 +2126,9 @@ impl Conversation {
         let skip_first_step = op == &first.text()
             || (opening_kind == StepKind::Convenience && first.kind == StepKind::Convenience)
             || (opening_kind == StepKind::AnyQuestions && step_asks_need(first, op))
-            || (asks_identity(op) && is_identity_step(first) && asks_identity(&first.text()));
+            || (asks_identity(op)
+                && is_identity_step(first)
+                && first.text().split_inclusive(['？', '?']).any(asks_identity));
         Ok(Self {
             script: Arc::new(script),
             kb,
@@ -3269,10 +3279,9 @@ impl Conversation {
             .map(|b| b.line.clone())
     }
 
-    /// The words for someone who is not the callee. One who knows the callee ("我是
-    /// 她同事") hears the script's own line for it ("麻烦您转告…"); a wrong number
-    /// hears the built-in apology.
-    fn say_wrong_person(&mut self, text: &str, actions: &mut Vec<Action>) {
+    /// The script's line for someone other than the callee answering ("接电话的不是
+    /// 本人：…麻烦您转告…"), from the first steps' branches.
+    fn not_the_person_line(&self) -> Option<String> {
         const NOT_THE_PERSON: &[&str] = &[
             "不是本人",
             "非本人",
@@ -3281,19 +3290,23 @@ impl Conversation {
             "其他人接",
             "别人接",
         ];
-        let knows = ["她", "他", "同事", "朋友", "室友", "邻居", "家里"]
-            .iter()
-            .any(|k| text.contains(k));
-        let line = self
-            .script
+        self.script
             .steps
             .iter()
             .take(2)
             .flat_map(|st| &st.conditionals)
             .find(|b| NOT_THE_PERSON.iter().any(|k| b.condition.contains(k)))
             .map(|b| b.line.clone())
-            .filter(|_| knows);
-        match line {
+    }
+
+    /// The words for someone who is not the callee. One who knows the callee ("我是
+    /// 她同事") hears the script's own line for it ("麻烦您转告…"); a wrong number
+    /// hears the built-in apology.
+    fn say_wrong_person(&mut self, text: &str, actions: &mut Vec<Action>) {
+        let knows = ["她", "他", "同事", "朋友", "室友", "邻居", "家里"]
+            .iter()
+            .any(|k| text.contains(k));
+        match self.not_the_person_line().filter(|_| knows) {
             Some(l) => {
                 actions.push(self.say(&l, None, true));
                 if !l.contains("再见") {
@@ -5137,6 +5150,14 @@ impl Conversation {
                 });
                 match line {
                     Some(l) => actions.push(self.say(&l, self.step_index(), true)),
+                    // A script that keeps the matter from anyone but the callee
+                    // ("接电话的不是本人：不说订单内容…麻烦您转告") says so to relatives too.
+                    None if self.not_the_person_line().is_some() => {
+                        self.say_wrong_person(&c.text, actions);
+                        self.record("reason", "not_the_callee", actions);
+                        self.finish(Outcome::Declined, actions);
+                        return None;
+                    }
                     None => actions.push(self.builtin(OK_SHORT)),
                 }
                 let mut next = match self.state {
@@ -5170,10 +5191,18 @@ impl Conversation {
         // "可以，复诊要多久啊": a yes to the step's question and a question of the
         // caller's own in one breath: the yes is taken, the question answered, and
         // the call goes on.
-        if let (StepKind::Confirm, Some(i)) = (kind, self.step_index()) {
+        // The same at an opening that asks who answers ("是我。送货要钱吗？").
+        let identity_opening = matches!(self.state, State::Opening)
+            && kind == StepKind::Confirm
+            && asks_identity(&self.script.opening);
+        let confirming = match self.step_index() {
+            Some(i) if kind == StepKind::Confirm => Some(self.script.steps[i].title.clone()),
+            None if identity_opening => Some("opening".to_string()),
+            _ => None,
+        };
+        if let Some(title) = confirming {
             if let Some(rest) = yes_then_question(&c.text, now) {
                 if self.branch_kind.is_none() && !self.branch_offer {
-                    let title = self.script.steps[i].title.clone();
                     self.record(&format!("confirm:{title}"), "是", actions);
                     self.record_proposed_time(actions);
                     let asked = classify(&rest, now);

@@ -1452,8 +1452,6 @@ fn asks_person_to_call(text: &str) -> bool {
         })
 }
 
-/// The relation of someone answering for the callee ("我是他儿子", "我是她爱人，有事跟
-/// 我说"), or `None`.
 /// "我不是，我是她同事，她去开会了": someone else answers for the callee, so what
 /// follows about the callee (busy, away) is not the caller's own answer.
 fn someone_else_answers(norm: &str) -> bool {
@@ -1461,6 +1459,8 @@ fn someone_else_answers(norm: &str) -> bool {
         && ["我是她", "我是他"].iter().any(|k| norm.contains(k))
 }
 
+/// The relation of someone answering for the callee ("我是他儿子", "我是她爱人，有事跟
+/// 我说", "丽娟是我女儿"), or `None`.
 pub fn family_proxy(text: &str) -> Option<&'static str> {
     const RELATIONS: &[&str] = &[
         "儿子",
@@ -1507,6 +1507,18 @@ pub fn family_proxy(text: &str) -> Option<&'static str> {
     .find_map(|rest| {
         let rest = rest.trim_start_matches('的');
         RELATIONS.iter().find(|r| rest.starts_with(*r)).copied()
+    })
+    .or_else(|| {
+        // "丽娟是我女儿，她不在家": the callee named, then the speaker's relation to her.
+        let (before, rest) = norm.split_once("是我")?;
+        let named = before.chars().count() >= 2 && before.chars().all(super::text::is_han);
+        let rest = rest.trim_start_matches('的');
+        // Not "这是我老公的车": the relation owns something there.
+        RELATIONS
+            .iter()
+            .find(|r| rest.starts_with(*r) && !rest[r.len()..].starts_with('的'))
+            .copied()
+            .filter(|_| named && !before.contains('不') && !before.ends_with(['就', '都', '也']))
     })
 }
 

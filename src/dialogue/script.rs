@@ -778,6 +778,12 @@ fn asks_for_something(text: &str) -> bool {
     .any(|k| text.contains(k))
 }
 
+/// "哪个时段方便", "哪天方便", "什么时候方便", "几点方便": a question about when.
+fn when_suits_re() -> &'static Regex {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"(?:哪|什么时|几)[^，。？?！,]{0,6}方便", &C)
+}
+
 /// Guesses what a step expects from its title and its lines.
 fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind {
     let asks =
@@ -921,9 +927,13 @@ fn step_kind(title: &str, text: &str, conditionals: &[Conditional]) -> StepKind 
     }
     // "方便的话您量一下…" is politeness and "腿脚不方便上楼" a health matter, not a
     // question about convenience.
+    // "您看哪个时段方便？" / "哪天方便？" asks for a time, not whether now suits.
+    let asked_when = when_suits_re().replace_all(text, "");
     if BODILY_INCONVENIENCE
         .iter()
-        .fold(text.replace("方便的话", ""), |t, p| t.replace(p, ""))
+        .fold(asked_when.replace("方便的话", ""), |t, p| {
+            t.replace(p, "")
+        })
         .contains("方便")
     {
         return StepKind::Convenience;
