@@ -353,11 +353,20 @@ fn asks_open_need(opening: &str) -> bool {
         ]
         .iter()
         .any(|w| last.contains(w));
+    // "请问您家里是遇到什么虫害问题了吗？": a question word before the need makes
+    // the 吗 part of an open question, not a yes-or-no one.
+    static OPEN_NEED: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let open_need = OPEN_NEED
+        .get_or_init(|| {
+            regex::Regex::new(r"(?:什么|啥)[^，,]{0,4}(?:问题|情况|事|困难|麻烦|需求|需要)").ok()
+        })
+        .as_ref()
+        .is_some_and(|re| re.is_match(last));
     (need_choice
         || ["什么", "哪些", "哪方面", "啥"]
             .iter()
             .any(|w| last.contains(w)))
-        && !last.ends_with('吗')
+        && (!last.ends_with('吗') || open_need)
         && !["方便", "时间", "几点", "哪天", "多少", "上午", "下午"]
             .iter()
             .any(|w| last.contains(w))
