@@ -551,8 +551,16 @@ pub fn extract_quantity(s: &str) -> Option<String> {
                 .get(i + 1)
                 .is_some_and(|n| "口下起直共点会般样些定边旦向块道并齐".contains(*n));
         if !in_code && !set_phrase {
-            if let Some((v, _)) = quantity_at(&chars[i..]) {
-                return Some(v.to_string());
+            if let Some((v, n)) = quantity_at(&chars[i..]) {
+                // "解放路12号…4栋301室": the numbers of an address count nothing.
+                let after: String = chars[i + n..].iter().take(2).collect();
+                let in_address = ["号", "栋", "幢", "单元", "室", "弄"]
+                    .iter()
+                    .any(|u| after.starts_with(u))
+                    || (i > 0 && "路街巷道号栋幢元".contains(chars[i - 1]));
+                if !in_address {
+                    return Some(v.to_string());
+                }
             }
         }
         // Skip the rest of a digit run that is no quantity (a phone number), so its
