@@ -4231,6 +4231,24 @@ impl Conversation {
             .map(|cl| cl.trim().to_string())
     }
 
+    /// The branch of step `i` whose condition `text` says.
+    fn said_branch(&self, i: usize, text: &str) -> Option<&Conditional> {
+        self.script.steps[i].conditionals.iter().find(|b| {
+            // "没空带过来、家里没车，或者猫狗不肯出门": the alternatives about the
+            // call itself (方便, 忙, 打错) are the call's own handling; the others
+            // are this branch's.
+            let kept = condition_alternatives(&b.condition)
+                .into_iter()
+                .filter(|alt| {
+                    !["方便", "忙", "没空", "打错", "不是本人"]
+                        .iter()
+                        .any(|k| alt.contains(k))
+                })
+                .collect::<Vec<_>>();
+            !kept.is_empty() && says_condition(&kept.join("或者"), text)
+        })
+    }
+
     /// The caller says what one of the step's conditions says ("今年的已经打过了" at
     /// 若对方说今年已经打过了): the branch's line is said. A line that settles the
     /// matter ("好的，我给您登记已接种。") records the branch, keeps any value the caller
@@ -4243,24 +4261,7 @@ impl Conversation {
         actions: &mut Vec<Action>,
     ) -> Option<Option<(usize, f32)>> {
         let st = self.script.steps[i].clone();
-        let cond = st
-            .conditionals
-            .iter()
-            .find(|b| {
-                // "没空带过来、家里没车，或者猫狗不肯出门": the alternatives about the
-                // call itself (方便, 忙, 打错) are the call's own handling; the others
-                // are this branch's.
-                let kept = condition_alternatives(&b.condition)
-                    .into_iter()
-                    .filter(|alt| {
-                        !["方便", "忙", "没空", "打错", "不是本人"]
-                            .iter()
-                            .any(|k| alt.contains(k))
-                    })
-                    .collect::<Vec<_>>();
-                !kept.is_empty() && says_condition(&kept.join("或者"), &c.text)
-            })?
-            .clone();
+        let cond = self.said_branch(i, &c.text)?.clone();
         self.branches_taken.insert(i);
         let key = st.title.clone();
         // "…看看要不要调药。" tells what will happen; only a question waits for a reply.
@@ -4350,7 +4351,8 @@ impl Conversation {
                 .iter()
                 .any(|w| cond.line.contains(w))
                 || farewell
-                || no_more_calls);
+                || no_more_calls)
+            || cond.ends_call;
         if called_off {
             if !farewell {
                 actions.push(self.builtin(EARLY_BYE));
@@ -5022,7 +5024,12 @@ impl Conversation {
         let problem = tells_problem(&c.text);
         let told = match c.intent {
             Intent::Statement | Intent::SpecialNeed => !is_short(&c.text) || problem,
-            Intent::Question => problem && self.kb.answer(&c.text).is_none(),
+            // "有个马蜂窝，能来弄掉吗": a question no Q&A entry answers that is the
+            // case of one of the first step's branches is told too.
+            Intent::Question => {
+                (problem || self.said_branch(0, &c.text).is_some())
+                    && self.kb.answer(&c.text).is_none()
+            }
             // "指纹按上去一点反应都没有": a 没有 inside a fault is no "no".
             Intent::Negative => problem && !is_short(&c.text),
             _ => false,
@@ -5267,11 +5274,13 @@ impl Conversation {
         if self.state == State::Opening
             && self.skip_first_step
             && !self.branches_taken.contains(&0)
-            && matches!(
+            && (matches!(
                 c.intent,
                 Intent::Statement | Intent::Negative | Intent::Decline | Intent::OffTopic
-            )
+            ) || (c.intent == Intent::Question && self.kb.answer(&c.text).is_none()))
         {
+            // "有个马蜂窝，能来弄掉吗": a question the Q&A does not answer can be the
+            // case a branch handles.
             if let Some(done) = self.take_said_branch(0, c, now, actions) {
                 return done;
             }

@@ -271,6 +271,17 @@ fn records_yes_no(c: &str) -> bool {
 pub struct Conditional {
     pub condition: String,
     pub line: String,
+    /// The document says the call ends after this line ("…”本次不预约，结束通话").
+    pub ends_call: bool,
+}
+
+/// A note after a branch's words that ends the call there.
+fn ends_the_call(notes: &[String]) -> bool {
+    notes.iter().any(|n| {
+        ["结束通话", "不预约", "本次不", "挂断", "挂机", "结束本次"]
+            .iter()
+            .any(|w| n.contains(w))
+    })
 }
 
 /// One numbered step of the flow.
@@ -2603,10 +2614,12 @@ fn push_branch(step: &mut Step, condition: String, content: &str) {
     let tells =
         |line: &str| (line.starts_with("告诉") || line.starts_with("告知")) || !has_quote(&content);
     if let Some((said, notes)) = told_to_callee(&line).filter(|_| tells(&line)) {
+        let ends_call = ends_the_call(&notes);
         step.directions.extend(notes);
         step.conditionals.push(Conditional {
             condition,
             line: said,
+            ends_call,
         });
         return;
     }
@@ -2618,7 +2631,11 @@ fn push_branch(step: &mut Step, condition: String, content: &str) {
     if line.is_empty() {
         step.directions.push(condition);
     } else {
-        step.conditionals.push(Conditional { condition, line });
+        step.conditionals.push(Conditional {
+            condition,
+            line,
+            ends_call: false,
+        });
     }
 }
 
@@ -2630,6 +2647,18 @@ fn closing_line(item: &str) -> String {
 }
 
 fn push_line(step: &mut Step, content: &str) {
+    let before = step.conditionals.len();
+    push_line_parts(step, content);
+    // "如果…：“…”（本次不预约，结束通话）": the aside ends the call after the branch.
+    let (_, aside) = split_trailing_aside(content.trim());
+    if step.conditionals.len() > before && ends_the_call(aside.as_slice()) {
+        if let Some(c) = step.conditionals.last_mut() {
+            c.ends_call = true;
+        }
+    }
+}
+
+fn push_line_parts(step: &mut Step, content: &str) {
     // "> “…”" quote markers and "→" arrows are layout, not speech.
     let content = content.trim().trim_start_matches(['>', '＞']).trim();
     let content = match content
@@ -2682,6 +2711,7 @@ fn push_line(step: &mut Step, content: &str) {
             step.conditionals.push(Conditional {
                 condition: strip_markup(&aside),
                 line: speech,
+                ends_call: false,
             });
         } else {
             step.directions.push(aside);
@@ -2720,11 +2750,13 @@ fn push_line(step: &mut Step, content: &str) {
         }
         let tells = (line.starts_with("告诉") || line.starts_with("告知")) || !has_quote(&c[2]);
         if let Some((said, notes)) = told_to_callee(&line).filter(|_| tells) {
+            let ends_call = ends_the_call(&notes) || ends_the_call(after.as_slice());
             step.directions.extend(after);
             step.directions.extend(notes);
             step.conditionals.push(Conditional {
                 condition: cond,
                 line: said,
+                ends_call,
             });
             return;
         }
@@ -2733,10 +2765,12 @@ fn push_line(step: &mut Step, content: &str) {
             return;
         }
         if !line.is_empty() {
+            let ends_call = ends_the_call(after.as_slice());
             step.directions.extend(after);
             step.conditionals.push(Conditional {
                 condition: cond,
                 line,
+                ends_call,
             });
             return;
         }
