@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::script::{classify_heading, Section};
+use super::script_sop::{curly_quotes, told_words};
 
 /// Speaker labels of the agent's lines.
 const AGENT_LABELS: &[&str] = &[
@@ -246,6 +247,8 @@ fn sentences(t: &str) -> Vec<String> {
 /// said, so a point is never speech: "接电话的不是本人：…" and "客户要求晚上送的，
 /// 告知“…”" are branches, "记录：…" a field, anything else a note.
 fn point_lines(p: &str) -> Vec<String> {
+    let p = &curly_quotes(p);
+    let then = |t: &str| told_words(t.trim()).unwrap_or_else(|| t.trim().to_string());
     let condition = |c: &str| {
         if c.starts_with(['若', '如', '当']) {
             c.to_string()
@@ -271,7 +274,7 @@ fn point_lines(p: &str) -> Vec<String> {
             };
         }
         if !quoted && label.chars().count() <= 30 && !rest.trim().is_empty() {
-            return vec![format!("- {}：{}", condition(label), rest.trim())];
+            return vec![format!("- {}：{}", condition(label), then(rest))];
         }
     }
     sentences(p)
@@ -282,7 +285,7 @@ fn point_lines(p: &str) -> Vec<String> {
                 Some((c, rest))
                     if situation && c.chars().count() <= 30 && !c.contains(['“', '"', '「']) =>
                 {
-                    format!("- {}：{}", condition(c.trim()), rest.trim())
+                    format!("- {}：{}", condition(c.trim()), then(rest))
                 }
                 _ => format!("- （{s}）"),
             }

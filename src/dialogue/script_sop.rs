@@ -82,7 +82,7 @@ fn is_note(t: &str) -> bool {
 }
 
 /// Straight double quotes, paired, as the curly quotes the loader reads as speech.
-fn curly_quotes(t: &str) -> String {
+pub(super) fn curly_quotes(t: &str) -> String {
     let mut open = false;
     t.chars()
         .map(|c| match c {
@@ -101,7 +101,7 @@ fn curly_quotes(t: &str) -> String {
 
 /// `告知“…”本次不预约。`: the words the agent is told to say, quoted, with what it
 /// is told to do around them as an aside.
-fn told_words(then: &str) -> Option<String> {
+pub(super) fn told_words(then: &str) -> Option<String> {
     let open = then.find('“')?;
     let close = open + then[open..].find('”')?;
     let before = then[..open].trim_end_matches(['：', ':']).trim();
