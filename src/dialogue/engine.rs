@@ -518,6 +518,30 @@ fn completed_closing(lines: Vec<String>) -> Vec<String> {
 
 /// The times a confirmation step proposes ("我们这周六上午十点给您留了号"): each clause
 /// with a clock word, parsed. A date alone ("疫苗12月10日到期") proposes nothing.
+/// Words that name a day.
+const DAY_WORDS: &[&str] = &[
+    "月", "日", "号", "周", "星期", "礼拜", "今天", "明天", "后天", "今儿", "明儿",
+];
+
+/// "那天下午吧" / "上午" to "系统给您排在12月10日周四送货，上午…或者下午…，您看哪个
+/// 时段方便？": a time of day without a day is on the day the line proposes.
+fn on_proposed_day(value: &str, reply: &str, line: &str, now: DateTime<FixedOffset>) -> String {
+    if DAY_WORDS.iter().any(|w| reply.contains(w)) || value.len() < 10 {
+        return value.to_string();
+    }
+    let days: Vec<String> = line
+        .split(['，', ',', '。', '；', '？', '?', '！'])
+        .filter(|cl| DAY_WORDS.iter().any(|w| cl.contains(w)))
+        .filter_map(|cl| slots::wanted_time(cl, now))
+        .filter(|t| t.len() >= 10)
+        .map(|t| t[..10].to_string())
+        .collect();
+    match days.as_slice() {
+        [day, rest @ ..] if rest.iter().all(|d| d == day) => format!("{day}{}", &value[10..]),
+        _ => value.to_string(),
+    }
+}
+
 fn proposed_times(line: &str, now: DateTime<FixedOffset>) -> Vec<String> {
     const CLOCK: &[&str] = &["点", "上午", "下午", "晚上", "中午", "早上", ":", "："];
     let mut out: Vec<String> = line
@@ -4465,7 +4489,8 @@ impl Conversation {
             .any(|w| c.text.contains(w));
         let value = match kind {
             FieldKind::Time if asks_a_time => None,
-            FieldKind::Time => slots::wanted_time(&c.text, now),
+            FieldKind::Time => slots::wanted_time(&c.text, now)
+                .map(|v| on_proposed_day(&v, &c.text, &st.text(), now)),
             // "做一次保养得弄多久": a question is no count, nor a name.
             FieldKind::Number | FieldKind::Name if c.question_like => None,
             // "请问您的宽带账号或者登记的手机号是多少？": either answers.
