@@ -518,6 +518,9 @@ fn completed_closing(lines: Vec<String>) -> Vec<String> {
 
 /// The times a confirmation step proposes ("我们这周六上午十点给您留了号"): each clause
 /// with a clock word, parsed. A date alone ("疫苗12月10日到期") proposes nothing.
+/// The value of a phone field when the caller keeps the number the call is on.
+const CALLED_NUMBER: &str = "本机号码";
+
 /// Words that name a day.
 const DAY_WORDS: &[&str] = &[
     "月", "日", "号", "周", "星期", "礼拜", "今天", "明天", "后天", "今儿", "明儿",
@@ -4514,6 +4517,18 @@ impl Conversation {
             }
             _ => slots::extract(kind, &c.text, now),
         };
+        // "可以，就打这个" to "…就打现在这个号码可以吗？": the number the call is on.
+        let value = value.or_else(|| {
+            let offers_this_number = ["这个号码", "这个号", "这个电话", "本机", "来电号码"]
+                .iter()
+                .any(|w| st.text().contains(w));
+            let takes_it = c.intent == Intent::Agree
+                || ["打这个", "这个就行", "这个号", "就这个", "就打这"]
+                    .iter()
+                    .any(|w| c.text.contains(w));
+            (kind == FieldKind::Phone && offers_this_number && takes_it && !says_change(&c.text))
+                .then(|| CALLED_NUMBER.to_string())
+        });
         let change = says_change(&c.text);
         // "周三可以" / "周三我要加班，能不能换一天" to "您约的是12月9日周三上午八点…":
         // the proposed day named without a clock is that slot, kept or turned down,
