@@ -5688,6 +5688,16 @@ mod tests {
     }
 
     #[test]
+    fn a_time_of_day_falls_on_the_proposed_day() {
+        let line = "系统给您排在12月10日周四送货，上午9点到12点或者下午2点到6点两个时段，您看哪个时段方便？";
+        let v = slots::wanted_time("那天下午吧", now()).unwrap_or_default();
+        assert!(on_proposed_day(&v, "那天下午吧", line, now()).starts_with("2026-12-10T"));
+        // A day the caller names stands.
+        let v = slots::wanted_time("周五上午", now()).unwrap_or_default();
+        assert!(on_proposed_day(&v, "周五上午", line, now()).starts_with("2026-12-11T"));
+    }
+
+    #[test]
     fn values_past_a_branchs_limit() {
         let now = now();
         let past = |cond: &str, v: &str| time_past_limit(cond, v, now);

@@ -1625,6 +1625,17 @@ mod tests {
     }
 
     #[test]
+    fn relatives_answering_for_the_callee() {
+        assert_eq!(family_proxy("我是她老公，她在上班"), Some("老公"));
+        assert_eq!(
+            family_proxy("丽娟是我女儿，她不在家，你有什么事"),
+            Some("女儿")
+        );
+        assert_eq!(family_proxy("不是，这是我老公的车，他现在不在"), None);
+        assert_eq!(family_proxy("是我，你说吧"), None);
+    }
+
+    #[test]
     fn busy_words_about_someone_else_or_the_body() {
         let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap();
         assert_ne!(

@@ -138,9 +138,15 @@ fn speaker(t: &str) -> Option<(bool, &str)> {
         return None;
     }
     let words = rest.trim();
-    if AGENT_LABELS.iter().any(|l| label.starts_with(l)) {
+    // "客户" or "客户A", never a field such as "学员姓名".
+    let is = |l: &&str| {
+        label
+            .strip_prefix(*l)
+            .is_some_and(|r| r.chars().count() <= 1 && r.chars().all(|c| c.is_ascii_alphanumeric()))
+    };
+    if AGENT_LABELS.iter().any(is) {
         Some((true, words))
-    } else if CUSTOMER_LABELS.iter().any(|l| label.starts_with(l)) {
+    } else if CUSTOMER_LABELS.iter().any(is) {
         Some((false, words))
     } else {
         None
@@ -301,7 +307,7 @@ pub(super) fn model_call_as_markdown(text: &str) -> Option<String> {
     let count = |f: fn(&Line) -> bool| kinds.iter().filter(|k| f(k)).count();
     if count(|k| matches!(k, Line::Stage { .. })) < 3
         || count(|k| matches!(k, Line::Agent(_))) < 3
-        || count(|k| matches!(k, Line::Customer)) < 1
+        || count(|k| matches!(k, Line::Customer)) < 2
     {
         return None;
     }

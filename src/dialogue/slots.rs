@@ -1241,6 +1241,14 @@ mod tests {
     }
 
     #[test]
+    fn the_numbers_of_an_address_are_no_quantity() {
+        assert_eq!(extract_quantity("西城区解放路12号和平小区4栋301"), None);
+        assert_eq!(extract_quantity("3栋2单元502室"), None);
+        assert_eq!(extract_quantity("大概87平"), Some("87".into()));
+        assert_eq!(extract_quantity("18楼，有电梯"), Some("18".into()));
+    }
+
+    #[test]
     fn quantities_in_digits_and_numerals() {
         let q = |s: &str| extract_quantity(s);
         assert_eq!(q("差不多九千八百公里").as_deref(), Some("9800"));
