@@ -557,7 +557,7 @@ pub fn extract_quantity(s: &str) -> Option<String> {
                 let in_address = ["号", "栋", "幢", "单元", "室", "弄"]
                     .iter()
                     .any(|u| after.starts_with(u))
-                    || (i > 0 && "路街巷道号栋幢元".contains(chars[i - 1]));
+                    || (i > 0 && "号栋幢元".contains(chars[i - 1]));
                 if !in_address {
                     return Some(v.to_string());
                 }
