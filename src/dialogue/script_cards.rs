@@ -68,7 +68,7 @@ fn branch(t: &str) -> Option<(&str, &str)> {
 }
 
 /// The condition words a step parser reads before a branch's condition.
-fn as_condition(cond: &str) -> String {
+pub(super) fn as_condition(cond: &str) -> String {
     if cond.starts_with(['若', '如', '当']) {
         cond.to_string()
     } else {

@@ -16,8 +16,10 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::script::{classify_heading, Section};
+use super::script::{classify_heading, re, Section};
+use super::script_cards::as_condition;
 use super::script_sop::{curly_quotes, told_words};
+use super::text::parse_number;
 
 /// Speaker labels of the agent's lines.
 const AGENT_LABELS: &[&str] = &[
@@ -77,20 +79,18 @@ enum Line {
 
 fn part_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
-    C.get_or_init(|| {
-        Regex::new(r"^第\s*[一二三四五六七八九十0-9]{1,3}\s*(?:部分|章|篇)\s*[:：、.．]?\s*(.*)$")
-            .unwrap_or_else(|e| panic!("part regex: {e}"))
-    })
+    re(
+        r"^第\s*[一二三四五六七八九十0-9]{1,3}\s*(?:部分|章|篇)\s*[:：、.．]?\s*(.*)$",
+        &C,
+    )
 }
 
 fn stage_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
-    C.get_or_init(|| {
-        Regex::new(
-            r"^(?:第\s*([一二三四五六七八九十0-9]{1,3})\s*(?:环节|步|阶段)|(?:环节|步骤|阶段)\s*([一二三四五六七八九十0-9]{1,3}))\s*[:：、.．|｜]?\s*(.*)$",
-        )
-        .unwrap_or_else(|e| panic!("stage regex: {e}"))
-    })
+    re(
+        r"^(?:第\s*([一二三四五六七八九十0-9]{1,3})\s*(?:环节|步|阶段)|(?:环节|步骤|阶段)\s*([一二三四五六七八九十0-9]{1,3}))\s*[:：、.．|｜]?\s*(.*)$",
+        &C,
+    )
 }
 
 /// Rule characters drawn around a stage title.
@@ -114,20 +114,12 @@ fn is_rule_char(c: char) -> bool {
     )
 }
 
+/// "二" / "十二" / "12": a stage's number, all of it.
 fn numeral(s: &str) -> Option<u32> {
-    if let Ok(n) = s.parse() {
-        return Some(n);
-    }
-    let digit = |c: char| "一二三四五六七八九".find(c).map(|p| p as u32 / 3 + 1);
     let c: Vec<char> = s.chars().collect();
-    match c.as_slice() {
-        ['十'] => Some(10),
-        [d] => digit(*d),
-        ['十', d] => Some(10 + digit(*d)?),
-        [t, '十'] => Some(digit(*t)? * 10),
-        [t, '十', d] => Some(digit(*t)? * 10 + digit(*d)?),
-        _ => None,
-    }
+    parse_number(&c)
+        .filter(|&(_, used)| used == c.len())
+        .map(|(n, _)| n)
 }
 
 /// `坐席：…` / `客户：…`: the speaker's side and the words.
@@ -255,13 +247,6 @@ fn sentences(t: &str) -> Vec<String> {
 fn point_lines(p: &str) -> Vec<String> {
     let p = &curly_quotes(p);
     let then = |t: &str| told_words(t.trim()).unwrap_or_else(|| t.trim().to_string());
-    let condition = |c: &str| {
-        if c.starts_with(['若', '如', '当']) {
-            c.to_string()
-        } else {
-            format!("如果{c}")
-        }
-    };
     // A label's colon, not a clock's ("9:00-12:00").
     let colon = p.char_indices().find(|&(i, c)| {
         c == '：'
@@ -280,7 +265,7 @@ fn point_lines(p: &str) -> Vec<String> {
             };
         }
         if !quoted && label.chars().count() <= 30 && !rest.trim().is_empty() {
-            return vec![format!("- {}：{}", condition(label), then(rest))];
+            return vec![format!("- {}：{}", as_condition(label), then(rest))];
         }
     }
     sentences(p)
@@ -291,7 +276,7 @@ fn point_lines(p: &str) -> Vec<String> {
                 Some((c, rest))
                     if situation && c.chars().count() <= 30 && !c.contains(['“', '"', '「']) =>
                 {
-                    format!("- {}：{}", condition(c.trim()), then(rest))
+                    format!("- {}：{}", as_condition(c.trim()), then(rest))
                 }
                 _ => format!("- （{s}）"),
             }

@@ -15,16 +15,17 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use super::script::{classify_heading, Section};
+use super::script::{classify_heading, re, Section};
+use super::script_cards::as_condition;
 
 /// `4 作业流程` / `4. 作业流程` / `第4条 作业流程`: a top clause and its title.
 fn top_clause(t: &str) -> Option<&str> {
     static C: OnceLock<Regex> = OnceLock::new();
-    let re = C.get_or_init(|| {
-        Regex::new(r"^(?:第\s*)?[0-9]{1,2}\s*(?:条|章)?[.．、]?\s+(\S.{0,15})$")
-            .unwrap_or_else(|e| panic!("clause regex: {e}"))
-    });
-    let c = re.captures(t.trim())?;
+    let pattern = re(
+        r"^(?:第\s*)?[0-9]{1,2}\s*(?:条|章)?[.．、]?\s+(\S.{0,15})$",
+        &C,
+    );
+    let c = pattern.captures(t.trim())?;
     let title = c.get(1)?.as_str().trim();
     // A title, not a sentence or a number ("1 目的", not "1 本规范由…负责。").
     (!title.contains(['。', '，', '：', ':', '；'])
@@ -36,11 +37,8 @@ fn top_clause(t: &str) -> Option<&str> {
 /// number.
 fn sub_clause(t: &str) -> Option<(usize, &str)> {
     static C: OnceLock<Regex> = OnceLock::new();
-    let re = C.get_or_init(|| {
-        Regex::new(r"^[0-9]{1,2}((?:\.[0-9]{1,2}){1,3})[.．、]?\s*(\S.*)$")
-            .unwrap_or_else(|e| panic!("sub-clause regex: {e}"))
-    });
-    let c = re.captures(t.trim())?;
+    let pattern = re(r"^[0-9]{1,2}((?:\.[0-9]{1,2}){1,3})[.．、]?\s*(\S.*)$", &C);
+    let c = pattern.captures(t.trim())?;
     let depth = c.get(1)?.as_str().matches('.').count();
     Some((depth, c.get(2)?.as_str().trim()))
 }
@@ -48,13 +46,11 @@ fn sub_clause(t: &str) -> Option<(usize, &str)> {
 /// `(a) …` / `（b）…` / `a) …` / `① …`: a lettered case and its text.
 fn lettered(t: &str) -> Option<&str> {
     static C: OnceLock<Regex> = OnceLock::new();
-    let re = C.get_or_init(|| {
-        Regex::new(
-            r"^(?:[（(][a-zA-Z0-9一二三四五六七八九十]{1,2}[)）]|[a-zA-Z][)）.．]|[①-⑳])\s*(\S.*)$",
-        )
-        .unwrap_or_else(|e| panic!("case regex: {e}"))
-    });
-    Some(re.captures(t.trim())?.get(1)?.as_str())
+    let pattern = re(
+        r"^(?:[（(][a-zA-Z0-9一二三四五六七八九十]{1,2}[)）]|[a-zA-Z][)）.．]|[①-⑳])\s*(\S.*)$",
+        &C,
+    );
+    Some(pattern.captures(t.trim())?.get(1)?.as_str())
 }
 
 /// `标准话术：…` and its kin: the line the agent says.
@@ -137,11 +133,7 @@ fn case_line(t: &str) -> String {
             let cond = super::text::strip_parens(cond);
             let cond = cond.trim();
             let then = told_words(then).unwrap_or_else(|| then.to_string());
-            if cond.starts_with(['若', '如', '当']) {
-                format!("- {cond}：{then}")
-            } else {
-                format!("- 如果{cond}：{then}")
-            }
+            format!("- {}：{then}", as_condition(cond))
         }
         _ => format!("- （{t}）"),
     }
