@@ -107,6 +107,12 @@ pub struct AsrConfig {
     pub short_answers: Vec<String>,
     /// Prompt for turns longer than `rescue_max_ms`, given without the answers.
     pub long_prompt: String,
+    /// Clips longer than this get [`Self::prompt`] without the answers: a bare
+    /// answer is short (满意 is a 0.9 s clip with its pre-roll and tail, 没别的了
+    /// 1.3 s), and the answers' ten-odd prompt tokens cost every longer turn about
+    /// 25 ms of decoding on 2 threads (a 2 s question: 225 vs 196 ms) for the same
+    /// transcript.
+    pub answers_max_ms: u32,
     pub rescue_max_ms: u32,
     pub rescue_min_voiced_ms: u32,
 }
@@ -171,6 +177,7 @@ impl Default for AsrConfig {
             .map(String::from)
             .to_vec(),
             rescue_max_ms: 2500,
+            answers_max_ms: 1600,
             long_prompt: "以下是普通话的句子。".to_string(),
             rescue_min_voiced_ms: 192,
         }
@@ -523,8 +530,14 @@ impl Recognizer {
         // The answers prompt helps bare answers but makes Whisper loop on long
         // sentences: on the real-speech clips through G.711 it measured 26.4 % CER
         // (25 loops) vs 22.8 % (5 loops) with the plain language prompt.
-        let prompt = if audio_ms <= self.cfg.rescue_max_ms {
+        let prompt = if audio_ms <= self.cfg.answers_max_ms {
             self.cfg.prompt_with(hot_words)
+        } else if audio_ms <= self.cfg.rescue_max_ms {
+            AsrConfig {
+                answers: Vec::new(),
+                ..self.cfg.clone()
+            }
+            .prompt_with(hot_words)
         } else {
             AsrConfig {
                 prompt: self.cfg.long_prompt.clone(),
