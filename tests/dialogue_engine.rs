@@ -1061,3 +1061,55 @@ fn the_trouble_told_at_the_opening_waits_for_the_safety_question() {
     let r = c.on_utterance("热水器不点火，没闻到燃气味", 1.0, now());
     assert!(said(&r).contains("电话"), "{}", said(&r));
 }
+
+/// A reschedule branch whose line only promises ("确认后短信通知您") first gets the
+/// new time, then its line; a read-back with a blank date and time is said with
+/// the time the call settled on, never with its blanks.
+#[test]
+fn reschedule_asks_for_the_time_and_the_read_back_fills_its_blank() {
+    let doc = "# 上门测量确认
+## 开场白
+- “您好，我是安家测量的小吴，跟您确认上门测量的时间，您现在方便吗？”
+## 通话流程
+### 1. 确认时间
+- “我们约的是11月27号周五上午十点，这个时间可以吗？”
+- 如果客户要改时间：“好的，我跟师傅确认后短信通知您。”
+### 2. 复述
+- “好的，跟您确认一下：X 月 X 号 X 点，师傅上门测量，出发前会先给您打电话。”
+## 结束语
+- “感谢您的配合，再见。”
+";
+    let script = Script::parse(doc, "reschedule").unwrap();
+    let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
+    c.opening(now());
+    let r = c.on_utterance("方便", 1.0, now());
+    assert!(said(&r).contains("十点"), "{}", said(&r));
+    let r = c.on_utterance("周五我不在家，换个日子吧", 1.0, now());
+    let s = said(&r);
+    assert!(s.contains("哪天") && !s.contains("短信"), "{s}");
+    let r = c.on_utterance("周六下午三点", 1.0, now());
+    let s = said(&r);
+    assert!(s.contains("短信通知您"), "{s}");
+    assert!(s.contains("周六下午3点") && !s.contains('X'), "{s}");
+}
+
+/// Without a time anywhere in the call, the blank is left out, not read out.
+#[test]
+fn a_read_back_blank_without_a_time_is_left_out() {
+    let doc = "# 回访
+## 开场白
+- “您好，我是回访专员小吴，您现在方便吗？”
+## 通话流程
+### 1. 评价
+- “上次的服务您满意吗？”
+### 2. 复述
+- “好的，X 月 X 号的回访我记下了。”
+";
+    let script = Script::parse(doc, "blank").unwrap();
+    let mut c = Conversation::new(&script, &BTreeMap::new(), now()).unwrap();
+    c.opening(now());
+    c.on_utterance("方便", 1.0, now());
+    let r = c.on_utterance("满意", 1.0, now());
+    let s = said(&r);
+    assert!(s.contains("的回访我记下了") && !s.contains('X'), "{s}");
+}

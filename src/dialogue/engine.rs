@@ -213,6 +213,7 @@ const OFFER_TRANSFER: &str = "不好意思，我可能没理解您的意思。�
 const REASSURE: &str = "您的谨慎很有必要。我们是官方服务热线，不会向您索要密码、验证码，也不会让您转账；您的信息只用于这次服务，不会提供给任何第三方。";
 const ASK_NEW_VALUE: &str = "好的，麻烦您说一下新的信息。";
 const OK_SHORT: &str = "好的。";
+const ASK_NEW_TIME: &str = "好的，那您看改到哪天几点方便？";
 const NO_MORE_CALLS_NOTED: &str = "好的，已经给您登记了，以后不会再给您打这类电话。";
 const LATE_BYE: &str = "其他信息不变，感谢您的配合，再见。";
 const LATE_NOTED_BYE: &str = "感谢您的来电，再见。";
@@ -567,6 +568,17 @@ fn proposed_times(line: &str, now: DateTime<FixedOffset>) -> Vec<String> {
         .collect();
     out.dedup();
     out
+}
+
+/// A blank date and time in a read-back line: `X 月 X 号 X 点`, `××月××日`.
+fn time_blank_re() -> &'static regex::Regex {
+    static C: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        regex::Regex::new(
+            r"[XxＸ×]{1,2}\s*月\s*[XxＸ×]{1,2}\s*[号日](?:\s*[XxＸ×]{1,2}\s*[点时](?:\s*[XxＸ×]{1,2}\s*分)?)?",
+        )
+        .unwrap_or_else(|e| panic!("static regex: {e}"))
+    })
 }
 
 /// The words name an hour, not just a day ("下午三点", "10:30").
@@ -1600,6 +1612,8 @@ pub struct Conversation {
     /// The value kind a branch of the current step asked for instead of its own
     /// ("找不到编号？报手机号也行").
     branch_kind: Option<FieldKind>,
+    /// A branch's line kept until the caller gives the new value it follows.
+    after_new_value: Option<String>,
     /// The current step's branch asked a yes/no of its own ("…我们可以送货上门，您需要
     /// 送上门吗？"): the next reply answers it.
     branch_offer: bool,
@@ -2197,6 +2211,7 @@ impl Conversation {
             affirmed_ahead: Default::default(),
             denied_ahead: Default::default(),
             branch_kind: None,
+            after_new_value: None,
             branch_offer: false,
             branches_taken: Default::default(),
             branch_only,
@@ -3199,6 +3214,7 @@ impl Conversation {
             return;
         }
         self.branch_kind = None;
+        self.after_new_value = None;
         self.branch_offer = false;
         self.value_retries = 0;
         if let Some(from) = self.branch_only.get(&i) {
@@ -3249,12 +3265,48 @@ impl Conversation {
         self.path.push(self.script.steps[i].id());
         self.repeats = 0;
         for l in self.script.steps[i].lines.clone() {
-            actions.push(self.say(&l, Some(i), true));
+            match self.fill_time_blank(&l) {
+                Some(filled) => actions.push(self.say(&filled, Some(i), false)),
+                None => actions.push(self.say(&l, Some(i), true)),
+            }
         }
         // A final statement (thanks / promises) flows straight into the closing.
         if i + 1 == self.script.steps.len() && self.script.steps[i].kind == StepKind::Statement {
             self.close(actions);
         }
+    }
+
+    /// A read-back line with a blank date and time ("给您确认一下：X 月 X 号 X 点，
+    /// 周工到…"): the blank is the time this call settled on, the latest time
+    /// recorded, else the time a step proposed. Without either the blank and its
+    /// comma are left out: a blank is never read out. `None` when the line has none.
+    fn fill_time_blank(&self, line: &str) -> Option<String> {
+        let m = time_blank_re().find(line)?;
+        let recorded = self
+            .typed
+            .iter()
+            .rev()
+            .filter(|(_, kind)| *kind == FieldKind::Time)
+            .find_map(|(k, _)| self.fields.get(k))
+            .cloned()
+            .or_else(|| {
+                self.script
+                    .steps
+                    .iter()
+                    .find_map(|st| proposed_times(&st.text(), self.started).into_iter().next())
+            });
+        let spoken = recorded
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| speak_time(t, self.started));
+        let rest = &line[m.end()..];
+        Some(match spoken {
+            Some(t) => format!("{}{t}{rest}", &line[..m.start()]),
+            None => format!(
+                "{}{}",
+                &line[..m.start()],
+                rest.trim_start_matches(['，', ',', '、'])
+            ),
+        })
     }
 
     /// A branch line of the script for danger `d` that the caller's words meet.
@@ -4712,6 +4764,7 @@ impl Conversation {
             self.branch_kind = Some(FieldKind::Time);
             return Some(None);
         }
+        let has_value = value.is_some();
         if let Some(v) = value.filter(|_| change || differs || self.branch_kind.is_some()) {
             self.set_field(&key, &v, kind, actions);
             let said = if kind == FieldKind::Time {
@@ -4721,17 +4774,42 @@ impl Conversation {
             } else {
                 v.clone()
             };
-            actions.push(Action::Say {
-                text: format!("好的，已经为您改为{said}。"),
-                step: Some(st.id()),
-                interruptible: true,
-                fixed: false,
-            });
+            match self.after_new_value.take() {
+                // The branch's own words after the new value ("…后短信通知您").
+                Some(line) => {
+                    actions.push(Action::Say {
+                        text: format!("好的，{said}，我记下了。"),
+                        step: Some(st.id()),
+                        interruptible: true,
+                        fixed: false,
+                    });
+                    actions.push(self.say(&line, Some(i), true));
+                }
+                None => actions.push(Action::Say {
+                    text: format!("好的，已经为您改为{said}。"),
+                    step: Some(st.id()),
+                    interruptible: true,
+                    fixed: false,
+                }),
+            }
             self.advance(actions);
             return Some(None);
         }
         if change && !asks && c.intent != Intent::Agree {
             match self.branch_line(i, &c.text) {
+                // "周四不在家，换个日子" to a proposed time whose branch only promises
+                // ("我跟周工确认后短信通知您"): ask for the new time first, record it,
+                // then say the promise.
+                Some((line, _))
+                    if kind == FieldKind::Time
+                        && !proposed.is_empty()
+                        && !asks_something(&line)
+                        && !has_value =>
+                {
+                    self.branch_kind = Some(FieldKind::Time);
+                    self.after_new_value = Some(line);
+                    actions.push(self.builtin(ASK_NEW_TIME));
+                }
                 // A line that asks nothing settles the step.
                 Some((line, _)) if !asks_something(&line) => {
                     self.settle_by_branch(i, &line, &c.text, now, actions);

@@ -20,6 +20,7 @@ mod script_layout;
 mod script_model_call;
 mod script_outline;
 mod script_sheet;
+mod script_slides;
 mod script_sop;
 mod script_table;
 pub mod sim;

@@ -26,6 +26,7 @@ use super::script_layout;
 use super::script_model_call;
 use super::script_outline;
 use super::script_sheet;
+use super::script_slides;
 use super::script_sop;
 use super::script_table;
 use super::text::{extract_speech, has_quote, strip_markup, strip_parens};
@@ -1069,6 +1070,8 @@ impl Script {
     pub fn parse(text: &str, source: &str) -> Result<Self, DialogueError> {
         // Page furniture goes first: a running header inside a step would be said.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        // A slide deck's page markers are its structure, not page furniture.
+        let text = script_slides::slides_as_markdown(&text).unwrap_or(text);
         let text = script_layout::unpaginate(&text).unwrap_or(text);
         let text = script_layout::plain_glyphs(&text).unwrap_or(text);
         let text = script_layout::unchat(&text).unwrap_or(text);
