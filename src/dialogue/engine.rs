@@ -616,6 +616,11 @@ fn checks_who_we_are(text: &str, opening: &str) -> bool {
     let Some(body) = t.strip_prefix('是') else {
         return false;
     };
+    // "是我。量房收费吗？": the yes of someone who was asked who they are, then a
+    // question of their own.
+    if body.starts_with(['我', '的']) {
+        return false;
+    }
     let Some(body) = [
         "的吧", "的吗", "的嘛", "吧", "吗", "嘛", "对吧", "对吗", "是吧",
     ]
@@ -5888,6 +5893,14 @@ mod tests {
             "它上个月没救过来"
         ));
         assert!(!says_condition("如果对方说已经过世了", "他刚出门，不在家"));
+    }
+
+    #[test]
+    fn a_yes_with_a_question_is_no_check_of_who_we_are() {
+        let opening = "您好，我是筑家装饰的客服小唐，您之前预约了免费上门量房，现在方便吗？";
+        assert!(!checks_who_we_are("是我。量房收费吗？", opening));
+        assert!(!checks_who_we_are("是的，量房收费吗", opening));
+        assert!(checks_who_we_are("是筑家装饰的吧？", opening));
     }
 
     #[test]

@@ -417,6 +417,26 @@ pub(super) fn heading_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(r"^\s{0,3}(#{1,6})\s*(.*?)\s*#*\s*$", &C)
 }
+/// What a flowchart export needs before it can run.
+const FLOWCHART_FIX: &str = "this reads as a flowchart export ([N1] nodes with \"→ 转 N3\" jump rules), and the engine runs steps in order: it cannot follow jumps between nodes yet. Write the main path as numbered steps under a steps section (### 通话流程, then \"1. **登记信息**\" with its line) and each jump rule as a branch of its step (- 如果客户要停卡：“…”)";
+
+/// The line of a flowchart export's first node: three or more `[N1] 开场` /
+/// `【N2】` nodes and two or more jumps (`→ 转 N4`, `跳转 N9`) to them.
+fn flowchart_node(lines: &[String]) -> Option<usize> {
+    static NODE: OnceLock<Regex> = OnceLock::new();
+    static JUMP: OnceLock<Regex> = OnceLock::new();
+    let node = re(r"^\s*[\[【]\s*[A-Za-z]{0,2}[0-9]{1,3}\s*[\]】]", &NODE);
+    let jump = re(
+        r"(?:转|跳转|跳到|→)\s*(?:至|到)?\s*[A-Za-z]{1,2}[0-9]{1,3}",
+        &JUMP,
+    );
+    let nodes: Vec<usize> = (0..lines.len())
+        .filter(|&i| node.is_match(&lines[i]))
+        .collect();
+    let jumps = lines.iter().filter(|l| jump.is_match(l)).count();
+    (nodes.len() >= 3 && jumps >= 2).then(|| nodes[0])
+}
+
 /// A bold label with its text on the same line: `**角色：** …` or `**角色**：…`.
 fn label_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
@@ -1505,7 +1525,10 @@ impl Parser {
                         script_layout::STEPS_TITLE_FIX
                     ),
                 ),
-                (None, None) => (1, "no steps section found".to_string()),
+                (None, None) => match flowchart_node(&self.lines) {
+                    Some(l) => (l + 1, FLOWCHART_FIX.to_string()),
+                    None => (1, "no steps section found".to_string()),
+                },
             };
             return Err(DialogueError::NoSteps {
                 source_name: source.to_string(),
@@ -2867,6 +2890,16 @@ pub(super) fn marked_unspoken(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A flowchart export is refused with what it is and how to make it run,
+    /// naming its first node's line.
+    #[test]
+    fn a_flowchart_export_is_named_with_its_fix() {
+        let doc = "流程图导出\n[N1] 开场\n  坐席说：您好，请问有什么可以帮您？\n  客户要办卡 → 转 N2\n  客户要停卡 → 转 N3\n[N2] 办卡\n  坐席说：月卡三百元。\n[N3] 停卡\n  坐席说：请报一下卡号。\n";
+        let err = Script::parse(doc, "flow").expect_err("a flowchart has no steps");
+        let msg = err.to_string();
+        assert!(msg.contains("line 2") && msg.contains("flowchart"), "{msg}");
+    }
 
     #[test]
     fn words_told_to_the_callee_are_said_to_them() {
