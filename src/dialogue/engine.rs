@@ -570,17 +570,6 @@ fn proposed_times(line: &str, now: DateTime<FixedOffset>) -> Vec<String> {
     out
 }
 
-/// A blank date and time in a read-back line: `X 月 X 号 X 点`, `××月××日`.
-fn time_blank_re() -> &'static regex::Regex {
-    static C: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    C.get_or_init(|| {
-        regex::Regex::new(
-            r"[XxＸ×]{1,2}\s*月\s*[XxＸ×]{1,2}\s*[号日](?:\s*[XxＸ×]{1,2}\s*[点时](?:\s*[XxＸ×]{1,2}\s*分)?)?",
-        )
-        .unwrap_or_else(|e| panic!("static regex: {e}"))
-    })
-}
-
 /// The words name an hour, not just a day ("下午三点", "10:30").
 fn names_clock(text: &str) -> bool {
     ["点", ":", "：", "上午", "下午", "晚上", "中午", "早上"]
@@ -3286,7 +3275,7 @@ impl Conversation {
     /// recorded, else the time a step proposed. Without either the blank and its
     /// comma are left out: a blank is never read out. `None` when the line has none.
     fn fill_time_blank(&self, line: &str) -> Option<String> {
-        let m = time_blank_re().find(line)?;
+        let m = super::text::time_blank_re().find(line)?;
         let recorded = self
             .typed
             .iter()

@@ -18,7 +18,7 @@ use regex::Regex;
 
 use super::script::{classify_heading, re, Section};
 use super::script_cards::as_condition;
-use super::script_sop::curly_quotes;
+use super::script_sop::{after_label, curly_quotes};
 
 /// `第4页` / `幻灯片 4` / `Slide 4`: a page break of the export.
 fn is_page_marker(t: &str) -> bool {
@@ -59,11 +59,7 @@ fn bullet(line: &str) -> Option<(u8, &str)> {
 
 /// A trainer's note on the page.
 fn note(t: &str) -> Option<&str> {
-    ["备注", "讲师备注", "演讲者备注", "讲者备注", "注"]
-        .iter()
-        .find_map(|l| t.strip_prefix(l))
-        .and_then(|r| r.trim_start().strip_prefix(['：', ':']))
-        .map(str::trim)
+    after_label(t, &["备注", "讲师备注", "演讲者备注", "讲者备注", "注"])
 }
 
 /// Labels of the words a step page gives the agent to say.
@@ -106,13 +102,8 @@ fn goes_on(then: &str) -> bool {
 /// written. A blank date and time (`X 月 X 号 X 点`) the engine fills with the
 /// call's time when it says the line.
 fn has_blanks(words: &str) -> bool {
-    static T: OnceLock<Regex> = OnceLock::new();
     static C: OnceLock<Regex> = OnceLock::new();
-    let time = re(
-        r"[XxＸ×]{1,2}\s*月\s*[XxＸ×]{1,2}\s*[号日](?:\s*[XxＸ×]{1,2}\s*[点时](?:\s*[XxＸ×]{1,2}\s*分)?)?",
-        &T,
-    );
-    let rest = time.replace_all(words, "");
+    let rest = super::text::time_blank_re().replace_all(words, "");
     re(r"(?:^|[^A-Za-z])[XxＸ×]{1,2}\s*[月号日点时平栋]|××|XX", &C).is_match(&rest)
 }
 
@@ -208,7 +199,7 @@ struct Deck {
 
 impl Deck {
     fn step_page(&mut self, title: &str, body: &[&str]) {
-        let mut out = vec![format!("### 第{}步 {title}", self.step_count() + 1)];
+        let mut out = vec![format!("### 第{}步 {title}", self.steps.len() + 1)];
         let mut said = false;
         for item in items(body) {
             let text = item.text;
@@ -272,10 +263,6 @@ impl Deck {
         if said {
             self.steps.push(out.join("\n"));
         }
-    }
-
-    fn step_count(&self) -> usize {
-        self.steps.len()
     }
 
     fn kb_page(&mut self, body: &[&str]) {

@@ -53,13 +53,19 @@ fn lettered(t: &str) -> Option<&str> {
     Some(pattern.captures(t.trim())?.get(1)?.as_str())
 }
 
-/// `标准话术：…` and its kin: the line the agent says.
-fn speech(t: &str) -> Option<&str> {
-    ["标准话术", "参考话术", "推荐话术", "话术", "标准用语"]
+/// The text after the first of `labels` that starts `t` and its colon
+/// (`标准话术：…`, `备注：…`).
+pub(super) fn after_label<'a>(t: &'a str, labels: &[&str]) -> Option<&'a str> {
+    labels
         .iter()
         .find_map(|l| t.strip_prefix(l))
         .and_then(|r| r.trim_start().strip_prefix(['：', ':']))
         .map(str::trim)
+}
+
+/// `标准话术：…` and its kin: the line the agent says.
+fn speech(t: &str) -> Option<&str> {
+    after_label(t, &["标准话术", "参考话术", "推荐话术", "话术", "标准用语"])
 }
 
 /// A note to the agent (`注：…`, `注意：…`, `说明：…`).

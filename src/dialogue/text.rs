@@ -419,6 +419,18 @@ pub fn parse_number(chars: &[char]) -> Option<(u32, usize)> {
     Some((value, i))
 }
 
+/// A blank date and time in a read-back line (`X 月 X 号 X 点`, `××月××日`): the
+/// loader keeps such a line as speech and the engine fills it with the call's time.
+pub(crate) fn time_blank_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"[XxＸ×]{1,2}\s*月\s*[XxＸ×]{1,2}\s*[号日](?:\s*[XxＸ×]{1,2}\s*[点时](?:\s*[XxＸ×]{1,2}\s*分)?)?",
+        )
+        .unwrap_or_else(|e| panic!("static regex: {e}"))
+    })
+}
+
 fn email_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
