@@ -1593,6 +1593,7 @@ impl CallLoop<'_> {
                 tracing::debug!(
                     text = %t.text,
                     finished = ?a.finished,
+                    rescued = t.rescued,
                     infer_ms = outcome.infer_ms as u64,
                     queue_ms = outcome.queue_ms as u64,
                     "speculative transcript"
