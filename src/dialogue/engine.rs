@@ -373,6 +373,21 @@ fn asks_open_need(opening: &str) -> bool {
             .any(|w| last.contains(w))
 }
 
+/// A branch line asking when to get back to the caller ("您看哪天我再跟您确认一下？",
+/// "您什么时候方便我再打过来？").
+fn asks_when_to_ring_again(line: &str) -> bool {
+    ["哪天", "什么时候", "几点", "哪个时间"]
+        .iter()
+        .any(|w| line.contains(w))
+        && ["再跟您", "再给您", "再打", "再联系", "回电", "再确认"]
+            .iter()
+            .any(|w| line.contains(w))
+}
+
+fn at_is_future(at: Option<DateTime<FixedOffset>>, now: DateTime<FixedOffset>) -> bool {
+    at.is_some_and(|t| t > now)
+}
+
 /// Whether a step asks what the caller rings about (the fault, the request): on an
 /// inbound line whose opening already asked that, the caller's first words answer it.
 fn step_asks_need(step: &Step, opening: &str) -> bool {
@@ -4757,6 +4772,22 @@ impl Conversation {
             }
             self.branch_kind = Some(FieldKind::Time);
             return Some(None);
+        }
+        // "您看哪天我再跟您确认一下？" on a step that books no time itself: the day
+        // the caller names is when to ring again, a callback.
+        if kind == FieldKind::Time && st.field != Some(FieldKind::Time) {
+            let when = value
+                .as_deref()
+                .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok());
+            let branch_asked_callback = self.branches_taken.contains(&i)
+                && st
+                    .conditionals
+                    .iter()
+                    .any(|b| asks_when_to_ring_again(&b.line));
+            if let Some(at) = when.filter(|_| branch_asked_callback && at_is_future(when, now)) {
+                self.schedule(at, now, actions);
+                return Some(None);
+            }
         }
         let has_value = value.is_some();
         if let Some(v) = value.filter(|_| change || differs || self.branch_kind.is_some()) {

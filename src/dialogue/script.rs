@@ -88,7 +88,17 @@ pub fn field_kind(title: &str, text: &str) -> Option<FieldKind> {
     // What a placeholder is called ({{姓名}}) says nothing about what is asked.
     let text = placeholder_re().replace_all(text, "");
     let has = |ks: &[&str]| ks.iter().any(|k| title.contains(k) || text.contains(k));
-    if has(&["手机", "电话", "号码", "联系方式"]) && !has(&["编号"]) {
+    // 手机 alone is the handset (您的手机是什么情况, 手机的型号): only its number is
+    // a phone field.
+    let handset_number = || {
+        [title, text.as_ref()].iter().any(|t| {
+            t.match_indices("手机").any(|(i, m)| {
+                let after: String = t[i + m.len()..].chars().take(4).collect();
+                after.starts_with('号') || after.contains("多少")
+            })
+        })
+    };
+    if (has(&["电话", "号码", "联系方式"]) || handset_number()) && !has(&["编号"]) {
         Some(FieldKind::Phone)
     } else if has(&[
         "编号",
@@ -1716,7 +1726,7 @@ impl Parser {
         let texts: Vec<String> = body
             .iter()
             .map(|&i| self.lines[i].trim().trim_start_matches(['>', '＞']).trim())
-            .filter(|l| !l.is_empty())
+            .filter(|l| !l.is_empty() && !is_note_line(l))
             .map(|l| strip_directions(&extract_speech(without_speech_label(&item_text(l)))))
             .filter(|l| !l.is_empty())
             .collect();
@@ -2014,7 +2024,11 @@ impl Parser {
                 }
                 _ => (label.clone(), String::new()),
             };
-            let is_label = !raw.starts_with(['-', '*', '+', '•']) || rest.is_empty();
+            // A label is short (结束语（取消的）：); a sentence that mentions the
+            // closing (信息登记完的，说结束语，挂机。) is a condition.
+            let is_label = (!raw.starts_with(['-', '*', '+', '•']) || rest.is_empty())
+                && label_part.chars().count() <= 12
+                && !label_part.contains(['，', '。', ',']);
             if is_label && CLOSING_LABELS.iter().any(|k| label_part.contains(k)) {
                 mode = Mode::Close;
                 if !rest.is_empty() {
@@ -2040,7 +2054,8 @@ impl Parser {
                 Mode::Close => closing.push(closing_line(&item)),
                 Mode::Cond => conds.push(strip_markup(&item)),
                 Mode::Auto => {
-                    if has_quote(&item) {
+                    // A word in quotes inside a case (记录“勿扰”) is no line to say.
+                    if longest_quote(&item) >= 6 {
                         closing.push(closing_line(&item));
                     } else {
                         conds.push(strip_markup(&item));
@@ -2163,6 +2178,21 @@ impl Parser {
 
 /// A line whose quotes wrap what is to be said ("“再见。”", "仅咨询：“…”"), not
 /// quotes inside a sentence ("客户说“不需要”的").
+/// Characters in the longest “quoted” run of `s` (0 without quotes).
+fn longest_quote(s: &str) -> usize {
+    s.split(['“', '「', '"'])
+        .skip(1)
+        .map(|q| {
+            q.split(['”', '」', '"'])
+                .next()
+                .unwrap_or("")
+                .chars()
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn wraps_speech(s: &str) -> bool {
     has_quote(s) && extract_speech(s) != strip_markup(s).trim()
 }
@@ -2214,6 +2244,15 @@ const DIRECTION_WORDS: &[&str] = &[
     "登记后",
     "备注",
 ];
+
+/// `注：客户已经说了的不要再问` under an opening: the writer's note to the agent.
+fn is_note_line(l: &str) -> bool {
+    let t = item_text(l);
+    ["注", "备注", "注意", "提示", "说明"].iter().any(|k| {
+        t.strip_prefix(k)
+            .is_some_and(|r| r.starts_with(['：', ':']) && !has_quote(r))
+    })
+}
 
 fn is_direction(aside: &str) -> bool {
     DIRECTION_WORDS.iter().any(|w| aside.contains(w))

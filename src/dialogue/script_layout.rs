@@ -130,6 +130,17 @@ fn chapter_title_re() -> &'static Regex {
 /// `（二）开场白`, `第三部分 常见问题`, `【开场白】`, `3｜通话环节`) that names a
 /// known section.
 fn plain_title(t: &str) -> Option<Style> {
+    // A remark after the title (`二、接待流程（按表格顺序来）`) is no part of its name.
+    if let Some(head) = t
+        .strip_suffix(['）', ')'])
+        .and_then(|r| r.rsplit_once(['（', '(']))
+        .map(|(head, _)| head.trim_end())
+        .filter(|h| !h.is_empty() && !h.contains(['（', '(']))
+    {
+        if let Some(style) = plain_title(head) {
+            return Some(style);
+        }
+    }
     let (title, style) = if let Some(c) = plain_heading_re().captures(t) {
         match (c.get(1), c.get(2)) {
             (Some(m), _) => {
@@ -492,11 +503,16 @@ pub(super) fn plain_glyphs(text: &str) -> Option<String> {
     if !text.lines().any(|l| keycap(l) || boxed(l) || lead_emoji(l)) {
         return None;
     }
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     // Inside a drawn table (after its first row).
     let mut in_table = false;
+    // The physical lines of the drawn row being read (index in `out`, cells).
+    let mut row: Vec<(usize, Vec<String>)> = Vec::new();
     for l in text.split('\n') {
         let mut line = l.to_string();
+        if !l.trim_start().starts_with(BOX_VERTICAL) {
+            merge_wrapped_row(&mut out, &mut row);
+        }
         if is_box_rule(l) {
             line.clear();
             // A rule between rows stays a table row (`|---|`), so the table is
@@ -510,8 +526,14 @@ pub(super) fn plain_glyphs(text: &str) -> Option<String> {
         }
         if l.trim_start().starts_with(BOX_VERTICAL) {
             in_table = true;
-            line = l.replace(BOX_VERTICAL, "|");
-            out.push(line);
+            let cells: Vec<String> = l
+                .trim()
+                .trim_matches(BOX_VERTICAL)
+                .split(BOX_VERTICAL)
+                .map(|c| c.trim().to_string())
+                .collect();
+            row.push((out.len(), cells));
+            out.push(l.replace(BOX_VERTICAL, "|"));
             continue;
         }
         if !l.trim().is_empty() {
@@ -546,7 +568,44 @@ pub(super) fn plain_glyphs(text: &str) -> Option<String> {
         }
         out.push(line);
     }
+    merge_wrapped_row(&mut out, &mut row);
     Some(out.join("\n"))
+}
+
+/// A drawn table wraps a long cell over several physical lines of one row (what
+/// pdftotext and Word's text export make of it): the row's cells joined, on the
+/// row's first line, and its other lines rules, so line numbers stay those of
+/// the document (`|---|` rows, as the rules between drawn rows). A row of one
+/// line stays as it is.
+fn merge_wrapped_row(out: &mut [String], row: &mut Vec<(usize, Vec<String>)>) {
+    if row.len() > 1 {
+        let width = row.iter().map(|(_, c)| c.len()).max().unwrap_or(0);
+        let mut cells = vec![String::new(); width];
+        for (_, parts) in row.iter() {
+            for (cell, part) in cells.iter_mut().zip(parts) {
+                join_wrapped(cell, part);
+            }
+        }
+        out[row[0].0] = format!("| {} |", cells.join(" | "));
+        // A rule row keeps the table one block, as between drawn rows.
+        for (i, _) in &row[1..] {
+            out[*i] = format!("|{}", "---|".repeat(width));
+        }
+    }
+    row.clear();
+}
+
+/// Appends a wrapped cell's next piece: Chinese runs on without a space, two
+/// Latin words or numbers (苹果 / iPhone 15) keep one.
+fn join_wrapped(cell: &mut String, part: &str) {
+    if part.is_empty() {
+        return;
+    }
+    let latin = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if latin(cell.chars().last()) && latin(part.chars().next()) {
+        cell.push(' ');
+    }
+    cell.push_str(part);
 }
 
 fn chat_time_re() -> &'static Regex {
@@ -632,6 +691,13 @@ fn page_number_re() -> &'static Regex {
     )
 }
 
+/// `                 — 2 —`: a page number set in the middle or at the right of
+/// the page (far indented, dashes both sides), which a numbered list never is.
+fn centred_page_number(l: &str) -> bool {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(r"^\s{16,}[-—–]{1,2}\s*\d{1,3}\s*[-—–]{1,2}\s*$", &C).is_match(l)
+}
+
 fn bare_page_number_re() -> &'static Regex {
     static C: OnceLock<Regex> = OnceLock::new();
     re(r"^[-—–\s]*\d{1,3}[-—–\s]*$", &C)
@@ -701,6 +767,16 @@ pub(super) fn unpaginate(text: &str) -> Option<String> {
     let feeds = text.contains('\u{c}');
     let raw: Vec<&str> = text.split('\n').collect();
     if !feeds && !raw.iter().any(|l| page_number_re().is_match(l)) {
+        // Page numbers set in the middle of the line and nothing else of a PDF
+        // export: a text the writer laid out by hand (a drawn table's rows are
+        // as wide as a page and must not be rejoined), so only the numbers go.
+        if raw.iter().any(|l| centred_page_number(l)) {
+            let kept: Vec<&str> = raw
+                .iter()
+                .map(|l| if centred_page_number(l) { "" } else { l })
+                .collect();
+            return Some(kept.join("\n"));
+        }
         return None;
     }
     // Pages: split at form feeds, or after page number lines.
@@ -721,6 +797,7 @@ pub(super) fn unpaginate(text: &str) -> Option<String> {
             l = l.rsplit('\u{c}').next().unwrap_or(l);
         }
         let is_number = page_number_re().is_match(l)
+            || centred_page_number(l)
             || (feeds && bare_page_number_re().is_match(l) && !l.trim().is_empty() && {
                 let near = |j: usize| raw.get(j).is_some_and(|n| n.contains('\u{c}'));
                 near(i) || near(i + 1) || (i > 0 && near(i - 1))

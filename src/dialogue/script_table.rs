@@ -276,7 +276,7 @@ fn steps_table(
             .and_then(|c| row.get(c))
             .filter(|c| !is_empty_cell(c))
         {
-            out.push(format!("    - 记录：{}", strip_markup(rc)));
+            record_cell(&strip_markup(rc), out);
         }
         // The step's own row: what it does with the expected answer ("记录：练车
         // 科目", "预约成功，说结束语") is a record or a note, never speech.
@@ -304,6 +304,34 @@ fn steps_table(
                     out.push(format!("    - {part}"));
                 }
             }
+        }
+    }
+}
+
+/// A record cell (`记录：故障描述。进水的：提醒客户先别充电`): the first sentence,
+/// or one labelled 记录, is what the step records; the rest (what to do in a case,
+/// how to read the value back) are notes, never said.
+fn record_cell(cell: &str, out: &mut Vec<String>) {
+    fn label(s: &str) -> Option<&str> {
+        ["记录", "登记", "记下", "需记录"]
+            .iter()
+            .find_map(|k| s.strip_prefix(k))
+            .and_then(|r| r.strip_prefix(['：', ':']))
+            .map(str::trim)
+    }
+    for (i, sentence) in cell
+        .split_inclusive('。')
+        .map(|s| s.trim().trim_end_matches('。'))
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
+        match label(sentence) {
+            Some(what) => out.push(format!("    - 记录：{what}")),
+            // A case (`过保的：按价目表收费`) is a note even first.
+            None if i == 0 && !sentence.contains(['：', ':']) => {
+                out.push(format!("    - 记录：{sentence}"))
+            }
+            None => out.push(format!("    - （{sentence}）")),
         }
     }
 }
