@@ -725,7 +725,18 @@ pub(super) const CLOSING_LABELS: &[&str] = &[
     "挂机语",
 ];
 /// Titles and labels of the end conditions.
-const END_CONDITION_LABELS: &[&str] = &["结束条件", "挂机条件", "收尾条件", "挂断条件"];
+const END_CONDITION_LABELS: &[&str] = &[
+    "结束条件",
+    "挂机条件",
+    "收尾条件",
+    "挂断条件",
+    // A team lead's words in a chat: 什么时候挂：1. …
+    "什么时候挂",
+    "何时挂",
+    "什么情况挂",
+    "什么情况下挂",
+    "哪些情况挂",
+];
 
 pub(super) const AGENT_HALF: &[&str] = &[
     "拨打方",
@@ -1512,10 +1523,20 @@ impl Parser {
         if script.steps.is_empty() {
             let all: Vec<usize> = (0..self.lines.len())
                 .filter(|&i| callee_start.is_none_or(|(l, _)| i < l))
+                // Lines of the sections read already (the Q&A, the end, the closing
+                // lines, the profile) and the titles are no step's; an opening may
+                // run on into numbered steps.
                 .filter(|&i| {
-                    !sections
-                        .iter()
-                        .any(|s| s.0 == Section::Kb && s.2.contains(&i))
+                    !sections.iter().any(|s| {
+                        matches!(
+                            s.0,
+                            Section::Kb
+                                | Section::End
+                                | Section::EndConditions
+                                | Section::Closing
+                                | Section::Profile
+                        ) && s.2.contains(&i)
+                    }) && !heading_re().is_match(&self.lines[i])
                 })
                 .collect();
             if steps_heading_line.is_none() {
@@ -2585,7 +2606,13 @@ fn told_to_callee(line: &str) -> Option<(String, Vec<String>)> {
     );
     static ASK: OnceLock<Regex> = OnceLock::new();
     let ask = re(concat!(r"请(?:", callee_words!(), r")"), &ASK);
-    let (before, said) = match tell.find(line) {
+    // 他/她 only with a verb of saying: "跟他核对" tells the callee nothing.
+    static TELL_HIM: OnceLock<Regex> = OnceLock::new();
+    let tell_him = re(
+        r"(?:告诉|告知)(?:他|她)[：:，,]?|(?:跟|向|对|给)(?:他|她)(?:说明|解释|讲|说)[：:，,]?",
+        &TELL_HIM,
+    );
+    let (before, said) = match tell.find(line).or_else(|| tell_him.find(line)) {
         Some(m) => (line[..m.start()].trim(), line[m.end()..].trim()),
         None if ask.is_match(line) => ("", line.trim()),
         None => {
@@ -2604,7 +2631,11 @@ fn told_to_callee(line: &str) -> Option<(String, Vec<String>)> {
     let mut notes = Vec::new();
     let before = before.trim_end_matches(['，', ',', '；', ';', '。']);
     if !before.is_empty() {
-        if !instructs_agent(before) && !asks_callee(before) {
+        // "能不能打不要自己说，告诉他…": what not to do is a note too.
+        let forbids = ["不要", "别", "不用", "不能"]
+            .iter()
+            .any(|w| before.contains(w));
+        if !instructs_agent(before) && !asks_callee(before) && !forbids {
             return None;
         }
         notes.push(before.to_string());
@@ -2827,7 +2858,13 @@ fn push_line_parts(step: &mut Step, content: &str) {
             });
             return;
         }
-        if !has_quote(&c[2]) && instructs_agent(&line) {
+        // "打错了：道歉，直接挂": what the agent does, with no word to the callee.
+        let acts_only = !line.contains('您')
+            && !line.contains('你')
+            && ["挂", "结束通话", "结束本次"]
+                .iter()
+                .any(|w| line.contains(w));
+        if !has_quote(&c[2]) && (instructs_agent(&line) || acts_only) {
             step.directions.push(content.to_string());
             return;
         }

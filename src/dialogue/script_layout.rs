@@ -366,6 +366,14 @@ pub(super) fn normalise(mut lines: Vec<String>) -> Layout {
                 continue;
             }
         }
+        // "客户一般是60岁以上的老人，…最关心…" after a blank line: who is called, a
+        // profile paragraph without a title of its own.
+        if plain && i > 0 && blank(i - 1, &lines) && describes_callee(&t) {
+            section = Section::Profile;
+            steps = None;
+            lines[i - 1] = format!("{} 客户画像", "#".repeat(level));
+            continue;
+        }
         // "结束语" or "结束条件" alone on its line after a blank one: a section title.
         if plain && (i == 0 || blank(i - 1, &lines)) && bare_section_title(&t) {
             section = classify_heading(&t, false);
@@ -468,7 +476,22 @@ fn digit_step_after(lines: &[String], i: usize) -> Option<u32> {
 
 /// A line that is only the name of a section other than the steps ("结束语",
 /// "结束条件", "常见问题").
+/// "客户一般是…，最关心…" / "来电的多是…": a paragraph describing the callee.
+fn describes_callee(t: &str) -> bool {
+    static C: OnceLock<Regex> = OnceLock::new();
+    re(
+        r"^(?:客户|用户|来电的?|被叫|接电话的)(?:人)?(?:一般|大多|大部分|多半|通常|基本上|主要|多)(?:都)?是",
+        &C,
+    )
+    .is_match(t)
+        && ["关心", "担心", "顾虑", "反应", "在意"]
+            .iter()
+            .any(|w| t.contains(w))
+}
+
 fn bare_section_title(t: &str) -> bool {
+    // "什么时候挂：" on its own line is the title of the list below it.
+    let t = t.strip_suffix(['：', ':']).unwrap_or(t);
     t.chars().count() <= 6
         && t.chars().all(super::text::is_han)
         && matches!(
@@ -561,15 +584,50 @@ pub(super) fn plain_glyphs(text: &str) -> Option<String> {
         }
         if lead_emoji(&line) {
             let t = line.trim_start();
+            let pointer = t.starts_with(['👉', '➡']);
             line = t
                 .trim_start_matches(|c: char| LEAD_EMOJI.contains(&c) || c == '\u{FE0F}')
                 .trim_start()
                 .to_string();
+            line = marked_case(&line, pointer);
         }
         out.push(line);
     }
     merge_wrapped_row(&mut out, &mut row);
     Some(out.join("\n"))
+}
+
+/// A line a chat marked with an emoji, read for what it is: `别念：…` is a note
+/// to the agent (bracketed, never said), and after a pointer (👉) a case with
+/// what to do (`不是本人/打错了：“不好意思打扰您了。”直接挂`) is a branch
+/// (`如果不是本人/打错了：…`) unless its label names a part of the step (说：, 记：).
+fn marked_case(line: &str, pointer: bool) -> String {
+    let Some((label, rest)) = line.split_once(['：', ':']) else {
+        return line.to_string();
+    };
+    let label = label.trim();
+    if ["别念", "不要念", "不用念", "勿念", "别说", "不要说"]
+        .iter()
+        .any(|k| label.starts_with(k))
+    {
+        return format!("（{}）", rest.trim());
+    }
+    const PARTS: &[&str] = &[
+        "说", "记", "问", "答", "注", "备注", "注意", "提醒", "提示", "话术", "开场", "结束",
+        "录入", "登记",
+    ];
+    let case = pointer
+        && (1..=20).contains(&label.chars().count())
+        && !label.contains(['“', '”', '"', '。', '，'])
+        && !PARTS.iter().any(|k| label.starts_with(k))
+        && !["如果", "若", "如", "当", "万一", "假如"]
+            .iter()
+            .any(|k| label.starts_with(k));
+    if case {
+        format!("如果{label}：{}", rest.trim())
+    } else {
+        line.to_string()
+    }
 }
 
 /// A drawn table wraps a long cell over several physical lines of one row (what
@@ -635,7 +693,7 @@ pub(super) fn unchat(text: &str) -> Option<String> {
         .filter(|&i| is_sender(lines[i]) && chat_time_re().is_match(lines[i + 1].trim()))
         .collect();
     if starts.len() < 2 {
-        return None;
+        return unchat_time_first(&lines);
     }
     let author = lines[starts[0]].trim();
     let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
@@ -650,6 +708,74 @@ pub(super) fn unchat(text: &str) -> Option<String> {
         }
     }
     Some(out.join("\n"))
+}
+
+/// The other way chats are pasted (WeChat on a phone): the time alone on a line,
+/// then the sender, either as a `【主管-李姐】` line or before the text
+/// (`王梅：收到👌`). The first sender posted the script; time and sender lines
+/// are furniture, and the other members' messages, and the poster's replies to
+/// one of them (`@刘建军 这种…`), become blank lines. `None` with fewer than three
+/// time lines.
+fn unchat_time_first(lines: &[&str]) -> Option<String> {
+    static BRACKET: OnceLock<Regex> = OnceLock::new();
+    static INLINE: OnceLock<Regex> = OnceLock::new();
+    let bracket = re(r"^【([^】\s]{1,12})】\s*(.*)$", &BRACKET);
+    let inline = re(r"^([^\s：:，。？！“”@]{1,8})[：:]\s*(.*)$", &INLINE);
+    let is_time = |l: &str| chat_time_re().is_match(l.trim());
+    if lines.iter().filter(|l| is_time(l)).count() < 3 {
+        return None;
+    }
+    let prev = |i: usize| (0..i).rev().find(|&k| !lines[k].trim().is_empty());
+    let next = |i: usize| (i + 1..lines.len()).find(|&k| !lines[k].trim().is_empty());
+    let after_time = |i: usize| prev(i).is_some_and(|k| is_time(lines[k]));
+    // A message's sender line: (sender, the text on the same line).
+    let sender = |i: usize| -> Option<(String, String)> {
+        let t = lines[i].trim();
+        if let Some(c) = bracket.captures(t) {
+            let by_time = after_time(i) || next(i).is_some_and(|k| is_time(lines[k]));
+            return by_time.then(|| (c[1].to_string(), c[2].to_string()));
+        }
+        let c = inline.captures(t).filter(|_| after_time(i))?;
+        Some((c[1].to_string(), c[2].to_string()))
+    };
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let mut author: Option<String> = None;
+    let mut keep = true;
+    // The message's first line of text is still to come (after a `【…】` line).
+    let mut opening_line = false;
+    for (i, line) in out.iter_mut().enumerate() {
+        if is_time(lines[i]) {
+            line.clear();
+            continue;
+        }
+        let t = lines[i].trim();
+        if opening_line && !t.is_empty() {
+            opening_line = false;
+            if t.starts_with(['@', '＠']) {
+                keep = t.contains("所有人");
+                line.clear();
+                continue;
+            }
+        }
+        if let Some((who, text)) = sender(i) {
+            let poster = author.get_or_insert_with(|| who.clone());
+            let addressed = text.starts_with(['@', '＠']);
+            // A reply to one member (@刘建军) is no part of the script either; a
+            // message to everyone (@所有人 话术如下👇) only introduces it.
+            keep = *poster == who && (!addressed || text.contains("所有人"));
+            opening_line = text.is_empty();
+            *line = if keep && !addressed {
+                text
+            } else {
+                String::new()
+            };
+            continue;
+        }
+        if !keep {
+            line.clear();
+        }
+    }
+    author.map(|_| out.join("\n"))
 }
 
 /// A title that names when the call may end ("什么情况可以结束", "结束条件").
@@ -1677,5 +1803,122 @@ A：一个月内度数不合适可以免费换一次镜片。
         let s = parse(doc);
         assert_eq!(questions(&s), ["调眼镜要钱吗？", "镜片能换吗？"], "{s}");
         assert_eq!(s.kb[1].answer, "一个月内可以免费换一次。", "{s}");
+    }
+
+    /// A WeChat paste: the time alone on a line, then `【sender】` or `name：text`.
+    /// Other members' messages and the poster's reply to one of them are dropped;
+    /// 👉 cases are branches (words to say quoted) or directions; 别念 notes are
+    /// never said; 什么时候挂 lists the end conditions; the callee paragraph is a
+    /// profile, not a closing line.
+    #[test]
+    fn wechat_paste_with_time_lines_first() {
+        let doc = "【店长-周哥】@所有人 宠物疫苗提醒电话，话术👇
+09:10
+安心宠物医院 疫苗到期提醒
+
+①确认主人
+说：“您好，请问是{姓名}吗？我是安心宠物医院的小安，您家狗狗的疫苗快到期了，现在方便说两句吗？”
+👉 不方便：“好的，那我晚点再打给您。”
+👉 打错了：道歉，直接挂
+②约接种时间
+说：“这周六上午给您留个号可以吗？”
+📝 记：接种时间
+09:12
+小安：收到
+09:12
+阿杰：收到👌
+09:15
+【店长-周哥】
+下面是常问的
+❓问：疫苗多少钱？
+💬答：狂犬疫苗一针80元。
+❓问：打完能洗澡吗？
+💬答：一周内先别洗澡。
+09:16
+阿杰：周哥，有人问能不能上门打咋说
+09:17
+【店长-周哥】
+@阿杰 就说“这个我帮您问一下医生”
+09:18
+【店长-周哥】
+什么时候挂：
+1. 约好时间，说结束语挂
+2. 主人说别再打了，道歉挂
+结束语：“好的，周六见，再见！”
+
+客户一般是养狗的年轻人，最关心价格和副作用，常见反应：嫌麻烦。
+⚠️ 别念：不要跟主人保证疫苗一定有货
+";
+        let s = parse(doc);
+        assert_eq!(titles(&s), ["确认主人", "约接种时间"], "{s}");
+        assert!(s.spoken_annotations().is_empty(), "{s}");
+        assert_eq!(s.steps[0].conditionals.len(), 1, "{s}");
+        assert_eq!(s.steps[0].conditionals[0].condition, "如果不方便", "{s}");
+        assert!(
+            s.steps[0].directions.iter().any(|d| d.contains("道歉")),
+            "{s}"
+        );
+        assert_eq!(s.steps[1].collects, ["接种时间"], "{s}");
+        assert_eq!(questions(&s), ["疫苗多少钱？", "打完能洗澡吗？"], "{s}");
+        assert_eq!(s.end_conditions.len(), 2, "{s}");
+        assert_eq!(s.closing, ["好的，周六见，再见！"], "{s}");
+        let text = s.to_string();
+        for furniture in ["收到", "阿杰", "09:1", "上门打", "帮您问一下医生", "保证"]
+        {
+            assert!(!text.contains(furniture), "{furniture}: {s}");
+        }
+    }
+
+    /// A table drawn with box characters whose cells wrap over several lines
+    /// (pdftotext, Word's text export): one row per step, the wrapped pieces
+    /// joined (Chinese without a space, Latin words with one), a record cell's
+    /// cases kept as notes, and the Q&A table's wrapped answers whole.
+    #[test]
+    fn drawn_table_with_wrapped_cells() {
+        let doc = "一、开场白
+
+坐席说：“您好，这里是快修热线，请问您的电脑怎么了？”
+
+二、接待流程（一个环节一个环节来）
+
+┌──────────┬──────────────────────┬──────────────────────┐
+│ 环节     │ 坐席话术             │ 需记录               │
+├──────────┼──────────────────────┼──────────────────────┤
+│ 1.问型号 │ “请问电脑是什么牌子 │ 记录：品牌型号。不知 │
+│          │ 的，比如联想 Think   │ 道的：让他看机身背面 │
+│          │ Pad这样的？”         │ 的标签。             │
+├──────────┼──────────────────────┼──────────────────────┤
+│ 2.留电话 │ “麻烦留一个联系电话 │ 联系电话             │
+│          │ 。”                 │                      │
+└──────────┴──────────────────────┴──────────────────────┘
+
+                                                 — 1 —
+
+三、常见问题
+
+┌──────────────┬──────────────────────┐
+│ 问题         │ 回答                 │
+├──────────────┼──────────────────────┤
+│ 检测要钱吗？ │ 检测免费，修不好不收 │
+│              │ 任何费用。           │
+└──────────────┴──────────────────────┘
+";
+        let s = parse(doc);
+        assert_eq!(titles(&s), ["问型号", "留电话"], "{s}");
+        assert_eq!(
+            s.steps[0].lines,
+            ["请问电脑是什么牌子的，比如联想 Think Pad这样的？"],
+            "{s}"
+        );
+        assert_eq!(s.steps[0].collects, ["品牌型号"], "{s}");
+        assert!(
+            s.steps[0].directions.iter().any(|d| d.contains("机身背面")),
+            "{s}"
+        );
+        assert_eq!(s.steps[1].lines, ["麻烦留一个联系电话。"], "{s}");
+        assert_eq!(questions(&s), ["检测要钱吗？"], "{s}");
+        assert_eq!(s.kb[0].answer, "检测免费，修不好不收任何费用。", "{s}");
+        assert!(s.spoken_annotations().is_empty(), "{s}");
+        assert!(!s.to_string().contains("— 1 —"), "{s}");
     }
 }
