@@ -4619,6 +4619,14 @@ impl Conversation {
                 "改期",
                 "别的天",
                 "哪天",
+                // "周三我要去女儿家，能不能改一下": the time is what would change.
+                "改一下",
+                "改改",
+                "换一下",
+                "调一下",
+                "往后推",
+                "推迟",
+                "挪一下",
             ]
             .iter()
             .any(|w| c.text.contains(w));
@@ -4723,8 +4731,13 @@ impl Conversation {
             return None;
         }
         // A confirmation of a value (time, address, phone).
+        // "你过一个小时再打" to "这个时间您可以吗？": the time is when to ring back,
+        // not the booking's.
+        let ring_back = ["再打", "打过来", "打给我", "回电", "再联系"]
+            .iter()
+            .any(|w| c.text.contains(w));
         if c.intent == Intent::NotConvenient
-            && value.is_none()
+            && (value.is_none() || ring_back)
             && super::intent::classify(&c.text, now).callback.is_some()
         {
             return None;

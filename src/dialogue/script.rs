@@ -2287,6 +2287,10 @@ fn looks_annotated(l: &str) -> bool {
         || t.starts_with("如果对方")
         || t.starts_with("若客户")
         || t.starts_with("如果客户")
+        // "问他哪天方便，记下来", "跟他说…": written about the callee, to the agent.
+        || ["问他", "问她", "跟他说", "跟她说", "告诉他", "告诉她", "记下来"]
+            .iter()
+            .any(|w| t.starts_with(w))
         || asides(t).iter().any(|a| is_direction(a))
 }
 
@@ -2635,7 +2639,9 @@ fn told_to_callee(line: &str) -> Option<(String, Vec<String>)> {
         let forbids = ["不要", "别", "不用", "不能"]
             .iter()
             .any(|w| before.contains(w));
-        if !instructs_agent(before) && !asks_callee(before) && !forbids {
+        // "问他哪天方便，记下来，跟他说…": asking and noting are the agent's.
+        let agent_steps = before.starts_with('问') || before.contains("记下");
+        if !instructs_agent(before) && !asks_callee(before) && !forbids && !agent_steps {
             return None;
         }
         notes.push(before.to_string());
