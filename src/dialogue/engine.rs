@@ -384,10 +384,6 @@ fn asks_when_to_ring_again(line: &str) -> bool {
             .any(|w| line.contains(w))
 }
 
-fn at_is_future(at: Option<DateTime<FixedOffset>>, now: DateTime<FixedOffset>) -> bool {
-    at.is_some_and(|t| t > now)
-}
-
 /// Whether a step asks what the caller rings about (the fault, the request): on an
 /// inbound line whose opening already asked that, the caller's first words answer it.
 fn step_asks_need(step: &Step, opening: &str) -> bool {
@@ -4797,7 +4793,7 @@ impl Conversation {
                     .conditionals
                     .iter()
                     .any(|b| asks_when_to_ring_again(&b.line));
-            if let Some(at) = when.filter(|_| branch_asked_callback && at_is_future(when, now)) {
+            if let Some(at) = when.filter(|at| branch_asked_callback && *at > now) {
                 self.schedule(at, now, actions);
                 return Some(None);
             }

@@ -2197,8 +2197,6 @@ impl Parser {
     }
 }
 
-/// A line whose quotes wrap what is to be said ("“再见。”", "仅咨询：“…”"), not
-/// quotes inside a sentence ("客户说“不需要”的").
 /// Characters in the longest “quoted” run of `s` (0 without quotes).
 fn longest_quote(s: &str) -> usize {
     s.split(['“', '「', '"'])
@@ -2214,6 +2212,8 @@ fn longest_quote(s: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A line whose quotes wrap what is to be said ("“再见。”", "仅咨询：“…”"), not
+/// quotes inside a sentence ("客户说“不需要”的").
 fn wraps_speech(s: &str) -> bool {
     has_quote(s) && extract_speech(s) != strip_markup(s).trim()
 }
