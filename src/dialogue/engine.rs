@@ -211,6 +211,9 @@ const HUMAN_CALLBACK: &str =
 const TRANSFER_FAILED: &str = "抱歉，人工客服现在暂时无法接通。我已经为您登记，稍后由人工客服给您回电，请保持电话畅通。再见。";
 const OFFER_TRANSFER: &str = "不好意思，我可能没理解您的意思。需要我为您转接人工客服吗？";
 const REASSURE: &str = "您的谨慎很有必要。我们是官方服务热线，不会向您索要密码、验证码，也不会让您转账；您的信息只用于这次服务，不会提供给任何第三方。";
+/// The reassurance on a call we placed: who we are comes from the script's own
+/// opening before it, so no "service hotline" is claimed for a call we made.
+const REASSURE_OUTBOUND: &str = "您的谨慎很有必要。我们不会向您索要密码、验证码，也不会让您转账；您的信息只用于这次服务，不会提供给任何第三方。";
 const ASK_NEW_VALUE: &str = "好的，麻烦您说一下新的信息。";
 const OK_SHORT: &str = "好的。";
 const ASK_NEW_TIME: &str = "好的，那您看改到哪天几点方便？";
@@ -265,6 +268,7 @@ const BUILTIN: &[&str] = &[
     TRANSFER_FAILED,
     OFFER_TRANSFER,
     REASSURE,
+    REASSURE_OUTBOUND,
     ASK_NEW_VALUE,
     OK_SHORT,
     NO_MORE_CALLS_NOTED,
@@ -371,6 +375,31 @@ fn asks_open_need(opening: &str) -> bool {
         && !["方便", "时间", "几点", "哪天", "多少", "上午", "下午"]
             .iter()
             .any(|w| last.contains(w))
+}
+
+/// Who is calling and why, from an outbound opening: the `我是…` / `这里是…` clause
+/// and a following clause about the callee (`您之前在社区登记了打流感疫苗`), as
+/// one sentence. `None` when the opening introduces no one.
+fn self_introduction(opening: &str) -> Option<String> {
+    let clauses: Vec<&str> = opening
+        .split(['，', ',', '。', '？', '?', '！', '!'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let at = clauses
+        .iter()
+        .position(|c| c.starts_with("我是") || c.starts_with("这里是"))?;
+    let mut out = clauses[at].to_string();
+    if let Some(next) = clauses.get(at + 1).filter(|c| {
+        ["您之前", "您在", "您上", "您的", "您家", "您预约", "您登记"]
+            .iter()
+            .any(|w| c.starts_with(w))
+    }) {
+        out.push('，');
+        out.push_str(next);
+    }
+    out.push('。');
+    Some(out)
 }
 
 /// A branch line asking when to get back to the caller ("您看哪天我再跟您确认一下？",
@@ -5283,7 +5312,26 @@ impl Conversation {
             let hit = match self.kb.answer(&c.text).filter(|(h, _)| h.confidence >= 0.5) {
                 Some(_) => self.answer_question(c, actions),
                 None => {
-                    actions.push(self.builtin(REASSURE));
+                    // On a call we placed, a careful agent says again who is
+                    // calling and why ("我是…服务中心的小郑，您之前在社区登记了…").
+                    // An opening that asks for the callee by name (请问是王女士吗) is
+                    // a call we placed, whatever else it names.
+                    let placed = !self.caller_rang_us()
+                        || ["请问是", "请问您是"]
+                            .iter()
+                            .any(|w| self.script.opening.contains(w));
+                    match self_introduction(&self.script.opening).filter(|_| placed) {
+                        Some(intro) => {
+                            actions.push(Action::Say {
+                                text: intro,
+                                step: Some(self.current_step()),
+                                interruptible: true,
+                                fixed: false,
+                            });
+                            actions.push(self.builtin(REASSURE_OUTBOUND));
+                        }
+                        None => actions.push(self.builtin(REASSURE)),
+                    }
                     let asks_more = rest.chars().filter(|ch| super::text::is_han(*ch)).count() >= 4
                         && self.kb.answer(&rest).is_some();
                     if asks_more {
@@ -5797,6 +5845,19 @@ mod tests {
 
     fn now() -> DateTime<FixedOffset> {
         DateTime::parse_from_rfc3339("2026-12-07T10:00:00+08:00").unwrap()
+    }
+
+    #[test]
+    fn an_outbound_opening_says_who_calls_and_why() {
+        assert_eq!(
+            self_introduction("您好，请问是王阿姨吗？我是安心宠物医院的小安，您家狗狗的疫苗快到期了，现在方便吗？").as_deref(),
+            Some("我是安心宠物医院的小安，您家狗狗的疫苗快到期了。")
+        );
+        assert_eq!(
+            self_introduction("您好，这里是城北图书馆，打扰您一下。").as_deref(),
+            Some("这里是城北图书馆。")
+        );
+        assert_eq!(self_introduction("您好，请问现在方便吗？"), None);
     }
 
     #[test]
